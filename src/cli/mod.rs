@@ -1,0 +1,68 @@
+//! The command line: clap definitions and one thin module per command.
+
+mod validate;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::exit::Exit;
+use crate::playbook::parse_var;
+
+/// Region and availability-zone evacuation drills on AWS.
+#[derive(Debug, Parser)]
+#[command(name = "evac", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check playbooks offline: syntax, fields, references, ramps, regions.
+    Validate(ValidateArgs),
+}
+
+/// How results are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// For people: text on a terminal.
+    Human,
+    /// For programs: JSON on stdout.
+    Json,
+}
+
+/// Parameter overrides shared by every command that loads a playbook.
+#[derive(Debug, clap::Args)]
+pub struct VarArgs {
+    /// Override a playbook parameter (repeatable), e.g. --var target=us-east-1.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, serde_yaml::Value)>,
+}
+
+impl VarArgs {
+    /// The overrides as a map; a later --var for the same name wins.
+    pub fn to_map(&self) -> std::collections::BTreeMap<String, serde_yaml::Value> {
+        self.vars.iter().cloned().collect()
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct ValidateArgs {
+    /// Playbook files to check.
+    #[arg(required = true, value_name = "PLAYBOOK")]
+    playbooks: Vec<PathBuf>,
+    #[command(flatten)]
+    vars: VarArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    output: OutputFormat,
+}
+
+/// Parses the command line, runs the command and returns how it ended.
+pub fn main() -> Exit {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate(args) => validate::run(&args.playbooks, &args.vars, args.output),
+    }
+}

@@ -1,0 +1,10 @@
+//! `evac`: region and availability-zone evacuation drills on AWS, from YAML playbooks.
+//!
+//! The flow is load + validate ([`playbook`]) -> observe AWS -> plan -> execute ->
+//! journal, with rollback replaying the journal. See `docs/` for the playbook format.
+
+pub mod aws;
+pub mod cli;
+pub mod exit;
+pub mod playbook;
+pub mod seed;

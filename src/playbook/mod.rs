@@ -1,0 +1,20 @@
+//! Playbooks: the YAML model, loading, parameter substitution and validation.
+//!
+//! Loading is offline and pure. It reports every problem it can find in one pass,
+//! each located by file, line, column and YAML path.
+
+mod diagnostic;
+mod load;
+mod locate;
+mod model;
+mod params;
+mod path;
+mod types;
+mod validate;
+
+pub use diagnostic::Diagnostic;
+pub use load::{load_file, load_str, LoadError};
+pub use model::*;
+pub use params::parse_var;
+pub use path::{Segment, YamlPath};
+pub use types::{HumanDuration, Names, Percent, Region, StepId, Zone};

@@ -1,0 +1,331 @@
+//! The typed playbook, v1. Parameters are already substituted in these values.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::types::{HumanDuration, Names, Percent, Region, StepId, Zone};
+
+/// A loaded, validated playbook.
+#[derive(Clone, Debug, Serialize)]
+pub struct Playbook {
+    /// Format version; always 1 for now.
+    pub version: u32,
+    /// The playbook's name: runs, locks and history are keyed by it.
+    pub name: String,
+    /// What the drill is for.
+    pub description: Option<String>,
+    /// Parameter values after `--var` overrides.
+    pub params: BTreeMap<String, serde_yaml::Value>,
+    /// Named sets of Auto Scaling groups.
+    pub groups: BTreeMap<String, GroupSpec>,
+    /// Named weighted record sets.
+    pub records: BTreeMap<String, RecordSpec>,
+    /// Conditions that halt the run.
+    pub stop_when: Vec<StopCondition>,
+    /// The ordered steps.
+    pub steps: Vec<Step>,
+}
+
+/// How to find the Auto Scaling groups of a named group in a region: by name or by
+/// tags (every group carrying all the tags).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSpec {
+    /// Explicit group names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<Vec<String>>,
+    /// Tags every matching group carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+/// A DNS record type that weighted routing applies to.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub enum RecordType {
+    /// IPv4 address.
+    A,
+    /// IPv6 address.
+    #[serde(rename = "AAAA")]
+    Aaaa,
+    /// Canonical name.
+    #[serde(rename = "CNAME")]
+    Cname,
+}
+
+/// A weighted Route 53 record: one record set per region, told apart by set identifier.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RecordSpec {
+    /// Hosted zone name (`example.com.`) or id (`Z0123456789`).
+    pub zone: String,
+    /// Record name (`api.example.com.`).
+    pub name: String,
+    /// Record type.
+    #[serde(rename = "type")]
+    pub record_type: RecordType,
+    /// The set identifier of the record set serving each region.
+    pub set_identifiers: BTreeMap<Region, String>,
+}
+
+/// A CloudWatch alarm in a region.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmRef {
+    /// The alarm's region.
+    pub region: Region,
+    /// The alarm's name.
+    pub name: String,
+}
+
+/// A Route 53 health check.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckRef {
+    /// The health check's id.
+    pub id: String,
+}
+
+/// A condition that halts the run when it fires. Written `- alarm: {...}` or
+/// `- health_check: {...}`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case", try_from = "RawStopCondition")]
+pub enum StopCondition {
+    /// Fires when the alarm is in ALARM.
+    Alarm(AlarmRef),
+    /// Fires when the health check is unhealthy.
+    HealthCheck(HealthCheckRef),
+}
+
+/// The written form of a stop condition: exactly one of the fields is set.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStopCondition {
+    #[serde(default)]
+    alarm: Option<AlarmRef>,
+    #[serde(default)]
+    health_check: Option<HealthCheckRef>,
+}
+
+impl TryFrom<RawStopCondition> for StopCondition {
+    type Error = &'static str;
+    fn try_from(raw: RawStopCondition) -> Result<Self, Self::Error> {
+        match (raw.alarm, raw.health_check) {
+            (Some(alarm), None) => Ok(StopCondition::Alarm(alarm)),
+            (None, Some(check)) => Ok(StopCondition::HealthCheck(check)),
+            _ => Err("a stop condition is exactly one of `alarm: { region, name }` or `health_check: { id }`"),
+        }
+    }
+}
+
+/// One step of a playbook.
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    /// Stable identifier.
+    pub id: StepId,
+    /// Optional human description.
+    pub description: Option<String>,
+    /// What the step does.
+    pub action: Action,
+}
+
+/// What a step does. Each variant is one step kind.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Raise the capacity of groups in a region.
+    ScaleUp(ScaleUp),
+    /// Move weighted DNS traffic toward a region.
+    ShiftTraffic(ShiftTraffic),
+    /// Lower the capacity of groups in a region.
+    Drain(Drain),
+    /// Hold for a fixed time.
+    Wait(HumanDuration),
+    /// A human gate.
+    Approve(String),
+    /// Wait until an alarm or health check is in a given state.
+    Check(Check),
+    /// Take one availability zone out of groups.
+    EvacuateZone(EvacuateZone),
+}
+
+/// The step kinds, by the key that introduces each.
+pub const STEP_KINDS: [&str; 7] =
+    ["scale_up", "shift_traffic", "drain", "wait", "approve", "check", "evacuate_zone"];
+
+/// What a scale-up waits for after setting capacity.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitFor {
+    /// Until the group's InService count reaches desired.
+    #[default]
+    InService,
+    /// Do not wait.
+    None,
+}
+
+/// Take on a share of the matching source group's desired capacity.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Absorb {
+    /// The region whose groups' capacity is absorbed.
+    pub from: Region,
+    /// The share of the source's desired capacity added to the target's.
+    pub percent: Percent,
+}
+
+/// `scale_up`: raise desired (and min, max where needed) of groups in a region.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleUp {
+    /// The named group(s).
+    #[serde(alias = "groups")]
+    pub group: Names,
+    /// The region whose groups are scaled.
+    pub region: Region,
+    /// Add a share of the source's desired capacity.
+    #[serde(default)]
+    pub absorb: Option<Absorb>,
+    /// Or set an explicit desired capacity.
+    #[serde(default)]
+    pub desired: Option<u32>,
+    /// Allow raising max when desired would exceed it.
+    #[serde(default)]
+    pub raise_max: bool,
+    /// What to wait for.
+    #[serde(default)]
+    pub wait: WaitFor,
+    /// How long the wait may take.
+    #[serde(default = "default_scale_timeout")]
+    pub timeout: HumanDuration,
+}
+
+/// `shift_traffic`: ramp the target region's share of weighted records.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ShiftTraffic {
+    /// The named record(s).
+    #[serde(alias = "records")]
+    pub record: Names,
+    /// The region that gains the traffic.
+    pub to: Region,
+    /// The target's share of the total weight after each increment, in percent.
+    pub ramp: Vec<i64>,
+    /// Hold between increments.
+    #[serde(default)]
+    pub bake: HumanDuration,
+    /// How long one increment may take to be in sync.
+    #[serde(default = "default_shift_timeout")]
+    pub timeout: HumanDuration,
+}
+
+/// `drain`: lower desired (and min) of groups in a region.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Drain {
+    /// The named group(s).
+    #[serde(alias = "groups")]
+    pub group: Names,
+    /// The region whose groups are drained.
+    pub region: Region,
+    /// Desired capacity after the drain.
+    #[serde(default)]
+    pub to: u32,
+    /// How long the drain may take.
+    #[serde(default = "default_drain_timeout")]
+    pub timeout: HumanDuration,
+}
+
+/// The state a `check` waits for.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub enum CheckState {
+    /// Alarm state OK.
+    #[serde(rename = "OK")]
+    Ok,
+    /// Alarm state ALARM.
+    #[serde(rename = "ALARM")]
+    Alarm,
+    /// Alarm state INSUFFICIENT_DATA.
+    #[serde(rename = "INSUFFICIENT_DATA")]
+    InsufficientData,
+    /// Health check healthy.
+    #[serde(rename = "healthy")]
+    Healthy,
+    /// Health check unhealthy.
+    #[serde(rename = "unhealthy")]
+    Unhealthy,
+}
+
+impl CheckState {
+    /// Whether this state belongs to alarms (as opposed to health checks).
+    pub fn is_alarm_state(self) -> bool {
+        matches!(self, CheckState::Ok | CheckState::Alarm | CheckState::InsufficientData)
+    }
+}
+
+/// `check`: wait until an alarm or a health check is in a state.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    /// The alarm to watch.
+    #[serde(default)]
+    pub alarm: Option<AlarmRef>,
+    /// Or the Route 53 health check to watch.
+    #[serde(default)]
+    pub health_check: Option<HealthCheckRef>,
+    /// The wanted state.
+    pub state: CheckState,
+    /// How long the state must hold.
+    #[serde(default, rename = "for")]
+    pub hold: HumanDuration,
+    /// How long to wait at most.
+    #[serde(default = "default_check_timeout")]
+    pub timeout: HumanDuration,
+}
+
+/// `evacuate_zone`: stop groups using one availability zone.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EvacuateZone {
+    /// The named group(s).
+    #[serde(alias = "groups")]
+    pub group: Names,
+    /// The region of the groups.
+    pub region: Region,
+    /// The zone to leave.
+    pub zone: Zone,
+    /// Replace the zone's instances in the remaining zones.
+    #[serde(default = "yes")]
+    pub keep_capacity: bool,
+    /// The largest share of a group replaced at once.
+    #[serde(default = "default_max_out")]
+    pub max_out_percent: Percent,
+    /// On rollback, let AZRebalance spread instances back.
+    #[serde(default)]
+    pub rebalance: bool,
+    /// How long the evacuation may take.
+    #[serde(default = "default_zone_timeout")]
+    pub timeout: HumanDuration,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_scale_timeout() -> HumanDuration {
+    HumanDuration::secs(15 * 60)
+}
+fn default_shift_timeout() -> HumanDuration {
+    HumanDuration::secs(5 * 60)
+}
+fn default_drain_timeout() -> HumanDuration {
+    HumanDuration::secs(10 * 60)
+}
+fn default_check_timeout() -> HumanDuration {
+    HumanDuration::secs(10 * 60)
+}
+fn default_zone_timeout() -> HumanDuration {
+    HumanDuration::secs(20 * 60)
+}
+fn default_max_out() -> Percent {
+    Percent(25)
+}

@@ -1,0 +1,303 @@
+//! Small validated value types used by the playbook model.
+//!
+//! Each parses itself during deserialisation, so a bad value is reported with the
+//! YAML path of the field that holds it.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// An AWS region name such as `us-east-1`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Region(String);
+
+impl Region {
+    /// Parses a region name, rejecting anything not shaped like `us-east-1`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = text.split('-').collect();
+        let shaped = parts.len() >= 3
+            && parts[0].len() == 2
+            && parts[0].chars().all(|c| c.is_ascii_lowercase())
+            && parts[1..parts.len() - 1]
+                .iter()
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+            && parts.last().is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+        if shaped {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(format!("invalid region name `{text}`: expected a name like `us-east-1`"))
+        }
+    }
+
+    /// The region name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Region {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Region::parse(&text).map_err(de::Error::custom)
+    }
+}
+
+/// An availability zone name such as `us-east-1a`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Zone(String);
+
+impl Zone {
+    /// Parses a zone name: a region name followed by one letter.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut chars = text.chars();
+        let letter = chars.next_back();
+        let shaped = letter.is_some_and(|c| c.is_ascii_lowercase()) && Region::parse(chars.as_str()).is_ok();
+        if shaped {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(format!(
+                "invalid availability zone `{text}`: expected a zone name like `us-east-1a` (zone ids such as `use1-az1` are not accepted)"
+            ))
+        }
+    }
+
+    /// The region this zone belongs to.
+    pub fn region(&self) -> Region {
+        Region(self.0[..self.0.len() - 1].to_owned())
+    }
+
+    /// The zone name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Zone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Zone {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Zone::parse(&text).map_err(de::Error::custom)
+    }
+}
+
+/// A duration written like `90s`, `2m` or `1h30m`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct HumanDuration(pub Duration);
+
+impl HumanDuration {
+    /// Parses `90s`, `2m`, `1h30m` and the like.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        humantime::parse_duration(text.trim())
+            .map(Self)
+            .map_err(|_| format!("invalid duration `{text}`: write a number with a unit, like `90s`, `2m` or `1h30m`"))
+    }
+
+    /// A duration of whole seconds.
+    pub const fn secs(secs: u64) -> Self {
+        Self(Duration::from_secs(secs))
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_zero() {
+            return f.write_str("0s");
+        }
+        f.write_str(&humantime::format_duration(self.0).to_string().replace(' ', ""))
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = HumanDuration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration like `90s`, `2m` or `1h30m`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<HumanDuration, E> {
+                HumanDuration::parse(v).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<HumanDuration, E> {
+                Err(E::custom(format!("duration `{v}` has no unit: write `{v}s` or `{v}m`")))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<HumanDuration, E> {
+                Err(E::custom(format!("duration `{v}` has no unit: write `{v}s` or `{v}m`")))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// A percentage from 1 to 100.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Percent(pub(super) u8);
+
+impl Percent {
+    /// Checks that `value` lies in 1..=100.
+    pub fn new(value: i64) -> Result<Self, String> {
+        u8::try_from(value)
+            .ok()
+            .filter(|v| (1..=100).contains(v))
+            .map(Self)
+            .ok_or_else(|| format!("percentage {value} is out of range: use a whole number from 1 to 100"))
+    }
+
+    /// The value, 1 to 100.
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = i64::deserialize(deserializer)?;
+        Percent::new(value).map_err(de::Error::custom)
+    }
+}
+
+/// A name a playbook gives to something (a step id, a group or record name, a
+/// playbook name): letters, digits, `-`, `_` and `.`, starting with a letter or digit.
+pub fn check_name(kind: &str, text: &str) -> Result<(), String> {
+    let mut chars = text.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && text.len() <= 64;
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid {kind} `{text}`: use up to 64 letters, digits, `-`, `_` or `.`, starting with a letter or digit"
+        ))
+    }
+}
+
+/// A stable step identifier; journal records and reports name steps by it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct StepId(String);
+
+impl StepId {
+    /// Parses a step id.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        check_name("step id", text).map(|()| Self(text.to_owned()))
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StepId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for StepId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        StepId::parse(&text).map_err(de::Error::custom)
+    }
+}
+
+/// One name or a list of names: `group: api` or `group: [api, edge]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Names(pub Vec<String>);
+
+impl Names {
+    /// The names in the order written.
+    pub fn iter(&self) -> impl Iterator<Item = &String> {
+        self.0.iter()
+    }
+}
+
+impl<'de> Deserialize<'de> for Names {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Names;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a name or a list of names")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Names, E> {
+                Ok(Names(vec![v.to_owned()]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Names, A::Error> {
+                let mut names = Vec::new();
+                while let Some(name) = seq.next_element::<String>()? {
+                    names.push(name);
+                }
+                if names.is_empty() {
+                    return Err(de::Error::custom("the list of names is empty: name at least one"));
+                }
+                Ok(Names(names))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_accept_real_names_and_reject_typos() {
+        for ok in ["us-east-1", "us-gov-west-1", "ap-southeast-2", "eu-central-1"] {
+            assert!(Region::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["us-east1", "useast-1", "US-EAST-1", "us-east-", "us-east-1a", ""] {
+            assert!(Region::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn zones_know_their_region() {
+        let zone = Zone::parse("us-east-1a").expect("valid zone");
+        assert_eq!(zone.region().as_str(), "us-east-1");
+        assert!(Zone::parse("use1-az1").is_err());
+        assert!(Zone::parse("us-east-1").is_err());
+    }
+
+    #[test]
+    fn durations_read_like_the_docs() {
+        assert_eq!(HumanDuration::parse("90s").map(|d| d.0.as_secs()), Ok(90));
+        assert_eq!(HumanDuration::parse("2m").map(|d| d.0.as_secs()), Ok(120));
+        assert_eq!(HumanDuration::parse("1h30m").map(|d| d.0.as_secs()), Ok(5400));
+        assert!(HumanDuration::parse("2x").is_err());
+        assert!(HumanDuration::parse("").is_err());
+        assert_eq!(HumanDuration::secs(5400).to_string(), "1h30m");
+    }
+
+    #[test]
+    fn percents_are_one_to_one_hundred() {
+        assert!(Percent::new(0).is_err());
+        assert!(Percent::new(101).is_err());
+        assert_eq!(Percent::new(100).map(Percent::get), Ok(100));
+    }
+}

@@ -1,0 +1,242 @@
+//! Checks that need the whole playbook: references, ramps, regions used by steps.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::diagnostic::Diagnostics;
+use super::load::closest;
+use super::load::StepParts;
+use super::model::{Action, GroupSpec, RecordSpec};
+use super::path::YamlPath;
+use super::types::Names;
+
+/// The parts of a playbook that decoded, with the index each step had in the file.
+pub struct Parts<'a> {
+    /// Decoded group definitions.
+    pub groups: &'a BTreeMap<String, GroupSpec>,
+    /// Decoded record definitions.
+    pub records: &'a BTreeMap<String, RecordSpec>,
+    /// Every group name written, including those whose definition did not decode.
+    pub declared_groups: BTreeSet<String>,
+    /// Every record name written, including those whose definition did not decode.
+    pub declared_records: BTreeSet<String>,
+    /// What decoded of each step, with its index in `steps`.
+    pub steps: &'a [(usize, StepParts)],
+    /// Whether the playbook has a `steps` field at all.
+    pub steps_present: bool,
+}
+
+/// Reports every cross-field problem of `parts`.
+pub fn check(parts: &Parts<'_>, diags: &mut Diagnostics<'_>) {
+    let root = YamlPath::root();
+    for (name, group) in parts.groups {
+        check_group(name, group, &root.key("groups").key(name), diags);
+    }
+    for (name, record) in parts.records {
+        check_record(name, record, &root.key("records").key(name), diags);
+    }
+    if parts.steps_present && parts.steps.is_empty() && diags.is_empty() {
+        diags.error(&root.key("steps"), "the playbook has no steps").with_help("add at least one step");
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (index, step) in parts.steps {
+        let path = root.key("steps").index(*index);
+        if let Some(id) = &step.id {
+            if let Some(first) = seen.get(id.as_str()) {
+                diags
+                    .error(&path.key("id"), format!("duplicate step id `{id}`"))
+                    .with_help(format!("steps[{first}] already uses it; step ids must be unique"));
+            } else {
+                seen.insert(id.as_str(), *index);
+            }
+        }
+        let Some(action) = &step.action else { continue };
+        let start = diags.len();
+        check_action(&action.value, &path, parts, diags);
+        if !action.removed.is_empty() {
+            // The action was decoded with problem fields left out (and reported). Keep
+            // only findings below the step kind that do not concern those fields:
+            // "nothing to scale to" after leaving out `absorb` would be noise.
+            let removed = action.removed.clone();
+            diags.retain_since(start, |d| {
+                !removed.iter().any(|r| d.path.starts_with(&r.to_string()))
+                    && d.path.matches('.').count() > path.to_string().matches('.').count() + 1
+            });
+        }
+    }
+}
+
+fn check_group(name: &str, group: &GroupSpec, path: &YamlPath, diags: &mut Diagnostics<'_>) {
+    match (&group.names, &group.tags) {
+        (Some(_), Some(_)) => {
+            diags
+                .error(path, format!("group `{name}` has both `names` and `tags`"))
+                .with_help("select its Auto Scaling groups either by names or by tags");
+        }
+        (None, None) => {
+            diags
+                .error(path, format!("group `{name}` selects nothing"))
+                .with_help("add `names: [...]` or `tags: {...}`");
+        }
+        (Some(names), None) if names.is_empty() => {
+            diags.error(&path.key("names"), "the list of names is empty");
+        }
+        (None, Some(tags)) if tags.is_empty() => {
+            diags.error(&path.key("tags"), "no tags given: a group needs at least one tag to match");
+        }
+        _ => {}
+    }
+}
+
+fn check_record(name: &str, record: &RecordSpec, path: &YamlPath, diags: &mut Diagnostics<'_>) {
+    if record.set_identifiers.len() < 2 {
+        diags
+            .error(&path.key("set_identifiers"), format!("record `{name}` needs a set identifier for at least two regions"))
+            .with_help("weighted routing moves traffic between regions: name the set identifier each region serves");
+    }
+    let mut by_id: HashMap<&str, &str> = HashMap::new();
+    for (region, id) in &record.set_identifiers {
+        if let Some(other) = by_id.insert(id.as_str(), region.as_str()) {
+            diags.error(
+                &path.key("set_identifiers").key(region.as_str()),
+                format!("set identifier `{id}` is used for both {other} and {region}"),
+            );
+        }
+    }
+    if !record.name.ends_with('.') {
+        diags
+            .error(&path.key("name"), format!("record name `{}` is not fully qualified", record.name))
+            .with_help(format!("end it with a dot: `{}.`", record.name));
+    }
+}
+
+/// Reports names in `names` that are not declared.
+fn check_refs(names: &Names, declared: &BTreeSet<String>, kind: &str, path: &YamlPath, diags: &mut Diagnostics<'_>) {
+    let single = names.0.len() == 1;
+    for (i, name) in names.iter().enumerate() {
+        if declared.contains(name) {
+            continue;
+        }
+        let at = if single { path.clone() } else { path.index(i) };
+        let mut help = if declared.is_empty() {
+            format!("this playbook defines no {kind}s: add one under `{kind}s:`")
+        } else {
+            format!("defined {kind}s: {}", declared.iter().cloned().collect::<Vec<_>>().join(", "))
+        };
+        if let Some(guess) = closest(name, declared.iter().map(String::as_str)) {
+            help = format!("did you mean `{guess}`? {help}");
+        }
+        diags.error(&at, format!("undefined {kind} `{name}`")).with_help(help);
+    }
+}
+
+fn check_action(action: &Action, path: &YamlPath, parts: &Parts<'_>, diags: &mut Diagnostics<'_>) {
+    match action {
+        Action::ScaleUp(s) => {
+            let path = path.key("scale_up");
+            check_refs(&s.group, &parts.declared_groups, "group", &path.key("group"), diags);
+            match (&s.absorb, s.desired) {
+                (Some(_), Some(_)) => {
+                    diags
+                        .error(&path, "`absorb` and `desired` both set")
+                        .with_help("choose one: absorb a share of the source's capacity, or set desired");
+                }
+                (None, None) => {
+                    diags
+                        .error(&path, "nothing to scale to")
+                        .with_help("add `absorb: { from: REGION, percent: 100 }` or `desired: N`");
+                }
+                (Some(absorb), None) if absorb.from == s.region => {
+                    diags.error(
+                        &path.key("absorb").key("from"),
+                        format!("a group cannot absorb its own region's capacity ({})", s.region),
+                    );
+                }
+                _ => {}
+            }
+        }
+        Action::ShiftTraffic(s) => {
+            let path = path.key("shift_traffic");
+            check_refs(&s.record, &parts.declared_records, "record", &path.key("record"), diags);
+            for name in s.record.iter() {
+                if let Some(record) = parts.records.get(name) {
+                    if !record.set_identifiers.contains_key(&s.to) {
+                        diags
+                            .error(&path.key("to"), format!("record `{name}` has no set identifier for region {}", s.to))
+                            .with_help(format!("add `{}: SET_ID` under records.{name}.set_identifiers", s.to));
+                    }
+                }
+            }
+            check_ramp(&s.ramp, &path.key("ramp"), diags);
+        }
+        Action::Drain(d) => {
+            check_refs(&d.group, &parts.declared_groups, "group", &path.key("drain").key("group"), diags);
+        }
+        Action::EvacuateZone(z) => {
+            let path = path.key("evacuate_zone");
+            check_refs(&z.group, &parts.declared_groups, "group", &path.key("group"), diags);
+            if z.zone.region() != z.region {
+                diags
+                    .error(&path.key("zone"), format!("zone {} is not in region {}", z.zone, z.region))
+                    .with_help(format!("zones of {} are named like {}a", z.region, z.region));
+            }
+        }
+        Action::Check(c) => {
+            let path = path.key("check");
+            match (&c.alarm, &c.health_check) {
+                (Some(_), Some(_)) => {
+                    diags.error(&path, "a check watches one thing: `alarm` or `health_check`, not both");
+                }
+                (None, None) => {
+                    diags
+                        .error(&path, "nothing to check")
+                        .with_help("add `alarm: { region: REGION, name: NAME }` or `health_check: { id: ID }`");
+                }
+                (Some(_), None) if !c.state.is_alarm_state() => {
+                    diags
+                        .error(&path.key("state"), "an alarm's state is OK, ALARM or INSUFFICIENT_DATA")
+                        .with_help("`healthy` and `unhealthy` are for health checks");
+                }
+                (None, Some(_)) if c.state.is_alarm_state() => {
+                    diags
+                        .error(&path.key("state"), "a health check's state is healthy or unhealthy")
+                        .with_help("OK, ALARM and INSUFFICIENT_DATA are for alarms");
+                }
+                _ => {}
+            }
+            if c.hold >= c.timeout {
+                diags
+                    .error(&path.key("timeout"), format!("timeout {} is not longer than `for: {}`", c.timeout, c.hold))
+                    .with_help("the state must be able to hold for `for` before the timeout ends");
+            }
+        }
+        Action::Approve(message) => {
+            if message.trim().is_empty() {
+                diags.error(&path.key("approve"), "the approval question is empty").with_help("say what is being approved");
+            }
+        }
+        Action::Wait(_) => {}
+    }
+}
+
+/// A ramp is the target's share after each increment: whole percentages in 1..=100,
+/// strictly increasing.
+fn check_ramp(ramp: &[i64], path: &YamlPath, diags: &mut Diagnostics<'_>) {
+    if ramp.is_empty() {
+        diags.error(path, "the ramp is empty").with_help("list the target's share after each increment, e.g. [25, 50, 100]");
+        return;
+    }
+    let mut previous: Option<i64> = None;
+    for (i, &value) in ramp.iter().enumerate() {
+        if !(1..=100).contains(&value) {
+            diags
+                .error(&path.index(i), format!("ramp value {value} is out of range"))
+                .with_help("each value is the target's share in percent, from 1 to 100");
+        } else if let Some(prev) = previous.filter(|p| value <= *p) {
+            diags
+                .error(&path.index(i), format!("the ramp must increase strictly, but {value} follows {prev}"))
+                .with_help("list the target's share after each increment in increasing order, e.g. [25, 50, 100]");
+        }
+        previous = Some(value);
+    }
+}
+
