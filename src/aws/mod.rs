@@ -1,1 +1,112 @@
-//! AWS clients.
+//! AWS access: one shared SDK configuration and per-region service clients.
+//!
+//! Credentials, region defaults and the endpoint come from the usual AWS sources
+//! (environment, profiles); `AWS_ENDPOINT_URL` points every client at a local
+//! emulator. SDK types stay inside this module tree.
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_autoscaling::config::Region as SdkRegion;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::playbook::Region;
+
+/// The shared SDK configuration from which region-bound clients are made.
+#[derive(Clone, Debug)]
+pub struct AwsContext {
+    base: SdkConfig,
+}
+
+/// Route 53 is a global service served from us-east-1.
+const ROUTE53_REGION: &str = "us-east-1";
+
+impl AwsContext {
+    /// Loads the configuration from the environment. `endpoint_url`, when given,
+    /// overrides `AWS_ENDPOINT_URL`.
+    pub async fn load(endpoint_url: Option<&str>) -> Self {
+        let mut loader =
+            aws_config::defaults(BehaviorVersion::latest()).region(SdkRegion::new(ROUTE53_REGION));
+        if let Some(url) = endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        Self {
+            base: loader.load().await,
+        }
+    }
+
+    /// A configuration with fixed credentials and endpoint, for talking to a local
+    /// emulator (each test uses its own emulated account).
+    pub async fn with_static_credentials(
+        endpoint_url: &str,
+        access_key: &str,
+        secret_key: &str,
+    ) -> Self {
+        let credentials = aws_credential_types::Credentials::new(
+            access_key,
+            secret_key,
+            None,
+            None,
+            "evac-static",
+        );
+        let base = aws_config::defaults(BehaviorVersion::latest())
+            .region(SdkRegion::new(ROUTE53_REGION))
+            .endpoint_url(endpoint_url)
+            .credentials_provider(credentials)
+            .load()
+            .await;
+        Self { base }
+    }
+
+    /// The endpoint every client talks to, when one is set.
+    pub fn endpoint_url(&self) -> Option<&str> {
+        self.base.endpoint_url()
+    }
+
+    /// An Auto Scaling client for `region`.
+    pub fn autoscaling(&self, region: &Region) -> aws_sdk_autoscaling::Client {
+        let config = aws_sdk_autoscaling::config::Builder::from(&self.base)
+            .region(SdkRegion::new(region.as_str().to_owned()))
+            .build();
+        aws_sdk_autoscaling::Client::from_conf(config)
+    }
+
+    /// An EC2 client for `region`.
+    pub fn ec2(&self, region: &Region) -> aws_sdk_ec2::Client {
+        let config = aws_sdk_ec2::config::Builder::from(&self.base)
+            .region(SdkRegion::new(region.as_str().to_owned()))
+            .build();
+        aws_sdk_ec2::Client::from_conf(config)
+    }
+
+    /// A CloudWatch client for `region`.
+    pub fn cloudwatch(&self, region: &Region) -> aws_sdk_cloudwatch::Client {
+        let config = aws_sdk_cloudwatch::config::Builder::from(&self.base)
+            .region(SdkRegion::new(region.as_str().to_owned()))
+            .build();
+        aws_sdk_cloudwatch::Client::from_conf(config)
+    }
+
+    /// The Route 53 client (a global service).
+    pub fn route53(&self) -> aws_sdk_route53::Client {
+        aws_sdk_route53::Client::new(&self.base)
+    }
+}
+
+/// Renders an SDK error for people: `Code: message` for an error AWS answered with,
+/// the whole cause chain for anything else (no connection, a timeout).
+pub fn sdk_error_text<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    if let SdkError::ServiceError(service) = err {
+        let inner = service.err();
+        match (inner.code(), inner.message()) {
+            (Some(code), Some(message)) => return format!("{code}: {message}"),
+            (Some(code), None) => return code.to_owned(),
+            _ => {}
+        }
+    }
+    DisplayErrorContext(err).to_string()
+}

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{OutputFormat, VarArgs};
 use crate::exit::Exit;
-use crate::playbook::{load_file, Diagnostic, LoadError};
+use crate::playbook::{Diagnostic, LoadError, load_file};
 
 #[derive(Serialize)]
 struct Report {
@@ -38,17 +38,36 @@ pub fn run(playbooks: &[PathBuf], vars: &VarArgs, output: OutputFormat) -> Exit 
         let report = match load_file(path, &vars) {
             Ok(playbook) => {
                 if output == OutputFormat::Human {
-                    let _ = writeln!(stdout, "ok: {file} ({}, {} steps)", playbook.name, playbook.steps.len());
+                    let _ = writeln!(
+                        stdout,
+                        "ok: {file} ({}, {} steps)",
+                        playbook.name,
+                        playbook.steps.len()
+                    );
                 }
-                FileReport { file, valid: true, name: Some(playbook.name), steps: Some(playbook.steps.len()), diagnostics: vec![] }
+                FileReport {
+                    file,
+                    valid: true,
+                    name: Some(playbook.name),
+                    steps: Some(playbook.steps.len()),
+                    diagnostics: vec![],
+                }
             }
-            Err(LoadError::Invalid { text, diagnostics, .. }) => {
+            Err(LoadError::Invalid {
+                text, diagnostics, ..
+            }) => {
                 if output == OutputFormat::Human {
                     for diag in &diagnostics {
                         let _ = writeln!(stderr, "{}", diag.render(Some(&text)));
                     }
                 }
-                FileReport { file, valid: false, name: None, steps: None, diagnostics }
+                FileReport {
+                    file,
+                    valid: false,
+                    name: None,
+                    steps: None,
+                    diagnostics,
+                }
             }
             Err(err @ LoadError::Read { .. }) => {
                 let diag = Diagnostic {
@@ -62,7 +81,13 @@ pub fn run(playbooks: &[PathBuf], vars: &VarArgs, output: OutputFormat) -> Exit 
                 if output == OutputFormat::Human {
                     let _ = writeln!(stderr, "{}", diag.render(None));
                 }
-                FileReport { file, valid: false, name: None, steps: None, diagnostics: vec![diag] }
+                FileReport {
+                    file,
+                    valid: false,
+                    name: None,
+                    steps: None,
+                    diagnostics: vec![diag],
+                }
             }
         };
         files.push(report);
@@ -70,7 +95,11 @@ pub fn run(playbooks: &[PathBuf], vars: &VarArgs, output: OutputFormat) -> Exit 
     let invalid = files.iter().filter(|f| !f.valid).count();
     match output {
         OutputFormat::Json => {
-            let report = Report { version: 1, valid: invalid == 0, playbooks: files };
+            let report = Report {
+                version: 1,
+                valid: invalid == 0,
+                playbooks: files,
+            };
             match serde_json::to_string_pretty(&report) {
                 Ok(json) => {
                     let _ = writeln!(stdout, "{json}");
@@ -92,5 +121,9 @@ pub fn run(playbooks: &[PathBuf], vars: &VarArgs, output: OutputFormat) -> Exit 
         }
         OutputFormat::Human => {}
     }
-    if invalid == 0 { Exit::Success } else { Exit::InvalidInput }
+    if invalid == 0 {
+        Exit::Success
+    } else {
+        Exit::InvalidInput
+    }
 }

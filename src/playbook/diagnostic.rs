@@ -30,7 +30,10 @@ impl Diagnostic {
     pub fn headline(&self) -> String {
         match (self.line, self.column) {
             (Some(line), Some(column)) => {
-                format!("{}:{}:{}: {}: {}", self.file, line, column, self.path, self.message)
+                format!(
+                    "{}:{}:{}: {}: {}",
+                    self.file, line, column, self.path, self.message
+                )
             }
             _ => format!("{}: {}: {}", self.file, self.path, self.message),
         }
@@ -41,14 +44,14 @@ impl Diagnostic {
     pub fn render(&self, source: Option<&str>) -> String {
         let mut out = self.headline();
         out.push('\n');
-        if let (Some(line), Some(column), Some(source)) = (self.line, self.column, source) {
-            if let Some(text) = source.lines().nth(line.saturating_sub(1)) {
-                let number = line.to_string();
-                let pad = " ".repeat(number.len());
-                let _ = writeln!(out, "{pad} |");
-                let _ = writeln!(out, "{number} | {text}");
-                let _ = writeln!(out, "{pad} | {}^", " ".repeat(column.saturating_sub(1)));
-            }
+        if let (Some(line), Some(column), Some(source)) = (self.line, self.column, source)
+            && let Some(text) = source.lines().nth(line.saturating_sub(1))
+        {
+            let number = line.to_string();
+            let pad = " ".repeat(number.len());
+            let _ = writeln!(out, "{pad} |");
+            let _ = writeln!(out, "{number} | {text}");
+            let _ = writeln!(out, "{pad} | {}^", " ".repeat(column.saturating_sub(1)));
         }
         if let Some(help) = &self.help {
             let _ = writeln!(out, "  = help: {help}");
@@ -72,12 +75,37 @@ pub struct Diagnostics<'a> {
     file: String,
     map: &'a SourceMap,
     items: Vec<Diagnostic>,
+    /// Paths whose problems are already explained (an unresolved placeholder), so
+    /// that what follows from them is not reported again.
+    muted: Vec<YamlPath>,
+    /// Where problems under a muted path are written and forgotten.
+    scratch: Diagnostic,
 }
 
 impl<'a> Diagnostics<'a> {
     /// A collector for `file`, whose positions are in `map`.
     pub fn new(file: impl Into<String>, map: &'a SourceMap) -> Self {
-        Self { file: file.into(), map, items: Vec::new() }
+        let file = file.into();
+        let scratch = Diagnostic {
+            file: file.clone(),
+            line: None,
+            column: None,
+            path: String::new(),
+            message: String::new(),
+            help: None,
+        };
+        Self {
+            file,
+            map,
+            items: Vec::new(),
+            muted: Vec::new(),
+            scratch,
+        }
+    }
+
+    /// Stops reporting problems at or below `path` from now on.
+    pub fn mute(&mut self, path: &YamlPath) {
+        self.muted.push(path.clone());
     }
 
     /// Records a problem at the value of `path`.
@@ -91,7 +119,15 @@ impl<'a> Diagnostics<'a> {
     }
 
     /// Records a problem at an explicit position.
-    pub fn error_at(&mut self, path: &YamlPath, pos: Option<Pos>, message: impl Into<String>) -> &mut Diagnostic {
+    pub fn error_at(
+        &mut self,
+        path: &YamlPath,
+        pos: Option<Pos>,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        if self.muted.iter().any(|m| path.starts_with(m)) {
+            return &mut self.scratch;
+        }
         self.items.push(Diagnostic {
             file: self.file.clone(),
             line: pos.map(|p| p.line),

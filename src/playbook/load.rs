@@ -8,14 +8,23 @@ use serde_yaml::{Mapping, Value};
 
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::locate::{Pos, SourceMap};
-use super::model::{Action, Playbook, Step, STEP_KINDS};
+use super::model::{Action, Playbook, STEP_KINDS, Step};
 use super::params::{key_text, substitute};
 use super::path::YamlPath;
-use super::types::{check_name, HumanDuration, StepId};
+use super::types::{HumanDuration, StepId, check_name};
 use super::validate;
 
 /// The top-level fields of a playbook.
-const TOP_LEVEL: [&str; 8] = ["version", "name", "description", "params", "groups", "records", "stop_when", "steps"];
+const TOP_LEVEL: [&str; 8] = [
+    "version",
+    "name",
+    "description",
+    "params",
+    "groups",
+    "records",
+    "stop_when",
+    "steps",
+];
 
 /// Why a playbook could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -43,26 +52,45 @@ pub enum LoadError {
 /// Reads and loads the playbook at `path`, with `vars` overriding its params.
 pub fn load_file(path: &Path, vars: &BTreeMap<String, Value>) -> Result<Playbook, LoadError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { file: file.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        file: file.clone(),
+        source,
+    })?;
     load_str(&file, &text, vars)
 }
 
 /// Loads a playbook from `text`; `file` names it in diagnostics.
-pub fn load_str(file: &str, text: &str, vars: &BTreeMap<String, Value>) -> Result<Playbook, LoadError> {
+pub fn load_str(
+    file: &str,
+    text: &str,
+    vars: &BTreeMap<String, Value>,
+) -> Result<Playbook, LoadError> {
     let map = SourceMap::build(text);
     let mut diags = Diagnostics::new(file, &map);
     let playbook = load_inner(text, vars, &map, &mut diags);
     match playbook {
         Some(playbook) if diags.is_empty() => Ok(playbook),
-        _ => Err(LoadError::Invalid { file: file.to_owned(), text: text.to_owned(), diagnostics: diags.into_sorted() }),
+        _ => Err(LoadError::Invalid {
+            file: file.to_owned(),
+            text: text.to_owned(),
+            diagnostics: diags.into_sorted(),
+        }),
     }
 }
 
-fn load_inner(text: &str, vars: &BTreeMap<String, Value>, map: &SourceMap, diags: &mut Diagnostics<'_>) -> Option<Playbook> {
+fn load_inner(
+    text: &str,
+    vars: &BTreeMap<String, Value>,
+    map: &SourceMap,
+    diags: &mut Diagnostics<'_>,
+) -> Option<Playbook> {
     for dup in &map.duplicates {
         diags
             .error_at(&dup.path, Some(dup.pos), "duplicate key")
-            .with_help(format!("it is first set at line {}, column {}; keep one", dup.first.line, dup.first.column));
+            .with_help(format!(
+                "it is first set at line {}, column {}; keep one",
+                dup.first.line, dup.first.column
+            ));
     }
     let root: Value = match serde_yaml::from_str(text) {
         Ok(root) => root,
@@ -76,7 +104,9 @@ fn load_inner(text: &str, vars: &BTreeMap<String, Value>, map: &SourceMap, diags
     let root = match root {
         Value::Mapping(m) => m,
         Value::Null => {
-            diags.error(&YamlPath::root(), "the playbook is empty").with_help("start from an example in playbooks/");
+            diags
+                .error(&YamlPath::root(), "the playbook is empty")
+                .with_help("start from an example in playbooks/");
             return None;
         }
         _ => {
@@ -107,19 +137,26 @@ fn load_inner(text: &str, vars: &BTreeMap<String, Value>, map: &SourceMap, diags
         substitute(value, &root_path.key(name), &params, diags);
     }
 
-    let version: Option<u32> = fields.get("version").and_then(|v| decode(v, &root_path.key("version"), diags));
-    if let Some(version) = version {
-        if version != 1 {
-            diags
-                .error(&root_path.key("version"), format!("unsupported playbook version {version}"))
-                .with_help("this evac reads version 1");
-        }
+    let version: Option<u32> = fields
+        .get("version")
+        .and_then(|v| decode(v, &root_path.key("version"), diags));
+    if let Some(version) = version
+        && version != 1
+    {
+        diags
+            .error(
+                &root_path.key("version"),
+                format!("unsupported playbook version {version}"),
+            )
+            .with_help("this evac reads version 1");
     }
-    let name: Option<String> = fields.get("name").and_then(|v| decode(v, &root_path.key("name"), diags));
-    if let Some(name) = &name {
-        if let Err(message) = check_name("playbook name", name) {
-            diags.error(&root_path.key("name"), message);
-        }
+    let name: Option<String> = fields
+        .get("name")
+        .and_then(|v| decode(v, &root_path.key("name"), diags));
+    if let Some(name) = &name
+        && let Err(message) = check_name("playbook name", name)
+    {
+        diags.error(&root_path.key("name"), message);
     }
     let description: Option<String> = match fields.get("description") {
         Some(v) => decode(v, &root_path.key("description"), diags),
@@ -128,9 +165,16 @@ fn load_inner(text: &str, vars: &BTreeMap<String, Value>, map: &SourceMap, diags
     let groups_value = fields.get("groups");
     let records_value = fields.get("records");
     let groups = decode_named(groups_value, &root_path.key("groups"), "group name", diags);
-    let records = decode_named(records_value, &root_path.key("records"), "record name", diags);
+    let records = decode_named(
+        records_value,
+        &root_path.key("records"),
+        "record name",
+        diags,
+    );
     let stop_when = match fields.get("stop_when") {
-        Some(value) => decode_list(value, &root_path.key("stop_when"), diags, |v, p, d| decode(v, p, d)),
+        Some(value) => decode_list(value, &root_path.key("stop_when"), diags, |v, p, d| {
+            decode(v, p, d)
+        }),
         None => Vec::new(),
     };
     let steps = match fields.get("steps") {
@@ -161,7 +205,10 @@ fn load_inner(text: &str, vars: &BTreeMap<String, Value>, map: &SourceMap, diags
         groups,
         records,
         stop_when: stop_when.into_iter().map(|(_, c)| c).collect(),
-        steps: steps.into_iter().map(|(_, s)| s.into_step()).collect::<Option<Vec<_>>>()?,
+        steps: steps
+            .into_iter()
+            .map(|(_, s)| s.into_step())
+            .collect::<Option<Vec<_>>>()?,
     })
 }
 
@@ -176,7 +223,10 @@ fn declared(value: Option<&Value>) -> std::collections::BTreeSet<String> {
 /// Reports a serde_yaml parse error at its position, with the path of the last node
 /// before it.
 fn report_syntax_error(err: &serde_yaml::Error, map: &SourceMap, diags: &mut Diagnostics<'_>) {
-    let pos = err.location().map(|l| Pos { line: l.line(), column: l.column() });
+    let pos = err.location().map(|l| Pos {
+        line: l.line(),
+        column: l.column(),
+    });
     let mut message = err.to_string();
     if let Some(p) = pos {
         // serde_yaml repeats the position in its message; the headline already has it.
@@ -186,7 +236,11 @@ fn report_syntax_error(err: &serde_yaml::Error, map: &SourceMap, diags: &mut Dia
     diags.error_at(&path, pos, format!("invalid YAML: {message}"));
 }
 
-fn load_params(value: Option<Value>, vars: &BTreeMap<String, Value>, diags: &mut Diagnostics<'_>) -> BTreeMap<String, Value> {
+fn load_params(
+    value: Option<Value>,
+    vars: &BTreeMap<String, Value>,
+    diags: &mut Diagnostics<'_>,
+) -> BTreeMap<String, Value> {
     let path = YamlPath::root().key("params");
     let mut params = BTreeMap::new();
     match value {
@@ -195,10 +249,16 @@ fn load_params(value: Option<Value>, vars: &BTreeMap<String, Value>, diags: &mut
             for (key, value) in map {
                 let name = key_text(&key);
                 let item = path.key(&name);
-                if !name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                if !name
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                     || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 {
-                    diags.error_at_key(&item, format!("invalid parameter name `{name}`: use letters, digits and `_`"));
+                    diags.error_at_key(
+                        &item,
+                        format!("invalid parameter name `{name}`: use letters, digits and `_`"),
+                    );
                     continue;
                 }
                 match value {
@@ -206,7 +266,10 @@ fn load_params(value: Option<Value>, vars: &BTreeMap<String, Value>, diags: &mut
                         params.insert(name, value);
                     }
                     _ => {
-                        diags.error(&item, format!("parameter `{name}` must be a string, number or boolean"));
+                        diags.error(
+                            &item,
+                            format!("parameter `{name}` must be a string, number or boolean"),
+                        );
                     }
                 }
             }
@@ -221,7 +284,10 @@ fn load_params(value: Option<Value>, vars: &BTreeMap<String, Value>, diags: &mut
         } else {
             let known: Vec<&str> = params.keys().map(String::as_str).collect();
             diags
-                .error(&path, format!("--var {name} sets a parameter the playbook does not declare"))
+                .error(
+                    &path,
+                    format!("--var {name} sets a parameter the playbook does not declare"),
+                )
                 .with_help(if known.is_empty() {
                     "this playbook declares no params".to_owned()
                 } else {
@@ -233,8 +299,14 @@ fn load_params(value: Option<Value>, vars: &BTreeMap<String, Value>, diags: &mut
 }
 
 /// Decodes one value into `T`, reporting every problem inside it with its path.
-fn decode<T: DeserializeOwned>(value: &Value, path: &YamlPath, diags: &mut Diagnostics<'_>) -> Option<T> {
-    decode_partial(value, path, diags).filter(|d| d.removed.is_empty()).map(|d| d.value)
+fn decode<T: DeserializeOwned>(
+    value: &Value,
+    path: &YamlPath,
+    diags: &mut Diagnostics<'_>,
+) -> Option<T> {
+    decode_partial(value, path, diags)
+        .filter(|d| d.removed.is_empty())
+        .map(|d| d.value)
 }
 
 /// A value decoded after leaving out the fields that had problems.
@@ -247,29 +319,42 @@ pub(super) struct Partial<T> {
 /// Decodes `value` into `T`. serde stops at the first problem; to report the others
 /// in the same pass, the field holding it is left out and decoding is tried again,
 /// until it succeeds or a left-out field turns out to be required.
-fn decode_partial<T: DeserializeOwned>(value: &Value, path: &YamlPath, diags: &mut Diagnostics<'_>) -> Option<Partial<T>> {
+fn decode_partial<T: DeserializeOwned>(
+    value: &Value,
+    path: &YamlPath,
+    diags: &mut Diagnostics<'_>,
+) -> Option<Partial<T>> {
     let mut value = value.clone();
     let mut removed: Vec<YamlPath> = Vec::new();
     let mut removed_keys: Vec<String> = Vec::new();
     loop {
         let err = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
-            Ok(decoded) => return Some(Partial { value: decoded, removed }),
+            Ok(decoded) => {
+                return Some(Partial {
+                    value: decoded,
+                    removed,
+                });
+            }
             Err(err) => err,
         };
         let relative = YamlPath::from_serde(err.path());
         let message = err.inner().to_string();
-        if let Some(missing) = message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
-            if removed_keys.iter().any(|k| k == missing) {
-                // An artefact of leaving the field out: its own problem is reported.
-                return None;
-            }
+        if let Some(missing) = message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.split('`').next())
+            && removed_keys.iter().any(|k| k == missing)
+        {
+            // An artefact of leaving the field out: its own problem is reported.
+            return None;
         }
         report_decode_error(&path.join(&relative), &message, diags);
         let first_key = match relative.segments().first() {
             Some(super::path::Segment::Key(key)) => key.clone(),
             _ => return None,
         };
-        let Value::Mapping(map) = &mut value else { return None };
+        let Value::Mapping(map) = &mut value else {
+            return None;
+        };
         if map.remove(Value::String(first_key.clone())).is_none() || removed.len() >= 32 {
             return None;
         }
@@ -298,7 +383,12 @@ fn report_decode_error(full: &YamlPath, message: &str, diags: &mut Diagnostics<'
 fn parse_unknown(message: &str) -> (String, Vec<String>) {
     let ticks: Vec<&str> = message.split('`').collect();
     let got = ticks.get(1).map(|s| (*s).to_owned()).unwrap_or_default();
-    let expected = ticks.iter().skip(3).step_by(2).map(|s| (*s).to_owned()).collect();
+    let expected = ticks
+        .iter()
+        .skip(3)
+        .step_by(2)
+        .map(|s| (*s).to_owned())
+        .collect();
     (got, expected)
 }
 
@@ -313,7 +403,13 @@ pub(super) fn closest<'a>(got: &str, candidates: impl Iterator<Item = &'a str>) 
 
 fn unknown_field(diags: &mut Diagnostics<'_>, path: &YamlPath, got: &str, expected: &[&str]) {
     let listed: Vec<String> = expected.iter().map(|e| format!("`{e}`")).collect();
-    let diag = diags.error_at_key(path, format!("unknown field `{got}`, expected one of {}", listed.join(", ")));
+    let diag = diags.error_at_key(
+        path,
+        format!(
+            "unknown field `{got}`, expected one of {}",
+            listed.join(", ")
+        ),
+    );
     if let Some(guess) = closest(got, expected.iter().copied()) {
         diag.with_help(format!("did you mean `{guess}`?"));
     }
@@ -342,7 +438,10 @@ fn decode_named<T: DeserializeOwned>(
             }
         }
         Some(_) => {
-            diags.error(path, format!("expected a mapping of {kind}s to their definitions"));
+            diags.error(
+                path,
+                format!("expected a mapping of {kind}s to their definitions"),
+            );
         }
     }
     out
@@ -387,7 +486,11 @@ impl StepParts {
         if !self.complete {
             return None;
         }
-        Some(Step { id: self.id?, description: self.description, action: action.value })
+        Some(Step {
+            id: self.id?,
+            description: self.description,
+            action: action.value,
+        })
     }
 }
 
@@ -425,7 +528,9 @@ fn decode_step(value: &Value, path: &YamlPath, diags: &mut Diagnostics<'_>) -> O
         }
     }
     if !map_has(map, "id") {
-        diags.error(path, "missing field `id`").with_help("every step needs a stable id, such as `id: scale-target`");
+        diags
+            .error(path, "missing field `id`")
+            .with_help("every step needs a stable id, such as `id: scale-target`");
         complete = false;
     }
     let action = match kinds.as_slice() {
@@ -442,28 +547,50 @@ fn decode_step(value: &Value, path: &YamlPath, diags: &mut Diagnostics<'_>) -> O
         [_, (second, _), ..] => {
             let names: Vec<&str> = kinds.iter().map(|(k, _)| k.as_str()).collect();
             diags
-                .error_at_key(&path.key(second), format!("a step has exactly one kind, this one has {}", names.join(" and ")))
+                .error_at_key(
+                    &path.key(second),
+                    format!(
+                        "a step has exactly one kind, this one has {}",
+                        names.join(" and ")
+                    ),
+                )
                 .with_help("split it into one step per kind");
             complete = false;
             None
         }
     };
-    Some(StepParts { id, description, action, complete })
+    Some(StepParts {
+        id,
+        description,
+        action,
+        complete,
+    })
 }
 
 fn map_has(map: &Mapping, key: &str) -> bool {
     map.contains_key(Value::String(key.to_owned()))
 }
 
-fn decode_action(kind: &str, body: &Value, path: &YamlPath, diags: &mut Diagnostics<'_>) -> Option<Partial<Action>> {
+fn decode_action(
+    kind: &str,
+    body: &Value,
+    path: &YamlPath,
+    diags: &mut Diagnostics<'_>,
+) -> Option<Partial<Action>> {
     fn wrap<T>(p: Option<Partial<T>>, f: impl FnOnce(T) -> Action) -> Option<Partial<Action>> {
-        p.map(|p| Partial { value: f(p.value), removed: p.removed })
+        p.map(|p| Partial {
+            value: f(p.value),
+            removed: p.removed,
+        })
     }
     match kind {
         "scale_up" => wrap(decode_partial(body, path, diags), Action::ScaleUp),
         "shift_traffic" => wrap(decode_partial(body, path, diags), Action::ShiftTraffic),
         "drain" => wrap(decode_partial(body, path, diags), Action::Drain),
-        "wait" => wrap(decode_partial::<HumanDuration>(body, path, diags), Action::Wait),
+        "wait" => wrap(
+            decode_partial::<HumanDuration>(body, path, diags),
+            Action::Wait,
+        ),
         "approve" => wrap(decode_partial(body, path, diags), Action::Approve),
         "check" => wrap(decode_partial(body, path, diags), Action::Check),
         "evacuate_zone" => wrap(decode_partial(body, path, diags), Action::EvacuateZone),

@@ -24,7 +24,10 @@ pub struct Pos {
 impl Pos {
     fn scalar(mark: Marker) -> Self {
         // yaml-rust2 columns are 0-based for scalars and flow collections.
-        Self { line: mark.line(), column: mark.col() + 1 }
+        Self {
+            line: mark.line(),
+            column: mark.col() + 1,
+        }
     }
 }
 
@@ -57,8 +60,16 @@ pub struct SourceMap {
 }
 
 enum Frame {
-    Map { path: YamlPath, key: Option<(String, Pos)>, seen: HashMap<String, Pos>, first: bool },
-    Seq { path: YamlPath, next: usize },
+    Map {
+        path: YamlPath,
+        key: Option<(String, Pos)>,
+        seen: HashMap<String, Pos>,
+        first: bool,
+    },
+    Seq {
+        path: YamlPath,
+        next: usize,
+    },
     /// A collection used as a mapping key; its content has no useful path.
     ComplexKey,
 }
@@ -94,7 +105,12 @@ impl SourceMap {
                         Some(path) => {
                             map.record(&stack, path.clone(), pos);
                             stack.push(if is_map {
-                                Frame::Map { path, key: None, seen: HashMap::new(), first: true }
+                                Frame::Map {
+                                    path,
+                                    key: None,
+                                    seen: HashMap::new(),
+                                    first: true,
+                                }
                             } else {
                                 Frame::Seq { path, next: 0 }
                             });
@@ -123,7 +139,12 @@ impl SourceMap {
                 *next += 1;
                 Some(path)
             }
-            Some(Frame::Map { path, key, seen, first }) => match key {
+            Some(Frame::Map {
+                path,
+                key,
+                seen,
+                first,
+            }) => match key {
                 Some((name, _)) => Some(path.key(name.clone())),
                 None => {
                     let name = scalar.unwrap_or_else(|| "<complex key>".to_owned());
@@ -140,10 +161,10 @@ impl SourceMap {
                     // is the better place to point at.
                     if *first {
                         *first = false;
-                        if let Some(span) = self.spans.get_mut(path) {
-                            if span.value.line == pos.line {
-                                span.value = pos;
-                            }
+                        if let Some(span) = self.spans.get_mut(path)
+                            && span.value.line == pos.line
+                        {
+                            span.value = pos;
                         }
                     }
                     *key = Some((name, pos));
@@ -155,7 +176,10 @@ impl SourceMap {
 
     fn record(&mut self, stack: &[Frame], path: YamlPath, value: Pos) {
         let key = match stack.last() {
-            Some(Frame::Map { key: Some((_, pos)), .. }) => Some(*pos),
+            Some(Frame::Map {
+                key: Some((_, pos)),
+                ..
+            }) => Some(*pos),
             _ => None,
         };
         self.spans.entry(path).or_insert(Span { key, value });
@@ -204,8 +228,17 @@ mod tests {
         assert_eq!(span.key, Some(Pos { line: 3, column: 3 }));
         assert_eq!(span.value, Pos { line: 3, column: 7 });
         let second = map.find(&bb.index(1)).expect("bb[1] is mapped");
-        assert_eq!(second.value, Pos { line: 3, column: 11 });
-        assert_eq!(map.find(&YamlPath::root().key("x")).map(|s| s.value), Some(Pos { line: 2, column: 3 }));
+        assert_eq!(
+            second.value,
+            Pos {
+                line: 3,
+                column: 11
+            }
+        );
+        assert_eq!(
+            map.find(&YamlPath::root().key("x")).map(|s| s.value),
+            Some(Pos { line: 2, column: 3 })
+        );
     }
 
     #[test]
@@ -219,7 +252,9 @@ mod tests {
     #[test]
     fn unknown_paths_fall_back_to_the_nearest_ancestor() {
         let map = SourceMap::build("steps:\n  - id: a\n");
-        let span = map.find(&YamlPath::root().key("steps").index(0).key("nope")).expect("ancestor");
+        let span = map
+            .find(&YamlPath::root().key("steps").index(0).key("nope"))
+            .expect("ancestor");
         assert_eq!(span.value, Pos { line: 2, column: 5 });
     }
 }

@@ -13,7 +13,7 @@ mod types;
 mod validate;
 
 pub use diagnostic::Diagnostic;
-pub use load::{load_file, load_str, LoadError};
+pub use load::{LoadError, load_file, load_str};
 pub use model::*;
 pub use params::parse_var;
 pub use path::{Segment, YamlPath};

@@ -113,7 +113,9 @@ impl TryFrom<RawStopCondition> for StopCondition {
         match (raw.alarm, raw.health_check) {
             (Some(alarm), None) => Ok(StopCondition::Alarm(alarm)),
             (None, Some(check)) => Ok(StopCondition::HealthCheck(check)),
-            _ => Err("a stop condition is exactly one of `alarm: { region, name }` or `health_check: { id }`"),
+            _ => Err(
+                "a stop condition is exactly one of `alarm: { region, name }` or `health_check: { id }`",
+            ),
         }
     }
 }
@@ -150,8 +152,15 @@ pub enum Action {
 }
 
 /// The step kinds, by the key that introduces each.
-pub const STEP_KINDS: [&str; 7] =
-    ["scale_up", "shift_traffic", "drain", "wait", "approve", "check", "evacuate_zone"];
+pub const STEP_KINDS: [&str; 7] = [
+    "scale_up",
+    "shift_traffic",
+    "drain",
+    "wait",
+    "approve",
+    "check",
+    "evacuate_zone",
+];
 
 /// What a scale-up waits for after setting capacity.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -259,7 +268,10 @@ pub enum CheckState {
 impl CheckState {
     /// Whether this state belongs to alarms (as opposed to health checks).
     pub fn is_alarm_state(self) -> bool {
-        matches!(self, CheckState::Ok | CheckState::Alarm | CheckState::InsufficientData)
+        matches!(
+            self,
+            CheckState::Ok | CheckState::Alarm | CheckState::InsufficientData
+        )
     }
 }
 

@@ -28,14 +28,21 @@ pub fn parse_var(arg: &str) -> Result<(String, Value), String> {
 
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Replaces every `{{ name }}` in the string scalars of `value` (in place). A string
 /// that is exactly one placeholder takes the parameter's value with its type, so
 /// `to: "{{ drain_to }}"` can be a number. Problems are reported with their path.
-pub fn substitute(value: &mut Value, path: &YamlPath, params: &BTreeMap<String, Value>, diags: &mut Diagnostics<'_>) {
+pub fn substitute(
+    value: &mut Value,
+    path: &YamlPath,
+    params: &BTreeMap<String, Value>,
+    diags: &mut Diagnostics<'_>,
+) {
     match value {
         Value::String(text) => {
             if let Some(replacement) = substitute_str(text, path, params, diags) {
@@ -91,12 +98,19 @@ fn substitute_str(
             diags
                 .error(path, format!("unterminated placeholder in `{text}`"))
                 .with_help("close it with `}}`, as in `{{ target }}`");
+            diags.mute(path);
             return None;
         };
         let name = after[..end].trim();
         if !is_identifier(name) {
             diags
-                .error(path, format!("malformed placeholder `{{{{{}}}}}` in `{text}`", &after[..end]))
+                .error(
+                    path,
+                    format!(
+                        "malformed placeholder `{{{{{}}}}}` in `{text}`",
+                        &after[..end]
+                    ),
+                )
                 .with_help("a placeholder holds one parameter name, as in `{{ target }}`");
             failed = true;
         } else if let Some(param) = params.get(name) {
@@ -107,17 +121,26 @@ fn substitute_str(
         } else {
             let known: Vec<&str> = params.keys().map(String::as_str).collect();
             let help = if known.is_empty() {
-                format!("declare it under `params:` (for example `params: {{ {name}: ... }}`) or pass --var {name}=VALUE")
+                format!(
+                    "declare it under `params:` (for example `params: {{ {name}: ... }}`) or pass --var {name}=VALUE"
+                )
             } else {
-                format!("declared params: {}; declare it under `params:` or fix the name", known.join(", "))
+                format!(
+                    "declared params: {}; declare it under `params:` or fix the name",
+                    known.join(", ")
+                )
             };
-            diags.error(path, format!("undefined parameter `{name}`")).with_help(help);
+            diags
+                .error(path, format!("undefined parameter `{name}`"))
+                .with_help(help);
             failed = true;
         }
         rest = &after[end + 2..];
     }
     out.push_str(rest);
     if failed {
+        // The value stays unresolved; whatever fails on it later is this problem again.
+        diags.mute(path);
         return None;
     }
     Some(whole.unwrap_or(Value::String(out)))
@@ -129,7 +152,10 @@ fn scalar_text(value: &Value) -> String {
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
         Value::Null => String::new(),
-        other => serde_yaml::to_string(other).unwrap_or_default().trim().to_owned(),
+        other => serde_yaml::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
     }
 }
 
@@ -139,7 +165,10 @@ mod tests {
 
     #[test]
     fn vars_are_read_as_yaml_scalars() {
-        assert_eq!(parse_var("to=0"), Ok(("to".to_owned(), Value::Number(0.into()))));
+        assert_eq!(
+            parse_var("to=0"),
+            Ok(("to".to_owned(), Value::Number(0.into())))
+        );
         assert_eq!(
             parse_var("target=us-east-1"),
             Ok(("target".to_owned(), Value::String("us-east-1".to_owned())))

@@ -116,7 +116,11 @@ mod tests {
 
     #[test]
     fn paths_display_like_the_docs() {
-        let path = YamlPath::root().key("steps").index(2).key("shift_traffic").key("ramp");
+        let path = YamlPath::root()
+            .key("steps")
+            .index(2)
+            .key("shift_traffic")
+            .key("ramp");
         assert_eq!(path.to_string(), "steps[2].shift_traffic.ramp");
         assert_eq!(YamlPath::root().to_string(), "<root>");
         assert_eq!(

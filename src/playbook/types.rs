@@ -24,11 +24,15 @@ impl Region {
             && parts[1..parts.len() - 1]
                 .iter()
                 .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
-            && parts.last().is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+            && parts
+                .last()
+                .is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
         if shaped {
             Ok(Self(text.to_owned()))
         } else {
-            Err(format!("invalid region name `{text}`: expected a name like `us-east-1`"))
+            Err(format!(
+                "invalid region name `{text}`: expected a name like `us-east-1`"
+            ))
         }
     }
 
@@ -61,7 +65,8 @@ impl Zone {
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut chars = text.chars();
         let letter = chars.next_back();
-        let shaped = letter.is_some_and(|c| c.is_ascii_lowercase()) && Region::parse(chars.as_str()).is_ok();
+        let shaped =
+            letter.is_some_and(|c| c.is_ascii_lowercase()) && Region::parse(chars.as_str()).is_ok();
         if shaped {
             Ok(Self(text.to_owned()))
         } else {
@@ -118,7 +123,11 @@ impl fmt::Display for HumanDuration {
         if self.0.is_zero() {
             return f.write_str("0s");
         }
-        f.write_str(&humantime::format_duration(self.0).to_string().replace(' ', ""))
+        f.write_str(
+            &humantime::format_duration(self.0)
+                .to_string()
+                .replace(' ', ""),
+        )
     }
 }
 
@@ -140,10 +149,14 @@ impl<'de> Deserialize<'de> for HumanDuration {
                 HumanDuration::parse(v).map_err(E::custom)
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<HumanDuration, E> {
-                Err(E::custom(format!("duration `{v}` has no unit: write `{v}s` or `{v}m`")))
+                Err(E::custom(format!(
+                    "duration `{v}` has no unit: write `{v}s` or `{v}m`"
+                )))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<HumanDuration, E> {
-                Err(E::custom(format!("duration `{v}` has no unit: write `{v}s` or `{v}m`")))
+                Err(E::custom(format!(
+                    "duration `{v}` has no unit: write `{v}s` or `{v}m`"
+                )))
             }
         }
         deserializer.deserialize_any(V)
@@ -162,7 +175,9 @@ impl Percent {
             .ok()
             .filter(|v| (1..=100).contains(v))
             .map(Self)
-            .ok_or_else(|| format!("percentage {value} is out of range: use a whole number from 1 to 100"))
+            .ok_or_else(|| {
+                format!("percentage {value} is out of range: use a whole number from 1 to 100")
+            })
     }
 
     /// The value, 1 to 100.
@@ -253,7 +268,9 @@ impl<'de> Deserialize<'de> for Names {
                     names.push(name);
                 }
                 if names.is_empty() {
-                    return Err(de::Error::custom("the list of names is empty: name at least one"));
+                    return Err(de::Error::custom(
+                        "the list of names is empty: name at least one",
+                    ));
                 }
                 Ok(Names(names))
             }
@@ -268,10 +285,22 @@ mod tests {
 
     #[test]
     fn regions_accept_real_names_and_reject_typos() {
-        for ok in ["us-east-1", "us-gov-west-1", "ap-southeast-2", "eu-central-1"] {
+        for ok in [
+            "us-east-1",
+            "us-gov-west-1",
+            "ap-southeast-2",
+            "eu-central-1",
+        ] {
             assert!(Region::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["us-east1", "useast-1", "US-EAST-1", "us-east-", "us-east-1a", ""] {
+        for bad in [
+            "us-east1",
+            "useast-1",
+            "US-EAST-1",
+            "us-east-",
+            "us-east-1a",
+            "",
+        ] {
             assert!(Region::parse(bad).is_err(), "{bad}");
         }
     }
@@ -288,7 +317,10 @@ mod tests {
     fn durations_read_like_the_docs() {
         assert_eq!(HumanDuration::parse("90s").map(|d| d.0.as_secs()), Ok(90));
         assert_eq!(HumanDuration::parse("2m").map(|d| d.0.as_secs()), Ok(120));
-        assert_eq!(HumanDuration::parse("1h30m").map(|d| d.0.as_secs()), Ok(5400));
+        assert_eq!(
+            HumanDuration::parse("1h30m").map(|d| d.0.as_secs()),
+            Ok(5400)
+        );
         assert!(HumanDuration::parse("2x").is_err());
         assert!(HumanDuration::parse("").is_err());
         assert_eq!(HumanDuration::secs(5400).to_string(), "1h30m");

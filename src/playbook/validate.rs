@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::diagnostic::Diagnostics;
-use super::load::closest;
 use super::load::StepParts;
+use super::load::closest;
 use super::model::{Action, GroupSpec, RecordSpec};
 use super::path::YamlPath;
 use super::types::Names;
@@ -35,7 +35,9 @@ pub fn check(parts: &Parts<'_>, diags: &mut Diagnostics<'_>) {
         check_record(name, record, &root.key("records").key(name), diags);
     }
     if parts.steps_present && parts.steps.is_empty() && diags.is_empty() {
-        diags.error(&root.key("steps"), "the playbook has no steps").with_help("add at least one step");
+        diags
+            .error(&root.key("steps"), "the playbook has no steps")
+            .with_help("add at least one step");
     }
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (index, step) in parts.steps {
@@ -44,7 +46,9 @@ pub fn check(parts: &Parts<'_>, diags: &mut Diagnostics<'_>) {
             if let Some(first) = seen.get(id.as_str()) {
                 diags
                     .error(&path.key("id"), format!("duplicate step id `{id}`"))
-                    .with_help(format!("steps[{first}] already uses it; step ids must be unique"));
+                    .with_help(format!(
+                        "steps[{first}] already uses it; step ids must be unique"
+                    ));
             } else {
                 seen.insert(id.as_str(), *index);
             }
@@ -81,7 +85,10 @@ fn check_group(name: &str, group: &GroupSpec, path: &YamlPath, diags: &mut Diagn
             diags.error(&path.key("names"), "the list of names is empty");
         }
         (None, Some(tags)) if tags.is_empty() => {
-            diags.error(&path.key("tags"), "no tags given: a group needs at least one tag to match");
+            diags.error(
+                &path.key("tags"),
+                "no tags given: a group needs at least one tag to match",
+            );
         }
         _ => {}
     }
@@ -104,13 +111,22 @@ fn check_record(name: &str, record: &RecordSpec, path: &YamlPath, diags: &mut Di
     }
     if !record.name.ends_with('.') {
         diags
-            .error(&path.key("name"), format!("record name `{}` is not fully qualified", record.name))
+            .error(
+                &path.key("name"),
+                format!("record name `{}` is not fully qualified", record.name),
+            )
             .with_help(format!("end it with a dot: `{}.`", record.name));
     }
 }
 
 /// Reports names in `names` that are not declared.
-fn check_refs(names: &Names, declared: &BTreeSet<String>, kind: &str, path: &YamlPath, diags: &mut Diagnostics<'_>) {
+fn check_refs(
+    names: &Names,
+    declared: &BTreeSet<String>,
+    kind: &str,
+    path: &YamlPath,
+    diags: &mut Diagnostics<'_>,
+) {
     let single = names.0.len() == 1;
     for (i, name) in names.iter().enumerate() {
         if declared.contains(name) {
@@ -120,12 +136,17 @@ fn check_refs(names: &Names, declared: &BTreeSet<String>, kind: &str, path: &Yam
         let mut help = if declared.is_empty() {
             format!("this playbook defines no {kind}s: add one under `{kind}s:`")
         } else {
-            format!("defined {kind}s: {}", declared.iter().cloned().collect::<Vec<_>>().join(", "))
+            format!(
+                "defined {kind}s: {}",
+                declared.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
         };
         if let Some(guess) = closest(name, declared.iter().map(String::as_str)) {
             help = format!("did you mean `{guess}`? {help}");
         }
-        diags.error(&at, format!("undefined {kind} `{name}`")).with_help(help);
+        diags
+            .error(&at, format!("undefined {kind} `{name}`"))
+            .with_help(help);
     }
 }
 
@@ -133,12 +154,20 @@ fn check_action(action: &Action, path: &YamlPath, parts: &Parts<'_>, diags: &mut
     match action {
         Action::ScaleUp(s) => {
             let path = path.key("scale_up");
-            check_refs(&s.group, &parts.declared_groups, "group", &path.key("group"), diags);
+            check_refs(
+                &s.group,
+                &parts.declared_groups,
+                "group",
+                &path.key("group"),
+                diags,
+            );
             match (&s.absorb, s.desired) {
                 (Some(_), Some(_)) => {
                     diags
                         .error(&path, "`absorb` and `desired` both set")
-                        .with_help("choose one: absorb a share of the source's capacity, or set desired");
+                        .with_help(
+                            "choose one: absorb a share of the source's capacity, or set desired",
+                        );
                 }
                 (None, None) => {
                     diags
@@ -148,7 +177,10 @@ fn check_action(action: &Action, path: &YamlPath, parts: &Parts<'_>, diags: &mut
                 (Some(absorb), None) if absorb.from == s.region => {
                     diags.error(
                         &path.key("absorb").key("from"),
-                        format!("a group cannot absorb its own region's capacity ({})", s.region),
+                        format!(
+                            "a group cannot absorb its own region's capacity ({})",
+                            s.region
+                        ),
                     );
                 }
                 _ => {}
@@ -156,62 +188,106 @@ fn check_action(action: &Action, path: &YamlPath, parts: &Parts<'_>, diags: &mut
         }
         Action::ShiftTraffic(s) => {
             let path = path.key("shift_traffic");
-            check_refs(&s.record, &parts.declared_records, "record", &path.key("record"), diags);
+            check_refs(
+                &s.record,
+                &parts.declared_records,
+                "record",
+                &path.key("record"),
+                diags,
+            );
             for name in s.record.iter() {
-                if let Some(record) = parts.records.get(name) {
-                    if !record.set_identifiers.contains_key(&s.to) {
-                        diags
-                            .error(&path.key("to"), format!("record `{name}` has no set identifier for region {}", s.to))
-                            .with_help(format!("add `{}: SET_ID` under records.{name}.set_identifiers", s.to));
-                    }
+                if let Some(record) = parts.records.get(name)
+                    && !record.set_identifiers.contains_key(&s.to)
+                {
+                    diags
+                        .error(
+                            &path.key("to"),
+                            format!("record `{name}` has no set identifier for region {}", s.to),
+                        )
+                        .with_help(format!(
+                            "add `{}: SET_ID` under records.{name}.set_identifiers",
+                            s.to
+                        ));
                 }
             }
             check_ramp(&s.ramp, &path.key("ramp"), diags);
         }
         Action::Drain(d) => {
-            check_refs(&d.group, &parts.declared_groups, "group", &path.key("drain").key("group"), diags);
+            check_refs(
+                &d.group,
+                &parts.declared_groups,
+                "group",
+                &path.key("drain").key("group"),
+                diags,
+            );
         }
         Action::EvacuateZone(z) => {
             let path = path.key("evacuate_zone");
-            check_refs(&z.group, &parts.declared_groups, "group", &path.key("group"), diags);
+            check_refs(
+                &z.group,
+                &parts.declared_groups,
+                "group",
+                &path.key("group"),
+                diags,
+            );
             if z.zone.region() != z.region {
                 diags
-                    .error(&path.key("zone"), format!("zone {} is not in region {}", z.zone, z.region))
-                    .with_help(format!("zones of {} are named like {}a", z.region, z.region));
+                    .error(
+                        &path.key("zone"),
+                        format!("zone {} is not in region {}", z.zone, z.region),
+                    )
+                    .with_help(format!(
+                        "zones of {} are named like {}a",
+                        z.region, z.region
+                    ));
             }
         }
         Action::Check(c) => {
             let path = path.key("check");
             match (&c.alarm, &c.health_check) {
                 (Some(_), Some(_)) => {
-                    diags.error(&path, "a check watches one thing: `alarm` or `health_check`, not both");
+                    diags.error(
+                        &path,
+                        "a check watches one thing: `alarm` or `health_check`, not both",
+                    );
                 }
                 (None, None) => {
-                    diags
-                        .error(&path, "nothing to check")
-                        .with_help("add `alarm: { region: REGION, name: NAME }` or `health_check: { id: ID }`");
+                    diags.error(&path, "nothing to check").with_help(
+                        "add `alarm: { region: REGION, name: NAME }` or `health_check: { id: ID }`",
+                    );
                 }
                 (Some(_), None) if !c.state.is_alarm_state() => {
                     diags
-                        .error(&path.key("state"), "an alarm's state is OK, ALARM or INSUFFICIENT_DATA")
+                        .error(
+                            &path.key("state"),
+                            "an alarm's state is OK, ALARM or INSUFFICIENT_DATA",
+                        )
                         .with_help("`healthy` and `unhealthy` are for health checks");
                 }
                 (None, Some(_)) if c.state.is_alarm_state() => {
                     diags
-                        .error(&path.key("state"), "a health check's state is healthy or unhealthy")
+                        .error(
+                            &path.key("state"),
+                            "a health check's state is healthy or unhealthy",
+                        )
                         .with_help("OK, ALARM and INSUFFICIENT_DATA are for alarms");
                 }
                 _ => {}
             }
             if c.hold >= c.timeout {
                 diags
-                    .error(&path.key("timeout"), format!("timeout {} is not longer than `for: {}`", c.timeout, c.hold))
+                    .error(
+                        &path.key("timeout"),
+                        format!("timeout {} is not longer than `for: {}`", c.timeout, c.hold),
+                    )
                     .with_help("the state must be able to hold for `for` before the timeout ends");
             }
         }
         Action::Approve(message) => {
             if message.trim().is_empty() {
-                diags.error(&path.key("approve"), "the approval question is empty").with_help("say what is being approved");
+                diags
+                    .error(&path.key("approve"), "the approval question is empty")
+                    .with_help("say what is being approved");
             }
         }
         Action::Wait(_) => {}
@@ -222,14 +298,19 @@ fn check_action(action: &Action, path: &YamlPath, parts: &Parts<'_>, diags: &mut
 /// strictly increasing.
 fn check_ramp(ramp: &[i64], path: &YamlPath, diags: &mut Diagnostics<'_>) {
     if ramp.is_empty() {
-        diags.error(path, "the ramp is empty").with_help("list the target's share after each increment, e.g. [25, 50, 100]");
+        diags
+            .error(path, "the ramp is empty")
+            .with_help("list the target's share after each increment, e.g. [25, 50, 100]");
         return;
     }
     let mut previous: Option<i64> = None;
     for (i, &value) in ramp.iter().enumerate() {
         if !(1..=100).contains(&value) {
             diags
-                .error(&path.index(i), format!("ramp value {value} is out of range"))
+                .error(
+                    &path.index(i),
+                    format!("ramp value {value} is out of range"),
+                )
                 .with_help("each value is the target's share in percent, from 1 to 100");
         } else if let Some(prev) = previous.filter(|p| value <= *p) {
             diags
@@ -239,4 +320,3 @@ fn check_ramp(ramp: &[i64], path: &YamlPath, diags: &mut Diagnostics<'_>) {
         previous = Some(value);
     }
 }
-

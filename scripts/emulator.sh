@@ -1,0 +1,59 @@
+# Sourced by scripts/test and scripts/demo: installs and starts the local AWS
+# emulator (moto server) on a free loopback port, and stops it by its PID on exit.
+#
+# After `emulator_start`: EMULATOR_URL is the endpoint, EMULATOR_PID the process.
+# EVAC_MOTO_VENV chooses where the emulator's virtualenv lives (default: .venv-moto
+# in the repository, which git ignores).
+
+MOTO_VERSION=5.2.5
+
+emulator_install() {
+  local venv=$1
+  if [ -x "$venv/bin/moto_server" ] && "$venv/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+    return 0
+  fi
+  echo "emulator: installing moto[server]==$MOTO_VERSION into $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+}
+
+emulator_start() {
+  local root venv port log
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  venv=${EVAC_MOTO_VENV:-$root/.venv-moto}
+  emulator_install "$venv"
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  log=${EMULATOR_LOG:-$(mktemp -t evac-moto.XXXXXX)}
+  MOTO_EC2_LOAD_DEFAULT_AMIS=false "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  EMULATOR_PID=$!
+  EMULATOR_URL="http://127.0.0.1:$port"
+  trap emulator_stop EXIT
+  # Ready when the reset endpoint answers; give up after 30 s with the server's log.
+  if ! python3 - "$EMULATOR_URL" <<'PY'
+import sys, time, urllib.request
+url = sys.argv[1] + "/moto-api/reset"
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=2)
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit(1)
+PY
+  then
+    echo "emulator: moto server did not start on $EMULATOR_URL; its log:" >&2
+    cat "$log" >&2
+    exit 1
+  fi
+  echo "emulator: moto server $MOTO_VERSION on $EMULATOR_URL (pid $EMULATOR_PID)" >&2
+  export EMULATOR_URL EMULATOR_PID
+}
+
+emulator_stop() {
+  if [ -n "${EMULATOR_PID:-}" ]; then
+    kill "$EMULATOR_PID" 2>/dev/null || true
+    wait "$EMULATOR_PID" 2>/dev/null || true
+    EMULATOR_PID=
+  fi
+}

@@ -1,0 +1,42 @@
+//! `evac-seed`: creates the demo world in a local AWS emulator and prints it as JSON.
+//!
+//! Usage: `evac-seed [--endpoint-url URL]` (default: `AWS_ENDPOINT_URL`). It refuses
+//! any endpoint that is not on loopback, so it can never touch a real account.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use evac::aws::AwsContext;
+use evac::seed::{WorldSpec, seed};
+
+/// Create the two-region demo world in a local AWS emulator.
+#[derive(Debug, Parser)]
+#[command(name = "evac-seed", version, about)]
+struct Args {
+    /// The emulator's endpoint (must be on loopback).
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    endpoint_url: String,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let ctx = AwsContext::load(Some(&args.endpoint_url)).await;
+    match seed(&ctx, &WorldSpec::standard()).await {
+        Ok(world) => match serde_json::to_string_pretty(&world) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("error: failed to encode the world as JSON: {err}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The seeding program against the local emulator: the world the demo and the
+//! example playbooks rely on.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use aws_sdk_autoscaling::types::Filter;
+use evac::playbook::Region;
+use support::Account;
+
+fn region(name: &str) -> Region {
+    Region::parse(name).expect("valid region")
+}
+
+#[tokio::test]
+async fn seeded_world_has_tagged_groups_weighted_records_and_alarms() {
+    let account = Account::fresh();
+    account.seed();
+    let ctx = account.context().await;
+
+    // Groups, found the way playbooks find them: by tag, in each region.
+    let mut desired = BTreeMap::new();
+    for name in ["us-east-1", "us-west-2"] {
+        let groups = ctx
+            .autoscaling(&region(name))
+            .describe_auto_scaling_groups()
+            .filters(
+                Filter::builder()
+                    .name("tag:evac:service")
+                    .values("api")
+                    .values("worker")
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("describe groups");
+        for group in groups.auto_scaling_groups() {
+            let in_service = group
+                .instances()
+                .iter()
+                .filter(|i| i.lifecycle_state().map(|s| s.as_str()) == Some("InService"))
+                .count();
+            desired.insert(
+                group
+                    .auto_scaling_group_name()
+                    .unwrap_or_default()
+                    .to_owned(),
+                (group.desired_capacity(), in_service),
+            );
+            let zones: Vec<&str> = group
+                .availability_zones()
+                .iter()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(zones.len(), 3, "{name}: groups span three zones: {zones:?}");
+        }
+    }
+    let expected: BTreeMap<String, (Option<i32>, usize)> = [
+        ("api-us-east-1", (Some(6), 6)),
+        ("api-us-west-2", (Some(2), 2)),
+        ("worker-us-east-1", (Some(4), 4)),
+        ("worker-us-west-2", (Some(1), 1)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    assert_eq!(desired, expected);
+
+    // Weighted records: 100 in the source, 0 in the target.
+    let route53 = ctx.route53();
+    let zones = route53
+        .list_hosted_zones_by_name()
+        .dns_name("example.com.")
+        .send()
+        .await
+        .expect("list zones");
+    let zone = zones
+        .hosted_zones()
+        .first()
+        .expect("the example.com. zone exists");
+    let records = route53
+        .list_resource_record_sets()
+        .hosted_zone_id(zone.id())
+        .send()
+        .await
+        .expect("list records");
+    let weights: BTreeMap<String, Option<i64>> = records
+        .resource_record_sets()
+        .iter()
+        .filter_map(|r| r.set_identifier().map(|id| (id.to_owned(), r.weight())))
+        .collect();
+    let expected: BTreeMap<String, Option<i64>> = [
+        ("api-use1", 100),
+        ("api-usw2", 0),
+        ("www-use1", 100),
+        ("www-usw2", 0),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), Some(v)))
+    .collect();
+    assert_eq!(weights, expected);
+
+    // The stop-condition alarm exists, not firing, in both regions.
+    for name in ["us-east-1", "us-west-2"] {
+        let alarms = ctx
+            .cloudwatch(&region(name))
+            .describe_alarms()
+            .alarm_names("api-5xx-rate")
+            .send()
+            .await
+            .expect("describe alarms");
+        let states: Vec<&str> = alarms
+            .metric_alarms()
+            .iter()
+            .filter_map(|a| a.state_value())
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(states, ["OK"], "{name}");
+    }
+}
+
+#[tokio::test]
+async fn accounts_are_isolated_from_each_other() {
+    let seeded = Account::fresh();
+    seeded.seed();
+    let empty = Account::fresh();
+    let ctx = empty.context().await;
+    let groups = ctx
+        .autoscaling(&region("us-east-1"))
+        .describe_auto_scaling_groups()
+        .send()
+        .await
+        .expect("describe");
+    assert!(
+        groups.auto_scaling_groups().is_empty(),
+        "a fresh account sees no groups of another"
+    );
+}
+
+#[test]
+fn seeding_refuses_a_non_local_endpoint() {
+    let output = support::evac_seed()
+        .args([
+            "--endpoint-url",
+            "https://autoscaling.us-east-1.amazonaws.com",
+        ])
+        .env("AWS_ACCESS_KEY_ID", "x")
+        .env("AWS_SECRET_ACCESS_KEY", "x")
+        .output()
+        .expect("evac-seed runs");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("seeding only talks to an emulator on loopback")
+    );
+}

@@ -1,0 +1,124 @@
+//! Shared test support: the evac binaries, and fresh accounts in the local emulator.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use assert_cmd::Command;
+
+use evac::aws::AwsContext;
+
+/// The `evac` binary, with no AWS configuration leaking in from the machine.
+pub fn evac() -> Command {
+    let mut cmd = Command::cargo_bin("evac").expect("the evac binary is built");
+    cmd.env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// The `evac-seed` binary, with no AWS configuration leaking in from the machine.
+pub fn evac_seed() -> Command {
+    let mut cmd = Command::cargo_bin("evac-seed").expect("the evac-seed binary is built");
+    cmd.env_remove("AWS_ENDPOINT_URL")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    cmd
+}
+
+/// The emulator's endpoint. Tests that need it fail here, loudly, when it is not
+/// running: a skipped test is not a passing test.
+pub fn endpoint() -> String {
+    match std::env::var("EVAC_TEST_ENDPOINT") {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!(
+            "EVAC_TEST_ENDPOINT is not set: this test needs the local AWS emulator; run the suite with ./scripts/test"
+        ),
+    }
+}
+
+/// An emulated AWS account of its own, so tests running in parallel against one
+/// emulator never see each other's resources.
+pub struct Account {
+    /// The 12-digit account id.
+    pub id: String,
+    /// The emulator's endpoint.
+    pub endpoint: String,
+    /// An access key that the emulator maps to this account.
+    pub access_key: String,
+    /// Its secret.
+    pub secret_key: String,
+}
+
+static NEXT_ACCOUNT: AtomicU32 = AtomicU32::new(0);
+
+impl Account {
+    /// Creates a new account: an IAM user and access key made in it (the emulator
+    /// maps every request signed with that key to the account).
+    pub fn fresh() -> Self {
+        let endpoint = endpoint();
+        let n = NEXT_ACCOUNT.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{:06}{:06}", std::process::id() % 1_000_000, n);
+        let iam = |body: &str| -> String {
+            let mut response = ureq::post(format!("{endpoint}/"))
+                .header("x-moto-account-id", &id)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .header(
+                    "Authorization",
+                    "AWS4-HMAC-SHA256 Credential=setup/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
+                )
+                .send(body)
+                .unwrap_or_else(|e| panic!("IAM call to the emulator at {endpoint} failed: {e}"));
+            response
+                .body_mut()
+                .read_to_string()
+                .expect("IAM answered with text")
+        };
+        iam("Action=CreateUser&UserName=evac&Version=2010-05-08");
+        let key = iam("Action=CreateAccessKey&UserName=evac&Version=2010-05-08");
+        let field = |name: &str| {
+            let open = format!("<{name}>");
+            let start = key
+                .find(&open)
+                .map(|i| i + open.len())
+                .expect("field in CreateAccessKey answer");
+            let end = key[start..]
+                .find('<')
+                .map(|i| start + i)
+                .expect("closing tag");
+            key[start..end].to_owned()
+        };
+        Account {
+            access_key: field("AccessKeyId"),
+            secret_key: field("SecretAccessKey"),
+            id,
+            endpoint,
+        }
+    }
+
+    /// SDK configuration for this account.
+    pub async fn context(&self) -> AwsContext {
+        AwsContext::with_static_credentials(&self.endpoint, &self.access_key, &self.secret_key)
+            .await
+    }
+
+    /// A command for one of the project's binaries, pointed at this account.
+    pub fn command(&self, bin: &str) -> Command {
+        let mut cmd = if bin == "evac" { evac() } else { evac_seed() };
+        cmd.env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_ACCESS_KEY_ID", &self.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", &self.secret_key)
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        cmd
+    }
+
+    /// Seeds the standard demo world into this account with the `evac-seed` binary.
+    pub fn seed(&self) {
+        self.command("evac-seed").assert().success();
+    }
+}

@@ -1,0 +1,326 @@
+//! `evac validate`: every rule, located; exit codes; JSON output.
+
+mod support;
+
+use support::evac;
+
+/// Runs `evac validate FILE` and returns (exit code, the diagnostics' headlines).
+fn headlines(file: &str, extra: &[&str]) -> (i32, Vec<String>) {
+    let output = evac()
+        .arg("validate")
+        .arg(file)
+        .args(extra)
+        .output()
+        .expect("evac runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines = stderr
+        .lines()
+        .filter(|l| l.starts_with(file))
+        .map(str::to_owned)
+        .collect();
+    (output.status.code().unwrap_or(-1), lines)
+}
+
+fn assert_invalid(name: &str, expected: &[&str]) {
+    let file = format!("tests/fixtures/invalid/{name}.yaml");
+    let (code, lines) = headlines(&file, &[]);
+    assert_eq!(code, 2, "{file} must be rejected with exit 2");
+    let expected: Vec<String> = expected.iter().map(|e| format!("{file}:{e}")).collect();
+    assert_eq!(lines, expected, "diagnostics of {file}");
+}
+
+#[test]
+fn example_playbooks_are_valid() {
+    let output = evac()
+        .args([
+            "validate",
+            "playbooks/evacuate-region.yaml",
+            "playbooks/evacuate-zone.yaml",
+        ])
+        .output()
+        .expect("evac runs");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("ok: playbooks/evacuate-region.yaml (evacuate-region, 4 steps)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ok: playbooks/evacuate-zone.yaml (evacuate-zone, 2 steps)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn region_playbook_is_reused_for_failback_with_vars() {
+    let (code, lines) = headlines(
+        "playbooks/evacuate-region.yaml",
+        &["--var", "source=us-west-2", "--var", "target=us-east-1"],
+    );
+    assert_eq!((code, lines), (0, vec![]));
+}
+
+#[test]
+fn a_var_the_playbook_does_not_declare_is_rejected() {
+    let (code, lines) = headlines(
+        "playbooks/evacuate-region.yaml",
+        &["--var", "tagret=us-east-1"],
+    );
+    assert_eq!(code, 2);
+    assert_eq!(
+        lines,
+        [
+            "playbooks/evacuate-region.yaml:15:3: params: --var tagret sets a parameter the playbook does not declare"
+        ]
+    );
+}
+
+#[test]
+fn a_var_that_makes_a_bad_region_is_located_where_it_is_used() {
+    let (code, lines) = headlines(
+        "playbooks/evacuate-zone.yaml",
+        &["--var", "zone=us-west-2a"],
+    );
+    assert_eq!(code, 2);
+    assert_eq!(
+        lines,
+        [
+            "playbooks/evacuate-zone.yaml:31:13: steps[0].evacuate_zone.zone: zone us-west-2a is not in region us-east-1"
+        ]
+    );
+}
+
+#[test]
+fn four_mistakes_are_all_reported_in_one_pass() {
+    assert_invalid(
+        "four-mistakes",
+        &[
+            "20:14: steps[0].scale_up.group: undefined group `apii`",
+            "27:22: steps[1].shift_traffic.ramp[2]: the ramp must increase strictly, but 50 follows 75",
+            "28:13: steps[1].shift_traffic.bake: invalid duration `2x`: write a number with a unit, like `90s`, `2m` or `1h30m`",
+            "29:9: steps[2].id: duplicate step id `scale-target`",
+            "33:7: steps[2].drain.timout: unknown field `timout`, expected one of `group`, `groups`, `region`, `to`, `timeout`",
+        ],
+    );
+}
+
+#[test]
+fn yaml_syntax_errors_are_located() {
+    assert_invalid(
+        "yaml-syntax",
+        &[
+            "19:65: steps[0].shift_traffic.ramp[1]: invalid YAML: did not find expected ',' or ']', while parsing a flow sequence at line 19 column 56",
+        ],
+    );
+}
+
+#[test]
+fn unknown_fields_are_errors_with_a_suggestion() {
+    assert_invalid(
+        "unknown-field",
+        &[
+            "20:7: steps[0].shift_traffic: missing field `ramp`",
+            "22:7: steps[0].shift_traffic.rampp: unknown field `rampp`, expected one of `record`, `records`, `to`, `ramp`, `bake`, `timeout`",
+        ],
+    );
+    let output = evac()
+        .args(["validate", "tests/fixtures/invalid/unknown-field.yaml"])
+        .output()
+        .expect("evac runs");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("= help: did you mean `ramp`?"));
+}
+
+#[test]
+fn unknown_step_kinds_are_errors() {
+    assert_invalid(
+        "unknown-step-kind",
+        &[
+            "19:5: steps[0].shift_dns: unknown field `shift_dns`, expected one of `id`, `description`, `scale_up`, `shift_traffic`, `drain`, `wait`, `approve`, `check`, `evacuate_zone`",
+        ],
+    );
+}
+
+#[test]
+fn wrong_types_are_errors() {
+    assert_invalid(
+        "wrong-type",
+        &["22:16: steps[0].scale_up.desired: invalid type: string \"many\", expected u32"],
+    );
+}
+
+#[test]
+fn duplicate_step_ids_are_errors() {
+    assert_invalid(
+        "duplicate-step-id",
+        &["20:9: steps[1].id: duplicate step id `hold`"],
+    );
+}
+
+#[test]
+fn duplicate_keys_point_at_the_second_one() {
+    assert_invalid(
+        "duplicate-key",
+        &["22:7: steps[0].drain.region: duplicate key"],
+    );
+}
+
+#[test]
+fn undefined_groups_are_errors() {
+    assert_invalid(
+        "undefined-group",
+        &["20:20: steps[0].drain.group[1]: undefined group `web`"],
+    );
+}
+
+#[test]
+fn undefined_records_are_errors() {
+    assert_invalid(
+        "undefined-record",
+        &["20:15: steps[0].shift_traffic.record: undefined record `www`"],
+    );
+}
+
+#[test]
+fn undefined_params_are_errors_and_nothing_else_is_said_of_the_value() {
+    assert_invalid(
+        "undefined-param",
+        &["21:15: steps[0].drain.region: undefined parameter `sorce`"],
+    );
+}
+
+#[test]
+fn ramps_must_increase_strictly() {
+    assert_invalid(
+        "ramp-not-increasing",
+        &[
+            "22:22: steps[0].shift_traffic.ramp[2]: the ramp must increase strictly, but 50 follows 50",
+        ],
+    );
+}
+
+#[test]
+fn ramp_values_must_be_percentages() {
+    assert_invalid(
+        "ramp-out-of-range",
+        &["22:18: steps[0].shift_traffic.ramp[1]: ramp value 150 is out of range"],
+    );
+}
+
+#[test]
+fn malformed_durations_are_errors() {
+    assert_invalid(
+        "bad-duration",
+        &[
+            "19:11: steps[0].wait: invalid duration `10 minutes please`: write a number with a unit, like `90s`, `2m` or `1h30m`",
+        ],
+    );
+}
+
+#[test]
+fn malformed_region_names_are_errors() {
+    assert_invalid(
+        "bad-region",
+        &[
+            "21:15: steps[0].drain.region: invalid region name `us-east1`: expected a name like `us-east-1`",
+        ],
+    );
+}
+
+#[test]
+fn percentages_out_of_range_are_errors() {
+    assert_invalid(
+        "percent-out-of-range",
+        &[
+            "22:48: steps[0].scale_up.absorb.percent: percentage 150 is out of range: use a whole number from 1 to 100",
+        ],
+    );
+}
+
+#[test]
+fn a_record_needs_a_set_identifier_for_the_region_a_step_uses() {
+    assert_invalid(
+        "missing-set-identifier",
+        &[
+            "21:11: steps[0].shift_traffic.to: record `api` has no set identifier for region eu-west-1",
+        ],
+    );
+}
+
+#[test]
+fn zones_must_belong_to_the_step_region() {
+    assert_invalid(
+        "zone-not-in-region",
+        &["22:13: steps[0].evacuate_zone.zone: zone us-west-2a is not in region us-east-1"],
+    );
+}
+
+#[test]
+fn human_output_shows_the_source_line_and_a_caret() {
+    let output = evac()
+        .args(["validate", "tests/fixtures/invalid/four-mistakes.yaml"])
+        .output()
+        .expect("evac runs");
+    insta::assert_snapshot!(
+        "four_mistakes_human",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn json_output_lists_every_diagnostic() {
+    let output = evac()
+        .args([
+            "validate",
+            "--output",
+            "json",
+            "playbooks/evacuate-region.yaml",
+            "tests/fixtures/invalid/four-mistakes.yaml",
+        ])
+        .output()
+        .expect("evac runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stderr.is_empty(), "JSON mode keeps stderr quiet");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("stdout is JSON");
+    assert_eq!(report["valid"], false);
+    assert_eq!(report["playbooks"][0]["valid"], true);
+    assert_eq!(
+        report["playbooks"][1]["diagnostics"]
+            .as_array()
+            .map(Vec::len),
+        Some(5)
+    );
+    insta::assert_json_snapshot!("four_mistakes_json", report);
+}
+
+#[test]
+fn a_missing_file_is_invalid_input() {
+    let (code, lines) = headlines("tests/fixtures/does-not-exist.yaml", &[]);
+    assert_eq!(code, 2);
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].starts_with("tests/fixtures/does-not-exist.yaml: <root>: cannot read playbook"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let output = evac().args(["validate"]).output().expect("evac runs");
+    assert_eq!(output.status.code(), Some(2));
+    let output = evac()
+        .args([
+            "validate",
+            "--var",
+            "novalue",
+            "playbooks/evacuate-region.yaml",
+        ])
+        .output()
+        .expect("evac runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("write it as NAME=VALUE"));
+}
