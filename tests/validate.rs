@@ -96,9 +96,9 @@ fn a_var_that_makes_a_bad_region_is_located_where_it_is_used() {
 }
 
 #[test]
-fn four_mistakes_are_all_reported_in_one_pass() {
+fn five_mistakes_are_all_reported_in_one_pass() {
     assert_invalid(
-        "four-mistakes",
+        "five-mistakes",
         &[
             "20:14: steps[0].scale_up.group: undefined group `apii`",
             "27:22: steps[1].shift_traffic.ramp[2]: the ramp must increase strictly, but 50 follows 75",
@@ -262,11 +262,11 @@ fn zones_must_belong_to_the_step_region() {
 #[test]
 fn human_output_shows_the_source_line_and_a_caret() {
     let output = evac()
-        .args(["validate", "tests/fixtures/invalid/four-mistakes.yaml"])
+        .args(["validate", "tests/fixtures/invalid/five-mistakes.yaml"])
         .output()
         .expect("evac runs");
     insta::assert_snapshot!(
-        "four_mistakes_human",
+        "five_mistakes_human",
         String::from_utf8_lossy(&output.stderr)
     );
 }
@@ -279,7 +279,7 @@ fn json_output_lists_every_diagnostic() {
             "--output",
             "json",
             "playbooks/evacuate-region.yaml",
-            "tests/fixtures/invalid/four-mistakes.yaml",
+            "tests/fixtures/invalid/five-mistakes.yaml",
         ])
         .output()
         .expect("evac runs");
@@ -294,7 +294,7 @@ fn json_output_lists_every_diagnostic() {
             .map(Vec::len),
         Some(5)
     );
-    insta::assert_json_snapshot!("four_mistakes_json", report);
+    insta::assert_json_snapshot!("five_mistakes_json", report);
 }
 
 #[test]
