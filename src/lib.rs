@@ -6,5 +6,7 @@
 pub mod aws;
 pub mod cli;
 pub mod exit;
+pub mod plan;
 pub mod playbook;
 pub mod seed;
+pub mod state;

@@ -4,6 +4,8 @@
 //! (environment, profiles); `AWS_ENDPOINT_URL` points every client at a local
 //! emulator. SDK types stay inside this module tree.
 
+pub mod observe;
+
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_autoscaling::config::Region as SdkRegion;
 use aws_smithy_runtime_api::client::result::SdkError;

@@ -1,5 +1,6 @@
 //! The command line: clap definitions and one thin module per command.
 
+mod plan;
 mod validate;
 
 use std::path::PathBuf;
@@ -21,6 +22,8 @@ pub struct Cli {
 enum Command {
     /// Check playbooks offline: syntax, fields, references, ramps, regions.
     Validate(ValidateArgs),
+    /// Preview a run against live AWS state, read-only: every change, blockers, estimates.
+    Plan(plan::PlanArgs),
 }
 
 /// How results are printed.
@@ -64,5 +67,24 @@ pub fn main() -> Exit {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate(args) => validate::run(&args.playbooks, &args.vars, args.output),
+        Command::Plan(args) => plan::run(&args),
+    }
+}
+
+/// Loads a playbook, printing its problems to stderr when it is invalid.
+pub fn load_or_report(path: &std::path::Path, vars: &VarArgs) -> Option<crate::playbook::Playbook> {
+    match crate::playbook::load_file(path, &vars.to_map()) {
+        Ok(playbook) => Some(playbook),
+        Err(crate::playbook::LoadError::Invalid { text, diagnostics, .. }) => {
+            for diag in &diagnostics {
+                eprintln!("{}", diag.render(Some(&text)));
+            }
+            eprintln!("error: {} is not a valid playbook; nothing was read from AWS", path.display());
+            None
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            None
+        }
     }
 }

@@ -1,0 +1,98 @@
+//! `evac plan`: observe AWS read-only and show what a run would change.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use super::{VarArgs, load_or_report};
+use crate::aws::AwsContext;
+use crate::aws::observe::observe;
+use crate::exit::Exit;
+use crate::plan::{Plan, build::build, render};
+
+/// How a plan is printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanOutput {
+    /// Grouped by step, before -> after; colour on a terminal.
+    Human,
+    /// The plan document (format 1, see docs/plan-json.md).
+    Json,
+    /// For a drill ticket.
+    Markdown,
+}
+
+/// Arguments of `evac plan`.
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// The playbook to plan.
+    #[arg(value_name = "PLAYBOOK")]
+    pub playbook: PathBuf,
+    #[command(flatten)]
+    pub vars: VarArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanOutput::Human)]
+    pub output: PlanOutput,
+    /// Also write the plan as JSON, with the fingerprint of the observed state, to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+}
+
+/// Plans the playbook: exit 0 without blockers, 3 with, 2 for invalid input, 1 when
+/// AWS could not be read.
+pub fn run(args: &PlanArgs) -> Exit {
+    let Some(playbook) = load_or_report(&args.playbook, &args.vars) else {
+        return Exit::InvalidInput;
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: failed to start the async runtime: {err}");
+            return Exit::StepFailed;
+        }
+    };
+    let observed = runtime.block_on(async {
+        let ctx = AwsContext::load(None).await;
+        observe(&ctx, &playbook).await
+    });
+    let observed = match observed {
+        Ok(observed) => observed,
+        Err(err) => {
+            eprintln!("error: {err}");
+            eprintln!("nothing was changed; check credentials, region access and the endpoint, then plan again");
+            return Exit::StepFailed;
+        }
+    };
+    let plan = build(&playbook, &observed, &args.playbook.display().to_string());
+    if let Some(path) = &args.save {
+        if let Err(err) = save(&plan, path) {
+            eprintln!("error: failed to save the plan to {}: {err}", path.display());
+            return Exit::StepFailed;
+        }
+    }
+    let text = match args.output {
+        PlanOutput::Human => {
+            let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            render::human(&plan, colour)
+        }
+        PlanOutput::Markdown => render::markdown(&plan),
+        PlanOutput::Json => match serde_json::to_string_pretty(&plan) {
+            Ok(json) => json + "\n",
+            Err(err) => {
+                eprintln!("error: failed to encode the plan as JSON: {err}");
+                return Exit::StepFailed;
+            }
+        },
+    };
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    if plan.is_blocked() { Exit::Blocked } else { Exit::Success }
+}
+
+/// Writes the plan atomically: a reader never sees half a file.
+fn save(plan: &Plan, path: &Path) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    serde_json::to_writer_pretty(&mut file, plan)?;
+    file.write_all(b"\n")?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! The plan: a serialisable value that every view (human, JSON, Markdown) renders.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::Capacity;
+
+/// The version of the plan's JSON document; bumped on any incompatible change.
+pub const PLAN_FORMAT: u32 = 1;
+
+/// What a run of a playbook would do, against the state observed now.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// [`PLAN_FORMAT`].
+    pub format: u32,
+    /// The playbook planned.
+    pub playbook: PlaybookRef,
+    /// The steps in order, each with its changes.
+    pub steps: Vec<StepPlan>,
+    /// Problems that forbid the run.
+    pub blockers: Vec<Finding>,
+    /// Risks worth a look.
+    pub warnings: Vec<Finding>,
+    /// Expected duration and API calls.
+    pub estimate: Estimate,
+    /// Digest of the observed state the plan was made against.
+    pub fingerprint: String,
+}
+
+impl Plan {
+    /// Whether the run may start.
+    pub fn is_blocked(&self) -> bool {
+        !self.blockers.is_empty()
+    }
+}
+
+/// Which playbook, with which parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlaybookRef {
+    /// Its name.
+    pub name: String,
+    /// The file it was loaded from.
+    pub file: String,
+    /// Parameter values after `--var`.
+    pub params: BTreeMap<String, String>,
+}
+
+/// One step of the plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepPlan {
+    /// The step id.
+    pub id: String,
+    /// The step kind (`scale_up`, `shift_traffic`, ...).
+    pub kind: String,
+    /// One line saying what the step does.
+    pub summary: String,
+    /// The changes and gates, in order.
+    pub changes: Vec<Change>,
+    /// Expected duration of the step in seconds.
+    pub estimate_secs: u64,
+}
+
+/// One weighted record set's weight before the step and after each increment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetWeights {
+    /// The set identifier.
+    pub set_identifier: String,
+    /// The region it serves, when the playbook names it.
+    pub region: Option<String>,
+    /// Weight before the step.
+    pub before: i64,
+    /// Weight after each increment.
+    pub after: Vec<i64>,
+}
+
+/// One change (or gate) a step makes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Change {
+    /// New min / desired / max of an Auto Scaling group.
+    Capacity {
+        /// The group's region.
+        region: String,
+        /// The Auto Scaling group.
+        group: String,
+        /// Capacity before the step.
+        before: Capacity,
+        /// Capacity after it.
+        after: Capacity,
+        /// How `after` was computed.
+        reason: String,
+    },
+    /// A weight ramp of one record.
+    Weights {
+        /// The playbook's record name.
+        record: String,
+        /// The DNS name.
+        name: String,
+        /// The record type.
+        record_type: String,
+        /// The hosted zone id.
+        zone_id: String,
+        /// The target's share after each increment, in percent.
+        ramp: Vec<i64>,
+        /// Every set's weights.
+        sets: Vec<SetWeights>,
+        /// Hold after each increment, in seconds.
+        bake_secs: u64,
+    },
+    /// Taking one availability zone out of a group.
+    ZoneEvacuation {
+        /// The group's region.
+        region: String,
+        /// The Auto Scaling group.
+        group: String,
+        /// The zone left.
+        zone: String,
+        /// Subnets removed from the group.
+        subnets_removed: Vec<String>,
+        /// Subnets the group keeps.
+        subnets_after: Vec<String>,
+        /// Processes suspended for the drill.
+        suspend_processes: Vec<String>,
+        /// Instances replaced in the remaining zones.
+        instances_to_replace: u32,
+        /// At most this many instances replaced at once.
+        batch_size: u32,
+        /// In-service instances per zone now.
+        instances_before: BTreeMap<String, u32>,
+        /// Expected in-service instances per zone afterwards.
+        instances_after: BTreeMap<String, u32>,
+    },
+    /// A fixed hold.
+    Wait {
+        /// Seconds.
+        secs: u64,
+    },
+    /// A human gate.
+    Approve {
+        /// The question asked.
+        message: String,
+    },
+    /// Waiting for an alarm or health check state.
+    Check {
+        /// What is watched.
+        target: String,
+        /// The wanted state.
+        state: String,
+        /// How long it must hold, in seconds.
+        hold_secs: u64,
+        /// The longest wait, in seconds.
+        timeout_secs: u64,
+    },
+}
+
+/// A blocker or a warning.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// The step concerned, if one.
+    pub step: Option<String>,
+    /// The resource concerned, if one.
+    pub resource: Option<String>,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+/// Expected duration and API calls.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Estimate {
+    /// Expected duration in seconds, approvals excluded.
+    pub duration_secs: u64,
+    /// Mutating API calls per service and operation (`route53:ChangeResourceRecordSets`).
+    pub mutating_calls: BTreeMap<String, u32>,
+    /// What the figures assume.
+    pub assumptions: Vec<String>,
+}

@@ -1,0 +1,113 @@
+//! What `evac` observed of AWS: the read-only snapshot a plan is built from.
+//!
+//! Plain data, serialisable, so a plan can carry a fingerprint of what it saw and
+//! tests can build any state they need without AWS.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The min / desired / max of an Auto Scaling group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capacity {
+    /// Minimum size.
+    pub min: u32,
+    /// Desired capacity.
+    pub desired: u32,
+    /// Maximum size.
+    pub max: u32,
+}
+
+/// One Auto Scaling group as observed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupState {
+    /// The group's name.
+    pub name: String,
+    /// Its capacity.
+    pub capacity: Capacity,
+    /// Instances in service.
+    pub in_service: u32,
+    /// In-service instances per availability zone.
+    pub instances_by_zone: BTreeMap<String, u32>,
+    /// The availability zones the group uses.
+    pub zones: Vec<String>,
+    /// The subnets of its VPCZoneIdentifier, in order.
+    pub subnets: Vec<String>,
+    /// Suspended scaling processes.
+    pub suspended_processes: Vec<String>,
+    /// Its tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// How a hosted zone written in a playbook was found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ZoneLookup {
+    /// Exactly one zone matched.
+    Found {
+        /// Its id, without the `/hostedzone/` prefix.
+        id: String,
+        /// Its name.
+        name: String,
+    },
+    /// No zone matched.
+    NotFound,
+    /// Several zones have this name (a public and a private one, say).
+    Ambiguous {
+        /// Their ids.
+        ids: Vec<String>,
+    },
+}
+
+/// One weighted record set of a record name and type.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightedSet {
+    /// Its set identifier.
+    pub set_identifier: String,
+    /// Its weight (absent when the set is not weighted).
+    pub weight: Option<i64>,
+    /// Its TTL in seconds (absent for alias records).
+    pub ttl: Option<i64>,
+}
+
+/// Everything observed for one plan.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    /// Per region, per named playbook group: the names of the Auto Scaling groups it
+    /// resolved to.
+    pub resolved_groups: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    /// Per region, per Auto Scaling group name: its state.
+    pub groups: BTreeMap<String, BTreeMap<String, GroupState>>,
+    /// The availability zone of each subnet that an `evacuate_zone` step needs.
+    pub subnet_zones: BTreeMap<String, String>,
+    /// Per hosted zone as written in the playbook: what it resolved to.
+    pub zones: BTreeMap<String, ZoneLookup>,
+    /// Per playbook record name: its weighted record sets.
+    pub records: BTreeMap<String, Vec<WeightedSet>>,
+    /// Per region, per alarm name: its state (`OK`, `ALARM`, `INSUFFICIENT_DATA`).
+    /// A missing alarm has no entry.
+    pub alarms: BTreeMap<String, BTreeMap<String, String>>,
+    /// Per Route 53 health check id: whether it exists.
+    pub health_checks: BTreeMap<String, bool>,
+}
+
+impl Observed {
+    /// A stable digest of the observed state: equal states give equal fingerprints.
+    pub fn fingerprint(&self) -> String {
+        // BTreeMaps and Vecs serialise in a fixed order, so the JSON is canonical.
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        let digest = Sha256::digest(&json);
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The state of an Auto Scaling group.
+    pub fn group(&self, region: &str, name: &str) -> Option<&GroupState> {
+        self.groups.get(region).and_then(|g| g.get(name))
+    }
+
+    /// The Auto Scaling groups a named playbook group resolved to in a region.
+    pub fn resolved(&self, region: &str, group: &str) -> &[String] {
+        self.resolved_groups.get(region).and_then(|g| g.get(group)).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
