@@ -3,7 +3,7 @@
 #
 # After `emulator_start`: EMULATOR_URL is the endpoint, EMULATOR_PID the process.
 # EVAC_MOTO_VENV chooses where the emulator's virtualenv lives (default: .venv-moto
-# in the repository, which git ignores).
+# in the repository, which git ignores). EMULATOR_RECORD=1 records every request.
 
 MOTO_VERSION=5.2.5
 
@@ -24,6 +24,12 @@ emulator_start() {
   emulator_install "$venv"
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   log=${EMULATOR_LOG:-$(mktemp -t evac-moto.XXXXXX)}
+  # With EMULATOR_RECORD=1 the emulator records every request (tests count calls
+  # with it); EMULATOR_RECORDING names the file.
+  if [ "${EMULATOR_RECORD:-0}" = 1 ]; then
+    EMULATOR_RECORDING=${EMULATOR_RECORDING:-$(mktemp -t evac-recording.XXXXXX)}
+    export MOTO_ENABLE_RECORDING=true MOTO_RECORDER_FILEPATH=$EMULATOR_RECORDING
+  fi
   MOTO_EC2_LOAD_DEFAULT_AMIS=false "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
   EMULATOR_PID=$!
   EMULATOR_URL="http://127.0.0.1:$port"

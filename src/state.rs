@@ -108,6 +108,10 @@ impl Observed {
 
     /// The Auto Scaling groups a named playbook group resolved to in a region.
     pub fn resolved(&self, region: &str, group: &str) -> &[String] {
-        self.resolved_groups.get(region).and_then(|g| g.get(group)).map(Vec::as_slice).unwrap_or(&[])
+        self.resolved_groups
+            .get(region)
+            .and_then(|g| g.get(group))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 }

@@ -24,13 +24,18 @@ pub struct ObserveError {
     pub message: String,
 }
 
-fn read_err<E, R>(what: impl Into<String>) -> impl FnOnce(aws_smithy_runtime_api::client::result::SdkError<E, R>) -> ObserveError
+fn read_err<E, R>(
+    what: impl Into<String>,
+) -> impl FnOnce(aws_smithy_runtime_api::client::result::SdkError<E, R>) -> ObserveError
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
     let what = what.into();
-    move |err| ObserveError { what, message: sdk_error_text(&err) }
+    move |err| ObserveError {
+        what,
+        message: sdk_error_text(&err),
+    }
 }
 
 /// The largest page the Auto Scaling and CloudWatch describe calls return.
@@ -57,17 +62,26 @@ impl<'a> Needs<'a> {
     /// Works out every read `playbook` needs.
     pub fn of(playbook: &'a Playbook) -> Self {
         let mut needs = Needs::default();
-        let add_groups = |needs: &mut Needs<'a>, region: &Region, names: &crate::playbook::Names| {
-            for name in names.iter() {
-                if let Some(spec) = playbook.groups.get(name) {
-                    needs.groups.entry(region.clone()).or_default().insert(name.clone(), spec);
+        let add_groups =
+            |needs: &mut Needs<'a>, region: &Region, names: &crate::playbook::Names| {
+                for name in names.iter() {
+                    if let Some(spec) = playbook.groups.get(name) {
+                        needs
+                            .groups
+                            .entry(region.clone())
+                            .or_default()
+                            .insert(name.clone(), spec);
+                    }
                 }
-            }
-        };
+            };
         for condition in &playbook.stop_when {
             match condition {
                 StopCondition::Alarm(a) => {
-                    needs.alarms.entry(a.region.clone()).or_default().insert(a.name.clone());
+                    needs
+                        .alarms
+                        .entry(a.region.clone())
+                        .or_default()
+                        .insert(a.name.clone());
                 }
                 StopCondition::HealthCheck(h) => {
                     needs.health_checks.insert(h.id.clone());
@@ -104,7 +118,11 @@ impl<'a> Needs<'a> {
                 }
                 Action::Check(c) => {
                     if let Some(a) = &c.alarm {
-                        needs.alarms.entry(a.region.clone()).or_default().insert(a.name.clone());
+                        needs
+                            .alarms
+                            .entry(a.region.clone())
+                            .or_default()
+                            .insert(a.name.clone());
                     }
                     if let Some(h) = &c.health_check {
                         needs.health_checks.insert(h.id.clone());
@@ -122,18 +140,32 @@ pub async fn observe(ctx: &AwsContext, playbook: &Playbook) -> Result<Observed, 
     let needs = Needs::of(playbook);
     let groups = try_join_all(needs.groups.iter().map(|(region, named)| {
         let with_subnets = needs.subnets.contains(region);
-        async move { observe_region_groups(ctx, region, named, with_subnets).await.map(|r| (region.clone(), r)) }
+        async move {
+            observe_region_groups(ctx, region, named, with_subnets)
+                .await
+                .map(|r| (region.clone(), r))
+        }
     }));
     let alarms = try_join_all(needs.alarms.iter().map(|(region, names)| async move {
-        observe_alarms(ctx, region, names).await.map(|a| (region.clone(), a))
+        observe_alarms(ctx, region, names)
+            .await
+            .map(|a| (region.clone(), a))
     }));
     let records = observe_records(ctx, &needs.records);
     let checks = observe_health_checks(ctx, &needs.health_checks);
-    let (groups, alarms, (zones, records), health_checks) = futures::try_join!(groups, alarms, records, checks)?;
+    let (groups, alarms, (zones, records), health_checks) =
+        futures::try_join!(groups, alarms, records, checks)?;
 
-    let mut observed = Observed { zones, records, health_checks, ..Observed::default() };
+    let mut observed = Observed {
+        zones,
+        records,
+        health_checks,
+        ..Observed::default()
+    };
     for (region, found) in groups {
-        observed.resolved_groups.insert(region.to_string(), found.resolved);
+        observed
+            .resolved_groups
+            .insert(region.to_string(), found.resolved);
         observed.groups.insert(region.to_string(), found.states);
         observed.subnet_zones.extend(found.subnet_zones);
     }
@@ -159,7 +191,11 @@ async fn observe_region_groups(
     let mut found: BTreeMap<String, GroupState> = BTreeMap::new();
 
     // Explicit names: one call per 100 names.
-    let names: BTreeSet<&String> = named.values().filter_map(|s| s.names.as_ref()).flatten().collect();
+    let names: BTreeSet<&String> = named
+        .values()
+        .filter_map(|s| s.names.as_ref())
+        .flatten()
+        .collect();
     let names: Vec<&String> = names.into_iter().collect();
     for chunk in names.chunks(PAGE) {
         let request = client
@@ -168,7 +204,9 @@ async fn observe_region_groups(
             .max_records(PAGE as i32);
         let mut pages = request.into_paginator().send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(read_err(format!("describe Auto Scaling groups in {region}")))?;
+            let page = page.map_err(read_err(format!(
+                "describe Auto Scaling groups in {region}"
+            )))?;
             for group in page.auto_scaling_groups() {
                 let state = group_state(group);
                 found.insert(state.name.clone(), state);
@@ -188,7 +226,9 @@ async fn observe_region_groups(
         }
     }
     for filters in by_keys.values() {
-        let mut request = client.describe_auto_scaling_groups().max_records(PAGE as i32);
+        let mut request = client
+            .describe_auto_scaling_groups()
+            .max_records(PAGE as i32);
         for (key, values) in filters {
             request = request.filters(
                 Filter::builder()
@@ -199,7 +239,9 @@ async fn observe_region_groups(
         }
         let mut pages = request.into_paginator().send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(read_err(format!("describe Auto Scaling groups by tag in {region}")))?;
+            let page = page.map_err(read_err(format!(
+                "describe Auto Scaling groups by tag in {region}"
+            )))?;
             for group in page.auto_scaling_groups() {
                 let state = group_state(group);
                 found.insert(state.name.clone(), state);
@@ -222,10 +264,17 @@ async fn observe_region_groups(
     }
     let mut subnet_zones = BTreeMap::new();
     if with_subnets {
-        let ids: BTreeSet<String> = found.values().flat_map(|g| g.subnets.iter().cloned()).collect();
+        let ids: BTreeSet<String> = found
+            .values()
+            .flat_map(|g| g.subnets.iter().cloned())
+            .collect();
         subnet_zones = observe_subnets(ctx, region, ids.into_iter().collect()).await?;
     }
-    Ok(RegionGroups { resolved, states: found, subnet_zones })
+    Ok(RegionGroups {
+        resolved,
+        states: found,
+        subnet_zones,
+    })
 }
 
 fn group_state(group: &AutoScalingGroup) -> GroupState {
@@ -235,11 +284,16 @@ fn group_state(group: &AutoScalingGroup) -> GroupState {
     for instance in group.instances() {
         if instance.lifecycle_state().map(|s| s.as_str()) == Some("InService") {
             in_service += 1;
-            *instances_by_zone.entry(instance.availability_zone().unwrap_or_default().to_owned()).or_default() += 1;
+            *instances_by_zone
+                .entry(instance.availability_zone().unwrap_or_default().to_owned())
+                .or_default() += 1;
         }
     }
     GroupState {
-        name: group.auto_scaling_group_name().unwrap_or_default().to_owned(),
+        name: group
+            .auto_scaling_group_name()
+            .unwrap_or_default()
+            .to_owned(),
         capacity: Capacity {
             min: to_u32(group.min_size()),
             desired: to_u32(group.desired_capacity()),
@@ -256,11 +310,21 @@ fn group_state(group: &AutoScalingGroup) -> GroupState {
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect(),
-        suspended_processes: group.suspended_processes().iter().filter_map(|p| p.process_name()).map(str::to_owned).collect(),
+        suspended_processes: group
+            .suspended_processes()
+            .iter()
+            .filter_map(|p| p.process_name())
+            .map(str::to_owned)
+            .collect(),
         tags: group
             .tags()
             .iter()
-            .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
+            .filter_map(|t| {
+                Some((
+                    t.key()?.to_owned(),
+                    t.value().unwrap_or_default().to_owned(),
+                ))
+            })
             .collect(),
     }
 }
@@ -318,14 +382,23 @@ async fn observe_alarms(
     Ok(states)
 }
 
-async fn observe_health_checks(ctx: &AwsContext, ids: &BTreeSet<String>) -> Result<BTreeMap<String, bool>, ObserveError> {
+async fn observe_health_checks(
+    ctx: &AwsContext,
+    ids: &BTreeSet<String>,
+) -> Result<BTreeMap<String, bool>, ObserveError> {
     let client = ctx.route53();
     let answers = try_join_all(ids.iter().map(|id| {
         let client = client.clone();
         async move {
             match client.get_health_check().health_check_id(id).send().await {
                 Ok(_) => Ok((id.clone(), true)),
-                Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_health_check()) => Ok((id.clone(), false)),
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_no_such_health_check()) =>
+                {
+                    Ok((id.clone(), false))
+                }
                 Err(err) => Err(read_err(format!("read health check {id}"))(err)),
             }
         }
@@ -341,7 +414,11 @@ fn is_zone_id(zone: &str) -> bool {
 
 fn normalize(name: &str) -> String {
     let lower = name.to_ascii_lowercase();
-    if lower.ends_with('.') { lower } else { format!("{lower}.") }
+    if lower.ends_with('.') {
+        lower
+    } else {
+        format!("{lower}.")
+    }
 }
 
 struct ZoneInfo {
@@ -352,7 +429,13 @@ struct ZoneInfo {
 async fn observe_records(
     ctx: &AwsContext,
     records: &BTreeMap<String, &RecordSpec>,
-) -> Result<(BTreeMap<String, ZoneLookup>, BTreeMap<String, Vec<WeightedSet>>), ObserveError> {
+) -> Result<
+    (
+        BTreeMap<String, ZoneLookup>,
+        BTreeMap<String, Vec<WeightedSet>>,
+    ),
+    ObserveError,
+> {
     let client = ctx.route53();
     let written: BTreeSet<&str> = records.values().map(|r| r.zone.as_str()).collect();
     let zones = resolve_zones(&client, &written).await?;
@@ -360,8 +443,15 @@ async fn observe_records(
     // Per resolved zone id, the (name, type) pairs wanted.
     let mut wanted: BTreeMap<String, BTreeSet<(String, RrType)>> = BTreeMap::new();
     for spec in records.values() {
-        if let Some(ZoneInfo { lookup: ZoneLookup::Found { id, .. }, .. }) = zones.get(spec.zone.as_str()) {
-            wanted.entry(id.clone()).or_default().insert((normalize(&spec.name), rr_type(spec.record_type)));
+        if let Some(ZoneInfo {
+            lookup: ZoneLookup::Found { id, .. },
+            ..
+        }) = zones.get(spec.zone.as_str())
+        {
+            wanted
+                .entry(id.clone())
+                .or_default()
+                .insert((normalize(&spec.name), rr_type(spec.record_type)));
         }
     }
     let counts: BTreeMap<String, Option<i64>> = zones
@@ -374,24 +464,34 @@ async fn observe_records(
     let listed = try_join_all(wanted.into_iter().map(|(zone_id, pairs)| {
         let client = client.clone();
         let count = counts.get(&zone_id).copied().flatten();
-        async move { list_zone_records(&client, &zone_id, &pairs, count).await.map(|sets| (zone_id, sets)) }
+        async move {
+            list_zone_records(&client, &zone_id, &pairs, count)
+                .await
+                .map(|sets| (zone_id, sets))
+        }
     }))
     .await?;
-    let listed: BTreeMap<String, BTreeMap<(String, RrType), Vec<WeightedSet>>> = listed.into_iter().collect();
+    let listed: BTreeMap<String, BTreeMap<(String, RrType), Vec<WeightedSet>>> =
+        listed.into_iter().collect();
 
     let mut out = BTreeMap::new();
     for (name, spec) in records {
         let sets = match zones.get(spec.zone.as_str()).map(|z| &z.lookup) {
             Some(ZoneLookup::Found { id, .. }) => listed
                 .get(id)
-                .and_then(|by_name| by_name.get(&(normalize(&spec.name), rr_type(spec.record_type))))
+                .and_then(|by_name| {
+                    by_name.get(&(normalize(&spec.name), rr_type(spec.record_type)))
+                })
                 .cloned()
                 .unwrap_or_default(),
             _ => Vec::new(),
         };
         out.insert(name.clone(), sets);
     }
-    let lookups = zones.into_iter().map(|(written, info)| (written.to_owned(), info.lookup)).collect();
+    let lookups = zones
+        .into_iter()
+        .map(|(written, info)| (written.to_owned(), info.lookup))
+        .collect();
     Ok((lookups, out))
 }
 
@@ -417,13 +517,26 @@ async fn resolve_zones<'a>(
         let info = match client.get_hosted_zone().id(bare).send().await {
             Ok(answer) => match answer.hosted_zone() {
                 Some(zone) => ZoneInfo {
-                    lookup: ZoneLookup::Found { id: bare.to_owned(), name: zone.name().to_owned() },
+                    lookup: ZoneLookup::Found {
+                        id: bare.to_owned(),
+                        name: zone.name().to_owned(),
+                    },
                     record_count: zone.resource_record_set_count(),
                 },
-                None => ZoneInfo { lookup: ZoneLookup::NotFound, record_count: None },
+                None => ZoneInfo {
+                    lookup: ZoneLookup::NotFound,
+                    record_count: None,
+                },
             },
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_hosted_zone()) => {
-                ZoneInfo { lookup: ZoneLookup::NotFound, record_count: None }
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_no_such_hosted_zone()) =>
+            {
+                ZoneInfo {
+                    lookup: ZoneLookup::NotFound,
+                    record_count: None,
+                }
             }
             Err(err) => return Err(read_err(format!("read hosted zone {id}"))(err)),
         };
@@ -445,7 +558,11 @@ async fn resolve_zones<'a>(
             all.extend(answer.hosted_zones().iter().cloned());
         }
     } else {
-        let mut pages = client.list_hosted_zones().max_items(100).into_paginator().send();
+        let mut pages = client
+            .list_hosted_zones()
+            .max_items(100)
+            .into_paginator()
+            .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(read_err("list hosted zones"))?;
             all.extend(page.hosted_zones().iter().cloned());
@@ -453,16 +570,31 @@ async fn resolve_zones<'a>(
     }
     for name in names {
         let wanted = normalize(name);
-        let matches: Vec<&aws_sdk_route53::types::HostedZone> = all.iter().filter(|z| normalize(z.name()) == wanted).collect();
-        let mut ids: Vec<String> = matches.iter().map(|z| z.id().trim_start_matches("/hostedzone/").to_owned()).collect();
+        let matches: Vec<&aws_sdk_route53::types::HostedZone> = all
+            .iter()
+            .filter(|z| normalize(z.name()) == wanted)
+            .collect();
+        let mut ids: Vec<String> = matches
+            .iter()
+            .map(|z| z.id().trim_start_matches("/hostedzone/").to_owned())
+            .collect();
         ids.dedup();
         let info = match ids.as_slice() {
-            [] => ZoneInfo { lookup: ZoneLookup::NotFound, record_count: None },
+            [] => ZoneInfo {
+                lookup: ZoneLookup::NotFound,
+                record_count: None,
+            },
             [id] => ZoneInfo {
-                lookup: ZoneLookup::Found { id: id.clone(), name: wanted.clone() },
+                lookup: ZoneLookup::Found {
+                    id: id.clone(),
+                    name: wanted.clone(),
+                },
                 record_count: matches.first().and_then(|z| z.resource_record_set_count()),
             },
-            _ => ZoneInfo { lookup: ZoneLookup::Ambiguous { ids }, record_count: None },
+            _ => ZoneInfo {
+                lookup: ZoneLookup::Ambiguous { ids },
+                record_count: None,
+            },
         };
         out.insert(name, info);
     }
@@ -480,12 +612,15 @@ async fn list_zone_records(
     let whole_zone_pages = record_count.map(|n| (n.max(1) + RECORD_PAGE - 1) / RECORD_PAGE);
     let mut out: BTreeMap<(String, RrType), Vec<WeightedSet>> = BTreeMap::new();
     let mut seen: HashSet<(String, RrType, String)> = HashSet::new();
-    let mut keep = |out: &mut BTreeMap<(String, RrType), Vec<WeightedSet>>, set: &aws_sdk_route53::types::ResourceRecordSet| {
+    let mut keep = |out: &mut BTreeMap<(String, RrType), Vec<WeightedSet>>,
+                    set: &aws_sdk_route53::types::ResourceRecordSet| {
         let key = (normalize(set.name()), set.r#type().clone());
         if !pairs.contains(&key) {
             return;
         }
-        let Some(id) = set.set_identifier() else { return };
+        let Some(id) = set.set_identifier() else {
+            return;
+        };
         // The emulator repeats items across pages inside weighted sets.
         if !seen.insert((key.0.clone(), key.1.clone(), id.to_owned())) {
             return;
@@ -499,14 +634,20 @@ async fn list_zone_records(
     if whole_zone_pages.is_some_and(|pages| pages <= pairs.len() as i64) {
         let mut next: Option<(String, RrType, Option<String>)> = None;
         loop {
-            let mut request = client.list_resource_record_sets().hosted_zone_id(zone_id).max_items(RECORD_PAGE as i32);
+            let mut request = client
+                .list_resource_record_sets()
+                .hosted_zone_id(zone_id)
+                .max_items(RECORD_PAGE as i32);
             if let Some((name, kind, id)) = &next {
                 request = request
                     .start_record_name(name)
                     .start_record_type(kind.clone())
                     .set_start_record_identifier(id.clone());
             }
-            let page = request.send().await.map_err(read_err(format!("list records of hosted zone {zone_id}")))?;
+            let page = request
+                .send()
+                .await
+                .map_err(read_err(format!("list records of hosted zone {zone_id}")))?;
             for set in page.resource_record_sets() {
                 keep(&mut out, set);
             }
@@ -514,7 +655,11 @@ async fn list_zone_records(
                 break;
             }
             next = match (page.next_record_name(), page.next_record_type()) {
-                (Some(n), Some(t)) => Some((n.to_owned(), t.clone(), page.next_record_identifier().map(str::to_owned))),
+                (Some(n), Some(t)) => Some((
+                    n.to_owned(),
+                    t.clone(),
+                    page.next_record_identifier().map(str::to_owned),
+                )),
                 _ => break,
             };
         }
@@ -531,7 +676,9 @@ async fn list_zone_records(
                     .max_items(RECORD_PAGE as i32)
                     .send()
                     .await
-                    .map_err(read_err(format!("list records {name} {kind} of hosted zone {zone_id}")))?;
+                    .map_err(read_err(format!(
+                        "list records {name} {kind} of hosted zone {zone_id}"
+                    )))?;
                 let mut past = false;
                 for set in page.resource_record_sets() {
                     if normalize(set.name()) != *name || set.r#type() != kind {
@@ -540,7 +687,10 @@ async fn list_zone_records(
                     }
                     keep(&mut out, set);
                 }
-                if past || !page.is_truncated() || page.next_record_name().map(normalize).as_ref() != Some(name) {
+                if past
+                    || !page.is_truncated()
+                    || page.next_record_name().map(normalize).as_ref() != Some(name)
+                {
                     break;
                 }
                 start_id = page.next_record_identifier().map(str::to_owned);

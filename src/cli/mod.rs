@@ -75,11 +75,16 @@ pub fn main() -> Exit {
 pub fn load_or_report(path: &std::path::Path, vars: &VarArgs) -> Option<crate::playbook::Playbook> {
     match crate::playbook::load_file(path, &vars.to_map()) {
         Ok(playbook) => Some(playbook),
-        Err(crate::playbook::LoadError::Invalid { text, diagnostics, .. }) => {
+        Err(crate::playbook::LoadError::Invalid {
+            text, diagnostics, ..
+        }) => {
             for diag in &diagnostics {
                 eprintln!("{}", diag.render(Some(&text)));
             }
-            eprintln!("error: {} is not a valid playbook; nothing was read from AWS", path.display());
+            eprintln!(
+                "error: {} is not a valid playbook; nothing was read from AWS",
+                path.display()
+            );
             None
         }
         Err(err) => {

@@ -57,16 +57,21 @@ pub fn run(args: &PlanArgs) -> Exit {
         Ok(observed) => observed,
         Err(err) => {
             eprintln!("error: {err}");
-            eprintln!("nothing was changed; check credentials, region access and the endpoint, then plan again");
+            eprintln!(
+                "nothing was changed; check credentials, region access and the endpoint, then plan again"
+            );
             return Exit::StepFailed;
         }
     };
     let plan = build(&playbook, &observed, &args.playbook.display().to_string());
-    if let Some(path) = &args.save {
-        if let Err(err) = save(&plan, path) {
-            eprintln!("error: failed to save the plan to {}: {err}", path.display());
-            return Exit::StepFailed;
-        }
+    if let Some(path) = &args.save
+        && let Err(err) = save(&plan, path)
+    {
+        eprintln!(
+            "error: failed to save the plan to {}: {err}",
+            path.display()
+        );
+        return Exit::StepFailed;
     }
     let text = match args.output {
         PlanOutput::Human => {
@@ -83,12 +88,19 @@ pub fn run(args: &PlanArgs) -> Exit {
         },
     };
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
-    if plan.is_blocked() { Exit::Blocked } else { Exit::Success }
+    if plan.is_blocked() {
+        Exit::Blocked
+    } else {
+        Exit::Success
+    }
 }
 
 /// Writes the plan atomically: a reader never sees half a file.
 fn save(plan: &Plan, path: &Path) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut file = tempfile::NamedTempFile::new_in(dir)?;
     serde_json::to_writer_pretty(&mut file, plan)?;
     file.write_all(b"\n")?;

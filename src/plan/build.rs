@@ -11,7 +11,9 @@ use crate::playbook::{
 use crate::seed::short_region;
 use crate::state::{Capacity, Observed, ZoneLookup};
 
-use super::model::{Change, Estimate, Finding, PLAN_FORMAT, Plan, PlaybookRef, SetWeights, StepPlan};
+use super::model::{
+    Change, Estimate, Finding, PLAN_FORMAT, Plan, PlaybookRef, SetWeights, StepPlan,
+};
 
 /// Assumed time for new instances to launch and pass health checks.
 pub const INSTANCE_LAUNCH_SECS: u64 = 300;
@@ -33,10 +35,19 @@ impl<'a> Projection<'a> {
             .records
             .iter()
             .map(|(record, sets)| {
-                (record.clone(), sets.iter().map(|s| (s.set_identifier.clone(), s.weight.unwrap_or(0))).collect())
+                (
+                    record.clone(),
+                    sets.iter()
+                        .map(|s| (s.set_identifier.clone(), s.weight.unwrap_or(0)))
+                        .collect(),
+                )
             })
             .collect();
-        Self { observed, capacity: BTreeMap::new(), weights }
+        Self {
+            observed,
+            capacity: BTreeMap::new(),
+            weights,
+        }
     }
 
     fn capacity(&self, region: &str, group: &str) -> Option<Capacity> {
@@ -47,7 +58,8 @@ impl<'a> Projection<'a> {
     }
 
     fn set_capacity(&mut self, region: &str, group: &str, capacity: Capacity) {
-        self.capacity.insert((region.to_owned(), group.to_owned()), capacity);
+        self.capacity
+            .insert((region.to_owned(), group.to_owned()), capacity);
     }
 }
 
@@ -61,7 +73,11 @@ struct Builder<'a> {
 }
 
 fn finding(step: Option<&str>, resource: Option<String>, message: String) -> Finding {
-    Finding { step: step.map(str::to_owned), resource, message }
+    Finding {
+        step: step.map(str::to_owned),
+        resource,
+        message,
+    }
 }
 
 /// Builds the plan of `playbook` (loaded from `file`) against `observed`.
@@ -83,13 +99,20 @@ pub fn build(playbook: &Playbook, observed: &Observed, file: &str) -> Plan {
             Action::ShiftTraffic(s) => b.shift_traffic(id, s),
             Action::Drain(d) => b.drain(id, d),
             Action::EvacuateZone(z) => b.evacuate_zone(id, z),
-            Action::Wait(d) => {
-                ("wait", format!("hold for {d}"), vec![Change::Wait { secs: d.0.as_secs() }], d.0.as_secs())
-            }
+            Action::Wait(d) => (
+                "wait",
+                format!("hold for {d}"),
+                vec![Change::Wait {
+                    secs: d.0.as_secs(),
+                }],
+                d.0.as_secs(),
+            ),
             Action::Approve(message) => (
                 "approve",
                 "a human approves before the run goes on".to_owned(),
-                vec![Change::Approve { message: message.clone() }],
+                vec![Change::Approve {
+                    message: message.clone(),
+                }],
                 0,
             ),
             Action::Check(c) => b.check(id, c),
@@ -108,7 +131,11 @@ pub fn build(playbook: &Playbook, observed: &Observed, file: &str) -> Plan {
         playbook: PlaybookRef {
             name: playbook.name.clone(),
             file: file.to_owned(),
-            params: playbook.params.iter().map(|(k, v)| (k.clone(), scalar(v))).collect(),
+            params: playbook
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), scalar(v)))
+                .collect(),
         },
         steps,
         blockers: b.blockers,
@@ -195,13 +222,17 @@ impl Builder<'_> {
         let mut out = Vec::new();
         for name in names.iter() {
             let found = self.observed.resolved(region, name).to_vec();
-            let Some(spec) = self.playbook.groups.get(name) else { continue };
+            let Some(spec) = self.playbook.groups.get(name) else {
+                continue;
+            };
             if let Some(wanted) = &spec.names {
                 for missing in wanted.iter().filter(|w| !found.contains(w)) {
                     self.block(
                         Some(step),
                         Some(format!("asg {missing} ({region})")),
-                        format!("Auto Scaling group {missing} (group `{name}`) not found in {region}"),
+                        format!(
+                            "Auto Scaling group {missing} (group `{name}`) not found in {region}"
+                        ),
                     );
                 }
             } else if found.is_empty() {
@@ -215,7 +246,9 @@ impl Builder<'_> {
                 self.block(
                     Some(step),
                     Some(format!("group {name} ({region})")),
-                    format!("group `{name}` matches no Auto Scaling group in {region} (tags {selector})"),
+                    format!(
+                        "group `{name}` matches no Auto Scaling group in {region} (tags {selector})"
+                    ),
                 );
             }
             out.extend(found.into_iter().map(|g| (name.clone(), g)));
@@ -227,19 +260,36 @@ impl Builder<'_> {
         let region = s.region.as_str();
         let targets = self.members(step, &s.group, region);
         let sources: BTreeMap<String, Vec<String>> = match &s.absorb {
-            Some(a) => s.group.iter().map(|g| (g.clone(), self.observed.resolved(a.from.as_str(), g).to_vec())).collect(),
+            Some(a) => s
+                .group
+                .iter()
+                .map(|g| {
+                    (
+                        g.clone(),
+                        self.observed.resolved(a.from.as_str(), g).to_vec(),
+                    )
+                })
+                .collect(),
             None => BTreeMap::new(),
         };
         let mut changes = Vec::new();
         for (named, target) in &targets {
-            let Some(before) = self.projection.capacity(region, target) else { continue };
+            let Some(before) = self.projection.capacity(region, target) else {
+                continue;
+            };
             let resource = Some(format!("asg {target} ({region})"));
             let (desired, mut reason) = match (&s.absorb, s.desired) {
                 (Some(absorb), _) => {
                     let from = absorb.from.as_str();
-                    let same_group: Vec<&String> = targets.iter().filter(|(n, _)| n == named).map(|(_, t)| t).collect();
+                    let same_group: Vec<&String> = targets
+                        .iter()
+                        .filter(|(n, _)| n == named)
+                        .map(|(_, t)| t)
+                        .collect();
                     let candidates = sources.get(named).map(Vec::as_slice).unwrap_or(&[]);
-                    let Some(source) = counterpart(target, region, from, same_group.len(), candidates) else {
+                    let Some(source) =
+                        counterpart(target, region, from, same_group.len(), candidates)
+                    else {
                         self.block(
                             Some(step),
                             resource,
@@ -251,12 +301,18 @@ impl Builder<'_> {
                         );
                         continue;
                     };
-                    let source_desired = self.projection.capacity(from, &source).map_or(0, |c| c.desired);
+                    let source_desired = self
+                        .projection
+                        .capacity(from, &source)
+                        .map_or(0, |c| c.desired);
                     let pct = u32::from(absorb.percent.get());
                     let add = (source_desired * pct).div_ceil(100);
                     (
                         before.desired + add,
-                        format!("absorb {pct}% of {source} desired {source_desired}: {} + {add}", before.desired),
+                        format!(
+                            "absorb {pct}% of {source} desired {source_desired}: {} + {add}",
+                            before.desired
+                        ),
                     )
                 }
                 (None, Some(n)) => {
@@ -264,14 +320,21 @@ impl Builder<'_> {
                         self.warn(
                             Some(step),
                             resource.clone(),
-                            format!("scale_up lowers desired of {target} from {} to {n}", before.desired),
+                            format!(
+                                "scale_up lowers desired of {target} from {} to {n}",
+                                before.desired
+                            ),
                         );
                     }
                     (n, format!("desired set to {n}"))
                 }
                 (None, None) => continue,
             };
-            let mut after = Capacity { min: before.min.max(desired), desired, max: before.max };
+            let mut after = Capacity {
+                min: before.min.max(desired),
+                desired,
+                max: before.max,
+            };
             if desired > before.max {
                 if s.raise_max {
                     after.max = desired;
@@ -295,23 +358,42 @@ impl Builder<'_> {
             if after != before {
                 self.count("autoscaling:UpdateAutoScalingGroup", 1);
             }
-            changes.push(Change::Capacity { region: region.to_owned(), group: target.clone(), before, after, reason });
+            changes.push(Change::Capacity {
+                region: region.to_owned(),
+                group: target.clone(),
+                before,
+                after,
+                reason,
+            });
         }
         let waits = matches!(s.wait, crate::playbook::WaitFor::InService)
             && changes.iter().any(|c| matches!(c, Change::Capacity { before, after, .. } if after.desired > before.desired));
         let summary = format!(
             "scale up {} in {region}{}",
             s.group.0.join(", "),
-            if waits { format!(", wait until InService (timeout {})", s.timeout) } else { String::new() }
+            if waits {
+                format!(", wait until InService (timeout {})", s.timeout)
+            } else {
+                String::new()
+            }
         );
-        ("scale_up", summary, changes, if waits { INSTANCE_LAUNCH_SECS } else { 0 })
+        (
+            "scale_up",
+            summary,
+            changes,
+            if waits { INSTANCE_LAUNCH_SECS } else { 0 },
+        )
     }
 
     fn drain(&mut self, step: &str, d: &Drain) -> (&'static str, String, Vec<Change>, u64) {
         let region = d.region.as_str();
         for (name, spec) in &self.playbook.records {
-            let Some(set_id) = spec.set_identifiers.get(&d.region) else { continue };
-            let Some(weights) = self.projection.weights.get(name) else { continue };
+            let Some(set_id) = spec.set_identifiers.get(&d.region) else {
+                continue;
+            };
+            let Some(weights) = self.projection.weights.get(name) else {
+                continue;
+            };
             let total: i64 = weights.values().sum();
             let weight = weights.get(set_id).copied().unwrap_or(0);
             if weight > 0 {
@@ -327,8 +409,14 @@ impl Builder<'_> {
         }
         let mut changes = Vec::new();
         for (_, group) in self.members(step, &d.group, region) {
-            let Some(before) = self.projection.capacity(region, &group) else { continue };
-            let after = Capacity { min: before.min.min(d.to), desired: d.to, max: before.max };
+            let Some(before) = self.projection.capacity(region, &group) else {
+                continue;
+            };
+            let after = Capacity {
+                min: before.min.min(d.to),
+                desired: d.to,
+                max: before.max,
+            };
             let reason = if after.min < before.min {
                 format!("drain to {}; min lowered to match", d.to)
             } else {
@@ -338,17 +426,34 @@ impl Builder<'_> {
             if after != before {
                 self.count("autoscaling:UpdateAutoScalingGroup", 1);
             }
-            changes.push(Change::Capacity { region: region.to_owned(), group, before, after, reason });
+            changes.push(Change::Capacity {
+                region: region.to_owned(),
+                group,
+                before,
+                after,
+                reason,
+            });
         }
-        let summary = format!("drain {} in {region} to {} (timeout {})", d.group.0.join(", "), d.to, d.timeout);
+        let summary = format!(
+            "drain {} in {region} to {} (timeout {})",
+            d.group.0.join(", "),
+            d.to,
+            d.timeout
+        );
         ("drain", summary, changes, DRAIN_SECS)
     }
 
-    fn shift_traffic(&mut self, step: &str, s: &ShiftTraffic) -> (&'static str, String, Vec<Change>, u64) {
+    fn shift_traffic(
+        &mut self,
+        step: &str,
+        s: &ShiftTraffic,
+    ) -> (&'static str, String, Vec<Change>, u64) {
         let mut changes = Vec::new();
         let mut zones: BTreeSet<String> = BTreeSet::new();
         for name in s.record.iter() {
-            let Some(spec) = self.playbook.records.get(name) else { continue };
+            let Some(spec) = self.playbook.records.get(name) else {
+                continue;
+            };
             let resource = Some(format!("record {name}"));
             let zone_id = match self.observed.zones.get(&spec.zone) {
                 Some(ZoneLookup::Found { id, .. }) => id.clone(),
@@ -356,25 +461,51 @@ impl Builder<'_> {
                     self.block(
                         Some(step),
                         resource,
-                        format!("{} hosted zones are named {} ({}): write the zone id instead", ids.len(), spec.zone, ids.join(", ")),
+                        format!(
+                            "{} hosted zones are named {} ({}): write the zone id instead",
+                            ids.len(),
+                            spec.zone,
+                            ids.join(", ")
+                        ),
                     );
                     continue;
                 }
                 _ => {
-                    self.block(Some(step), resource, format!("hosted zone {} not found", spec.zone));
+                    self.block(
+                        Some(step),
+                        resource,
+                        format!("hosted zone {} not found", spec.zone),
+                    );
                     continue;
                 }
             };
             let observed = self.observed.records.get(name).cloned().unwrap_or_default();
-            let regions_by_id: BTreeMap<&str, &str> =
-                spec.set_identifiers.iter().map(|(r, id)| (id.as_str(), r.as_str())).collect();
+            let regions_by_id: BTreeMap<&str, &str> = spec
+                .set_identifiers
+                .iter()
+                .map(|(r, id)| (id.as_str(), r.as_str()))
+                .collect();
+            if observed.is_empty() {
+                self.block(
+                    Some(step),
+                    resource,
+                    format!(
+                        "record {} {} not found in zone {}",
+                        spec.name, spec.record_type, spec.zone
+                    ),
+                );
+                continue;
+            }
             let mut missing = false;
             for (region, id) in &spec.set_identifiers {
                 if !observed.iter().any(|s| &s.set_identifier == id) {
                     self.block(
                         Some(step),
                         Some(format!("record {name} ({id})")),
-                        format!("set identifier {id} ({region}) of {} {:?} not found in zone {}", spec.name, spec.record_type, spec.zone),
+                        format!(
+                            "set identifier {id} ({region}) of {} {} not found in zone {}",
+                            spec.name, spec.record_type, spec.zone
+                        ),
                     );
                     missing = true;
                 }
@@ -383,32 +514,61 @@ impl Builder<'_> {
                 self.block(
                     Some(step),
                     resource.clone(),
-                    format!("record set {} of {} is not weighted", unweighted.set_identifier, spec.name),
+                    format!(
+                        "record set {} of {} is not weighted",
+                        unweighted.set_identifier, spec.name
+                    ),
                 );
                 missing = true;
             }
             if missing {
                 continue;
             }
-            let Some(target) = spec.set_identifiers.get(&s.to).cloned() else { continue };
-            let before: BTreeMap<String, i64> = self.projection.weights.get(name).cloned().unwrap_or_default();
+            let Some(target) = spec.set_identifiers.get(&s.to).cloned() else {
+                continue;
+            };
+            let before: BTreeMap<String, i64> = self
+                .projection
+                .weights
+                .get(name)
+                .cloned()
+                .unwrap_or_default();
             let total: i64 = before.values().sum();
             if total == 0 {
                 self.block(
                     Some(step),
                     resource,
-                    format!("all weights of record `{name}` are zero: it serves no traffic to shift"),
+                    format!(
+                        "all weights of record `{name}` are zero: it serves no traffic to shift"
+                    ),
                 );
                 continue;
             }
             // Route 53 weights go up to 255.
             let total = total.min(255);
-            let increments: Vec<BTreeMap<String, i64>> =
-                s.ramp.iter().map(|pct| split_weights(&before, &target, total, *pct)).collect();
+            let increments: Vec<BTreeMap<String, i64>> = s
+                .ramp
+                .iter()
+                .map(|pct| split_weights(&before, &target, total, *pct))
+                .collect();
+            let before_target = before.get(&target).copied().unwrap_or(0);
+            if let Some(first) = increments.first().and_then(|inc| inc.get(&target))
+                && *first < before_target
+            {
+                self.warn(
+                        Some(step),
+                        resource.clone(),
+                        format!(
+                            "the first increment lowers the weight of {} ({}) from {before_target} to {first}: is the ramp meant for this direction?",
+                            target, s.to
+                        ),
+                    );
+            }
             let max_ttl = observed.iter().filter_map(|s| s.ttl).max();
-            if let Some(ttl) = max_ttl {
-                if (s.bake.0.as_secs() as i64) < ttl {
-                    self.warn(
+            if let Some(ttl) = max_ttl
+                && (s.bake.0.as_secs() as i64) < ttl
+            {
+                self.warn(
                         Some(step),
                         resource.clone(),
                         format!(
@@ -416,7 +576,6 @@ impl Builder<'_> {
                             s.bake, spec.name
                         ),
                     );
-                }
             }
             let sets = before
                 .iter()
@@ -424,7 +583,10 @@ impl Builder<'_> {
                     set_identifier: id.clone(),
                     region: regions_by_id.get(id.as_str()).map(|r| (*r).to_owned()),
                     before: *weight,
-                    after: increments.iter().map(|inc| inc.get(id).copied().unwrap_or(0)).collect(),
+                    after: increments
+                        .iter()
+                        .map(|inc| inc.get(id).copied().unwrap_or(0))
+                        .collect(),
                 })
                 .collect();
             if let Some(last) = increments.last() {
@@ -434,7 +596,7 @@ impl Builder<'_> {
             changes.push(Change::Weights {
                 record: name.clone(),
                 name: spec.name.clone(),
-                record_type: format!("{:?}", spec.record_type).to_uppercase(),
+                record_type: spec.record_type.to_string(),
                 zone_id,
                 ramp: s.ramp.clone(),
                 sets,
@@ -443,34 +605,63 @@ impl Builder<'_> {
         }
         let increments = s.ramp.len() as u64;
         // One change batch per hosted zone per increment.
-        self.count("route53:ChangeResourceRecordSets", (zones.len() as u64 * increments) as u32);
+        self.count(
+            "route53:ChangeResourceRecordSets",
+            (zones.len() as u64 * increments) as u32,
+        );
         let summary = format!(
             "shift {} to {} in {} increment{} ({}), bake {} each",
             s.record.0.join(", "),
             s.to,
             increments,
             if increments == 1 { "" } else { "s" },
-            s.ramp.iter().map(|p| format!("{p}%")).collect::<Vec<_>>().join(" -> "),
+            s.ramp
+                .iter()
+                .map(|p| format!("{p}%"))
+                .collect::<Vec<_>>()
+                .join(" -> "),
             s.bake
         );
-        ("shift_traffic", summary, changes, increments * (DNS_SYNC_SECS + s.bake.0.as_secs()))
+        (
+            "shift_traffic",
+            summary,
+            changes,
+            increments * (DNS_SYNC_SECS + s.bake.0.as_secs()),
+        )
     }
 
-    fn evacuate_zone(&mut self, step: &str, z: &EvacuateZone) -> (&'static str, String, Vec<Change>, u64) {
+    fn evacuate_zone(
+        &mut self,
+        step: &str,
+        z: &EvacuateZone,
+    ) -> (&'static str, String, Vec<Change>, u64) {
         let region = z.region.as_str();
         let zone = z.zone.as_str();
         let mut changes = Vec::new();
         let mut batches_max = 0;
         for (_, group) in self.members(step, &z.group, region) {
-            let Some(state) = self.observed.group(region, &group) else { continue };
+            let Some(state) = self.observed.group(region, &group) else {
+                continue;
+            };
             let resource = Some(format!("asg {group} ({region})"));
-            let zone_of = |subnet: &String| self.observed.subnet_zones.get(subnet).map(String::as_str);
-            let (removed, kept): (Vec<String>, Vec<String>) =
-                state.subnets.iter().cloned().partition(|s| zone_of(s) == Some(zone));
+            let zone_of =
+                |subnet: &String| self.observed.subnet_zones.get(subnet).map(String::as_str);
+            let (removed, kept): (Vec<String>, Vec<String>) = state
+                .subnets
+                .iter()
+                .cloned()
+                .partition(|s| zone_of(s) == Some(zone));
             let remaining_zones: BTreeSet<String> = if state.subnets.is_empty() {
-                state.zones.iter().filter(|z2| z2.as_str() != zone).cloned().collect()
+                state
+                    .zones
+                    .iter()
+                    .filter(|z2| z2.as_str() != zone)
+                    .cloned()
+                    .collect()
             } else {
-                kept.iter().filter_map(|s| zone_of(s).map(str::to_owned)).collect()
+                kept.iter()
+                    .filter_map(|s| zone_of(s).map(str::to_owned))
+                    .collect()
             };
             if remaining_zones.is_empty() {
                 self.block(
@@ -482,25 +673,44 @@ impl Builder<'_> {
             }
             let in_zone = state.instances_by_zone.get(zone).copied().unwrap_or(0);
             if removed.is_empty() && in_zone == 0 {
-                self.warn(Some(step), resource.clone(), format!("{group} does not use {zone}: nothing to evacuate"));
+                self.warn(
+                    Some(step),
+                    resource.clone(),
+                    format!("{group} does not use {zone}: nothing to evacuate"),
+                );
             }
             let replace = if z.keep_capacity { in_zone } else { 0 };
-            let batch_size = ((state.capacity.desired * u32::from(z.max_out_percent.get())) / 100).max(1);
-            let mut after: BTreeMap<String, u32> =
-                remaining_zones.iter().map(|z2| (z2.clone(), state.instances_by_zone.get(z2).copied().unwrap_or(0))).collect();
+            let batch_size =
+                ((state.capacity.desired * u32::from(z.max_out_percent.get())) / 100).max(1);
+            let mut after: BTreeMap<String, u32> = remaining_zones
+                .iter()
+                .map(|z2| {
+                    (
+                        z2.clone(),
+                        state.instances_by_zone.get(z2).copied().unwrap_or(0),
+                    )
+                })
+                .collect();
             // The group rebalances into the emptiest zones first.
             for _ in 0..replace {
                 if let Some((_, count)) = after.iter_mut().min_by_key(|(_, c)| **c) {
                     *count += 1;
                 }
             }
-            let suspend: Vec<String> = if state.suspended_processes.iter().any(|p| p == "AZRebalance") {
-                Vec::new()
-            } else {
-                vec!["AZRebalance".to_owned()]
-            };
-            self.count("autoscaling:SuspendProcesses", u32::from(!suspend.is_empty()));
-            self.count("autoscaling:UpdateAutoScalingGroup", u32::from(!removed.is_empty()));
+            let suspend: Vec<String> =
+                if state.suspended_processes.iter().any(|p| p == "AZRebalance") {
+                    Vec::new()
+                } else {
+                    vec!["AZRebalance".to_owned()]
+                };
+            self.count(
+                "autoscaling:SuspendProcesses",
+                u32::from(!suspend.is_empty()),
+            );
+            self.count(
+                "autoscaling:UpdateAutoScalingGroup",
+                u32::from(!removed.is_empty()),
+            );
             self.count("autoscaling:TerminateInstanceInAutoScalingGroup", replace);
             batches_max = batches_max.max(replace.div_ceil(batch_size));
             changes.push(Change::ZoneEvacuation {
@@ -519,16 +729,34 @@ impl Builder<'_> {
         let summary = format!(
             "move {} in {region} out of {zone}{}",
             z.group.0.join(", "),
-            if z.keep_capacity { ", keeping capacity" } else { "" }
+            if z.keep_capacity {
+                ", keeping capacity"
+            } else {
+                ""
+            }
         );
-        ("evacuate_zone", summary, changes, u64::from(batches_max) * INSTANCE_LAUNCH_SECS)
+        (
+            "evacuate_zone",
+            summary,
+            changes,
+            u64::from(batches_max) * INSTANCE_LAUNCH_SECS,
+        )
     }
 
     fn check(&mut self, step: &str, c: &Check) -> (&'static str, String, Vec<Change>, u64) {
-        let state = serde_json::to_value(c.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let state = serde_json::to_value(c.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
         let target = match (&c.alarm, &c.health_check) {
             (Some(a), _) => {
-                if self.observed.alarms.get(a.region.as_str()).and_then(|m| m.get(&a.name)).is_none() {
+                if self
+                    .observed
+                    .alarms
+                    .get(a.region.as_str())
+                    .and_then(|m| m.get(&a.name))
+                    .is_none()
+                {
                     self.block(
                         Some(step),
                         Some(format!("alarm {} ({})", a.name, a.region)),
@@ -539,14 +767,26 @@ impl Builder<'_> {
             }
             (None, Some(h)) => {
                 if self.observed.health_checks.get(&h.id) != Some(&true) {
-                    self.block(Some(step), Some(format!("health check {}", h.id)), format!("health check {} not found", h.id));
+                    self.block(
+                        Some(step),
+                        Some(format!("health check {}", h.id)),
+                        format!("health check {} not found", h.id),
+                    );
                 }
                 format!("health check {}", h.id)
             }
             (None, None) => String::new(),
         };
-        let summary = format!("wait until {target} is {state} for {} (timeout {})", c.hold, c.timeout);
-        let change = Change::Check { target, state, hold_secs: c.hold.0.as_secs(), timeout_secs: c.timeout.0.as_secs() };
+        let summary = format!(
+            "wait until {target} is {state} for {} (timeout {})",
+            c.hold, c.timeout
+        );
+        let change = Change::Check {
+            target,
+            state,
+            hold_secs: c.hold.0.as_secs(),
+            timeout_secs: c.timeout.0.as_secs(),
+        };
         ("check", summary, vec![change], c.hold.0.as_secs())
     }
 }
@@ -554,7 +794,13 @@ impl Builder<'_> {
 /// Finds the source-region group that `target` absorbs: the only one when each
 /// region has exactly one, else the one whose name is the target's with the region
 /// (or its short form, `usw2` / `use1`) swapped.
-pub fn counterpart(target: &str, region: &str, from: &str, targets: usize, sources: &[String]) -> Option<String> {
+pub fn counterpart(
+    target: &str,
+    region: &str,
+    from: &str,
+    targets: usize,
+    sources: &[String],
+) -> Option<String> {
     if targets == 1 && sources.len() == 1 {
         return sources.first().cloned();
     }
@@ -574,17 +820,32 @@ pub fn counterpart(target: &str, region: &str, from: &str, targets: usize, sourc
 /// The weights after one increment: the target gets `pct` percent of `total`, the
 /// others share the rest in proportion to their weights before the step (evenly if
 /// those were all zero). Largest remainders keep the sum exact.
-pub fn split_weights(before: &BTreeMap<String, i64>, target: &str, total: i64, pct: i64) -> BTreeMap<String, i64> {
+pub fn split_weights(
+    before: &BTreeMap<String, i64>,
+    target: &str,
+    total: i64,
+    pct: i64,
+) -> BTreeMap<String, i64> {
     let target_weight = (total * pct + 50) / 100;
     let rest = total - target_weight;
-    let others: Vec<(&String, i64)> = before.iter().filter(|(id, _)| id.as_str() != target).map(|(id, w)| (id, *w)).collect();
+    let others: Vec<(&String, i64)> = before
+        .iter()
+        .filter(|(id, _)| id.as_str() != target)
+        .map(|(id, w)| (id, *w))
+        .collect();
     let others_total: i64 = others.iter().map(|(_, w)| w).sum();
     let mut out = BTreeMap::new();
     out.insert(target.to_owned(), target_weight);
     if others.is_empty() {
         return out;
     }
-    let share = |w: i64| if others_total > 0 { (rest * w, others_total) } else { (rest, others.len() as i64) };
+    let share = |w: i64| {
+        if others_total > 0 {
+            (rest * w, others_total)
+        } else {
+            (rest, others.len() as i64)
+        }
+    };
     let mut assigned = 0;
     let mut remainders = Vec::new();
     for (id, w) in &others {
@@ -614,8 +875,14 @@ mod tests {
     #[test]
     fn two_regions_ramp_moves_the_share_exactly() {
         let before = weights(&[("use1", 100), ("usw2", 0)]);
-        assert_eq!(split_weights(&before, "usw2", 100, 25), weights(&[("use1", 75), ("usw2", 25)]));
-        assert_eq!(split_weights(&before, "usw2", 100, 100), weights(&[("use1", 0), ("usw2", 100)]));
+        assert_eq!(
+            split_weights(&before, "usw2", 100, 25),
+            weights(&[("use1", 75), ("usw2", 25)])
+        );
+        assert_eq!(
+            split_weights(&before, "usw2", 100, 100),
+            weights(&[("use1", 0), ("usw2", 100)])
+        );
     }
 
     #[test]
@@ -629,7 +896,10 @@ mod tests {
     #[test]
     fn others_at_zero_share_evenly() {
         let before = weights(&[("a", 0), ("b", 0), ("c", 100)]);
-        assert_eq!(split_weights(&before, "c", 100, 25), weights(&[("a", 38), ("b", 37), ("c", 25)]));
+        assert_eq!(
+            split_weights(&before, "c", 100, 25),
+            weights(&[("a", 38), ("b", 37), ("c", 25)])
+        );
     }
 
     #[test]
@@ -640,8 +910,14 @@ mod tests {
             Some("worker-us-east-1".to_owned())
         );
         let short = vec!["api-use1".to_owned(), "web-use1".to_owned()];
-        assert_eq!(counterpart("api-usw2", "us-west-2", "us-east-1", 2, &short), Some("api-use1".to_owned()));
-        assert_eq!(counterpart("edge", "us-west-2", "us-east-1", 2, &sources), None);
+        assert_eq!(
+            counterpart("api-usw2", "us-west-2", "us-east-1", 2, &short),
+            Some("api-use1".to_owned())
+        );
+        assert_eq!(
+            counterpart("edge", "us-west-2", "us-east-1", 2, &sources),
+            None
+        );
         assert_eq!(
             counterpart("anything", "us-west-2", "us-east-1", 1, &sources[..1]),
             Some("api-us-east-1".to_owned())

@@ -37,7 +37,11 @@ impl Palette {
 }
 
 fn arrow(before: u32, after: u32) -> String {
-    if before == after { before.to_string() } else { format!("{before} -> {after}") }
+    if before == after {
+        before.to_string()
+    } else {
+        format!("{before} -> {after}")
+    }
 }
 
 fn capacity_line(before: &Capacity, after: &Capacity) -> String {
@@ -71,7 +75,12 @@ fn calls_line(plan: &Plan) -> String {
     if plan.estimate.mutating_calls.is_empty() {
         return "none".to_owned();
     }
-    plan.estimate.mutating_calls.iter().map(|(op, n)| format!("{op} {n}")).collect::<Vec<_>>().join(", ")
+    plan.estimate
+        .mutating_calls
+        .iter()
+        .map(|(op, n)| format!("{op} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The terminal view: grouped by step, `~` for a change, `-` for a removal, before
@@ -79,14 +88,31 @@ fn calls_line(plan: &Plan) -> String {
 pub fn human(plan: &Plan, colour: bool) -> String {
     let p = Palette::new(colour);
     let mut out = String::new();
-    let _ = writeln!(out, "{} {} ({})", p.bold.apply_to("Plan:"), plan.playbook.name, plan.playbook.file);
+    let _ = writeln!(
+        out,
+        "{} {} ({})",
+        p.bold.apply_to("Plan:"),
+        plan.playbook.name,
+        plan.playbook.file
+    );
     if !plan.playbook.params.is_empty() {
-        let params: Vec<String> = plan.playbook.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let params: Vec<String> = plan
+            .playbook
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         let _ = writeln!(out, "  params: {}", params.join(" "));
     }
     for (i, step) in plan.steps.iter().enumerate() {
         let _ = writeln!(out);
-        let _ = writeln!(out, "{}. {}: {}", i + 1, p.bold.apply_to(&step.id), step.summary);
+        let _ = writeln!(
+            out,
+            "{}. {}: {}",
+            i + 1,
+            p.bold.apply_to(&step.id),
+            step.summary
+        );
         for change in &step.changes {
             write_change(&mut out, change, &p);
         }
@@ -95,27 +121,49 @@ pub fn human(plan: &Plan, colour: bool) -> String {
         }
     }
     if !plan.warnings.is_empty() {
-        let _ = writeln!(out, "\n{}", p.bold.apply_to(format!("Warnings ({}):", plan.warnings.len())));
+        let _ = writeln!(
+            out,
+            "\n{}",
+            p.bold
+                .apply_to(format!("Warnings ({}):", plan.warnings.len()))
+        );
         for w in &plan.warnings {
             let _ = writeln!(out, "  {} {}", p.warn.apply_to("!"), finding_line(w));
         }
     }
     if !plan.blockers.is_empty() {
-        let _ = writeln!(out, "\n{}", p.bold.apply_to(format!("Blockers ({}):", plan.blockers.len())));
+        let _ = writeln!(
+            out,
+            "\n{}",
+            p.bold
+                .apply_to(format!("Blockers ({}):", plan.blockers.len()))
+        );
         for b in &plan.blockers {
             let _ = writeln!(out, "  {} {}", p.bad.apply_to("x"), finding_line(b));
         }
     }
     let _ = writeln!(out);
-    let _ = writeln!(out, "Estimate: {} (approvals excluded)", duration(plan.estimate.duration_secs));
+    let _ = writeln!(
+        out,
+        "Estimate: {} (approvals excluded)",
+        duration(plan.estimate.duration_secs)
+    );
     let _ = writeln!(out, "Mutating calls: {}", calls_line(plan));
-    let _ = writeln!(out, "{}", p.dim.apply_to(format!("Assumes: {}", plan.estimate.assumptions.join("; "))));
+    let _ = writeln!(
+        out,
+        "{}",
+        p.dim
+            .apply_to(format!("Assumes: {}", plan.estimate.assumptions.join("; ")))
+    );
     if plan.is_blocked() {
         let n = plan.blockers.len();
         let _ = writeln!(
             out,
             "{}",
-            p.bad.apply_to(format!("Blocked: {n} blocker{} above; nothing was changed.", if n == 1 { "" } else { "s" }))
+            p.bad.apply_to(format!(
+                "Blocked: {n} blocker{} above; nothing was changed.",
+                if n == 1 { "" } else { "s" }
+            ))
         );
     } else {
         let _ = writeln!(out, "Ready: no blockers. Nothing was changed.");
@@ -125,13 +173,37 @@ pub fn human(plan: &Plan, colour: bool) -> String {
 
 fn write_change(out: &mut String, change: &Change, p: &Palette) {
     match change {
-        Change::Capacity { region, group, before, after, reason } => {
-            let marker = if before == after { p.dim.apply_to("=") } else { p.change.apply_to("~") };
-            let _ = writeln!(out, "   {marker} asg {group} ({region})  {}", capacity_line(before, after));
+        Change::Capacity {
+            region,
+            group,
+            before,
+            after,
+            reason,
+        } => {
+            let marker = if before == after {
+                p.dim.apply_to("=")
+            } else {
+                p.change.apply_to("~")
+            };
+            let _ = writeln!(
+                out,
+                "   {marker} asg {group} ({region})  {}",
+                capacity_line(before, after)
+            );
             let _ = writeln!(out, "       {}", p.dim.apply_to(reason));
         }
-        Change::Weights { name, record_type, zone_id, sets, .. } => {
-            let _ = writeln!(out, "   {} record {name} {record_type} (zone {zone_id})", p.change.apply_to("~"));
+        Change::Weights {
+            name,
+            record_type,
+            zone_id,
+            sets,
+            ..
+        } => {
+            let _ = writeln!(
+                out,
+                "   {} record {name} {record_type} (zone {zone_id})",
+                p.change.apply_to("~")
+            );
             let width = sets.iter().map(|s| label(s).len()).max().unwrap_or(0);
             for set in sets {
                 let _ = writeln!(out, "       {:width$}  {}", label(set), weights_line(set));
@@ -149,7 +221,11 @@ fn write_change(out: &mut String, change: &Change, p: &Palette) {
             instances_after,
             ..
         } => {
-            let _ = writeln!(out, "   {} asg {group} ({region}) leaves {zone}", p.change.apply_to("~"));
+            let _ = writeln!(
+                out,
+                "   {} asg {group} ({region}) leaves {zone}",
+                p.change.apply_to("~")
+            );
             for subnet in subnets_removed {
                 let _ = writeln!(out, "       {} subnet {subnet}", p.bad.apply_to("-"));
             }
@@ -157,7 +233,10 @@ fn write_change(out: &mut String, change: &Change, p: &Palette) {
                 let _ = writeln!(out, "       suspend {}", suspend_processes.join(", "));
             }
             let zones = |m: &std::collections::BTreeMap<String, u32>| {
-                m.iter().map(|(z, n)| format!("{z}={n}")).collect::<Vec<_>>().join(" ")
+                m.iter()
+                    .map(|(z, n)| format!("{z}={n}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             };
             let _ = writeln!(
                 out,
@@ -173,7 +252,12 @@ fn write_change(out: &mut String, change: &Change, p: &Palette) {
         Change::Approve { message } => {
             let _ = writeln!(out, "   {} approve: {message:?}", p.warn.apply_to("?"));
         }
-        Change::Check { target, state, hold_secs, timeout_secs } => {
+        Change::Check {
+            target,
+            state,
+            hold_secs,
+            timeout_secs,
+        } => {
             let _ = writeln!(
                 out,
                 "   {} check {target} is {state} for {} (timeout {})",
@@ -198,19 +282,65 @@ pub fn markdown(plan: &Plan) -> String {
     let _ = writeln!(out, "# Plan: {}\n", plan.playbook.name);
     let _ = writeln!(out, "| | |\n| --- | --- |");
     let _ = writeln!(out, "| playbook | `{}` |", plan.playbook.file);
-    let params: Vec<String> = plan.playbook.params.iter().map(|(k, v)| format!("`{k}={v}`")).collect();
-    let _ = writeln!(out, "| params | {} |", if params.is_empty() { "-".to_owned() } else { params.join(" ") });
-    let _ = writeln!(out, "| result | {} |", if plan.is_blocked() { "**blocked**" } else { "ready" });
-    let _ = writeln!(out, "| estimate | {} (approvals excluded) |", duration(plan.estimate.duration_secs));
+    let params: Vec<String> = plan
+        .playbook
+        .params
+        .iter()
+        .map(|(k, v)| format!("`{k}={v}`"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "| params | {} |",
+        if params.is_empty() {
+            "-".to_owned()
+        } else {
+            params.join(" ")
+        }
+    );
+    let _ = writeln!(
+        out,
+        "| result | {} |",
+        if plan.is_blocked() {
+            "**blocked**"
+        } else {
+            "ready"
+        }
+    );
+    let _ = writeln!(
+        out,
+        "| estimate | {} (approvals excluded) |",
+        duration(plan.estimate.duration_secs)
+    );
     let _ = writeln!(out, "| mutating calls | {} |", calls_line(plan));
     let _ = writeln!(out, "| state fingerprint | `{}` |", plan.fingerprint);
     for (i, step) in plan.steps.iter().enumerate() {
-        let _ = writeln!(out, "\n## {}. `{}` ({})\n\n{}\n", i + 1, step.id, step.kind, step.summary);
-        let capacity: Vec<&Change> = step.changes.iter().filter(|c| matches!(c, Change::Capacity { .. })).collect();
+        let _ = writeln!(
+            out,
+            "\n## {}. `{}` ({})\n\n{}\n",
+            i + 1,
+            step.id,
+            step.kind,
+            step.summary
+        );
+        let capacity: Vec<&Change> = step
+            .changes
+            .iter()
+            .filter(|c| matches!(c, Change::Capacity { .. }))
+            .collect();
         if !capacity.is_empty() {
-            let _ = writeln!(out, "| group | region | min | desired | max | why |\n| --- | --- | --- | --- | --- | --- |");
+            let _ = writeln!(
+                out,
+                "| group | region | min | desired | max | why |\n| --- | --- | --- | --- | --- | --- |"
+            );
             for change in capacity {
-                if let Change::Capacity { region, group, before, after, reason } = change {
+                if let Change::Capacity {
+                    region,
+                    group,
+                    before,
+                    after,
+                    reason,
+                } = change
+                {
                     let _ = writeln!(
                         out,
                         "| {group} | {region} | {} | {} | {} | {reason} |",
@@ -224,22 +354,47 @@ pub fn markdown(plan: &Plan) -> String {
         for change in &step.changes {
             match change {
                 Change::Capacity { .. } => {}
-                Change::Weights { name, record_type, zone_id, ramp, sets, .. } => {
+                Change::Weights {
+                    name,
+                    record_type,
+                    zone_id,
+                    ramp,
+                    sets,
+                    ..
+                } => {
                     let _ = writeln!(out, "**{name} {record_type}** (zone `{zone_id}`)\n");
                     let heads: Vec<String> = ramp.iter().map(|p| format!("{p}%")).collect();
                     let _ = writeln!(out, "| set identifier | before | {} |", heads.join(" | "));
                     let _ = writeln!(out, "| --- | --- |{}", " --- |".repeat(ramp.len()));
                     for set in sets {
                         let after: Vec<String> = set.after.iter().map(i64::to_string).collect();
-                        let _ = writeln!(out, "| {} | {} | {} |", label(set), set.before, after.join(" | "));
+                        let _ = writeln!(
+                            out,
+                            "| {} | {} | {} |",
+                            label(set),
+                            set.before,
+                            after.join(" | ")
+                        );
                     }
                     let _ = writeln!(out);
                 }
-                Change::ZoneEvacuation { group, region, zone, subnets_removed, instances_to_replace, batch_size, .. } => {
+                Change::ZoneEvacuation {
+                    group,
+                    region,
+                    zone,
+                    subnets_removed,
+                    instances_to_replace,
+                    batch_size,
+                    ..
+                } => {
                     let _ = writeln!(
                         out,
                         "- {group} ({region}) leaves {zone}: removes {}; replaces {instances_to_replace} instance(s), {batch_size} at a time",
-                        if subnets_removed.is_empty() { "no subnet".to_owned() } else { subnets_removed.join(", ") }
+                        if subnets_removed.is_empty() {
+                            "no subnet".to_owned()
+                        } else {
+                            subnets_removed.join(", ")
+                        }
                     );
                 }
                 Change::Wait { secs } => {
@@ -248,7 +403,12 @@ pub fn markdown(plan: &Plan) -> String {
                 Change::Approve { message } => {
                     let _ = writeln!(out, "- approval: \"{message}\"");
                 }
-                Change::Check { target, state, hold_secs, timeout_secs } => {
+                Change::Check {
+                    target,
+                    state,
+                    hold_secs,
+                    timeout_secs,
+                } => {
                     let _ = writeln!(
                         out,
                         "- check {target} is {state} for {} (timeout {})",
@@ -267,6 +427,10 @@ pub fn markdown(plan: &Plan) -> String {
             }
         }
     }
-    let _ = writeln!(out, "\n_Assumes: {}._", plan.estimate.assumptions.join("; "));
+    let _ = writeln!(
+        out,
+        "\n_Assumes: {}._",
+        plan.estimate.assumptions.join("; ")
+    );
     out
 }

@@ -122,3 +122,78 @@ impl Account {
         self.command("evac-seed").assert().success();
     }
 }
+
+/// One request the emulator recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// The signing service (`autoscaling`, `route53`, `monitoring`, `ec2`).
+    pub service: String,
+    /// The operation: `Action=` of query APIs, `METHOD /path` of Route 53.
+    pub operation: String,
+    /// Whether it can change anything.
+    pub mutating: bool,
+}
+
+impl Account {
+    /// Every request this account made so far, as the emulator recorded them.
+    pub fn calls(&self) -> Vec<Call> {
+        use base64::Engine as _;
+        let text = ureq::get(format!(
+            "{}/moto-api/recorder/download-recording",
+            self.endpoint
+        ))
+        .call()
+        .and_then(|mut r| r.body_mut().read_to_string())
+        .unwrap_or_else(|e| panic!("cannot download the emulator's recording: {e}"));
+        let credential = format!("Credential={}/", self.access_key);
+        let mut calls = Vec::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let entry: serde_json::Value =
+                serde_json::from_str(line).expect("recording lines are JSON");
+            let auth = entry["headers"]["Authorization"]
+                .as_str()
+                .unwrap_or_default();
+            let Some(scope) = auth.split(&credential).nth(1) else {
+                continue;
+            };
+            let service = scope.split('/').nth(2).unwrap_or_default().to_owned();
+            let method = entry["method"].as_str().unwrap_or_default().to_owned();
+            let body = match (entry["body"].as_str(), entry["body_encoded"].as_bool()) {
+                (Some(b), Some(true)) => base64::engine::general_purpose::STANDARD
+                    .decode(b)
+                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                    .unwrap_or_default(),
+                (Some(b), _) => b.to_owned(),
+                _ => String::new(),
+            };
+            let action = body
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("Action="))
+                .map(str::to_owned);
+            let (operation, mutating) = match action {
+                Some(action) => {
+                    let read = ["Describe", "List", "Get"]
+                        .iter()
+                        .any(|p| action.starts_with(p));
+                    (action, !read)
+                }
+                None => {
+                    let url = entry["url"].as_str().unwrap_or_default();
+                    let path = url
+                        .splitn(4, '/')
+                        .nth(3)
+                        .map(|p| format!("/{p}"))
+                        .unwrap_or_default();
+                    let path = path.split('?').next().unwrap_or_default().to_owned();
+                    (format!("{method} {path}"), method != "GET")
+                }
+            };
+            calls.push(Call {
+                service,
+                operation,
+                mutating,
+            });
+        }
+        calls
+    }
+}

@@ -1,0 +1,410 @@
+//! `evac plan` against the local emulator: what it shows, that it changes nothing,
+//! and every blocker with its exit code and message.
+
+mod support;
+
+use aws_sdk_route53::types::{
+    Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+};
+use evac::playbook::Region;
+use support::Account;
+
+const BASE: &str = "tests/fixtures/plan/base.yaml";
+
+fn region(name: &str) -> Region {
+    Region::parse(name).expect("valid region")
+}
+
+/// Runs `evac plan` for `account` and returns (exit code, stdout, stderr).
+fn plan(account: &Account, args: &[&str]) -> (i32, String, String) {
+    let output = account
+        .command("evac")
+        .arg("plan")
+        .args(args)
+        .output()
+        .expect("evac runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn seeded() -> Account {
+    let account = Account::fresh();
+    account.seed();
+    account
+}
+
+/// Redacts what differs between runs: hosted zone ids and the state fingerprint.
+fn redactions() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"\b[0-9A-Z]{18,32}\b", "[ZONE_ID]");
+    settings.add_filter(r"\b[0-9a-f]{64}\b", "[FINGERPRINT]");
+    settings
+}
+
+#[test]
+fn example_plan_shows_capacity_and_weights_and_makes_no_mutating_call() {
+    let account = seeded();
+    let before = account.calls().len();
+    let (code, stdout, stderr) = plan(&account, &["playbooks/evacuate-region.yaml"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    for line in [
+        "~ asg api-us-west-2 (us-west-2)  min 1 -> 8  desired 2 -> 8  max 12",
+        "~ asg worker-us-west-2 (us-west-2)  min 1 -> 5  desired 1 -> 5  max 8",
+        "api-use1 (us-east-1)  100 -> 75 -> 50 -> 25 -> 0",
+        "api-usw2 (us-west-2)  0 -> 25 -> 50 -> 75 -> 100",
+        "www-usw2 (us-west-2)  0 -> 25 -> 50 -> 75 -> 100",
+        "~ asg api-us-east-1 (us-east-1)  min 3 -> 0  desired 6 -> 0  max 12",
+        "Mutating calls: autoscaling:UpdateAutoScalingGroup 4, route53:ChangeResourceRecordSets 4",
+        "Ready: no blockers. Nothing was changed.",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+    let calls = account.calls().split_off(before);
+    assert!(
+        calls.iter().any(|c| c.service == "autoscaling"),
+        "plan read the groups: {calls:?}"
+    );
+    assert!(
+        calls.iter().any(|c| c.service == "route53"),
+        "plan read the records: {calls:?}"
+    );
+    let mutating: Vec<_> = calls.iter().filter(|c| c.mutating).collect();
+    assert!(
+        mutating.is_empty(),
+        "plan made mutating calls: {mutating:?}"
+    );
+    redactions().bind(|| insta::assert_snapshot!("example_plan_human", stdout));
+}
+
+#[test]
+fn json_and_markdown_render_the_same_plan() {
+    let account = seeded();
+    let (code, json, _) = plan(
+        &account,
+        &["playbooks/evacuate-region.yaml", "--output", "json"],
+    );
+    assert_eq!(code, 0);
+    let value: serde_json::Value = serde_json::from_str(&json).expect("plan JSON");
+    assert_eq!(value["format"], 1);
+    let weights = &value["steps"][1]["changes"][0]["sets"][1];
+    assert_eq!(weights["set_identifier"], "api-usw2");
+    assert_eq!(weights["after"], serde_json::json!([25, 50, 75, 100]));
+    let (code, markdown, _) = plan(
+        &account,
+        &["playbooks/evacuate-region.yaml", "--output", "markdown"],
+    );
+    assert_eq!(code, 0);
+    assert!(
+        markdown.contains("| api-usw2 (us-west-2) | 0 | 25 | 50 | 75 | 100 |"),
+        "{markdown}"
+    );
+    redactions().bind(|| {
+        insta::assert_snapshot!("example_plan_json", json);
+        insta::assert_snapshot!("example_plan_markdown", markdown);
+    });
+}
+
+#[test]
+fn saved_plan_carries_the_state_fingerprint() {
+    let account = seeded();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("plan.json");
+    let file_arg = file.to_str().expect("utf-8 path");
+    let (code, _, _) = plan(
+        &account,
+        &["playbooks/evacuate-region.yaml", "--save", file_arg],
+    );
+    assert_eq!(code, 0);
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("plan saved"))
+            .expect("saved plan is JSON");
+    let fingerprint = saved["fingerprint"]
+        .as_str()
+        .expect("fingerprint")
+        .to_owned();
+    assert_eq!(fingerprint.len(), 64);
+    // The same state gives the same fingerprint; a changed state another.
+    let (_, json, _) = plan(
+        &account,
+        &["playbooks/evacuate-region.yaml", "--output", "json"],
+    );
+    let again: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(again["fingerprint"], fingerprint.as_str());
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        account
+            .context()
+            .await
+            .autoscaling(&region("us-west-2"))
+            .set_desired_capacity()
+            .auto_scaling_group_name("api-us-west-2")
+            .desired_capacity(3)
+            .send()
+            .await
+            .expect("change desired");
+    });
+    let (_, json, _) = plan(
+        &account,
+        &["playbooks/evacuate-region.yaml", "--output", "json"],
+    );
+    let changed: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_ne!(changed["fingerprint"], fingerprint.as_str());
+}
+
+#[test]
+fn failback_reuses_the_playbook_with_vars() {
+    let account = seeded();
+    let (code, stdout, _) = plan(
+        &account,
+        &[
+            "playbooks/evacuate-region.yaml",
+            "--var",
+            "source=us-west-2",
+            "--var",
+            "target=us-east-1",
+        ],
+    );
+    // The seeded world serves from us-east-1 already: the ramp would first take
+    // traffic away from it, which the plan warns about.
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("~ asg api-us-east-1 (us-east-1)  min 3 -> 8  desired 6 -> 8  max 12"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "the first increment lowers the weight of api-use1 (us-east-1) from 100 to 25"
+        ),
+        "{stdout}"
+    );
+}
+
+fn assert_blocked(account: &Account, args: &[&str], message: &str) {
+    let (code, stdout, stderr) = plan(account, args);
+    assert_eq!(code, 3, "expected exit 3 for {args:?}:\n{stdout}{stderr}");
+    assert!(
+        stdout.contains(message),
+        "missing {message:?} in:\n{stdout}"
+    );
+    assert!(stdout.contains("Blocked:"), "{stdout}");
+}
+
+#[test]
+fn blocker_group_matching_nothing() {
+    let account = seeded();
+    assert_blocked(
+        &account,
+        &[BASE, "--var", "service=nothing"],
+        "x scale: group svc (us-west-2): group `svc` matches no Auto Scaling group in us-west-2 (tags evac:service=nothing)",
+    );
+}
+
+#[test]
+fn blocker_set_identifier_not_found() {
+    let account = seeded();
+    assert_blocked(
+        &account,
+        &[BASE, "--var", "set_target=api-west"],
+        "x shift: record api (api-west): set identifier api-west (us-west-2) of api.example.com. A not found in zone example.com.",
+    );
+}
+
+#[test]
+fn blocker_record_not_found() {
+    let account = seeded();
+    assert_blocked(
+        &account,
+        &[BASE, "--var", "record_name=nope.example.com."],
+        "x shift: record api: record nope.example.com. A not found in zone example.com.",
+    );
+}
+
+#[test]
+fn blocker_no_matching_source_group_for_absorb() {
+    let account = seeded();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let ctx = account.context().await;
+        let existing = ctx
+            .autoscaling(&region("us-west-2"))
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names("api-us-west-2")
+            .send()
+            .await
+            .expect("describe");
+        let subnets = existing.auto_scaling_groups()[0]
+            .vpc_zone_identifier()
+            .unwrap_or_default()
+            .to_owned();
+        ctx.autoscaling(&region("us-west-2"))
+            .create_auto_scaling_group()
+            .auto_scaling_group_name("edge-west")
+            .launch_template(
+                aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                    .launch_template_name("evac-demo")
+                    .version("$Latest")
+                    .build(),
+            )
+            .min_size(0)
+            .max_size(4)
+            .desired_capacity(0)
+            .vpc_zone_identifier(subnets)
+            .tags(
+                aws_sdk_autoscaling::types::Tag::builder()
+                    .key("evac:service")
+                    .value("api")
+                    .resource_id("edge-west")
+                    .resource_type("auto-scaling-group")
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("create edge-west");
+    });
+    assert_blocked(
+        &account,
+        &[BASE],
+        "x scale: asg edge-west (us-west-2): no matching source group in us-east-1 for edge-west: group `svc` has 1 there (api-us-east-1)",
+    );
+}
+
+#[test]
+fn blocker_desired_above_max_unless_raise_max() {
+    let account = seeded();
+    assert_blocked(
+        &account,
+        &["tests/fixtures/plan/over-max.yaml"],
+        "x scale: asg api-us-west-2 (us-west-2): desired 20 of api-us-west-2 would exceed its max 12: set `raise_max: true` or lower the share",
+    );
+    let (code, stdout, _) = plan(
+        &account,
+        &["tests/fixtures/plan/over-max.yaml", "--var", "raise=true"],
+    );
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("min 1 -> 20  desired 2 -> 20  max 12 -> 20"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn blocker_drain_of_a_region_that_still_carries_weight() {
+    let account = seeded();
+    assert_blocked(
+        &account,
+        &["tests/fixtures/plan/drain-first.yaml"],
+        "x drain: record api (api-use1): drain of us-east-1 while record `api` still sends it weight 100 of 100 (100%): shift the traffic away first",
+    );
+}
+
+#[test]
+fn blocker_all_weights_zero() {
+    let account = seeded();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let route53 = account.context().await.route53();
+        let zones = route53
+            .list_hosted_zones_by_name()
+            .dns_name("example.com.")
+            .send()
+            .await
+            .expect("zones");
+        let zone_id = zones.hosted_zones()[0].id().to_owned();
+        let mut batch = ChangeBatch::builder();
+        for (id, ip) in [("api-use1", "10.0.0.10"), ("api-usw2", "10.1.0.10")] {
+            let set = ResourceRecordSet::builder()
+                .name("api.example.com.")
+                .r#type(RrType::A)
+                .set_identifier(id)
+                .weight(0)
+                .ttl(60)
+                .resource_records(ResourceRecord::builder().value(ip).build().expect("record"))
+                .build()
+                .expect("set");
+            batch = batch.changes(
+                Change::builder()
+                    .action(ChangeAction::Upsert)
+                    .resource_record_set(set)
+                    .build()
+                    .expect("change"),
+            );
+        }
+        route53
+            .change_resource_record_sets()
+            .hosted_zone_id(zone_id)
+            .change_batch(batch.build().expect("batch"))
+            .send()
+            .await
+            .expect("zero the weights");
+    });
+    assert_blocked(
+        &account,
+        &[BASE],
+        "x shift: record api: all weights of record `api` are zero: it serves no traffic to shift",
+    );
+}
+
+#[test]
+fn blocker_stop_condition_alarm_missing() {
+    let account = seeded();
+    assert_blocked(
+        &account,
+        &[BASE, "--var", "alarm=no-such-alarm"],
+        "x alarm no-such-alarm (us-west-2): stop-condition alarm no-such-alarm not found in us-west-2: create it, or fix its name or region",
+    );
+}
+
+#[test]
+fn blocker_stop_condition_alarm_already_firing() {
+    let account = seeded();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        account
+            .context()
+            .await
+            .cloudwatch(&region("us-west-2"))
+            .set_alarm_state()
+            .alarm_name("api-5xx-rate")
+            .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+            .state_reason("test")
+            .send()
+            .await
+            .expect("set alarm state");
+    });
+    assert_blocked(
+        &account,
+        &[BASE],
+        "x alarm api-5xx-rate (us-west-2): stop-condition alarm api-5xx-rate in us-west-2 is already in ALARM",
+    );
+}
+
+#[test]
+fn warning_bake_shorter_than_ttl() {
+    let account = seeded();
+    let (code, stdout, _) = plan(&account, &[BASE, "--var", "bake=30s"]);
+    assert_eq!(code, 0, "a warning does not block: {stdout}");
+    assert!(
+        stdout.contains(
+            "! shift: record api: bake 30s is shorter than the TTL 60s of api.example.com."
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn invalid_playbook_is_exit_2_before_any_aws_call() {
+    let account = Account::fresh();
+    let (code, _, stderr) = plan(&account, &["tests/fixtures/invalid/bad-region.yaml"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("invalid region name `us-east1`"),
+        "{stderr}"
+    );
+    assert!(
+        account.calls().is_empty(),
+        "no AWS call for an invalid playbook"
+    );
+}
