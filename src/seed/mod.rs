@@ -4,7 +4,8 @@
 //! tagged Auto Scaling groups `api-REGION` and `worker-REGION`, and a CloudWatch alarm
 //! `api-5xx-rate`. One hosted zone `example.com.` holds weighted records for `api`
 //! (A) and `www` (CNAME), weight 100 in the source region and 0 in the target. The
-//! example playbooks in `playbooks/` run against exactly this world.
+//! example playbooks in `playbooks/` run against exactly this world. [`WorldSpec::fleet`]
+//! makes a fleet-size world for benchmarks.
 
 use std::collections::BTreeMap;
 
@@ -86,15 +87,39 @@ pub struct RegionSeed {
     pub groups: Vec<GroupSeed>,
 }
 
+/// One weighted record to create: `LABEL.ZONE` with one set per region.
+#[derive(Clone, Debug, Serialize)]
+pub struct RecordSeed {
+    /// The first label (`api`); set identifiers are `LABEL-SHORTREGION`.
+    pub label: String,
+    /// `true` for a CNAME, `false` for an A record.
+    pub cname: bool,
+}
+
+/// One hosted zone and its records.
+#[derive(Clone, Debug, Serialize)]
+pub struct ZoneSeed {
+    /// The zone name, with the trailing dot.
+    pub name: String,
+    /// Its weighted records.
+    pub records: Vec<RecordSeed>,
+}
+
 /// What to create.
 #[derive(Clone, Debug, Serialize)]
 pub struct WorldSpec {
-    /// The hosted zone.
-    pub zone: String,
+    /// The hosted zones.
+    pub zones: Vec<ZoneSeed>,
     /// The regions, source first.
     pub regions: Vec<RegionSeed>,
     /// Record TTL in seconds.
     pub ttl: i64,
+    /// Value of the `evac:fleet` tag on every group.
+    pub fleet: String,
+}
+
+fn region_of(name: &str) -> Region {
+    Region::parse(name).unwrap_or_else(|e| unreachable!("{e}"))
 }
 
 impl WorldSpec {
@@ -106,22 +131,76 @@ impl WorldSpec {
             desired,
             max,
         };
-        let region = |name: &str| Region::parse(name).unwrap_or_else(|e| unreachable!("{e}"));
+        let record = |label: &str, cname| RecordSeed {
+            label: label.to_owned(),
+            cname,
+        };
         Self {
-            zone: "example.com.".to_owned(),
+            zones: vec![ZoneSeed {
+                name: "example.com.".to_owned(),
+                records: vec![record("api", false), record("www", true)],
+            }],
             ttl: 60,
+            fleet: "demo".to_owned(),
             regions: vec![
                 RegionSeed {
-                    region: region("us-east-1"),
+                    region: region_of("us-east-1"),
                     octet: 0,
                     weight: 100,
                     groups: vec![group("api", 3, 6, 12), group("worker", 2, 4, 8)],
                 },
                 RegionSeed {
-                    region: region("us-west-2"),
+                    region: region_of("us-west-2"),
                     octet: 1,
                     weight: 0,
                     groups: vec![group("api", 1, 2, 12), group("worker", 1, 1, 8)],
+                },
+            ],
+        }
+    }
+
+    /// A fleet-size world for benchmarks: `services` groups in each of us-east-1 and
+    /// us-west-2 (`svc-NNN-REGION`, tagged `evac:fleet=bench`), and `records` weighted
+    /// A records (`svc-NNN`) spread over `zones` hosted zones (`zoneN.example.com.`).
+    pub fn fleet(services: usize, records: usize, zones: usize) -> Self {
+        let groups = |min, desired| {
+            (0..services)
+                .map(|i| GroupSeed {
+                    service: format!("svc-{i:03}"),
+                    min,
+                    desired,
+                    max: 20,
+                })
+                .collect()
+        };
+        let zones = zones.max(1);
+        Self {
+            zones: (0..zones)
+                .map(|z| ZoneSeed {
+                    name: format!("zone{z}.example.com."),
+                    records: (0..records)
+                        .filter(|r| r % zones == z)
+                        .map(|r| RecordSeed {
+                            label: format!("svc-{r:03}"),
+                            cname: false,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            ttl: 60,
+            fleet: "bench".to_owned(),
+            regions: vec![
+                RegionSeed {
+                    region: region_of("us-east-1"),
+                    octet: 0,
+                    weight: 100,
+                    groups: groups(1, 2),
+                },
+                RegionSeed {
+                    region: region_of("us-west-2"),
+                    octet: 1,
+                    weight: 0,
+                    groups: groups(0, 1),
                 },
             ],
         }
@@ -131,8 +210,8 @@ impl WorldSpec {
 /// What was created.
 #[derive(Clone, Debug, Serialize)]
 pub struct World {
-    /// The hosted zone's id.
-    pub hosted_zone_id: String,
+    /// The hosted zone ids by name.
+    pub hosted_zones: BTreeMap<String, String>,
     /// The created Auto Scaling group names per region.
     pub groups: BTreeMap<Region, Vec<String>>,
     /// The subnet ids per region, in zone order a, b, c.
@@ -164,13 +243,16 @@ pub async fn seed(ctx: &AwsContext, spec: &WorldSpec) -> Result<World, SeedError
     let mut groups = BTreeMap::new();
     let mut subnets = BTreeMap::new();
     for region in &spec.regions {
-        let (names, ids) = seed_region(ctx, region).await?;
+        let (names, ids) = seed_region(ctx, region, &spec.fleet).await?;
         groups.insert(region.region.clone(), names);
         subnets.insert(region.region.clone(), ids);
     }
-    let hosted_zone_id = seed_dns(ctx, spec).await?;
+    let mut hosted_zones = BTreeMap::new();
+    for zone in &spec.zones {
+        hosted_zones.insert(zone.name.clone(), seed_zone(ctx, spec, zone).await?);
+    }
     Ok(World {
-        hosted_zone_id,
+        hosted_zones,
         groups,
         subnets,
     })
@@ -179,6 +261,7 @@ pub async fn seed(ctx: &AwsContext, spec: &WorldSpec) -> Result<World, SeedError
 async fn seed_region(
     ctx: &AwsContext,
     seed: &RegionSeed,
+    fleet: &str,
 ) -> Result<(Vec<String>, Vec<String>), SeedError> {
     let region = &seed.region;
     let ec2 = ctx.ec2(region);
@@ -263,6 +346,7 @@ async fn seed_region(
             .vpc_zone_identifier(subnet_ids.join(","))
             .tags(tag("evac:service", &group.service))
             .tags(tag("evac:drill", "zone"))
+            .tags(tag("evac:fleet", fleet))
             .send()
             .await
             .map_err(aws_err(format!("create Auto Scaling group {name}")))?;
@@ -288,36 +372,44 @@ async fn seed_region(
     Ok((names, subnet_ids))
 }
 
-async fn seed_dns(ctx: &AwsContext, spec: &WorldSpec) -> Result<String, SeedError> {
+async fn seed_zone(
+    ctx: &AwsContext,
+    spec: &WorldSpec,
+    zone: &ZoneSeed,
+) -> Result<String, SeedError> {
     let route53 = ctx.route53();
-    let zone = route53
+    let created = route53
         .create_hosted_zone()
-        .name(&spec.zone)
-        .caller_reference(format!("evac-seed-{}", std::process::id()))
+        .name(&zone.name)
+        .caller_reference(format!("evac-seed-{}-{}", std::process::id(), zone.name))
         .send()
         .await
-        .map_err(aws_err(format!("create hosted zone {}", spec.zone)))?;
-    let zone_id = zone
+        .map_err(aws_err(format!("create hosted zone {}", zone.name)))?;
+    let zone_id = created
         .hosted_zone()
         .map(|z| z.id().to_owned())
         .unwrap_or_default();
     let zone_id = zone_id.trim_start_matches("/hostedzone/").to_owned();
-    let mut batch = ChangeBatch::builder();
-    for region in &spec.regions {
-        let short = short_region(&region.region);
-        let records = [
-            ("api", RrType::A, format!("10.{}.0.10", region.octet)),
-            (
-                "www",
-                RrType::Cname,
-                format!("web-{short}.{}", spec.zone.trim_end_matches('.')),
-            ),
-        ];
-        for (service, rr_type, value) in records {
+    let mut changes = Vec::new();
+    for record in &zone.records {
+        for region in &spec.regions {
+            let short = short_region(&region.region);
+            let (rr_type, value) = if record.cname {
+                (
+                    RrType::Cname,
+                    format!(
+                        "{}-{short}.{}",
+                        record.label,
+                        zone.name.trim_end_matches('.')
+                    ),
+                )
+            } else {
+                (RrType::A, format!("10.{}.0.10", region.octet))
+            };
             let set = ResourceRecordSet::builder()
-                .name(format!("{service}.{}", spec.zone))
+                .name(format!("{}.{}", record.label, zone.name))
                 .r#type(rr_type)
-                .set_identifier(format!("{service}-{short}"))
+                .set_identifier(format!("{}-{short}", record.label))
                 .weight(region.weight)
                 .ttl(spec.ttl)
                 .resource_records(
@@ -328,7 +420,7 @@ async fn seed_dns(ctx: &AwsContext, spec: &WorldSpec) -> Result<String, SeedErro
                 )
                 .build()
                 .map_err(build_err("build a record set"))?;
-            batch = batch.changes(
+            changes.push(
                 Change::builder()
                     .action(ChangeAction::Create)
                     .resource_record_set(set)
@@ -337,13 +429,24 @@ async fn seed_dns(ctx: &AwsContext, spec: &WorldSpec) -> Result<String, SeedErro
             );
         }
     }
-    route53
-        .change_resource_record_sets()
-        .hosted_zone_id(&zone_id)
-        .change_batch(batch.build().map_err(build_err("build the change batch"))?)
-        .send()
-        .await
-        .map_err(aws_err("create the weighted records"))?;
+    // A change batch holds at most 1,000 changes.
+    for chunk in changes.chunks(500) {
+        route53
+            .change_resource_record_sets()
+            .hosted_zone_id(&zone_id)
+            .change_batch(
+                ChangeBatch::builder()
+                    .set_changes(Some(chunk.to_vec()))
+                    .build()
+                    .map_err(build_err("build the change batch"))?,
+            )
+            .send()
+            .await
+            .map_err(aws_err(format!(
+                "create the weighted records of {}",
+                zone.name
+            )))?;
+    }
     Ok(zone_id)
 }
 
