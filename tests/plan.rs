@@ -408,3 +408,21 @@ fn invalid_playbook_is_exit_2_before_any_aws_call() {
         "no AWS call for an invalid playbook"
     );
 }
+
+#[test]
+fn unreachable_aws_is_exit_1_with_the_failed_read() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    let output = support::evac()
+        .args(["plan", "playbooks/evacuate-region.yaml"])
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .env("AWS_ACCESS_KEY_ID", "x")
+        .env("AWS_SECRET_ACCESS_KEY", "x")
+        .output()
+        .expect("evac runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("error: failed to "), "{stderr}");
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
+}

@@ -202,16 +202,7 @@ async fn observe_region_groups(
             .describe_auto_scaling_groups()
             .set_auto_scaling_group_names(Some(chunk.iter().map(|s| (*s).clone()).collect()))
             .max_records(PAGE as i32);
-        let mut pages = request.into_paginator().send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(read_err(format!(
-                "describe Auto Scaling groups in {region}"
-            )))?;
-            for group in page.auto_scaling_groups() {
-                let state = group_state(group);
-                found.insert(state.name.clone(), state);
-            }
-        }
+        describe_groups(request, region, &mut found).await?;
     }
 
     // Tags: one query per set of tag keys, with every wanted value of each key;
@@ -237,16 +228,7 @@ async fn observe_region_groups(
                     .build(),
             );
         }
-        let mut pages = request.into_paginator().send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(read_err(format!(
-                "describe Auto Scaling groups by tag in {region}"
-            )))?;
-            for group in page.auto_scaling_groups() {
-                let state = group_state(group);
-                found.insert(state.name.clone(), state);
-            }
-        }
+        describe_groups(request, region, &mut found).await?;
     }
 
     let mut resolved = BTreeMap::new();
@@ -275,6 +257,25 @@ async fn observe_region_groups(
         states: found,
         subnet_zones,
     })
+}
+
+/// Runs a DescribeAutoScalingGroups request through all its pages into `found`.
+async fn describe_groups(
+    request: aws_sdk_autoscaling::operation::describe_auto_scaling_groups::builders::DescribeAutoScalingGroupsFluentBuilder,
+    region: &Region,
+    found: &mut BTreeMap<String, GroupState>,
+) -> Result<(), ObserveError> {
+    let mut pages = request.into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(read_err(format!(
+            "describe Auto Scaling groups in {region}"
+        )))?;
+        for group in page.auto_scaling_groups() {
+            let state = group_state(group);
+            found.insert(state.name.clone(), state);
+        }
+    }
+    Ok(())
 }
 
 fn group_state(group: &AutoScalingGroup) -> GroupState {

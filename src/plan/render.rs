@@ -120,26 +120,20 @@ pub fn human(plan: &Plan, colour: bool) -> String {
             let _ = writeln!(out, "   {}", p.dim.apply_to("(no changes)"));
         }
     }
-    if !plan.warnings.is_empty() {
-        let _ = writeln!(
-            out,
-            "\n{}",
-            p.bold
-                .apply_to(format!("Warnings ({}):", plan.warnings.len()))
-        );
-        for w in &plan.warnings {
-            let _ = writeln!(out, "  {} {}", p.warn.apply_to("!"), finding_line(w));
+    for (title, list, marker) in [
+        ("Warnings", &plan.warnings, p.warn.apply_to("!")),
+        ("Blockers", &plan.blockers, p.bad.apply_to("x")),
+    ] {
+        if list.is_empty() {
+            continue;
         }
-    }
-    if !plan.blockers.is_empty() {
         let _ = writeln!(
             out,
             "\n{}",
-            p.bold
-                .apply_to(format!("Blockers ({}):", plan.blockers.len()))
+            p.bold.apply_to(format!("{title} ({}):", list.len()))
         );
-        for b in &plan.blockers {
-            let _ = writeln!(out, "  {} {}", p.bad.apply_to("x"), finding_line(b));
+        for finding in list {
+            let _ = writeln!(out, "  {marker} {}", finding_line(finding));
         }
     }
     let _ = writeln!(out);
