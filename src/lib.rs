@@ -5,7 +5,9 @@
 
 pub mod aws;
 pub mod cli;
+pub mod engine;
 pub mod exit;
+pub mod journal;
 pub mod plan;
 pub mod playbook;
 pub mod seed;

@@ -4,6 +4,7 @@
 //! (environment, profiles); `AWS_ENDPOINT_URL` points every client at a local
 //! emulator. SDK types stay inside this module tree.
 
+pub mod cloud;
 pub mod observe;
 
 use aws_config::{BehaviorVersion, SdkConfig};

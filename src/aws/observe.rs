@@ -278,7 +278,8 @@ async fn describe_groups(
     Ok(())
 }
 
-fn group_state(group: &AutoScalingGroup) -> GroupState {
+/// The state of a described group.
+pub fn group_state(group: &AutoScalingGroup) -> GroupState {
     let to_u32 = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
     let mut instances_by_zone: BTreeMap<String, u32> = BTreeMap::new();
     let mut in_service = 0;

@@ -94,6 +94,16 @@ pub fn build(playbook: &Playbook, observed: &Observed, file: &str) -> Plan {
     let mut steps = Vec::new();
     for step in &playbook.steps {
         let id = step.id.as_str();
+        let timeout_secs = match &step.action {
+            Action::ScaleUp(s) if matches!(s.wait, crate::playbook::WaitFor::InService) => {
+                s.timeout.0.as_secs()
+            }
+            Action::ScaleUp(_) | Action::Wait(_) | Action::Approve(_) => 0,
+            Action::ShiftTraffic(s) => s.timeout.0.as_secs(),
+            Action::Drain(d) => d.timeout.0.as_secs(),
+            Action::EvacuateZone(z) => z.timeout.0.as_secs(),
+            Action::Check(c) => c.timeout.0.as_secs(),
+        };
         let (kind, summary, changes, secs) = match &step.action {
             Action::ScaleUp(s) => b.scale_up(id, s),
             Action::ShiftTraffic(s) => b.shift_traffic(id, s),
@@ -123,6 +133,7 @@ pub fn build(playbook: &Playbook, observed: &Observed, file: &str) -> Plan {
             summary,
             changes,
             estimate_secs: secs,
+            timeout_secs,
         });
     }
     let duration_secs = steps.iter().map(|s| s.estimate_secs).sum();

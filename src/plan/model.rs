@@ -59,6 +59,10 @@ pub struct StepPlan {
     pub changes: Vec<Change>,
     /// Expected duration of the step in seconds.
     pub estimate_secs: u64,
+    /// How long the step may wait for its changes to take effect (per increment for
+    /// `shift_traffic`), in seconds; 0 when it does not wait.
+    #[serde(default)]
+    pub timeout_secs: u64,
 }
 
 /// One weighted record set's weight before the step and after each increment.

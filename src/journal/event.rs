@@ -1,0 +1,227 @@
+//! What the journal records.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::Capacity;
+
+/// A resource the engine changes, with the value it sets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Target {
+    /// An Auto Scaling group's capacity.
+    Capacity {
+        /// The region.
+        region: String,
+        /// The group.
+        group: String,
+    },
+    /// The weights of weighted record sets in one hosted zone.
+    Weights {
+        /// The hosted zone id.
+        zone_id: String,
+    },
+}
+
+/// A value of a [`Target`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Value {
+    /// Min / desired / max.
+    Capacity(Capacity),
+    /// Weight per record set.
+    Weights(BTreeMap<String, i64>),
+}
+
+/// A full weighted record set, as needed to write it back (an UPSERT replaces the
+/// whole set, not only its weight).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordSetDef {
+    /// DNS name, fully qualified.
+    pub name: String,
+    /// Record type (`A`, `AAAA`, `CNAME`).
+    pub record_type: String,
+    /// Set identifier.
+    pub set_identifier: String,
+    /// Current weight.
+    pub weight: i64,
+    /// TTL, absent for alias records.
+    pub ttl: Option<i64>,
+    /// Record values.
+    pub values: Vec<String>,
+    /// Alias target: hosted zone id, DNS name, evaluate target health.
+    pub alias: Option<(String, String, bool)>,
+    /// Health check id.
+    pub health_check_id: Option<String>,
+}
+
+impl RecordSetDef {
+    /// The key weights are recorded under: `name type set-identifier`.
+    pub fn key(&self) -> String {
+        format!("{} {} {}", self.name, self.record_type, self.set_identifier)
+    }
+}
+
+/// How a run (or a rollback) ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every step finished.
+    Succeeded,
+    /// A step failed.
+    Failed,
+    /// Ctrl-C; resumable.
+    Interrupted,
+}
+
+/// One journal line.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The run began.
+    RunStarted {
+        /// The run id.
+        run_id: String,
+        /// The playbook's name.
+        playbook: String,
+        /// The playbook file as given.
+        file: String,
+        /// Parameter values.
+        params: BTreeMap<String, String>,
+        /// Who ran it.
+        user: String,
+        /// Where.
+        host: String,
+        /// evac's version.
+        version: String,
+    },
+    /// A process (the first run, or a resume) took over the run.
+    Attached {
+        /// Its pid.
+        pid: u32,
+        /// `run` or `resume`.
+        command: String,
+    },
+    /// A step began.
+    StepStarted {
+        /// The step id.
+        step: String,
+    },
+    /// A change is about to be made. Written and fsync'ed before the call.
+    Intent {
+        /// Stable id of the action within the run.
+        action: String,
+        /// The step.
+        step: String,
+        /// What is changed.
+        target: Target,
+        /// The live value just before the change.
+        before: Value,
+        /// The value set.
+        after: Value,
+        /// For weights: the full record sets, to write them back.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        record_sets: Vec<RecordSetDef>,
+    },
+    /// AWS accepted the change.
+    Applied {
+        /// The action.
+        action: String,
+        /// Route 53 change id, when there is one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        change_id: Option<String>,
+    },
+    /// The change took effect (instances in service, DNS in sync).
+    Converged {
+        /// The action.
+        action: String,
+    },
+    /// A resumed run found an in-flight action in its `after` state and counts it done,
+    /// or accepted a drifted value with --force.
+    Reconciled {
+        /// The action.
+        action: String,
+        /// What was decided.
+        decision: String,
+    },
+    /// A ramp increment finished baking.
+    Baked {
+        /// The step.
+        step: String,
+        /// The increment, from 1.
+        increment: usize,
+    },
+    /// A human gate was passed.
+    Approved {
+        /// The step.
+        step: String,
+        /// `--yes` or `terminal`.
+        by: String,
+    },
+    /// A step finished.
+    StepFinished {
+        /// The step.
+        step: String,
+    },
+    /// A step failed.
+    StepFailed {
+        /// The step.
+        step: String,
+        /// Why.
+        error: String,
+    },
+    /// The run stopped on Ctrl-C.
+    Interrupted,
+    /// The run ended.
+    RunFinished {
+        /// How.
+        outcome: Outcome,
+    },
+    /// A rollback began.
+    RollbackStarted {
+        /// Whether weights go back in one change instead of ramped.
+        fast: bool,
+    },
+    /// A change of the rollback is about to be made.
+    RollbackIntent {
+        /// The forward action undone.
+        action: String,
+        /// What is changed.
+        target: Target,
+        /// The live value just before.
+        before: Value,
+        /// The value restored.
+        after: Value,
+    },
+    /// A rollback change was accepted.
+    RollbackApplied {
+        /// The forward action undone.
+        action: String,
+    },
+    /// A rollback change took effect, or was not needed (live already restored).
+    RollbackConverged {
+        /// The forward action undone.
+        action: String,
+    },
+    /// A rollback ended; `verified` says whether live state equals the originals.
+    RollbackFinished {
+        /// How.
+        outcome: Outcome,
+        /// Whether the live state matched every recorded original.
+        verified: bool,
+        /// Differences found, if any.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        differences: Vec<String>,
+    },
+}
+
+/// A journal line with its time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// RFC 3339 UTC time.
+    pub at: String,
+    /// The event.
+    #[serde(flatten)]
+    pub event: Event,
+}
