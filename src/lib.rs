@@ -10,5 +10,6 @@ pub mod exit;
 pub mod journal;
 pub mod plan;
 pub mod playbook;
+pub mod report;
 pub mod seed;
 pub mod state;

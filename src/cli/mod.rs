@@ -1,6 +1,10 @@
 //! The command line: clap definitions and one thin module per command.
 
 mod plan;
+mod rollback;
+mod run;
+mod session;
+mod status;
 mod validate;
 
 use std::path::PathBuf;
@@ -24,6 +28,14 @@ enum Command {
     Validate(ValidateArgs),
     /// Preview a run against live AWS state, read-only: every change, blockers, estimates.
     Plan(plan::PlanArgs),
+    /// Run a playbook: plan, confirm, then execute step by step with a durable journal.
+    Run(run::RunArgs),
+    /// Continue an interrupted or failed run from its journal.
+    Resume(run::ResumeArgs),
+    /// Restore everything a run changed, newest change first, and verify it.
+    Rollback(rollback::RollbackArgs),
+    /// Show every run, or one run's steps and changes.
+    Status(status::StatusArgs),
 }
 
 /// How results are printed.
@@ -68,6 +80,10 @@ pub fn main() -> Exit {
     match cli.command {
         Command::Validate(args) => validate::run(&args.playbooks, &args.vars, args.output),
         Command::Plan(args) => plan::run(&args),
+        Command::Run(args) => run::run(&args),
+        Command::Resume(args) => run::resume(&args),
+        Command::Rollback(args) => rollback::run(&args),
+        Command::Status(args) => status::run(&args),
     }
 }
 

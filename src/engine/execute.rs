@@ -174,18 +174,18 @@ pub enum Direction {
 }
 
 /// Runs a plan's steps (all of them; those the history shows finished are skipped).
-pub struct Executor<'a, C: Cloud> {
+pub struct Executor<'a, 'r, C: Cloud> {
     /// AWS.
     pub cloud: &'a C,
     /// Journal and reporter.
-    pub recorder: &'a Recorder<'a>,
+    pub recorder: &'a Recorder<'r>,
     /// Behaviour.
     pub options: &'a Options,
     /// Ctrl-C.
     pub interrupt: &'a Interrupt,
 }
 
-impl<C: Cloud> Executor<'_, C> {
+impl<C: Cloud> Executor<'_, '_, C> {
     /// Runs every step not yet finished.
     pub async fn run(&self, plan: &Plan) -> Result<(), EngineError> {
         for step in &plan.steps {

@@ -60,7 +60,8 @@ pub fn host_name() -> String {
         .unwrap_or_else(|| "unknown-host".to_owned())
 }
 
-fn alive(pid: u32) -> bool {
+/// Whether a process exists on this host.
+pub fn alive(pid: u32) -> bool {
     // Signal 0 checks existence without sending anything.
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return false;
@@ -71,6 +72,14 @@ fn alive(pid: u32) -> bool {
 }
 
 impl Lock {
+    /// The current holder of `playbook`'s lock, if any.
+    pub fn holder(state_dir: &Path, playbook: &str) -> Option<LockHolder> {
+        let path = state_dir.join("locks").join(format!("{playbook}.lock"));
+        fs::read(path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+    }
+
     /// Takes the lock of `playbook` for `run_id`. A lock whose process is dead on this
     /// host is taken over (see `took_over`); a live one is refused.
     pub fn acquire(state_dir: &Path, playbook: &str, run_id: &str) -> Result<Self, LockError> {

@@ -9,5 +9,5 @@ mod lock;
 mod store;
 
 pub use event::*;
-pub use lock::{Lock, LockError, LockHolder};
+pub use lock::{Lock, LockError, LockHolder, alive, host_name};
 pub use store::{Journal, JournalError, RunDir, list_runs, new_run_id};

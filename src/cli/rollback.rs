@@ -1,0 +1,124 @@
+//! `evac rollback`: restore what a run changed.
+
+use std::sync::Arc;
+
+use super::run::read_run;
+use super::session::{Out, RunOutput, StateArgs, cloud, on_ctrl_c, runtime};
+use crate::engine::execute::{EngineError, Options, Recorder};
+use crate::engine::interrupt::Interrupt;
+use crate::engine::rollback::rollback;
+use crate::exit::Exit;
+use crate::journal::{Event, Journal, Lock, RunDir};
+
+/// Arguments of `evac rollback`.
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    /// The run to roll back (see `evac status`).
+    #[arg(value_name = "RUN_ID")]
+    pub run_id: String,
+    /// Roll back without asking.
+    #[arg(long)]
+    pub yes: bool,
+    /// Put weights back in one change per hosted zone instead of ramping back with bakes.
+    #[arg(long)]
+    pub fast: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = RunOutput::Human)]
+    pub output: RunOutput,
+}
+
+/// Rolls a run back: exit 0 when live state matches every recorded original, 5 when
+/// it does not or the rollback failed, 4 when interrupted (run it again to go on).
+pub fn run(args: &RollbackArgs) -> Exit {
+    let state = args.state.dir();
+    let run = match RunDir::open(&state, &args.run_id) {
+        Ok(run) => run,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Exit::InvalidInput;
+        }
+    };
+    let (history, plan) = match read_run(&run) {
+        Ok(found) => found,
+        Err(exit) => return exit,
+    };
+    let pending = history
+        .intents
+        .iter()
+        .filter(|i| !history.rolled_back.contains(&i.action))
+        .count();
+    if !args.yes {
+        let question = format!(
+            "Roll back run {}: restore {pending} recorded change(s)?",
+            args.run_id
+        );
+        match crate::report::ask_terminal(&question) {
+            Some(true) => {}
+            Some(false) => {
+                eprintln!("not rolled back; nothing was changed");
+                return Exit::Success;
+            }
+            None => {
+                eprintln!(
+                    "error: no terminal to confirm the rollback on: rerun with --yes\nnothing was changed"
+                );
+                return Exit::InvalidInput;
+            }
+        }
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(exit) => return exit,
+    };
+    let out = Out::new(args.output);
+    rt.block_on(async {
+        let _lock = match Lock::acquire(&state, &plan.playbook.name, &args.run_id) {
+            Ok(lock) => lock,
+            Err(err) => {
+                eprintln!("error: {err}");
+                return Exit::Blocked;
+            }
+        };
+        let mut journal = match Journal::open(&run) {
+            Ok(journal) => journal,
+            Err(err) => {
+                eprintln!("error: {err}");
+                return Exit::StepFailed;
+            }
+        };
+        let recorder = Recorder::new(&mut journal, history, out.reporter());
+        if let Err(err) = recorder.log(Event::Attached { pid: std::process::id(), command: "rollback".into() }) {
+            eprintln!("error: {err}");
+            return Exit::StepFailed;
+        }
+        let cloud = cloud().await;
+        let interrupt = Arc::new(Interrupt::default());
+        on_ctrl_c(interrupt.clone(), args.run_id.clone());
+        match rollback(&cloud, &recorder, &interrupt, &Options::default(), &plan, args.fast).await {
+            Ok(report) if report.differences.is_empty() => {
+                out.say(&format!(
+                    "run {} rolled back: {} change(s) restored, {} already in place; live state matches the recorded originals",
+                    args.run_id, report.restored, report.already
+                ));
+                Exit::Success
+            }
+            Ok(report) => {
+                for d in &report.differences {
+                    eprintln!("difference: {d}");
+                }
+                eprintln!("error: live state differs from the recorded originals after the rollback: a human must look");
+                Exit::NeedsHuman
+            }
+            Err(EngineError::Interrupted) => {
+                out.say(&format!("rollback interrupted; run `evac rollback {}` again to go on", args.run_id));
+                Exit::Interrupted
+            }
+            Err(err) => {
+                eprintln!("error: rollback failed: {err}\nrun `evac rollback {}` again once the cause is fixed", args.run_id);
+                Exit::NeedsHuman
+            }
+        }
+    })
+}

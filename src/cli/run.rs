@@ -1,0 +1,374 @@
+//! `evac run` and `evac resume`: execute a plan with a durable journal.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::session::{Out, RunOutput, StateArgs, cloud, exit_of, next_steps, on_ctrl_c, runtime};
+use super::{VarArgs, load_or_report};
+use crate::aws::AwsContext;
+use crate::aws::observe::observe;
+use crate::engine::execute::{EngineError, Executor, Options, Recorder};
+use crate::engine::history::History;
+use crate::engine::interrupt::Interrupt;
+use crate::engine::rollback::rollback;
+use crate::exit::Exit;
+use crate::journal::{Event, Journal, Lock, LockError, Outcome, RunDir, new_run_id};
+use crate::plan::{Change, Plan, build::build, render};
+
+/// Arguments of `evac run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The playbook to run.
+    #[arg(value_name = "PLAYBOOK")]
+    pub playbook: PathBuf,
+    #[command(flatten)]
+    pub vars: VarArgs,
+    /// Run without asking: confirms the run and answers every `approve` step.
+    #[arg(long)]
+    pub yes: bool,
+    /// Roll the run back automatically when a step fails.
+    #[arg(long)]
+    pub rollback_on_failure: bool,
+    /// At most this many Auto Scaling groups updated at once.
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+    /// Run this plan (saved by `evac plan --save`); refused when the live state has
+    /// changed since it was made.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = RunOutput::Human)]
+    pub output: RunOutput,
+}
+
+/// Arguments of `evac resume`.
+#[derive(Debug, clap::Args)]
+pub struct ResumeArgs {
+    /// The run to continue (see `evac status`).
+    #[arg(value_name = "RUN_ID")]
+    pub run_id: String,
+    /// Answer every remaining `approve` step.
+    #[arg(long)]
+    pub yes: bool,
+    /// Accept live values that drifted from the journal instead of stopping.
+    #[arg(long)]
+    pub force: bool,
+    /// Roll the run back automatically when a step fails.
+    #[arg(long)]
+    pub rollback_on_failure: bool,
+    /// At most this many Auto Scaling groups updated at once.
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = RunOutput::Human)]
+    pub output: RunOutput,
+}
+
+/// `evac run`.
+pub fn run(args: &RunArgs) -> Exit {
+    let Some(playbook) = load_or_report(&args.playbook, &args.vars) else {
+        return Exit::InvalidInput;
+    };
+    let text = match std::fs::read_to_string(&args.playbook) {
+        Ok(text) => text,
+        Err(err) => {
+            eprintln!("error: cannot read {}: {err}", args.playbook.display());
+            return Exit::InvalidInput;
+        }
+    };
+    let saved: Option<Plan> = match &args.plan {
+        None => None,
+        Some(path) => match std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        {
+            Ok(plan) => Some(plan),
+            Err(err) => {
+                eprintln!(
+                    "error: cannot read the saved plan {}: {err}",
+                    path.display()
+                );
+                return Exit::InvalidInput;
+            }
+        },
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(exit) => return exit,
+    };
+    let out = Out::new(args.output);
+    rt.block_on(async {
+        let observed = match observe(&AwsContext::load(None).await, &playbook).await {
+            Ok(observed) => observed,
+            Err(err) => {
+                eprintln!("error: {err}\nnothing was changed");
+                return Exit::StepFailed;
+            }
+        };
+        let fresh = build(&playbook, &observed, &args.playbook.display().to_string());
+        let plan = match saved {
+            Some(saved) if saved.fingerprint != fresh.fingerprint => {
+                eprintln!(
+                    "error: the saved plan is stale: the state it was made against has changed since; run `evac plan --save` again\nnothing was changed"
+                );
+                return Exit::Blocked;
+            }
+            Some(saved) => saved,
+            None => fresh,
+        };
+        if args.output == RunOutput::Human {
+            eprint!("{}", render::human(&plan, std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()));
+        }
+        if plan.is_blocked() {
+            eprintln!("error: the plan has blockers; nothing was changed");
+            return Exit::Blocked;
+        }
+        if let Some(step) = unsupported(&plan) {
+            eprintln!("error: {step}\nnothing was changed");
+            return Exit::Blocked;
+        }
+        if !args.yes {
+            match crate::report::ask_terminal(&format!("Run {} step(s) of {} against AWS now?", plan.steps.len(), plan.playbook.name)) {
+                Some(true) => {}
+                Some(false) => {
+                    eprintln!("not run; nothing was changed");
+                    return Exit::Success;
+                }
+                None => {
+                    eprintln!("error: no terminal to confirm the run on: rerun with --yes to run without asking\nnothing was changed");
+                    return Exit::InvalidInput;
+                }
+            }
+        }
+        let state = args.state.dir();
+        let run_id = new_run_id(&plan.playbook.name);
+        let lock = match Lock::acquire(&state, &plan.playbook.name, &run_id) {
+            Ok(lock) => lock,
+            Err(err @ LockError::Held { .. }) => {
+                eprintln!("error: {err}\nnothing was changed");
+                return Exit::Blocked;
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                return Exit::StepFailed;
+            }
+        };
+        if let Some(dead) = &lock.took_over {
+            out.say(&format!("warning: took over the lock of run {} (pid {} on {} is gone)", dead.run_id, dead.pid, dead.host));
+        }
+        let plan_json = serde_json::to_string_pretty(&plan).unwrap_or_default();
+        let run = match RunDir::create(&state, &run_id, &text, &plan_json) {
+            Ok(run) => run,
+            Err(err) => {
+                eprintln!("error: cannot create the run folder: {err}\nnothing was changed");
+                return Exit::StepFailed;
+            }
+        };
+        let mut journal = match Journal::open(&run) {
+            Ok(journal) => journal,
+            Err(err) => {
+                eprintln!("error: cannot open the journal: {err}\nnothing was changed");
+                return Exit::StepFailed;
+            }
+        };
+        let recorder = Recorder::new(&mut journal, History::default(), out.reporter());
+        let started = recorder.log(Event::RunStarted {
+            run_id: run_id.clone(),
+            playbook: plan.playbook.name.clone(),
+            file: plan.playbook.file.clone(),
+            params: plan.playbook.params.clone(),
+            user: std::env::var("USER").unwrap_or_default(),
+            host: crate::journal::host_name(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        });
+        if let Err(err) = started.and_then(|()| recorder.log(Event::Attached { pid: std::process::id(), command: "run".into() })) {
+            eprintln!("error: {err}\nnothing was changed");
+            return Exit::StepFailed;
+        }
+        out.say(&format!("run {run_id} (journal: {})", run.journal_path().display()));
+        let options = Options { yes: args.yes, concurrency: args.concurrency.into(), ..Options::default() };
+        execute(&recorder, &plan, &options, args.rollback_on_failure, &out, &run_id, &args.state).await
+    })
+}
+
+/// `evac resume`.
+pub fn resume(args: &ResumeArgs) -> Exit {
+    let state = args.state.dir();
+    let run = match RunDir::open(&state, &args.run_id) {
+        Ok(run) => run,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Exit::InvalidInput;
+        }
+    };
+    let (history, plan) = match read_run(&run) {
+        Ok(found) => found,
+        Err(exit) => return exit,
+    };
+    if history.rollback_started {
+        eprintln!(
+            "error: run {} has been rolled back; start a new run instead",
+            args.run_id
+        );
+        return Exit::InvalidInput;
+    }
+    if history.outcome == Some(Outcome::Succeeded) {
+        eprintln!("run {} already finished; nothing to resume", args.run_id);
+        return Exit::Success;
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(exit) => return exit,
+    };
+    let out = Out::new(args.output);
+    rt.block_on(async {
+        let _lock = match Lock::acquire(&state, &plan.playbook.name, &args.run_id) {
+            Ok(lock) => lock,
+            Err(err) => {
+                eprintln!("error: {err}");
+                return Exit::Blocked;
+            }
+        };
+        let mut journal = match Journal::open(&run) {
+            Ok(journal) => journal,
+            Err(err) => {
+                eprintln!("error: {err}");
+                return Exit::StepFailed;
+            }
+        };
+        let recorder = Recorder::new(&mut journal, history, out.reporter());
+        if let Err(err) = recorder.log(Event::Attached {
+            pid: std::process::id(),
+            command: "resume".into(),
+        }) {
+            eprintln!("error: {err}");
+            return Exit::StepFailed;
+        }
+        let options = Options {
+            yes: args.yes,
+            concurrency: args.concurrency.into(),
+            force: args.force,
+            ..Options::default()
+        };
+        execute(
+            &recorder,
+            &plan,
+            &options,
+            args.rollback_on_failure,
+            &out,
+            &args.run_id,
+            &args.state,
+        )
+        .await
+    })
+}
+
+/// Reads a run's history and plan.
+pub fn read_run(run: &RunDir) -> Result<(History, Plan), Exit> {
+    let entries = run.read().map_err(|err| {
+        eprintln!("error: {err}");
+        Exit::StepFailed
+    })?;
+    let plan: Plan = std::fs::read(run.plan_path())
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        .map_err(|err| {
+            eprintln!("error: cannot read the plan of run {}: {err}", run.id);
+            Exit::StepFailed
+        })?;
+    Ok((History::from_entries(&entries), plan))
+}
+
+/// A step this version cannot run, said as an error.
+fn unsupported(plan: &Plan) -> Option<String> {
+    plan.steps.iter().find_map(|step| {
+        let zone = step.changes.iter().any(|c| matches!(c, Change::ZoneEvacuation { .. }));
+        let health = step.changes.iter().any(|c| matches!(c, Change::Check { target, .. } if target.starts_with("health check")));
+        (zone || health).then(|| {
+            format!(
+                "step {} ({}) cannot be run by this version of evac: {} steps are planned but not yet executed",
+                step.id,
+                step.kind,
+                if zone { "evacuate_zone" } else { "health-check `check`" }
+            )
+        })
+    })
+}
+
+async fn execute(
+    recorder: &Recorder<'_>,
+    plan: &Plan,
+    options: &Options,
+    rollback_on_failure: bool,
+    out: &Out,
+    run_id: &str,
+    state: &StateArgs,
+) -> Exit {
+    let cloud = cloud().await;
+    let interrupt = Arc::new(Interrupt::default());
+    on_ctrl_c(interrupt.clone(), run_id.to_owned());
+    let executor = Executor {
+        cloud: &cloud,
+        recorder,
+        options,
+        interrupt: &interrupt,
+    };
+    let result = executor.run(plan).await;
+    let finish = |outcome| recorder.log(Event::RunFinished { outcome });
+    match result {
+        Ok(()) => {
+            if let Err(err) = finish(Outcome::Succeeded) {
+                eprintln!("error: {err}");
+                return Exit::StepFailed;
+            }
+            out.say(&format!("run {run_id} succeeded"));
+            Exit::Success
+        }
+        Err(EngineError::Interrupted) => {
+            let _ = recorder.log(Event::Interrupted);
+            let _ = finish(Outcome::Interrupted);
+            out.say(&format!(
+                "run {run_id} interrupted; the journal is consistent"
+            ));
+            next_steps(out, run_id, state);
+            Exit::Interrupted
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            let _ = finish(Outcome::Failed);
+            if rollback_on_failure && !matches!(err, EngineError::Journal(_)) {
+                out.say(&format!(
+                    "rolling back run {run_id} (--rollback-on-failure)"
+                ));
+                let fresh = Interrupt::default();
+                return match rollback(&cloud, recorder, &fresh, options, plan, false).await {
+                    Ok(report) if report.differences.is_empty() => {
+                        out.say(&format!("run {run_id} failed and was rolled back; live state matches the recorded originals"));
+                        exit_of(&err)
+                    }
+                    Ok(report) => {
+                        for d in &report.differences {
+                            eprintln!("difference: {d}");
+                        }
+                        eprintln!(
+                            "error: rollback finished but live state differs from the originals: a human must look"
+                        );
+                        Exit::NeedsHuman
+                    }
+                    Err(rollback_err) => {
+                        eprintln!("error: rollback failed: {rollback_err}");
+                        next_steps(out, run_id, state);
+                        Exit::NeedsHuman
+                    }
+                };
+            }
+            next_steps(out, run_id, state);
+            exit_of(&err)
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! What `run`, `resume` and `rollback` share: the state dir, the reporter, the
+//! runtime, Ctrl-C handling and how an engine result becomes an exit code.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::aws::AwsContext;
+use crate::aws::cloud::AwsCloud;
+use crate::engine::cloud::Retrying;
+use crate::engine::execute::EngineError;
+use crate::engine::interrupt::Interrupt;
+use crate::engine::reporter::Reporter;
+use crate::exit::Exit;
+use crate::report::{JsonReporter, TerminalReporter};
+
+/// Output of commands that report progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunOutput {
+    /// Progress bars on stderr (plain lines when it is not a terminal).
+    Human,
+    /// One JSON event per line on stdout.
+    Json,
+}
+
+/// Where runs are kept.
+#[derive(Debug, clap::Args)]
+pub struct StateArgs {
+    /// Where runs, journals and locks are kept [default: .evac]
+    #[arg(long, env = "EVAC_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+impl StateArgs {
+    /// The state dir: --state-dir, else EVAC_STATE_DIR, else `.evac`.
+    pub fn dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(".evac"))
+    }
+}
+
+/// The reporter for an output mode, with a way to print human lines.
+pub enum Out {
+    /// For people.
+    Human(TerminalReporter),
+    /// For programs.
+    Json(JsonReporter),
+}
+
+impl Out {
+    /// The reporter of `output`.
+    pub fn new(output: RunOutput) -> Self {
+        match output {
+            RunOutput::Human => Out::Human(TerminalReporter::new()),
+            RunOutput::Json => Out::Json(JsonReporter),
+        }
+    }
+
+    /// The engine's view of it.
+    pub fn reporter(&self) -> &dyn Reporter {
+        match self {
+            Out::Human(r) => r,
+            Out::Json(r) => r,
+        }
+    }
+
+    /// A line for people (stderr); JSON mode keeps stdout for events only.
+    pub fn say(&self, text: &str) {
+        match self {
+            Out::Human(r) => r.line(text),
+            Out::Json(_) => eprintln!("{text}"),
+        }
+    }
+}
+
+/// A runtime for one command.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
+    tokio::runtime::Runtime::new().map_err(|err| {
+        eprintln!("error: failed to start the async runtime: {err}");
+        Exit::StepFailed
+    })
+}
+
+/// The AWS side of the engine: the SDK, retried through throttling and 5xx.
+pub async fn cloud() -> Retrying<AwsCloud> {
+    Retrying::new(
+        AwsCloud::new(AwsContext::load(None).await),
+        6,
+        Duration::from_millis(500),
+    )
+}
+
+/// Installs Ctrl-C handling: the first stops the engine after the call in flight;
+/// the second exits at once (the journal is consistent at every line).
+pub fn on_ctrl_c(interrupt: Arc<Interrupt>, run_id: String) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        eprintln!("\nstopping after the call in flight (Ctrl-C again to exit at once)...");
+        interrupt.trigger();
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("exiting now; the journal is consistent:");
+            eprintln!("  evac resume {run_id}\n  evac rollback {run_id}");
+            std::process::exit(i32::from(Exit::Interrupted.code()));
+        }
+    });
+}
+
+/// The commands that continue or undo a run.
+pub fn next_steps(out: &Out, run_id: &str, state: &StateArgs) {
+    let dir = state
+        .state_dir
+        .as_ref()
+        .map(|d| format!(" --state-dir {}", d.display()))
+        .unwrap_or_default();
+    out.say(&format!("to continue: evac resume {run_id}{dir}"));
+    out.say(&format!("to undo:     evac rollback {run_id}{dir}"));
+}
+
+/// The exit code of an engine error.
+pub fn exit_of(err: &EngineError) -> Exit {
+    match err {
+        EngineError::Step { .. } | EngineError::Journal(_) => Exit::StepFailed,
+        EngineError::Interrupted => Exit::Interrupted,
+        EngineError::Drift { .. } => Exit::NeedsHuman,
+    }
+}

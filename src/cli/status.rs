@@ -1,0 +1,254 @@
+//! `evac status`: every run, or one run's steps and changes, from the journals.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::run::read_run;
+use super::session::StateArgs;
+use crate::engine::execute::{show, show_target};
+use crate::engine::history::History;
+use crate::exit::Exit;
+use crate::journal::{Entry, Event, Lock, Outcome, RunDir, alive, host_name, list_runs};
+
+/// Output of `evac status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusOutput {
+    /// A table.
+    Human,
+    /// A JSON document.
+    Json,
+}
+
+/// Arguments of `evac status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// One run to show in detail; without it, every run.
+    #[arg(value_name = "RUN_ID")]
+    pub run_id: Option<String>,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = StatusOutput::Human)]
+    pub output: StatusOutput,
+}
+
+#[derive(Serialize)]
+struct RunSummary {
+    run_id: String,
+    playbook: String,
+    state: String,
+    started: String,
+    duration_secs: u64,
+}
+
+#[derive(Serialize)]
+struct StepStatus {
+    id: String,
+    kind: String,
+    state: String,
+    duration_secs: Option<u64>,
+    changes: Vec<String>,
+}
+
+fn time(at: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(at).ok()
+}
+
+fn secs(from: &str, to: &str) -> u64 {
+    match (time(from), time(to)) {
+        (Some(a), Some(b)) => b.duration_since(a).map(|d| d.as_secs()).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// The state of a run in one word or two.
+fn state_of(
+    state_dir: &std::path::Path,
+    run_id: &str,
+    playbook: &str,
+    history: &History,
+) -> String {
+    match (
+        history.rollback_verified,
+        history.rollback_started,
+        history.outcome,
+    ) {
+        (Some(true), ..) => "rolled back".into(),
+        (Some(false), ..) => "rollback incomplete".into(),
+        (None, true, _) => "rollback stopped".into(),
+        (None, false, Some(Outcome::Succeeded)) => "succeeded".into(),
+        (None, false, Some(Outcome::Failed)) => "failed".into(),
+        (None, false, Some(Outcome::Interrupted)) => "interrupted".into(),
+        (None, false, None) => match Lock::holder(state_dir, playbook) {
+            Some(h) if h.run_id == run_id && (h.host != host_name() || alive(h.pid)) => {
+                "running".into()
+            }
+            _ => "stopped (process gone)".into(),
+        },
+    }
+}
+
+fn summary(state_dir: &std::path::Path, run: &RunDir, entries: &[Entry]) -> RunSummary {
+    let history = History::from_entries(entries);
+    let playbook = entries
+        .iter()
+        .find_map(|e| match &e.event {
+            Event::RunStarted { playbook, .. } => Some(playbook.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let started = entries.first().map(|e| e.at.clone()).unwrap_or_default();
+    let ended = entries.last().map(|e| e.at.clone()).unwrap_or_default();
+    RunSummary {
+        run_id: run.id.clone(),
+        state: state_of(state_dir, &run.id, &playbook, &history),
+        playbook,
+        duration_secs: secs(&started, &ended),
+        started,
+    }
+}
+
+/// Shows runs: exit 0, or 2 for an unknown run id.
+pub fn run(args: &StatusArgs) -> Exit {
+    let state_dir = args.state.dir();
+    match &args.run_id {
+        None => list(&state_dir, args.output),
+        Some(id) => one(&state_dir, id, args.output),
+    }
+}
+
+fn list(state_dir: &std::path::Path, output: StatusOutput) -> Exit {
+    let runs = match list_runs(state_dir) {
+        Ok(runs) => runs,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Exit::StepFailed;
+        }
+    };
+    let mut rows = Vec::new();
+    for run in &runs {
+        match run.read() {
+            Ok(entries) => rows.push(summary(state_dir, run, &entries)),
+            Err(err) => eprintln!("warning: skipping run {}: {err}", run.id),
+        }
+    }
+    match output {
+        StatusOutput::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        ),
+        StatusOutput::Human if rows.is_empty() => println!("no runs in {}", state_dir.display()),
+        StatusOutput::Human => {
+            let width = rows.iter().map(|r| r.run_id.len()).max().unwrap_or(6);
+            println!(
+                "{:width$}  {:20}  {:22}  {:24}  DURATION",
+                "RUN", "PLAYBOOK", "STATE", "STARTED"
+            );
+            for r in &rows {
+                println!(
+                    "{:width$}  {:20}  {:22}  {:24}  {}s",
+                    r.run_id, r.playbook, r.state, r.started, r.duration_secs
+                );
+            }
+        }
+    }
+    Exit::Success
+}
+
+fn one(state_dir: &std::path::Path, id: &str, output: StatusOutput) -> Exit {
+    let run = match RunDir::open(state_dir, id) {
+        Ok(run) => run,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Exit::InvalidInput;
+        }
+    };
+    let (history, plan) = match read_run(&run) {
+        Ok(found) => found,
+        Err(exit) => return exit,
+    };
+    let entries = run.read().unwrap_or_default();
+    let head = summary(state_dir, &run, &entries);
+    let mut started: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut ended: BTreeMap<&str, (&str, bool)> = BTreeMap::new();
+    for e in &entries {
+        match &e.event {
+            Event::StepStarted { step } => {
+                started.entry(step.as_str()).or_insert(e.at.as_str());
+            }
+            Event::StepFinished { step } => {
+                ended.insert(step.as_str(), (e.at.as_str(), true));
+            }
+            Event::StepFailed { step, .. } => {
+                ended.insert(step.as_str(), (e.at.as_str(), false));
+            }
+            _ => {}
+        }
+    }
+    let steps: Vec<StepStatus> = plan
+        .steps
+        .iter()
+        .map(|s| {
+            let state = match (started.get(s.id.as_str()), ended.get(s.id.as_str())) {
+                (_, Some((_, true))) => "done",
+                (_, Some((_, false))) => "failed",
+                (Some(_), None) => "started",
+                (None, None) => "pending",
+            };
+            let duration_secs = match (started.get(s.id.as_str()), ended.get(s.id.as_str())) {
+                (Some(a), Some((b, _))) => Some(secs(a, b)),
+                _ => None,
+            };
+            let changes = history
+                .intents
+                .iter()
+                .filter(|i| i.step == s.id)
+                .map(|i| {
+                    let mark = if history.rolled_back.contains(&i.action) {
+                        " (rolled back)"
+                    } else {
+                        ""
+                    };
+                    format!(
+                        "{}: {} -> {}{mark}",
+                        show_target(&i.target),
+                        show(&i.before),
+                        show(&i.after)
+                    )
+                })
+                .collect();
+            StepStatus {
+                id: s.id.clone(),
+                kind: s.kind.clone(),
+                state: state.into(),
+                duration_secs,
+                changes,
+            }
+        })
+        .collect();
+    match output {
+        StatusOutput::Json => {
+            let doc = serde_json::json!({ "run": head, "steps": steps });
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+        StatusOutput::Human => {
+            println!(
+                "run {}  playbook {}  {}  started {}  {}s",
+                head.run_id, head.playbook, head.state, head.started, head.duration_secs
+            );
+            for s in &steps {
+                let took = s
+                    .duration_secs
+                    .map(|d| format!(" ({d}s)"))
+                    .unwrap_or_default();
+                println!("  {:8} {} [{}]{took}", s.state, s.id, s.kind);
+                for c in &s.changes {
+                    println!("           {c}");
+                }
+            }
+        }
+    }
+    Exit::Success
+}
