@@ -103,6 +103,24 @@ pub fn run(args: &RunArgs) -> Exit {
     };
     let out = Out::new(args.output);
     rt.block_on(async {
+        // The lock comes first: a plan made while another run is changing things
+        // would be wrong anyway.
+        let state = args.state.dir();
+        let run_id = new_run_id(&playbook.name);
+        let lock = match Lock::acquire(&state, &playbook.name, &run_id) {
+            Ok(lock) => lock,
+            Err(err @ LockError::Held { .. }) => {
+                eprintln!("error: {err}\nnothing was changed");
+                return Exit::Blocked;
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                return Exit::StepFailed;
+            }
+        };
+        if let Some(dead) = &lock.took_over {
+            out.say(&format!("warning: took over the lock of run {} (pid {} on {} is gone)", dead.run_id, dead.pid, dead.host));
+        }
         let observed = match observe(&AwsContext::load(None).await, &playbook).await {
             Ok(observed) => observed,
             Err(err) => {
@@ -144,22 +162,6 @@ pub fn run(args: &RunArgs) -> Exit {
                     return Exit::InvalidInput;
                 }
             }
-        }
-        let state = args.state.dir();
-        let run_id = new_run_id(&plan.playbook.name);
-        let lock = match Lock::acquire(&state, &plan.playbook.name, &run_id) {
-            Ok(lock) => lock,
-            Err(err @ LockError::Held { .. }) => {
-                eprintln!("error: {err}\nnothing was changed");
-                return Exit::Blocked;
-            }
-            Err(err) => {
-                eprintln!("error: {err}");
-                return Exit::StepFailed;
-            }
-        };
-        if let Some(dead) = &lock.took_over {
-            out.say(&format!("warning: took over the lock of run {} (pid {} on {} is gone)", dead.run_id, dead.pid, dead.host));
         }
         let plan_json = serde_json::to_string_pretty(&plan).unwrap_or_default();
         let run = match RunDir::create(&state, &run_id, &text, &plan_json) {

@@ -403,3 +403,48 @@ async fn resume_reconciles_in_flight_actions_and_stops_on_drift() {
         .expect("resume");
     assert_eq!(cloud.capacity("us-west-2", "api-west"), Some(cap(8, 8, 12)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_approval_without_a_terminal_and_without_yes_fails_at_once() {
+    let playbook = crate::playbook::load_str(
+        "gate.yaml",
+        "version: 1\nname: gate\nsteps:\n  - id: gate\n    approve: Go on?\n",
+        &BTreeMap::new(),
+    )
+    .expect("valid playbook");
+    let plan = build(&playbook, &Observed::default(), "gate.yaml");
+    let cloud = cloud(Duration::ZERO, Duration::ZERO);
+    let r = new_run();
+    let mut journal = Journal::open(&r.run).expect("journal");
+    let recorder = Recorder::new(&mut journal, History::default(), &Silent);
+    let (options, interrupt) = (Options::default(), Interrupt::default());
+    let executor = Executor {
+        cloud: &cloud,
+        recorder: &recorder,
+        options: &options,
+        interrupt: &interrupt,
+    };
+    let start = Instant::now();
+    let err = executor.run(&plan).await.expect_err("no one to ask");
+    assert_eq!(start.elapsed(), Duration::ZERO, "it did not wait");
+    assert_eq!(
+        err.to_string(),
+        "step gate failed: this step needs an approval and there is no terminal to ask on: rerun with --yes to approve it"
+    );
+    let yes = Options {
+        yes: true,
+        ..Options::default()
+    };
+    let executor = Executor {
+        cloud: &cloud,
+        recorder: &recorder,
+        options: &yes,
+        interrupt: &interrupt,
+    };
+    executor.run(&plan).await.expect("--yes approves");
+    assert!(
+        events(&r.run)
+            .iter()
+            .any(|e| matches!(e, Event::Approved { by, .. } if by == "--yes"))
+    );
+}

@@ -1,0 +1,456 @@
+//! `evac run`, `resume`, `rollback` and `status` against the local emulator: each
+//! test asserts live AWS state and the journal.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use evac::playbook::Region;
+use support::Account;
+
+const BASE: &str = "tests/fixtures/plan/base.yaml";
+
+/// Everything a drill touches in the seeded world, read live.
+#[derive(Debug, PartialEq, Eq)]
+struct World {
+    groups: BTreeMap<String, (i32, i32, i32, Vec<String>)>,
+    weights: BTreeMap<String, i64>,
+}
+
+async fn world(account: &Account) -> World {
+    let ctx = account.context().await;
+    let mut groups = BTreeMap::new();
+    for region in ["us-east-1", "us-west-2"] {
+        let answer = ctx
+            .autoscaling(&Region::parse(region).expect("region"))
+            .describe_auto_scaling_groups()
+            .send()
+            .await
+            .expect("describe groups");
+        for g in answer.auto_scaling_groups() {
+            let mut suspended: Vec<String> = g
+                .suspended_processes()
+                .iter()
+                .filter_map(|p| p.process_name().map(str::to_owned))
+                .collect();
+            suspended.sort();
+            groups.insert(
+                g.auto_scaling_group_name().unwrap_or_default().to_owned(),
+                (
+                    g.min_size().unwrap_or(-1),
+                    g.desired_capacity().unwrap_or(-1),
+                    g.max_size().unwrap_or(-1),
+                    suspended,
+                ),
+            );
+        }
+    }
+    let route53 = ctx.route53();
+    let zone = route53
+        .list_hosted_zones_by_name()
+        .dns_name("example.com.")
+        .send()
+        .await
+        .expect("zones");
+    let zone_id = zone.hosted_zones()[0].id().to_owned();
+    let sets = route53
+        .list_resource_record_sets()
+        .hosted_zone_id(zone_id)
+        .send()
+        .await
+        .expect("records");
+    let weights = sets
+        .resource_record_sets()
+        .iter()
+        .filter_map(|s| Some((s.set_identifier()?.to_owned(), s.weight()?)))
+        .collect();
+    World { groups, weights }
+}
+
+fn live(account: &Account) -> World {
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(world(account))
+}
+
+struct Drill {
+    account: Account,
+    state: tempfile::TempDir,
+}
+
+impl Drill {
+    fn new() -> Self {
+        let account = Account::fresh();
+        account.seed();
+        Drill {
+            account,
+            state: tempfile::tempdir().expect("state dir"),
+        }
+    }
+
+    fn state(&self) -> &Path {
+        self.state.path()
+    }
+
+    /// Runs an evac command to its end: (exit code, stdout, stderr).
+    fn evac(&self, args: &[&str]) -> (i32, String, String) {
+        let output = self
+            .account
+            .command("evac")
+            .args(args)
+            .arg("--state-dir")
+            .arg(self.state())
+            .output()
+            .expect("evac runs");
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// Starts an evac command in the background.
+    fn spawn(&self, args: &[&str]) -> Child {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("evac"));
+        let probe = self.account.command("evac");
+        for (key, value) in probe.get_envs() {
+            match value {
+                Some(v) => cmd.env(key, v),
+                None => cmd.env_remove(key),
+            };
+        }
+        cmd.args(args)
+            .arg("--state-dir")
+            .arg(self.state())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("evac starts")
+    }
+
+    fn run_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(self.state().join("runs"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
+    fn journal(&self, run_id: &str) -> Vec<serde_json::Value> {
+        let path: PathBuf = self.state().join("runs").join(run_id).join("journal.jsonl");
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits until the single run's journal has an entry matching `wanted`.
+    fn wait_for(&self, wanted: impl Fn(&serde_json::Value) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(id) = self.run_ids().first().cloned()
+                && self.journal(&id).iter().any(&wanted)
+            {
+                return id;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the journal never showed the wanted entry"
+            );
+            std::thread::yield_now();
+        }
+    }
+}
+
+fn is(event: &str) -> impl Fn(&serde_json::Value) -> bool + '_ {
+    move |e| e["event"] == event
+}
+
+fn converged(prefix: &str) -> impl Fn(&serde_json::Value) -> bool + '_ {
+    move |e| {
+        e["event"] == "converged" && e["action"].as_str().is_some_and(|a| a.starts_with(prefix))
+    }
+}
+
+fn group(min: i32, desired: i32, max: i32) -> (i32, i32, i32, Vec<String>) {
+    (min, desired, max, vec![])
+}
+
+#[test]
+fn a_full_run_ends_with_the_planned_capacity_and_weights() {
+    let d = Drill::new();
+    let before = d.account.calls().len();
+    let (code, stdout, stderr) = d.evac(&[
+        "run",
+        "playbooks/evacuate-region.yaml",
+        "--var",
+        "bake=0s",
+        "--yes",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let after = live(&d.account);
+    assert_eq!(after.groups["api-us-west-2"], group(8, 8, 12));
+    assert_eq!(after.groups["worker-us-west-2"], group(5, 5, 8));
+    assert_eq!(after.groups["api-us-east-1"], group(0, 0, 12));
+    assert_eq!(after.groups["worker-us-east-1"], group(0, 0, 8));
+    let weights: BTreeMap<String, i64> = [
+        ("api-use1", 0),
+        ("api-usw2", 100),
+        ("www-use1", 0),
+        ("www-usw2", 100),
+    ]
+    .map(|(k, v)| (k.to_owned(), v))
+    .into();
+    assert_eq!(after.weights, weights);
+    // One change batch per hosted zone per increment: 1 zone x 4 increments.
+    let batches = d.account.calls()[before..]
+        .iter()
+        .filter(|c| c.operation.ends_with("/rrset") && c.mutating)
+        .count();
+    assert_eq!(batches, 4);
+    // --output json: one event per line, ending with the run's outcome.
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON event per line"))
+        .collect();
+    assert_eq!(
+        events.first().map(|e| e["event"].clone()),
+        Some("run_started".into())
+    );
+    assert_eq!(
+        events.last().map(|e| e["outcome"].clone()),
+        Some("succeeded".into())
+    );
+    let id = d.run_ids().pop().expect("a run");
+    let journal = d.journal(&id);
+    assert_eq!(
+        journal.iter().filter(|e| e["event"] == "intent").count(),
+        8,
+        "4 groups + 4 increments"
+    );
+    let (code, status, _) = d.evac(&["status"]);
+    assert_eq!(code, 0);
+    assert!(
+        status.contains(&id) && status.contains("succeeded"),
+        "{status}"
+    );
+}
+
+#[test]
+fn kill_9_during_a_bake_then_resume_ends_in_the_same_state() {
+    let d = Drill::new();
+    let mut child = d.spawn(&["run", BASE, "--var", "bake=3s", "--yes"]);
+    let id = d.wait_for(converged("shift:dns:"));
+    child.kill().expect("kill -9");
+    child.wait().expect("reaped");
+    let mid = live(&d.account);
+    assert_eq!(mid.weights["api-usw2"], 50, "killed during the first bake");
+    let (code, _, stderr) = d.evac(&["resume", &id, "--yes"]);
+    assert_eq!(code, 0, "{stderr}");
+    let end = live(&d.account);
+    assert_eq!(end.weights["api-usw2"], 100);
+    assert_eq!(end.weights["api-use1"], 0);
+    assert_eq!(end.groups["api-us-west-2"], group(8, 8, 12));
+    assert_eq!(end.groups["api-us-east-1"], group(0, 0, 12));
+    let increments = d
+        .journal(&id)
+        .iter()
+        .filter(|e| {
+            e["event"] == "applied" && e["action"].as_str().is_some_and(|a| a.contains(":dns:"))
+        })
+        .count();
+    assert_eq!(increments, 2, "no increment was sent twice");
+}
+
+#[test]
+fn kill_9_during_a_bake_then_rollback_restores_the_seeded_state_exactly() {
+    let d = Drill::new();
+    let seeded = live(&d.account);
+    let mut child = d.spawn(&["run", BASE, "--var", "bake=3s", "--yes"]);
+    let id = d.wait_for(converged("shift:dns:"));
+    child.kill().expect("kill -9");
+    child.wait().expect("reaped");
+    let (code, _, stderr) = d.evac(&["rollback", &id, "--yes"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(live(&d.account), seeded);
+    let journal = d.journal(&id);
+    assert_eq!(
+        journal.last().map(|e| e["verified"].clone()),
+        Some(true.into())
+    );
+
+    // A second rollback changes nothing.
+    let before = d.account.calls().len();
+    let (code, _, stderr) = d.evac(&["rollback", &id, "--yes"]);
+    assert_eq!(code, 0, "{stderr}");
+    let mutating: Vec<_> = d.account.calls()[before..]
+        .iter()
+        .filter(|c| c.mutating)
+        .cloned()
+        .collect();
+    assert!(
+        mutating.is_empty(),
+        "a second rollback made mutating calls: {mutating:?}"
+    );
+}
+
+#[test]
+fn a_rollback_killed_halfway_completes_when_run_again() {
+    let d = Drill::new();
+    let seeded = live(&d.account);
+    let (code, _, stderr) = d.evac(&["run", BASE, "--var", "bake=2s", "--yes"]);
+    assert_eq!(code, 0, "{stderr}");
+    let id = d.run_ids().pop().expect("a run");
+    let mut child = d.spawn(&["rollback", &id, "--yes"]);
+    // The first weight restore is followed by a 2 s bake: kill it there.
+    d.wait_for(|e| {
+        e["event"] == "rollback_applied"
+            && e["action"].as_str().is_some_and(|a| a.contains(":dns:"))
+    });
+    child.kill().expect("kill -9");
+    child.wait().expect("reaped");
+    assert_ne!(live(&d.account), seeded, "killed halfway");
+    let (code, _, stderr) = d.evac(&["rollback", &id, "--yes"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(live(&d.account), seeded);
+}
+
+#[test]
+fn a_failing_step_with_rollback_on_failure_restores_the_seeded_state() {
+    let d = Drill::new();
+    let seeded = live(&d.account);
+    let (code, _, stderr) = d.evac(&[
+        "run",
+        "tests/fixtures/run/check-fails.yaml",
+        "--yes",
+        "--rollback-on-failure",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("step never-alarms failed: timed out after 2s waiting for alarm api-5xx-rate (us-west-2) to be ALARM for 0s; last seen OK"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("was rolled back; live state matches the recorded originals"),
+        "{stderr}"
+    );
+    assert_eq!(live(&d.account), seeded);
+    let id = d.run_ids().pop().expect("a run");
+    let (_, status, _) = d.evac(&["status", &id]);
+    assert!(
+        status.contains("rolled back") && status.contains("failed   never-alarms [check]"),
+        "{status}"
+    );
+}
+
+#[test]
+fn a_second_concurrent_run_is_refused_with_the_holder() {
+    let d = Drill::new();
+    let mut first = d.spawn(&["run", BASE, "--var", "bake=30s", "--yes"]);
+    let id = d.wait_for(is("run_started"));
+    let (code, _, stderr) = d.evac(&["run", BASE, "--var", "bake=30s", "--yes"]);
+    first.kill().expect("stop the first run");
+    first.wait().expect("reaped");
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "playbook `plan-fixture` is already running: run {id}"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("pid {}", first.id())), "{stderr}");
+    assert_eq!(d.run_ids().len(), 1, "the refused run left nothing behind");
+}
+
+#[test]
+fn without_a_terminal_and_without_yes_nothing_runs_and_nothing_hangs() {
+    let d = Drill::new();
+    let seeded = live(&d.account);
+    let (code, _, stderr) = d.evac(&["run", "playbooks/evacuate-region.yaml"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("no terminal to confirm the run on: rerun with --yes"),
+        "{stderr}"
+    );
+    assert!(d.run_ids().is_empty());
+    assert_eq!(live(&d.account), seeded);
+}
+
+#[test]
+fn a_blocked_plan_changes_nothing_and_exits_3() {
+    let d = Drill::new();
+    let seeded = live(&d.account);
+    let (code, _, stderr) = d.evac(&["run", "tests/fixtures/plan/drain-first.yaml", "--yes"]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("the plan has blockers; nothing was changed"),
+        "{stderr}"
+    );
+    assert_eq!(live(&d.account), seeded);
+}
+
+#[test]
+fn a_saved_plan_is_refused_once_the_state_changed() {
+    let d = Drill::new();
+    let plan = d.state().join("plan.json");
+    let plan = plan.to_str().expect("utf-8");
+    // `plan` takes no --state-dir, so it is run without the helper.
+    let output = d
+        .account
+        .command("evac")
+        .args(["plan", BASE, "--save", plan])
+        .output()
+        .expect("plan");
+    assert_eq!(output.status.code(), Some(0));
+    let seeded = live(&d.account);
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            d.account
+                .context()
+                .await
+                .autoscaling(&Region::parse("us-west-2").expect("region"))
+                .set_desired_capacity()
+                .auto_scaling_group_name("api-us-west-2")
+                .desired_capacity(3)
+                .send()
+                .await
+                .expect("change desired");
+        });
+    let (code, _, stderr) = d.evac(&["run", BASE, "--plan", plan, "--yes"]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("the saved plan is stale"), "{stderr}");
+    assert_ne!(
+        live(&d.account),
+        seeded,
+        "only the test's own change happened"
+    );
+}
+
+#[test]
+fn unknown_run_ids_are_invalid_input() {
+    let d = Drill {
+        account: Account::fresh(),
+        state: tempfile::tempdir().expect("state dir"),
+    };
+    for command in [
+        vec!["resume", "no-such-run", "--yes"],
+        vec!["rollback", "no-such-run", "--yes"],
+        vec!["status", "no-such-run"],
+    ] {
+        let (code, _, stderr) = d.evac(&command);
+        assert_eq!(code, 2, "{command:?}: {stderr}");
+        assert!(stderr.contains("no run `no-such-run`"), "{stderr}");
+    }
+}
