@@ -114,6 +114,11 @@ impl Drill {
 
     /// Starts an evac command in the background.
     fn spawn(&self, args: &[&str]) -> Child {
+        self.spawn_with(args, Stdio::null())
+    }
+
+    /// Starts an evac command in the background with its stderr going to `stderr`.
+    fn spawn_with(&self, args: &[&str], stderr: Stdio) -> Child {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("evac"));
         let probe = self.account.command("evac");
         for (key, value) in probe.get_envs() {
@@ -127,7 +132,7 @@ impl Drill {
             .arg(self.state())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("evac starts")
     }
@@ -453,4 +458,31 @@ fn unknown_run_ids_are_invalid_input() {
         assert_eq!(code, 2, "{command:?}: {stderr}");
         assert!(stderr.contains("no run `no-such-run`"), "{stderr}");
     }
+}
+
+#[test]
+fn the_first_ctrl_c_stops_after_the_call_in_flight_and_prints_the_commands() {
+    let d = Drill::new();
+    let child = d.spawn_with(&["run", BASE, "--var", "bake=4s", "--yes"], Stdio::piped());
+    let id = d.wait_for(converged("shift:dns:"));
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    // SAFETY: sends SIGINT to the child this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let output = child.wait_with_output().expect("evac exits");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains(&format!("evac resume {id}")), "{stderr}");
+    assert!(stderr.contains(&format!("evac rollback {id}")), "{stderr}");
+    let journal = d.journal(&id);
+    let tail: Vec<&serde_json::Value> = journal.iter().rev().take(2).collect();
+    assert_eq!(tail[1]["event"], "interrupted");
+    assert_eq!(tail[0]["outcome"], "interrupted");
+    assert_eq!(
+        live(&d.account).weights["api-usw2"],
+        50,
+        "stopped where it was"
+    );
+    let (code, _, stderr) = d.evac(&["resume", &id, "--yes"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(live(&d.account).weights["api-usw2"], 100);
 }

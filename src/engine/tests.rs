@@ -448,3 +448,27 @@ async fn an_approval_without_a_terminal_and_without_yes_fails_at_once() {
             .any(|e| matches!(e, Event::Approved { by, .. } if by == "--yes"))
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_fast_rollback_puts_weights_back_in_one_change_per_zone() {
+    let cloud = cloud(Duration::ZERO, Duration::ZERO);
+    let r = new_run();
+    execute(&cloud, &r.run, &Options::default(), &Interrupt::default())
+        .await
+        .expect("run succeeds");
+    let writes = cloud.calls("upsert_weights");
+    let start = Instant::now();
+    let report = roll_back(&cloud, &r.run, true).await;
+    assert!(report.differences.is_empty());
+    assert_eq!(
+        cloud.calls("upsert_weights") - writes,
+        1,
+        "one change for the zone"
+    );
+    assert_eq!(start.elapsed(), Duration::ZERO, "no bakes");
+    assert_eq!(
+        cloud.weights("Z1"),
+        BTreeMap::from([("east".to_owned(), 100), ("west".to_owned(), 0)])
+    );
+    assert_eq!(cloud.capacity("us-east-1", "api-east"), Some(cap(3, 6, 12)));
+}
