@@ -229,10 +229,9 @@ fn a_full_run_ends_with_the_planned_capacity_and_weights() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON event per line"))
         .collect();
-    assert_eq!(
-        events.first().map(|e| e["event"].clone()),
-        Some("run_started".into())
-    );
+    assert_eq!(events[0]["event"], "plan", "the plan comes first");
+    assert_eq!(events[0]["plan"]["format"], 1);
+    assert_eq!(events[1]["event"], "run_started");
     assert_eq!(
         events.last().map(|e| e["outcome"].clone()),
         Some("succeeded".into())

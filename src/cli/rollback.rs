@@ -8,7 +8,7 @@ use crate::engine::execute::{EngineError, Options, Recorder};
 use crate::engine::interrupt::Interrupt;
 use crate::engine::rollback::rollback;
 use crate::exit::Exit;
-use crate::journal::{Event, Journal, Lock, RunDir};
+use crate::journal::{Event, Journal, RunDir};
 
 /// Arguments of `evac rollback`.
 #[derive(Debug, clap::Args)]
@@ -74,12 +74,9 @@ pub fn run(args: &RollbackArgs) -> Exit {
     };
     let out = Out::new(args.output);
     rt.block_on(async {
-        let _lock = match Lock::acquire(&state, &plan.playbook.name, &args.run_id) {
+        let _lock = match super::session::lock(&state, &plan.playbook.name, &args.run_id, &out) {
             Ok(lock) => lock,
-            Err(err) => {
-                eprintln!("error: {err}");
-                return Exit::Blocked;
-            }
+            Err(exit) => return exit,
         };
         let mut journal = match Journal::open(&run) {
             Ok(journal) => journal,

@@ -13,7 +13,7 @@ use crate::engine::history::History;
 use crate::engine::interrupt::Interrupt;
 use crate::engine::rollback::rollback;
 use crate::exit::Exit;
-use crate::journal::{Event, Journal, Lock, LockError, Outcome, RunDir, new_run_id};
+use crate::journal::{Event, Journal, Outcome, RunDir, new_run_id};
 use crate::plan::{Change, Plan, build::build, render};
 
 /// Arguments of `evac run`.
@@ -107,20 +107,10 @@ pub fn run(args: &RunArgs) -> Exit {
         // would be wrong anyway.
         let state = args.state.dir();
         let run_id = new_run_id(&playbook.name);
-        let lock = match Lock::acquire(&state, &playbook.name, &run_id) {
+        let _lock = match super::session::lock(&state, &playbook.name, &run_id, &out) {
             Ok(lock) => lock,
-            Err(err @ LockError::Held { .. }) => {
-                eprintln!("error: {err}\nnothing was changed");
-                return Exit::Blocked;
-            }
-            Err(err) => {
-                eprintln!("error: {err}");
-                return Exit::StepFailed;
-            }
+            Err(exit) => return exit,
         };
-        if let Some(dead) = &lock.took_over {
-            out.say(&format!("warning: took over the lock of run {} (pid {} on {} is gone)", dead.run_id, dead.pid, dead.host));
-        }
         let observed = match observe(&AwsContext::load(None).await, &playbook).await {
             Ok(observed) => observed,
             Err(err) => {
@@ -139,7 +129,9 @@ pub fn run(args: &RunArgs) -> Exit {
             Some(saved) => saved,
             None => fresh,
         };
-        if args.output == RunOutput::Human {
+        if args.output == RunOutput::Json {
+            println!("{}", serde_json::json!({ "event": "plan", "plan": &plan }));
+        } else {
             eprint!("{}", render::human(&plan, std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()));
         }
         if plan.is_blocked() {
@@ -229,12 +221,9 @@ pub fn resume(args: &ResumeArgs) -> Exit {
     };
     let out = Out::new(args.output);
     rt.block_on(async {
-        let _lock = match Lock::acquire(&state, &plan.playbook.name, &args.run_id) {
+        let _lock = match super::session::lock(&state, &plan.playbook.name, &args.run_id, &out) {
             Ok(lock) => lock,
-            Err(err) => {
-                eprintln!("error: {err}");
-                return Exit::Blocked;
-            }
+            Err(exit) => return exit,
         };
         let mut journal = match Journal::open(&run) {
             Ok(journal) => journal,

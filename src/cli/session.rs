@@ -127,3 +127,32 @@ pub fn exit_of(err: &EngineError) -> Exit {
         EngineError::Drift { .. } => Exit::NeedsHuman,
     }
 }
+
+/// Takes the playbook's lock for `run_id`: a live holder is exit 3, a dead one is
+/// taken over with a warning.
+pub fn lock(
+    state: &std::path::Path,
+    playbook: &str,
+    run_id: &str,
+    out: &Out,
+) -> Result<crate::journal::Lock, Exit> {
+    match crate::journal::Lock::acquire(state, playbook, run_id) {
+        Ok(lock) => {
+            if let Some(dead) = &lock.took_over {
+                out.say(&format!(
+                    "warning: took over the lock of run {} (pid {} on {} is gone)",
+                    dead.run_id, dead.pid, dead.host
+                ));
+            }
+            Ok(lock)
+        }
+        Err(err @ crate::journal::LockError::Held { .. }) => {
+            eprintln!("error: {err}\nnothing was changed");
+            Err(Exit::Blocked)
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            Err(Exit::StepFailed)
+        }
+    }
+}
