@@ -157,27 +157,62 @@ fn saved_plan_carries_the_state_fingerprint() {
 #[test]
 fn failback_reuses_the_playbook_with_vars() {
     let account = seeded();
-    let (code, stdout, _) = plan(
-        &account,
-        &[
-            "playbooks/evacuate-region.yaml",
-            "--var",
-            "source=us-west-2",
-            "--var",
-            "target=us-east-1",
-        ],
-    );
-    // The seeded world serves from us-east-1 already: the ramp would first take
-    // traffic away from it, which the plan warns about.
-    assert_eq!(code, 0, "{stdout}");
-    assert!(
-        stdout.contains("~ asg api-us-east-1 (us-east-1)  min 3 -> 8  desired 6 -> 8  max 12"),
-        "{stdout}"
-    );
+    let failback = [
+        "playbooks/evacuate-region.yaml",
+        "--var",
+        "source=us-west-2",
+        "--var",
+        "target=us-east-1",
+    ];
+    // On the seeded world us-east-1 already serves everything: the failback ramp
+    // would first move 75% of the traffic away from it, which the plan warns about
+    // and the max_increment guardrail blocks.
+    let (code, stdout, _) = plan(&account, &failback);
+    assert_eq!(code, 3, "{stdout}");
     assert!(
         stdout.contains(
             "the first increment lowers the weight of api-use1 (us-east-1) from 100 to 25"
         ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("increment 1 moves 75 percent of the weight of `api` at once"),
+        "{stdout}"
+    );
+
+    // After the evacuation has run, the same file plans the way back.
+    let state = tempfile::tempdir().expect("state dir");
+    let output = account
+        .command("evac")
+        .args([
+            "run",
+            "playbooks/evacuate-region.yaml",
+            "--var",
+            "bake=0s",
+            "--yes",
+            "--state-dir",
+        ])
+        .arg(state.path())
+        .output()
+        .expect("evac runs");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (code, stdout, _) = plan(&account, &failback);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("~ asg api-us-east-1 (us-east-1)  min 0 -> 8  desired 0 -> 8  max 12"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("api-use1 (us-east-1)  0 -> 25 -> 50 -> 75 -> 100"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("~ asg api-us-west-2 (us-west-2)  min 8 -> 0  desired 8 -> 0  max 12"),
         "{stdout}"
     );
 }

@@ -324,3 +324,13 @@ fn usage_errors_exit_2() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("write it as NAME=VALUE"));
 }
+
+#[test]
+fn guardrail_ramp_steps_larger_than_max_increment_are_errors() {
+    assert_invalid(
+        "ramp-too-steep",
+        &[
+            "16:18: steps[0].shift_traffic.ramp[1]: the step from 25 to 100 moves 75 percent of the weight at once, more than max_increment 50",
+        ],
+    );
+}

@@ -292,4 +292,25 @@ impl Cloud for AwsCloud {
             .and_then(|a| a.state_value())
             .map(|s| s.as_str().to_owned()))
     }
+
+    async fn health_check_healthy(&self, id: &str) -> Result<bool, CloudError> {
+        let answer = self
+            .ctx
+            .route53()
+            .get_health_check_status()
+            .health_check_id(id)
+            .send()
+            .await
+            .map_err(fail(format!("read the status of health check {id}")))?;
+        let observations = answer.health_check_observations();
+        let ok = observations
+            .iter()
+            .filter(|o| {
+                o.status_report()
+                    .and_then(|r| r.status())
+                    .is_some_and(|s| s.starts_with("Success"))
+            })
+            .count();
+        Ok(!observations.is_empty() && ok * 2 > observations.len())
+    }
 }

@@ -63,7 +63,12 @@ pub fn run(args: &PlanArgs) -> Exit {
             return Exit::StepFailed;
         }
     };
-    let plan = build(&playbook, &observed, &args.playbook.display().to_string());
+    let plan = build(
+        &playbook,
+        &observed,
+        &args.playbook.display().to_string(),
+        jiff::Timestamp::now(),
+    );
     if let Some(path) = &args.save
         && let Err(err) = save(&plan, path)
     {

@@ -11,10 +11,12 @@ use crate::aws::observe::observe;
 use crate::engine::execute::{EngineError, Executor, Options, Recorder};
 use crate::engine::history::History;
 use crate::engine::interrupt::Interrupt;
+use crate::engine::interrupt::Reason;
 use crate::engine::rollback::rollback;
 use crate::exit::Exit;
 use crate::journal::{Event, Journal, Outcome, RunDir, new_run_id};
 use crate::plan::{Change, Plan, build::build, render};
+use crate::playbook::{AlarmRef, HumanDuration, Region, StopCondition};
 
 /// Arguments of `evac run`.
 #[derive(Debug, clap::Args)]
@@ -37,6 +39,11 @@ pub struct RunArgs {
     /// changed since it was made.
     #[arg(long, value_name = "FILE")]
     pub plan: Option<PathBuf>,
+    /// Also halt when this CloudWatch alarm is in ALARM (repeatable), e.g. us-west-2:api-5xx-rate.
+    #[arg(long, value_name = "REGION:NAME", value_parser = parse_alarm)]
+    pub stop_when_alarm: Vec<(Region, String)>,
+    #[command(flatten)]
+    pub poll: PollArgs,
     #[command(flatten)]
     pub state: StateArgs,
     /// Output format.
@@ -63,17 +70,53 @@ pub struct ResumeArgs {
     #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
     #[command(flatten)]
+    pub poll: PollArgs,
+    #[command(flatten)]
     pub state: StateArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = RunOutput::Human)]
     pub output: RunOutput,
 }
 
+/// How often stop conditions are checked.
+#[derive(Debug, clap::Args)]
+pub struct PollArgs {
+    /// How often stop conditions are polled while the run waits or bakes.
+    #[arg(long = "stop-poll", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub stop_poll: HumanDuration,
+}
+
+fn parse_duration(text: &str) -> Result<HumanDuration, String> {
+    HumanDuration::parse(text).and_then(|d| {
+        if d.0.is_zero() {
+            Err("the poll interval must be longer than zero".to_owned())
+        } else {
+            Ok(d)
+        }
+    })
+}
+
+fn parse_alarm(text: &str) -> Result<(Region, String), String> {
+    let (region, name) = text
+        .split_once(':')
+        .ok_or_else(|| format!("invalid alarm `{text}`: write REGION:NAME"))?;
+    if name.is_empty() {
+        return Err(format!("invalid alarm `{text}`: the alarm name is empty"));
+    }
+    Ok((Region::parse(region)?, name.to_owned()))
+}
+
 /// `evac run`.
 pub fn run(args: &RunArgs) -> Exit {
-    let Some(playbook) = load_or_report(&args.playbook, &args.vars) else {
+    let Some(mut playbook) = load_or_report(&args.playbook, &args.vars) else {
         return Exit::InvalidInput;
     };
+    for (region, name) in &args.stop_when_alarm {
+        playbook.stop_when.push(StopCondition::Alarm(AlarmRef {
+            region: region.clone(),
+            name: name.clone(),
+        }));
+    }
     let text = match std::fs::read_to_string(&args.playbook) {
         Ok(text) => text,
         Err(err) => {
@@ -118,7 +161,7 @@ pub fn run(args: &RunArgs) -> Exit {
                 return Exit::StepFailed;
             }
         };
-        let fresh = build(&playbook, &observed, &args.playbook.display().to_string());
+        let fresh = build(&playbook, &observed, &args.playbook.display().to_string(), jiff::Timestamp::now());
         let plan = match saved {
             Some(saved) if saved.fingerprint != fresh.fingerprint => {
                 eprintln!(
@@ -185,7 +228,13 @@ pub fn run(args: &RunArgs) -> Exit {
             return Exit::StepFailed;
         }
         out.say(&format!("run {run_id} (journal: {})", run.journal_path().display()));
-        let options = Options { yes: args.yes, concurrency: args.concurrency.into(), ..Options::default() };
+        let options = Options {
+            yes: args.yes,
+            concurrency: args.concurrency.into(),
+            stops: plan.stop_conditions.clone(),
+            stop_poll: args.poll.stop_poll.0,
+            ..Options::default()
+        };
         execute(&recorder, &plan, &options, args.rollback_on_failure, &out, &run_id, &args.state).await
     })
 }
@@ -278,14 +327,10 @@ pub fn read_run(run: &RunDir) -> Result<(History, Plan), Exit> {
 /// A step this version cannot run, said as an error.
 fn unsupported(plan: &Plan) -> Option<String> {
     plan.steps.iter().find_map(|step| {
-        let zone = step.changes.iter().any(|c| matches!(c, Change::ZoneEvacuation { .. }));
-        let health = step.changes.iter().any(|c| matches!(c, Change::Check { target, .. } if target.starts_with("health check")));
-        (zone || health).then(|| {
+        step.changes.iter().any(|c| matches!(c, Change::ZoneEvacuation { .. })).then(|| {
             format!(
-                "step {} ({}) cannot be run by this version of evac: {} steps are planned but not yet executed",
-                step.id,
-                step.kind,
-                if zone { "evacuate_zone" } else { "health-check `check`" }
+                "step {} (evacuate_zone) cannot be run by this version of evac: zone evacuations are planned but not yet executed",
+                step.id
             )
         })
     })
@@ -298,7 +343,7 @@ async fn execute(
     rollback_on_failure: bool,
     out: &Out,
     run_id: &str,
-    state: &StateArgs,
+    state_args: &StateArgs,
 ) -> Exit {
     let cloud = cloud().await;
     let interrupt = Arc::new(Interrupt::default());
@@ -320,46 +365,97 @@ async fn execute(
             out.say(&format!("run {run_id} succeeded"));
             Exit::Success
         }
-        Err(EngineError::Interrupted) => {
-            let _ = recorder.log(Event::Interrupted);
-            let _ = finish(Outcome::Interrupted);
-            out.say(&format!(
-                "run {run_id} interrupted; the journal is consistent"
-            ));
-            next_steps(out, run_id, state);
-            Exit::Interrupted
-        }
+        Err(EngineError::Interrupted) => match interrupt.reason() {
+            Some(Reason::StopCondition { condition, state }) => {
+                let _ = finish(Outcome::Halted);
+                eprintln!(
+                    "error: stop condition fired: {condition} is {state}; the run was halted"
+                );
+                if rollback_on_failure {
+                    return roll_back_after(
+                        &cloud,
+                        recorder,
+                        options,
+                        plan,
+                        out,
+                        run_id,
+                        state_args,
+                        Exit::StopCondition,
+                    )
+                    .await;
+                }
+                next_steps(out, run_id, state_args);
+                Exit::StopCondition
+            }
+            _ => {
+                let _ = recorder.log(Event::Interrupted);
+                let _ = finish(Outcome::Interrupted);
+                out.say(&format!(
+                    "run {run_id} interrupted; the journal is consistent"
+                ));
+                next_steps(out, run_id, state_args);
+                Exit::Interrupted
+            }
+        },
         Err(err) => {
             eprintln!("error: {err}");
             let _ = finish(Outcome::Failed);
             if rollback_on_failure && !matches!(err, EngineError::Journal(_)) {
-                out.say(&format!(
-                    "rolling back run {run_id} (--rollback-on-failure)"
-                ));
-                let fresh = Interrupt::default();
-                return match rollback(&cloud, recorder, &fresh, options, plan, false).await {
-                    Ok(report) if report.differences.is_empty() => {
-                        out.say(&format!("run {run_id} failed and was rolled back; live state matches the recorded originals"));
-                        exit_of(&err)
-                    }
-                    Ok(report) => {
-                        for d in &report.differences {
-                            eprintln!("difference: {d}");
-                        }
-                        eprintln!(
-                            "error: rollback finished but live state differs from the originals: a human must look"
-                        );
-                        Exit::NeedsHuman
-                    }
-                    Err(rollback_err) => {
-                        eprintln!("error: rollback failed: {rollback_err}");
-                        next_steps(out, run_id, state);
-                        Exit::NeedsHuman
-                    }
-                };
+                return roll_back_after(
+                    &cloud,
+                    recorder,
+                    options,
+                    plan,
+                    out,
+                    run_id,
+                    state_args,
+                    exit_of(&err),
+                )
+                .await;
             }
-            next_steps(out, run_id, state);
+            next_steps(out, run_id, state_args);
             exit_of(&err)
+        }
+    }
+}
+
+/// `--rollback-on-failure`: rolls back, then exits with `exit` when live state matches
+/// the originals, 5 when it does not or the rollback failed.
+#[allow(clippy::too_many_arguments)]
+async fn roll_back_after<C: crate::engine::cloud::Cloud>(
+    cloud: &C,
+    recorder: &Recorder<'_>,
+    options: &Options,
+    plan: &Plan,
+    out: &Out,
+    run_id: &str,
+    state: &StateArgs,
+    exit: Exit,
+) -> Exit {
+    out.say(&format!(
+        "rolling back run {run_id} (--rollback-on-failure)"
+    ));
+    let fresh = Interrupt::default();
+    match rollback(cloud, recorder, &fresh, options, plan, false).await {
+        Ok(report) if report.differences.is_empty() => {
+            out.say(&format!(
+                "run {run_id} was rolled back; live state matches the recorded originals"
+            ));
+            exit
+        }
+        Ok(report) => {
+            for d in &report.differences {
+                eprintln!("difference: {d}");
+            }
+            eprintln!(
+                "error: rollback finished but live state differs from the originals: a human must look"
+            );
+            Exit::NeedsHuman
+        }
+        Err(err) => {
+            eprintln!("error: rollback failed: {err}");
+            next_steps(out, run_id, state);
+            Exit::NeedsHuman
         }
     }
 }

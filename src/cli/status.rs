@@ -81,6 +81,7 @@ fn state_of(
         (None, false, Some(Outcome::Succeeded)) => "succeeded".into(),
         (None, false, Some(Outcome::Failed)) => "failed".into(),
         (None, false, Some(Outcome::Interrupted)) => "interrupted".into(),
+        (None, false, Some(Outcome::Halted)) => "halted (stop condition)".into(),
         (None, false, None) => match Lock::holder(state_dir, playbook) {
             Some(h) if h.run_id == run_id && (h.host != host_name() || alive(h.pid)) => {
                 "running".into()

@@ -56,6 +56,8 @@ pub trait Cloud {
     async fn change_in_sync(&self, change_id: &str) -> Result<bool, CloudError>;
     /// The state of a CloudWatch alarm (`OK`, `ALARM`, `INSUFFICIENT_DATA`), if it exists.
     async fn alarm_state(&self, region: &str, name: &str) -> Result<Option<String>, CloudError>;
+    /// Whether a Route 53 health check is healthy (most checkers report success).
+    async fn health_check_healthy(&self, id: &str) -> Result<bool, CloudError>;
 }
 
 /// A [`Cloud`] that retries retryable failures with exponential backoff, so a run
@@ -150,5 +152,8 @@ impl<C: Cloud> Cloud for Retrying<C> {
     }
     async fn alarm_state(&self, region: &str, name: &str) -> Result<Option<String>, CloudError> {
         self.retry(|| self.inner.alarm_state(region, name)).await
+    }
+    async fn health_check_healthy(&self, id: &str) -> Result<bool, CloudError> {
+        self.retry(|| self.inner.health_check_healthy(id)).await
     }
 }

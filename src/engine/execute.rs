@@ -10,10 +10,10 @@ use tokio::time::Instant;
 
 use super::cloud::{Cloud, CloudError};
 use super::history::History;
-use super::interrupt::Interrupt;
+use super::interrupt::{Interrupt, Reason};
 use super::reporter::{Progress, Reporter};
 use crate::journal::{Event, Journal, JournalError, RecordSetDef, Target, Value};
-use crate::plan::{Change, Plan, StepPlan};
+use crate::plan::{Change, Plan, StepPlan, StopRef};
 use crate::state::Capacity;
 
 /// Why the engine stopped.
@@ -63,6 +63,10 @@ pub struct Options {
     pub poll: Duration,
     /// Resume: accept drifted live values instead of stopping.
     pub force: bool,
+    /// Conditions that halt the run.
+    pub stops: Vec<StopRef>,
+    /// How often stop conditions are polled while the run waits or bakes.
+    pub stop_poll: Duration,
 }
 
 impl Default for Options {
@@ -72,8 +76,69 @@ impl Default for Options {
             concurrency: 8,
             poll: Duration::from_secs(5),
             force: false,
+            stops: Vec::new(),
+            stop_poll: Duration::from_secs(5),
         }
     }
+}
+
+/// Evaluates every stop condition once. When one fires, journals it and stops the
+/// run (which then halts after the call in flight); returns whether one fired.
+pub async fn check_stops<C: Cloud>(
+    cloud: &C,
+    recorder: &Recorder<'_>,
+    interrupt: &Interrupt,
+    stops: &[StopRef],
+) -> Result<bool, EngineError> {
+    for stop in stops {
+        let state = match stop {
+            StopRef::Alarm { region, name } => match cloud.alarm_state(region, name).await {
+                Ok(Some(state)) if state == "ALARM" => Some(state),
+                Ok(_) => None,
+                // A stop condition that cannot be read is not silently ignored.
+                Err(err) => Some(format!("unreadable ({err})")),
+            },
+            StopRef::HealthCheck { id } => match cloud.health_check_healthy(id).await {
+                Ok(false) => Some("unhealthy".to_owned()),
+                Ok(true) => None,
+                Err(err) => Some(format!("unreadable ({err})")),
+            },
+        };
+        if let Some(state) = state {
+            recorder.log(Event::StopConditionFired {
+                condition: stop.to_string(),
+                state: state.clone(),
+            })?;
+            interrupt.stop(Reason::StopCondition {
+                condition: stop.to_string(),
+                state,
+            });
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Polls the stop conditions every `stop_poll` until one fires or the run is stopped
+/// otherwise; meant to run beside the executor, so it never completes.
+pub async fn watch_stops<C: Cloud>(
+    cloud: &C,
+    recorder: &Recorder<'_>,
+    interrupt: &Interrupt,
+    options: &Options,
+) {
+    if !options.stops.is_empty() {
+        loop {
+            if interrupt.sleep(options.stop_poll).await {
+                break;
+            }
+            match check_stops(cloud, recorder, interrupt, &options.stops).await {
+                Ok(false) => {}
+                Ok(true) | Err(_) => break,
+            }
+        }
+    }
+    std::future::pending().await
 }
 
 /// Writes journal entries, keeps the [`History`] they add up to, and shows them.
@@ -186,8 +251,15 @@ pub struct Executor<'a, 'r, C: Cloud> {
 }
 
 impl<C: Cloud> Executor<'_, '_, C> {
-    /// Runs every step not yet finished.
+    /// Runs every step not yet finished, with the stop conditions watched beside it.
     pub async fn run(&self, plan: &Plan) -> Result<(), EngineError> {
+        tokio::select! {
+            result = self.run_steps(plan) => result,
+            () = watch_stops(self.cloud, self.recorder, self.interrupt, self.options) => Err(EngineError::Interrupted),
+        }
+    }
+
+    async fn run_steps(&self, plan: &Plan) -> Result<(), EngineError> {
         for step in &plan.steps {
             if self
                 .recorder
@@ -486,6 +558,17 @@ impl<C: Cloud> Executor<'_, '_, C> {
             }
         }
         for increment in 1..=increments {
+            if increment > 1
+                && check_stops(
+                    self.cloud,
+                    self.recorder,
+                    self.interrupt,
+                    &self.options.stops,
+                )
+                .await?
+            {
+                return Err(EngineError::Interrupted);
+            }
             for (zone_id, records) in &zones {
                 let action = weights_action(&step.id, zone_id, increment);
                 if self.recorder.history(|h| h.converged.contains(&action)) {
@@ -642,28 +725,40 @@ impl<C: Cloud> Executor<'_, '_, C> {
         else {
             return Ok(());
         };
-        // `alarm NAME (REGION)`
-        let Some((name, region)) = target
+        // `alarm NAME (REGION)` or `health check ID`
+        let alarm = target
             .strip_prefix("alarm ")
             .and_then(|rest| rest.rsplit_once(" ("))
-            .map(|(n, r)| (n.to_owned(), r.trim_end_matches(')').to_owned()))
-        else {
-            return Err(EngineError::Step {
-                step: step.id.clone(),
-                message: format!("{target}: only alarm checks can be run by this version of evac"),
-            });
-        };
+            .map(|(n, r)| (n.to_owned(), r.trim_end_matches(')').to_owned()));
+        let health = target.strip_prefix("health check ").map(str::to_owned);
         let deadline = Instant::now() + timeout;
         let hold = Duration::from_secs(*hold_secs);
         let mut since: Option<Instant> = None;
         let mut pause = Duration::from_secs(1);
         loop {
-            let live = self
-                .cloud
-                .alarm_state(&region, &name)
-                .await
-                .map_err(step_err(&step.id))?;
-            if live.as_deref() == Some(state.as_str()) {
+            let live = match (&alarm, &health) {
+                (Some((name, region)), _) => self
+                    .cloud
+                    .alarm_state(region, name)
+                    .await
+                    .map_err(step_err(&step.id))?
+                    .unwrap_or_else(|| "missing".into()),
+                (None, Some(id)) => {
+                    let healthy = self
+                        .cloud
+                        .health_check_healthy(id)
+                        .await
+                        .map_err(step_err(&step.id))?;
+                    (if healthy { "healthy" } else { "unhealthy" }).to_owned()
+                }
+                (None, None) => {
+                    return Err(EngineError::Step {
+                        step: step.id.clone(),
+                        message: format!("cannot watch `{target}`"),
+                    });
+                }
+            };
+            if live == *state {
                 let start = *since.get_or_insert_with(Instant::now);
                 if Instant::now().duration_since(start) >= hold {
                     return Ok(());
@@ -675,9 +770,8 @@ impl<C: Cloud> Executor<'_, '_, C> {
                 return Err(EngineError::Step {
                     step: step.id.clone(),
                     message: format!(
-                        "timed out after {}s waiting for {target} to be {state} for {hold_secs}s; last seen {}",
-                        timeout.as_secs(),
-                        live.as_deref().unwrap_or("missing")
+                        "timed out after {}s waiting for {target} to be {state} for {hold_secs}s; last seen {live}",
+                        timeout.as_secs()
                     ),
                 });
             }

@@ -1,23 +1,57 @@
-//! Ctrl-C as the engine sees it: a flag checked between calls and a wake-up for
-//! waits, so the run stops after the call in flight, never in the middle of one.
+//! Stopping a run: Ctrl-C or a stop condition. A flag is checked between calls and
+//! wakes every wait, so the run stops after the call in flight, never in the middle
+//! of one; the reason says which exit code the stop gets.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 
-/// Set once when the user asks the run to stop.
+/// Why a run was stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// The user pressed Ctrl-C (or declined an approval).
+    User,
+    /// A stop condition fired.
+    StopCondition {
+        /// Which one, readable.
+        condition: String,
+        /// The state it was found in.
+        state: String,
+    },
+}
+
+/// Set once when the run must stop.
 #[derive(Debug, Default)]
 pub struct Interrupt {
     set: AtomicBool,
+    reason: Mutex<Option<Reason>>,
     notify: Notify,
 }
 
 impl Interrupt {
-    /// Asks the run to stop.
+    /// Asks the run to stop (Ctrl-C).
     pub fn trigger(&self) {
+        self.stop(Reason::User);
+    }
+
+    /// Asks the run to stop for `reason`; the first reason given is kept.
+    pub fn stop(&self, reason: Reason) {
+        self.reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(reason);
         self.set.store(true, Ordering::SeqCst);
         self.notify.notify_waiters();
+    }
+
+    /// Why the run was stopped, if it was.
+    pub fn reason(&self) -> Option<Reason> {
+        self.reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Whether a stop was asked for.

@@ -29,6 +29,7 @@ struct World {
     failures: BTreeMap<&'static str, (u32, bool)>,
     calls: BTreeMap<&'static str, u32>,
     next_change: u32,
+    unhealthy: std::collections::BTreeSet<String>,
 }
 
 /// The in-memory cloud.
@@ -79,6 +80,13 @@ impl MemoryCloud {
                 alias: None,
                 health_check_id: None,
             });
+    }
+
+    /// Sets an alarm's state.
+    pub fn set_alarm(&self, region: &str, name: &str, state: &str) {
+        self.world()
+            .alarms
+            .insert((region.into(), name.into()), state.into());
     }
 
     /// The next `count` calls of `operation` fail.
@@ -245,5 +253,10 @@ impl Cloud for MemoryCloud {
             .alarms
             .get(&(region.to_owned(), name.to_owned()))
             .cloned())
+    }
+
+    async fn health_check_healthy(&self, id: &str) -> Result<bool, CloudError> {
+        self.enter("health_check_healthy")?;
+        Ok(!self.world().unhealthy.contains(id))
     }
 }

@@ -98,7 +98,12 @@ fn plan() -> Plan {
             },
         ],
     );
-    let plan = build(&playbook, &observed, "engine.yaml");
+    let plan = build(
+        &playbook,
+        &observed,
+        "engine.yaml",
+        jiff::Timestamp::UNIX_EPOCH,
+    );
     assert!(plan.blockers.is_empty(), "{:?}", plan.blockers);
     plan
 }
@@ -412,7 +417,12 @@ async fn an_approval_without_a_terminal_and_without_yes_fails_at_once() {
         &BTreeMap::new(),
     )
     .expect("valid playbook");
-    let plan = build(&playbook, &Observed::default(), "gate.yaml");
+    let plan = build(
+        &playbook,
+        &Observed::default(),
+        "gate.yaml",
+        jiff::Timestamp::UNIX_EPOCH,
+    );
     let cloud = cloud(Duration::ZERO, Duration::ZERO);
     let r = new_run();
     let mut journal = Journal::open(&r.run).expect("journal");
@@ -471,4 +481,49 @@ async fn a_fast_rollback_puts_weights_back_in_one_change_per_zone() {
         BTreeMap::from([("east".to_owned(), 100), ("west".to_owned(), 0)])
     );
     assert_eq!(cloud.capacity("us-east-1", "api-east"), Some(cap(3, 6, 12)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_alarm_halts_the_run_within_one_poll_interval() {
+    use crate::plan::StopRef;
+    let cloud = cloud(Duration::ZERO, Duration::ZERO);
+    cloud.set_alarm("us-west-2", "api-5xx-rate", "OK");
+    let r = new_run();
+    let options = Options {
+        stops: vec![StopRef::Alarm {
+            region: "us-west-2".into(),
+            name: "api-5xx-rate".into(),
+        }],
+        stop_poll: Duration::from_secs(5),
+        ..Options::default()
+    };
+    let interrupt = Interrupt::default();
+    let start = Instant::now();
+    let run = async {
+        let result = execute(&cloud, &r.run, &options, &interrupt).await;
+        (result, start.elapsed())
+    };
+    let fire = async {
+        // 10 s into the first 2 m bake.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        cloud.set_alarm("us-west-2", "api-5xx-rate", "ALARM");
+    };
+    let ((result, halted_after), ()) = tokio::join!(run, fire);
+    assert!(
+        matches!(result, Err(EngineError::Interrupted)),
+        "{result:?}"
+    );
+    assert_eq!(
+        interrupt.reason(),
+        Some(super::interrupt::Reason::StopCondition {
+            condition: "alarm api-5xx-rate (us-west-2)".into(),
+            state: "ALARM".into()
+        })
+    );
+    assert!(
+        halted_after <= Duration::from_secs(10 + 5),
+        "halted after {halted_after:?}"
+    );
+    assert_eq!(cloud.weights("Z1")["west"], 50, "halted in the first bake");
+    assert!(events(&r.run).iter().any(|e| matches!(e, Event::StopConditionFired { condition, .. } if condition == "alarm api-5xx-rate (us-west-2)")));
 }

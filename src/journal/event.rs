@@ -73,6 +73,8 @@ pub enum Outcome {
     Failed,
     /// Ctrl-C; resumable.
     Interrupted,
+    /// A stop condition fired; the run was halted (resumable once it clears).
+    Halted,
 }
 
 /// One journal line.
@@ -173,6 +175,13 @@ pub enum Event {
     },
     /// The run stopped on Ctrl-C.
     Interrupted,
+    /// A stop condition fired: the run halts after the call in flight.
+    StopConditionFired {
+        /// The condition, e.g. `alarm api-5xx-rate (us-west-2)`.
+        condition: String,
+        /// The state it was in.
+        state: String,
+    },
     /// The run ended.
     RunFinished {
         /// How.

@@ -12,7 +12,7 @@ use crate::seed::short_region;
 use crate::state::{Capacity, Observed, ZoneLookup};
 
 use super::model::{
-    Change, Estimate, Finding, PLAN_FORMAT, Plan, PlaybookRef, SetWeights, StepPlan,
+    Change, Estimate, Finding, PLAN_FORMAT, Plan, PlaybookRef, SetWeights, StepPlan, StopRef,
 };
 
 /// Assumed time for new instances to launch and pass health checks.
@@ -80,8 +80,9 @@ fn finding(step: Option<&str>, resource: Option<String>, message: String) -> Fin
     }
 }
 
-/// Builds the plan of `playbook` (loaded from `file`) against `observed`.
-pub fn build(playbook: &Playbook, observed: &Observed, file: &str) -> Plan {
+/// Builds the plan of `playbook` (loaded from `file`) against `observed`, at time
+/// `now` (for the drill window).
+pub fn build(playbook: &Playbook, observed: &Observed, file: &str, now: jiff::Timestamp) -> Plan {
     let mut b = Builder {
         playbook,
         observed,
@@ -91,6 +92,25 @@ pub fn build(playbook: &Playbook, observed: &Observed, file: &str) -> Plan {
         calls: BTreeMap::new(),
     };
     b.check_stop_conditions();
+    if let Some(window) = &playbook.window
+        && let Err(local) = crate::playbook::window::inside(window, now)
+    {
+        let days: Vec<String> = window
+            .days
+            .iter()
+            .map(|d| format!("{d:?}").to_lowercase())
+            .collect();
+        b.warn(
+            None,
+            None,
+            format!(
+                "now ({local}) is outside the drill window: {} {} {}",
+                days.join(","),
+                window.hours,
+                window.tz
+            ),
+        );
+    }
     let mut steps = Vec::new();
     for step in &playbook.steps {
         let id = step.id.as_str();
@@ -127,6 +147,9 @@ pub fn build(playbook: &Playbook, observed: &Observed, file: &str) -> Plan {
             ),
             Action::Check(c) => b.check(id, c),
         };
+        if matches!(step.action, Action::ShiftTraffic(_)) {
+            b.check_capacity_behind_traffic(id);
+        }
         steps.push(StepPlan {
             id: id.to_owned(),
             kind: kind.to_owned(),
@@ -161,6 +184,17 @@ pub fn build(playbook: &Playbook, observed: &Observed, file: &str) -> Plan {
                 "approvals take no time".to_owned(),
             ],
         },
+        stop_conditions: playbook
+            .stop_when
+            .iter()
+            .map(|c| match c {
+                StopCondition::Alarm(a) => StopRef::Alarm {
+                    region: a.region.to_string(),
+                    name: a.name.clone(),
+                },
+                StopCondition::HealthCheck(h) => StopRef::HealthCheck { id: h.id.clone() },
+            })
+            .collect(),
         fingerprint: observed.fingerprint(),
     }
 }
@@ -186,6 +220,53 @@ impl Builder<'_> {
     fn count(&mut self, operation: &str, n: u32) {
         if n > 0 {
             *self.calls.entry(operation.to_owned()).or_default() += n;
+        }
+    }
+
+    /// After a step: a region that still gets traffic must still have capacity.
+    fn check_capacity_behind_traffic(&mut self, step: &str) {
+        let mut regions: BTreeMap<String, Vec<(String, i64, i64)>> = BTreeMap::new();
+        for (record, spec) in &self.playbook.records {
+            let Some(weights) = self.projection.weights.get(record) else {
+                continue;
+            };
+            let total: i64 = weights.values().sum();
+            for (region, set_id) in &spec.set_identifiers {
+                let weight = weights.get(set_id).copied().unwrap_or(0);
+                if weight > 0 {
+                    regions.entry(region.to_string()).or_default().push((
+                        record.clone(),
+                        weight,
+                        total,
+                    ));
+                }
+            }
+        }
+        for (region, records) in regions {
+            let Some(named) = self.observed.resolved_groups.get(&region) else {
+                continue;
+            };
+            let groups: BTreeSet<&String> = named.values().flatten().collect();
+            if groups.is_empty() {
+                continue;
+            }
+            let capacity: u32 = groups
+                .iter()
+                .filter_map(|g| self.projection.capacity(&region, g))
+                .map(|c| c.desired)
+                .sum();
+            if capacity == 0 {
+                for (record, weight, total) in records {
+                    self.block(
+                        Some(step),
+                        Some(format!("record {record} ({region})")),
+                        format!(
+                            "after this step {region} still gets weight {weight} of {total} of `{record}` but its groups ({}) have desired 0: give it capacity first or move its traffic away",
+                            groups.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                    );
+                }
+            }
         }
     }
 
@@ -563,6 +644,23 @@ impl Builder<'_> {
                 .map(|pct| split_weights(&before, &target, total, *pct))
                 .collect();
             let before_target = before.get(&target).copied().unwrap_or(0);
+            let max = i64::from(self.playbook.max_increment.get());
+            let mut share = before_target * 100 / total.max(1);
+            for (k, pct) in s.ramp.iter().enumerate() {
+                if (pct - share).abs() > max {
+                    self.block(
+                        Some(step),
+                        resource.clone(),
+                        format!(
+                            "increment {} moves {} percent of the weight of `{name}` at once (from {share}% to {pct}% on {}), more than max_increment {max}: add an increment or raise max_increment",
+                            k + 1,
+                            (pct - share).abs(),
+                            s.to
+                        ),
+                    );
+                }
+                share = *pct;
+            }
             if let Some(first) = increments.first().and_then(|inc| inc.get(&target))
                 && *first < before_target
             {
@@ -910,6 +1008,42 @@ mod tests {
         assert_eq!(
             split_weights(&before, "c", 100, 25),
             weights(&[("a", 38), ("b", 37), ("c", 25)])
+        );
+    }
+
+    #[test]
+    fn a_plan_outside_the_drill_window_warns() {
+        let text = "version: 1\nname: w\nwindow: { days: [tue, wed], hours: \"14:00-17:00\", tz: America/Los_Angeles }\nsteps:\n  - id: hold\n    wait: 1m\n";
+        let playbook =
+            crate::playbook::load_str("w.yaml", text, &BTreeMap::new()).expect("valid playbook");
+        let at = |ts: &str| ts.parse::<jiff::Timestamp>().expect("timestamp");
+        let inside = build(
+            &playbook,
+            &Observed::default(),
+            "w.yaml",
+            at("2026-11-24T23:00:00Z"),
+        );
+        assert!(inside.warnings.is_empty(), "{:?}", inside.warnings);
+        let outside = build(
+            &playbook,
+            &Observed::default(),
+            "w.yaml",
+            at("2026-11-23T23:00:00Z"),
+        );
+        let messages: Vec<&str> = outside
+            .warnings
+            .iter()
+            .map(|w| w.message.as_str())
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "now (Mon 15:00 PST) is outside the drill window: tue,wed 14:00-17:00 America/Los_Angeles"
+            ]
+        );
+        assert!(
+            outside.blockers.is_empty(),
+            "a window is a warning, not a blocker"
         );
     }
 

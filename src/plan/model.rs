@@ -24,8 +24,38 @@ pub struct Plan {
     pub warnings: Vec<Finding>,
     /// Expected duration and API calls.
     pub estimate: Estimate,
+    /// Conditions that halt the run when they fire.
+    #[serde(default)]
+    pub stop_conditions: Vec<StopRef>,
     /// Digest of the observed state the plan was made against.
     pub fingerprint: String,
+}
+
+/// A stop condition as the engine watches it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StopRef {
+    /// Fires when the alarm is in ALARM.
+    Alarm {
+        /// The alarm's region.
+        region: String,
+        /// The alarm's name.
+        name: String,
+    },
+    /// Fires when the health check is unhealthy.
+    HealthCheck {
+        /// The health check id.
+        id: String,
+    },
+}
+
+impl std::fmt::Display for StopRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopRef::Alarm { region, name } => write!(f, "alarm {name} ({region})"),
+            StopRef::HealthCheck { id } => write!(f, "health check {id}"),
+        }
+    }
 }
 
 impl Plan {

@@ -8,14 +8,14 @@ use serde_yaml::{Mapping, Value};
 
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::locate::{Pos, SourceMap};
-use super::model::{Action, Playbook, STEP_KINDS, Step};
+use super::model::{Action, DEFAULT_MAX_INCREMENT, Playbook, STEP_KINDS, Step, Window};
 use super::params::{key_text, substitute};
 use super::path::YamlPath;
-use super::types::{HumanDuration, StepId, check_name};
+use super::types::{HumanDuration, Percent, StepId, check_name};
 use super::validate;
 
 /// The top-level fields of a playbook.
-const TOP_LEVEL: [&str; 8] = [
+const TOP_LEVEL: [&str; 10] = [
     "version",
     "name",
     "description",
@@ -23,6 +23,8 @@ const TOP_LEVEL: [&str; 8] = [
     "groups",
     "records",
     "stop_when",
+    "max_increment",
+    "window",
     "steps",
 ];
 
@@ -177,6 +179,20 @@ fn load_inner(
         }),
         None => Vec::new(),
     };
+    let max_increment: Option<Percent> = match fields.get("max_increment") {
+        Some(v) => decode(v, &root_path.key("max_increment"), diags),
+        None => Some(Percent(DEFAULT_MAX_INCREMENT)),
+    };
+    let window: Option<Window> = match fields.get("window") {
+        Some(v) => {
+            let window = decode::<Window>(v, &root_path.key("window"), diags);
+            if let Some(w) = &window {
+                super::window::check(w, &root_path.key("window"), diags);
+            }
+            window
+        }
+        None => None,
+    };
     let steps = match fields.get("steps") {
         Some(value) => decode_list(value, &root_path.key("steps"), diags, decode_step),
         None => Vec::new(),
@@ -192,6 +208,8 @@ fn load_inner(
         declared_records: declared(records_value),
         steps: &steps,
         steps_present: fields.contains_key("steps"),
+        max_increment: max_increment
+            .map_or(i64::from(DEFAULT_MAX_INCREMENT), |p| i64::from(p.get())),
     };
     validate::check(&parts, diags);
     if !diags.is_empty() {
@@ -205,6 +223,8 @@ fn load_inner(
         groups,
         records,
         stop_when: stop_when.into_iter().map(|(_, c)| c).collect(),
+        max_increment: max_increment?,
+        window,
         steps: steps
             .into_iter()
             .map(|(_, s)| s.into_step())

@@ -11,6 +11,7 @@ mod params;
 mod path;
 mod types;
 mod validate;
+pub mod window;
 
 pub use diagnostic::Diagnostic;
 pub use load::{LoadError, load_file, load_str};

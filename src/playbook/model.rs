@@ -23,9 +23,49 @@ pub struct Playbook {
     pub records: BTreeMap<String, RecordSpec>,
     /// Conditions that halt the run.
     pub stop_when: Vec<StopCondition>,
+    /// The largest share of weight (in percent of the total) one ramp increment may
+    /// move; 50 unless set.
+    pub max_increment: Percent,
+    /// When drills are meant to run; outside it the plan warns.
+    pub window: Option<Window>,
     /// The ordered steps.
     pub steps: Vec<Step>,
 }
+
+/// A drill window: weekdays and hours in a time zone.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    /// Days of the week, `mon` to `sun`.
+    pub days: Vec<Weekday>,
+    /// `HH:MM-HH:MM`, local time.
+    pub hours: String,
+    /// An IANA time zone such as `America/Los_Angeles`.
+    pub tz: String,
+}
+
+/// A day of the week.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Weekday {
+    /// Monday.
+    Mon,
+    /// Tuesday.
+    Tue,
+    /// Wednesday.
+    Wed,
+    /// Thursday.
+    Thu,
+    /// Friday.
+    Fri,
+    /// Saturday.
+    Sat,
+    /// Sunday.
+    Sun,
+}
+
+/// The default `max_increment`.
+pub const DEFAULT_MAX_INCREMENT: u8 = 50;
 
 /// How to find the Auto Scaling groups of a named group in a region: by name or by
 /// tags (every group carrying all the tags).

@@ -23,6 +23,8 @@ pub struct Parts<'a> {
     pub steps: &'a [(usize, StepParts)],
     /// Whether the playbook has a `steps` field at all.
     pub steps_present: bool,
+    /// The largest share one ramp increment may move.
+    pub max_increment: i64,
 }
 
 /// Reports every cross-field problem of `parts`.
@@ -210,7 +212,7 @@ fn check_action(action: &Action, path: &YamlPath, parts: &Parts<'_>, diags: &mut
                         ));
                 }
             }
-            check_ramp(&s.ramp, &path.key("ramp"), diags);
+            check_ramp(&s.ramp, &path.key("ramp"), parts.max_increment, diags);
         }
         Action::Drain(d) => {
             check_refs(
@@ -296,7 +298,7 @@ fn check_action(action: &Action, path: &YamlPath, parts: &Parts<'_>, diags: &mut
 
 /// A ramp is the target's share after each increment: whole percentages in 1..=100,
 /// strictly increasing.
-fn check_ramp(ramp: &[i64], path: &YamlPath, diags: &mut Diagnostics<'_>) {
+fn check_ramp(ramp: &[i64], path: &YamlPath, max_increment: i64, diags: &mut Diagnostics<'_>) {
     if ramp.is_empty() {
         diags
             .error(path, "the ramp is empty")
@@ -316,6 +318,13 @@ fn check_ramp(ramp: &[i64], path: &YamlPath, diags: &mut Diagnostics<'_>) {
             diags
                 .error(&path.index(i), format!("the ramp must increase strictly, but {value} follows {prev}"))
                 .with_help("list the target's share after each increment in increasing order, e.g. [25, 50, 100]");
+        } else if let Some(prev) = previous.filter(|p| value - *p > max_increment) {
+            diags
+                .error(
+                    &path.index(i),
+                    format!("the step from {prev} to {value} moves {} percent of the weight at once, more than max_increment {max_increment}", value - prev),
+                )
+                .with_help("add an increment in between, or raise `max_increment` at the top of the playbook");
         }
         previous = Some(value);
     }

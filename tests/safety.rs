@@ -1,0 +1,310 @@
+//! Stop conditions, `check` steps, preflight blockers and guardrails, against the
+//! local emulator.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use evac::playbook::Region;
+use support::Account;
+
+const BASE: &str = "tests/fixtures/plan/base.yaml";
+
+struct Drill {
+    account: Account,
+    state: tempfile::TempDir,
+}
+
+fn region(name: &str) -> Region {
+    Region::parse(name).expect("region")
+}
+
+impl Drill {
+    fn new() -> Self {
+        let account = Account::fresh();
+        account.seed();
+        Drill {
+            account,
+            state: tempfile::tempdir().expect("state dir"),
+        }
+    }
+
+    fn evac(&self, args: &[&str]) -> (i32, String, String) {
+        let output = self
+            .account
+            .command("evac")
+            .args(args)
+            .output()
+            .expect("evac runs");
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    fn state_arg(&self) -> String {
+        self.state.path().display().to_string()
+    }
+
+    fn journal(&self) -> Vec<serde_json::Value> {
+        let runs = self.state.path().join("runs");
+        let Some(run) = std::fs::read_dir(runs)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(Result::ok)
+        else {
+            return Vec::new();
+        };
+        std::fs::read_to_string(run.path().join("journal.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    fn wait_for(&self, wanted: impl Fn(&serde_json::Value) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.journal().iter().any(&wanted) {
+            assert!(
+                Instant::now() < deadline,
+                "the journal never showed the wanted entry"
+            );
+            std::thread::yield_now();
+        }
+    }
+
+    fn set_alarm(&self, state: aws_sdk_cloudwatch::types::StateValue) {
+        tokio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(async {
+                self.account
+                    .context()
+                    .await
+                    .cloudwatch(&region("us-west-2"))
+                    .set_alarm_state()
+                    .alarm_name("api-5xx-rate")
+                    .state_value(state)
+                    .state_reason("drill test")
+                    .send()
+                    .await
+                    .expect("set alarm state");
+            });
+    }
+
+    fn live(&self) -> (BTreeMap<String, (i32, i32, i32)>, BTreeMap<String, i64>) {
+        tokio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(async {
+                let ctx = self.account.context().await;
+                let mut groups = BTreeMap::new();
+                for r in ["us-east-1", "us-west-2"] {
+                    let answer = ctx
+                        .autoscaling(&region(r))
+                        .describe_auto_scaling_groups()
+                        .send()
+                        .await
+                        .expect("groups");
+                    for g in answer.auto_scaling_groups() {
+                        groups.insert(
+                            g.auto_scaling_group_name().unwrap_or_default().to_owned(),
+                            (
+                                g.min_size().unwrap_or(-1),
+                                g.desired_capacity().unwrap_or(-1),
+                                g.max_size().unwrap_or(-1),
+                            ),
+                        );
+                    }
+                }
+                let route53 = ctx.route53();
+                let zones = route53
+                    .list_hosted_zones_by_name()
+                    .dns_name("example.com.")
+                    .send()
+                    .await
+                    .expect("zones");
+                let sets = route53
+                    .list_resource_record_sets()
+                    .hosted_zone_id(zones.hosted_zones()[0].id())
+                    .send()
+                    .await
+                    .expect("records");
+                let weights = sets
+                    .resource_record_sets()
+                    .iter()
+                    .filter_map(|s| Some((s.set_identifier()?.to_owned(), s.weight()?)))
+                    .collect();
+                (groups, weights)
+            })
+    }
+
+    /// Starts `evac run` in the background; stderr is captured.
+    fn spawn_run(&self, extra: &[&str]) -> std::process::Child {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("evac"));
+        for (key, value) in self.account.command("evac").get_envs() {
+            match value {
+                Some(v) => cmd.env(key, v),
+                None => cmd.env_remove(key),
+            };
+        }
+        cmd.args([
+            "run",
+            BASE,
+            "--var",
+            "bake=30s",
+            "--yes",
+            "--stop-poll",
+            "1s",
+            "--state-dir",
+            &self.state_arg(),
+        ])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("evac starts")
+    }
+}
+
+fn first_increment_converged(e: &serde_json::Value) -> bool {
+    e["event"] == "converged"
+        && e["action"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("shift:dns:") && a.ends_with(":1"))
+}
+
+#[test]
+fn an_alarm_during_a_bake_halts_the_run_with_exit_6_and_names_the_alarm() {
+    let d = Drill::new();
+    let child = d.spawn_run(&[]);
+    d.wait_for(first_increment_converged);
+    d.set_alarm(aws_sdk_cloudwatch::types::StateValue::Alarm);
+    let output = child.wait_with_output().expect("evac exits");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(6), "{stderr}");
+    assert!(
+        stderr.contains("stop condition fired: alarm api-5xx-rate (us-west-2) is ALARM"),
+        "{stderr}"
+    );
+    let journal = d.journal();
+    let fired: Vec<_> = journal
+        .iter()
+        .filter(|e| e["event"] == "stop_condition_fired")
+        .collect();
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0]["condition"], "alarm api-5xx-rate (us-west-2)");
+    assert_eq!(fired[0]["state"], "ALARM");
+    // Halted inside the 30 s bake: the first increment never finished baking.
+    assert!(
+        !journal.iter().any(|e| e["event"] == "baked"),
+        "halted before the bake ended"
+    );
+    assert_eq!(
+        journal.last().map(|e| e["outcome"].clone()),
+        Some("halted".into())
+    );
+    assert_eq!(d.live().1["api-usw2"], 50, "left where it halted");
+}
+
+#[test]
+fn an_alarm_with_rollback_on_failure_restores_the_seeded_state_exactly() {
+    let d = Drill::new();
+    let seeded = d.live();
+    let child = d.spawn_run(&["--rollback-on-failure"]);
+    d.wait_for(first_increment_converged);
+    d.set_alarm(aws_sdk_cloudwatch::types::StateValue::Alarm);
+    let output = child.wait_with_output().expect("evac exits");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(6), "{stderr}");
+    assert_eq!(d.live(), seeded);
+    let journal = d.journal();
+    assert!(journal.iter().any(|e| e["event"] == "stop_condition_fired"));
+    assert_eq!(
+        journal.last().map(|e| e["verified"].clone()),
+        Some(true.into())
+    );
+}
+
+#[test]
+fn a_check_that_never_turns_ok_fails_at_its_timeout() {
+    let d = Drill::new();
+    d.set_alarm(aws_sdk_cloudwatch::types::StateValue::Alarm);
+    let state = d.state_arg();
+    let (code, _, stderr) = d.evac(&[
+        "run",
+        "tests/fixtures/safety/check-never-ok.yaml",
+        "--yes",
+        "--state-dir",
+        &state,
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(
+            "step target-healthy failed: timed out after 3s waiting for alarm api-5xx-rate (us-west-2) to be OK for 1s; last seen ALARM"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_stop_alarm_given_on_the_command_line_is_checked_before_the_run() {
+    let d = Drill::new();
+    let state = d.state_arg();
+    let (code, _, stderr) = d.evac(&[
+        "run",
+        BASE,
+        "--yes",
+        "--stop-when-alarm",
+        "us-west-2:no-such-alarm",
+        "--state-dir",
+        &state,
+    ]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("stop-condition alarm no-such-alarm not found in us-west-2"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = d.evac(&[
+        "run",
+        BASE,
+        "--yes",
+        "--stop-when-alarm",
+        "us-west2:x",
+        "--state-dir",
+        &state,
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("invalid region name `us-west2`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn guardrail_an_increment_larger_than_max_increment_is_a_blocker() {
+    let d = Drill::new();
+    let (code, stdout, _) = d.evac(&["plan", "tests/fixtures/safety/big-step.yaml"]);
+    assert_eq!(code, 3, "{stdout}");
+    assert!(
+        stdout.contains(
+            "x shift: record api: increment 1 moves 100 percent of the weight of `api` at once (from 0% to 100% on us-west-2), more than max_increment 50"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn preflight_traffic_to_a_region_without_capacity_is_a_blocker() {
+    let d = Drill::new();
+    let (code, stdout, _) = d.evac(&["plan", "tests/fixtures/safety/shift-to-empty.yaml"]);
+    assert_eq!(code, 3, "{stdout}");
+    assert!(
+        stdout.contains(
+            "x shift: record api (us-west-2): after this step us-west-2 still gets weight 100 of 100 of `api` but its groups (api-us-west-2) have desired 0"
+        ),
+        "{stdout}"
+    );
+}
