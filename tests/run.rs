@@ -13,69 +13,6 @@ use support::Account;
 
 const BASE: &str = "tests/fixtures/plan/base.yaml";
 
-/// Everything a drill touches in the seeded world, read live.
-#[derive(Debug, PartialEq, Eq)]
-struct World {
-    groups: BTreeMap<String, (i32, i32, i32, Vec<String>)>,
-    weights: BTreeMap<String, i64>,
-}
-
-async fn world(account: &Account) -> World {
-    let ctx = account.context().await;
-    let mut groups = BTreeMap::new();
-    for region in ["us-east-1", "us-west-2"] {
-        let answer = ctx
-            .autoscaling(&Region::parse(region).expect("region"))
-            .describe_auto_scaling_groups()
-            .send()
-            .await
-            .expect("describe groups");
-        for g in answer.auto_scaling_groups() {
-            let mut suspended: Vec<String> = g
-                .suspended_processes()
-                .iter()
-                .filter_map(|p| p.process_name().map(str::to_owned))
-                .collect();
-            suspended.sort();
-            groups.insert(
-                g.auto_scaling_group_name().unwrap_or_default().to_owned(),
-                (
-                    g.min_size().unwrap_or(-1),
-                    g.desired_capacity().unwrap_or(-1),
-                    g.max_size().unwrap_or(-1),
-                    suspended,
-                ),
-            );
-        }
-    }
-    let route53 = ctx.route53();
-    let zone = route53
-        .list_hosted_zones_by_name()
-        .dns_name("example.com.")
-        .send()
-        .await
-        .expect("zones");
-    let zone_id = zone.hosted_zones()[0].id().to_owned();
-    let sets = route53
-        .list_resource_record_sets()
-        .hosted_zone_id(zone_id)
-        .send()
-        .await
-        .expect("records");
-    let weights = sets
-        .resource_record_sets()
-        .iter()
-        .filter_map(|s| Some((s.set_identifier()?.to_owned(), s.weight()?)))
-        .collect();
-    World { groups, weights }
-}
-
-fn live(account: &Account) -> World {
-    tokio::runtime::Runtime::new()
-        .expect("runtime")
-        .block_on(world(account))
-}
-
 struct Drill {
     account: Account,
     state: tempfile::TempDir,
@@ -186,7 +123,7 @@ fn converged(prefix: &str) -> impl Fn(&serde_json::Value) -> bool + '_ {
     }
 }
 
-fn group(min: i32, desired: i32, max: i32) -> (i32, i32, i32, Vec<String>) {
+fn group(min: i32, desired: i32, max: i32) -> support::GroupCapacity {
     (min, desired, max, vec![])
 }
 
@@ -204,7 +141,7 @@ fn a_full_run_ends_with_the_planned_capacity_and_weights() {
         "json",
     ]);
     assert_eq!(code, 0, "{stderr}");
-    let after = live(&d.account);
+    let after = d.account.world();
     assert_eq!(after.groups["api-us-west-2"], group(8, 8, 12));
     assert_eq!(after.groups["worker-us-west-2"], group(5, 5, 8));
     assert_eq!(after.groups["api-us-east-1"], group(0, 0, 12));
@@ -258,11 +195,11 @@ fn kill_9_during_a_bake_then_resume_ends_in_the_same_state() {
     let id = d.wait_for(converged("shift:dns:"));
     child.kill().expect("kill -9");
     child.wait().expect("reaped");
-    let mid = live(&d.account);
+    let mid = d.account.world();
     assert_eq!(mid.weights["api-usw2"], 50, "killed during the first bake");
     let (code, _, stderr) = d.evac(&["resume", &id, "--yes"]);
     assert_eq!(code, 0, "{stderr}");
-    let end = live(&d.account);
+    let end = d.account.world();
     assert_eq!(end.weights["api-usw2"], 100);
     assert_eq!(end.weights["api-use1"], 0);
     assert_eq!(end.groups["api-us-west-2"], group(8, 8, 12));
@@ -280,14 +217,14 @@ fn kill_9_during_a_bake_then_resume_ends_in_the_same_state() {
 #[test]
 fn kill_9_during_a_bake_then_rollback_restores_the_seeded_state_exactly() {
     let d = Drill::new();
-    let seeded = live(&d.account);
+    let seeded = d.account.world();
     let mut child = d.spawn(&["run", BASE, "--var", "bake=3s", "--yes"]);
     let id = d.wait_for(converged("shift:dns:"));
     child.kill().expect("kill -9");
     child.wait().expect("reaped");
     let (code, _, stderr) = d.evac(&["rollback", &id, "--yes"]);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(live(&d.account), seeded);
+    assert_eq!(d.account.world(), seeded);
     let journal = d.journal(&id);
     assert_eq!(
         journal.last().map(|e| e["verified"].clone()),
@@ -312,7 +249,7 @@ fn kill_9_during_a_bake_then_rollback_restores_the_seeded_state_exactly() {
 #[test]
 fn a_rollback_killed_halfway_completes_when_run_again() {
     let d = Drill::new();
-    let seeded = live(&d.account);
+    let seeded = d.account.world();
     let (code, _, stderr) = d.evac(&["run", BASE, "--var", "bake=2s", "--yes"]);
     assert_eq!(code, 0, "{stderr}");
     let id = d.run_ids().pop().expect("a run");
@@ -324,16 +261,16 @@ fn a_rollback_killed_halfway_completes_when_run_again() {
     });
     child.kill().expect("kill -9");
     child.wait().expect("reaped");
-    assert_ne!(live(&d.account), seeded, "killed halfway");
+    assert_ne!(d.account.world(), seeded, "killed halfway");
     let (code, _, stderr) = d.evac(&["rollback", &id, "--yes"]);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(live(&d.account), seeded);
+    assert_eq!(d.account.world(), seeded);
 }
 
 #[test]
 fn a_failing_step_with_rollback_on_failure_restores_the_seeded_state() {
     let d = Drill::new();
-    let seeded = live(&d.account);
+    let seeded = d.account.world();
     let (code, _, stderr) = d.evac(&[
         "run",
         "tests/fixtures/run/check-fails.yaml",
@@ -349,7 +286,7 @@ fn a_failing_step_with_rollback_on_failure_restores_the_seeded_state() {
         stderr.contains("was rolled back; live state matches the recorded originals"),
         "{stderr}"
     );
-    assert_eq!(live(&d.account), seeded);
+    assert_eq!(d.account.world(), seeded);
     let id = d.run_ids().pop().expect("a run");
     let (_, status, _) = d.evac(&["status", &id]);
     assert!(
@@ -380,7 +317,7 @@ fn a_second_concurrent_run_is_refused_with_the_holder() {
 #[test]
 fn without_a_terminal_and_without_yes_nothing_runs_and_nothing_hangs() {
     let d = Drill::new();
-    let seeded = live(&d.account);
+    let seeded = d.account.world();
     let (code, _, stderr) = d.evac(&["run", "playbooks/evacuate-region.yaml"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(
@@ -388,20 +325,20 @@ fn without_a_terminal_and_without_yes_nothing_runs_and_nothing_hangs() {
         "{stderr}"
     );
     assert!(d.run_ids().is_empty());
-    assert_eq!(live(&d.account), seeded);
+    assert_eq!(d.account.world(), seeded);
 }
 
 #[test]
 fn a_blocked_plan_changes_nothing_and_exits_3() {
     let d = Drill::new();
-    let seeded = live(&d.account);
+    let seeded = d.account.world();
     let (code, _, stderr) = d.evac(&["run", "tests/fixtures/plan/drain-first.yaml", "--yes"]);
     assert_eq!(code, 3, "{stderr}");
     assert!(
         stderr.contains("the plan has blockers; nothing was changed"),
         "{stderr}"
     );
-    assert_eq!(live(&d.account), seeded);
+    assert_eq!(d.account.world(), seeded);
 }
 
 #[test]
@@ -417,7 +354,7 @@ fn a_saved_plan_is_refused_once_the_state_changed() {
         .output()
         .expect("plan");
     assert_eq!(output.status.code(), Some(0));
-    let seeded = live(&d.account);
+    let seeded = d.account.world();
     tokio::runtime::Runtime::new()
         .expect("runtime")
         .block_on(async {
@@ -436,7 +373,7 @@ fn a_saved_plan_is_refused_once_the_state_changed() {
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("the saved plan is stale"), "{stderr}");
     assert_ne!(
-        live(&d.account),
+        d.account.world(),
         seeded,
         "only the test's own change happened"
     );
@@ -477,11 +414,11 @@ fn the_first_ctrl_c_stops_after_the_call_in_flight_and_prints_the_commands() {
     assert_eq!(tail[1]["event"], "interrupted");
     assert_eq!(tail[0]["outcome"], "interrupted");
     assert_eq!(
-        live(&d.account).weights["api-usw2"],
+        d.account.world().weights["api-usw2"],
         50,
         "stopped where it was"
     );
     let (code, _, stderr) = d.evac(&["resume", &id, "--yes"]);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(live(&d.account).weights["api-usw2"], 100);
+    assert_eq!(d.account.world().weights["api-usw2"], 100);
 }

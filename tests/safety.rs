@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -94,52 +93,6 @@ impl Drill {
             });
     }
 
-    fn live(&self) -> (BTreeMap<String, (i32, i32, i32)>, BTreeMap<String, i64>) {
-        tokio::runtime::Runtime::new()
-            .expect("runtime")
-            .block_on(async {
-                let ctx = self.account.context().await;
-                let mut groups = BTreeMap::new();
-                for r in ["us-east-1", "us-west-2"] {
-                    let answer = ctx
-                        .autoscaling(&region(r))
-                        .describe_auto_scaling_groups()
-                        .send()
-                        .await
-                        .expect("groups");
-                    for g in answer.auto_scaling_groups() {
-                        groups.insert(
-                            g.auto_scaling_group_name().unwrap_or_default().to_owned(),
-                            (
-                                g.min_size().unwrap_or(-1),
-                                g.desired_capacity().unwrap_or(-1),
-                                g.max_size().unwrap_or(-1),
-                            ),
-                        );
-                    }
-                }
-                let route53 = ctx.route53();
-                let zones = route53
-                    .list_hosted_zones_by_name()
-                    .dns_name("example.com.")
-                    .send()
-                    .await
-                    .expect("zones");
-                let sets = route53
-                    .list_resource_record_sets()
-                    .hosted_zone_id(zones.hosted_zones()[0].id())
-                    .send()
-                    .await
-                    .expect("records");
-                let weights = sets
-                    .resource_record_sets()
-                    .iter()
-                    .filter_map(|s| Some((s.set_identifier()?.to_owned(), s.weight()?)))
-                    .collect();
-                (groups, weights)
-            })
-    }
-
     /// Starts `evac run` in the background; stderr is captured.
     fn spawn_run(&self, extra: &[&str]) -> std::process::Child {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("evac"));
@@ -206,20 +159,24 @@ fn an_alarm_during_a_bake_halts_the_run_with_exit_6_and_names_the_alarm() {
         journal.last().map(|e| e["outcome"].clone()),
         Some("halted".into())
     );
-    assert_eq!(d.live().1["api-usw2"], 50, "left where it halted");
+    assert_eq!(
+        d.account.world().weights["api-usw2"],
+        50,
+        "left where it halted"
+    );
 }
 
 #[test]
 fn an_alarm_with_rollback_on_failure_restores_the_seeded_state_exactly() {
     let d = Drill::new();
-    let seeded = d.live();
+    let seeded = d.account.world();
     let child = d.spawn_run(&["--rollback-on-failure"]);
     d.wait_for(first_increment_converged);
     d.set_alarm(aws_sdk_cloudwatch::types::StateValue::Alarm);
     let output = child.wait_with_output().expect("evac exits");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(6), "{stderr}");
-    assert_eq!(d.live(), seeded);
+    assert_eq!(d.account.world(), seeded);
     let journal = d.journal();
     assert!(journal.iter().any(|e| e["event"] == "stop_condition_fired"));
     assert_eq!(

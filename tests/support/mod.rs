@@ -197,3 +197,72 @@ impl Account {
         calls
     }
 }
+
+/// Min, desired, max and suspended processes of a group.
+pub type GroupCapacity = (i32, i32, i32, Vec<String>);
+
+/// Everything a drill touches in the seeded world, read live.
+#[derive(Debug, PartialEq, Eq)]
+pub struct World {
+    /// Every group of both regions.
+    pub groups: std::collections::BTreeMap<String, GroupCapacity>,
+    /// Every weighted set of example.com. by set identifier.
+    pub weights: std::collections::BTreeMap<String, i64>,
+}
+
+impl Account {
+    /// Reads the live state of the seeded world.
+    pub fn world(&self) -> World {
+        tokio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(async {
+                let ctx = self.context().await;
+                let mut groups = std::collections::BTreeMap::new();
+                for region in ["us-east-1", "us-west-2"] {
+                    let answer = ctx
+                        .autoscaling(&evac::playbook::Region::parse(region).expect("region"))
+                        .describe_auto_scaling_groups()
+                        .send()
+                        .await
+                        .expect("describe groups");
+                    for g in answer.auto_scaling_groups() {
+                        let mut suspended: Vec<String> = g
+                            .suspended_processes()
+                            .iter()
+                            .filter_map(|p| p.process_name().map(str::to_owned))
+                            .collect();
+                        suspended.sort();
+                        groups.insert(
+                            g.auto_scaling_group_name().unwrap_or_default().to_owned(),
+                            (
+                                g.min_size().unwrap_or(-1),
+                                g.desired_capacity().unwrap_or(-1),
+                                g.max_size().unwrap_or(-1),
+                                suspended,
+                            ),
+                        );
+                    }
+                }
+                let route53 = ctx.route53();
+                let zone = route53
+                    .list_hosted_zones_by_name()
+                    .dns_name("example.com.")
+                    .send()
+                    .await
+                    .expect("zones");
+                let zone_id = zone.hosted_zones()[0].id().to_owned();
+                let sets = route53
+                    .list_resource_record_sets()
+                    .hosted_zone_id(zone_id)
+                    .send()
+                    .await
+                    .expect("records");
+                let weights = sets
+                    .resource_record_sets()
+                    .iter()
+                    .filter_map(|s| Some((s.set_identifier()?.to_owned(), s.weight()?)))
+                    .collect();
+                World { groups, weights }
+            })
+    }
+}
