@@ -90,7 +90,7 @@ fn a_var_that_makes_a_bad_region_is_located_where_it_is_used() {
     assert_eq!(
         lines,
         [
-            "playbooks/evacuate-zone.yaml:31:13: steps[0].evacuate_zone.zone: zone us-west-2a is not in region us-east-1"
+            "playbooks/evacuate-zone.yaml:32:13: steps[0].evacuate_zone.zone: zone us-west-2a is not in region us-east-1"
         ]
     );
 }

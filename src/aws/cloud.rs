@@ -8,7 +8,7 @@ use aws_sdk_route53::types::{
 };
 
 use super::{AwsContext, sdk_error_text};
-use crate::engine::cloud::{Cloud, CloudError};
+use crate::engine::cloud::{Cloud, CloudError, Instance};
 use crate::journal::RecordSetDef;
 use crate::playbook::Region;
 use crate::state::{Capacity, GroupState};
@@ -312,5 +312,99 @@ impl Cloud for AwsCloud {
             })
             .count();
         Ok(!observations.is_empty() && ok * 2 > observations.len())
+    }
+
+    async fn instances(&self, region_name: &str, group: &str) -> Result<Vec<Instance>, CloudError> {
+        let answer = self
+            .ctx
+            .autoscaling(&region(region_name)?)
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(group)
+            .send()
+            .await
+            .map_err(fail(format!(
+                "describe Auto Scaling group {group} in {region_name}"
+            )))?;
+        Ok(answer
+            .auto_scaling_groups()
+            .iter()
+            .flat_map(|g| g.instances())
+            .map(|i| Instance {
+                id: i.instance_id().unwrap_or_default().to_owned(),
+                zone: i.availability_zone().unwrap_or_default().to_owned(),
+                in_service: i.lifecycle_state().map(|s| s.as_str()) == Some("InService"),
+            })
+            .collect())
+    }
+
+    async fn set_subnets(
+        &self,
+        region_name: &str,
+        group: &str,
+        subnets: &[String],
+    ) -> Result<(), CloudError> {
+        self.ctx
+            .autoscaling(&region(region_name)?)
+            .update_auto_scaling_group()
+            .auto_scaling_group_name(group)
+            .vpc_zone_identifier(subnets.join(","))
+            .send()
+            .await
+            .map_err(fail(format!("set the subnets of {group} in {region_name}")))?;
+        Ok(())
+    }
+
+    async fn suspend_processes(
+        &self,
+        region_name: &str,
+        group: &str,
+        processes: &[String],
+    ) -> Result<(), CloudError> {
+        self.ctx
+            .autoscaling(&region(region_name)?)
+            .suspend_processes()
+            .auto_scaling_group_name(group)
+            .set_scaling_processes(Some(processes.to_vec()))
+            .send()
+            .await
+            .map_err(fail(format!(
+                "suspend {} of {group} in {region_name}",
+                processes.join(", ")
+            )))?;
+        Ok(())
+    }
+
+    async fn resume_processes(
+        &self,
+        region_name: &str,
+        group: &str,
+        processes: &[String],
+    ) -> Result<(), CloudError> {
+        self.ctx
+            .autoscaling(&region(region_name)?)
+            .resume_processes()
+            .auto_scaling_group_name(group)
+            .set_scaling_processes(Some(processes.to_vec()))
+            .send()
+            .await
+            .map_err(fail(format!(
+                "resume {} of {group} in {region_name}",
+                processes.join(", ")
+            )))?;
+        Ok(())
+    }
+
+    async fn replace_instance(&self, region_name: &str, instance: &str) -> Result<(), CloudError> {
+        self.ctx
+            .autoscaling(&region(region_name)?)
+            .terminate_instance_in_auto_scaling_group()
+            .instance_id(instance)
+            .should_decrement_desired_capacity(false)
+            .send()
+            .await
+            .map_err(fail(format!(
+                "replace instance {instance} in {region_name}"
+            )))?;
+        Ok(())
     }
 }

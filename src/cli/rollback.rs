@@ -96,8 +96,11 @@ pub fn run(args: &RollbackArgs) -> Exit {
         match rollback(&cloud, &recorder, &interrupt, &Options::default(), &plan, args.fast).await {
             Ok(report) if report.differences.is_empty() => {
                 out.say(&format!(
-                    "run {} rolled back: {} change(s) restored, {} already in place; live state matches the recorded originals",
-                    args.run_id, report.restored, report.already
+                    "run {} rolled back: {} change(s) restored, {} already in place{}; live state matches the recorded originals",
+                    args.run_id,
+                    report.restored,
+                    report.already,
+                    if report.replaced > 0 { format!(", {} replaced instance(s) left in their new zones", report.replaced) } else { String::new() }
                 ));
                 Exit::Success
             }

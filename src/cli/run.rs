@@ -327,11 +327,16 @@ pub fn read_run(run: &RunDir) -> Result<(History, Plan), Exit> {
 /// A step this version cannot run, said as an error.
 fn unsupported(plan: &Plan) -> Option<String> {
     plan.steps.iter().find_map(|step| {
-        step.changes.iter().any(|c| matches!(c, Change::ZoneEvacuation { .. })).then(|| {
-            format!(
-                "step {} (evacuate_zone) cannot be run by this version of evac: zone evacuations are planned but not yet executed",
-                step.id
-            )
+        step.changes.iter().find_map(|c| match c {
+            Change::ZoneEvacuation { group, zone, instances_to_replace: 0, instances_before, .. }
+                if instances_before.get(zone).copied().unwrap_or(0) > 0 =>
+            {
+                Some(format!(
+                    "step {}: {group} has instances in {zone} and `keep_capacity: false`; this version of evac only evacuates zones keeping capacity",
+                    step.id
+                ))
+            }
+            _ => None,
         })
     })
 }

@@ -58,6 +58,42 @@ pub trait Cloud {
     async fn alarm_state(&self, region: &str, name: &str) -> Result<Option<String>, CloudError>;
     /// Whether a Route 53 health check is healthy (most checkers report success).
     async fn health_check_healthy(&self, id: &str) -> Result<bool, CloudError>;
+    /// The instances of a group: id, zone, and whether it is InService.
+    async fn instances(&self, region: &str, group: &str) -> Result<Vec<Instance>, CloudError>;
+    /// Sets a group's subnets (VPCZoneIdentifier), in order.
+    async fn set_subnets(
+        &self,
+        region: &str,
+        group: &str,
+        subnets: &[String],
+    ) -> Result<(), CloudError>;
+    /// Suspends scaling processes of a group.
+    async fn suspend_processes(
+        &self,
+        region: &str,
+        group: &str,
+        processes: &[String],
+    ) -> Result<(), CloudError>;
+    /// Resumes scaling processes of a group.
+    async fn resume_processes(
+        &self,
+        region: &str,
+        group: &str,
+        processes: &[String],
+    ) -> Result<(), CloudError>;
+    /// Terminates an instance of a group without lowering desired: the group replaces it.
+    async fn replace_instance(&self, region: &str, instance: &str) -> Result<(), CloudError>;
+}
+
+/// An instance of an Auto Scaling group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Instance {
+    /// Its id.
+    pub id: String,
+    /// Its availability zone.
+    pub zone: String,
+    /// Whether it is InService.
+    pub in_service: bool,
 }
 
 /// A [`Cloud`] that retries retryable failures with exponential backoff, so a run
@@ -155,5 +191,39 @@ impl<C: Cloud> Cloud for Retrying<C> {
     }
     async fn health_check_healthy(&self, id: &str) -> Result<bool, CloudError> {
         self.retry(|| self.inner.health_check_healthy(id)).await
+    }
+    async fn instances(&self, region: &str, group: &str) -> Result<Vec<Instance>, CloudError> {
+        self.retry(|| self.inner.instances(region, group)).await
+    }
+    async fn set_subnets(
+        &self,
+        region: &str,
+        group: &str,
+        subnets: &[String],
+    ) -> Result<(), CloudError> {
+        self.retry(|| self.inner.set_subnets(region, group, subnets))
+            .await
+    }
+    async fn suspend_processes(
+        &self,
+        region: &str,
+        group: &str,
+        processes: &[String],
+    ) -> Result<(), CloudError> {
+        self.retry(|| self.inner.suspend_processes(region, group, processes))
+            .await
+    }
+    async fn resume_processes(
+        &self,
+        region: &str,
+        group: &str,
+        processes: &[String],
+    ) -> Result<(), CloudError> {
+        self.retry(|| self.inner.resume_processes(region, group, processes))
+            .await
+    }
+    async fn replace_instance(&self, region: &str, instance: &str) -> Result<(), CloudError> {
+        self.retry(|| self.inner.replace_instance(region, instance))
+            .await
     }
 }

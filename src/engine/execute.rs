@@ -211,6 +211,10 @@ pub fn show(value: &Value) -> String {
             .map(|(k, v)| format!("{}={v}", k.rsplit(' ').next().unwrap_or(k)))
             .collect::<Vec<_>>()
             .join(" "),
+        Value::Subnets { subnets } => format!("subnets [{}]", subnets.join(", ")),
+        Value::Processes { suspended } if suspended.is_empty() => "no process suspended".to_owned(),
+        Value::Processes { suspended } => format!("suspended [{}]", suspended.join(", ")),
+        Value::Instance { instance_state } => instance_state.clone(),
     }
 }
 
@@ -219,7 +223,20 @@ pub fn show_target(target: &Target) -> String {
     match target {
         Target::Capacity { region, group } => format!("asg {group} ({region})"),
         Target::Weights { zone_id } => format!("weights in hosted zone {zone_id}"),
+        Target::Subnets { region, group } => format!("subnets of asg {group} ({region})"),
+        Target::Processes { region, group } => format!("processes of asg {group} ({region})"),
+        Target::Instance {
+            region,
+            group,
+            instance,
+        } => format!("instance {instance} of asg {group} ({region})"),
     }
+}
+
+/// The id of a zone evacuation's change to a group: `part` is `subnets`,
+/// `processes`, or `replace:INSTANCE`.
+pub fn zone_action(step: &str, region: &str, group: &str, part: &str) -> String {
+    format!("{step}:zone:{region}:{group}:{part}")
 }
 
 fn step_err(step: &str) -> impl Fn(CloudError) -> EngineError + '_ {
@@ -312,6 +329,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
             }
             "approve" => self.approve(step),
             "check" => self.check(step, timeout).await,
+            "evacuate_zone" => self.zone_step(step, timeout).await,
             other => Err(EngineError::Step {
                 step: step.id.clone(),
                 message: format!("`{other}` steps cannot be run by this version of evac"),
@@ -713,6 +731,203 @@ impl<C: Cloud> Executor<'_, '_, C> {
             timeout,
         )
         .await
+    }
+
+    async fn zone_step(&self, step: &StepPlan, timeout: Duration) -> Result<(), EngineError> {
+        let groups: Vec<&Change> = step
+            .changes
+            .iter()
+            .filter(|c| matches!(c, Change::ZoneEvacuation { .. }))
+            .collect();
+        let deadline = Instant::now() + timeout;
+        let results: Vec<Result<(), EngineError>> = futures::stream::iter(groups)
+            .map(|change| self.evacuate_group(step, change, deadline, timeout))
+            .buffer_unordered(self.options.concurrency.max(1))
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
+    /// Suspends AZRebalance, removes the zone's subnets, then replaces the zone's
+    /// instances a batch at a time, each journaled before its call.
+    async fn evacuate_group(
+        &self,
+        step: &StepPlan,
+        change: &Change,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<(), EngineError> {
+        let Change::ZoneEvacuation {
+            region,
+            group,
+            zone,
+            subnets_after,
+            suspend_processes,
+            batch_size,
+            instances_to_replace,
+            ..
+        } = change
+        else {
+            return Ok(());
+        };
+        let live = self
+            .cloud
+            .groups(region, std::slice::from_ref(group))
+            .await
+            .map_err(step_err(&step.id))?
+            .remove(group)
+            .ok_or_else(|| EngineError::Step {
+                step: step.id.clone(),
+                message: format!("Auto Scaling group {group} not found in {region}"),
+            })?;
+        // 1. Processes: the group must not move instances back into the zone.
+        let action = zone_action(&step.id, region, group, "processes");
+        if !self.recorder.history(|h| h.converged.contains(&action)) {
+            let mut before = live.suspended_processes.clone();
+            before.sort();
+            let mut after = before.clone();
+            for p in suspend_processes {
+                if !after.contains(p) {
+                    after.push(p.clone());
+                }
+            }
+            after.sort();
+            if after != before {
+                self.recorder.log(Event::Intent {
+                    action: action.clone(),
+                    step: step.id.clone(),
+                    target: Target::Processes {
+                        region: region.clone(),
+                        group: group.clone(),
+                    },
+                    before: Value::Processes { suspended: before },
+                    after: Value::Processes { suspended: after },
+                    record_sets: Vec::new(),
+                })?;
+                self.cloud
+                    .suspend_processes(region, group, suspend_processes)
+                    .await
+                    .map_err(step_err(&step.id))?;
+                self.recorder.log(Event::Applied {
+                    action: action.clone(),
+                    change_id: None,
+                })?;
+            }
+            self.recorder.log(Event::Converged { action })?;
+        }
+        // 2. Subnets: the zone's are removed.
+        let action = zone_action(&step.id, region, group, "subnets");
+        if !self.recorder.history(|h| h.converged.contains(&action)) {
+            if &live.subnets != subnets_after {
+                self.recorder.log(Event::Intent {
+                    action: action.clone(),
+                    step: step.id.clone(),
+                    target: Target::Subnets {
+                        region: region.clone(),
+                        group: group.clone(),
+                    },
+                    before: Value::Subnets {
+                        subnets: live.subnets.clone(),
+                    },
+                    after: Value::Subnets {
+                        subnets: subnets_after.clone(),
+                    },
+                    record_sets: Vec::new(),
+                })?;
+                self.cloud
+                    .set_subnets(region, group, subnets_after)
+                    .await
+                    .map_err(step_err(&step.id))?;
+                self.recorder.log(Event::Applied {
+                    action: action.clone(),
+                    change_id: None,
+                })?;
+            }
+            self.recorder.log(Event::Converged { action })?;
+        }
+        if *instances_to_replace == 0 {
+            return Ok(());
+        }
+        // 3. Instances: replace the zone's in batches, waiting for capacity between.
+        let desired = live.capacity.desired;
+        let mut pause = Duration::from_secs(1);
+        loop {
+            if self.interrupt.is_set() {
+                return Err(EngineError::Interrupted);
+            }
+            let instances = self
+                .cloud
+                .instances(region, group)
+                .await
+                .map_err(step_err(&step.id))?;
+            let in_zone: Vec<&super::cloud::Instance> =
+                instances.iter().filter(|i| &i.zone == zone).collect();
+            let in_service = instances.iter().filter(|i| i.in_service).count() as u32;
+            let replacing = instances.len() as u32 > in_service || in_service < desired;
+            self.recorder.progress(Progress::InService {
+                step: step.id.clone(),
+                current: in_service,
+                wanted: desired,
+            });
+            if in_zone.is_empty() && in_service >= desired {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(EngineError::Step {
+                    step: step.id.clone(),
+                    message: format!(
+                        "timed out after {}s: asg {group} ({region}) wanted no instance in {zone} and {desired} InService, last seen {} in {zone} and {in_service} InService",
+                        timeout.as_secs(),
+                        in_zone.len()
+                    ),
+                });
+            }
+            if !replacing {
+                // Never more than `batch_size` out at once.
+                for instance in in_zone
+                    .iter()
+                    .filter(|i| i.in_service)
+                    .take(*batch_size as usize)
+                {
+                    let action =
+                        zone_action(&step.id, region, group, &format!("replace:{}", instance.id));
+                    if self.recorder.history(|h| h.applied.contains_key(&action)) {
+                        continue;
+                    }
+                    self.recorder.log(Event::Intent {
+                        action: action.clone(),
+                        step: step.id.clone(),
+                        target: Target::Instance {
+                            region: region.clone(),
+                            group: group.clone(),
+                            instance: instance.id.clone(),
+                        },
+                        before: Value::Instance {
+                            instance_state: format!("in service in {zone}"),
+                        },
+                        after: Value::Instance {
+                            instance_state: "terminated for replacement".into(),
+                        },
+                        record_sets: Vec::new(),
+                    })?;
+                    self.cloud
+                        .replace_instance(region, &instance.id)
+                        .await
+                        .map_err(step_err(&step.id))?;
+                    self.recorder.log(Event::Applied {
+                        action: action.clone(),
+                        change_id: None,
+                    })?;
+                    self.recorder.log(Event::Converged { action })?;
+                }
+                pause = Duration::from_secs(1);
+                continue;
+            }
+            if self.interrupt.sleep(pause).await {
+                return Err(EngineError::Interrupted);
+            }
+            pause = (pause * 2).min(self.options.poll);
+        }
     }
 
     async fn check(&self, step: &StepPlan, timeout: Duration) -> Result<(), EngineError> {

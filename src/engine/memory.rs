@@ -17,6 +17,11 @@ struct Group {
     in_service: u32,
     /// When the last capacity change was made, and what InService was then.
     changed: Option<(Instant, u32)>,
+    /// Instances, for zone evacuations: id, zone, and when it is (or was) in service.
+    instances: Vec<(String, String, Instant)>,
+    /// Subnets; in memory a subnet is named after its zone.
+    subnets: Vec<String>,
+    suspended: Vec<String>,
 }
 
 #[derive(Default)]
@@ -30,6 +35,8 @@ struct World {
     calls: BTreeMap<&'static str, u32>,
     next_change: u32,
     unhealthy: std::collections::BTreeSet<String>,
+    max_out: u32,
+    next_instance: u32,
 }
 
 /// The in-memory cloud.
@@ -61,8 +68,60 @@ impl MemoryCloud {
                 capacity,
                 in_service: capacity.desired,
                 changed: None,
+                instances: Vec::new(),
+                subnets: Vec::new(),
+                suspended: Vec::new(),
             },
         );
+    }
+
+    /// Adds a group whose instances sit in zones (`per_zone`: zone and count); its
+    /// subnets are named after the zones.
+    pub fn add_zoned_group(
+        &self,
+        region: &str,
+        name: &str,
+        capacity: Capacity,
+        per_zone: &[(&str, u32)],
+    ) {
+        let now = Instant::now();
+        let mut instances = Vec::new();
+        for (zone, count) in per_zone {
+            for i in 0..*count {
+                instances.push((format!("i-{zone}-{i}"), (*zone).to_owned(), now));
+            }
+        }
+        self.world().groups.insert(
+            (region.into(), name.into()),
+            Group {
+                capacity,
+                in_service: capacity.desired,
+                changed: None,
+                instances,
+                subnets: per_zone.iter().map(|(z, _)| (*z).to_owned()).collect(),
+                suspended: Vec::new(),
+            },
+        );
+    }
+
+    /// The most instances of one group that were out of service at once.
+    pub fn max_out(&self) -> u32 {
+        self.world().max_out
+    }
+
+    /// Instances per zone of a group.
+    pub fn zones(&self, region: &str, name: &str) -> BTreeMap<String, u32> {
+        let mut out = BTreeMap::new();
+        if let Some(g) = self
+            .world()
+            .groups
+            .get(&(region.to_owned(), name.to_owned()))
+        {
+            for (_, zone, _) in &g.instances {
+                *out.entry(zone.clone()).or_default() += 1;
+            }
+        }
+        out
     }
 
     pub fn add_record(&self, zone: &str, name: &str, set_identifier: &str, weight: i64) {
@@ -160,6 +219,13 @@ impl Cloud for MemoryCloud {
                 group.in_service = group.capacity.desired;
                 group.changed = None;
             }
+            if !group.instances.is_empty() {
+                group.in_service = group
+                    .instances
+                    .iter()
+                    .filter(|(_, _, ready)| *ready <= now)
+                    .count() as u32;
+            }
             out.insert(
                 name.clone(),
                 GroupState {
@@ -168,8 +234,8 @@ impl Cloud for MemoryCloud {
                     in_service: group.in_service,
                     instances_by_zone: BTreeMap::new(),
                     zones: vec![],
-                    subnets: vec![],
-                    suspended_processes: vec![],
+                    subnets: group.subnets.clone(),
+                    suspended_processes: group.suspended.clone(),
                     tags: BTreeMap::new(),
                 },
             );
@@ -258,5 +324,113 @@ impl Cloud for MemoryCloud {
     async fn health_check_healthy(&self, id: &str) -> Result<bool, CloudError> {
         self.enter("health_check_healthy")?;
         Ok(!self.world().unhealthy.contains(id))
+    }
+
+    async fn instances(
+        &self,
+        region: &str,
+        group: &str,
+    ) -> Result<Vec<super::cloud::Instance>, CloudError> {
+        self.enter("instances")?;
+        let now = Instant::now();
+        Ok(self
+            .world()
+            .groups
+            .get(&(region.to_owned(), group.to_owned()))
+            .map(|g| {
+                g.instances
+                    .iter()
+                    .map(|(id, zone, ready)| super::cloud::Instance {
+                        id: id.clone(),
+                        zone: zone.clone(),
+                        in_service: *ready <= now,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn set_subnets(
+        &self,
+        region: &str,
+        group: &str,
+        subnets: &[String],
+    ) -> Result<(), CloudError> {
+        self.enter("set_subnets")?;
+        if let Some(g) = self
+            .world()
+            .groups
+            .get_mut(&(region.to_owned(), group.to_owned()))
+        {
+            g.subnets = subnets.to_vec();
+        }
+        Ok(())
+    }
+
+    async fn suspend_processes(
+        &self,
+        region: &str,
+        group: &str,
+        processes: &[String],
+    ) -> Result<(), CloudError> {
+        self.enter("suspend_processes")?;
+        if let Some(g) = self
+            .world()
+            .groups
+            .get_mut(&(region.to_owned(), group.to_owned()))
+        {
+            for p in processes {
+                if !g.suspended.contains(p) {
+                    g.suspended.push(p.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn resume_processes(
+        &self,
+        region: &str,
+        group: &str,
+        processes: &[String],
+    ) -> Result<(), CloudError> {
+        self.enter("resume_processes")?;
+        if let Some(g) = self
+            .world()
+            .groups
+            .get_mut(&(region.to_owned(), group.to_owned()))
+        {
+            g.suspended.retain(|p| !processes.contains(p));
+        }
+        Ok(())
+    }
+
+    async fn replace_instance(&self, region: &str, instance: &str) -> Result<(), CloudError> {
+        self.enter("replace_instance")?;
+        let now = Instant::now();
+        let ready = now + self.launch;
+        let mut world = self.world();
+        world.next_instance += 1;
+        let id = format!("i-new-{}", world.next_instance);
+        let mut out_now = 0;
+        for ((r, _), g) in world.groups.iter_mut() {
+            if r != region {
+                continue;
+            }
+            if let Some(pos) = g.instances.iter().position(|(i, _, _)| i == instance) {
+                g.instances.remove(pos);
+                // The replacement goes to the allowed zone with the fewest instances.
+                let zone = g
+                    .subnets
+                    .iter()
+                    .min_by_key(|z| g.instances.iter().filter(|(_, iz, _)| iz == *z).count())
+                    .cloned()
+                    .unwrap_or_default();
+                g.instances.push((id.clone(), zone, ready));
+                out_now = g.instances.iter().filter(|(_, _, r)| *r > now).count() as u32;
+            }
+        }
+        world.max_out = world.max_out.max(out_now);
+        Ok(())
     }
 }

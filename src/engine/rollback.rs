@@ -32,6 +32,8 @@ pub struct RollbackReport {
     pub restored: usize,
     /// Restores skipped because live state already had the value.
     pub already: usize,
+    /// Instances a zone evacuation replaced, which rollback leaves as they are.
+    pub replaced: usize,
     /// Differences between live state and the recorded originals afterwards.
     pub differences: Vec<String>,
 }
@@ -48,11 +50,18 @@ pub async fn rollback<C: Cloud>(
     recorder.log(Event::RollbackStarted { fast })?;
     let history = recorder.history(History::clone);
     let history = &history;
-    let pending: Vec<&Intent> = history
+    let (replaced, pending): (Vec<&Intent>, Vec<&Intent>) = history
         .intents
         .iter()
         .filter(|i| !history.rolled_back.contains(&i.action))
-        .collect();
+        .partition(|i| matches!(i.target, Target::Instance { .. }));
+    // Replaced instances are not brought back: the group kept its capacity, and its
+    // restored subnets and processes let it rebalance.
+    for intent in &replaced {
+        recorder.log(Event::RollbackConverged {
+            action: intent.action.clone(),
+        })?;
+    }
     let restores = if fast {
         collapse(&pending)
     } else {
@@ -68,7 +77,10 @@ pub async fn rollback<C: Cloud>(
             })
         })
         .collect();
-    let mut report = RollbackReport::default();
+    let mut report = RollbackReport {
+        replaced: replaced.len(),
+        ..RollbackReport::default()
+    };
     for (i, restore) in restores.iter().enumerate() {
         if interrupt.is_set() {
             return Err(EngineError::Interrupted);
@@ -157,6 +169,27 @@ async fn live_value<C: Cloud>(cloud: &C, intent: &Intent) -> Result<Value, Engin
         message: err.to_string(),
     };
     match &intent.target {
+        Target::Subnets { region, group } | Target::Processes { region, group } => {
+            let states = cloud
+                .groups(region, std::slice::from_ref(group))
+                .await
+                .map_err(fail)?;
+            let state = states.get(group).ok_or_else(|| EngineError::Step {
+                step: "rollback".into(),
+                message: format!("Auto Scaling group {group} not found in {region}"),
+            })?;
+            Ok(if matches!(intent.target, Target::Subnets { .. }) {
+                Value::Subnets {
+                    subnets: state.subnets.clone(),
+                }
+            } else {
+                let mut suspended = state.suspended_processes.clone();
+                suspended.sort();
+                Value::Processes { suspended }
+            })
+        }
+        // Replaced instances are not brought back; nothing to read.
+        Target::Instance { .. } => Ok(intent.before.clone()),
         Target::Capacity { region, group } => {
             let states = cloud
                 .groups(region, std::slice::from_ref(group))
@@ -255,6 +288,45 @@ async fn restore_one<C: Cloud>(
                 ROLLBACK_WAIT,
             )
             .await?;
+        }
+        (Target::Subnets { region, group }, Value::Subnets { subnets }) => {
+            cloud
+                .set_subnets(region, group, subnets)
+                .await
+                .map_err(fail)?;
+            recorder.log(Event::RollbackApplied {
+                action: action.clone(),
+            })?;
+        }
+        (Target::Processes { region, group }, Value::Processes { suspended }) => {
+            let Value::Processes { suspended: now } = &live else {
+                return Ok(false);
+            };
+            let resume: Vec<String> = now
+                .iter()
+                .filter(|p| !suspended.contains(p))
+                .cloned()
+                .collect();
+            let suspend: Vec<String> = suspended
+                .iter()
+                .filter(|p| !now.contains(p))
+                .cloned()
+                .collect();
+            if !resume.is_empty() {
+                cloud
+                    .resume_processes(region, group, &resume)
+                    .await
+                    .map_err(fail)?;
+            }
+            if !suspend.is_empty() {
+                cloud
+                    .suspend_processes(region, group, &suspend)
+                    .await
+                    .map_err(fail)?;
+            }
+            recorder.log(Event::RollbackApplied {
+                action: action.clone(),
+            })?;
         }
         (Target::Weights { zone_id }, Value::Weights(wanted)) => {
             let sets: Vec<RecordSetDef> = intent

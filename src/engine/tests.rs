@@ -527,3 +527,96 @@ async fn a_stop_alarm_halts_the_run_within_one_poll_interval() {
     assert_eq!(cloud.weights("Z1")["west"], 50, "halted in the first bake");
     assert!(events(&r.run).iter().any(|e| matches!(e, Event::StopConditionFired { condition, .. } if condition == "alarm api-5xx-rate (us-west-2)")));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_zone_evacuation_never_takes_more_than_its_share_out_at_once() {
+    let text = "version: 1\nname: zone\ngroups:\n  api: { names: [api-east] }\nsteps:\n  - id: leave\n    evacuate_zone: { group: api, region: us-east-1, zone: us-east-1a, max_out_percent: 25 }\n";
+    let playbook =
+        crate::playbook::load_str("zone.yaml", text, &BTreeMap::new()).expect("valid playbook");
+    let zones = ["us-east-1a", "us-east-1b", "us-east-1c"];
+    let mut state = group("api-east", cap(8, 8, 12));
+    state.subnets = zones.iter().map(|z| (*z).to_owned()).collect();
+    state.instances_by_zone = [
+        ("us-east-1a".to_owned(), 4),
+        ("us-east-1b".to_owned(), 2),
+        ("us-east-1c".to_owned(), 2),
+    ]
+    .into();
+    let mut observed = Observed::default();
+    observed.resolved_groups.insert(
+        "us-east-1".into(),
+        [("api".to_owned(), vec!["api-east".to_owned()])].into(),
+    );
+    observed
+        .groups
+        .insert("us-east-1".into(), [("api-east".to_owned(), state)].into());
+    observed.subnet_zones = zones
+        .iter()
+        .map(|z| ((*z).to_owned(), (*z).to_owned()))
+        .collect();
+    let plan = build(
+        &playbook,
+        &observed,
+        "zone.yaml",
+        jiff::Timestamp::UNIX_EPOCH,
+    );
+    assert!(plan.blockers.is_empty(), "{:?}", plan.blockers);
+
+    let cloud = MemoryCloud::new(Duration::from_secs(60), Duration::ZERO);
+    cloud.add_zoned_group(
+        "us-east-1",
+        "api-east",
+        cap(8, 8, 12),
+        &[("us-east-1a", 4), ("us-east-1b", 2), ("us-east-1c", 2)],
+    );
+    let r = new_run();
+    let start = Instant::now();
+    {
+        let mut journal = Journal::open(&r.run).expect("journal");
+        let recorder = Recorder::new(&mut journal, History::default(), &Silent);
+        let (options, interrupt) = (Options::default(), Interrupt::default());
+        let executor = Executor {
+            cloud: &cloud,
+            recorder: &recorder,
+            options: &options,
+            interrupt: &interrupt,
+        };
+        executor.run(&plan).await.expect("the zone is evacuated");
+    }
+    assert_eq!(cloud.max_out(), 2, "25% of 8 at a time");
+    assert!(
+        start.elapsed() >= Duration::from_secs(120),
+        "two batches of 60 s: {:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        cloud.zones("us-east-1", "api-east"),
+        BTreeMap::from([("us-east-1b".to_owned(), 4), ("us-east-1c".to_owned(), 4)])
+    );
+    let states = super::cloud::Cloud::groups(&cloud, "us-east-1", &["api-east".to_owned()])
+        .await
+        .expect("groups");
+    assert_eq!(states["api-east"].subnets, ["us-east-1b", "us-east-1c"]);
+    assert_eq!(states["api-east"].suspended_processes, ["AZRebalance"]);
+
+    let history = History::from_entries(&r.run.read().expect("journal"));
+    let mut journal = Journal::open(&r.run).expect("journal");
+    let recorder = Recorder::new(&mut journal, history, &Silent);
+    let report = rollback(
+        &cloud,
+        &recorder,
+        &Interrupt::default(),
+        &Options::default(),
+        &plan,
+        false,
+    )
+    .await
+    .expect("rollback");
+    assert!(report.differences.is_empty(), "{:?}", report.differences);
+    assert_eq!(report.replaced, 4);
+    let states = super::cloud::Cloud::groups(&cloud, "us-east-1", &["api-east".to_owned()])
+        .await
+        .expect("groups");
+    assert_eq!(states["api-east"].subnets, zones);
+    assert!(states["api-east"].suspended_processes.is_empty());
+}

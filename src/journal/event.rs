@@ -22,6 +22,30 @@ pub enum Target {
         /// The hosted zone id.
         zone_id: String,
     },
+    /// The subnets (VPCZoneIdentifier) of an Auto Scaling group.
+    Subnets {
+        /// The region.
+        region: String,
+        /// The group.
+        group: String,
+    },
+    /// The suspended processes of an Auto Scaling group.
+    Processes {
+        /// The region.
+        region: String,
+        /// The group.
+        group: String,
+    },
+    /// One instance replaced in another zone. Not undone by rollback: the group
+    /// keeps its capacity, and restoring its subnets lets it rebalance.
+    Instance {
+        /// The region.
+        region: String,
+        /// The group.
+        group: String,
+        /// The instance id.
+        instance: String,
+    },
 }
 
 /// A value of a [`Target`].
@@ -30,6 +54,21 @@ pub enum Target {
 pub enum Value {
     /// Min / desired / max.
     Capacity(Capacity),
+    /// Subnets, in VPCZoneIdentifier order.
+    Subnets {
+        /// The subnet ids.
+        subnets: Vec<String>,
+    },
+    /// Suspended processes, sorted.
+    Processes {
+        /// The process names.
+        suspended: Vec<String>,
+    },
+    /// An instance's state: `in service in ZONE`, or `terminated for replacement`.
+    Instance {
+        /// The state.
+        instance_state: String,
+    },
     /// Weight per record set.
     Weights(BTreeMap<String, i64>),
 }
