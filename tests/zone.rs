@@ -214,6 +214,9 @@ fn a_group_left_without_a_zone_is_a_blocker() {
         });
     let (code, stdout, _) = evac(&account, &["plan", ZONE]);
     assert_eq!(code, 3, "{stdout}");
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"subnet-[0-9a-f]+", "[SUBNET]");
+    settings.bind(|| insta::assert_snapshot!("zone_plan_blocked", stdout.clone()));
     assert!(
         stdout.contains(
             "x leave-zone: asg single-zone (us-east-1): single-zone would have no availability zone left without us-east-1a: add a subnet in another zone first"
