@@ -1,6 +1,7 @@
 //! The command line: clap definitions and one thin module per command.
 
 mod plan;
+mod report;
 mod rollback;
 mod run;
 mod session;
@@ -36,6 +37,10 @@ enum Command {
     Rollback(rollback::RollbackArgs),
     /// Show every run, or one run's steps and changes.
     Status(status::StatusArgs),
+    /// A drill's record: timeline, time to evacuate, changes, against the last run.
+    Report(report::ReportArgs),
+    /// Every run with its result and time to evacuate, against the previous one.
+    History(report::HistoryArgs),
 }
 
 /// How results are printed.
@@ -84,6 +89,8 @@ pub fn main() -> Exit {
         Command::Resume(args) => run::resume(&args),
         Command::Rollback(args) => rollback::run(&args),
         Command::Status(args) => status::run(&args),
+        Command::Report(args) => report::run(&args),
+        Command::History(args) => report::list(&args),
     }
 }
 

@@ -219,7 +219,7 @@ pub fn run(args: &RunArgs) -> Exit {
             playbook: plan.playbook.name.clone(),
             file: plan.playbook.file.clone(),
             params: plan.playbook.params.clone(),
-            user: std::env::var("USER").unwrap_or_default(),
+            user: user_name(),
             host: crate::journal::host_name(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
         });
@@ -463,4 +463,14 @@ async fn roll_back_after<C: crate::engine::cloud::Cloud>(
             Exit::NeedsHuman
         }
     }
+}
+
+/// Who is running evac: `$USER`, else `$LOGNAME`, else the numeric uid.
+fn user_name() -> String {
+    ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .find(|u| !u.is_empty())
+        // SAFETY: getuid has no preconditions and cannot fail.
+        .unwrap_or_else(|| format!("uid {}", unsafe { libc::getuid() }))
 }

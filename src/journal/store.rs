@@ -45,9 +45,11 @@ pub fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
-/// A new run id: sortable by time, readable, unique: `20261126T113500Z-evacuate-region-3f2a`.
+/// A new run id: sortable by time (to the millisecond, so that runs started in the
+/// same second still sort in order), readable, unique:
+/// `20261126T113500.123Z-evacuate-region-3f2a`.
 pub fn new_run_id(playbook: &str) -> String {
-    let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
+    let stamp = humantime::format_rfc3339_millis(SystemTime::now())
         .to_string()
         .replace(['-', ':'], "");
     let nanos = SystemTime::now()

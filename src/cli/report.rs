@@ -1,0 +1,135 @@
+//! `evac report` and `evac history`: drill records from the run folders.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::session::StateArgs;
+use crate::drill::{self, history, report};
+use crate::exit::Exit;
+use crate::journal::JournalError;
+
+/// Report formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// For a drill ticket.
+    Markdown,
+    /// The report document.
+    Json,
+    /// One self-contained page with a timeline chart.
+    Html,
+}
+
+/// Arguments of `evac report`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The run to report on.
+    #[arg(value_name = "RUN_ID")]
+    pub run_id: String,
+    /// Format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Markdown)]
+    pub format: ReportFormat,
+    /// Write to FILE instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+/// Output of `evac history`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum HistoryOutput {
+    /// A table.
+    Human,
+    /// A JSON document.
+    Json,
+}
+
+/// Arguments of `evac history`.
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    /// Only runs of this playbook.
+    #[arg(long, value_name = "NAME")]
+    pub playbook: Option<String>,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = HistoryOutput::Human)]
+    pub output: HistoryOutput,
+}
+
+fn failed(err: &JournalError) -> Exit {
+    eprintln!("error: {err}");
+    if matches!(err, JournalError::UnknownRun(_)) {
+        Exit::InvalidInput
+    } else {
+        Exit::StepFailed
+    }
+}
+
+/// `evac report`.
+pub fn run(args: &ReportArgs) -> Exit {
+    let report = match report(&args.state.dir(), &args.run_id) {
+        Ok(report) => report,
+        Err(err) => return failed(&err),
+    };
+    let text = match args.format {
+        ReportFormat::Markdown => drill::markdown(&report),
+        ReportFormat::Html => drill::html(&report),
+        ReportFormat::Json => serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
+    };
+    match &args.out {
+        Some(path) => {
+            if let Err(err) = std::fs::write(path, text) {
+                eprintln!("error: cannot write {}: {err}", path.display());
+                return Exit::StepFailed;
+            }
+            eprintln!("wrote {}", path.display());
+        }
+        None => {
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        }
+    }
+    Exit::Success
+}
+
+/// `evac history`.
+pub fn list(args: &HistoryArgs) -> Exit {
+    let rows = match history(&args.state.dir(), args.playbook.as_deref()) {
+        Ok(rows) => rows,
+        Err(err) => return failed(&err),
+    };
+    match args.output {
+        HistoryOutput::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        ),
+        HistoryOutput::Human => {
+            let width = rows
+                .iter()
+                .map(|r| r.run_id.len())
+                .max()
+                .unwrap_or(3)
+                .max(3);
+            println!(
+                "{:width$}  {:24}  {:20}  {:22}  {:>10}  CHANGE",
+                "RUN", "STARTED", "PLAYBOOK", "RESULT", "EVACUATION"
+            );
+            for r in &rows {
+                let tte = r
+                    .time_to_evacuate_secs
+                    .map(drill::secs)
+                    .unwrap_or_else(|| "-".into());
+                let delta = match r.delta_secs {
+                    Some(d) if d <= 0.0 => format!("{} faster", drill::secs(-d)),
+                    Some(d) => format!("{} slower", drill::secs(d)),
+                    None => "-".into(),
+                };
+                println!(
+                    "{:width$}  {:24}  {:20}  {:22}  {:>10}  {delta}",
+                    r.run_id, r.started_at, r.playbook, r.result, tte
+                );
+            }
+        }
+    }
+    Exit::Success
+}
