@@ -265,3 +265,39 @@ fn preflight_traffic_to_a_region_without_capacity_is_a_blocker() {
         "{stdout}"
     );
 }
+
+#[test]
+fn resume_watches_the_stop_conditions_too() {
+    let d = Drill::new();
+    let mut child = d.spawn_run(&[]);
+    d.wait_for(first_increment_converged);
+    child.kill().expect("kill -9");
+    child.wait().expect("reaped");
+    d.set_alarm(aws_sdk_cloudwatch::types::StateValue::Alarm);
+    let run_id = std::fs::read_dir(d.state.path().join("runs"))
+        .expect("runs")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .next()
+        .expect("a run");
+    let state = d.state_arg();
+    let (code, _, stderr) = d.evac(&[
+        "resume",
+        &run_id,
+        "--yes",
+        "--stop-poll",
+        "1s",
+        "--state-dir",
+        &state,
+    ]);
+    assert_eq!(code, 6, "{stderr}");
+    assert!(
+        stderr.contains("stop condition fired: alarm api-5xx-rate (us-west-2) is ALARM"),
+        "{stderr}"
+    );
+    assert_eq!(
+        d.account.world().weights["api-usw2"],
+        50,
+        "nothing more was shifted"
+    );
+}

@@ -8,7 +8,7 @@ use crate::engine::execute::{EngineError, Options, Recorder};
 use crate::engine::interrupt::Interrupt;
 use crate::engine::rollback::rollback;
 use crate::exit::Exit;
-use crate::journal::{Event, Journal, RunDir};
+use crate::journal::RunDir;
 
 /// Arguments of `evac rollback`.
 #[derive(Debug, clap::Args)]
@@ -74,21 +74,13 @@ pub fn run(args: &RollbackArgs) -> Exit {
     };
     let out = Out::new(args.output);
     rt.block_on(async {
-        let _lock = match super::session::lock(&state, &plan.playbook.name, &args.run_id, &out) {
-            Ok(lock) => lock,
+        let (_lock, mut journal) = match super::session::attach(&state, &run, &plan.playbook.name, &out) {
+            Ok(taken) => taken,
             Err(exit) => return exit,
         };
-        let mut journal = match Journal::open(&run) {
-            Ok(journal) => journal,
-            Err(err) => {
-                eprintln!("error: {err}");
-                return Exit::StepFailed;
-            }
-        };
         let recorder = Recorder::new(&mut journal, history, out.reporter());
-        if let Err(err) = recorder.log(Event::Attached { pid: std::process::id(), command: "rollback".into() }) {
-            eprintln!("error: {err}");
-            return Exit::StepFailed;
+        if let Err(exit) = super::session::attached(&recorder, "rollback") {
+            return exit;
         }
         let cloud = cloud().await;
         let interrupt = Arc::new(Interrupt::default());

@@ -29,12 +29,6 @@ pub struct RunArgs {
     /// Run without asking: confirms the run and answers every `approve` step.
     #[arg(long)]
     pub yes: bool,
-    /// Roll the run back automatically when a step fails.
-    #[arg(long)]
-    pub rollback_on_failure: bool,
-    /// At most this many Auto Scaling groups updated at once.
-    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-    pub concurrency: u16,
     /// Run this plan (saved by `evac plan --save`); refused when the live state has
     /// changed since it was made.
     #[arg(long, value_name = "FILE")]
@@ -43,12 +37,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "REGION:NAME", value_parser = parse_alarm)]
     pub stop_when_alarm: Vec<(Region, String)>,
     #[command(flatten)]
-    pub poll: PollArgs,
-    #[command(flatten)]
-    pub state: StateArgs,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = RunOutput::Human)]
-    pub output: RunOutput,
+    pub exec: ExecArgs,
 }
 
 /// Arguments of `evac resume`.
@@ -63,14 +52,22 @@ pub struct ResumeArgs {
     /// Accept live values that drifted from the journal instead of stopping.
     #[arg(long)]
     pub force: bool,
-    /// Roll the run back automatically when a step fails.
+    #[command(flatten)]
+    pub exec: ExecArgs,
+}
+
+/// What `run` and `resume` share: how the steps are executed and reported.
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    /// Roll the run back automatically when a step fails or a stop condition fires.
     #[arg(long)]
     pub rollback_on_failure: bool,
     /// At most this many Auto Scaling groups updated at once.
     #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
-    #[command(flatten)]
-    pub poll: PollArgs,
+    /// How often stop conditions are polled while the run waits or bakes.
+    #[arg(long = "stop-poll", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub stop_poll: HumanDuration,
     #[command(flatten)]
     pub state: StateArgs,
     /// Output format.
@@ -78,12 +75,18 @@ pub struct ResumeArgs {
     pub output: RunOutput,
 }
 
-/// How often stop conditions are checked.
-#[derive(Debug, clap::Args)]
-pub struct PollArgs {
-    /// How often stop conditions are polled while the run waits or bakes.
-    #[arg(long = "stop-poll", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
-    pub stop_poll: HumanDuration,
+impl ExecArgs {
+    /// The engine options for a plan.
+    fn options(&self, yes: bool, force: bool, plan: &Plan) -> Options {
+        Options {
+            yes,
+            force,
+            concurrency: self.concurrency.into(),
+            stops: plan.stop_conditions.clone(),
+            stop_poll: self.stop_poll.0,
+            ..Options::default()
+        }
+    }
 }
 
 fn parse_duration(text: &str) -> Result<HumanDuration, String> {
@@ -144,11 +147,11 @@ pub fn run(args: &RunArgs) -> Exit {
         Ok(rt) => rt,
         Err(exit) => return exit,
     };
-    let out = Out::new(args.output);
+    let out = Out::new(args.exec.output);
     rt.block_on(async {
         // The lock comes first: a plan made while another run is changing things
         // would be wrong anyway.
-        let state = args.state.dir();
+        let state = args.exec.state.dir();
         let run_id = new_run_id(&playbook.name);
         let _lock = match super::session::lock(&state, &playbook.name, &run_id, &out) {
             Ok(lock) => lock,
@@ -172,7 +175,7 @@ pub fn run(args: &RunArgs) -> Exit {
             Some(saved) => saved,
             None => fresh,
         };
-        if args.output == RunOutput::Json {
+        if args.exec.output == RunOutput::Json {
             println!("{}", serde_json::json!({ "event": "plan", "plan": &plan }));
         } else {
             eprint!("{}", render::human(&plan, std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()));
@@ -228,20 +231,14 @@ pub fn run(args: &RunArgs) -> Exit {
             return Exit::StepFailed;
         }
         out.say(&format!("run {run_id} (journal: {})", run.journal_path().display()));
-        let options = Options {
-            yes: args.yes,
-            concurrency: args.concurrency.into(),
-            stops: plan.stop_conditions.clone(),
-            stop_poll: args.poll.stop_poll.0,
-            ..Options::default()
-        };
-        execute(&recorder, &plan, &options, args.rollback_on_failure, &out, &run_id, &args.state).await
+        let options = args.exec.options(args.yes, false, &plan);
+        execute(&recorder, &plan, &options, args.exec.rollback_on_failure, &out, &run_id, &args.exec.state).await
     })
 }
 
 /// `evac resume`.
 pub fn resume(args: &ResumeArgs) -> Exit {
-    let state = args.state.dir();
+    let state = args.exec.state.dir();
     let run = match RunDir::open(&state, &args.run_id) {
         Ok(run) => run,
         Err(err) => {
@@ -268,41 +265,26 @@ pub fn resume(args: &ResumeArgs) -> Exit {
         Ok(rt) => rt,
         Err(exit) => return exit,
     };
-    let out = Out::new(args.output);
+    let out = Out::new(args.exec.output);
     rt.block_on(async {
-        let _lock = match super::session::lock(&state, &plan.playbook.name, &args.run_id, &out) {
-            Ok(lock) => lock,
-            Err(exit) => return exit,
-        };
-        let mut journal = match Journal::open(&run) {
-            Ok(journal) => journal,
-            Err(err) => {
-                eprintln!("error: {err}");
-                return Exit::StepFailed;
-            }
-        };
+        let (_lock, mut journal) =
+            match super::session::attach(&state, &run, &plan.playbook.name, &out) {
+                Ok(taken) => taken,
+                Err(exit) => return exit,
+            };
         let recorder = Recorder::new(&mut journal, history, out.reporter());
-        if let Err(err) = recorder.log(Event::Attached {
-            pid: std::process::id(),
-            command: "resume".into(),
-        }) {
-            eprintln!("error: {err}");
-            return Exit::StepFailed;
+        if let Err(exit) = super::session::attached(&recorder, "resume") {
+            return exit;
         }
-        let options = Options {
-            yes: args.yes,
-            concurrency: args.concurrency.into(),
-            force: args.force,
-            ..Options::default()
-        };
+        let options = args.exec.options(args.yes, args.force, &plan);
         execute(
             &recorder,
             &plan,
             &options,
-            args.rollback_on_failure,
+            args.exec.rollback_on_failure,
             &out,
             &args.run_id,
-            &args.state,
+            &args.exec.state,
         )
         .await
     })

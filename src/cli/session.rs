@@ -156,3 +156,35 @@ pub fn lock(
         }
     }
 }
+
+/// Takes over an existing run (for `resume` and `rollback`): its lock and its
+/// journal, open for appending.
+pub fn attach(
+    state: &std::path::Path,
+    run: &crate::journal::RunDir,
+    playbook: &str,
+    out: &Out,
+) -> Result<(crate::journal::Lock, crate::journal::Journal), Exit> {
+    let lock = lock(state, playbook, &run.id, out)?;
+    let journal = crate::journal::Journal::open(run).map_err(|err| {
+        eprintln!("error: {err}");
+        Exit::StepFailed
+    })?;
+    Ok((lock, journal))
+}
+
+/// Records which process took the run over, and why.
+pub fn attached(
+    recorder: &crate::engine::execute::Recorder<'_>,
+    command: &str,
+) -> Result<(), Exit> {
+    recorder
+        .log(crate::journal::Event::Attached {
+            pid: std::process::id(),
+            command: command.to_owned(),
+        })
+        .map_err(|err| {
+            eprintln!("error: {err}");
+            Exit::StepFailed
+        })
+}
