@@ -85,6 +85,30 @@ fn build_fail(what: &str) -> impl FnOnce(aws_sdk_route53::error::BuildError) -> 
     }
 }
 
+/// A weighted record set as the journal keeps it.
+fn definition(name: &str, record_type: &str, id: &str, set: &ResourceRecordSet) -> RecordSetDef {
+    RecordSetDef {
+        name: name.to_owned(),
+        record_type: record_type.to_owned(),
+        set_identifier: id.to_owned(),
+        weight: set.weight().unwrap_or(0),
+        ttl: set.ttl(),
+        values: set
+            .resource_records()
+            .iter()
+            .map(|r| r.value().to_owned())
+            .collect(),
+        alias: set.alias_target().map(|a| {
+            (
+                a.hosted_zone_id().to_owned(),
+                a.dns_name().to_owned(),
+                a.evaluate_target_health(),
+            )
+        }),
+        health_check_id: set.health_check_id().map(str::to_owned),
+    }
+}
+
 impl Cloud for AwsCloud {
     async fn groups(
         &self,
@@ -172,26 +196,7 @@ impl Cloud for AwsCloud {
                 if out.iter().any(|d| d.set_identifier == id) {
                     continue;
                 }
-                out.push(RecordSetDef {
-                    name: name.to_owned(),
-                    record_type: record_type.to_owned(),
-                    set_identifier: id.to_owned(),
-                    weight: set.weight().unwrap_or(0),
-                    ttl: set.ttl(),
-                    values: set
-                        .resource_records()
-                        .iter()
-                        .map(|r| r.value().to_owned())
-                        .collect(),
-                    alias: set.alias_target().map(|a| {
-                        (
-                            a.hosted_zone_id().to_owned(),
-                            a.dns_name().to_owned(),
-                            a.evaluate_target_health(),
-                        )
-                    }),
-                    health_check_id: set.health_check_id().map(str::to_owned),
-                });
+                out.push(definition(name, record_type, id, set));
             }
             let same_name = page.next_record_name().map(|n| n.to_ascii_lowercase())
                 == Some(wanted_name.clone());
@@ -199,6 +204,86 @@ impl Cloud for AwsCloud {
                 break;
             }
             start_id = page.next_record_identifier().map(str::to_owned);
+        }
+        Ok(out)
+    }
+
+    async fn zone_record_sets(
+        &self,
+        zone_id: &str,
+        wanted: &[(String, String)],
+    ) -> Result<Vec<RecordSetDef>, CloudError> {
+        // One listing of the whole zone when that takes fewer pages than one lookup
+        // per record (the common case when a step moves many records).
+        let count = if wanted.len() > 2 {
+            self.ctx
+                .route53()
+                .get_hosted_zone()
+                .id(zone_id)
+                .send()
+                .await
+                .map_err(fail(format!("read hosted zone {zone_id}")))?
+                .hosted_zone()
+                .and_then(|z| z.resource_record_set_count())
+        } else {
+            None
+        };
+        let pages = count.map(|n| (n.max(1) + 299) / 300);
+        if pages.is_none_or(|p| (p as usize) >= wanted.len()) {
+            let mut out = Vec::new();
+            for (name, record_type) in wanted {
+                out.extend(self.record_sets(zone_id, name, record_type).await?);
+            }
+            return Ok(out);
+        }
+        let keys: std::collections::BTreeMap<(String, String), &(String, String)> = wanted
+            .iter()
+            .map(|w| ((w.0.to_ascii_lowercase(), w.1.clone()), w))
+            .collect();
+        let client = self.ctx.route53();
+        let mut out: Vec<RecordSetDef> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut next: Option<(String, RrType, Option<String>)> = None;
+        loop {
+            let mut request = client
+                .list_resource_record_sets()
+                .hosted_zone_id(zone_id)
+                .max_items(300);
+            if let Some((name, kind, id)) = &next {
+                request = request
+                    .start_record_name(name)
+                    .start_record_type(kind.clone())
+                    .set_start_record_identifier(id.clone());
+            }
+            let page = request
+                .send()
+                .await
+                .map_err(fail(format!("list records of hosted zone {zone_id}")))?;
+            for set in page.resource_record_sets() {
+                let key = (
+                    set.name().to_ascii_lowercase(),
+                    set.r#type().as_str().to_owned(),
+                );
+                let (Some((name, record_type)), Some(id)) = (keys.get(&key), set.set_identifier())
+                else {
+                    continue;
+                };
+                // The emulator repeats items across pages inside weighted sets.
+                if seen.insert((key, id.to_owned())) {
+                    out.push(definition(name, record_type, id, set));
+                }
+            }
+            if !page.is_truncated() {
+                break;
+            }
+            next = match (page.next_record_name(), page.next_record_type()) {
+                (Some(n), Some(t)) => Some((
+                    n.to_owned(),
+                    t.clone(),
+                    page.next_record_identifier().map(str::to_owned),
+                )),
+                _ => break,
+            };
         }
         Ok(out)
     }

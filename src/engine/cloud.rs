@@ -45,6 +45,18 @@ pub trait Cloud {
         name: &str,
         record_type: &str,
     ) -> Result<Vec<RecordSetDef>, CloudError>;
+    /// The weighted record sets of several (name, type) pairs of one hosted zone.
+    async fn zone_record_sets(
+        &self,
+        zone_id: &str,
+        wanted: &[(String, String)],
+    ) -> Result<Vec<RecordSetDef>, CloudError> {
+        let mut out = Vec::new();
+        for (name, record_type) in wanted {
+            out.extend(self.record_sets(zone_id, name, record_type).await?);
+        }
+        Ok(out)
+    }
     /// Writes the record sets with their weights in one change batch; returns the
     /// change id.
     async fn upsert_weights(
@@ -173,6 +185,14 @@ impl<C: Cloud> Cloud for Retrying<C> {
         record_type: &str,
     ) -> Result<Vec<RecordSetDef>, CloudError> {
         self.retry(|| self.inner.record_sets(zone_id, name, record_type))
+            .await
+    }
+    async fn zone_record_sets(
+        &self,
+        zone_id: &str,
+        wanted: &[(String, String)],
+    ) -> Result<Vec<RecordSetDef>, CloudError> {
+        self.retry(|| self.inner.zone_record_sets(zone_id, wanted))
             .await
     }
     async fn upsert_weights(

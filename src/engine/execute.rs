@@ -566,14 +566,12 @@ impl<C: Cloud> Executor<'_, '_, C> {
         // carry the whole set, not only its weight.
         let mut defs: BTreeMap<String, Vec<RecordSetDef>> = BTreeMap::new();
         for (zone_id, records) in &zones {
-            for record in records {
-                let sets = self
-                    .cloud
-                    .record_sets(zone_id, &record.name, &record.record_type)
-                    .await
-                    .map_err(step_err(&step.id))?;
-                defs.entry(zone_id.clone()).or_default().extend(sets);
-            }
+            let sets = self
+                .cloud
+                .zone_record_sets(zone_id, &pairs(records))
+                .await
+                .map_err(step_err(&step.id))?;
+            defs.insert(zone_id.clone(), sets);
         }
         for increment in 1..=increments {
             if increment > 1
@@ -650,15 +648,11 @@ impl<C: Cloud> Executor<'_, '_, C> {
         let mut live_defs = defs;
         if let Some(intent) = self.recorder.history(|h| h.intent(action).cloned()) {
             // Resumed in flight: read live weights and decide.
-            let mut fresh = Vec::new();
-            for record in records {
-                fresh.extend(
-                    self.cloud
-                        .record_sets(zone_id, &record.name, &record.record_type)
-                        .await
-                        .map_err(step_err(&step.id))?,
-                );
-            }
+            let fresh = self
+                .cloud
+                .zone_record_sets(zone_id, &pairs(records))
+                .await
+                .map_err(step_err(&step.id))?;
             let live = weights(&fresh);
             let (Value::Weights(before), Value::Weights(after)) = (&intent.before, &intent.after)
             else {
@@ -1006,6 +1000,14 @@ pub struct PlannedRecord {
     pub record_type: String,
     /// Weight per set identifier after each increment.
     pub weights: BTreeMap<String, Vec<i64>>,
+}
+
+/// The (name, type) pairs of a zone's planned records.
+fn pairs(records: &[PlannedRecord]) -> Vec<(String, String)> {
+    records
+        .iter()
+        .map(|r| (r.name.clone(), r.record_type.clone()))
+        .collect()
 }
 
 /// Sets the planned weights of `increment` on the record sets of one zone.

@@ -204,22 +204,19 @@ async fn live_value<C: Cloud>(cloud: &C, intent: &Intent) -> Result<Value, Engin
                 })
         }
         Target::Weights { zone_id } => {
-            let mut weights = BTreeMap::new();
-            let pairs: BTreeSet<(&str, &str)> = intent
+            let pairs: BTreeSet<(String, String)> = intent
                 .record_sets
                 .iter()
-                .map(|d| (d.name.as_str(), d.record_type.as_str()))
+                .map(|d| (d.name.clone(), d.record_type.clone()))
                 .collect();
-            for (name, record_type) in pairs {
-                for def in cloud
-                    .record_sets(zone_id, name, record_type)
-                    .await
-                    .map_err(fail)?
-                {
-                    weights.insert(def.key(), def.weight);
-                }
-            }
-            Ok(Value::Weights(weights))
+            let pairs: Vec<(String, String)> = pairs.into_iter().collect();
+            let sets = cloud
+                .zone_record_sets(zone_id, &pairs)
+                .await
+                .map_err(fail)?;
+            Ok(Value::Weights(
+                sets.iter().map(|d| (d.key(), d.weight)).collect(),
+            ))
         }
     }
 }
