@@ -53,7 +53,9 @@ PY
     exit 1
   fi
   echo "emulator: moto server $MOTO_VERSION on $EMULATOR_URL (pid $EMULATOR_PID)" >&2
-  export EMULATOR_URL EMULATOR_PID
+  # The emulator's venv has boto3, which benchmark scripts use to read state.
+  EMULATOR_VENV_PYTHON="$venv/bin/python"
+  export EMULATOR_URL EMULATOR_PID EMULATOR_VENV_PYTHON
 }
 
 emulator_stop() {

@@ -1,6 +1,8 @@
 //! Shared test support: the evac binaries, and fresh accounts in the local emulator.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use assert_cmd::Command;
