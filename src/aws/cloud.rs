@@ -243,48 +243,22 @@ impl Cloud for AwsCloud {
         let client = self.ctx.route53();
         let mut out: Vec<RecordSetDef> = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
-        let mut next: Option<(String, RrType, Option<String>)> = None;
-        loop {
-            let mut request = client
-                .list_resource_record_sets()
-                .hosted_zone_id(zone_id)
-                .max_items(300);
-            if let Some((name, kind, id)) = &next {
-                request = request
-                    .start_record_name(name)
-                    .start_record_type(kind.clone())
-                    .set_start_record_identifier(id.clone());
-            }
-            let page = request
-                .send()
-                .await
-                .map_err(fail(format!("list records of hosted zone {zone_id}")))?;
-            for set in page.resource_record_sets() {
-                let key = (
-                    set.name().to_ascii_lowercase(),
-                    set.r#type().as_str().to_owned(),
-                );
-                let (Some((name, record_type)), Some(id)) = (keys.get(&key), set.set_identifier())
-                else {
-                    continue;
-                };
-                // The emulator repeats items across pages inside weighted sets.
-                if seen.insert((key, id.to_owned())) {
-                    out.push(definition(name, record_type, id, set));
-                }
-            }
-            if !page.is_truncated() {
-                break;
-            }
-            next = match (page.next_record_name(), page.next_record_type()) {
-                (Some(n), Some(t)) => Some((
-                    n.to_owned(),
-                    t.clone(),
-                    page.next_record_identifier().map(str::to_owned),
-                )),
-                _ => break,
+        super::list_zone(&client, zone_id, |set| {
+            let key = (
+                set.name().to_ascii_lowercase(),
+                set.r#type().as_str().to_owned(),
+            );
+            let (Some((name, record_type)), Some(id)) = (keys.get(&key), set.set_identifier())
+            else {
+                return;
             };
-        }
+            // The emulator repeats items across pages inside weighted sets.
+            if seen.insert((key, id.to_owned())) {
+                out.push(definition(name, record_type, id, set));
+            }
+        })
+        .await
+        .map_err(fail(format!("list records of hosted zone {zone_id}")))?;
         Ok(out)
     }
 

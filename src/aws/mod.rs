@@ -113,3 +113,44 @@ where
     }
     DisplayErrorContext(err).to_string()
 }
+
+/// Lists every record set of a hosted zone, 300 a page, handing each to `each`.
+pub async fn list_zone(
+    client: &aws_sdk_route53::Client,
+    zone_id: &str,
+    mut each: impl FnMut(&aws_sdk_route53::types::ResourceRecordSet),
+) -> Result<
+    (),
+    aws_sdk_route53::error::SdkError<
+        aws_sdk_route53::operation::list_resource_record_sets::ListResourceRecordSetsError,
+    >,
+> {
+    let mut next: Option<(String, aws_sdk_route53::types::RrType, Option<String>)> = None;
+    loop {
+        let mut request = client
+            .list_resource_record_sets()
+            .hosted_zone_id(zone_id)
+            .max_items(300);
+        if let Some((name, kind, id)) = &next {
+            request = request
+                .start_record_name(name)
+                .start_record_type(kind.clone())
+                .set_start_record_identifier(id.clone());
+        }
+        let page = request.send().await?;
+        for set in page.resource_record_sets() {
+            each(set);
+        }
+        if !page.is_truncated() {
+            return Ok(());
+        }
+        next = match (page.next_record_name(), page.next_record_type()) {
+            (Some(n), Some(t)) => Some((
+                n.to_owned(),
+                t.clone(),
+                page.next_record_identifier().map(str::to_owned),
+            )),
+            _ => return Ok(()),
+        };
+    }
+}

@@ -634,37 +634,9 @@ async fn list_zone_records(
         });
     };
     if whole_zone_pages.is_some_and(|pages| pages <= pairs.len() as i64) {
-        let mut next: Option<(String, RrType, Option<String>)> = None;
-        loop {
-            let mut request = client
-                .list_resource_record_sets()
-                .hosted_zone_id(zone_id)
-                .max_items(RECORD_PAGE as i32);
-            if let Some((name, kind, id)) = &next {
-                request = request
-                    .start_record_name(name)
-                    .start_record_type(kind.clone())
-                    .set_start_record_identifier(id.clone());
-            }
-            let page = request
-                .send()
-                .await
-                .map_err(read_err(format!("list records of hosted zone {zone_id}")))?;
-            for set in page.resource_record_sets() {
-                keep(&mut out, set);
-            }
-            if !page.is_truncated() {
-                break;
-            }
-            next = match (page.next_record_name(), page.next_record_type()) {
-                (Some(n), Some(t)) => Some((
-                    n.to_owned(),
-                    t.clone(),
-                    page.next_record_identifier().map(str::to_owned),
-                )),
-                _ => break,
-            };
-        }
+        super::list_zone(client, zone_id, |set| keep(&mut out, set))
+            .await
+            .map_err(read_err(format!("list records of hosted zone {zone_id}")))?;
     } else {
         for (name, kind) in pairs {
             let mut start_id: Option<String> = None;
