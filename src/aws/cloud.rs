@@ -165,46 +165,25 @@ impl Cloud for AwsCloud {
         name: &str,
         record_type: &str,
     ) -> Result<Vec<RecordSetDef>, CloudError> {
-        let client = self.ctx.route53();
-        let wanted_type = RrType::from(record_type);
-        let wanted_name = name.to_ascii_lowercase();
         let mut out: Vec<RecordSetDef> = Vec::new();
-        let mut start_id: Option<String> = None;
-        loop {
-            let page = client
-                .list_resource_record_sets()
-                .hosted_zone_id(zone_id)
-                .start_record_name(name)
-                .start_record_type(wanted_type.clone())
-                .set_start_record_identifier(start_id.clone())
-                .max_items(300)
-                .send()
-                .await
-                .map_err(fail(format!(
-                    "list records {name} {record_type} of hosted zone {zone_id}"
-                )))?;
-            let mut past = false;
-            for set in page.resource_record_sets() {
-                if set.name().to_ascii_lowercase() != wanted_name || set.r#type() != &wanted_type {
-                    past = true;
-                    continue;
-                }
-                let Some(id) = set.set_identifier() else {
-                    continue;
-                };
+        super::list_record(
+            &self.ctx.route53(),
+            zone_id,
+            name,
+            &RrType::from(record_type),
+            |set| {
                 // The emulator repeats items across pages inside weighted sets.
-                if out.iter().any(|d| d.set_identifier == id) {
-                    continue;
+                if let Some(id) = set.set_identifier()
+                    && !out.iter().any(|d| d.set_identifier == id)
+                {
+                    out.push(definition(name, record_type, id, set));
                 }
-                out.push(definition(name, record_type, id, set));
-            }
-            let same_name = page.next_record_name().map(|n| n.to_ascii_lowercase())
-                == Some(wanted_name.clone());
-            if past || !page.is_truncated() || !same_name {
-                break;
-            }
-            start_id = page.next_record_identifier().map(str::to_owned);
-        }
+            },
+        )
+        .await
+        .map_err(fail(format!(
+            "list records {name} {record_type} of hosted zone {zone_id}"
+        )))?;
         Ok(out)
     }
 

@@ -154,3 +154,57 @@ pub async fn list_zone(
         };
     }
 }
+
+/// A DNS name as Route 53 compares it: lower case, fully qualified.
+pub fn normalize_name(name: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    if lower.ends_with('.') {
+        lower
+    } else {
+        format!("{lower}.")
+    }
+}
+
+/// Lists the record sets of one name and type in a hosted zone, starting the listing
+/// there and stopping past it, handing each to `each`.
+pub async fn list_record(
+    client: &aws_sdk_route53::Client,
+    zone_id: &str,
+    name: &str,
+    record_type: &aws_sdk_route53::types::RrType,
+    mut each: impl FnMut(&aws_sdk_route53::types::ResourceRecordSet),
+) -> Result<
+    (),
+    aws_sdk_route53::error::SdkError<
+        aws_sdk_route53::operation::list_resource_record_sets::ListResourceRecordSetsError,
+    >,
+> {
+    let wanted = normalize_name(name);
+    let mut start_id: Option<String> = None;
+    loop {
+        let page = client
+            .list_resource_record_sets()
+            .hosted_zone_id(zone_id)
+            .start_record_name(name)
+            .start_record_type(record_type.clone())
+            .set_start_record_identifier(start_id.clone())
+            .max_items(300)
+            .send()
+            .await?;
+        let mut past = false;
+        for set in page.resource_record_sets() {
+            if normalize_name(set.name()) != wanted || set.r#type() != record_type {
+                past = true;
+                continue;
+            }
+            each(set);
+        }
+        if past
+            || !page.is_truncated()
+            || page.next_record_name().map(normalize_name).as_ref() != Some(&wanted)
+        {
+            return Ok(());
+        }
+        start_id = page.next_record_identifier().map(str::to_owned);
+    }
+}

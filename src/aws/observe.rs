@@ -414,15 +414,6 @@ fn is_zone_id(zone: &str) -> bool {
     zone.starts_with("/hostedzone/") || (!zone.contains('.') && zone.starts_with('Z'))
 }
 
-fn normalize(name: &str) -> String {
-    let lower = name.to_ascii_lowercase();
-    if lower.ends_with('.') {
-        lower
-    } else {
-        format!("{lower}.")
-    }
-}
-
 struct ZoneInfo {
     lookup: ZoneLookup,
     record_count: Option<i64>,
@@ -453,7 +444,7 @@ async fn observe_records(
             wanted
                 .entry(id.clone())
                 .or_default()
-                .insert((normalize(&spec.name), rr_type(spec.record_type)));
+                .insert((super::normalize_name(&spec.name), rr_type(spec.record_type)));
         }
     }
     let counts: BTreeMap<String, Option<i64>> = zones
@@ -482,7 +473,7 @@ async fn observe_records(
             Some(ZoneLookup::Found { id, .. }) => listed
                 .get(id)
                 .and_then(|by_name| {
-                    by_name.get(&(normalize(&spec.name), rr_type(spec.record_type)))
+                    by_name.get(&(super::normalize_name(&spec.name), rr_type(spec.record_type)))
                 })
                 .cloned()
                 .unwrap_or_default(),
@@ -571,10 +562,10 @@ async fn resolve_zones<'a>(
         }
     }
     for name in names {
-        let wanted = normalize(name);
+        let wanted = super::normalize_name(name);
         let matches: Vec<&aws_sdk_route53::types::HostedZone> = all
             .iter()
-            .filter(|z| normalize(z.name()) == wanted)
+            .filter(|z| super::normalize_name(z.name()) == wanted)
             .collect();
         let mut ids: Vec<String> = matches
             .iter()
@@ -616,7 +607,7 @@ async fn list_zone_records(
     let mut seen: HashSet<(String, RrType, String)> = HashSet::new();
     let mut keep = |out: &mut BTreeMap<(String, RrType), Vec<WeightedSet>>,
                     set: &aws_sdk_route53::types::ResourceRecordSet| {
-        let key = (normalize(set.name()), set.r#type().clone());
+        let key = (super::normalize_name(set.name()), set.r#type().clone());
         if !pairs.contains(&key) {
             return;
         }
@@ -639,36 +630,11 @@ async fn list_zone_records(
             .map_err(read_err(format!("list records of hosted zone {zone_id}")))?;
     } else {
         for (name, kind) in pairs {
-            let mut start_id: Option<String> = None;
-            loop {
-                let page = client
-                    .list_resource_record_sets()
-                    .hosted_zone_id(zone_id)
-                    .start_record_name(name)
-                    .start_record_type(kind.clone())
-                    .set_start_record_identifier(start_id.clone())
-                    .max_items(RECORD_PAGE as i32)
-                    .send()
-                    .await
-                    .map_err(read_err(format!(
-                        "list records {name} {kind} of hosted zone {zone_id}"
-                    )))?;
-                let mut past = false;
-                for set in page.resource_record_sets() {
-                    if normalize(set.name()) != *name || set.r#type() != kind {
-                        past = true;
-                        continue;
-                    }
-                    keep(&mut out, set);
-                }
-                if past
-                    || !page.is_truncated()
-                    || page.next_record_name().map(normalize).as_ref() != Some(name)
-                {
-                    break;
-                }
-                start_id = page.next_record_identifier().map(str::to_owned);
-            }
+            super::list_record(client, zone_id, name, kind, |set| keep(&mut out, set))
+                .await
+                .map_err(read_err(format!(
+                    "list records {name} {kind} of hosted zone {zone_id}"
+                )))?;
         }
     }
     Ok(out)
