@@ -775,70 +775,45 @@ impl<C: Cloud> Executor<'_, '_, C> {
                 message: format!("Auto Scaling group {group} not found in {region}"),
             })?;
         // 1. Processes: the group must not move instances back into the zone.
-        let action = zone_action(&step.id, region, group, "processes");
-        if !self.recorder.history(|h| h.converged.contains(&action)) {
-            let mut before = live.suspended_processes.clone();
-            before.sort();
-            let mut after = before.clone();
-            for p in suspend_processes {
-                if !after.contains(p) {
-                    after.push(p.clone());
-                }
+        let mut before = live.suspended_processes.clone();
+        before.sort();
+        let mut after = before.clone();
+        for p in suspend_processes {
+            if !after.contains(p) {
+                after.push(p.clone());
             }
-            after.sort();
-            if after != before {
-                self.recorder.log(Event::Intent {
-                    action: action.clone(),
-                    step: step.id.clone(),
-                    target: Target::Processes {
-                        region: region.clone(),
-                        group: group.clone(),
-                    },
-                    before: Value::Processes { suspended: before },
-                    after: Value::Processes { suspended: after },
-                    record_sets: Vec::new(),
-                })?;
-                self.cloud
-                    .suspend_processes(region, group, suspend_processes)
-                    .await
-                    .map_err(step_err(&step.id))?;
-                self.recorder.log(Event::Applied {
-                    action: action.clone(),
-                    change_id: None,
-                })?;
-            }
-            self.recorder.log(Event::Converged { action })?;
         }
+        after.sort();
+        self.zone_change(
+            step,
+            zone_action(&step.id, region, group, "processes"),
+            Target::Processes {
+                region: region.clone(),
+                group: group.clone(),
+            },
+            Value::Processes { suspended: before },
+            Value::Processes { suspended: after },
+            self.cloud
+                .suspend_processes(region, group, suspend_processes),
+        )
+        .await?;
         // 2. Subnets: the zone's are removed.
-        let action = zone_action(&step.id, region, group, "subnets");
-        if !self.recorder.history(|h| h.converged.contains(&action)) {
-            if &live.subnets != subnets_after {
-                self.recorder.log(Event::Intent {
-                    action: action.clone(),
-                    step: step.id.clone(),
-                    target: Target::Subnets {
-                        region: region.clone(),
-                        group: group.clone(),
-                    },
-                    before: Value::Subnets {
-                        subnets: live.subnets.clone(),
-                    },
-                    after: Value::Subnets {
-                        subnets: subnets_after.clone(),
-                    },
-                    record_sets: Vec::new(),
-                })?;
-                self.cloud
-                    .set_subnets(region, group, subnets_after)
-                    .await
-                    .map_err(step_err(&step.id))?;
-                self.recorder.log(Event::Applied {
-                    action: action.clone(),
-                    change_id: None,
-                })?;
-            }
-            self.recorder.log(Event::Converged { action })?;
-        }
+        self.zone_change(
+            step,
+            zone_action(&step.id, region, group, "subnets"),
+            Target::Subnets {
+                region: region.clone(),
+                group: group.clone(),
+            },
+            Value::Subnets {
+                subnets: live.subnets.clone(),
+            },
+            Value::Subnets {
+                subnets: subnets_after.clone(),
+            },
+            self.cloud.set_subnets(region, group, subnets_after),
+        )
+        .await?;
         if *instances_to_replace == 0 {
             return Ok(());
         }
@@ -922,6 +897,39 @@ impl<C: Cloud> Executor<'_, '_, C> {
             }
             pause = (pause * 2).min(self.options.poll);
         }
+    }
+
+    /// One change of a zone evacuation to a group: skipped when done already;
+    /// otherwise, when live differs from `after`, journaled with its before value,
+    /// made by `call`, and recorded as applied; then converged.
+    async fn zone_change(
+        &self,
+        step: &StepPlan,
+        action: String,
+        target: Target,
+        before: Value,
+        after: Value,
+        call: impl std::future::Future<Output = Result<(), CloudError>>,
+    ) -> Result<(), EngineError> {
+        if self.recorder.history(|h| h.converged.contains(&action)) {
+            return Ok(());
+        }
+        if before != after {
+            self.recorder.log(Event::Intent {
+                action: action.clone(),
+                step: step.id.clone(),
+                target,
+                before,
+                after,
+                record_sets: Vec::new(),
+            })?;
+            call.await.map_err(step_err(&step.id))?;
+            self.recorder.log(Event::Applied {
+                action: action.clone(),
+                change_id: None,
+            })?;
+        }
+        self.recorder.log(Event::Converged { action })
     }
 
     async fn check(&self, step: &StepPlan, timeout: Duration) -> Result<(), EngineError> {
