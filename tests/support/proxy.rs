@@ -1,12 +1,18 @@
 //! A fault-injecting HTTP proxy between evac and the emulator. Per operation it
 //! answers with throttling or 5xx errors (every Nth call, or a share of calls),
 //! adds latency, or drops the connection; it counts every call by operation.
+//!
+//! With a [`Timing`] it is also a model of how AWS behaves in time, which the
+//! instant emulator hides: a latency on every call, Route 53 as a token bucket per
+//! account and Auto Scaling as one per account and region (both answer `Throttling`
+//! when empty), Route 53 changes PENDING for a while before INSYNC, and new
+//! instances `Pending` for a while before `InService`.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What to do to a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,11 +71,111 @@ impl Rule {
     }
 }
 
+/// How AWS behaves in time (see `notes/aws-timing.md`), scaled down for a benchmark.
+#[derive(Clone, Debug)]
+pub struct Timing {
+    /// Added to every call before it is answered.
+    pub latency: Duration,
+    /// Route 53 requests per second per account (all Route 53 APIs together); the
+    /// bucket holds one second's worth.
+    pub route53_rate: f64,
+    /// Auto Scaling requests per second per account and region; the bucket holds one
+    /// second's worth.
+    pub autoscaling_rate: f64,
+    /// How long a Route 53 change stays PENDING before INSYNC.
+    pub change_pending: Duration,
+    /// How long a new instance stays `Pending` before `InService`.
+    pub launch_pending: Duration,
+}
+
+impl Timing {
+    /// Parses `latency=40ms,route53=5,autoscaling=20,sync=2s,launch=3s` (any subset;
+    /// the rest keep these values).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut timing = Timing {
+            latency: Duration::from_millis(40),
+            route53_rate: 5.0,
+            autoscaling_rate: 20.0,
+            change_pending: Duration::from_secs(2),
+            launch_pending: Duration::from_secs(3),
+        };
+        let duration = |v: &str| -> Result<Duration, String> {
+            if let Some(ms) = v.strip_suffix("ms") {
+                ms.parse()
+                    .map(Duration::from_millis)
+                    .map_err(|e| format!("{v}: {e}"))
+            } else if let Some(s) = v.strip_suffix('s') {
+                s.parse()
+                    .map(Duration::from_secs_f64)
+                    .map_err(|e| format!("{v}: {e}"))
+            } else {
+                Err(format!("{v}: write a duration such as 40ms or 2s"))
+            }
+        };
+        for part in text.split(',').filter(|p| !p.is_empty()) {
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part}: write KEY=VALUE"))?;
+            match key {
+                "latency" => timing.latency = duration(value)?,
+                "sync" => timing.change_pending = duration(value)?,
+                "launch" => timing.launch_pending = duration(value)?,
+                "route53" => {
+                    timing.route53_rate = value.parse().map_err(|e| format!("{part}: {e}"))?
+                }
+                "autoscaling" => {
+                    timing.autoscaling_rate = value.parse().map_err(|e| format!("{part}: {e}"))?
+                }
+                other => return Err(format!("unknown timing key `{other}`")),
+            }
+        }
+        Ok(timing)
+    }
+}
+
+/// A token bucket: `rate` tokens a second, holding at most one second's worth.
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
 #[derive(Default)]
 struct State {
     rules: Vec<Rule>,
     calls: BTreeMap<String, u32>,
     injected: BTreeMap<String, u32>,
+    timing: Option<Timing>,
+    buckets: BTreeMap<String, Bucket>,
+    /// Throttling answers the model gave, per operation.
+    throttled: BTreeMap<String, u32>,
+    /// When each Route 53 change was submitted.
+    changes: BTreeMap<String, Instant>,
+    /// When each known instance was launched (`None`: before the model saw its group change).
+    instances: BTreeMap<String, Option<Instant>>,
+    /// When each group's capacity or instances were last changed.
+    mutated: BTreeMap<String, Instant>,
+    /// The group of each known instance.
+    instance_groups: BTreeMap<String, String>,
+}
+
+impl State {
+    /// Takes a token from the bucket `key`; false when it is empty.
+    fn take(&mut self, key: String, rate: f64) -> bool {
+        let now = Instant::now();
+        let bucket = self.buckets.entry(key).or_insert(Bucket {
+            tokens: rate,
+            at: now,
+        });
+        bucket.tokens =
+            (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * rate).min(rate);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// A running proxy; it stops when the test process ends.
@@ -82,6 +188,11 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Starts a proxy in front of `upstream` (`http://127.0.0.1:PORT`).
     pub fn start(upstream: &str, rules: Vec<Rule>) -> Self {
+        Self::with_timing(upstream, rules, None)
+    }
+
+    /// Starts a proxy that also models AWS's timing (see [`Timing`]).
+    pub fn with_timing(upstream: &str, rules: Vec<Rule>, timing: Option<Timing>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
         let url = format!("http://{}", listener.local_addr().expect("proxy address"));
         let upstream = upstream
@@ -90,6 +201,7 @@ impl FaultProxy {
             .to_owned();
         let state = Arc::new(Mutex::new(State {
             rules,
+            timing,
             ..State::default()
         }));
         let shared = state.clone();
@@ -119,6 +231,14 @@ impl FaultProxy {
             .map(|s| s.injected.clone())
             .unwrap_or_default()
     }
+
+    /// Throttling answers the timing model gave, per operation.
+    pub fn throttled(&self) -> BTreeMap<String, u32> {
+        self.state
+            .lock()
+            .map(|s| s.throttled.clone())
+            .unwrap_or_default()
+    }
 }
 
 /// One request per connection: read it, maybe fault it, else forward it and relay
@@ -126,12 +246,28 @@ impl FaultProxy {
 fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Result<()> {
     client.set_read_timeout(Some(Duration::from_secs(30)))?;
     let request = read_request(&mut client)?;
+    if request.starts_with(b"POST /__proxy/reset") {
+        {
+            let mut s = state
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?;
+            s.calls.clear();
+            s.injected.clear();
+            s.throttled.clear();
+        }
+        return client
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    }
     if request.starts_with(b"GET /__proxy/stats") {
         let body = {
             let s = state
                 .lock()
                 .map_err(|_| std::io::Error::other("poisoned"))?;
-            stats_json(&s.calls, &s.injected)
+            stats_json(&[
+                ("calls", &s.calls),
+                ("injected", &s.injected),
+                ("throttled", &s.throttled),
+            ])
         };
         let answer = format!(
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -140,7 +276,15 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io
         return client.write_all(answer.as_bytes());
     }
     let operation = operation(&request);
-    let fault = {
+    let timing = state
+        .lock()
+        .map_err(|_| std::io::Error::other("poisoned"))?
+        .timing
+        .clone();
+    if let Some(timing) = &timing {
+        std::thread::sleep(timing.latency);
+    }
+    let (fault, throttled) = {
         let mut s = state
             .lock()
             .map_err(|_| std::io::Error::other("poisoned"))?;
@@ -149,6 +293,18 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io
             *count += 1;
             *count
         };
+        let throttled = match (&timing, scope(&request)) {
+            (Some(t), Some((key, _, service))) if service == "route53" => {
+                !s.take(format!("route53 {key}"), t.route53_rate)
+            }
+            (Some(t), Some((key, region, service))) if service == "autoscaling" => {
+                !s.take(format!("autoscaling {key} {region}"), t.autoscaling_rate)
+            }
+            _ => false,
+        };
+        if throttled {
+            *s.throttled.entry(operation.clone()).or_default() += 1;
+        }
         let fault = s
             .rules
             .iter()
@@ -157,7 +313,7 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io
         if fault.is_some() {
             *s.injected.entry(operation.clone()).or_default() += 1;
         }
-        fault
+        (fault, throttled)
     };
     let error = |status: &str, code: &str| {
         let body = format!(
@@ -168,6 +324,9 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io
             body.len()
         )
     };
+    if throttled {
+        return client.write_all(error("400 Bad Request", "Throttling").as_bytes());
+    }
     match fault {
         Some(Fault::Throttle) => {
             return client.write_all(error("400 Bad Request", "Throttling").as_bytes());
@@ -180,26 +339,236 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io
         Some(Fault::Latency(d)) => std::thread::sleep(d),
         None => {}
     }
-    let mut up = TcpStream::connect(upstream)?;
-    up.write_all(&with_connection_close(&request))?;
-    let mut answer = Vec::new();
-    up.read_to_end(&mut answer)?;
+    if timing.is_none() {
+        let answer = forward(upstream, &request)?;
+        return client.write_all(&with_connection_close(&answer));
+    }
+    let group = form_value(&request, "AutoScalingGroupName");
+    let changes_group = matches!(
+        operation.as_str(),
+        "UpdateAutoScalingGroup" | "SetDesiredCapacity" | "TerminateInstanceInAutoScalingGroup"
+    );
+    if changes_group && let Some(group) = &group {
+        // Learn the instances the group has before the change: they are not new.
+        let describe = describe_request(&request, group);
+        let answer = forward(upstream, &describe)?;
+        let mut s = state
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?;
+        model_instances(&mut s, &answer, false);
+    }
+    let answer = forward(upstream, &request)?;
+    let mut s = state
+        .lock()
+        .map_err(|_| std::io::Error::other("poisoned"))?;
+    if changes_group {
+        let group = group.or_else(|| {
+            // TerminateInstanceInAutoScalingGroup names the instance only.
+            let instance = form_value(&request, "InstanceId")?;
+            s.instance_groups.get(&instance).cloned()
+        });
+        if let Some(group) = group {
+            s.mutated.insert(group, Instant::now());
+        }
+    }
+    let answer = match operation.as_str() {
+        "DescribeAutoScalingGroups" => model_instances(&mut s, &answer, true),
+        "ChangeResourceRecordSets" => {
+            if let Some(id) = between(&answer, b"<Id>", b"</Id>") {
+                let id = id.trim_start_matches("/change/").to_owned();
+                s.changes.insert(id, Instant::now());
+            }
+            replace_body(
+                &answer,
+                "<Status>INSYNC</Status>",
+                "<Status>PENDING</Status>",
+            )
+        }
+        "GetChange" => {
+            let pending = between(&answer, b"<Id>", b"</Id>")
+                .map(|id| id.trim_start_matches("/change/").to_owned())
+                .and_then(|id| s.changes.get(&id).copied())
+                .zip(timing.as_ref())
+                .is_some_and(|(at, t)| at.elapsed() < t.change_pending);
+            if pending {
+                replace_body(
+                    &answer,
+                    "<Status>INSYNC</Status>",
+                    "<Status>PENDING</Status>",
+                )
+            } else {
+                answer
+            }
+        }
+        _ => answer,
+    };
+    drop(s);
     client.write_all(&with_connection_close(&answer))
 }
 
-/// `{"calls":{"Op":n},"injected":{"Op":n}}`, for benchmark scripts.
-fn stats_json(calls: &BTreeMap<String, u32>, injected: &BTreeMap<String, u32>) -> String {
+/// Sends one request upstream and reads the whole answer.
+fn forward(upstream: &str, request: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut up = TcpStream::connect(upstream)?;
+    up.write_all(&with_connection_close(request))?;
+    let mut answer = Vec::new();
+    up.read_to_end(&mut answer)?;
+    Ok(answer)
+}
+
+/// The access key, region and service of a signed request.
+fn scope(request: &[u8]) -> Option<(String, String, String)> {
+    let text = String::from_utf8_lossy(request);
+    let credential = text.split("Credential=").nth(1)?;
+    let mut parts = credential.split('/');
+    let key = parts.next()?.to_owned();
+    let _date = parts.next()?;
+    let region = parts.next()?.to_owned();
+    let service = parts.next()?.to_owned();
+    Some((key, region, service))
+}
+
+/// A form field of a query API request body, decoded.
+fn form_value(request: &[u8], name: &str) -> Option<String> {
+    let end = find(request, b"\r\n\r\n")?;
+    let body = String::from_utf8_lossy(&request[end + 4..]).into_owned();
+    body.split('&')
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .map(|v| {
+            let v = v.replace('+', " ");
+            let mut out = Vec::new();
+            let bytes = v.as_bytes();
+            let mut i = 0;
+            while i < bytes.len() {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                if bytes[i] == b'%'
+                    && let Some(b) = hex
+                {
+                    out.push(b);
+                    i += 3;
+                } else {
+                    out.push(bytes[i]);
+                    i += 1;
+                }
+            }
+            String::from_utf8_lossy(&out).into_owned()
+        })
+}
+
+/// A DescribeAutoScalingGroups request for one group, signed as `original` was (the
+/// emulator reads the account from the key and does not check signatures).
+fn describe_request(original: &[u8], group: &str) -> Vec<u8> {
+    let end = find(original, b"\r\n\r\n").unwrap_or(original.len());
+    let head = String::from_utf8_lossy(&original[..end]);
+    let body = format!(
+        "Action=DescribeAutoScalingGroups&Version=2011-01-01&AutoScalingGroupNames.member.1={}",
+        group
+            .replace('%', "%25")
+            .replace('&', "%26")
+            .replace('=', "%3D")
+    );
+    let mut lines: Vec<String> = head
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("content-length:"))
+        .map(str::to_owned)
+        .collect();
+    lines.push(format!("Content-Length: {}", body.len()));
+    let mut out = lines.join("\r\n").into_bytes();
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+/// The text between the first `open` and the `close` after it.
+fn between(message: &[u8], open: &[u8], close: &[u8]) -> Option<String> {
+    let start = find(message, open)? + open.len();
+    let len = find(&message[start..], close)?;
+    Some(String::from_utf8_lossy(&message[start..start + len]).into_owned())
+}
+
+/// Replaces `from` with `to` in the body of an HTTP message and fixes its length.
+fn replace_body(message: &[u8], from: &str, to: &str) -> Vec<u8> {
+    let Some(end) = find(message, b"\r\n\r\n") else {
+        return message.to_vec();
+    };
+    let body = String::from_utf8_lossy(&message[end + 4..]).replace(from, to);
+    with_body(&message[..end], body.as_bytes())
+}
+
+/// An HTTP message with `head` and a new body, its Content-Length set to match.
+fn with_body(head: &[u8], body: &[u8]) -> Vec<u8> {
+    let head = String::from_utf8_lossy(head);
+    let mut lines: Vec<String> = head
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("content-length:"))
+        .map(str::to_owned)
+        .collect();
+    lines.push(format!("Content-Length: {}", body.len()));
+    let mut out = lines.join("\r\n").into_bytes();
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(body);
+    out
+}
+
+/// Learns the instances of a DescribeAutoScalingGroups answer and, when `rewrite`,
+/// shows those launched less than the model's launch time ago as `Pending`. An
+/// instance first seen after its group changed was launched by that change.
+fn model_instances(s: &mut State, answer: &[u8], rewrite: bool) -> Vec<u8> {
+    let Some(end) = find(answer, b"\r\n\r\n") else {
+        return answer.to_vec();
+    };
+    let body = String::from_utf8_lossy(&answer[end + 4..]).into_owned();
+    let launch = s
+        .timing
+        .as_ref()
+        .map_or(Duration::ZERO, |t| t.launch_pending);
+    let now = Instant::now();
+    let mut out = String::with_capacity(body.len());
+    let mut groups = body.split("<AutoScalingGroupName>");
+    out.push_str(groups.next().unwrap_or_default());
+    for chunk in groups {
+        out.push_str("<AutoScalingGroupName>");
+        let group = chunk.split('<').next().unwrap_or_default().to_owned();
+        let mut members = chunk.split("<InstanceId>");
+        out.push_str(members.next().unwrap_or_default());
+        for member in members {
+            out.push_str("<InstanceId>");
+            let id = member.split('<').next().unwrap_or_default().to_owned();
+            let born = *s
+                .instances
+                .entry(id.clone())
+                .or_insert_with(|| s.mutated.get(&group).copied());
+            s.instance_groups.insert(id, group.clone());
+            let pending = rewrite && born.is_some_and(|at| now.duration_since(at) < launch);
+            if pending {
+                out.push_str(&member.replacen(
+                    "<LifecycleState>InService</LifecycleState>",
+                    "<LifecycleState>Pending</LifecycleState>",
+                    1,
+                ));
+            } else {
+                out.push_str(member);
+            }
+        }
+    }
+    with_body(&answer[..end], out.as_bytes())
+}
+
+/// `{"calls":{"Op":n},"injected":{"Op":n},...}`, for benchmark scripts.
+fn stats_json(maps: &[(&str, &BTreeMap<String, u32>)]) -> String {
     let map = |m: &BTreeMap<String, u32>| {
         m.iter()
             .map(|(k, v)| format!("\"{}\":{v}", k.replace('"', "")))
             .collect::<Vec<_>>()
             .join(",")
     };
-    format!(
-        "{{\"calls\":{{{}}},\"injected\":{{{}}}}}",
-        map(calls),
-        map(injected)
-    )
+    let fields: Vec<String> = maps
+        .iter()
+        .map(|(name, m)| format!("\"{name}\":{{{}}}", map(m)))
+        .collect();
+    format!("{{{}}}", fields.join(","))
 }
 
 /// Whether the `n`th call falls in a `percent` share, spread evenly and starting

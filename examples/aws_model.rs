@@ -1,0 +1,29 @@
+//! The test suite's proxy as a model of how AWS behaves in time, for benchmark
+//! scripts: `aws_model UPSTREAM_URL [TIMING]` prints its own URL and serves until
+//! killed. TIMING is `latency=40ms,route53=5,autoscaling=20,sync=2s,launch=3s` (any
+//! subset). `GET /__proxy/stats` returns the calls, injected faults and throttling
+//! answers per operation as JSON; `POST /__proxy/reset` zeroes them.
+
+#[allow(dead_code)]
+#[path = "../tests/support/proxy.rs"]
+mod proxy;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let Some(upstream) = args.next() else {
+        eprintln!("usage: aws_model UPSTREAM_URL [TIMING]");
+        std::process::exit(2);
+    };
+    let timing = match proxy::Timing::parse(&args.next().unwrap_or_default()) {
+        Ok(timing) => timing,
+        Err(err) => {
+            eprintln!("aws_model: {err}");
+            std::process::exit(2);
+        }
+    };
+    let running = proxy::FaultProxy::with_timing(&upstream, Vec::new(), Some(timing));
+    println!("{}", running.url);
+    loop {
+        std::thread::park();
+    }
+}
