@@ -230,7 +230,8 @@ fn history_lists_runs_in_order_with_deltas_including_failed_and_rolled_back() {
     );
     assert_eq!(code, 1);
     let failed = runs(path).pop().expect("the failed run");
-    let second = run("1s");
+    // Bakes long enough to outweigh the pacing of the first run's back-to-back calls.
+    let second = run("2s");
     let (code, json, _) = evac(&account, path, &["history", "--output", "json"]);
     assert_eq!(code, 0);
     let rows: Vec<serde_json::Value> = serde_json::from_str(&json).expect("history JSON");
@@ -262,7 +263,7 @@ fn history_lists_runs_in_order_with_deltas_including_failed_and_rolled_back() {
     assert!((delta - (t2 - t1)).abs() < 1e-9, "{delta} != {t2} - {t1}");
     assert!(
         delta > 3.0,
-        "four 1 s bakes made the second run slower: {delta}"
+        "four 2 s bakes made the second run slower: {delta}"
     );
     let (_, only, _) = evac(
         &account,

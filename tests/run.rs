@@ -279,7 +279,7 @@ fn a_failing_step_with_rollback_on_failure_restores_the_seeded_state() {
     ]);
     assert_eq!(code, 1, "{stderr}");
     assert!(
-        stderr.contains("step never-alarms failed: timed out after 2s waiting for alarm api-5xx-rate (us-west-2) to be ALARM for 0s; last seen OK"),
+        stderr.contains("step never-alarms failed: timed out after 2s: waiting for alarm api-5xx-rate (us-west-2) to be ALARM for 0s; last seen OK"),
         "{stderr}"
     );
     assert!(

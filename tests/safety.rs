@@ -200,7 +200,7 @@ fn a_check_that_never_turns_ok_fails_at_its_timeout() {
     assert_eq!(code, 1, "{stderr}");
     assert!(
         stderr.contains(
-            "step target-healthy failed: timed out after 3s waiting for alarm api-5xx-rate (us-west-2) to be OK for 1s; last seen ALARM"
+            "step target-healthy failed: timed out after 3s: waiting for alarm api-5xx-rate (us-west-2) to be OK for 1s; last seen ALARM"
         ),
         "{stderr}"
     );

@@ -8,7 +8,7 @@ use aws_sdk_route53::types::{
 };
 
 use super::{AwsContext, sdk_error_text};
-use crate::engine::cloud::{Cloud, CloudError, Instance};
+use crate::engine::cloud::{Cloud, CloudError, Instance, Members};
 use crate::journal::RecordSetDef;
 use crate::playbook::Region;
 use crate::state::{Capacity, GroupState};
@@ -16,12 +16,45 @@ use crate::state::{Capacity, GroupState};
 /// The engine's AWS access through the SDK.
 pub struct AwsCloud {
     ctx: AwsContext,
+    /// Record counts of hosted zones, read once: weight changes do not change them.
+    counts: std::sync::Mutex<BTreeMap<String, Option<i64>>>,
 }
 
 impl AwsCloud {
     /// Wraps a loaded SDK configuration.
     pub fn new(ctx: AwsContext) -> Self {
-        Self { ctx }
+        Self {
+            ctx,
+            counts: Default::default(),
+        }
+    }
+
+    /// How many record sets a hosted zone holds (read once per zone).
+    async fn record_count(&self, zone_id: &str) -> Result<Option<i64>, CloudError> {
+        let known = self
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(zone_id)
+            .copied();
+        if let Some(count) = known {
+            return Ok(count);
+        }
+        let count = self
+            .ctx
+            .route53()
+            .get_hosted_zone()
+            .id(zone_id)
+            .send()
+            .await
+            .map_err(fail(format!("read hosted zone {zone_id}")))?
+            .hosted_zone()
+            .and_then(|z| z.resource_record_set_count());
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(zone_id.to_owned(), count);
+        Ok(count)
     }
 }
 
@@ -37,35 +70,6 @@ where
     move |err| CloudError {
         what,
         message: sdk_error_text(&err),
-        retryable: retryable(&err),
-    }
-}
-
-/// Throttling, 5xx, timeouts and lost connections may pass; anything else will not.
-fn retryable<E>(err: &aws_smithy_runtime_api::client::result::SdkError<E, HttpResponse>) -> bool
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
-{
-    use aws_smithy_runtime_api::client::result::SdkError;
-    match err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
-        }
-        SdkError::ServiceError(service) => {
-            let throttled = matches!(
-                service.err().code(),
-                Some(
-                    "Throttling"
-                        | "ThrottlingException"
-                        | "RequestLimitExceeded"
-                        | "TooManyRequestsException"
-                        | "PriorRequestNotComplete"
-                        | "RequestThrottled"
-                )
-            );
-            throttled || service.raw().status().is_server_error()
-        }
-        _ => false,
     }
 }
 
@@ -73,7 +77,6 @@ fn region(name: &str) -> Result<Region, CloudError> {
     Region::parse(name).map_err(|message| CloudError {
         what: "choose a region".into(),
         message,
-        retryable: false,
     })
 }
 
@@ -81,7 +84,6 @@ fn build_fail(what: &str) -> impl FnOnce(aws_sdk_route53::error::BuildError) -> 
     move |err| CloudError {
         what: what.to_owned(),
         message: err.to_string(),
-        retryable: false,
     }
 }
 
@@ -195,15 +197,7 @@ impl Cloud for AwsCloud {
         // One listing of the whole zone when that takes fewer pages than one lookup
         // per record (the common case when a step moves many records).
         let count = if wanted.len() > 2 {
-            self.ctx
-                .route53()
-                .get_hosted_zone()
-                .id(zone_id)
-                .send()
-                .await
-                .map_err(fail(format!("read hosted zone {zone_id}")))?
-                .hosted_zone()
-                .and_then(|z| z.resource_record_set_count())
+            self.record_count(zone_id).await?
         } else {
             None
         };
@@ -352,27 +346,49 @@ impl Cloud for AwsCloud {
         Ok(!observations.is_empty() && ok * 2 > observations.len())
     }
 
-    async fn instances(&self, region_name: &str, group: &str) -> Result<Vec<Instance>, CloudError> {
-        let answer = self
-            .ctx
-            .autoscaling(&region(region_name)?)
-            .describe_auto_scaling_groups()
-            .auto_scaling_group_names(group)
-            .send()
-            .await
-            .map_err(fail(format!(
-                "describe Auto Scaling group {group} in {region_name}"
-            )))?;
-        Ok(answer
-            .auto_scaling_groups()
-            .iter()
-            .flat_map(|g| g.instances())
-            .map(|i| Instance {
-                id: i.instance_id().unwrap_or_default().to_owned(),
-                zone: i.availability_zone().unwrap_or_default().to_owned(),
-                in_service: i.lifecycle_state().map(|s| s.as_str()) == Some("InService"),
-            })
-            .collect())
+    async fn instances(
+        &self,
+        region_name: &str,
+        groups: &[String],
+    ) -> Result<BTreeMap<String, Members>, CloudError> {
+        let client = self.ctx.autoscaling(&region(region_name)?);
+        let mut out = BTreeMap::new();
+        for chunk in groups.chunks(100) {
+            let mut pages = client
+                .describe_auto_scaling_groups()
+                .set_auto_scaling_group_names(Some(chunk.to_vec()))
+                .max_records(100)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(fail(format!(
+                    "describe Auto Scaling groups in {region_name}"
+                )))?;
+                for g in page.auto_scaling_groups() {
+                    let instances = g
+                        .instances()
+                        .iter()
+                        .map(|i| Instance {
+                            id: i.instance_id().unwrap_or_default().to_owned(),
+                            zone: i.availability_zone().unwrap_or_default().to_owned(),
+                            in_service: i.lifecycle_state().map(|s| s.as_str())
+                                == Some("InService"),
+                        })
+                        .collect();
+                    out.insert(
+                        g.auto_scaling_group_name().unwrap_or_default().to_owned(),
+                        Members {
+                            desired: g
+                                .desired_capacity()
+                                .and_then(|d| u32::try_from(d).ok())
+                                .unwrap_or(0),
+                            instances,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn set_subnets(

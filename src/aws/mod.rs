@@ -6,6 +6,7 @@
 
 pub mod cloud;
 pub mod observe;
+pub mod pace;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_autoscaling::config::Region as SdkRegion;
@@ -21,6 +22,23 @@ pub struct AwsContext {
     base: SdkConfig,
 }
 
+/// How evac talks to AWS.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// Requests per second per API; `None` sends calls unpaced (the seeder, against
+    /// the local emulator).
+    pub rates: Option<pace::Rates>,
+}
+
+/// Attempts per call, under the one retry policy every call has: throttling, 5xx,
+/// timeouts and lost connections are tried again with exponential backoff and
+/// jitter, from [`RETRY_FIRST`] up to [`RETRY_MAX`]; anything else fails at once.
+pub const RETRY_ATTEMPTS: u32 = 6;
+/// The first backoff of a retried call.
+pub const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(500);
+/// The longest backoff of a retried call.
+pub const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Route 53 is a global service served from us-east-1.
 const ROUTE53_REGION: &str = "us-east-1";
 
@@ -28,11 +46,27 @@ impl AwsContext {
     /// Loads the configuration from the environment. `endpoint_url`, when given,
     /// overrides `AWS_ENDPOINT_URL`.
     pub async fn load(endpoint_url: Option<&str>) -> Self {
+        Self::load_with(endpoint_url, &Settings::default()).await
+    }
+
+    /// Loads the configuration from the environment, paced and retried as `settings`
+    /// say. One context serves a whole command, so that its calls share one pace.
+    pub async fn load_with(endpoint_url: Option<&str>, settings: &Settings) -> Self {
         let mut loader =
             aws_config::defaults(BehaviorVersion::latest()).region(SdkRegion::new(ROUTE53_REGION));
         if let Some(url) = endpoint_url {
             loader = loader.endpoint_url(url);
         }
+        if let Some(rates) = &settings.rates {
+            let pacer = std::sync::Arc::new(pace::Pacer::new(rates.clone()));
+            loader = loader.http_client(pace::PacedClient::new(pacer));
+        }
+        loader = loader.retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(RETRY_ATTEMPTS)
+                .with_initial_backoff(RETRY_FIRST)
+                .with_max_backoff(RETRY_MAX),
+        );
         Self {
             base: loader.load().await,
         }

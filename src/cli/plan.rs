@@ -50,7 +50,13 @@ pub fn run(args: &PlanArgs) -> Exit {
         }
     };
     let observed = runtime.block_on(async {
-        let ctx = AwsContext::load(None).await;
+        let ctx = AwsContext::load_with(
+            None,
+            &crate::aws::Settings {
+                rates: Some(crate::aws::pace::Rates::default()),
+            },
+        )
+        .await;
         observe(&ctx, &playbook).await
     });
     let observed = match observed {

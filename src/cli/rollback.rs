@@ -3,9 +3,12 @@
 use std::sync::Arc;
 
 use super::run::read_run;
-use super::session::{Out, RunOutput, StateArgs, cloud, on_ctrl_c, runtime};
-use crate::engine::execute::{EngineError, Options, Recorder};
+use super::session::{Out, RateArgs, RunOutput, StateArgs, aws, on_ctrl_c, runtime};
+use crate::aws::cloud::AwsCloud;
+use crate::engine::error::EngineError;
+use crate::engine::execute::Options;
 use crate::engine::interrupt::Interrupt;
+use crate::engine::recorder::Recorder;
 use crate::engine::rollback::rollback;
 use crate::exit::Exit;
 use crate::journal::RunDir;
@@ -22,6 +25,11 @@ pub struct RollbackArgs {
     /// Put weights back in one change per hosted zone instead of ramping back with bakes.
     #[arg(long)]
     pub fast: bool,
+    /// At most this many restores of one wave in flight at once.
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+    #[command(flatten)]
+    pub rates: RateArgs,
     #[command(flatten)]
     pub state: StateArgs,
     /// Output format.
@@ -82,10 +90,14 @@ pub fn run(args: &RollbackArgs) -> Exit {
         if let Err(exit) = super::session::attached(&recorder, "rollback") {
             return exit;
         }
-        let cloud = cloud().await;
+        let cloud = AwsCloud::new(aws(&args.rates.rates()).await);
         let interrupt = Arc::new(Interrupt::default());
         on_ctrl_c(interrupt.clone(), args.run_id.clone());
-        match rollback(&cloud, &recorder, &interrupt, &Options::default(), &plan, args.fast).await {
+        let options = Options {
+            concurrency: args.concurrency.into(),
+            ..Options::default()
+        };
+        match rollback(&cloud, &recorder, &interrupt, &options, &plan, args.fast).await {
             Ok(report) if report.differences.is_empty() => {
                 out.say(&format!(
                     "run {} rolled back: {} change(s) restored, {} already in place{}; live state matches the recorded originals",

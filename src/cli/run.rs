@@ -4,14 +4,19 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::session::{Out, RunOutput, StateArgs, cloud, exit_of, next_steps, on_ctrl_c, runtime};
+use super::session::{
+    Out, RateArgs, RunOutput, StateArgs, aws, exit_of, next_steps, on_ctrl_c, runtime,
+};
 use super::{VarArgs, load_or_report};
 use crate::aws::AwsContext;
+use crate::aws::cloud::AwsCloud;
 use crate::aws::observe::observe;
-use crate::engine::execute::{EngineError, Executor, Options, Recorder};
+use crate::engine::error::EngineError;
+use crate::engine::execute::{Executor, Options};
 use crate::engine::history::History;
 use crate::engine::interrupt::Interrupt;
 use crate::engine::interrupt::Reason;
+use crate::engine::recorder::Recorder;
 use crate::engine::rollback::rollback;
 use crate::exit::Exit;
 use crate::journal::{Event, Journal, Outcome, RunDir, new_run_id};
@@ -69,6 +74,8 @@ pub struct ExecArgs {
     #[arg(long = "stop-poll", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub stop_poll: HumanDuration,
     #[command(flatten)]
+    pub rates: RateArgs,
+    #[command(flatten)]
     pub state: StateArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = RunOutput::Human)]
@@ -84,7 +91,7 @@ impl ExecArgs {
             concurrency: self.concurrency.into(),
             stops: plan.stop_conditions.clone(),
             stop_poll: self.stop_poll.0,
-            ..Options::default()
+            operator: user_name(),
         }
     }
 }
@@ -157,7 +164,8 @@ pub fn run(args: &RunArgs) -> Exit {
             Ok(lock) => lock,
             Err(exit) => return exit,
         };
-        let observed = match observe(&AwsContext::load(None).await, &playbook).await {
+        let ctx = aws(&args.exec.rates.rates()).await;
+        let observed = match observe(&ctx, &playbook).await {
             Ok(observed) => observed,
             Err(err) => {
                 eprintln!("error: {err}\nnothing was changed");
@@ -232,7 +240,7 @@ pub fn run(args: &RunArgs) -> Exit {
         }
         out.say(&format!("run {run_id} (journal: {})", run.journal_path().display()));
         let options = args.exec.options(args.yes, false, &plan);
-        execute(&recorder, &plan, &options, args.exec.rollback_on_failure, &out, &run_id, &args.exec.state).await
+        execute(ctx, &recorder, &plan, &options, args.exec.rollback_on_failure, &out, &run_id, &args.exec.state).await
     })
 }
 
@@ -278,6 +286,7 @@ pub fn resume(args: &ResumeArgs) -> Exit {
         }
         let options = args.exec.options(args.yes, args.force, &plan);
         execute(
+            aws(&args.exec.rates.rates()).await,
             &recorder,
             &plan,
             &options,
@@ -323,7 +332,9 @@ fn unsupported(plan: &Plan) -> Option<String> {
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn execute(
+    ctx: AwsContext,
     recorder: &Recorder<'_>,
     plan: &Plan,
     options: &Options,
@@ -332,7 +343,7 @@ async fn execute(
     run_id: &str,
     state_args: &StateArgs,
 ) -> Exit {
-    let cloud = cloud().await;
+    let cloud = AwsCloud::new(ctx);
     let interrupt = Arc::new(Interrupt::default());
     on_ctrl_c(interrupt.clone(), run_id.to_owned());
     let executor = Executor {
@@ -384,6 +395,12 @@ async fn execute(
                 Exit::Interrupted
             }
         },
+        Err(err @ EngineError::Declined { .. }) => {
+            let _ = finish(Outcome::Declined);
+            out.say(&format!("run {run_id} stopped: {err}"));
+            next_steps(out, run_id, state_args);
+            Exit::Interrupted
+        }
         Err(err) => {
             eprintln!("error: {err}");
             let _ = finish(Outcome::Failed);
@@ -448,7 +465,7 @@ async fn roll_back_after<C: crate::engine::cloud::Cloud>(
 }
 
 /// Who is running evac: `$USER`, else `$LOGNAME`, else the numeric uid.
-fn user_name() -> String {
+pub fn user_name() -> String {
     ["USER", "LOGNAME"]
         .iter()
         .filter_map(|v| std::env::var(v).ok())

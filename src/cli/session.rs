@@ -3,12 +3,10 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use crate::aws::AwsContext;
-use crate::aws::cloud::AwsCloud;
-use crate::engine::cloud::Retrying;
-use crate::engine::execute::EngineError;
+use crate::aws::pace::Rates;
+use crate::aws::{AwsContext, Settings};
+use crate::engine::error::EngineError;
 use crate::engine::interrupt::Interrupt;
 use crate::engine::reporter::Reporter;
 use crate::exit::Exit;
@@ -82,13 +80,32 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
     })
 }
 
-/// The AWS side of the engine: the SDK, retried through throttling and 5xx.
-pub async fn cloud() -> Retrying<AwsCloud> {
-    Retrying::new(
-        AwsCloud::new(AwsContext::load(None).await),
-        6,
-        Duration::from_millis(500),
+/// How a command talks to AWS: one context (one pace per API) for all its calls.
+pub async fn aws(rates: &Rates) -> AwsContext {
+    AwsContext::load_with(
+        None,
+        &Settings {
+            rates: Some(rates.clone()),
+        },
     )
+    .await
+}
+
+/// How fast evac may call each AWS API.
+#[derive(Debug, clap::Args)]
+pub struct RateArgs {
+    /// Requests per second to one AWS API, as SERVICE=N (repeatable): route53 (per
+    /// account; default 5, AWS's limit), autoscaling, ec2, cloudwatch (per account
+    /// and region; default 20)
+    #[arg(long = "rate", value_name = "SERVICE=N", value_parser = Rates::parse_one)]
+    pub rates: Vec<(crate::aws::pace::Service, f64)>,
+}
+
+impl RateArgs {
+    /// The rates given, defaults for the rest.
+    pub fn rates(&self) -> Rates {
+        Rates(self.rates.iter().copied().collect())
+    }
 }
 
 /// Installs Ctrl-C handling: the first stops the engine after the call in flight;
@@ -123,8 +140,8 @@ pub fn next_steps(out: &Out, run_id: &str, state: &StateArgs) {
 pub fn exit_of(err: &EngineError) -> Exit {
     match err {
         EngineError::Step { .. } | EngineError::Journal(_) => Exit::StepFailed,
-        EngineError::Interrupted => Exit::Interrupted,
-        EngineError::Drift { .. } => Exit::NeedsHuman,
+        EngineError::Interrupted | EngineError::Declined { .. } => Exit::Interrupted,
+        EngineError::Drift { .. } | EngineError::CapacityLost { .. } => Exit::NeedsHuman,
     }
 }
 
@@ -175,7 +192,7 @@ pub fn attach(
 
 /// Records which process took the run over, and why.
 pub fn attached(
-    recorder: &crate::engine::execute::Recorder<'_>,
+    recorder: &crate::engine::recorder::Recorder<'_>,
     command: &str,
 ) -> Result<(), Exit> {
     recorder

@@ -82,6 +82,7 @@ fn state_of(
         (None, false, Some(Outcome::Failed)) => "failed".into(),
         (None, false, Some(Outcome::Interrupted)) => "interrupted".into(),
         (None, false, Some(Outcome::Halted)) => "halted (stop condition)".into(),
+        (None, false, Some(Outcome::Declined)) => "stopped (approval declined)".into(),
         (None, false, None) => match Lock::holder(state_dir, playbook) {
             Some(h) if h.run_id == run_id && (h.host != host_name() || alive(h.pid)) => {
                 "running".into()
@@ -222,7 +223,7 @@ fn one(state_dir: &std::path::Path, id: &str, output: StatusOutput) -> Exit {
                 .collect();
             StepStatus {
                 id: s.id.clone(),
-                kind: s.kind.clone(),
+                kind: s.kind.to_string(),
                 state: state.into(),
                 duration_secs,
                 changes,

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::engine::execute::{show, show_target};
 use crate::engine::history::History;
 use crate::journal::{Entry, Event, JournalError, Outcome, RunDir, list_runs};
-use crate::plan::Plan;
+use crate::plan::{Plan, StepKind};
 
 /// One bar of the timeline, in seconds from the start of the run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -115,6 +115,7 @@ pub fn result_of(history: &History) -> String {
         Some(Outcome::Failed) => "failed",
         Some(Outcome::Interrupted) => "interrupted",
         Some(Outcome::Halted) => "halted (stop condition)",
+        Some(Outcome::Declined) => "stopped (approval declined)",
         None => "stopped",
     };
     match (history.rollback_verified, history.rollback_started) {
@@ -132,7 +133,12 @@ fn time_to_evacuate(entries: &[Entry], plan: &Plan) -> Option<f64> {
     let evacuating: Vec<&str> = plan
         .steps
         .iter()
-        .filter(|s| matches!(s.kind.as_str(), "shift_traffic" | "drain" | "evacuate_zone"))
+        .filter(|s| {
+            matches!(
+                s.kind,
+                StepKind::ShiftTraffic | StepKind::Drain | StepKind::EvacuateZone
+            )
+        })
         .map(|s| s.id.as_str())
         .collect();
     if evacuating.is_empty() {

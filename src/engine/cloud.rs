@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::journal::RecordSetDef;
 use crate::state::{Capacity, GroupState};
 
-/// A failed AWS call.
+/// A failed AWS call (after the retries of [`crate::aws::RETRY_ATTEMPTS`]).
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 #[error("failed to {what}: {message}")]
 pub struct CloudError {
@@ -15,8 +15,6 @@ pub struct CloudError {
     pub what: String,
     /// AWS's answer or the transport error.
     pub message: String,
-    /// Whether trying again may succeed (throttling, 5xx, timeouts, lost connections).
-    pub retryable: bool,
 }
 
 /// What the engine needs from AWS. Every write sets absolute values, so repeating
@@ -70,8 +68,13 @@ pub trait Cloud {
     async fn alarm_state(&self, region: &str, name: &str) -> Result<Option<String>, CloudError>;
     /// Whether a Route 53 health check is healthy (most checkers report success).
     async fn health_check_healthy(&self, id: &str) -> Result<bool, CloudError>;
-    /// The instances of a group: id, zone, and whether it is InService.
-    async fn instances(&self, region: &str, group: &str) -> Result<Vec<Instance>, CloudError>;
+    /// The instances and desired capacity of the named groups of a region (missing
+    /// ones are absent).
+    async fn instances(
+        &self,
+        region: &str,
+        groups: &[String],
+    ) -> Result<BTreeMap<String, Members>, CloudError>;
     /// Sets a group's subnets (VPCZoneIdentifier), in order.
     async fn set_subnets(
         &self,
@@ -108,142 +111,11 @@ pub struct Instance {
     pub in_service: bool,
 }
 
-/// A [`Cloud`] that retries retryable failures with exponential backoff, so a run
-/// keeps going through throttling and transient 5xx answers.
-pub struct Retrying<C> {
-    inner: C,
-    attempts: u32,
-    first_delay: std::time::Duration,
-    retries: std::sync::atomic::AtomicU32,
-}
-
-impl<C> Retrying<C> {
-    /// Wraps `inner`: up to `attempts` tries per call, the first retry after
-    /// `first_delay`, doubling up to 20 s.
-    pub fn new(inner: C, attempts: u32, first_delay: std::time::Duration) -> Self {
-        Self {
-            inner,
-            attempts: attempts.max(1),
-            first_delay,
-            retries: Default::default(),
-        }
-    }
-
-    /// The wrapped cloud.
-    pub fn inner(&self) -> &C {
-        &self.inner
-    }
-
-    /// How many retries were made so far.
-    pub fn retries(&self) -> u32 {
-        self.retries.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    async fn retry<T, F, Fut>(&self, mut call: F) -> Result<T, CloudError>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, CloudError>>,
-    {
-        let mut delay = self.first_delay;
-        let mut attempt = 1;
-        loop {
-            match call().await {
-                Err(err) if err.retryable && attempt < self.attempts => {
-                    self.retries
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(std::time::Duration::from_secs(20));
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
-    }
-}
-
-impl<C: Cloud> Cloud for Retrying<C> {
-    async fn groups(
-        &self,
-        region: &str,
-        names: &[String],
-    ) -> Result<BTreeMap<String, GroupState>, CloudError> {
-        self.retry(|| self.inner.groups(region, names)).await
-    }
-    async fn set_capacity(
-        &self,
-        region: &str,
-        group: &str,
-        capacity: Capacity,
-    ) -> Result<(), CloudError> {
-        self.retry(|| self.inner.set_capacity(region, group, capacity))
-            .await
-    }
-    async fn record_sets(
-        &self,
-        zone_id: &str,
-        name: &str,
-        record_type: &str,
-    ) -> Result<Vec<RecordSetDef>, CloudError> {
-        self.retry(|| self.inner.record_sets(zone_id, name, record_type))
-            .await
-    }
-    async fn zone_record_sets(
-        &self,
-        zone_id: &str,
-        wanted: &[(String, String)],
-    ) -> Result<Vec<RecordSetDef>, CloudError> {
-        self.retry(|| self.inner.zone_record_sets(zone_id, wanted))
-            .await
-    }
-    async fn upsert_weights(
-        &self,
-        zone_id: &str,
-        sets: &[RecordSetDef],
-    ) -> Result<String, CloudError> {
-        self.retry(|| self.inner.upsert_weights(zone_id, sets))
-            .await
-    }
-    async fn change_in_sync(&self, change_id: &str) -> Result<bool, CloudError> {
-        self.retry(|| self.inner.change_in_sync(change_id)).await
-    }
-    async fn alarm_state(&self, region: &str, name: &str) -> Result<Option<String>, CloudError> {
-        self.retry(|| self.inner.alarm_state(region, name)).await
-    }
-    async fn health_check_healthy(&self, id: &str) -> Result<bool, CloudError> {
-        self.retry(|| self.inner.health_check_healthy(id)).await
-    }
-    async fn instances(&self, region: &str, group: &str) -> Result<Vec<Instance>, CloudError> {
-        self.retry(|| self.inner.instances(region, group)).await
-    }
-    async fn set_subnets(
-        &self,
-        region: &str,
-        group: &str,
-        subnets: &[String],
-    ) -> Result<(), CloudError> {
-        self.retry(|| self.inner.set_subnets(region, group, subnets))
-            .await
-    }
-    async fn suspend_processes(
-        &self,
-        region: &str,
-        group: &str,
-        processes: &[String],
-    ) -> Result<(), CloudError> {
-        self.retry(|| self.inner.suspend_processes(region, group, processes))
-            .await
-    }
-    async fn resume_processes(
-        &self,
-        region: &str,
-        group: &str,
-        processes: &[String],
-    ) -> Result<(), CloudError> {
-        self.retry(|| self.inner.resume_processes(region, group, processes))
-            .await
-    }
-    async fn replace_instance(&self, region: &str, instance: &str) -> Result<(), CloudError> {
-        self.retry(|| self.inner.replace_instance(region, instance))
-            .await
-    }
+/// The instances of an Auto Scaling group, with its desired capacity.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Members {
+    /// Desired capacity.
+    pub desired: u32,
+    /// Its instances.
+    pub instances: Vec<Instance>,
 }

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::journal::{Entry, Event, Outcome, RecordSetDef, Target, Value};
+use crate::state::Capacity;
 
 /// A recorded intent.
 #[derive(Clone, Debug, PartialEq)]
@@ -19,6 +20,23 @@ pub struct Intent {
     pub after: Value,
     /// Full record sets for weight changes.
     pub record_sets: Vec<RecordSetDef>,
+    /// For weights: the ramp increment.
+    pub increment: Option<usize>,
+}
+
+/// A group whose capacity the run raised, with what it left there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Raised {
+    /// The last action that set it.
+    pub action: String,
+    /// The step that raised it.
+    pub step: String,
+    /// The region.
+    pub region: String,
+    /// The group.
+    pub group: String,
+    /// The capacity the run left.
+    pub left: Capacity,
 }
 
 /// The state of a run as its journal tells it.
@@ -36,6 +54,10 @@ pub struct History {
     pub baked: BTreeSet<(String, usize)>,
     /// Steps approved.
     pub approved: BTreeSet<String>,
+    /// Steps whose approval was declined (and not given since).
+    pub declined: BTreeSet<String>,
+    /// Actions whose drifted live value `--force` accepted as their outcome.
+    pub accepted: BTreeMap<String, Value>,
     /// Forward actions the rollback has restored (or found restored).
     pub rolled_back: BTreeSet<String>,
     /// The last run outcome.
@@ -68,6 +90,7 @@ impl History {
                     before,
                     after,
                     record_sets,
+                    increment,
                 } => {
                     h.intents.retain(|i| &i.action != action);
                     h.intents.push(Intent {
@@ -77,6 +100,7 @@ impl History {
                         before: before.clone(),
                         after: after.clone(),
                         record_sets: record_sets.clone(),
+                        increment: *increment,
                     });
                 }
                 Event::Applied { action, change_id } => {
@@ -85,8 +109,13 @@ impl History {
                 Event::Converged { action } => {
                     h.converged.insert(action.clone());
                 }
-                Event::Reconciled { action, .. } => {
+                Event::Reconciled {
+                    action, accepted, ..
+                } => {
                     h.applied.entry(action.clone()).or_insert(None);
+                    if let Some(value) = accepted {
+                        h.accepted.insert(action.clone(), value.clone());
+                    }
                 }
                 Event::StepFinished { step } => {
                     h.finished_steps.insert(step.clone());
@@ -96,6 +125,10 @@ impl History {
                 }
                 Event::Approved { step, .. } => {
                     h.approved.insert(step.clone());
+                    h.declined.remove(step);
+                }
+                Event::ApprovalDeclined { step, .. } => {
+                    h.declined.insert(step.clone());
                 }
                 Event::RunFinished { outcome } => h.outcome = Some(*outcome),
                 Event::RollbackStarted { .. } => h.rollback_started = true,
@@ -111,5 +144,59 @@ impl History {
     /// The recorded intent of an action.
     pub fn intent(&self, action: &str) -> Option<&Intent> {
         self.intents.iter().find(|i| i.action == action)
+    }
+
+    /// The value an action left: what it set, or what `--force` accepted instead.
+    pub fn outcome(&self, intent: &Intent) -> Value {
+        self.accepted
+            .get(&intent.action)
+            .cloned()
+            .unwrap_or_else(|| intent.after.clone())
+    }
+
+    /// The last change the run made to `target` that AWS accepted, and the value it
+    /// left there: what the next change to it must find live.
+    pub fn left_on(&self, target: &Target) -> Option<(String, Value)> {
+        self.intents
+            .iter()
+            .rev()
+            .find(|i| &i.target == target && self.applied.contains_key(&i.action))
+            .map(|i| (i.action.clone(), self.outcome(i)))
+    }
+
+    /// Every group whose desired capacity the run raised and has not lowered back,
+    /// with what it left there.
+    pub fn raised_capacity(&self) -> Vec<Raised> {
+        let mut out: Vec<Raised> = Vec::new();
+        let mut seen: BTreeSet<&Target> = BTreeSet::new();
+        for intent in &self.intents {
+            let Target::Capacity { region, group } = &intent.target else {
+                continue;
+            };
+            if !seen.insert(&intent.target) {
+                continue;
+            }
+            let (Value::Capacity(first), Some((action, Value::Capacity(left)))) =
+                (&intent.before, self.left_on(&intent.target))
+            else {
+                continue;
+            };
+            if left.desired > first.desired {
+                let step = self
+                    .intents
+                    .iter()
+                    .rev()
+                    .find(|i| i.action == action)
+                    .map_or_else(|| intent.step.clone(), |i| i.step.clone());
+                out.push(Raised {
+                    action,
+                    step,
+                    region: region.clone(),
+                    group: group.clone(),
+                    left,
+                });
+            }
+        }
+        out
     }
 }

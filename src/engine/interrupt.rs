@@ -59,6 +59,17 @@ impl Interrupt {
         self.set.load(Ordering::SeqCst)
     }
 
+    /// Completes once a stop is asked for.
+    pub async fn stopped(&self) {
+        loop {
+            let notified = self.notify.notified();
+            if self.is_set() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// Sleeps for `duration`; returns `true` if a stop was asked for meanwhile.
     pub async fn sleep(&self, duration: Duration) -> bool {
         if self.is_set() {

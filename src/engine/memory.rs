@@ -30,8 +30,8 @@ struct World {
     records: BTreeMap<String, Vec<RecordSetDef>>,
     changes: BTreeMap<String, Instant>,
     alarms: BTreeMap<(String, String), String>,
-    /// Failures to answer, per operation: (how many, retryable).
-    failures: BTreeMap<&'static str, (u32, bool)>,
+    /// Failures to answer, per operation: how many more.
+    failures: BTreeMap<&'static str, u32>,
     calls: BTreeMap<&'static str, u32>,
     next_change: u32,
     unhealthy: std::collections::BTreeSet<String>,
@@ -148,9 +148,35 @@ impl MemoryCloud {
             .insert((region.into(), name.into()), state.into());
     }
 
-    /// The next `count` calls of `operation` fail.
-    pub fn fail(&self, operation: &'static str, count: u32, retryable: bool) {
-        self.world().failures.insert(operation, (count, retryable));
+    /// The next `count` calls of `operation` fail (as they would once the SDK's
+    /// retries are spent).
+    pub fn fail(&self, operation: &'static str, count: u32) {
+        self.world().failures.insert(operation, count);
+    }
+
+    /// Someone else sets a record set's weight.
+    pub fn set_weight(&self, zone: &str, set_identifier: &str, weight: i64) {
+        if let Some(sets) = self.world().records.get_mut(zone) {
+            for set in sets
+                .iter_mut()
+                .filter(|s| s.set_identifier == set_identifier)
+            {
+                set.weight = weight;
+            }
+        }
+    }
+
+    /// Someone else sets a group's capacity (instances follow at once).
+    pub fn set_capacity_now(&self, region: &str, name: &str, capacity: Capacity) {
+        if let Some(g) = self
+            .world()
+            .groups
+            .get_mut(&(region.to_owned(), name.to_owned()))
+        {
+            g.capacity = capacity;
+            g.in_service = capacity.desired;
+            g.changed = None;
+        }
     }
 
     pub fn calls(&self, operation: &str) -> u32 {
@@ -179,19 +205,13 @@ impl MemoryCloud {
     fn enter(&self, operation: &'static str) -> Result<(), CloudError> {
         let mut world = self.world();
         *world.calls.entry(operation).or_default() += 1;
-        if let Some((left, retryable)) = world.failures.get_mut(operation)
+        if let Some(left) = world.failures.get_mut(operation)
             && *left > 0
         {
             *left -= 1;
-            let retryable = *retryable;
             return Err(CloudError {
                 what: operation.to_owned(),
-                message: if retryable {
-                    "Throttling: Rate exceeded".into()
-                } else {
-                    "InternalFailure (500)".into()
-                },
-                retryable,
+                message: "InternalFailure (500)".into(),
             });
         }
         Ok(())
@@ -257,7 +277,6 @@ impl Cloud for MemoryCloud {
             .ok_or_else(|| CloudError {
                 what: format!("update {group}"),
                 message: "ValidationError: group not found".into(),
-                retryable: false,
             })?;
         entry.capacity = capacity;
         entry.changed = Some((Instant::now(), entry.in_service));
@@ -329,25 +348,33 @@ impl Cloud for MemoryCloud {
     async fn instances(
         &self,
         region: &str,
-        group: &str,
-    ) -> Result<Vec<super::cloud::Instance>, CloudError> {
+        groups: &[String],
+    ) -> Result<BTreeMap<String, super::cloud::Members>, CloudError> {
         self.enter("instances")?;
         let now = Instant::now();
-        Ok(self
-            .world()
-            .groups
-            .get(&(region.to_owned(), group.to_owned()))
-            .map(|g| {
-                g.instances
+        let world = self.world();
+        Ok(groups
+            .iter()
+            .filter_map(|name| {
+                let g = world.groups.get(&(region.to_owned(), name.clone()))?;
+                let instances = g
+                    .instances
                     .iter()
                     .map(|(id, zone, ready)| super::cloud::Instance {
                         id: id.clone(),
                         zone: zone.clone(),
                         in_service: *ready <= now,
                     })
-                    .collect()
+                    .collect();
+                Some((
+                    name.clone(),
+                    super::cloud::Members {
+                        desired: g.capacity.desired,
+                        instances,
+                    },
+                ))
             })
-            .unwrap_or_default())
+            .collect())
     }
 
     async fn set_subnets(

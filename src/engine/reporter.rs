@@ -7,7 +7,7 @@ use crate::journal::Entry;
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "progress", rename_all = "snake_case")]
 pub enum Progress {
-    /// Instances in service against the target, summed over a step's groups.
+    /// Instances in service against the target, summed over a wave's groups.
     InService {
         /// The step.
         step: String,
@@ -16,13 +16,22 @@ pub enum Progress {
         /// Wanted.
         wanted: u32,
     },
-    /// Waiting for a Route 53 change of a ramp increment to be in sync.
-    Syncing {
+    /// A ramp increment is being sent to every hosted zone of the step.
+    Increment {
         /// The step.
         step: String,
         /// The increment, from 1.
         increment: usize,
         /// Increments in all.
+        of: usize,
+    },
+    /// Waiting for the Route 53 changes of a wave to be in sync.
+    Syncing {
+        /// The step.
+        step: String,
+        /// Changes in sync so far.
+        in_sync: usize,
+        /// Changes in all.
         of: usize,
     },
     /// Holding between increments, or a fixed wait.
@@ -32,6 +41,19 @@ pub enum Progress {
         /// Seconds left.
         remaining_secs: u64,
     },
+    /// A check step watching an alarm or health check.
+    Checking {
+        /// The step.
+        step: String,
+        /// What is watched.
+        watched: String,
+        /// Its state now.
+        live: String,
+        /// How long it has held the wanted state.
+        held_secs: u64,
+        /// How long it must.
+        hold_secs: u64,
+    },
 }
 
 /// Receives the engine's journal entries and progress, and asks the human gates.
@@ -40,8 +62,12 @@ pub trait Reporter {
     fn entry(&self, entry: &Entry);
     /// Progress changed.
     fn progress(&self, progress: &Progress);
-    /// Asks a yes/no question; `None` when there is nobody to ask (no terminal).
-    fn confirm(&self, question: &str) -> Option<bool>;
+    /// Starts asking a yes/no question and returns the answer to come; `None` when
+    /// there is nobody to ask (no terminal). The answer is read off the runtime, so
+    /// the engine keeps watching its stop conditions meanwhile.
+    fn ask(&self, question: &str) -> Option<tokio::sync::oneshot::Receiver<bool>>;
+    /// The question is over, answered or not: the display comes back.
+    fn asked(&self) {}
 }
 
 /// A reporter that shows nothing and has nobody to ask.
@@ -51,7 +77,7 @@ pub struct Silent;
 impl Reporter for Silent {
     fn entry(&self, _: &Entry) {}
     fn progress(&self, _: &Progress) {}
-    fn confirm(&self, _: &str) -> Option<bool> {
+    fn ask(&self, _: &str) -> Option<tokio::sync::oneshot::Receiver<bool>> {
         None
     }
 }

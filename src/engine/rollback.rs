@@ -1,21 +1,33 @@
-//! Rollback: restore every recorded `before` value in the reverse order of
-//! application, journaled, idempotent and resumable; then check the live state
-//! against the recorded originals.
+//! Rollback: the journal's changes reversed, run as waves like the run itself,
+//! journaled, idempotent and resumable; then the live state is checked against the
+//! recorded originals.
+//!
+//! Ramped (the default), the waves mirror the run backwards: step by step, newest
+//! first, each step's restores at once; a ramp goes back increment by increment
+//! across all its hosted zones, with the run's bakes between. `--fast` restores in
+//! the order that keeps traffic safe, each as one wave: the capacity the run took
+//! away (and a zone's subnets and processes) back and InService, then every weight
+//! in one change per hosted zone, then the capacity the run added taken back.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use super::cloud::Cloud;
-use super::execute::{
-    Direction, EngineError, Options, Recorder, show, show_target, wait_capacity, wait_change,
-};
+use super::converge::settle;
+use super::error::{EngineError, step_err};
+use super::execute::{Options, show, show_target};
 use super::history::{History, Intent};
 use super::interrupt::Interrupt;
-use super::reporter::Progress;
+use super::live::{Reads, Snapshot, record_pairs};
+use super::recorder::Recorder;
+use super::watch::hold;
+use super::wave::{await_of, send};
 use crate::journal::{Event, Outcome, RecordSetDef, Target, Value};
 use crate::plan::{Change, Plan};
 
-/// How long a rollback waits for one change to take effect.
+/// How long a rollback wave waits for its changes to take effect.
 pub const ROLLBACK_WAIT: Duration = Duration::from_secs(15 * 60);
 
 /// One restore: a target back to a value, covering one or more forward actions.
@@ -23,6 +35,13 @@ struct Restore<'a> {
     covers: Vec<String>,
     intent: &'a Intent,
     value: Value,
+}
+
+/// Restores made together, and the bake after them (ramped weights).
+struct Wave<'a> {
+    step: String,
+    restores: Vec<Restore<'a>>,
+    bake: Duration,
 }
 
 /// What a finished rollback found.
@@ -49,7 +68,6 @@ pub async fn rollback<C: Cloud>(
 ) -> Result<RollbackReport, EngineError> {
     recorder.log(Event::RollbackStarted { fast })?;
     let history = recorder.history(History::clone);
-    let history = &history;
     let (replaced, pending): (Vec<&Intent>, Vec<&Intent>) = history
         .intents
         .iter()
@@ -57,16 +75,14 @@ pub async fn rollback<C: Cloud>(
         .partition(|i| matches!(i.target, Target::Instance { .. }));
     // Replaced instances are not brought back: the group kept its capacity, and its
     // restored subnets and processes let it rebalance.
-    for intent in &replaced {
-        recorder.log(Event::RollbackConverged {
-            action: intent.action.clone(),
-        })?;
-    }
-    let restores = if fast {
-        collapse(&pending)
-    } else {
-        each(&pending)
-    };
+    recorder.log_all(
+        replaced
+            .iter()
+            .map(|i| Event::RollbackConverged {
+                action: i.action.clone(),
+            })
+            .collect(),
+    )?;
     let bakes: BTreeMap<&str, u64> = plan
         .steps
         .iter()
@@ -77,43 +93,28 @@ pub async fn rollback<C: Cloud>(
             })
         })
         .collect();
+    let waves = if fast {
+        fast_waves(&pending)
+    } else {
+        ramped_waves(&pending, &bakes)
+    };
     let mut report = RollbackReport {
         replaced: replaced.len(),
         ..RollbackReport::default()
     };
-    for (i, restore) in restores.iter().enumerate() {
+    let count = waves.len();
+    for (i, wave) in waves.iter().enumerate() {
         if interrupt.is_set() {
             return Err(EngineError::Interrupted);
         }
-        let changed = restore_one(cloud, recorder, interrupt, options, restore).await?;
-        if changed {
-            report.restored += 1;
-        } else {
-            report.already += 1;
-        }
-        // Ramped: hold between weight restores as the forward run did.
-        let next_is_weights = restores
-            .get(i + 1)
-            .is_some_and(|r| matches!(r.intent.target, Target::Weights { .. }));
-        if changed
-            && !fast
-            && matches!(restore.intent.target, Target::Weights { .. })
-            && next_is_weights
-        {
-            let secs = bakes
-                .get(restore.intent.step.as_str())
-                .copied()
-                .unwrap_or(0);
-            hold(
-                recorder,
-                interrupt,
-                &restore.intent.step,
-                Duration::from_secs(secs),
-            )
-            .await?;
+        let changed = restore(cloud, recorder, interrupt, options, wave).await?;
+        report.restored += changed;
+        report.already += wave.restores.len() - changed;
+        if changed > 0 && !wave.bake.is_zero() && i + 1 < count {
+            hold(recorder, interrupt, &wave.step, wave.bake).await?;
         }
     }
-    report.differences = verify(cloud, history).await?;
+    report.differences = verify(cloud, &history).await?;
     recorder.log(Event::RollbackFinished {
         outcome: if report.differences.is_empty() {
             Outcome::Succeeded
@@ -126,284 +127,236 @@ pub async fn rollback<C: Cloud>(
     Ok(report)
 }
 
-/// Every intent, newest first, back to its own `before`: a ramped rollback.
-fn each<'a>(pending: &[&'a Intent]) -> Vec<Restore<'a>> {
-    pending
-        .iter()
+/// The wave a forward intent belongs to: its step, and for weights its increment.
+fn wave_key(intent: &Intent) -> (String, Option<usize>) {
+    (intent.step.clone(), intent.increment)
+}
+
+/// The run backwards: waves newest first, each restoring its intents to their
+/// `before`.
+fn ramped_waves<'a>(pending: &[&'a Intent], bakes: &BTreeMap<&str, u64>) -> Vec<Wave<'a>> {
+    let mut order: Vec<(String, Option<usize>)> = Vec::new();
+    let mut members: BTreeMap<(String, Option<usize>), Vec<&'a Intent>> = BTreeMap::new();
+    for intent in pending {
+        let key = wave_key(intent);
+        if !members.contains_key(&key) {
+            order.push(key.clone());
+        }
+        members.entry(key).or_default().push(intent);
+    }
+    order
+        .into_iter()
         .rev()
-        .map(|intent| Restore {
-            covers: vec![intent.action.clone()],
-            intent,
-            value: intent.before.clone(),
+        .filter_map(|key| {
+            let intents = members.remove(&key)?;
+            let weights = intents
+                .iter()
+                .any(|i| matches!(i.target, Target::Weights { .. }));
+            let bake = if weights {
+                Duration::from_secs(bakes.get(key.0.as_str()).copied().unwrap_or(0))
+            } else {
+                Duration::ZERO
+            };
+            Some(Wave {
+                step: key.0,
+                restores: collapse(&intents),
+                bake,
+            })
         })
         .collect()
 }
 
-/// One restore per resource, straight to its earliest recorded `before`, in the
-/// reverse order of the resources' last change: `--fast`.
-fn collapse<'a>(pending: &[&'a Intent]) -> Vec<Restore<'a>> {
-    let mut seen: BTreeSet<String> = BTreeSet::new();
-    let mut out = Vec::new();
-    for intent in pending.iter().rev() {
-        let key = show_target(&intent.target);
-        if !seen.insert(key.clone()) {
-            continue;
+/// Three waves, traffic kept safe: capacity the run took away comes back first (with
+/// subnets and processes), then every weight, then capacity the run added goes.
+fn fast_waves<'a>(pending: &[&'a Intent]) -> Vec<Wave<'a>> {
+    let restores = collapse(pending);
+    let mut back: Vec<Restore> = Vec::new();
+    let mut weights: Vec<Restore> = Vec::new();
+    let mut down: Vec<Restore> = Vec::new();
+    for r in restores {
+        let raises = match (&r.value, &r.intent.after) {
+            (Value::Capacity(original), Value::Capacity(set)) => original.desired > set.desired,
+            _ => true,
+        };
+        match (&r.intent.target, raises) {
+            (Target::Weights { .. }, _) => weights.push(r),
+            (Target::Capacity { .. }, false) => down.push(r),
+            _ => back.push(r),
         }
-        let all: Vec<&&Intent> = pending
-            .iter()
-            .filter(|i| show_target(&i.target) == key)
-            .collect();
-        let Some(first) = all.first() else { continue };
-        out.push(Restore {
-            covers: all.iter().map(|i| i.action.clone()).collect(),
-            intent: first,
-            value: first.before.clone(),
-        });
     }
-    out
+    [back, weights, down]
+        .into_iter()
+        .filter(|w| !w.is_empty())
+        .map(|restores| Wave {
+            step: "rollback".to_owned(),
+            restores,
+            bake: Duration::ZERO,
+        })
+        .collect()
 }
 
-async fn live_value<C: Cloud>(cloud: &C, intent: &Intent) -> Result<Value, EngineError> {
-    let fail = |err: super::cloud::CloudError| EngineError::Step {
-        step: "rollback".into(),
-        message: err.to_string(),
-    };
-    match &intent.target {
-        Target::Subnets { region, group } | Target::Processes { region, group } => {
-            let states = cloud
-                .groups(region, std::slice::from_ref(group))
-                .await
-                .map_err(fail)?;
-            let state = states.get(group).ok_or_else(|| EngineError::Step {
-                step: "rollback".into(),
-                message: format!("Auto Scaling group {group} not found in {region}"),
-            })?;
-            Ok(if matches!(intent.target, Target::Subnets { .. }) {
-                Value::Subnets {
-                    subnets: state.subnets.clone(),
-                }
-            } else {
-                let mut suspended = state.suspended_processes.clone();
-                suspended.sort();
-                Value::Processes { suspended }
+/// One restore per target, to its earliest recorded `before`, covering every
+/// intent on it.
+fn collapse<'a>(intents: &[&'a Intent]) -> Vec<Restore<'a>> {
+    let mut order: Vec<&Target> = Vec::new();
+    let mut by_target: BTreeMap<&Target, Vec<&'a Intent>> = BTreeMap::new();
+    for intent in intents {
+        if !by_target.contains_key(&intent.target) {
+            order.push(&intent.target);
+        }
+        by_target.entry(&intent.target).or_default().push(intent);
+    }
+    order
+        .into_iter()
+        .filter_map(|target| {
+            let all = by_target.get(target)?;
+            let first = all.first()?;
+            Some(Restore {
+                covers: all.iter().map(|i| i.action.clone()).collect(),
+                intent: first,
+                value: first.before.clone(),
             })
-        }
-        // Replaced instances are not brought back; nothing to read.
-        Target::Instance { .. } => Ok(intent.before.clone()),
-        Target::Capacity { region, group } => {
-            let states = cloud
-                .groups(region, std::slice::from_ref(group))
-                .await
-                .map_err(fail)?;
-            states
-                .get(group)
-                .map(|g| Value::Capacity(g.capacity))
-                .ok_or_else(|| EngineError::Step {
-                    step: "rollback".into(),
-                    message: format!("Auto Scaling group {group} not found in {region}"),
-                })
-        }
-        Target::Weights { zone_id } => {
-            let pairs: BTreeSet<(String, String)> = intent
-                .record_sets
-                .iter()
-                .map(|d| (d.name.clone(), d.record_type.clone()))
-                .collect();
-            let pairs: Vec<(String, String)> = pairs.into_iter().collect();
-            let sets = cloud
-                .zone_record_sets(zone_id, &pairs)
-                .await
-                .map_err(fail)?;
-            Ok(Value::Weights(
-                sets.iter().map(|d| (d.key(), d.weight)).collect(),
-            ))
-        }
-    }
+        })
+        .collect()
 }
 
-/// Restores one resource. Returns whether a call was needed.
-async fn restore_one<C: Cloud>(
-    cloud: &C,
-    recorder: &Recorder<'_>,
-    interrupt: &Interrupt,
-    options: &Options,
-    restore: &Restore<'_>,
-) -> Result<bool, EngineError> {
-    let intent = restore.intent;
-    let action = restore
-        .covers
-        .last()
-        .cloned()
-        .unwrap_or_else(|| intent.action.clone());
-    let live = live_value(cloud, intent).await?;
-    let fail = |err: super::cloud::CloudError| EngineError::Step {
-        step: "rollback".into(),
-        message: err.to_string(),
-    };
-    let matches = match (&live, &restore.value) {
+/// Reads every target of `intents` at once.
+async fn read<C: Cloud>(cloud: &C, intents: &[&Intent]) -> Result<Snapshot, EngineError> {
+    let mut reads = Reads::default();
+    for intent in intents {
+        reads.add(&intent.target, record_pairs(&intent.record_sets));
+    }
+    reads.fetch(cloud).await.map_err(step_err("rollback"))
+}
+
+/// Whether `live` has every value of `wanted` (weights: the sets the run changed).
+fn matches(live: &Value, wanted: &Value) -> bool {
+    match (live, wanted) {
         (Value::Weights(live), Value::Weights(wanted)) => {
             wanted.iter().all(|(k, w)| live.get(k) == Some(w))
         }
         (live, wanted) => live == wanted,
-    };
-    if matches {
-        for covered in &restore.covers {
-            recorder.log(Event::RollbackConverged {
-                action: covered.clone(),
-            })?;
-        }
-        return Ok(false);
     }
-    recorder.log(Event::RollbackIntent {
-        action: action.clone(),
-        target: intent.target.clone(),
-        before: live.clone(),
-        after: restore.value.clone(),
-    })?;
-    match (&intent.target, &restore.value) {
-        (Target::Capacity { region, group }, Value::Capacity(wanted)) => {
-            cloud
-                .set_capacity(region, group, *wanted)
-                .await
-                .map_err(fail)?;
-            recorder.log(Event::RollbackApplied {
-                action: action.clone(),
-            })?;
-            let direction = match live {
-                Value::Capacity(now) if now.desired > wanted.desired => Direction::Down,
-                _ => Direction::Up,
-            };
-            let groups = [(region.clone(), group.clone(), wanted.desired)];
-            wait_capacity(
-                cloud,
-                recorder,
-                interrupt,
-                options,
-                "rollback",
-                &groups,
-                direction,
-                ROLLBACK_WAIT,
-            )
-            .await?;
-        }
-        (Target::Subnets { region, group }, Value::Subnets { subnets }) => {
-            cloud
-                .set_subnets(region, group, subnets)
-                .await
-                .map_err(fail)?;
-            recorder.log(Event::RollbackApplied {
-                action: action.clone(),
-            })?;
-        }
-        (Target::Processes { region, group }, Value::Processes { suspended }) => {
-            let Value::Processes { suspended: now } = &live else {
-                return Ok(false);
-            };
-            let resume: Vec<String> = now
-                .iter()
-                .filter(|p| !suspended.contains(p))
-                .cloned()
-                .collect();
-            let suspend: Vec<String> = suspended
-                .iter()
-                .filter(|p| !now.contains(p))
-                .cloned()
-                .collect();
-            if !resume.is_empty() {
-                cloud
-                    .resume_processes(region, group, &resume)
-                    .await
-                    .map_err(fail)?;
-            }
-            if !suspend.is_empty() {
-                cloud
-                    .suspend_processes(region, group, &suspend)
-                    .await
-                    .map_err(fail)?;
-            }
-            recorder.log(Event::RollbackApplied {
-                action: action.clone(),
-            })?;
-        }
-        (Target::Weights { zone_id }, Value::Weights(wanted)) => {
-            let sets: Vec<RecordSetDef> = intent
-                .record_sets
-                .iter()
-                .map(|d| RecordSetDef {
-                    weight: wanted.get(&d.key()).copied().unwrap_or(d.weight),
-                    ..d.clone()
-                })
-                .collect();
-            let change_id = cloud.upsert_weights(zone_id, &sets).await.map_err(fail)?;
-            recorder.log(Event::RollbackApplied {
-                action: action.clone(),
-            })?;
-            wait_change(
-                cloud,
-                interrupt,
-                options,
-                "rollback",
-                &change_id,
-                ROLLBACK_WAIT,
-            )
-            .await?;
-        }
-        _ => {
-            return Err(EngineError::Step {
-                step: "rollback".into(),
-                message: format!(
-                    "the journal's value for {} does not fit it",
-                    show_target(&intent.target)
-                ),
-            });
-        }
-    }
-    for covered in &restore.covers {
-        recorder.log(Event::RollbackConverged {
-            action: covered.clone(),
-        })?;
-    }
-    Ok(true)
 }
 
-async fn hold(
+/// Runs one rollback wave: live read at once, intents journaled together, calls
+/// concurrently, one wait for all. Returns how many restores needed a call.
+async fn restore<C: Cloud>(
+    cloud: &C,
     recorder: &Recorder<'_>,
     interrupt: &Interrupt,
-    step: &str,
-    duration: Duration,
-) -> Result<(), EngineError> {
-    recorder.progress(Progress::Holding {
-        step: step.to_owned(),
-        remaining_secs: duration.as_secs(),
-    });
-    if interrupt.sleep(duration).await {
-        return Err(EngineError::Interrupted);
+    options: &Options,
+    wave: &Wave<'_>,
+) -> Result<usize, EngineError> {
+    let intents: Vec<&Intent> = wave.restores.iter().map(|r| r.intent).collect();
+    let live = read(cloud, &intents).await?;
+    let mut done = Vec::new();
+    let mut intents_out = Vec::new();
+    let mut calls = Vec::new();
+    for r in &wave.restores {
+        let now = live
+            .value(&r.intent.target, &r.value)
+            .ok_or_else(|| EngineError::Step {
+                step: "rollback".into(),
+                message: format!("{} not found", show_target(&r.intent.target)),
+            })?;
+        if matches(&now, &r.value) {
+            done.extend(r.covers.iter().cloned());
+            continue;
+        }
+        let action = r
+            .covers
+            .last()
+            .cloned()
+            .unwrap_or_else(|| r.intent.action.clone());
+        intents_out.push(Event::RollbackIntent {
+            action: action.clone(),
+            target: r.intent.target.clone(),
+            before: now.clone(),
+            after: r.value.clone(),
+        });
+        calls.push((r, action, now));
     }
-    Ok(())
+    recorder.log_all(
+        done.into_iter()
+            .map(|action| Event::RollbackConverged { action })
+            .collect(),
+    )?;
+    if calls.is_empty() {
+        return Ok(0);
+    }
+    recorder.log_all(intents_out)?;
+    let results: Vec<Result<_, EngineError>> = futures::stream::iter(&calls)
+        .map(|(r, action, now)| async move {
+            if interrupt.is_set() {
+                return Err(EngineError::Interrupted);
+            }
+            let sets: Vec<RecordSetDef> = match &r.value {
+                Value::Weights(wanted) => r
+                    .intent
+                    .record_sets
+                    .iter()
+                    .map(|d| RecordSetDef {
+                        weight: wanted.get(&d.key()).copied().unwrap_or(d.weight),
+                        ..d.clone()
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let change_id = send(cloud, &r.intent.target, &r.value, &sets, Some(now))
+                .await
+                .map_err(step_err("rollback"))?;
+            recorder.log(Event::RollbackApplied {
+                action: action.clone(),
+            })?;
+            Ok(await_of(&r.intent.target, &r.value, now, change_id))
+        })
+        .buffer_unordered(options.concurrency.max(1))
+        .collect()
+        .await;
+    let mut awaits = Vec::new();
+    for result in results {
+        awaits.extend(result?);
+    }
+    settle(
+        cloud,
+        recorder,
+        interrupt,
+        &wave.step,
+        &awaits,
+        ROLLBACK_WAIT,
+    )
+    .await?;
+    recorder.log_all(
+        calls
+            .iter()
+            .flat_map(|(r, _, _)| r.covers.iter().cloned())
+            .map(|action| Event::RollbackConverged { action })
+            .collect(),
+    )?;
+    Ok(calls.len())
 }
 
 /// Compares the live state of every resource the run touched with its earliest
 /// recorded `before`.
 async fn verify<C: Cloud>(cloud: &C, history: &History) -> Result<Vec<String>, EngineError> {
     let mut seen = BTreeSet::new();
+    let firsts: Vec<&Intent> = history
+        .intents
+        .iter()
+        .filter(|i| !matches!(i.target, Target::Instance { .. }))
+        .filter(|i| seen.insert(i.target.clone()))
+        .collect();
+    let live = read(cloud, &firsts).await?;
     let mut differences = Vec::new();
-    for intent in &history.intents {
-        let key = show_target(&intent.target);
-        if !seen.insert(key.clone()) {
-            continue;
-        }
-        let live = live_value(cloud, intent).await?;
-        let same = match (&live, &intent.before) {
-            (Value::Weights(live), Value::Weights(original)) => {
-                original.iter().all(|(k, w)| live.get(k) == Some(w))
-            }
-            (live, original) => live == original,
-        };
-        if !same {
+    for intent in firsts {
+        let now = live.value(&intent.target, &intent.before);
+        if !now.as_ref().is_some_and(|now| matches(now, &intent.before)) {
             differences.push(format!(
-                "{key}: original {}, live {}",
+                "{}: original {}, live {}",
+                show_target(&intent.target),
                 show(&intent.before),
-                show(&live)
+                now.as_ref().map_or_else(|| "missing".to_owned(), show)
             ));
         }
     }

@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::cloud::Retrying;
-use super::execute::{EngineError, Executor, Options, Recorder};
+use super::error::EngineError;
+use super::execute::{Executor, Options};
 use super::history::History;
 use super::interrupt::Interrupt;
 use super::memory::MemoryCloud;
+use super::recorder::Recorder;
 use super::reporter::Silent;
 use super::rollback::rollback;
 use crate::journal::{Event, Journal, RunDir};
@@ -230,35 +231,8 @@ async fn a_step_that_cannot_converge_fails_with_group_wanted_and_seen() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn throttling_is_retried_and_the_run_ends_in_the_planned_state() {
-    let memory = cloud(Duration::ZERO, Duration::ZERO);
-    memory.fail("set_capacity", 3, true);
-    memory.fail("upsert_weights", 2, true);
-    let retrying = Retrying::new(memory, 5, Duration::from_millis(200));
-    let r = new_run();
-    execute(
-        &retrying,
-        &r.run,
-        &Options::default(),
-        &Interrupt::default(),
-    )
-    .await
-    .expect("run succeeds");
-    assert_eq!(retrying.retries(), 5);
-    assert_eq!(
-        retrying.inner().capacity("us-west-2", "api-west"),
-        Some(cap(8, 8, 12))
-    );
-    assert_eq!(retrying.inner().weights("Z1")["west"], 100);
-}
-
-#[tokio::test(start_paused = true)]
 async fn a_5xx_that_does_not_clear_fails_the_step_and_rollback_restores_everything() {
-    let retrying = Retrying::new(
-        cloud(Duration::from_secs(30), Duration::ZERO),
-        3,
-        Duration::from_millis(100),
-    );
+    let cloud = cloud(Duration::from_secs(30), Duration::ZERO);
     let r = new_run();
     let full = plan();
     let mut first_two = full.clone();
@@ -268,7 +242,7 @@ async fn a_5xx_that_does_not_clear_fails_the_step_and_rollback_restores_everythi
         let recorder = Recorder::new(&mut journal, History::default(), &Silent);
         let (options, interrupt) = (Options::default(), Interrupt::default());
         let executor = Executor {
-            cloud: &retrying,
+            cloud: &cloud,
             recorder: &recorder,
             options: &options,
             interrupt: &interrupt,
@@ -277,29 +251,22 @@ async fn a_5xx_that_does_not_clear_fails_the_step_and_rollback_restores_everythi
             .run(&first_two)
             .await
             .expect("scale and shift succeed");
-        // From the drain on, every capacity update answers 500.
-        retrying.inner().fail("set_capacity", u32::MAX, true);
+        // From the drain on, every capacity update fails (the SDK's retries spent).
+        cloud.fail("set_capacity", u32::MAX);
         let err = executor.run(&full).await.expect_err("the drain fails");
         assert_eq!(
             err.to_string(),
-            "step drain failed: failed to set_capacity: Throttling: Rate exceeded",
-            "retried, then reported with AWS's answer"
+            "step drain failed: failed to set_capacity: InternalFailure (500)",
+            "reported with AWS's answer"
         );
     }
-    assert_eq!(retrying.retries(), 2, "three attempts in all");
-    retrying.inner().fail("set_capacity", 0, true);
-    let report = roll_back(&retrying, &r.run, false).await;
+    cloud.fail("set_capacity", 0);
+    let report = roll_back(&cloud, &r.run, false).await;
     assert!(report.differences.is_empty(), "{:?}", report.differences);
+    assert_eq!(cloud.capacity("us-west-2", "api-west"), Some(cap(1, 2, 12)));
+    assert_eq!(cloud.capacity("us-east-1", "api-east"), Some(cap(3, 6, 12)));
     assert_eq!(
-        retrying.inner().capacity("us-west-2", "api-west"),
-        Some(cap(1, 2, 12))
-    );
-    assert_eq!(
-        retrying.inner().capacity("us-east-1", "api-east"),
-        Some(cap(3, 6, 12))
-    );
-    assert_eq!(
-        retrying.inner().weights("Z1"),
+        cloud.weights("Z1"),
         BTreeMap::from([("east".to_owned(), 100), ("west".to_owned(), 0)])
     );
 }
@@ -391,6 +358,7 @@ async fn resume_reconciles_in_flight_actions_and_stops_on_drift() {
                 before: crate::journal::Value::Capacity(cap(1, 2, 12)),
                 after: crate::journal::Value::Capacity(cap(8, 8, 12)),
                 record_sets: vec![],
+                increment: None,
             })
             .expect("append");
     }
@@ -619,4 +587,568 @@ async fn a_zone_evacuation_never_takes_more_than_its_share_out_at_once() {
         .expect("groups");
     assert_eq!(states["api-east"].subnets, zones);
     assert!(states["api-east"].suspended_processes.is_empty());
+}
+
+/// A playbook record: its name, its hosted zone id, and the weight of each set.
+type RecordSpec<'a> = (&'a str, &'a str, &'a [(&'a str, i64)]);
+
+/// A plan of `text` against a world the in-memory `cloud` also holds: groups of
+/// `groups` (region, playbook group, names, capacity) and records of `records`.
+fn plan_of(
+    text: &str,
+    groups: &[(&str, &str, Vec<String>, Capacity)],
+    records: &[RecordSpec<'_>],
+) -> Plan {
+    let playbook =
+        crate::playbook::load_str("test.yaml", text, &BTreeMap::new()).expect("valid playbook");
+    let mut observed = Observed::default();
+    for (region, name, members, capacity) in groups {
+        observed
+            .resolved_groups
+            .entry((*region).to_owned())
+            .or_default()
+            .insert((*name).to_owned(), members.clone());
+        for m in members {
+            observed
+                .groups
+                .entry((*region).to_owned())
+                .or_default()
+                .insert(m.clone(), group(m, *capacity));
+        }
+    }
+    for (record, zone, weights) in records {
+        observed.zones.insert(
+            (*zone).to_owned(),
+            ZoneLookup::Found {
+                id: (*zone).to_owned(),
+                name: "example.com.".into(),
+            },
+        );
+        observed.records.insert(
+            (*record).to_owned(),
+            weights
+                .iter()
+                .map(|(id, w)| WeightedSet {
+                    set_identifier: (*id).to_owned(),
+                    weight: Some(*w),
+                    ttl: Some(60),
+                })
+                .collect(),
+        );
+    }
+    let plan = build(
+        &playbook,
+        &observed,
+        "test.yaml",
+        jiff::Timestamp::UNIX_EPOCH,
+    );
+    assert!(plan.blockers.is_empty(), "{:?}", plan.blockers);
+    plan
+}
+
+async fn execute_plan<C: super::cloud::Cloud>(
+    cloud: &C,
+    run: &RunDir,
+    plan: &Plan,
+    options: &Options,
+    interrupt: &Interrupt,
+) -> Result<(), EngineError> {
+    let history = History::from_entries(&run.read().expect("journal"));
+    let mut journal = Journal::open(run).expect("journal");
+    let recorder = Recorder::new(&mut journal, history, &Silent);
+    let executor = Executor {
+        cloud,
+        recorder: &recorder,
+        options,
+        interrupt,
+    };
+    executor.run(plan).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_increment_over_five_zones_costs_one_sync_wait() {
+    let mut text = String::from("version: 1\nname: zones\nrecords:\n");
+    let mut records = Vec::new();
+    let cloud = MemoryCloud::new(Duration::ZERO, Duration::from_secs(60));
+    for z in 1..=5 {
+        text.push_str(&format!(
+            "  r{z}:\n    zone: Z{z}\n    name: r{z}.example.com.\n    type: A\n    set_identifiers: {{ us-east-1: east, us-west-2: west }}\n"
+        ));
+        cloud.add_record(&format!("Z{z}"), &format!("r{z}.example.com."), "east", 100);
+        cloud.add_record(&format!("Z{z}"), &format!("r{z}.example.com."), "west", 0);
+    }
+    text.push_str("steps:\n  - id: shift\n    shift_traffic: { record: [r1, r2, r3, r4, r5], to: us-west-2, ramp: [50, 100], bake: 0s }\n");
+    let zones: Vec<String> = (1..=5).map(|z| format!("Z{z}")).collect();
+    let weights: &[(&str, i64)] = &[("east", 100), ("west", 0)];
+    let records_spec: Vec<(String, String)> = (1..=5)
+        .map(|z| (format!("r{z}"), format!("Z{z}")))
+        .collect();
+    for (r, z) in &records_spec {
+        records.push((r.as_str(), z.as_str(), weights));
+    }
+    let plan = plan_of(&text, &[], &records);
+    let r = new_run();
+    let start = Instant::now();
+    execute_plan(
+        &cloud,
+        &r.run,
+        &plan,
+        &Options::default(),
+        &Interrupt::default(),
+    )
+    .await
+    .expect("run succeeds");
+    let took = start.elapsed();
+    // Two increments, each one 60 s sync for all five zones (plus at most one poll
+    // pause of 2 s), where one zone after the other would take 5 x 60 s each.
+    assert!(took >= Duration::from_secs(120), "{took:?}");
+    assert!(took <= Duration::from_secs(2 * (60 + 2)), "{took:?}");
+    assert_eq!(
+        cloud.calls("upsert_weights"),
+        10,
+        "one change per zone per increment"
+    );
+    for zone in &zones {
+        assert_eq!(cloud.weights(zone)["west"], 100, "{zone}");
+    }
+    // The five changes of an increment are journaled together, before any is sent.
+    let evs = events(&r.run);
+    let first_applied = evs
+        .iter()
+        .position(|e| matches!(e, Event::Applied { .. }))
+        .expect("applied");
+    let intents_before = evs[..first_applied]
+        .iter()
+        .filter(|e| matches!(e, Event::Intent { .. }))
+        .count();
+    assert_eq!(intents_before, 5);
+}
+
+fn hundred_groups() -> (Plan, MemoryCloud, Vec<String>) {
+    let names: Vec<String> = (0..100).map(|i| format!("svc-{i:03}")).collect();
+    let text = format!(
+        "version: 1\nname: fleet\ngroups:\n  fleet: {{ names: [{}] }}\nsteps:\n  - id: scale\n    scale_up: {{ group: fleet, region: us-west-2, desired: 4, timeout: 10m }}\n",
+        names.join(", ")
+    );
+    let plan = plan_of(
+        &text,
+        &[("us-west-2", "fleet", names.clone(), cap(1, 2, 10))],
+        &[],
+    );
+    let cloud = MemoryCloud::new(Duration::from_secs(180), Duration::ZERO);
+    for name in &names {
+        cloud.add_group("us-west-2", name, cap(1, 2, 10));
+    }
+    (plan, cloud, names)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rollback_of_100_groups_with_3_minute_launches_costs_one_launch_wait() {
+    let (plan, cloud, names) = hundred_groups();
+    let r = new_run();
+    let start = Instant::now();
+    execute_plan(
+        &cloud,
+        &r.run,
+        &plan,
+        &Options::default(),
+        &Interrupt::default(),
+    )
+    .await
+    .expect("run succeeds");
+    let run_took = start.elapsed();
+    assert!(run_took >= Duration::from_secs(180), "{run_took:?}");
+    assert!(
+        run_took <= Duration::from_secs(185),
+        "one launch wait: {run_took:?}"
+    );
+    let reads = cloud.calls("groups");
+    let start = Instant::now();
+    let history = History::from_entries(&r.run.read().expect("journal"));
+    let mut journal = Journal::open(&r.run).expect("journal");
+    let recorder = Recorder::new(&mut journal, history, &Silent);
+    let report = rollback(
+        &cloud,
+        &recorder,
+        &Interrupt::default(),
+        &Options::default(),
+        &plan,
+        false,
+    )
+    .await
+    .expect("rollback");
+    let took = start.elapsed();
+    assert!(report.differences.is_empty(), "{:?}", report.differences);
+    assert_eq!(report.restored, 100);
+    // All 100 restores in one wave, one 3-minute wait for all: not 100 of them.
+    assert!(took >= Duration::from_secs(180), "{took:?}");
+    assert!(took <= Duration::from_secs(185), "{took:?}");
+    for name in &names {
+        assert_eq!(
+            cloud.capacity("us-west-2", name),
+            Some(cap(1, 2, 10)),
+            "{name}"
+        );
+    }
+    // One batched read a poll, not one per group.
+    assert!(
+        cloud.calls("groups") - reads < 60,
+        "{} group reads",
+        cloud.calls("groups") - reads
+    );
+}
+
+/// Runs `execute` beside `meddle`, which changes the world at `at` into the run.
+async fn run_with<F: std::future::Future<Output = ()>>(
+    cloud: &MemoryCloud,
+    r: &Run,
+    options: &Options,
+    meddle: F,
+) -> Result<(), EngineError> {
+    let interrupt = Interrupt::default();
+    let (result, ()) = tokio::join!(execute(cloud, &r.run, options, &interrupt), meddle);
+    result
+}
+
+#[tokio::test(start_paused = true)]
+async fn weights_reset_during_a_bake_stop_the_next_increment_and_are_left_as_set() {
+    let cloud = cloud(Duration::ZERO, Duration::ZERO);
+    let r = new_run();
+    let reset = async {
+        // 30 s into the first 2 m bake, someone puts the traffic back.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        cloud.set_weight("Z1", "east", 100);
+        cloud.set_weight("Z1", "west", 0);
+    };
+    let err = run_with(&cloud, &r, &Options::default(), reset)
+        .await
+        .expect_err("drift");
+    let message = err.to_string();
+    assert!(matches!(err, EngineError::Drift { .. }), "{message}");
+    assert!(
+        message.contains("expects east=50 west=50") && message.contains("live is east=100 west=0"),
+        "{message}"
+    );
+    let untouched = |cloud: &MemoryCloud| {
+        assert_eq!(cloud.weights("Z1")["west"], 0, "left as the person set it");
+        assert_eq!(
+            cloud.calls("upsert_weights"),
+            1,
+            "the second increment was never sent"
+        );
+        assert_eq!(
+            cloud.capacity("us-east-1", "api-east"),
+            Some(cap(3, 6, 12)),
+            "not drained"
+        );
+    };
+    untouched(&cloud);
+    // Resume finds the same drift and changes nothing.
+    let err = execute(&cloud, &r.run, &Options::default(), &Interrupt::default())
+        .await
+        .expect_err("drift again");
+    assert!(matches!(err, EngineError::Drift { .. }), "{err}");
+    untouched(&cloud);
+    // --force accepts what is live and goes on from there.
+    let force = Options {
+        force: true,
+        ..Options::default()
+    };
+    tokio::time::timeout(
+        Duration::from_secs(3600),
+        execute(&cloud, &r.run, &force, &Interrupt::default()),
+    )
+    .await
+    .expect("never hangs")
+    .expect("forced resume finishes");
+    assert_eq!(cloud.weights("Z1")["west"], 100);
+    assert_eq!(cloud.capacity("us-east-1", "api-east"), Some(cap(0, 0, 12)));
+    let accepted = events(&r.run).into_iter().any(|e| {
+        matches!(e, Event::Reconciled { action, accepted: Some(_), .. } if action == "shift:dns:Z1:1")
+    });
+    assert!(
+        accepted,
+        "the live weights were recorded as increment 1's outcome"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_target_scaled_down_during_a_bake_stops_traffic_and_the_drain() {
+    let cloud = cloud(Duration::ZERO, Duration::ZERO);
+    let r = new_run();
+    let shrink = async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        cloud.set_capacity_now("us-west-2", "api-west", cap(1, 2, 12));
+    };
+    let err = run_with(&cloud, &r, &Options::default(), shrink)
+        .await
+        .expect_err("capacity lost");
+    assert_eq!(
+        err.to_string(),
+        "asg api-west (us-west-2) no longer has the capacity step scale gave it: wanted desired 8 with 8 InService, live desired 2 with 2 InService; no traffic was moved and nothing was drained; restore it and `evac resume`, `evac resume --force` to go on with what is there, or `evac rollback`"
+    );
+    let untouched = |cloud: &MemoryCloud| {
+        assert_eq!(cloud.weights("Z1")["west"], 50, "no more traffic moved");
+        assert_eq!(
+            cloud.capacity("us-east-1", "api-east"),
+            Some(cap(3, 6, 12)),
+            "not drained"
+        );
+    };
+    untouched(&cloud);
+    let err = execute(&cloud, &r.run, &Options::default(), &Interrupt::default())
+        .await
+        .expect_err("resume stops too");
+    assert!(matches!(err, EngineError::CapacityLost { .. }), "{err}");
+    untouched(&cloud);
+    let force = Options {
+        force: true,
+        ..Options::default()
+    };
+    tokio::time::timeout(
+        Duration::from_secs(3600),
+        execute(&cloud, &r.run, &force, &Interrupt::default()),
+    )
+    .await
+    .expect("never hangs")
+    .expect("forced resume finishes");
+    assert_eq!(cloud.weights("Z1")["west"], 100);
+}
+
+#[tokio::test(start_paused = true)]
+async fn force_on_an_in_flight_capacity_drift_waits_for_the_live_goal_not_the_old_one() {
+    let cloud = cloud(Duration::from_secs(90), Duration::ZERO);
+    let r = new_run();
+    {
+        let mut journal = Journal::open(&r.run).expect("journal");
+        journal
+            .append(Event::Intent {
+                action: "scale:asg:us-west-2:api-west".into(),
+                step: "scale".into(),
+                target: crate::journal::Target::Capacity {
+                    region: "us-west-2".into(),
+                    group: "api-west".into(),
+                },
+                before: crate::journal::Value::Capacity(cap(1, 2, 12)),
+                after: crate::journal::Value::Capacity(cap(8, 8, 12)),
+                record_sets: vec![],
+                increment: None,
+            })
+            .expect("append");
+    }
+    // Someone set desired 5 meanwhile: 8 will never come.
+    cloud.set_capacity_now("us-west-2", "api-west", cap(1, 5, 12));
+    let force = Options {
+        force: true,
+        ..Options::default()
+    };
+    tokio::time::timeout(
+        Duration::from_secs(3600),
+        execute(&cloud, &r.run, &force, &Interrupt::default()),
+    )
+    .await
+    .expect("the wait ends: its goal is the accepted value")
+    .expect("forced resume finishes");
+    assert_eq!(cloud.capacity("us-west-2", "api-west"), Some(cap(1, 5, 12)));
+    assert_eq!(cloud.weights("Z1")["west"], 100);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_alarm_during_a_wait_step_stops_the_run_before_the_next_step() {
+    use crate::plan::StopRef;
+    let text = "version: 1\nname: hold\ngroups:\n  api: { names: [api-west] }\nsteps:\n  - id: hold\n    wait: 30s\n  - id: scale\n    scale_up: { group: api, region: us-west-2, desired: 8 }\n";
+    let plan = plan_of(
+        text,
+        &[(
+            "us-west-2",
+            "api",
+            vec!["api-west".to_owned()],
+            cap(1, 2, 12),
+        )],
+        &[],
+    );
+    let cloud = cloud(Duration::ZERO, Duration::ZERO);
+    cloud.set_alarm("us-west-2", "api-5xx-rate", "OK");
+    let options = Options {
+        stops: vec![StopRef::Alarm {
+            region: "us-west-2".into(),
+            name: "api-5xx-rate".into(),
+        }],
+        // Far longer than the wait: only the check at the next step's start sees it.
+        stop_poll: Duration::from_secs(3600),
+        ..Options::default()
+    };
+    let r = new_run();
+    let interrupt = Interrupt::default();
+    let fire = async {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        cloud.set_alarm("us-west-2", "api-5xx-rate", "ALARM");
+    };
+    let (result, ()) = tokio::join!(
+        execute_plan(&cloud, &r.run, &plan, &options, &interrupt),
+        fire
+    );
+    assert!(
+        matches!(result, Err(EngineError::Interrupted)),
+        "{result:?}"
+    );
+    assert!(matches!(
+        interrupt.reason(),
+        Some(super::interrupt::Reason::StopCondition { .. })
+    ));
+    assert_eq!(
+        cloud.capacity("us-west-2", "api-west"),
+        Some(cap(1, 2, 12)),
+        "nothing changed"
+    );
+    assert_eq!(cloud.calls("set_capacity"), 0);
+    let evs = events(&r.run);
+    assert!(
+        !evs.iter()
+            .any(|e| matches!(e, Event::StepStarted { step } if step == "scale")),
+        "the next step never started: {evs:?}"
+    );
+}
+
+/// A reporter with a terminal that never answers, or answers `answer` at once.
+struct Asking {
+    answer: Option<bool>,
+    pending: std::sync::Mutex<Vec<tokio::sync::oneshot::Sender<bool>>>,
+    restored: std::sync::atomic::AtomicBool,
+}
+
+impl super::reporter::Reporter for Asking {
+    fn entry(&self, _: &crate::journal::Entry) {}
+    fn progress(&self, _: &super::reporter::Progress) {}
+    fn ask(&self, _: &str) -> Option<tokio::sync::oneshot::Receiver<bool>> {
+        let (send, receive) = tokio::sync::oneshot::channel();
+        match self.answer {
+            Some(answer) => {
+                let _ = send.send(answer);
+            }
+            None => self.pending.lock().expect("lock").push(send),
+        }
+        Some(receive)
+    }
+    fn asked(&self) {
+        self.restored
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn gate_plan() -> Plan {
+    let text = "version: 1\nname: gate\ngroups:\n  api: { names: [api-west] }\nsteps:\n  - id: gate\n    approve: Go on?\n  - id: scale\n    scale_up: { group: api, region: us-west-2, desired: 8 }\n";
+    plan_of(
+        text,
+        &[(
+            "us-west-2",
+            "api",
+            vec!["api-west".to_owned()],
+            cap(1, 2, 12),
+        )],
+        &[],
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_alarm_while_an_approval_waits_ends_the_prompt() {
+    use crate::plan::StopRef;
+    let plan = gate_plan();
+    let cloud = cloud(Duration::ZERO, Duration::ZERO);
+    cloud.set_alarm("us-west-2", "api-5xx-rate", "OK");
+    let options = Options {
+        stops: vec![StopRef::Alarm {
+            region: "us-west-2".into(),
+            name: "api-5xx-rate".into(),
+        }],
+        stop_poll: Duration::from_secs(5),
+        ..Options::default()
+    };
+    let reporter = Asking {
+        answer: None,
+        pending: Default::default(),
+        restored: Default::default(),
+    };
+    let r = new_run();
+    let interrupt = Interrupt::default();
+    let mut journal = Journal::open(&r.run).expect("journal");
+    let recorder = Recorder::new(&mut journal, History::default(), &reporter);
+    let executor = Executor {
+        cloud: &cloud,
+        recorder: &recorder,
+        options: &options,
+        interrupt: &interrupt,
+    };
+    let start = Instant::now();
+    let fire = async {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        cloud.set_alarm("us-west-2", "api-5xx-rate", "ALARM");
+    };
+    let (result, ()) = tokio::join!(executor.run(&plan), fire);
+    assert!(
+        matches!(result, Err(EngineError::Interrupted)),
+        "{result:?}"
+    );
+    assert!(
+        start.elapsed() <= Duration::from_secs(65),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(matches!(
+        interrupt.reason(),
+        Some(super::interrupt::Reason::StopCondition { .. })
+    ));
+    assert!(reporter.restored.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(
+        cloud.calls("set_capacity"),
+        0,
+        "answering was no longer possible"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_declined_approval_is_recorded_as_such_and_asked_again_on_resume() {
+    let plan = gate_plan();
+    let cloud = cloud(Duration::ZERO, Duration::ZERO);
+    let r = new_run();
+    let run = |answer: bool| {
+        let plan = plan.clone();
+        let cloud = &cloud;
+        let run = &r.run;
+        async move {
+            let reporter = Asking {
+                answer: Some(answer),
+                pending: Default::default(),
+                restored: Default::default(),
+            };
+            let history = History::from_entries(&run.read().expect("journal"));
+            let mut journal = Journal::open(run).expect("journal");
+            let recorder = Recorder::new(&mut journal, history, &reporter);
+            let (options, interrupt) = (Options::default(), Interrupt::default());
+            Executor {
+                cloud,
+                recorder: &recorder,
+                options: &options,
+                interrupt: &interrupt,
+            }
+            .run(&plan)
+            .await
+        }
+    };
+    let err = run(false).await.expect_err("declined");
+    assert!(
+        matches!(err, EngineError::Declined { ref step } if step == "gate"),
+        "{err}"
+    );
+    assert!(events(&r.run).iter().any(
+        |e| matches!(e, Event::ApprovalDeclined { step, by } if step == "gate" && by == "terminal")
+    ));
+    assert!(
+        !events(&r.run)
+            .iter()
+            .any(|e| matches!(e, Event::Interrupted))
+    );
+    assert_eq!(cloud.calls("set_capacity"), 0);
+    run(true).await.expect("approved on resume");
+    assert_eq!(cloud.capacity("us-west-2", "api-west"), Some(cap(8, 8, 12)));
 }

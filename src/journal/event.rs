@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::state::Capacity;
 
 /// A resource the engine changes, with the value it sets.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Target {
     /// An Auto Scaling group's capacity.
@@ -98,8 +98,13 @@ pub struct RecordSetDef {
 impl RecordSetDef {
     /// The key weights are recorded under: `name type set-identifier`.
     pub fn key(&self) -> String {
-        format!("{} {} {}", self.name, self.record_type, self.set_identifier)
+        weight_key(&self.name, &self.record_type, &self.set_identifier)
     }
+}
+
+/// The key a record set's weight is recorded under: `name type set-identifier`.
+pub fn weight_key(name: &str, record_type: &str, set_identifier: &str) -> String {
+    format!("{name} {record_type} {set_identifier}")
 }
 
 /// How a run (or a rollback) ended.
@@ -114,6 +119,8 @@ pub enum Outcome {
     Interrupted,
     /// A stop condition fired; the run was halted (resumable once it clears).
     Halted,
+    /// An approval was declined; the run stopped at that gate (resumable).
+    Declined,
 }
 
 /// One journal line.
@@ -164,6 +171,10 @@ pub enum Event {
         /// For weights: the full record sets, to write them back.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         record_sets: Vec<RecordSetDef>,
+        /// For weights: the ramp increment (from 1), so that rollback goes back
+        /// increment by increment.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        increment: Option<usize>,
     },
     /// AWS accepted the change.
     Applied {
@@ -185,6 +196,9 @@ pub enum Event {
         action: String,
         /// What was decided.
         decision: String,
+        /// With --force: the live value accepted as the action's outcome.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        accepted: Option<Value>,
     },
     /// A ramp increment finished baking.
     Baked {
@@ -192,6 +206,13 @@ pub enum Event {
         step: String,
         /// The increment, from 1.
         increment: usize,
+    },
+    /// A human answered no at a gate: the run stops there (resumable).
+    ApprovalDeclined {
+        /// The step.
+        step: String,
+        /// Who declined.
+        by: String,
     },
     /// A human gate was passed.
     Approved {

@@ -12,7 +12,8 @@ use crate::seed::short_region;
 use crate::state::{Capacity, Observed, ZoneLookup};
 
 use super::model::{
-    Change, Estimate, Finding, PLAN_FORMAT, Plan, PlaybookRef, SetWeights, StepPlan, StopRef,
+    Change, Estimate, Finding, PLAN_FORMAT, Plan, PlaybookRef, SetWeights, StepKind, StepPlan,
+    StopRef,
 };
 
 /// Assumed time for new instances to launch and pass health checks.
@@ -130,7 +131,7 @@ pub fn build(playbook: &Playbook, observed: &Observed, file: &str, now: jiff::Ti
             Action::Drain(d) => b.drain(id, d),
             Action::EvacuateZone(z) => b.evacuate_zone(id, z),
             Action::Wait(d) => (
-                "wait",
+                StepKind::Wait,
                 format!("hold for {d}"),
                 vec![Change::Wait {
                     secs: d.0.as_secs(),
@@ -138,7 +139,7 @@ pub fn build(playbook: &Playbook, observed: &Observed, file: &str, now: jiff::Ti
                 d.0.as_secs(),
             ),
             Action::Approve(message) => (
-                "approve",
+                StepKind::Approve,
                 "a human approves before the run goes on".to_owned(),
                 vec![Change::Approve {
                     message: message.clone(),
@@ -152,7 +153,7 @@ pub fn build(playbook: &Playbook, observed: &Observed, file: &str, now: jiff::Ti
         }
         steps.push(StepPlan {
             id: id.to_owned(),
-            kind: kind.to_owned(),
+            kind,
             summary,
             changes,
             estimate_secs: secs,
@@ -348,7 +349,7 @@ impl Builder<'_> {
         out
     }
 
-    fn scale_up(&mut self, step: &str, s: &ScaleUp) -> (&'static str, String, Vec<Change>, u64) {
+    fn scale_up(&mut self, step: &str, s: &ScaleUp) -> (StepKind, String, Vec<Change>, u64) {
         let region = s.region.as_str();
         let targets = self.members(step, &s.group, region);
         let sources: BTreeMap<String, Vec<String>> = match &s.absorb {
@@ -470,14 +471,14 @@ impl Builder<'_> {
             }
         );
         (
-            "scale_up",
+            StepKind::ScaleUp,
             summary,
             changes,
             if waits { INSTANCE_LAUNCH_SECS } else { 0 },
         )
     }
 
-    fn drain(&mut self, step: &str, d: &Drain) -> (&'static str, String, Vec<Change>, u64) {
+    fn drain(&mut self, step: &str, d: &Drain) -> (StepKind, String, Vec<Change>, u64) {
         let region = d.region.as_str();
         for (name, spec) in &self.playbook.records {
             let Some(set_id) = spec.set_identifiers.get(&d.region) else {
@@ -532,14 +533,14 @@ impl Builder<'_> {
             d.to,
             d.timeout
         );
-        ("drain", summary, changes, DRAIN_SECS)
+        (StepKind::Drain, summary, changes, DRAIN_SECS)
     }
 
     fn shift_traffic(
         &mut self,
         step: &str,
         s: &ShiftTraffic,
-    ) -> (&'static str, String, Vec<Change>, u64) {
+    ) -> (StepKind, String, Vec<Change>, u64) {
         let mut changes = Vec::new();
         let mut zones: BTreeSet<String> = BTreeSet::new();
         for name in s.record.iter() {
@@ -732,7 +733,7 @@ impl Builder<'_> {
             s.bake
         );
         (
-            "shift_traffic",
+            StepKind::ShiftTraffic,
             summary,
             changes,
             increments * (DNS_SYNC_SECS + s.bake.0.as_secs()),
@@ -743,7 +744,7 @@ impl Builder<'_> {
         &mut self,
         step: &str,
         z: &EvacuateZone,
-    ) -> (&'static str, String, Vec<Change>, u64) {
+    ) -> (StepKind, String, Vec<Change>, u64) {
         let region = z.region.as_str();
         let zone = z.zone.as_str();
         let mut changes = Vec::new();
@@ -845,14 +846,14 @@ impl Builder<'_> {
             }
         );
         (
-            "evacuate_zone",
+            StepKind::EvacuateZone,
             summary,
             changes,
             u64::from(batches_max) * INSTANCE_LAUNCH_SECS,
         )
     }
 
-    fn check(&mut self, step: &str, c: &Check) -> (&'static str, String, Vec<Change>, u64) {
+    fn check(&mut self, step: &str, c: &Check) -> (StepKind, String, Vec<Change>, u64) {
         let state = serde_json::to_value(c.state)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
@@ -872,7 +873,10 @@ impl Builder<'_> {
                         format!("alarm {} not found in {}", a.name, a.region),
                     );
                 }
-                format!("alarm {} ({})", a.name, a.region)
+                StopRef::Alarm {
+                    region: a.region.to_string(),
+                    name: a.name.clone(),
+                }
             }
             (None, Some(h)) => {
                 if self.observed.health_checks.get(&h.id) != Some(&true) {
@@ -882,9 +886,17 @@ impl Builder<'_> {
                         format!("health check {} not found", h.id),
                     );
                 }
-                format!("health check {}", h.id)
+                StopRef::HealthCheck { id: h.id.clone() }
             }
-            (None, None) => String::new(),
+            (None, None) => {
+                // Validation refuses such a check; a plan still says why it cannot run.
+                self.block(
+                    Some(step),
+                    None,
+                    "a check needs an alarm or a health check to watch".to_owned(),
+                );
+                StopRef::HealthCheck { id: String::new() }
+            }
         };
         let summary = format!(
             "wait until {target} is {state} for {} (timeout {})",
@@ -896,7 +908,7 @@ impl Builder<'_> {
             hold_secs: c.hold.0.as_secs(),
             timeout_secs: c.timeout.0.as_secs(),
         };
-        ("check", summary, vec![change], c.hold.0.as_secs())
+        (StepKind::Check, summary, vec![change], c.hold.0.as_secs())
     }
 }
 

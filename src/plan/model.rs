@@ -76,13 +76,54 @@ pub struct PlaybookRef {
     pub params: BTreeMap<String, String>,
 }
 
+/// What a step does; shared by the plan, the engine and the drill report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    /// Raise the capacity of Auto Scaling groups.
+    ScaleUp,
+    /// Move Route 53 weights in increments.
+    ShiftTraffic,
+    /// Lower the capacity of Auto Scaling groups.
+    Drain,
+    /// Take one availability zone out of Auto Scaling groups.
+    EvacuateZone,
+    /// Hold for a fixed time.
+    Wait,
+    /// A human gate.
+    Approve,
+    /// Wait for an alarm or health check state.
+    Check,
+}
+
+impl StepKind {
+    /// The playbook's name for the kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::ScaleUp => "scale_up",
+            StepKind::ShiftTraffic => "shift_traffic",
+            StepKind::Drain => "drain",
+            StepKind::EvacuateZone => "evacuate_zone",
+            StepKind::Wait => "wait",
+            StepKind::Approve => "approve",
+            StepKind::Check => "check",
+        }
+    }
+}
+
+impl std::fmt::Display for StepKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One step of the plan.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepPlan {
     /// The step id.
     pub id: String,
-    /// The step kind (`scale_up`, `shift_traffic`, ...).
-    pub kind: String,
+    /// The step kind.
+    pub kind: StepKind,
     /// One line saying what the step does.
     pub summary: String,
     /// The changes and gates, in order.
@@ -178,7 +219,7 @@ pub enum Change {
     /// Waiting for an alarm or health check state.
     Check {
         /// What is watched.
-        target: String,
+        target: StopRef,
         /// The wanted state.
         state: String,
         /// How long it must hold, in seconds.

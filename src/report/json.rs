@@ -21,7 +21,7 @@ impl Reporter for JsonReporter {
         let _ = writeln!(std::io::stdout().lock(), "{value}");
     }
 
-    fn confirm(&self, question: &str) -> Option<bool> {
-        super::ask_terminal(question)
+    fn ask(&self, question: &str) -> Option<tokio::sync::oneshot::Receiver<bool>> {
+        super::ask_terminal_async(question)
     }
 }

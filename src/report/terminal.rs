@@ -61,6 +61,13 @@ impl TerminalReporter {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
     }
 
+    fn main_message(&self, step: &str, msg: String) {
+        let bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((main, _)) = bars.get(step) {
+            main.set_message(msg);
+        }
+    }
+
     fn detail(&self, step: &str, len: u64, pos: u64, msg: String) {
         let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
         let Some((main, detail)) = bars.get_mut(step) else {
@@ -142,7 +149,9 @@ impl Reporter for TerminalReporter {
                     show(after)
                 ));
             }
-            Event::Reconciled { action, decision } => self.line(&format!("  {action}: {decision}")),
+            Event::Reconciled {
+                action, decision, ..
+            } => self.line(&format!("  {action}: {decision}")),
             _ => {}
         }
     }
@@ -163,7 +172,7 @@ impl Reporter for TerminalReporter {
                     );
                 }
             }
-            Progress::Syncing {
+            Progress::Increment {
                 step,
                 increment,
                 of,
@@ -172,11 +181,16 @@ impl Reporter for TerminalReporter {
                     self.detail(
                         step,
                         *of as u64,
-                        *increment as u64,
-                        format!("increment {increment}/{of}: waiting for INSYNC"),
+                        increment.saturating_sub(1) as u64,
+                        format!("increment {increment}/{of}: sending"),
                     );
                 } else {
-                    eprintln!("  step {step}: increment {increment}/{of} sent");
+                    eprintln!("  step {step}: increment {increment}/{of}");
+                }
+            }
+            Progress::Syncing { step, in_sync, of } => {
+                if self.live {
+                    self.main_message(step, format!("waiting for INSYNC ({in_sync}/{of} changes)"));
                 }
             }
             Progress::Holding {
@@ -184,16 +198,44 @@ impl Reporter for TerminalReporter {
                 remaining_secs,
             } => {
                 if self.live {
-                    let bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some((main, _)) = bars.get(step) {
-                        main.set_message(format!("holding, {remaining_secs}s left"));
-                    }
+                    self.main_message(step, format!("holding, {remaining_secs}s left"));
+                }
+            }
+            Progress::Checking {
+                step,
+                watched,
+                live,
+                held_secs,
+                hold_secs,
+            } => {
+                if self.live {
+                    self.main_message(
+                        step,
+                        format!("{watched} is {live}, held {held_secs}s of {hold_secs}s"),
+                    );
                 }
             }
         }
     }
 
-    fn confirm(&self, question: &str) -> Option<bool> {
-        self.multi.suspend(|| super::ask_terminal(question))
+    fn ask(&self, question: &str) -> Option<tokio::sync::oneshot::Receiver<bool>> {
+        // The bars stay hidden while the question waits, so they cannot draw over it.
+        if self.live {
+            let _ = self.multi.clear();
+            self.multi.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        let answer = super::ask_terminal_async(question);
+        if answer.is_none() {
+            self.asked();
+        }
+        answer
+    }
+
+    fn asked(&self) {
+        if self.live {
+            // Whatever was typed (or not) ends the question's line.
+            eprintln!();
+            self.multi.set_draw_target(ProgressDrawTarget::stderr());
+        }
     }
 }

@@ -1,0 +1,308 @@
+//! Client-side pacing: every AWS call waits for its API's turn, so a fleet-size run
+//! stays inside AWS's request rates instead of provoking throttling and paying for it
+//! in retries.
+//!
+//! AWS meters requests with token buckets: Route 53 per account (all its APIs
+//! together, 5 requests a second), Auto Scaling, EC2 and CloudWatch per account and
+//! region (rates not published). Each [`Api`] here is one such bucket, paced with the
+//! generic cell rate algorithm (a token bucket kept as one "next free slot" time).
+//! The burst is one request below AWS's, so that a call that leaves on time never
+//! arrives early because the network sped up.
+//!
+//! Time is tokio's, so pacing runs on a paused clock in tests.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use tokio::time::Instant;
+
+/// Requests per second per account for Route 53, as AWS documents it.
+pub const ROUTE53_RATE: f64 = 5.0;
+/// Requests per second per account and region assumed for Auto Scaling, EC2 and
+/// CloudWatch: AWS publishes no figure; throttling is reported above a few tens of
+/// requests a second sustained. Change it with `--rate`.
+pub const REGIONAL_RATE: f64 = 20.0;
+
+/// A rate-limited AWS API: one token bucket.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Api {
+    /// Route 53 (global, one bucket per account).
+    Route53,
+    /// Auto Scaling in a region.
+    AutoScaling(String),
+    /// EC2 in a region.
+    Ec2(String),
+    /// CloudWatch in a region.
+    CloudWatch(String),
+}
+
+impl Api {
+    fn service(&self) -> Service {
+        match self {
+            Api::Route53 => Service::Route53,
+            Api::AutoScaling(_) => Service::AutoScaling,
+            Api::Ec2(_) => Service::Ec2,
+            Api::CloudWatch(_) => Service::CloudWatch,
+        }
+    }
+}
+
+/// A service whose rate can be set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Service {
+    /// Route 53.
+    Route53,
+    /// Auto Scaling.
+    AutoScaling,
+    /// EC2.
+    Ec2,
+    /// CloudWatch.
+    CloudWatch,
+}
+
+impl std::str::FromStr for Service {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "route53" => Ok(Service::Route53),
+            "autoscaling" => Ok(Service::AutoScaling),
+            "ec2" => Ok(Service::Ec2),
+            "cloudwatch" => Ok(Service::CloudWatch),
+            other => Err(format!(
+                "unknown service `{other}`: use route53, autoscaling, ec2 or cloudwatch"
+            )),
+        }
+    }
+}
+
+/// Requests per second per service; anything not set has its default.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rates(pub BTreeMap<Service, f64>);
+
+impl Rates {
+    /// The rate of `service` in requests per second.
+    pub fn of(&self, service: Service) -> f64 {
+        self.0.get(&service).copied().unwrap_or(match service {
+            Service::Route53 => ROUTE53_RATE,
+            _ => REGIONAL_RATE,
+        })
+    }
+
+    /// Parses `SERVICE=N` (requests per second, more than 0 and at most 1000).
+    pub fn parse_one(text: &str) -> Result<(Service, f64), String> {
+        let (service, rate) = text
+            .split_once('=')
+            .ok_or_else(|| format!("invalid rate `{text}`: write SERVICE=REQUESTS_PER_SECOND"))?;
+        let rate: f64 = rate
+            .parse()
+            .map_err(|_| format!("invalid rate `{text}`: `{rate}` is not a number"))?;
+        if !(rate > 0.0 && rate <= 1000.0) {
+            return Err(format!(
+                "invalid rate `{text}`: give more than 0 and at most 1000 requests per second"
+            ));
+        }
+        Ok((service.parse()?, rate))
+    }
+}
+
+/// Paces calls per [`Api`].
+#[derive(Debug, Default)]
+pub struct Pacer {
+    rates: Rates,
+    /// Per API: the theoretical arrival time of the next request (GCRA).
+    next: Mutex<BTreeMap<Api, Instant>>,
+}
+
+impl Pacer {
+    /// A pacer with these rates.
+    pub fn new(rates: Rates) -> Self {
+        Self {
+            rates,
+            next: Mutex::default(),
+        }
+    }
+
+    /// How long a call to `api` made now must wait, with its slot reserved.
+    fn reserve(&self, api: &Api) -> Duration {
+        let rate = self.rates.of(api.service());
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        // AWS's bucket holds about one second of requests; stay one below it: a burst
+        // of `rate - 1` calls, then one every `interval`.
+        let tolerance = interval.mul_f64((rate.floor() - 2.0).max(0.0));
+        let now = Instant::now();
+        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        let tat = next.get(api).copied().unwrap_or(now).max(now);
+        let earliest = tat.checked_sub(tolerance).unwrap_or(now).max(now);
+        next.insert(api.clone(), tat + interval);
+        earliest - now
+    }
+
+    /// Waits until a call to `api` may go out.
+    pub async fn wait(&self, api: Api) {
+        let wait = self.reserve(&api);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn route53_calls_go_out_at_five_a_second_after_a_burst_of_four() {
+        let pacer = Pacer::default();
+        let start = Instant::now();
+        let mut sent = Vec::new();
+        for _ in 0..14 {
+            pacer.wait(Api::Route53).await;
+            sent.push(start.elapsed());
+        }
+        // Four at once, then one every 200 ms.
+        assert_eq!(&sent[..4], &[Duration::ZERO; 4]);
+        assert_eq!(sent[4], Duration::from_millis(200));
+        assert_eq!(sent[13], Duration::from_millis(2000));
+        // AWS's bucket (5 tokens, 5 a second) always has a token, with one to spare.
+        let (mut tokens, mut last) = (5.0_f64, Duration::ZERO);
+        for at in sent {
+            tokens = (tokens + (at - last).as_secs_f64() * 5.0).min(5.0) - 1.0;
+            last = at;
+            assert!(tokens >= 1.0 - 1e-9, "{tokens} tokens left at {at:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn regions_and_services_are_paced_apart() {
+        let pacer = Pacer::new(Rates(BTreeMap::from([(Service::AutoScaling, 2.0)])));
+        let start = Instant::now();
+        for _ in 0..3 {
+            pacer.wait(Api::AutoScaling("us-east-1".into())).await;
+        }
+        assert_eq!(start.elapsed(), Duration::from_secs(1), "2/s, burst 1");
+        let before = start.elapsed();
+        pacer.wait(Api::AutoScaling("us-west-2".into())).await;
+        pacer.wait(Api::Route53).await;
+        assert_eq!(start.elapsed(), before, "other buckets are full");
+    }
+
+    #[test]
+    fn rates_are_parsed_and_bounded() {
+        assert_eq!(
+            Rates::parse_one("autoscaling=50"),
+            Ok((Service::AutoScaling, 50.0))
+        );
+        assert!(Rates::parse_one("route53=0").is_err());
+        assert!(Rates::parse_one("route53=NaN").is_err());
+        assert!(Rates::parse_one("s3=5").is_err());
+        assert!(Rates::parse_one("route53").is_err());
+    }
+}
+
+/// The SDK's HTTPS client with every request paced: one place that sees every call
+/// (paginated pages and the SDK's own retries included). The API is read from the
+/// request's signature scope (`Credential=KEY/DATE/REGION/SERVICE/...`), which works
+/// against any endpoint.
+#[derive(Debug)]
+pub struct PacedClient {
+    inner: SharedHttpClient,
+    pacer: Arc<Pacer>,
+}
+
+impl PacedClient {
+    /// The default HTTPS client (rustls with aws-lc, as the SDK's own default), paced.
+    pub fn new(pacer: Arc<Pacer>) -> Self {
+        use aws_smithy_http_client::tls;
+        let inner = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .build_https();
+        Self { inner, pacer }
+    }
+}
+
+impl HttpClient for PacedClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(PacedConnector {
+            inner: self.inner.http_connector(settings, components),
+            pacer: self.pacer.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct PacedConnector {
+    inner: SharedHttpConnector,
+    pacer: Arc<Pacer>,
+}
+
+impl HttpConnector for PacedConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let api = request
+            .headers()
+            .get("authorization")
+            .and_then(api_of_signature);
+        let (inner, pacer) = (self.inner.clone(), self.pacer.clone());
+        HttpConnectorFuture::new(async move {
+            if let Some(api) = api {
+                pacer.wait(api).await;
+            }
+            inner.call(request).await
+        })
+    }
+}
+
+/// The API of a signed request, from its SigV4 credential scope.
+pub fn api_of_signature(authorization: &str) -> Option<Api> {
+    let scope = authorization.split("Credential=").nth(1)?;
+    let mut parts = scope.split('/');
+    let (_key, _date) = (parts.next()?, parts.next()?);
+    let region = parts.next()?.to_owned();
+    match parts.next()? {
+        "route53" => Some(Api::Route53),
+        "autoscaling" => Some(Api::AutoScaling(region)),
+        "ec2" => Some(Api::Ec2(region)),
+        "monitoring" => Some(Api::CloudWatch(region)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod signature_tests {
+    use super::*;
+
+    #[test]
+    fn the_api_is_read_from_the_signature_scope() {
+        let auth = |scope: &str| {
+            format!(
+                "AWS4-HMAC-SHA256 Credential=AKIA/20261126/{scope}/aws4_request, SignedHeaders=host, Signature=0"
+            )
+        };
+        assert_eq!(
+            api_of_signature(&auth("us-east-1/route53")),
+            Some(Api::Route53)
+        );
+        assert_eq!(
+            api_of_signature(&auth("us-west-2/autoscaling")),
+            Some(Api::AutoScaling("us-west-2".into()))
+        );
+        assert_eq!(
+            api_of_signature(&auth("eu-west-1/monitoring")),
+            Some(Api::CloudWatch("eu-west-1".into()))
+        );
+        assert_eq!(api_of_signature(&auth("us-east-1/sts")), None);
+        assert_eq!(api_of_signature("Bearer x"), None);
+    }
+}

@@ -1,0 +1,185 @@
+//! Waiting for a wave to take effect: one poller for all its groups (one
+//! DescribeAutoScalingGroups per region per 100 groups a round) and one for all its
+//! Route 53 changes, side by side, under one deadline.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::future::try_join_all;
+use tokio::time::Instant;
+
+use super::cloud::Cloud;
+use super::error::{EngineError, step_err};
+use super::interrupt::Interrupt;
+use super::recorder::Recorder;
+use super::reporter::Progress;
+use super::watch::{CAPACITY_POLL_CAP, CHANGE_POLL_CAP, Poll, poll_until};
+
+/// Which way a capacity change goes, for its wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Wait until InService >= desired.
+    Up,
+    /// Wait until InService <= desired.
+    Down,
+}
+
+/// One thing a wave waits for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Await {
+    /// A group's InService count reaching its desired capacity.
+    Capacity {
+        /// The region.
+        region: String,
+        /// The group.
+        group: String,
+        /// The desired capacity the wave set.
+        desired: u32,
+        /// Which way.
+        direction: Direction,
+    },
+    /// A Route 53 change being INSYNC.
+    Change {
+        /// The change id.
+        id: String,
+    },
+}
+
+/// Waits until everything in `awaits` has taken effect, or `timeout` passes.
+///
+/// A group whose desired capacity changes under the wait is drift: the goal is no
+/// longer the wave's, so waiting for it could last forever; it stops the run.
+pub async fn settle<C: Cloud>(
+    cloud: &C,
+    recorder: &Recorder<'_>,
+    interrupt: &Interrupt,
+    step: &str,
+    awaits: &[Await],
+    timeout: Duration,
+) -> Result<(), EngineError> {
+    let deadline = Instant::now() + timeout;
+    let mut groups: BTreeMap<&str, Vec<(&str, u32, Direction)>> = BTreeMap::new();
+    let mut changes: Vec<&str> = Vec::new();
+    for a in awaits {
+        match a {
+            Await::Capacity {
+                region,
+                group,
+                desired,
+                direction,
+            } => groups.entry(region.as_str()).or_default().push((
+                group.as_str(),
+                *desired,
+                *direction,
+            )),
+            Await::Change { id } => changes.push(id.as_str()),
+        }
+    }
+    let capacity = async {
+        if groups.is_empty() {
+            return Ok(());
+        }
+        poll_until(
+            interrupt,
+            step,
+            timeout,
+            deadline,
+            CAPACITY_POLL_CAP,
+            || poll_groups(cloud, recorder, step, &groups),
+        )
+        .await
+    };
+    let dns = async {
+        // Changes sent together go in sync together: poll the newest until it is,
+        // then confirm the older ones, each once.
+        let of = changes.len();
+        let left = std::cell::Cell::new(changes.clone());
+        poll_until(interrupt, step, timeout, deadline, CHANGE_POLL_CAP, || {
+            let left = &left;
+            async move {
+                let mut pending = left.take();
+                while let Some(id) = pending.last().copied() {
+                    if cloud.change_in_sync(id).await.map_err(step_err(step))? {
+                        pending.pop();
+                    } else {
+                        left.set(pending.clone());
+                        recorder.progress(Progress::Syncing {
+                            step: step.to_owned(),
+                            in_sync: of - pending.len(),
+                            of,
+                        });
+                        return Ok(Poll::Waiting(format!(
+                            "Route 53 change {id} wanted INSYNC, last seen PENDING ({} of {of} changes pending)",
+                            pending.len()
+                        )));
+                    }
+                }
+                Ok(Poll::Done(()))
+            }
+        })
+        .await
+    };
+    futures::try_join!(capacity, dns)?;
+    Ok(())
+}
+
+/// One round of the capacity poller: every region at once.
+async fn poll_groups<C: Cloud>(
+    cloud: &C,
+    recorder: &Recorder<'_>,
+    step: &str,
+    groups: &BTreeMap<&str, Vec<(&str, u32, Direction)>>,
+) -> Result<Poll<()>, EngineError> {
+    let states = try_join_all(groups.iter().map(|(region, wanted)| async move {
+        let names: Vec<String> = wanted.iter().map(|(g, _, _)| (*g).to_owned()).collect();
+        cloud
+            .groups(region, &names)
+            .await
+            .map(|states| (*region, states))
+    }))
+    .await
+    .map_err(step_err(step))?;
+    let (mut current, mut total) = (0, 0);
+    let mut lagging: Vec<String> = Vec::new();
+    for (region, states) in &states {
+        for (group, desired, direction) in &groups[region] {
+            let Some(state) = states.get(*group) else {
+                return Err(EngineError::Step {
+                    step: step.to_owned(),
+                    message: format!("Auto Scaling group {group} not found in {region}"),
+                });
+            };
+            if state.capacity.desired != *desired {
+                return Err(EngineError::Drift {
+                    action: format!("{step}: asg {group} ({region})"),
+                    target: format!("asg {group} ({region})"),
+                    expected: format!("desired {desired}, set by this run and being waited for"),
+                    after: format!("desired {desired}"),
+                    live: format!("desired {}", state.capacity.desired),
+                });
+            }
+            current += state.in_service.min(*desired);
+            total += desired;
+            let done = match direction {
+                Direction::Up => state.in_service >= *desired,
+                Direction::Down => state.in_service <= *desired,
+            };
+            if !done {
+                lagging.push(format!(
+                    "asg {group} ({region}) wanted {desired} instances InService, last seen {}",
+                    state.in_service
+                ));
+            }
+        }
+    }
+    recorder.progress(Progress::InService {
+        step: step.to_owned(),
+        current,
+        wanted: total,
+    });
+    Ok(match lagging.len() {
+        0 => Poll::Done(()),
+        1 => Poll::Waiting(lagging.remove(0)),
+        n => Poll::Waiting(format!("{} ({} more groups lagging)", lagging[0], n - 1)),
+    })
+}

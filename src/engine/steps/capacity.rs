@@ -1,0 +1,69 @@
+//! `scale_up` and `drain`: one wave of every group of the step, then one wait for all.
+
+use std::time::Duration;
+
+use crate::engine::cloud::Cloud;
+use crate::engine::converge::settle;
+use crate::engine::error::EngineError;
+use crate::engine::execute::{Executor, capacity_action};
+use crate::engine::wave::Item;
+use crate::journal::{Event, Target, Value};
+use crate::plan::{Change, StepPlan};
+
+impl<C: Cloud> Executor<'_, '_, C> {
+    /// Sets every group's capacity in one wave, then waits for all of them to reach
+    /// it (when the step waits).
+    pub(crate) async fn capacity_step(&self, step: &StepPlan) -> Result<(), EngineError> {
+        let items: Vec<Item> = step
+            .changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Capacity {
+                    region,
+                    group,
+                    before,
+                    after,
+                    ..
+                } => Some(Item {
+                    action: capacity_action(&step.id, region, group),
+                    target: Target::Capacity {
+                        region: region.clone(),
+                        group: group.clone(),
+                    },
+                    after: Value::Capacity(*after),
+                    planned_before: Some(Value::Capacity(*before)),
+                    records: Vec::new(),
+                    increment: None,
+                }),
+                _ => None,
+            })
+            .collect();
+        let actions: Vec<String> = items.iter().map(|i| i.action.clone()).collect();
+        let awaits = self.wave(&step.id, items).await?;
+        if step.timeout_secs > 0 {
+            settle(
+                self.cloud,
+                self.recorder,
+                self.interrupt,
+                &step.id,
+                &awaits,
+                Duration::from_secs(step.timeout_secs),
+            )
+            .await?;
+        }
+        self.converged(actions)
+    }
+
+    /// Records every action not yet converged as converged, with one fsync.
+    pub(crate) fn converged(&self, actions: Vec<String>) -> Result<(), EngineError> {
+        let events = actions
+            .into_iter()
+            .filter(|a| {
+                self.recorder
+                    .history(|h| !h.converged.contains(a) && h.intent(a).is_some())
+            })
+            .map(|action| Event::Converged { action })
+            .collect();
+        self.recorder.log_all(events)
+    }
+}

@@ -1,0 +1,155 @@
+//! `wait`, `approve` and `check`: steps that change nothing and hold the run. None of
+//! them blocks the runtime, so the stop conditions stay watched throughout.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::engine::cloud::Cloud;
+use crate::engine::error::{EngineError, step_err};
+use crate::engine::execute::Executor;
+use crate::engine::reporter::Progress;
+use crate::engine::watch::{CAPACITY_POLL_CAP, Poll, hold, poll_until};
+use crate::journal::Event;
+use crate::plan::{Change, StepPlan, StopRef};
+
+impl<C: Cloud> Executor<'_, '_, C> {
+    /// Holds for the step's time.
+    pub(crate) async fn wait_step(&self, step: &StepPlan) -> Result<(), EngineError> {
+        for change in &step.changes {
+            if let Change::Wait { secs } = change {
+                hold(
+                    self.recorder,
+                    self.interrupt,
+                    &step.id,
+                    Duration::from_secs(*secs),
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks the human (or takes `--yes`). The question waits on its own thread: the
+    /// stop conditions keep being polled, and one that fires, or Ctrl-C, ends it.
+    pub(crate) async fn approve_step(&self, step: &StepPlan) -> Result<(), EngineError> {
+        if self.recorder.history(|h| h.approved.contains(&step.id)) {
+            return Ok(());
+        }
+        let question = step
+            .changes
+            .iter()
+            .find_map(|c| match c {
+                Change::Approve { message } => Some(message.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| format!("Continue after step {}?", step.id));
+        if self.options.yes {
+            return self.recorder.log(Event::Approved {
+                step: step.id.clone(),
+                by: "--yes".to_owned(),
+            });
+        }
+        let reporter = self.recorder.reporter();
+        let Some(answer) = reporter.ask(&question) else {
+            return Err(EngineError::Step {
+                step: step.id.clone(),
+                message: "this step needs an approval and there is no terminal to ask on: rerun with --yes to approve it".into(),
+            });
+        };
+        // Whatever ends the wait, the display comes back.
+        struct Restore<'a>(&'a dyn crate::engine::reporter::Reporter);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.asked();
+            }
+        }
+        let _restore = Restore(reporter);
+        let yes = tokio::select! {
+            answer = answer => answer.unwrap_or(false),
+            () = self.interrupt.stopped() => return Err(EngineError::Interrupted),
+        };
+        let by = self.options.operator.clone();
+        if yes {
+            self.recorder.log(Event::Approved {
+                step: step.id.clone(),
+                by,
+            })
+        } else {
+            self.recorder.log(Event::ApprovalDeclined {
+                step: step.id.clone(),
+                by,
+            })?;
+            Err(EngineError::Declined {
+                step: step.id.clone(),
+            })
+        }
+    }
+
+    /// Waits until the watched alarm or health check is in the wanted state and has
+    /// held it for the step's hold time.
+    pub(crate) async fn check_step(&self, step: &StepPlan) -> Result<(), EngineError> {
+        let Some(Change::Check {
+            target,
+            state,
+            hold_secs,
+            ..
+        }) = step.changes.first()
+        else {
+            return Ok(());
+        };
+        let timeout = Duration::from_secs(step.timeout_secs);
+        let hold_for = Duration::from_secs(*hold_secs);
+        let since: std::cell::Cell<Option<Instant>> = std::cell::Cell::new(None);
+        poll_until(
+            self.interrupt,
+            &step.id,
+            timeout,
+            Instant::now() + timeout,
+            CAPACITY_POLL_CAP,
+            || {
+                let since = &since;
+                async move {
+                    let live = match target {
+                        StopRef::Alarm { region, name } => self
+                            .cloud
+                            .alarm_state(region, name)
+                            .await
+                            .map_err(step_err(&step.id))?
+                            .unwrap_or_else(|| "missing".into()),
+                        StopRef::HealthCheck { id } => {
+                            let healthy = self
+                                .cloud
+                                .health_check_healthy(id)
+                                .await
+                                .map_err(step_err(&step.id))?;
+                            (if healthy { "healthy" } else { "unhealthy" }).to_owned()
+                        }
+                    };
+                    let held = if live == *state {
+                        let start = since.get().unwrap_or_else(Instant::now);
+                        since.set(Some(start));
+                        start.elapsed()
+                    } else {
+                        since.set(None);
+                        Duration::ZERO
+                    };
+                    self.recorder.progress(Progress::Checking {
+                        step: step.id.clone(),
+                        watched: target.to_string(),
+                        live: live.clone(),
+                        held_secs: held.as_secs(),
+                        hold_secs: *hold_secs,
+                    });
+                    if live == *state && held >= hold_for {
+                        return Ok(Poll::Done(()));
+                    }
+                    Ok(Poll::Waiting(format!(
+                        "waiting for {target} to be {state} for {hold_secs}s; last seen {live}"
+                    )))
+                }
+            },
+        )
+        .await
+    }
+}

@@ -1,0 +1,6 @@
+//! One file per step kind, each an `impl Executor` block built from waves.
+
+mod capacity;
+mod gates;
+mod traffic;
+mod zone;

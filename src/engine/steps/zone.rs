@@ -1,0 +1,299 @@
+//! `evacuate_zone`: one wave suspending the processes that would move instances back
+//! (every group of the step), one wave removing the zone's subnets, then waves of
+//! instance replacements, each a batch of at most `max_out_percent` per group, until
+//! the zone is empty and every group is back at its desired capacity.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::time::Instant;
+
+use crate::engine::cloud::{Cloud, Instance};
+use crate::engine::converge::settle;
+use crate::engine::error::{EngineError, step_err};
+use crate::engine::execute::{Executor, zone_action};
+use crate::engine::live::Reads;
+use crate::engine::reporter::Progress;
+use crate::engine::watch::{CAPACITY_POLL_CAP, Poll, poll_until};
+use crate::engine::wave::{Item, send};
+use crate::journal::{Event, Target, Value};
+use crate::plan::{Change, StepPlan};
+
+/// One group of the step.
+struct Group<'a> {
+    region: &'a str,
+    group: &'a str,
+    zone: &'a str,
+    subnets_after: &'a [String],
+    suspend: &'a [String],
+    batch_size: u32,
+    replace: bool,
+}
+
+impl<C: Cloud> Executor<'_, '_, C> {
+    pub(crate) async fn zone_step(&self, step: &StepPlan) -> Result<(), EngineError> {
+        let groups: Vec<Group> = step
+            .changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::ZoneEvacuation {
+                    region,
+                    group,
+                    zone,
+                    subnets_after,
+                    suspend_processes,
+                    batch_size,
+                    instances_to_replace,
+                    ..
+                } => Some(Group {
+                    region,
+                    group,
+                    zone,
+                    subnets_after,
+                    suspend: suspend_processes,
+                    batch_size: (*batch_size).max(1),
+                    replace: *instances_to_replace > 0,
+                }),
+                _ => None,
+            })
+            .collect();
+        let timeout = Duration::from_secs(step.timeout_secs);
+        let deadline = Instant::now() + timeout;
+        // 1. Processes: no group may move instances back into the zone.
+        let mut reads = Reads::default();
+        for g in &groups {
+            reads.group(g.region, g.group);
+        }
+        let live = reads.fetch(self.cloud).await.map_err(step_err(&step.id))?;
+        let processes: Vec<Item> = groups
+            .iter()
+            .map(|g| {
+                let mut after = live
+                    .group(g.region, g.group)
+                    .map(|s| s.suspended_processes.clone())
+                    .unwrap_or_default();
+                for p in g.suspend {
+                    if !after.contains(p) {
+                        after.push(p.clone());
+                    }
+                }
+                after.sort();
+                Item {
+                    action: zone_action(&step.id, g.region, g.group, "processes"),
+                    target: Target::Processes {
+                        region: g.region.to_owned(),
+                        group: g.group.to_owned(),
+                    },
+                    after: Value::Processes { suspended: after },
+                    planned_before: None,
+                    records: Vec::new(),
+                    increment: None,
+                }
+            })
+            .collect();
+        self.zone_wave(step, processes).await?;
+        // 2. Subnets: the zone's are removed.
+        let subnets: Vec<Item> = groups
+            .iter()
+            .map(|g| Item {
+                action: zone_action(&step.id, g.region, g.group, "subnets"),
+                target: Target::Subnets {
+                    region: g.region.to_owned(),
+                    group: g.group.to_owned(),
+                },
+                after: Value::Subnets {
+                    subnets: g.subnets_after.to_vec(),
+                },
+                planned_before: None,
+                records: Vec::new(),
+                increment: None,
+            })
+            .collect();
+        self.zone_wave(step, subnets).await?;
+        // 3. Instances: batches replaced in the other zones, waiting for capacity between.
+        let replacing: Vec<&Group> = groups.iter().filter(|g| g.replace).collect();
+        if replacing.is_empty() {
+            return Ok(());
+        }
+        poll_until(
+            self.interrupt,
+            &step.id,
+            timeout,
+            deadline,
+            CAPACITY_POLL_CAP,
+            || self.replace_batch(step, &replacing),
+        )
+        .await
+    }
+
+    /// A wave of processes or subnets changes: no wait, they take effect at once.
+    async fn zone_wave(&self, step: &StepPlan, items: Vec<Item>) -> Result<(), EngineError> {
+        let actions: Vec<String> = items.iter().map(|i| i.action.clone()).collect();
+        let awaits = self.wave(&step.id, items).await?;
+        settle(
+            self.cloud,
+            self.recorder,
+            self.interrupt,
+            &step.id,
+            &awaits,
+            Duration::ZERO,
+        )
+        .await?;
+        self.converged(actions)
+    }
+
+    /// Reads every group's instances; done when no group has one in its zone and all
+    /// are at desired. Otherwise replaces the next batch of every group that has none
+    /// out of service, as one wave.
+    async fn replace_batch(
+        &self,
+        step: &StepPlan,
+        groups: &[&Group<'_>],
+    ) -> Result<Poll<()>, EngineError> {
+        let mut by_region: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for g in groups {
+            by_region
+                .entry(g.region)
+                .or_default()
+                .push(g.group.to_owned());
+        }
+        let mut members = BTreeMap::new();
+        for (region, names) in &by_region {
+            for (name, m) in self
+                .cloud
+                .instances(region, names)
+                .await
+                .map_err(step_err(&step.id))?
+            {
+                members.insert((region.to_string(), name), m);
+            }
+        }
+        let (mut current, mut wanted) = (0, 0);
+        let mut lagging = Vec::new();
+        let mut batch: Vec<(&Group, Instance)> = Vec::new();
+        for g in groups {
+            let Some(m) = members.get(&(g.region.to_owned(), g.group.to_owned())) else {
+                return Err(EngineError::Step {
+                    step: step.id.clone(),
+                    message: format!("Auto Scaling group {} not found in {}", g.group, g.region),
+                });
+            };
+            let in_zone: Vec<&Instance> = m.instances.iter().filter(|i| i.zone == g.zone).collect();
+            let in_service = m.instances.iter().filter(|i| i.in_service).count() as u32;
+            current += in_service.min(m.desired);
+            wanted += m.desired;
+            if in_zone.is_empty() && in_service >= m.desired {
+                continue;
+            }
+            lagging.push(format!(
+                "asg {} ({}) wanted no instance in {} and {} InService, last seen {} in {} and {in_service} InService",
+                g.group,
+                g.region,
+                g.zone,
+                m.desired,
+                in_zone.len(),
+                g.zone
+            ));
+            let replacing = m.instances.len() as u32 > in_service || in_service < m.desired;
+            if replacing {
+                continue;
+            }
+            // Never more than the batch out at once.
+            for instance in in_zone
+                .into_iter()
+                .filter(|i| i.in_service)
+                .take(g.batch_size as usize)
+            {
+                let action = zone_action(
+                    &step.id,
+                    g.region,
+                    g.group,
+                    &format!("replace:{}", instance.id),
+                );
+                if !self.recorder.history(|h| h.applied.contains_key(&action)) {
+                    batch.push((g, instance.clone()));
+                }
+            }
+        }
+        self.recorder.progress(Progress::InService {
+            step: step.id.clone(),
+            current,
+            wanted,
+        });
+        if lagging.is_empty() {
+            return Ok(Poll::Done(()));
+        }
+        if !batch.is_empty() {
+            self.replace(step, batch).await?;
+        }
+        Ok(Poll::Waiting(match lagging.len() {
+            1 => lagging.remove(0),
+            n => format!("{} ({} more groups lagging)", lagging[0], n - 1),
+        }))
+    }
+
+    /// Replaces one batch of instances as a wave: stop conditions checked, every
+    /// intent journaled together, the calls made concurrently.
+    async fn replace(
+        &self,
+        step: &StepPlan,
+        batch: Vec<(&Group<'_>, Instance)>,
+    ) -> Result<(), EngineError> {
+        self.checkpoint().await?;
+        let items: Vec<(String, Target, Value)> = batch
+            .iter()
+            .map(|(g, instance)| {
+                (
+                    zone_action(
+                        &step.id,
+                        g.region,
+                        g.group,
+                        &format!("replace:{}", instance.id),
+                    ),
+                    Target::Instance {
+                        region: g.region.to_owned(),
+                        group: g.group.to_owned(),
+                        instance: instance.id.clone(),
+                    },
+                    Value::Instance {
+                        instance_state: "terminated for replacement".into(),
+                    },
+                )
+            })
+            .collect();
+        let intents = batch
+            .iter()
+            .zip(&items)
+            .map(|((g, _), (action, target, after))| Event::Intent {
+                action: action.clone(),
+                step: step.id.clone(),
+                target: target.clone(),
+                before: Value::Instance {
+                    instance_state: format!("in service in {}", g.zone),
+                },
+                after: after.clone(),
+                record_sets: Vec::new(),
+                increment: None,
+            })
+            .collect();
+        self.recorder.log_all(intents)?;
+        let results: Vec<Result<(), EngineError>> = futures::stream::iter(items)
+            .map(|(action, target, after)| async move {
+                send(self.cloud, &target, &after, &[], None)
+                    .await
+                    .map_err(step_err(&step.id))?;
+                self.recorder.log_all(vec![
+                    Event::Applied {
+                        action: action.clone(),
+                        change_id: None,
+                    },
+                    Event::Converged { action },
+                ])
+            })
+            .buffer_unordered(self.options.concurrency.max(1))
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+}

@@ -1,0 +1,359 @@
+//! A wave: every change that may happen at once (all groups of a capacity step, all
+//! hosted zones of one ramp increment, one batch of a zone evacuation), made the same
+//! way forward and in rollback:
+//!
+//! 1. the stop conditions are checked (forward only: a rollback is the remedy);
+//! 2. the live state of every target is read in batched calls;
+//! 3. each live value is reconciled with what the journal says (forward: the previous
+//!    wave's result, or the plan before the first change; in flight after a crash:
+//!    before or after); anything else is drift and nothing is changed;
+//! 4. every intent, with the live value just read as its `before`, is written and
+//!    fsync'ed together;
+//! 5. the calls go out concurrently, bounded, each `applied` recorded as it returns.
+//!
+//! The caller then waits for the wave with one batched poller ([`super::converge`]).
+
+use futures::StreamExt;
+
+use super::cloud::{Cloud, CloudError};
+use super::converge::{Await, Direction};
+use super::error::{EngineError, step_err};
+use super::execute::{Executor, show, show_target};
+use super::live::{Reads, Snapshot};
+use crate::journal::{Event, RecordSetDef, Target, Value};
+
+/// One change of a wave.
+#[derive(Clone, Debug)]
+pub struct Item {
+    /// Stable id of the action within the run.
+    pub action: String,
+    /// What is changed.
+    pub target: Target,
+    /// The value set.
+    pub after: Value,
+    /// The value the plan saw, compared with live before the run first touches the
+    /// target; `None` where the plan does not know it exactly.
+    pub planned_before: Option<Value>,
+    /// For weights: the (name, type) pairs whose sets the change covers.
+    pub records: Vec<(String, String)>,
+    /// For weights: the ramp increment.
+    pub increment: Option<usize>,
+}
+
+/// A change whose call is to be made.
+struct Send {
+    action: String,
+    target: Target,
+    after: Value,
+    sets: Vec<RecordSetDef>,
+    before: Value,
+}
+
+impl<C: Cloud> Executor<'_, '_, C> {
+    /// Stops the run when asked to, or when a stop condition fires now.
+    pub async fn checkpoint(&self) -> Result<(), EngineError> {
+        if super::watch::check_stops(
+            self.cloud,
+            self.recorder,
+            self.interrupt,
+            &self.options.stops,
+        )
+        .await?
+        {
+            return Err(EngineError::Interrupted);
+        }
+        Ok(())
+    }
+
+    /// Runs one wave forward (see the module doc) and returns what to wait for: every
+    /// change of the wave that has not converged yet.
+    pub async fn wave(&self, step: &str, items: Vec<Item>) -> Result<Vec<Await>, EngineError> {
+        self.checkpoint().await?;
+        let items: Vec<Item> = items
+            .into_iter()
+            .filter(|i| !self.recorder.history(|h| h.converged.contains(&i.action)))
+            .collect();
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut reads = Reads::default();
+        for item in &items {
+            reads.add(&item.target, item.records.iter().cloned());
+        }
+        let live = reads.fetch(self.cloud).await.map_err(step_err(step))?;
+        let mut events = Vec::new();
+        let mut sends = Vec::new();
+        let mut awaits = Vec::new();
+        for item in items {
+            let now = live
+                .value(&item.target, &item.after)
+                .ok_or_else(|| missing(step, &item.target))?;
+            match self.reconcile(&item, &now)? {
+                Decision::Send { note } => {
+                    events.extend(note);
+                    let sets = match &item.target {
+                        Target::Weights { zone_id } => live.sets(zone_id, &item.after),
+                        _ => Vec::new(),
+                    };
+                    events.push(Event::Intent {
+                        action: item.action.clone(),
+                        step: step.to_owned(),
+                        target: item.target.clone(),
+                        before: now.clone(),
+                        after: item.after.clone(),
+                        record_sets: sets,
+                        increment: item.increment,
+                    });
+                    sends.push(Send {
+                        sets: upsert(&live, &item),
+                        action: item.action,
+                        target: item.target,
+                        after: item.after,
+                        before: now,
+                    });
+                }
+                Decision::Done {
+                    note,
+                    change_id,
+                    outcome,
+                } => {
+                    events.extend(note);
+                    awaits.extend(await_of(&item.target, &outcome, &now, change_id));
+                }
+            }
+        }
+        // Every intent of the wave is durable before its first call.
+        self.recorder.log_all(events)?;
+        let results: Vec<Result<Option<Await>, EngineError>> = futures::stream::iter(sends)
+            .map(|s| async move {
+                if self.interrupt.is_set() {
+                    return Err(EngineError::Interrupted);
+                }
+                let change_id = send(self.cloud, &s.target, &s.after, &s.sets, Some(&s.before))
+                    .await
+                    .map_err(step_err(step))?;
+                self.recorder.log(Event::Applied {
+                    action: s.action.clone(),
+                    change_id: change_id.clone(),
+                })?;
+                Ok(await_of(&s.target, &s.after, &s.before, change_id))
+            })
+            .buffer_unordered(self.options.concurrency.max(1))
+            .collect()
+            .await;
+        let mut first_error = None;
+        for result in results {
+            match result {
+                Ok(a) => awaits.extend(a),
+                Err(err) => {
+                    // A failure outranks an interrupt that came with it.
+                    if first_error
+                        .as_ref()
+                        .is_none_or(|e| matches!(e, EngineError::Interrupted))
+                    {
+                        first_error = Some(err);
+                    }
+                }
+            }
+        }
+        match first_error {
+            Some(err) => Err(err),
+            None => Ok(awaits),
+        }
+    }
+
+    /// Decides what to do with one change given its live value.
+    fn reconcile(&self, item: &Item, live: &Value) -> Result<Decision, EngineError> {
+        let force = self.options.force;
+        let in_flight = self.recorder.history(|h| {
+            h.intent(&item.action)
+                .map(|i| (i.before.clone(), h.applied.get(&item.action).cloned()))
+        });
+        if let Some((before, applied)) = in_flight {
+            // Resumed after a crash or a failure in the middle of this change.
+            if live == &item.after {
+                let change_id = applied.clone().flatten();
+                let note = applied.is_none().then(|| Event::Reconciled {
+                    action: item.action.clone(),
+                    decision: "live equals after: done".into(),
+                    accepted: None,
+                });
+                return Ok(Decision::Done {
+                    note,
+                    change_id,
+                    outcome: item.after.clone(),
+                });
+            }
+            if live == &before {
+                return Ok(Decision::Send { note: None });
+            }
+            if force {
+                return Ok(Decision::Done {
+                    note: Some(Event::Reconciled {
+                        action: item.action.clone(),
+                        decision: format!("--force: accepted live {} as the outcome", show(live)),
+                        accepted: Some(live.clone()),
+                    }),
+                    change_id: None,
+                    outcome: live.clone(),
+                });
+            }
+            return Err(EngineError::Drift {
+                action: item.action.clone(),
+                target: show_target(&item.target),
+                expected: format!(
+                    "{} (before) or {} (after)",
+                    show(&before),
+                    show(&item.after)
+                ),
+                after: show(&item.after),
+                live: show(live),
+            });
+        }
+        let left = self.recorder.history(|h| h.left_on(&item.target));
+        let expected = left
+            .as_ref()
+            .map(|(_, value)| value.clone())
+            .or_else(|| item.planned_before.clone());
+        match expected {
+            Some(expected) if live != &expected => {
+                if force {
+                    // The live value becomes what the earlier change left.
+                    let note = left.map(|(action, _)| Event::Reconciled {
+                        action,
+                        decision: format!("--force: accepted live {} as the outcome", show(live)),
+                        accepted: Some(live.clone()),
+                    });
+                    Ok(Decision::Send { note })
+                } else {
+                    Err(EngineError::Drift {
+                        action: item.action.clone(),
+                        target: show_target(&item.target),
+                        expected: show(&expected),
+                        after: show(&item.after),
+                        live: show(live),
+                    })
+                }
+            }
+            _ => Ok(Decision::Send { note: None }),
+        }
+    }
+}
+
+/// What reconciliation decided for one change.
+enum Decision {
+    /// Journal the intent and make the call (after journaling `note`).
+    Send { note: Option<Event> },
+    /// Nothing to call: wait for `outcome` (after journaling `note`).
+    Done {
+        note: Option<Event>,
+        change_id: Option<String>,
+        outcome: Value,
+    },
+}
+
+fn missing(step: &str, target: &Target) -> EngineError {
+    EngineError::Step {
+        step: step.to_owned(),
+        message: format!("{} not found", show_target(target)),
+    }
+}
+
+/// The record sets an UPSERT of `item` sends: the live sets with its weights.
+fn upsert(live: &Snapshot, item: &Item) -> Vec<RecordSetDef> {
+    match &item.target {
+        Target::Weights { zone_id } => live.with_weights(zone_id, &item.after),
+        _ => Vec::new(),
+    }
+}
+
+/// What a change that set `after` over `before` must be waited for with.
+pub fn await_of(
+    target: &Target,
+    after: &Value,
+    before: &Value,
+    change_id: Option<String>,
+) -> Option<Await> {
+    match (target, after) {
+        (Target::Capacity { region, group }, Value::Capacity(wanted)) => {
+            let direction = match before {
+                Value::Capacity(was) if was.desired > wanted.desired => Direction::Down,
+                _ => Direction::Up,
+            };
+            Some(Await::Capacity {
+                region: region.clone(),
+                group: group.clone(),
+                desired: wanted.desired,
+                direction,
+            })
+        }
+        (Target::Weights { .. }, _) => change_id
+            .filter(|id| !id.is_empty())
+            .map(|id| Await::Change { id }),
+        _ => None,
+    }
+}
+
+/// Makes the call that sets `target` to `value` (`live`, for processes: what is
+/// suspended now, so that only the difference is resumed or suspended).
+pub async fn send<C: Cloud>(
+    cloud: &C,
+    target: &Target,
+    value: &Value,
+    sets: &[RecordSetDef],
+    live: Option<&Value>,
+) -> Result<Option<String>, CloudError> {
+    let unfit = || CloudError {
+        what: format!("change {}", show_target(target)),
+        message: format!("the value {} does not fit it", show(value)),
+    };
+    match (target, value) {
+        (Target::Capacity { region, group }, Value::Capacity(capacity)) => {
+            cloud.set_capacity(region, group, *capacity).await?;
+            Ok(None)
+        }
+        (Target::Subnets { region, group }, Value::Subnets { subnets }) => {
+            cloud.set_subnets(region, group, subnets).await?;
+            Ok(None)
+        }
+        (Target::Processes { region, group }, Value::Processes { suspended }) => {
+            let now: &[String] = match live {
+                Some(Value::Processes { suspended }) => suspended,
+                _ => &[],
+            };
+            let resume: Vec<String> = now
+                .iter()
+                .filter(|p| !suspended.contains(p))
+                .cloned()
+                .collect();
+            let suspend: Vec<String> = suspended
+                .iter()
+                .filter(|p| !now.contains(p))
+                .cloned()
+                .collect();
+            if !resume.is_empty() {
+                cloud.resume_processes(region, group, &resume).await?;
+            }
+            if !suspend.is_empty() {
+                cloud.suspend_processes(region, group, &suspend).await?;
+            }
+            Ok(None)
+        }
+        (Target::Weights { zone_id }, Value::Weights(_)) => {
+            if sets.is_empty() {
+                return Err(unfit());
+            }
+            cloud.upsert_weights(zone_id, sets).await.map(Some)
+        }
+        (
+            Target::Instance {
+                region, instance, ..
+            },
+            Value::Instance { .. },
+        ) => {
+            cloud.replace_instance(region, instance).await?;
+            Ok(None)
+        }
+        _ => Err(unfit()),
+    }
+}
