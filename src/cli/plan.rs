@@ -4,10 +4,10 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use super::{VarArgs, load_or_report};
-use crate::aws::AwsContext;
 use crate::aws::observe::observe;
 use crate::exit::Exit;
-use crate::plan::{Plan, build::build, render};
+use crate::plan::timing::Timing;
+use crate::plan::{Plan, build::build_with, render};
 
 /// How a plan is printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -34,6 +34,16 @@ pub struct PlanArgs {
     /// Also write the plan as JSON, with the fingerprint of the observed state, to FILE.
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
+    /// What the duration estimate assumes of AWS, as KEY=DURATION,... with launch
+    /// (default 5m), sync (60s), drain (2m) and latency (50ms)
+    #[arg(long, value_name = "KEY=DURATION,...", value_parser = parse_assume)]
+    pub assume: Option<Timing>,
+    #[command(flatten)]
+    pub rates: super::session::RateArgs,
+}
+
+fn parse_assume(text: &str) -> Result<Timing, String> {
+    Timing::default().assume(text)
 }
 
 /// Plans the playbook: exit 0 without blockers, 3 with, 2 for invalid input, 1 when
@@ -50,13 +60,7 @@ pub fn run(args: &PlanArgs) -> Exit {
         }
     };
     let observed = runtime.block_on(async {
-        let ctx = AwsContext::load_with(
-            None,
-            &crate::aws::Settings {
-                rates: Some(crate::aws::pace::Rates::default()),
-            },
-        )
-        .await;
+        let ctx = super::session::aws(&args.rates.rates()).await;
         observe(&ctx, &playbook).await
     });
     let observed = match observed {
@@ -69,11 +73,16 @@ pub fn run(args: &PlanArgs) -> Exit {
             return Exit::StepFailed;
         }
     };
-    let plan = build(
+    let timing = Timing {
+        rates: args.rates.rates(),
+        ..args.assume.clone().unwrap_or_default()
+    };
+    let plan = build_with(
         &playbook,
         &observed,
         &args.playbook.display().to_string(),
         jiff::Timestamp::now(),
+        &timing,
     );
     if let Some(path) = &args.save
         && let Err(err) = save(&plan, path)

@@ -235,6 +235,12 @@ impl<C: Cloud> Executor<'_, '_, C> {
                     })
                 }
             }
+            // Already there and nobody else touched it: nothing to change.
+            _ if live == &item.after => Ok(Decision::Done {
+                note: None,
+                change_id: None,
+                outcome: item.after.clone(),
+            }),
             _ => Ok(Decision::Send { note: None }),
         }
     }

@@ -15,13 +15,7 @@ use super::model::{
     Change, Estimate, Finding, PLAN_FORMAT, Plan, PlaybookRef, SetWeights, StepKind, StepPlan,
     StopRef,
 };
-
-/// Assumed time for new instances to launch and pass health checks.
-pub const INSTANCE_LAUNCH_SECS: u64 = 300;
-/// Assumed time for a Route 53 change to be INSYNC.
-pub const DNS_SYNC_SECS: u64 = 60;
-/// Assumed time for a drain to finish (deregistration delay, termination).
-pub const DRAIN_SECS: u64 = 120;
+use super::timing::Timing;
 
 /// The state as it will be when a step starts.
 struct Projection<'a> {
@@ -82,8 +76,19 @@ fn finding(step: Option<&str>, resource: Option<String>, message: String) -> Fin
 }
 
 /// Builds the plan of `playbook` (loaded from `file`) against `observed`, at time
-/// `now` (for the drill window).
+/// `now` (for the drill window), estimating durations with AWS's usual timing.
 pub fn build(playbook: &Playbook, observed: &Observed, file: &str, now: jiff::Timestamp) -> Plan {
+    build_with(playbook, observed, file, now, &Timing::default())
+}
+
+/// [`build`], with the duration estimate made under `timing`.
+pub fn build_with(
+    playbook: &Playbook,
+    observed: &Observed,
+    file: &str,
+    now: jiff::Timestamp,
+    timing: &Timing,
+) -> Plan {
     let mut b = Builder {
         playbook,
         observed,
@@ -125,7 +130,7 @@ pub fn build(playbook: &Playbook, observed: &Observed, file: &str, now: jiff::Ti
             Action::EvacuateZone(z) => z.timeout.0.as_secs(),
             Action::Check(c) => c.timeout.0.as_secs(),
         };
-        let (kind, summary, changes, secs) = match &step.action {
+        let (kind, summary, changes) = match &step.action {
             Action::ScaleUp(s) => b.scale_up(id, s),
             Action::ShiftTraffic(s) => b.shift_traffic(id, s),
             Action::Drain(d) => b.drain(id, d),
@@ -136,7 +141,6 @@ pub fn build(playbook: &Playbook, observed: &Observed, file: &str, now: jiff::Ti
                 vec![Change::Wait {
                     secs: d.0.as_secs(),
                 }],
-                d.0.as_secs(),
             ),
             Action::Approve(message) => (
                 StepKind::Approve,
@@ -144,23 +148,30 @@ pub fn build(playbook: &Playbook, observed: &Observed, file: &str, now: jiff::Ti
                 vec![Change::Approve {
                     message: message.clone(),
                 }],
-                0,
             ),
             Action::Check(c) => b.check(id, c),
         };
         if matches!(step.action, Action::ShiftTraffic(_)) {
             b.check_capacity_behind_traffic(id);
         }
-        steps.push(StepPlan {
+        let mut plan = StepPlan {
             id: id.to_owned(),
             kind,
             summary,
             changes,
-            estimate_secs: secs,
+            estimate_secs: 0,
             timeout_secs,
-        });
+        };
+        plan.estimate_secs = timing.step(&plan).round() as u64;
+        steps.push(plan);
     }
-    let duration_secs = steps.iter().map(|s| s.estimate_secs).sum();
+    let zones = observed
+        .zones
+        .values()
+        .filter(|z| matches!(z, ZoneLookup::Found { .. }))
+        .count();
+    let duration = timing.observe(zones) + steps.iter().map(|s| timing.step(s)).sum::<f64>();
+    let duration_secs = duration.round() as u64;
     Plan {
         format: PLAN_FORMAT,
         playbook: PlaybookRef {
@@ -178,12 +189,7 @@ pub fn build(playbook: &Playbook, observed: &Observed, file: &str, now: jiff::Ti
         estimate: Estimate {
             duration_secs,
             mutating_calls: b.calls,
-            assumptions: vec![
-                format!("instances launch and pass health checks in {INSTANCE_LAUNCH_SECS}s"),
-                format!("a Route 53 change is in sync within {DNS_SYNC_SECS}s"),
-                format!("a drain completes in {DRAIN_SECS}s"),
-                "approvals take no time".to_owned(),
-            ],
+            assumptions: timing.assumptions(),
         },
         stop_conditions: playbook
             .stop_when
@@ -349,7 +355,7 @@ impl Builder<'_> {
         out
     }
 
-    fn scale_up(&mut self, step: &str, s: &ScaleUp) -> (StepKind, String, Vec<Change>, u64) {
+    fn scale_up(&mut self, step: &str, s: &ScaleUp) -> (StepKind, String, Vec<Change>) {
         let region = s.region.as_str();
         let targets = self.members(step, &s.group, region);
         let sources: BTreeMap<String, Vec<String>> = match &s.absorb {
@@ -470,15 +476,10 @@ impl Builder<'_> {
                 String::new()
             }
         );
-        (
-            StepKind::ScaleUp,
-            summary,
-            changes,
-            if waits { INSTANCE_LAUNCH_SECS } else { 0 },
-        )
+        (StepKind::ScaleUp, summary, changes)
     }
 
-    fn drain(&mut self, step: &str, d: &Drain) -> (StepKind, String, Vec<Change>, u64) {
+    fn drain(&mut self, step: &str, d: &Drain) -> (StepKind, String, Vec<Change>) {
         let region = d.region.as_str();
         for (name, spec) in &self.playbook.records {
             let Some(set_id) = spec.set_identifiers.get(&d.region) else {
@@ -533,14 +534,10 @@ impl Builder<'_> {
             d.to,
             d.timeout
         );
-        (StepKind::Drain, summary, changes, DRAIN_SECS)
+        (StepKind::Drain, summary, changes)
     }
 
-    fn shift_traffic(
-        &mut self,
-        step: &str,
-        s: &ShiftTraffic,
-    ) -> (StepKind, String, Vec<Change>, u64) {
+    fn shift_traffic(&mut self, step: &str, s: &ShiftTraffic) -> (StepKind, String, Vec<Change>) {
         let mut changes = Vec::new();
         let mut zones: BTreeSet<String> = BTreeSet::new();
         for name in s.record.iter() {
@@ -732,23 +729,13 @@ impl Builder<'_> {
                 .join(" -> "),
             s.bake
         );
-        (
-            StepKind::ShiftTraffic,
-            summary,
-            changes,
-            increments * (DNS_SYNC_SECS + s.bake.0.as_secs()),
-        )
+        (StepKind::ShiftTraffic, summary, changes)
     }
 
-    fn evacuate_zone(
-        &mut self,
-        step: &str,
-        z: &EvacuateZone,
-    ) -> (StepKind, String, Vec<Change>, u64) {
+    fn evacuate_zone(&mut self, step: &str, z: &EvacuateZone) -> (StepKind, String, Vec<Change>) {
         let region = z.region.as_str();
         let zone = z.zone.as_str();
         let mut changes = Vec::new();
-        let mut batches_max = 0;
         for (_, group) in self.members(step, &z.group, region) {
             let Some(state) = self.observed.group(region, &group) else {
                 continue;
@@ -822,7 +809,6 @@ impl Builder<'_> {
                 u32::from(!removed.is_empty()),
             );
             self.count("autoscaling:TerminateInstanceInAutoScalingGroup", replace);
-            batches_max = batches_max.max(replace.div_ceil(batch_size));
             changes.push(Change::ZoneEvacuation {
                 region: region.to_owned(),
                 group,
@@ -845,15 +831,10 @@ impl Builder<'_> {
                 ""
             }
         );
-        (
-            StepKind::EvacuateZone,
-            summary,
-            changes,
-            u64::from(batches_max) * INSTANCE_LAUNCH_SECS,
-        )
+        (StepKind::EvacuateZone, summary, changes)
     }
 
-    fn check(&mut self, step: &str, c: &Check) -> (StepKind, String, Vec<Change>, u64) {
+    fn check(&mut self, step: &str, c: &Check) -> (StepKind, String, Vec<Change>) {
         let state = serde_json::to_value(c.state)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
@@ -908,7 +889,7 @@ impl Builder<'_> {
             hold_secs: c.hold.0.as_secs(),
             timeout_secs: c.timeout.0.as_secs(),
         };
-        (StepKind::Check, summary, vec![change], c.hold.0.as_secs())
+        (StepKind::Check, summary, vec![change])
     }
 }
 

@@ -6,5 +6,6 @@
 pub mod build;
 mod model;
 pub mod render;
+pub mod timing;
 
 pub use model::*;

@@ -1,0 +1,251 @@
+//! How long a run takes: the plan's duration estimate, from a model of how AWS
+//! behaves in time (`notes`: launch, sync and drain times, a latency per call, and
+//! the paced request rates) applied to the waves the engine will run.
+//!
+//! Per wave, the engine reads its targets, sends its calls paced to the API's rate,
+//! and waits once for all of them; so a step costs its paced calls plus its one
+//! wait, never one wait per group or per hosted zone.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::aws::pace::{Rates, Service};
+
+use super::model::{Change, StepKind, StepPlan};
+
+/// What the estimate assumes of AWS.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Timing {
+    /// New instances launch and come into service.
+    pub launch: Duration,
+    /// A Route 53 change goes from PENDING to INSYNC.
+    pub sync: Duration,
+    /// Drained instances leave service.
+    pub drain: Duration,
+    /// One AWS call, there and back.
+    pub latency: Duration,
+    /// The paced request rates.
+    pub rates: Rates,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            launch: Duration::from_secs(300),
+            sync: Duration::from_secs(60),
+            drain: Duration::from_secs(120),
+            latency: Duration::from_millis(50),
+            rates: Rates::default(),
+        }
+    }
+}
+
+impl Timing {
+    /// Applies `launch=3m,sync=60s,drain=0s,latency=40ms` (any subset).
+    pub fn assume(mut self, text: &str) -> Result<Self, String> {
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| format!("invalid assumption `{part}`: write KEY=DURATION"))?;
+            let value = crate::playbook::HumanDuration::parse(value)?.0;
+            if value > Duration::from_secs(24 * 3600) {
+                return Err(format!("invalid assumption `{part}`: at most 24h"));
+            }
+            match key {
+                "launch" => self.launch = value,
+                "sync" => self.sync = value,
+                "drain" => self.drain = value,
+                "latency" => self.latency = value,
+                other => {
+                    return Err(format!(
+                        "unknown assumption `{other}`: use launch, sync, drain or latency"
+                    ));
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    /// Time to send `n` calls through a pacer of `rate` per second (a burst of
+    /// `rate - 1`, then one every `1 / rate`).
+    fn paced(&self, n: usize, service: Service) -> f64 {
+        let rate = self.rates.of(service);
+        let burst = (rate.floor() - 1.0).max(1.0);
+        (n as f64 - burst).max(0.0) / rate
+    }
+
+    fn latency(&self, calls: u32) -> f64 {
+        self.latency.as_secs_f64() * f64::from(calls)
+    }
+
+    /// Observing AWS before the run: one listing per hosted zone, one describe per
+    /// region, at once.
+    pub fn observe(&self, zones: usize) -> f64 {
+        self.paced(zones + 1, Service::Route53) + self.latency(3)
+    }
+
+    /// The expected duration of one step, in seconds.
+    pub fn step(&self, step: &StepPlan) -> f64 {
+        let groups = step
+            .changes
+            .iter()
+            .filter(|c| matches!(c, Change::Capacity { before, after, .. } if before != after))
+            .count();
+        match step.kind {
+            StepKind::ScaleUp => {
+                let calls = self.paced(groups + 1, Service::AutoScaling) + self.latency(2);
+                if step.timeout_secs > 0 && groups > 0 {
+                    calls + self.launch.as_secs_f64()
+                } else {
+                    calls
+                }
+            }
+            StepKind::Drain => {
+                self.paced(groups + 1, Service::AutoScaling)
+                    + self.latency(3)
+                    + if groups > 0 {
+                        self.drain.as_secs_f64()
+                    } else {
+                        0.0
+                    }
+            }
+            StepKind::ShiftTraffic => {
+                let zones: BTreeSet<&str> = step
+                    .changes
+                    .iter()
+                    .filter_map(|c| match c {
+                        Change::Weights { zone_id, .. } => Some(zone_id.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                let (increments, bake) = step
+                    .changes
+                    .iter()
+                    .find_map(|c| match c {
+                        Change::Weights {
+                            ramp, bake_secs, ..
+                        } => Some((ramp.len(), *bake_secs)),
+                        _ => None,
+                    })
+                    .unwrap_or((0, 0));
+                // Per increment: the capacity check, every zone read and changed, one
+                // sync for all, GetChange, the bake.
+                increments as f64
+                    * (self.latency(4)
+                        + self.paced(2 * zones.len(), Service::Route53)
+                        + self.sync.as_secs_f64()
+                        + bake as f64)
+            }
+            StepKind::EvacuateZone => {
+                let batches = step
+                    .changes
+                    .iter()
+                    .filter_map(|c| match c {
+                        Change::ZoneEvacuation {
+                            instances_to_replace,
+                            batch_size,
+                            ..
+                        } => Some(instances_to_replace.div_ceil((*batch_size).max(1))),
+                        _ => None,
+                    })
+                    .max()
+                    .unwrap_or(0);
+                self.latency(4) + f64::from(batches) * self.launch.as_secs_f64()
+            }
+            StepKind::Wait => step
+                .changes
+                .iter()
+                .map(|c| match c {
+                    Change::Wait { secs } => *secs as f64,
+                    _ => 0.0,
+                })
+                .sum(),
+            StepKind::Approve => 0.0,
+            StepKind::Check => step
+                .changes
+                .iter()
+                .map(|c| match c {
+                    Change::Check { hold_secs, .. } => *hold_secs as f64 + self.latency(1),
+                    _ => 0.0,
+                })
+                .sum(),
+        }
+    }
+
+    /// What the estimate assumes, for people.
+    pub fn assumptions(&self) -> Vec<String> {
+        let show = |d: Duration| crate::playbook::HumanDuration(d).to_string();
+        vec![
+            format!(
+                "instances launch and pass health checks in {}",
+                show(self.launch)
+            ),
+            format!("a Route 53 change is in sync within {}", show(self.sync)),
+            format!("a drain completes in {}", show(self.drain)),
+            format!(
+                "each AWS call takes {}; Route 53 is paced at {}/s, Auto Scaling at {}/s",
+                show(self.latency),
+                self.rates.of(Service::Route53),
+                self.rates.of(Service::AutoScaling)
+            ),
+            "approvals take no time".to_owned(),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::SetWeights;
+
+    fn shift(zones: usize, ramp: Vec<i64>, bake_secs: u64) -> StepPlan {
+        StepPlan {
+            id: "shift".into(),
+            kind: StepKind::ShiftTraffic,
+            summary: String::new(),
+            changes: (0..zones)
+                .map(|z| Change::Weights {
+                    record: format!("r{z}"),
+                    name: format!("r{z}.example.com."),
+                    record_type: "A".into(),
+                    zone_id: format!("Z{z}"),
+                    ramp: ramp.clone(),
+                    sets: vec![SetWeights {
+                        set_identifier: "west".into(),
+                        region: None,
+                        before: 0,
+                        after: ramp.clone(),
+                    }],
+                    bake_secs,
+                })
+                .collect(),
+            estimate_secs: 0,
+            timeout_secs: 300,
+        }
+    }
+
+    #[test]
+    fn a_ramp_costs_one_sync_per_increment_whatever_the_number_of_zones() {
+        let timing = Timing::default()
+            .assume("sync=60s,latency=0s")
+            .expect("valid");
+        let one = timing.step(&shift(1, vec![50, 100], 120));
+        let five = timing.step(&shift(5, vec![50, 100], 120));
+        assert_eq!(one, 2.0 * (60.0 + 120.0));
+        // Five zones add only the paced calls: 10 a increment at 5/s after a burst of 4.
+        assert!((five - one - 2.0 * 1.2).abs() < 1e-9, "{five} vs {one}");
+    }
+
+    #[test]
+    fn assumptions_are_parsed_and_bounded() {
+        let timing = Timing::default()
+            .assume("launch=3s, sync=2s,drain=0s,latency=40ms")
+            .expect("valid");
+        assert_eq!(timing.launch, Duration::from_secs(3));
+        assert_eq!(timing.latency, Duration::from_millis(40));
+        assert!(Timing::default().assume("boot=3s").is_err());
+        assert!(Timing::default().assume("launch").is_err());
+        assert!(Timing::default().assume("launch=3 parsecs").is_err());
+        assert!(Timing::default().assume("sync=400d").is_err());
+    }
+}
