@@ -16,45 +16,12 @@ use crate::state::{Capacity, GroupState};
 /// The engine's AWS access through the SDK.
 pub struct AwsCloud {
     ctx: AwsContext,
-    /// Record counts of hosted zones, read once: weight changes do not change them.
-    counts: std::sync::Mutex<BTreeMap<String, Option<i64>>>,
 }
 
 impl AwsCloud {
     /// Wraps a loaded SDK configuration.
     pub fn new(ctx: AwsContext) -> Self {
-        Self {
-            ctx,
-            counts: Default::default(),
-        }
-    }
-
-    /// How many record sets a hosted zone holds (read once per zone).
-    async fn record_count(&self, zone_id: &str) -> Result<Option<i64>, CloudError> {
-        let known = self
-            .counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(zone_id)
-            .copied();
-        if let Some(count) = known {
-            return Ok(count);
-        }
-        let count = self
-            .ctx
-            .route53()
-            .get_hosted_zone()
-            .id(zone_id)
-            .send()
-            .await
-            .map_err(fail(format!("read hosted zone {zone_id}")))?
-            .hosted_zone()
-            .and_then(|z| z.resource_record_set_count());
-        self.counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(zone_id.to_owned(), count);
-        Ok(count)
+        Self { ctx }
     }
 }
 
@@ -194,44 +161,46 @@ impl Cloud for AwsCloud {
         zone_id: &str,
         wanted: &[(String, String)],
     ) -> Result<Vec<RecordSetDef>, CloudError> {
-        // One listing of the whole zone when that takes fewer pages than one lookup
-        // per record (the common case when a step moves many records).
-        let count = if wanted.len() > 2 {
-            self.record_count(zone_id).await?
-        } else {
-            None
-        };
-        let pages = count.map(|n| (n.max(1) + 299) / 300);
-        if pages.is_none_or(|p| (p as usize) >= wanted.len()) {
-            let mut out = Vec::new();
-            for (name, record_type) in wanted {
-                out.extend(self.record_sets(zone_id, name, record_type).await?);
+        // One listing of the whole zone when it takes fewer pages than one lookup per
+        // record (the common case when a step moves many records); a zone too large
+        // for that is given up after that many pages, and each record looked up.
+        if wanted.len() > 2 {
+            let keys: std::collections::BTreeMap<(String, String), &(String, String)> = wanted
+                .iter()
+                .map(|w| ((w.0.to_ascii_lowercase(), w.1.clone()), w))
+                .collect();
+            let mut out: Vec<RecordSetDef> = Vec::new();
+            let mut seen = std::collections::BTreeSet::new();
+            let complete = super::list_zone(
+                &self.ctx.route53(),
+                zone_id,
+                Some(wanted.len() - 1),
+                |set| {
+                    let key = (
+                        set.name().to_ascii_lowercase(),
+                        set.r#type().as_str().to_owned(),
+                    );
+                    let (Some((name, record_type)), Some(id)) =
+                        (keys.get(&key), set.set_identifier())
+                    else {
+                        return;
+                    };
+                    // The emulator repeats items across pages inside weighted sets.
+                    if seen.insert((key, id.to_owned())) {
+                        out.push(definition(name, record_type, id, set));
+                    }
+                },
+            )
+            .await
+            .map_err(fail(format!("list records of hosted zone {zone_id}")))?;
+            if complete {
+                return Ok(out);
             }
-            return Ok(out);
         }
-        let keys: std::collections::BTreeMap<(String, String), &(String, String)> = wanted
-            .iter()
-            .map(|w| ((w.0.to_ascii_lowercase(), w.1.clone()), w))
-            .collect();
-        let client = self.ctx.route53();
-        let mut out: Vec<RecordSetDef> = Vec::new();
-        let mut seen = std::collections::BTreeSet::new();
-        super::list_zone(&client, zone_id, |set| {
-            let key = (
-                set.name().to_ascii_lowercase(),
-                set.r#type().as_str().to_owned(),
-            );
-            let (Some((name, record_type)), Some(id)) = (keys.get(&key), set.set_identifier())
-            else {
-                return;
-            };
-            // The emulator repeats items across pages inside weighted sets.
-            if seen.insert((key, id.to_owned())) {
-                out.push(definition(name, record_type, id, set));
-            }
-        })
-        .await
-        .map_err(fail(format!("list records of hosted zone {zone_id}")))?;
+        let mut out = Vec::new();
+        for (name, record_type) in wanted {
+            out.extend(self.record_sets(zone_id, name, record_type).await?);
+        }
         Ok(out)
     }
 

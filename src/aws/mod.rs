@@ -148,19 +148,21 @@ where
     DisplayErrorContext(err).to_string()
 }
 
-/// Lists every record set of a hosted zone, 300 a page, handing each to `each`.
+/// Lists every record set of a hosted zone, 300 a page, handing each to `each`; with
+/// `max_pages`, stops after that many pages. Returns whether the listing is complete.
 pub async fn list_zone(
     client: &aws_sdk_route53::Client,
     zone_id: &str,
+    max_pages: Option<usize>,
     mut each: impl FnMut(&aws_sdk_route53::types::ResourceRecordSet),
 ) -> Result<
-    (),
+    bool,
     aws_sdk_route53::error::SdkError<
         aws_sdk_route53::operation::list_resource_record_sets::ListResourceRecordSetsError,
     >,
 > {
     let mut next: Option<(String, aws_sdk_route53::types::RrType, Option<String>)> = None;
-    loop {
+    for _ in 0..max_pages.unwrap_or(usize::MAX) {
         let mut request = client
             .list_resource_record_sets()
             .hosted_zone_id(zone_id)
@@ -176,7 +178,7 @@ pub async fn list_zone(
             each(set);
         }
         if !page.is_truncated() {
-            return Ok(());
+            return Ok(true);
         }
         next = match (page.next_record_name(), page.next_record_type()) {
             (Some(n), Some(t)) => Some((
@@ -184,9 +186,10 @@ pub async fn list_zone(
                 t.clone(),
                 page.next_record_identifier().map(str::to_owned),
             )),
-            _ => return Ok(()),
+            _ => return Ok(true),
         };
     }
+    Ok(false)
 }
 
 /// A DNS name as Route 53 compares it: lower case, fully qualified.

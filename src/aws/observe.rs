@@ -625,7 +625,7 @@ async fn list_zone_records(
         });
     };
     if whole_zone_pages.is_some_and(|pages| pages <= pairs.len() as i64) {
-        super::list_zone(client, zone_id, |set| keep(&mut out, set))
+        super::list_zone(client, zone_id, None, |set| keep(&mut out, set))
             .await
             .map_err(read_err(format!("list records of hosted zone {zone_id}")))?;
     } else {

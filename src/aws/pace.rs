@@ -6,8 +6,8 @@
 //! together, 5 requests a second), Auto Scaling, EC2 and CloudWatch per account and
 //! region (rates not published). Each [`Api`] here is one such bucket, paced with the
 //! generic cell rate algorithm (a token bucket kept as one "next free slot" time).
-//! The burst is one request below AWS's, so that a call that leaves on time never
-//! arrives early because the network sped up.
+//! The burst stays a fifth of a second of requests below AWS's (see [`burst`]), so
+//! that calls bunched up on their way never find AWS's bucket empty.
 //!
 //! Time is tokio's, so pacing runs on a paused clock in tests.
 
@@ -112,6 +112,13 @@ impl Rates {
     }
 }
 
+/// How many calls may leave at once at `rate` per second: AWS's bucket holds about
+/// one second of requests, and a fifth of a second of them (at least one) is kept
+/// spare, so that calls bunched up by the network on their way never find it empty.
+pub fn burst(rate: f64) -> f64 {
+    (rate.floor() - (rate * 0.2).ceil().max(1.0)).max(1.0)
+}
+
 /// Paces calls per [`Api`].
 #[derive(Debug, Default)]
 pub struct Pacer {
@@ -133,9 +140,7 @@ impl Pacer {
     fn reserve(&self, api: &Api) -> Duration {
         let rate = self.rates.of(api.service());
         let interval = Duration::from_secs_f64(1.0 / rate);
-        // AWS's bucket holds about one second of requests; stay one below it: a burst
-        // of `rate - 1` calls, then one every `interval`.
-        let tolerance = interval.mul_f64((rate.floor() - 2.0).max(0.0));
+        let tolerance = interval.mul_f64(burst(rate) - 1.0);
         let now = Instant::now();
         let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
         let tat = next.get(api).copied().unwrap_or(now).max(now);
@@ -177,6 +182,14 @@ mod tests {
             last = at;
             assert!(tokens >= 1.0 - 1e-9, "{tokens} tokens left at {at:?}");
         }
+    }
+
+    #[test]
+    fn the_burst_keeps_a_fifth_of_a_second_spare() {
+        assert_eq!(burst(5.0), 4.0);
+        assert_eq!(burst(20.0), 16.0);
+        assert_eq!(burst(2.0), 1.0);
+        assert_eq!(burst(0.5), 1.0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -91,30 +91,42 @@ pub async fn settle<C: Cloud>(
     };
     let dns = async {
         // Changes sent together go in sync together: poll the newest until it is,
-        // then confirm the older ones, each once.
+        // then confirm the older ones, each once, all at the same time.
         let of = changes.len();
         let left = std::cell::Cell::new(changes.clone());
         poll_until(interrupt, step, timeout, deadline, CHANGE_POLL_CAP, || {
             let left = &left;
             async move {
                 let mut pending = left.take();
-                while let Some(id) = pending.last().copied() {
-                    if cloud.change_in_sync(id).await.map_err(step_err(step))? {
-                        pending.pop();
-                    } else {
-                        left.set(pending.clone());
-                        recorder.progress(Progress::Syncing {
-                            step: step.to_owned(),
-                            in_sync: of - pending.len(),
-                            of,
-                        });
-                        return Ok(Poll::Waiting(format!(
-                            "Route 53 change {id} wanted INSYNC, last seen PENDING ({} of {of} changes pending)",
-                            pending.len()
-                        )));
-                    }
+                let Some(newest) = pending.last().copied() else {
+                    return Ok(Poll::Done(()));
+                };
+                if cloud.change_in_sync(newest).await.map_err(step_err(step))? {
+                    pending.pop();
+                    let older = try_join_all(pending.iter().map(|id| async move {
+                        cloud.change_in_sync(id).await.map(|done| (*id, done))
+                    }))
+                    .await
+                    .map_err(step_err(step))?;
+                    pending = older
+                        .into_iter()
+                        .filter(|(_, done)| !done)
+                        .map(|(id, _)| id)
+                        .collect();
                 }
-                Ok(Poll::Done(()))
+                let Some(id) = pending.last().copied() else {
+                    return Ok(Poll::Done(()));
+                };
+                left.set(pending.clone());
+                recorder.progress(Progress::Syncing {
+                    step: step.to_owned(),
+                    in_sync: of - pending.len(),
+                    of,
+                });
+                Ok(Poll::Waiting(format!(
+                    "Route 53 change {id} wanted INSYNC, last seen PENDING ({} of {of} changes pending)",
+                    pending.len()
+                )))
             }
         })
         .await

@@ -4,12 +4,14 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::cloud::Cloud;
 use super::error::EngineError;
 use super::interrupt::Interrupt;
 use super::live::Reads;
 use super::recorder::Recorder;
-use super::watch::watch_stops;
+use super::watch::{CAPACITY_POLL_CAP, Poll, poll_until, watch_stops};
 use crate::journal::{Event, Target, Value};
 use crate::plan::{Plan, StepKind, StepPlan, StopRef};
 
@@ -145,11 +147,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
     async fn run_step(&self, step: &StepPlan) -> Result<(), EngineError> {
         match step.kind {
             StepKind::ScaleUp => self.capacity_step(step).await,
-            StepKind::Drain => {
-                // The region traffic went to must still hold what earlier steps gave it.
-                self.check_capacity(&step.id).await?;
-                self.capacity_step(step).await
-            }
+            StepKind::Drain => self.capacity_step(step).await,
             StepKind::ShiftTraffic => self.traffic_step(step).await,
             StepKind::EvacuateZone => self.zone_step(step).await,
             StepKind::Wait => self.wait_step(step).await,
@@ -158,52 +156,83 @@ impl<C: Cloud> Executor<'_, '_, C> {
         }
     }
 
-    /// Checks that every group whose capacity this run raised still has it (desired
-    /// as left, and as many InService): traffic must not move onto a region, and a
-    /// source must not drain away, when that capacity is not there now.
-    pub async fn check_capacity(&self, step: &str) -> Result<(), EngineError> {
+    /// Checks that every group whose capacity this run raised still has it: desired
+    /// as the run left it, and as many InService. Traffic must not move onto a
+    /// region, and a source must not drain away, when that capacity is not there now.
+    /// A desired capacity someone changed stops the run at once; instances not (or no
+    /// longer) in service are waited for, up to `timeout`. Returns whether it waited.
+    pub async fn check_capacity(
+        &self,
+        step: &str,
+        timeout: Duration,
+    ) -> Result<bool, EngineError> {
         let raised = self.recorder.history(|h| h.raised_capacity());
         if raised.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
+        let rounds = std::cell::Cell::new(0u32);
         let mut reads = Reads::default();
         for r in &raised {
             reads.group(&r.region, &r.group);
         }
-        let live = reads
-            .fetch(self.cloud)
-            .await
-            .map_err(super::error::step_err(step))?;
-        for r in raised {
-            let (desired, in_service) = live
-                .group(&r.region, &r.group)
-                .map_or((0, 0), |g| (g.capacity.desired, g.in_service));
-            if desired == r.left.desired && in_service >= r.left.desired {
-                continue;
-            }
-            if self.options.force {
-                let capacity = live.group(&r.region, &r.group).map(|g| g.capacity);
-                if let Some(capacity) = capacity {
+        let deadline = Instant::now() + timeout;
+        let accepted = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        let probe = || async {
+            rounds.set(rounds.get() + 1);
+            let live = reads
+                .fetch(self.cloud)
+                .await
+                .map_err(super::error::step_err(step))?;
+            let mut short = None;
+            for r in &raised {
+                let state = live.group(&r.region, &r.group);
+                let (desired, in_service) =
+                    state.map_or((0, 0), |g| (g.capacity.desired, g.in_service));
+                let ok = desired == r.left.desired && in_service >= r.left.desired;
+                if ok || accepted.borrow().contains(&r.action) {
+                    continue;
+                }
+                if self.options.force
+                    && let Some(state) = state
+                {
+                    accepted.borrow_mut().insert(r.action.clone());
                     self.recorder.log(Event::Reconciled {
                         action: r.action.clone(),
                         decision: format!(
                             "--force: accepted live {} with {in_service} InService as the outcome",
-                            show(&Value::Capacity(capacity))
+                            show(&Value::Capacity(state.capacity))
                         ),
-                        accepted: Some(Value::Capacity(capacity)),
+                        accepted: Some(Value::Capacity(state.capacity)),
                     })?;
                     continue;
                 }
+                let lost = EngineError::CapacityLost {
+                    step: r.step.clone(),
+                    region: r.region.clone(),
+                    group: r.group.clone(),
+                    wanted: r.left.desired,
+                    desired,
+                    in_service,
+                };
+                if desired != r.left.desired || Instant::now() >= deadline {
+                    return Err(lost);
+                }
+                short.get_or_insert(lost);
             }
-            return Err(EngineError::CapacityLost {
-                step: r.step,
-                region: r.region,
-                group: r.group,
-                wanted: r.left.desired,
-                desired,
-                in_service,
-            });
-        }
-        Ok(())
+            Ok(match short {
+                None => Poll::Done(()),
+                Some(lost) => Poll::Waiting(lost.to_string()),
+            })
+        };
+        poll_until(
+            self.interrupt,
+            step,
+            timeout,
+            deadline,
+            CAPACITY_POLL_CAP,
+            probe,
+        )
+        .await?;
+        Ok(rounds.get() > 1)
     }
 }

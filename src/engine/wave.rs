@@ -68,19 +68,46 @@ impl<C: Cloud> Executor<'_, '_, C> {
     /// Runs one wave forward (see the module doc) and returns what to wait for: every
     /// change of the wave that has not converged yet.
     pub async fn wave(&self, step: &str, items: Vec<Item>) -> Result<Vec<Await>, EngineError> {
-        self.checkpoint().await?;
+        self.guarded_wave(step, items, async { Ok(false) }).await
+    }
+
+    /// [`Self::wave`], with `guard` (a check that must pass before anything is
+    /// changed) run beside the stop conditions and the live read, so that it costs
+    /// no time of its own. A guard that had to wait (returns `true`) makes the wave
+    /// read live again: every `before` is a value just read.
+    pub async fn guarded_wave(
+        &self,
+        step: &str,
+        items: Vec<Item>,
+        guard: impl std::future::Future<Output = Result<bool, EngineError>>,
+    ) -> Result<Vec<Await>, EngineError> {
         let items: Vec<Item> = items
             .into_iter()
             .filter(|i| !self.recorder.history(|h| h.converged.contains(&i.action)))
             .collect();
-        if items.is_empty() {
-            return Ok(Vec::new());
-        }
         let mut reads = Reads::default();
         for item in &items {
             reads.add(&item.target, item.records.iter().cloned());
         }
-        let live = reads.fetch(self.cloud).await.map_err(step_err(step))?;
+        let checks = async {
+            self.checkpoint().await?;
+            guard.await
+        };
+        let read = async {
+            if reads.is_empty() {
+                return Ok(Snapshot::default());
+            }
+            reads.fetch(self.cloud).await.map_err(step_err(step))
+        };
+        let (waited, live) = futures::join!(checks, read);
+        let mut live = live?;
+        if waited? && !reads.is_empty() {
+            self.checkpoint().await?;
+            live = reads.fetch(self.cloud).await.map_err(step_err(step))?;
+        }
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut events = Vec::new();
         let mut sends = Vec::new();
         let mut awaits = Vec::new();

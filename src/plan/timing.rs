@@ -66,12 +66,11 @@ impl Timing {
         Ok(self)
     }
 
-    /// Time to send `n` calls through a pacer of `rate` per second (a burst of
-    /// `rate - 1`, then one every `1 / rate`).
+    /// Time to send `n` calls through the pacer at `service`'s rate (a burst, then
+    /// one every `1 / rate`).
     fn paced(&self, n: usize, service: Service) -> f64 {
         let rate = self.rates.of(service);
-        let burst = (rate.floor() - 1.0).max(1.0);
-        (n as f64 - burst).max(0.0) / rate
+        (n as f64 - crate::aws::pace::burst(rate)).max(0.0) / rate
     }
 
     fn latency(&self, calls: u32) -> f64 {

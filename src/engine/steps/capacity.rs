@@ -8,7 +8,7 @@ use crate::engine::error::EngineError;
 use crate::engine::execute::{Executor, capacity_action};
 use crate::engine::wave::Item;
 use crate::journal::{Event, Target, Value};
-use crate::plan::{Change, StepPlan};
+use crate::plan::{Change, StepKind, StepPlan};
 
 impl<C: Cloud> Executor<'_, '_, C> {
     /// Sets every group's capacity in one wave, then waits for all of them to reach
@@ -39,7 +39,14 @@ impl<C: Cloud> Executor<'_, '_, C> {
             })
             .collect();
         let actions: Vec<String> = items.iter().map(|i| i.action.clone()).collect();
-        let awaits = self.wave(&step.id, items).await?;
+        let timeout = Duration::from_secs(step.timeout_secs);
+        let awaits = if step.kind == StepKind::Drain {
+            // The region traffic went to must still hold what earlier steps gave it.
+            let guard = self.check_capacity(&step.id, timeout);
+            self.guarded_wave(&step.id, items, guard).await?
+        } else {
+            self.wave(&step.id, items).await?
+        };
         if step.timeout_secs > 0 {
             settle(
                 self.cloud,
@@ -47,7 +54,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
                 self.interrupt,
                 &step.id,
                 &awaits,
-                Duration::from_secs(step.timeout_secs),
+                timeout,
             )
             .await?;
         }

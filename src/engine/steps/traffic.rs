@@ -60,8 +60,6 @@ impl<C: Cloud> Executor<'_, '_, C> {
             if self.recorder.history(|h| h.baked.contains(&key)) {
                 continue;
             }
-            // Traffic moves only onto capacity that is there now.
-            self.check_capacity(&step.id).await?;
             self.recorder.progress(Progress::Increment {
                 step: step.id.clone(),
                 increment,
@@ -86,7 +84,9 @@ impl<C: Cloud> Executor<'_, '_, C> {
                 })
                 .collect();
             let actions: Vec<String> = items.iter().map(|i| i.action.clone()).collect();
-            let awaits = self.wave(&step.id, items).await?;
+            // Traffic moves only onto capacity that is there now.
+            let guard = self.check_capacity(&step.id, timeout);
+            let awaits = self.guarded_wave(&step.id, items, guard).await?;
             settle(
                 self.cloud,
                 self.recorder,
