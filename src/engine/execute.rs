@@ -161,11 +161,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
     /// region, and a source must not drain away, when that capacity is not there now.
     /// A desired capacity someone changed stops the run at once; instances not (or no
     /// longer) in service are waited for, up to `timeout`. Returns whether it waited.
-    pub async fn check_capacity(
-        &self,
-        step: &str,
-        timeout: Duration,
-    ) -> Result<bool, EngineError> {
+    pub async fn check_capacity(&self, step: &str, timeout: Duration) -> Result<bool, EngineError> {
         let raised = self.recorder.history(|h| h.raised_capacity());
         if raised.is_empty() {
             return Ok(false);

@@ -1152,3 +1152,51 @@ async fn a_declined_approval_is_recorded_as_such_and_asked_again_on_resume() {
     run(true).await.expect("approved on resume");
     assert_eq!(cloud.capacity("us-west-2", "api-west"), Some(cap(8, 8, 12)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn traffic_waits_for_capacity_a_scale_up_did_not_wait_for() {
+    let text = PLAYBOOK.replace(
+        "scale_up: { group: api, region: us-west-2, desired: 8, timeout: 10m }",
+        "scale_up: { group: api, region: us-west-2, desired: 8, wait: none }",
+    );
+    let plan = plan_of(
+        &text,
+        &[
+            (
+                "us-west-2",
+                "api",
+                vec!["api-west".to_owned()],
+                cap(1, 2, 12),
+            ),
+            (
+                "us-east-1",
+                "src",
+                vec!["api-east".to_owned()],
+                cap(3, 6, 12),
+            ),
+        ],
+        &[("api", "Z1", &[("east", 100), ("west", 0)])],
+    );
+    let cloud = cloud(Duration::from_secs(90), Duration::ZERO);
+    let r = new_run();
+    let interrupt = Interrupt::default();
+    let look = async {
+        // 60 s into the 90 s launch: the scale-up is done, the capacity is not there.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let early = cloud.weights("Z1")["west"];
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        (early, cloud.weights("Z1")["west"])
+    };
+    let options = Options::default();
+    let (result, (early, later)) = tokio::join!(
+        execute_plan(&cloud, &r.run, &plan, &options, &interrupt),
+        look
+    );
+    result.expect("run succeeds");
+    assert_eq!(
+        early, 0,
+        "no traffic moved before the capacity was in service"
+    );
+    assert_eq!(later, 50, "the first increment went out once it was");
+    assert_eq!(cloud.weights("Z1")["west"], 100);
+}
