@@ -2,7 +2,8 @@
 //! scripts: `aws_model UPSTREAM_URL [TIMING]` prints its own URL and serves until
 //! killed. TIMING is `latency=40ms,route53=5,autoscaling=20,sync=2s,launch=3s` (any
 //! subset). `GET /__proxy/stats` returns the calls, injected faults and throttling
-//! answers per operation as JSON; `POST /__proxy/reset` zeroes them.
+//! answers per operation as JSON; `POST /__proxy/reset` zeroes them. With
+//! `AWS_MODEL_LOG=FILE`, every call's arrival time and operation is appended to FILE.
 
 #[allow(dead_code)]
 #[path = "../tests/support/proxy.rs"]

@@ -276,14 +276,25 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io
         return client.write_all(answer.as_bytes());
     }
     let operation = operation(&request);
+    if let Some(log) = std::env::var_os("AWS_MODEL_LOG") {
+        // A timeline of arrivals, for looking into a benchmark's figures.
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            let _ = writeln!(file, "{at:.3} {operation}");
+        }
+    }
     let timing = state
         .lock()
         .map_err(|_| std::io::Error::other("poisoned"))?
         .timing
         .clone();
-    if let Some(timing) = &timing {
-        std::thread::sleep(timing.latency);
-    }
     let (fault, throttled) = {
         let mut s = state
             .lock()
@@ -324,6 +335,11 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io
             body.len()
         )
     };
+    // The token is taken as the request arrives; every answer, throttled or not,
+    // comes back after the latency.
+    if let Some(timing) = &timing {
+        std::thread::sleep(timing.latency);
+    }
     if throttled {
         return client.write_all(error("400 Bad Request", "Throttling").as_bytes());
     }
