@@ -93,10 +93,25 @@ pub struct Observed {
 }
 
 impl Observed {
-    /// A stable digest of the observed state: equal states give equal fingerprints.
+    /// A stable digest of what a plan depends on: capacities, subnets, processes,
+    /// tags, weights and TTLs, which alarms and health checks exist. Instances in
+    /// service and alarm states move all the time without changing the plan, so they
+    /// are left out: a saved plan is stale only when a value it shows has changed.
     pub fn fingerprint(&self) -> String {
+        let mut stable = self.clone();
+        for groups in stable.groups.values_mut() {
+            for group in groups.values_mut() {
+                group.in_service = 0;
+                group.instances_by_zone.clear();
+            }
+        }
+        for alarms in stable.alarms.values_mut() {
+            for state in alarms.values_mut() {
+                state.clear();
+            }
+        }
         // BTreeMaps and Vecs serialise in a fixed order, so the JSON is canonical.
-        let json = serde_json::to_vec(self).unwrap_or_default();
+        let json = serde_json::to_vec(&stable).unwrap_or_default();
         let digest = Sha256::digest(&json);
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }

@@ -369,13 +369,18 @@ fn a_saved_plan_is_refused_once_the_state_changed() {
                 .await
                 .expect("change desired");
         });
+    let mut expected = seeded;
+    if let Some(group) = expected.groups.get_mut("api-us-west-2") {
+        group.1 = 3;
+    }
+    assert_eq!(d.account.world(), expected, "the test's own change is live");
     let (code, _, stderr) = d.evac(&["run", BASE, "--plan", plan, "--yes"]);
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("the saved plan is stale"), "{stderr}");
-    assert_ne!(
+    assert_eq!(
         d.account.world(),
-        seeded,
-        "only the test's own change happened"
+        expected,
+        "evac changed nothing beyond the test's own change"
     );
 }
 

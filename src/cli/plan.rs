@@ -77,13 +77,18 @@ pub fn run(args: &PlanArgs) -> Exit {
         rates: args.rates.rates(),
         ..args.assume.clone().unwrap_or_default()
     };
-    let plan = build_with(
+    let mut plan = build_with(
         &playbook,
         &observed,
         &args.playbook.display().to_string(),
         jiff::Timestamp::now(),
         &timing,
     );
+    // The playbook file was read by the loader already; its hash ties a saved plan to it.
+    plan.playbook.sha256 = std::fs::read(&args.playbook)
+        .map(|bytes| crate::journal::hex_digest(&bytes))
+        .unwrap_or_default();
+    plan.seal();
     if let Some(path) = &args.save
         && let Err(err) = save(&plan, path)
     {

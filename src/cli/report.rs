@@ -59,11 +59,7 @@ pub struct HistoryArgs {
 
 fn failed(err: &JournalError) -> Exit {
     eprintln!("error: {err}");
-    if matches!(err, JournalError::UnknownRun(_)) {
-        Exit::InvalidInput
-    } else {
-        Exit::StepFailed
-    }
+    super::session::journal_exit(err)
 }
 
 /// `evac report`.

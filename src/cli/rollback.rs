@@ -45,7 +45,7 @@ pub fn run(args: &RollbackArgs) -> Exit {
         Ok(run) => run,
         Err(err) => {
             eprintln!("error: {err}");
-            return Exit::InvalidInput;
+            return super::session::journal_exit(&err);
         }
     };
     let (history, plan) = match read_run(&run) {

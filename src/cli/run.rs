@@ -134,18 +134,13 @@ pub fn run(args: &RunArgs) -> Exit {
             return Exit::InvalidInput;
         }
     };
+    let digest = crate::journal::hex_digest(text.as_bytes());
     let saved: Option<Plan> = match &args.plan {
         None => None,
-        Some(path) => match std::fs::read(path)
-            .map_err(|e| e.to_string())
-            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-        {
+        Some(path) => match saved_plan(path, &args.playbook, &digest, &playbook) {
             Ok(plan) => Some(plan),
             Err(err) => {
-                eprintln!(
-                    "error: cannot read the saved plan {}: {err}",
-                    path.display()
-                );
+                eprintln!("error: {err}\nnothing was changed");
                 return Exit::InvalidInput;
             }
         },
@@ -172,17 +167,36 @@ pub fn run(args: &RunArgs) -> Exit {
                 return Exit::StepFailed;
             }
         };
-        let fresh = build(&playbook, &observed, &args.playbook.display().to_string(), jiff::Timestamp::now());
-        let plan = match saved {
-            Some(saved) if saved.fingerprint != fresh.fingerprint => {
-                eprintln!(
-                    "error: the saved plan is stale: the state it was made against has changed since; run `evac plan --save` again\nnothing was changed"
-                );
-                return Exit::Blocked;
+        let mut fresh = build(&playbook, &observed, &args.playbook.display().to_string(), jiff::Timestamp::now());
+        let mut plan = match saved {
+            Some(mut saved) => {
+                // What the saved plan depends on, observed now: the playbook as it was
+                // planned, without this command line's stop conditions.
+                let mut planned = playbook.clone();
+                planned.stop_when.truncate(planned.stop_when.len() - args.stop_when_alarm.len());
+                let now = build(&planned, &without_alarms(&observed, &planned, &args.stop_when_alarm), &args.playbook.display().to_string(), jiff::Timestamp::now());
+                if saved.fingerprint != now.fingerprint {
+                    eprintln!(
+                        "error: the saved plan is stale: a value it shows has changed since it was made; run `evac plan --save` again\nnothing was changed"
+                    );
+                    return Exit::Blocked;
+                }
+                // This command line's stop conditions apply to the saved plan too; the
+                // fresh plan says whether they can be watched.
+                for stop in &fresh.stop_conditions {
+                    if !saved.stop_conditions.contains(stop) {
+                        saved.stop_conditions.push(stop.clone());
+                    }
+                }
+                saved.blockers.extend(fresh.blockers.drain(..).filter(|b| {
+                    b.resource.as_ref().is_some_and(|r| args.stop_when_alarm.iter().any(|(region, name)| r == &format!("alarm {name} ({region})")))
+                }));
+                saved
             }
-            Some(saved) => saved,
             None => fresh,
         };
+        plan.playbook.sha256 = digest.clone();
+        plan.seal();
         if args.exec.output == RunOutput::Json {
             println!("{}", serde_json::json!({ "event": "plan", "plan": &plan }));
         } else {
@@ -251,7 +265,7 @@ pub fn resume(args: &ResumeArgs) -> Exit {
         Ok(run) => run,
         Err(err) => {
             eprintln!("error: {err}");
-            return Exit::InvalidInput;
+            return super::session::journal_exit(&err);
         }
     };
     let (history, plan) = match read_run(&run) {
@@ -299,19 +313,119 @@ pub fn resume(args: &ResumeArgs) -> Exit {
     })
 }
 
+/// Reads a plan saved by `evac plan --save` and checks that it is the plan of this
+/// playbook with these params, as it was saved.
+fn saved_plan(
+    path: &std::path::Path,
+    playbook_path: &std::path::Path,
+    digest: &str,
+    playbook: &crate::playbook::Playbook,
+) -> Result<Plan, String> {
+    let file = path.display();
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read the saved plan {file}: {e}"))?;
+    let plan: Plan = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("{file} is not a plan saved by `evac plan --save`: {e}"))?;
+    if !plan.is_intact() {
+        return Err(format!(
+            "the saved plan {file} was edited after it was saved (its digest does not match its content); make a new one with `evac plan --save`"
+        ));
+    }
+    if plan.evac_version != env!("CARGO_PKG_VERSION") {
+        return Err(format!(
+            "the saved plan {file} was made by evac {}, this is evac {}; make a new one with `evac plan --save`",
+            plan.evac_version,
+            env!("CARGO_PKG_VERSION")
+        ));
+    }
+    if plan.playbook.sha256 != digest {
+        return Err(format!(
+            "the saved plan {file} was made for another playbook: `{}` from {} (sha256 {}), not {} (sha256 {}); plan this playbook with `evac plan --save`",
+            plan.playbook.name,
+            plan.playbook.file,
+            &plan.playbook.sha256.get(..12).unwrap_or_default(),
+            playbook_path.display(),
+            &digest.get(..12).unwrap_or_default()
+        ));
+    }
+    let params: std::collections::BTreeMap<String, String> = playbook
+        .params
+        .iter()
+        .map(|(k, v)| (k.clone(), crate::plan::build::scalar(v)))
+        .collect();
+    if plan.playbook.params != params {
+        let differ: Vec<String> = plan
+            .playbook
+            .params
+            .keys()
+            .chain(params.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .filter(|k| plan.playbook.params.get(*k) != params.get(*k))
+            .map(|k| {
+                format!(
+                    "{k}={} in the plan, {k}={} here",
+                    plan.playbook
+                        .params
+                        .get(k)
+                        .map_or("(unset)", String::as_str),
+                    params.get(k).map_or("(unset)", String::as_str)
+                )
+            })
+            .collect();
+        return Err(format!(
+            "the saved plan {file} was made with other params: {}; run with the plan's --var values, or make a new plan",
+            differ.join(", ")
+        ));
+    }
+    Ok(plan)
+}
+
+/// `observed` without the alarms only this command line's `--stop-when-alarm` adds.
+fn without_alarms(
+    observed: &crate::state::Observed,
+    planned: &crate::playbook::Playbook,
+    extra: &[(Region, String)],
+) -> crate::state::Observed {
+    let mut out = observed.clone();
+    let named = |region: &Region, name: &str| {
+        planned.stop_when.iter().any(|c| matches!(c, StopCondition::Alarm(a) if &a.region == region && a.name == name))
+            || planned.steps.iter().any(|s| matches!(&s.action, crate::playbook::Action::Check(c) if c.alarm.as_ref().is_some_and(|a| &a.region == region && a.name == name)))
+    };
+    for (region, name) in extra {
+        if !named(region, name)
+            && let Some(alarms) = out.alarms.get_mut(region.as_str())
+        {
+            alarms.remove(name);
+            if alarms.is_empty() {
+                out.alarms.remove(region.as_str());
+            }
+        }
+    }
+    out
+}
+
 /// Reads a run's history and plan.
 pub fn read_run(run: &RunDir) -> Result<(History, Plan), Exit> {
     let entries = run.read().map_err(|err| {
         eprintln!("error: {err}");
-        Exit::StepFailed
+        super::session::journal_exit(&err)
     })?;
     let plan: Plan = std::fs::read(run.plan_path())
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
         .map_err(|err| {
             eprintln!("error: cannot read the plan of run {}: {err}", run.id);
-            Exit::StepFailed
+            Exit::NeedsHuman
         })?;
+    if !plan.is_intact() {
+        eprintln!(
+            "error: {}: the plan of run {} was edited after the run started (its digest does not match its content); nothing is acted upon: a human must look",
+            run.plan_path().display(),
+            run.id
+        );
+        return Err(Exit::NeedsHuman);
+    }
     Ok((History::from_entries(&entries), plan))
 }
 

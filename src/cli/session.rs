@@ -136,6 +136,19 @@ pub fn next_steps(out: &Out, run_id: &str, state: &StateArgs) {
     out.say(&format!("to undo:     evac rollback {run_id}{dir}"));
 }
 
+/// The exit code of a run folder that cannot be used: an unknown run id is invalid
+/// input; a missing, empty, corrupt or tampered journal needs a human.
+pub fn journal_exit(err: &crate::journal::JournalError) -> Exit {
+    use crate::journal::JournalError;
+    match err {
+        JournalError::UnknownRun(_) => Exit::InvalidInput,
+        JournalError::Missing { .. }
+        | JournalError::Tampered { .. }
+        | JournalError::Corrupt { .. } => Exit::NeedsHuman,
+        JournalError::Io { .. } => Exit::StepFailed,
+    }
+}
+
 /// The exit code of an engine error.
 pub fn exit_of(err: &EngineError) -> Exit {
     match err {
@@ -157,7 +170,7 @@ pub fn lock(
         Ok(lock) => {
             if let Some(dead) = &lock.took_over {
                 out.say(&format!(
-                    "warning: took over the lock of run {} (pid {} on {} is gone)",
+                    "warning: took over the lock of run {} (pid {} on {}), which ended without releasing it",
                     dead.run_id, dead.pid, dead.host
                 ));
             }

@@ -164,7 +164,7 @@ fn one(state_dir: &std::path::Path, id: &str, output: StatusOutput) -> Exit {
         Ok(run) => run,
         Err(err) => {
             eprintln!("error: {err}");
-            return Exit::InvalidInput;
+            return super::session::journal_exit(&err);
         }
     };
     let (history, plan) = match read_run(&run) {

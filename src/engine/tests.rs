@@ -123,9 +123,22 @@ struct Run {
     run: RunDir,
 }
 
+/// A run folder whose journal has begun, as `evac run` leaves it before the engine.
 fn new_run() -> Run {
     let dir = tempfile::tempdir().expect("temp dir");
     let run = RunDir::create(dir.path(), "test-run", PLAYBOOK, "{}").expect("run dir");
+    Journal::open(&run)
+        .expect("journal")
+        .append(Event::RunStarted {
+            run_id: "test-run".into(),
+            playbook: "engine-test".into(),
+            file: "engine.yaml".into(),
+            params: BTreeMap::new(),
+            user: "test".into(),
+            host: "test".into(),
+            version: "test".into(),
+        })
+        .expect("append");
     Run { _dir: dir, run }
 }
 

@@ -285,12 +285,48 @@ pub enum Event {
     },
 }
 
-/// A journal line with its time.
+/// A journal line: the event, its time, and its place in the chain.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
+    /// Its number, from 1, with no gap.
+    pub seq: u64,
     /// RFC 3339 UTC time.
     pub at: String,
+    /// The digest of the entry before it (for the first: of the run's plan.json).
+    pub prev: String,
+    /// The digest of this entry: SHA-256 of its number, time, `prev` and event.
+    pub digest: String,
     /// The event.
     #[serde(flatten)]
     pub event: Event,
+}
+
+impl Entry {
+    /// An entry following the one whose digest is `prev`.
+    pub fn new(seq: u64, at: String, prev: String, event: Event) -> Self {
+        let mut entry = Entry {
+            seq,
+            at,
+            prev,
+            digest: String::new(),
+            event,
+        };
+        entry.digest = entry.computed_digest();
+        entry
+    }
+
+    /// What `digest` must be for this entry's content.
+    pub fn computed_digest(&self) -> String {
+        let event = serde_json::to_string(&self.event).unwrap_or_default();
+        hex_digest(format!("{}|{}|{}|{event}", self.seq, self.at, self.prev).as_bytes())
+    }
+}
+
+/// SHA-256 of `bytes`, in hex.
+pub fn hex_digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

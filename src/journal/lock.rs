@@ -1,12 +1,13 @@
 //! One run per playbook per state dir at a time.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs::{self, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// Who holds a lock.
+/// Who holds a lock, as the holder wrote it: information only. Whether the lock is
+/// held is the operating system's answer, never this.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockHolder {
     /// The run.
@@ -15,21 +16,23 @@ pub struct LockHolder {
     pub host: String,
     /// The process.
     pub pid: u32,
+    /// When it took the lock (RFC 3339).
+    #[serde(default)]
+    pub since: String,
 }
 
 /// Why a lock could not be taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    /// Another live run holds it.
-    #[error(
-        "playbook `{playbook}` is already running: run {} (host {}, pid {}); wait for it, or stop it and `evac resume` or `evac rollback` it",
-        holder.run_id, holder.host, holder.pid
-    )]
+    /// Another process holds it.
+    #[error("playbook `{playbook}` is already running: {}; lock file {path}", held_by(.holder.as_deref()))]
     Held {
         /// The playbook.
         playbook: String,
-        /// The holder.
-        holder: LockHolder,
+        /// The lock file.
+        path: String,
+        /// The holder, when it has written who it is.
+        holder: Option<Box<LockHolder>>,
     },
     /// The lock file could not be used.
     #[error("cannot use lock {path}: {source}")]
@@ -41,12 +44,29 @@ pub enum LockError {
     },
 }
 
-/// A held lock; released when dropped.
+fn held_by(holder: Option<&LockHolder>) -> String {
+    match holder {
+        None => "another evac process is starting it".to_owned(),
+        Some(h) if h.host != host_name() => format!(
+            "run {} (host {}, pid {}, since {}); it runs on another host sharing this state dir: stop it there, then `evac resume` or `evac rollback` it",
+            h.run_id, h.host, h.pid, h.since
+        ),
+        Some(h) => format!(
+            "run {} (pid {}, since {}); wait for it, or stop it and `evac resume` or `evac rollback` it",
+            h.run_id, h.pid, h.since
+        ),
+    }
+}
+
+/// A held lock: an advisory lock the operating system keeps on the lock file for as
+/// long as the file is open, so it dies with its holder and no reader ever acts on
+/// a half-written file. Released (and its holder information cleared) when dropped.
 #[derive(Debug)]
 pub struct Lock {
+    file: fs::File,
     path: PathBuf,
-    holder: LockHolder,
-    /// Set when a dead holder's lock was taken over.
+    /// The holder information a previous holder left behind: it ended without
+    /// releasing (killed, or its machine died), and this lock took over.
     pub took_over: Option<LockHolder>,
 }
 
@@ -71,77 +91,83 @@ pub fn alive(pid: u32) -> bool {
     result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+fn read_holder(file: &mut fs::File) -> Option<LockHolder> {
+    let mut bytes = Vec::new();
+    file.seek(SeekFrom::Start(0)).ok()?;
+    file.take(64 * 1024).read_to_end(&mut bytes).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
 impl Lock {
-    /// The current holder of `playbook`'s lock, if any.
-    pub fn holder(state_dir: &Path, playbook: &str) -> Option<LockHolder> {
-        let path = state_dir.join("locks").join(format!("{playbook}.lock"));
-        fs::read(path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+    /// The lock file of `playbook`.
+    pub fn path(state_dir: &Path, playbook: &str) -> PathBuf {
+        state_dir.join("locks").join(format!("{playbook}.lock"))
     }
 
-    /// Takes the lock of `playbook` for `run_id`. A lock whose process is dead on this
-    /// host is taken over (see `took_over`); a live one is refused.
+    /// Who wrote that they hold `playbook`'s lock, if anyone (information only).
+    pub fn holder(state_dir: &Path, playbook: &str) -> Option<LockHolder> {
+        let mut file = fs::File::open(Self::path(state_dir, playbook)).ok()?;
+        read_holder(&mut file)
+    }
+
+    /// Takes the lock of `playbook` for `run_id`, or says who holds it.
     pub fn acquire(state_dir: &Path, playbook: &str, run_id: &str) -> Result<Self, LockError> {
-        let dir = state_dir.join("locks");
-        let path = dir.join(format!("{playbook}.lock"));
+        let path = Self::path(state_dir, playbook);
         let err = |source| LockError::Io {
             path: path.display().to_string(),
             source,
         };
-        fs::create_dir_all(&dir).map_err(err)?;
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(err)?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(err)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(LockError::Held {
+                    playbook: playbook.to_owned(),
+                    path: path.display().to_string(),
+                    holder: read_holder(&mut file).map(Box::new),
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(err(e)),
+        }
+        // Held now. Anything written here is from a holder that never released.
+        let took_over = read_holder(&mut file);
         let holder = LockHolder {
             run_id: run_id.to_owned(),
             host: host_name(),
             pid: std::process::id(),
+            since: super::store::now(),
         };
-        let mut took_over = None;
-        for _ in 0..2 {
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut file) => {
-                    let json =
-                        serde_json::to_vec(&holder).map_err(|e| err(std::io::Error::other(e)))?;
-                    file.write_all(&json).map_err(err)?;
-                    file.sync_all().map_err(err)?;
-                    return Ok(Lock {
-                        path,
-                        holder,
-                        took_over,
-                    });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let current: Option<LockHolder> = fs::read(&path)
-                        .ok()
-                        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-                    match current {
-                        Some(current) if current.host != holder.host || alive(current.pid) => {
-                            return Err(LockError::Held {
-                                playbook: playbook.to_owned(),
-                                holder: current,
-                            });
-                        }
-                        dead => {
-                            fs::remove_file(&path).map_err(err)?;
-                            took_over = dead;
-                        }
-                    }
-                }
-                Err(e) => return Err(err(e)),
-            }
-        }
-        Err(err(std::io::Error::other("the lock keeps reappearing")))
+        let json = serde_json::to_vec(&holder).map_err(|e| err(std::io::Error::other(e)))?;
+        file.set_len(0).map_err(err)?;
+        file.seek(SeekFrom::Start(0)).map_err(err)?;
+        file.write_all(&json).map_err(err)?;
+        file.sync_all().map_err(err)?;
+        Ok(Lock {
+            file,
+            path,
+            took_over,
+        })
     }
 }
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        let ours = fs::read(&self.path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<LockHolder>(&bytes).ok())
-            .is_some_and(|h| h == self.holder);
-        if ours {
-            let _ = fs::remove_file(&self.path);
-        }
+        // The file stays (deleting it would let a second taker lock a new file while
+        // a first still holds the old one); only the holder information goes. The
+        // lock itself is released when the file closes.
+        let _ = self.file.set_len(0);
+        let _ = self.file.sync_all();
+        let _ = self.file.unlock();
+        let _ = &self.path;
     }
 }
 
@@ -150,25 +176,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_live_holder_is_refused_and_a_dead_one_taken_over() {
+    fn a_held_lock_is_refused_with_its_holder_and_released_on_drop() {
         let dir = tempfile::tempdir().expect("temp dir");
         let first = Lock::acquire(dir.path(), "drill", "run-1").expect("first lock");
+        assert_eq!(first.took_over, None);
         match Lock::acquire(dir.path(), "drill", "run-2") {
-            Err(LockError::Held { holder, .. }) => assert_eq!(holder.run_id, "run-1"),
+            Err(err @ LockError::Held { .. }) => {
+                let text = err.to_string();
+                assert!(text.contains("run run-1"), "{text}");
+                assert!(text.contains("drill.lock"), "{text}");
+            }
             other => panic!("expected a held lock, got {other:?}"),
         }
         drop(first);
+        let second = Lock::acquire(dir.path(), "drill", "run-2").expect("released");
+        assert_eq!(
+            second.took_over, None,
+            "a clean release leaves nothing behind"
+        );
+    }
+
+    #[test]
+    fn what_a_dead_holder_left_is_reported_as_taken_over_and_never_trusted() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // A holder killed with -9 leaves its information; the OS lock died with it.
         let dead = LockHolder {
             run_id: "run-0".into(),
             host: host_name(),
-            pid: u32::MAX - 1,
+            pid: std::process::id(),
+            since: "2026-11-26T00:00:00.000Z".into(),
         };
+        fs::create_dir_all(dir.path().join("locks")).expect("dir");
         fs::write(
             dir.path().join("locks/drill.lock"),
             serde_json::to_vec(&dead).expect("json"),
         )
         .expect("write");
         let lock = Lock::acquire(dir.path(), "drill", "run-3").expect("taken over");
-        assert_eq!(lock.took_over, Some(dead));
+        assert_eq!(lock.took_over, Some(dead), "even though that pid is alive");
+        // Half-written information does not make a lock look free or held.
+        drop(lock);
+        fs::write(dir.path().join("locks/drill.lock"), b"{\"run_id\":").expect("write");
+        let lock = Lock::acquire(dir.path(), "drill", "run-4").expect("free");
+        assert_eq!(lock.took_over, None);
     }
 }

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::event::{Entry, Event};
+use super::event::{Entry, Event, hex_digest};
 
 /// A journal or run-folder failure.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +31,31 @@ pub enum JournalError {
     /// No run has this id.
     #[error("no run `{0}` in this state dir; `evac status` lists the runs")]
     UnknownRun(String),
+    /// The run folder has no journal, or an empty one: nothing says what the run did.
+    #[error(
+        "{path}: {what}: nothing says what run {run} changed, so it cannot be resumed or rolled back from here; look at the run folder by hand"
+    )]
+    Missing {
+        /// The journal file.
+        path: String,
+        /// The run.
+        run: String,
+        /// `missing` or `empty`.
+        what: &'static str,
+    },
+    /// The journal was changed after it was written: an entry edited, repeated,
+    /// moved or removed. Nothing is acted upon.
+    #[error(
+        "{path}:{line}: {message}; the journal was changed after it was written, so nothing is acted upon: a human must look"
+    )]
+    Tampered {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
@@ -92,14 +117,29 @@ impl RunDir {
     /// Opens an existing run.
     pub fn open(state_dir: &Path, id: &str) -> Result<Self, JournalError> {
         let path = state_dir.join("runs").join(id);
-        if !id.is_empty() && !id.contains('/') && path.join("journal.jsonl").is_file() {
-            Ok(RunDir {
-                id: id.to_owned(),
-                path,
-            })
-        } else {
-            Err(JournalError::UnknownRun(id.to_owned()))
+        if id.is_empty() || id.contains('/') || id.starts_with('.') || !path.is_dir() {
+            return Err(JournalError::UnknownRun(id.to_owned()));
         }
+        let dir = RunDir {
+            id: id.to_owned(),
+            path,
+        };
+        if !dir.journal_path().is_file() {
+            return Err(JournalError::Missing {
+                path: dir.journal_path().display().to_string(),
+                run: dir.id.clone(),
+                what: "missing",
+            });
+        }
+        Ok(dir)
+    }
+
+    /// Where the journal's chain starts: the digest of the run's plan.json, so that
+    /// the plan cannot be changed under the journal either.
+    fn origin(&self) -> Result<String, JournalError> {
+        let path = self.plan_path();
+        let bytes = fs::read(&path).map_err(io(&path))?;
+        Ok(hex_digest(&bytes))
     }
 
     /// The playbook as run.
@@ -117,28 +157,96 @@ impl RunDir {
         self.path.join("journal.jsonl")
     }
 
-    /// Reads every entry of the journal. A torn last line (a crash mid-write) is
-    /// ignored; a bad line anywhere else is an error.
+    /// Reads every entry of the journal and checks its chain: numbers from 1 with no
+    /// gap, each entry's digest matching its content, each linked to the one before
+    /// it (the first to plan.json). A torn last line (a crash mid-write) is ignored;
+    /// anything else wrong is an error naming the line. An empty journal is one too.
     pub fn read(&self) -> Result<Vec<Entry>, JournalError> {
+        let entries = self.read_chain()?;
+        if entries.is_empty() {
+            return Err(JournalError::Missing {
+                path: self.journal_path().display().to_string(),
+                run: self.id.clone(),
+                what: "empty",
+            });
+        }
+        Ok(entries)
+    }
+
+    /// [`Self::read`], an empty journal included.
+    fn read_chain(&self) -> Result<Vec<Entry>, JournalError> {
         let path = self.journal_path();
         let text = fs::read_to_string(&path).map_err(io(&path))?;
         let lines: Vec<&str> = text.lines().collect();
-        let mut entries = Vec::with_capacity(lines.len());
+        let mut entries: Vec<Entry> = Vec::with_capacity(lines.len());
+        let mut prev = self.origin()?;
+        let tampered = |line: usize, message: String| JournalError::Tampered {
+            path: path.display().to_string(),
+            line,
+            message,
+        };
         for (i, line) in lines.iter().enumerate() {
+            let number = i + 1;
             if line.trim().is_empty() {
-                continue;
+                return Err(tampered(number, "an empty line".into()));
             }
-            match serde_json::from_str::<Entry>(line) {
-                Ok(entry) => entries.push(entry),
-                Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => break,
+            let entry = match serde_json::from_str::<Entry>(line) {
+                Ok(entry) => entry,
+                Err(_) if number == lines.len() && !text.ends_with('\n') => break,
                 Err(err) => {
                     return Err(JournalError::Corrupt {
                         path: path.display().to_string(),
-                        line: i + 1,
+                        line: number,
                         message: err.to_string(),
                     });
                 }
+            };
+            let expected = entries.len() as u64 + 1;
+            if entry.seq < expected {
+                return Err(tampered(
+                    number,
+                    format!(
+                        "entry {} again, or out of order (entry {expected} belongs here)",
+                        entry.seq
+                    ),
+                ));
             }
+            if entry.seq > expected {
+                return Err(tampered(
+                    number,
+                    format!(
+                        "entry {} follows entry {}: {} missing",
+                        entry.seq,
+                        expected - 1,
+                        if entry.seq - expected == 1 {
+                            format!("entry {expected} is")
+                        } else {
+                            format!("entries {expected} to {} are", entry.seq - 1)
+                        }
+                    ),
+                ));
+            }
+            if entry.digest != entry.computed_digest() {
+                return Err(tampered(
+                    number,
+                    format!(
+                        "entry {} was edited (its digest does not match its content)",
+                        entry.seq
+                    ),
+                ));
+            }
+            if entry.prev != prev {
+                return Err(tampered(
+                    number,
+                    if number == 1 {
+                        "the first entry does not match the run's plan.json (the plan was edited or replaced)".to_owned()
+                    } else {
+                        format!("entry {} does not follow the entry before it", entry.seq)
+                    },
+                ));
+            }
+            prev = entry.digest.clone();
+            entries.push(entry);
         }
         Ok(entries)
     }
@@ -150,11 +258,13 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), JournalError> {
     file.sync_all().map_err(io(path))
 }
 
-/// An open journal, appended to and fsync'ed event by event.
+/// An open journal, appended to and fsync'ed, each entry chained to the last.
 #[derive(Debug)]
 pub struct Journal {
     file: File,
     path: PathBuf,
+    next: u64,
+    prev: String,
 }
 
 impl Journal {
@@ -162,6 +272,12 @@ impl Journal {
     /// line is cut off first so that the next entry starts on a line of its own.
     pub fn open(run: &RunDir) -> Result<Self, JournalError> {
         let path = run.journal_path();
+        // Appending to a journal that does not check out would hide what was wrong.
+        let entries = run.read_chain()?;
+        let (next, prev) = match entries.last() {
+            Some(last) => (last.seq + 1, last.digest.clone()),
+            None => (1, run.origin()?),
+        };
         if let Ok(text) = fs::read_to_string(&path)
             && !text.is_empty()
             && !text.ends_with('\n')
@@ -183,7 +299,12 @@ impl Journal {
         if let Ok(dir) = File::open(&run.path) {
             let _ = dir.sync_all();
         }
-        Ok(Self { file, path })
+        Ok(Self {
+            file,
+            path,
+            next,
+            prev,
+        })
     }
 
     /// Appends one event and waits until it is on disk.
@@ -201,16 +322,16 @@ impl Journal {
         let at = now();
         let mut bytes = Vec::new();
         let mut entries = Vec::with_capacity(events.len());
+        let (mut next, mut prev) = (self.next, self.prev.clone());
         for event in events {
-            let entry = Entry {
-                at: at.clone(),
-                event,
-            };
+            let entry = Entry::new(next, at.clone(), prev, event);
             serde_json::to_writer(&mut bytes, &entry).map_err(|e| JournalError::Io {
                 path: self.path.display().to_string(),
                 source: std::io::Error::other(e),
             })?;
             bytes.push(b'\n');
+            next += 1;
+            prev = entry.digest.clone();
             entries.push(entry);
         }
         if entries.is_empty() {
@@ -218,6 +339,7 @@ impl Journal {
         }
         self.file.write_all(&bytes).map_err(io(&self.path))?;
         self.file.sync_data().map_err(io(&self.path))?;
+        (self.next, self.prev) = (next, prev);
         Ok(entries)
     }
 }
@@ -233,8 +355,12 @@ pub fn list_runs(state_dir: &Path) -> Result<Vec<RunDir>, JournalError> {
     };
     for entry in entries.flatten() {
         let id = entry.file_name().to_string_lossy().into_owned();
-        if let Ok(run) = RunDir::open(state_dir, &id) {
-            out.push(run);
+        // A run folder whose journal is missing is listed too: reading it says so.
+        if entry.path().is_dir() && !id.starts_with('.') {
+            out.push(RunDir {
+                id,
+                path: entry.path(),
+            });
         }
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
@@ -298,6 +424,132 @@ mod tests {
             run.read(),
             Err(JournalError::Corrupt { line: 1, .. })
         ));
+    }
+
+    /// A run with a journal of four entries; returns its lines.
+    fn four(dir: &Path) -> (RunDir, Vec<String>) {
+        let run = RunDir::create(dir, "r1", "version: 1", "{\"plan\":1}").expect("run dir");
+        let mut journal = Journal::open(&run).expect("journal");
+        for step in ["a", "b"] {
+            journal
+                .append_all(vec![
+                    Event::StepStarted { step: step.into() },
+                    Event::StepFinished { step: step.into() },
+                ])
+                .expect("append");
+        }
+        let text = fs::read_to_string(run.journal_path()).expect("read");
+        (run, text.lines().map(str::to_owned).collect())
+    }
+
+    fn tamper(run: &RunDir, lines: &[String]) -> String {
+        let mut text = lines.join("\n");
+        text.push('\n');
+        fs::write(run.journal_path(), text).expect("write");
+        match run.read() {
+            Err(err) => err.to_string(),
+            Ok(entries) => panic!("a tampered journal was read: {} entries", entries.len()),
+        }
+    }
+
+    #[test]
+    fn an_intact_journal_reads_back_in_order() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (run, _) = four(dir.path());
+        let entries = run.read().expect("read");
+        assert_eq!(
+            entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
+    }
+
+    #[test]
+    fn a_duplicated_entry_is_named_by_its_line() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (run, mut lines) = four(dir.path());
+        lines.insert(2, lines[1].clone());
+        let err = tamper(&run, &lines);
+        assert!(
+            err.contains("journal.jsonl:3: entry 2 again, or out of order (entry 3 belongs here)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_entry_moved_to_the_end_is_named_by_its_line() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (run, mut lines) = four(dir.path());
+        let moved = lines.remove(1);
+        lines.push(moved);
+        let err = tamper(&run, &lines);
+        assert!(
+            err.contains("journal.jsonl:2: entry 3 follows entry 1: entry 2 is missing"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_edited_entry_is_named_by_its_line_even_the_last() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (run, lines) = four(dir.path());
+        for at in [1, 3] {
+            let mut edited = lines.clone();
+            edited[at] = edited[at].replace("\"step\":\"", "\"step\":\"x");
+            let err = tamper(&run, &edited);
+            assert!(
+                err.contains(&format!(
+                    "journal.jsonl:{}: entry {} was edited",
+                    at + 1,
+                    at + 1
+                )),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_gap_is_named_by_its_line() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (run, mut lines) = four(dir.path());
+        lines.remove(2);
+        let err = tamper(&run, &lines);
+        assert!(
+            err.contains("journal.jsonl:3: entry 4 follows entry 2: entry 3 is missing"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_edited_plan_breaks_the_first_link() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (run, _) = four(dir.path());
+        fs::write(run.plan_path(), "{\"plan\":2}").expect("write");
+        let err = run.read().expect_err("plan edited").to_string();
+        assert!(
+            err.contains("journal.jsonl:1: the first entry does not match the run's plan.json"),
+            "{err}"
+        );
+        assert!(
+            Journal::open(&run).is_err(),
+            "nothing is appended to it either"
+        );
+    }
+
+    #[test]
+    fn an_empty_or_missing_journal_is_an_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (run, _) = four(dir.path());
+        fs::write(run.journal_path(), "").expect("write");
+        let err = run.read().expect_err("empty").to_string();
+        assert!(
+            err.contains("journal.jsonl: empty: nothing says what run r1 changed"),
+            "{err}"
+        );
+        fs::remove_file(run.journal_path()).expect("remove");
+        let err = RunDir::open(dir.path(), "r1")
+            .expect_err("missing")
+            .to_string();
+        assert!(err.contains("journal.jsonl: missing"), "{err}");
     }
 
     #[test]

@@ -182,6 +182,7 @@ pub fn build_with(
                 .iter()
                 .map(|(k, v)| (k.clone(), scalar(v)))
                 .collect(),
+            sha256: String::new(),
         },
         steps,
         blockers: b.blockers,
@@ -203,10 +204,13 @@ pub fn build_with(
             })
             .collect(),
         fingerprint: observed.fingerprint(),
+        evac_version: String::new(),
+        digest: String::new(),
     }
 }
 
-fn scalar(value: &serde_yaml::Value) -> String {
+/// A parameter value as a plan records it.
+pub fn scalar(value: &serde_yaml::Value) -> String {
     match value {
         serde_yaml::Value::String(s) => s.clone(),
         serde_yaml::Value::Number(n) => n.to_string(),

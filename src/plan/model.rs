@@ -29,6 +29,13 @@ pub struct Plan {
     pub stop_conditions: Vec<StopRef>,
     /// Digest of the observed state the plan was made against.
     pub fingerprint: String,
+    /// The evac version that made the plan.
+    #[serde(default)]
+    pub evac_version: String,
+    /// SHA-256 of the plan document with this field empty: a plan edited after it was
+    /// made no longer matches it.
+    #[serde(default)]
+    pub digest: String,
 }
 
 /// A stop condition as the engine watches it.
@@ -63,6 +70,24 @@ impl Plan {
     pub fn is_blocked(&self) -> bool {
         !self.blockers.is_empty()
     }
+
+    fn computed_digest(&self) -> String {
+        let mut unsealed = self.clone();
+        unsealed.digest = String::new();
+        let json = serde_json::to_vec(&unsealed).unwrap_or_default();
+        crate::journal::hex_digest(&json)
+    }
+
+    /// Records the evac version and the digest: from now on an edit shows.
+    pub fn seal(&mut self) {
+        self.evac_version = env!("CARGO_PKG_VERSION").to_owned();
+        self.digest = self.computed_digest();
+    }
+
+    /// Whether the plan is as it was sealed.
+    pub fn is_intact(&self) -> bool {
+        !self.digest.is_empty() && self.digest == self.computed_digest()
+    }
 }
 
 /// Which playbook, with which parameters.
@@ -74,6 +99,9 @@ pub struct PlaybookRef {
     pub file: String,
     /// Parameter values after `--var`.
     pub params: BTreeMap<String, String>,
+    /// SHA-256 of the playbook file's text.
+    #[serde(default)]
+    pub sha256: String,
 }
 
 /// What a step does; shared by the plan, the engine and the drill report.

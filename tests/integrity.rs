@@ -1,0 +1,222 @@
+//! Integrity as a hostile user would test it, offline (these runs make no AWS call):
+//! simultaneous runs, tampered journals, swapped and edited plans.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const HOLD: &str = "tests/fixtures/integrity/hold.yaml";
+const OTHER: &str = "tests/fixtures/integrity/other.yaml";
+
+/// The evac binary, with no AWS configuration and no endpoint that could be reached.
+fn evac(state: &Path) -> Command {
+    let probe = support::evac();
+    let mut cmd = Command::new(probe.get_program());
+    for (key, value) in probe.get_envs() {
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
+    }
+    cmd.env("AWS_ACCESS_KEY_ID", "offline")
+        .env("AWS_SECRET_ACCESS_KEY", "offline")
+        .env("EVAC_STATE_DIR", state)
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn run(state: &Path, args: &[&str]) -> (i32, String) {
+    let Output { status, stderr, .. } = evac(state).args(args).output().expect("evac runs");
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+fn run_ids(state: &Path) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(state.join("runs"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn of_twenty_pairs_of_simultaneous_runs_exactly_one_runs_each_time() {
+    for pair in 0..20 {
+        let state = tempfile::tempdir().expect("state dir");
+        let spawn = || {
+            evac(state.path())
+                .args(["run", HOLD, "--yes"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("evac starts")
+        };
+        let (a, b) = (spawn(), spawn());
+        let outputs = [a, b].map(|c| c.wait_with_output().expect("evac exits"));
+        let mut codes: Vec<i32> = outputs
+            .iter()
+            .map(|o| o.status.code().unwrap_or(-1))
+            .collect();
+        codes.sort();
+        let stderr: Vec<String> = outputs
+            .iter()
+            .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+            .collect();
+        assert_eq!(codes, [0, 3], "pair {pair}: {stderr:?}");
+        let refused = stderr
+            .iter()
+            .find(|e| e.contains("is already running"))
+            .unwrap_or_else(|| panic!("pair {pair}: no refusal: {stderr:?}"));
+        assert!(
+            refused.contains("hold.lock"),
+            "names the lock file: {refused}"
+        );
+        assert_eq!(
+            run_ids(state.path()).len(),
+            1,
+            "pair {pair}: one run folder"
+        );
+    }
+}
+
+/// A finished run of HOLD, and its journal's lines.
+fn finished() -> (tempfile::TempDir, String, Vec<String>) {
+    let state = tempfile::tempdir().expect("state dir");
+    let (code, stderr) = run(state.path(), &["run", HOLD, "--yes", "--var", "pause=0s"]);
+    assert_eq!(code, 0, "{stderr}");
+    let id = run_ids(state.path()).pop().expect("a run");
+    let journal = state.path().join("runs").join(&id).join("journal.jsonl");
+    let lines = std::fs::read_to_string(journal)
+        .expect("journal")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    (state, id, lines)
+}
+
+fn write_journal(state: &Path, id: &str, lines: &[String]) {
+    let mut text = lines.join("\n");
+    if !lines.is_empty() {
+        text.push('\n');
+    }
+    std::fs::write(state.join("runs").join(id).join("journal.jsonl"), text).expect("write");
+}
+
+/// A way to tamper with a journal's lines.
+type Tamper = Box<dyn Fn(&mut Vec<String>)>;
+
+#[test]
+fn a_tampered_journal_is_never_acted_upon_and_names_the_line() {
+    let cases: Vec<(&str, Tamper, &str)> = vec![
+        (
+            "duplicate",
+            Box::new(|l: &mut Vec<String>| l.insert(3, l[2].clone())),
+            "journal.jsonl:4: entry 3 again, or out of order",
+        ),
+        (
+            "reorder",
+            Box::new(|l: &mut Vec<String>| {
+                let moved = l.remove(1);
+                l.push(moved);
+            }),
+            "journal.jsonl:2: entry 3 follows entry 1: entry 2 is missing",
+        ),
+        (
+            "edit",
+            Box::new(|l: &mut Vec<String>| l[2] = l[2].replace("pause", "pauze")),
+            "journal.jsonl:3: entry 3 was edited",
+        ),
+        (
+            "gap",
+            Box::new(|l: &mut Vec<String>| {
+                l.remove(2);
+            }),
+            "journal.jsonl:3: entry 4 follows entry 2: entry 3 is missing",
+        ),
+        (
+            "empty",
+            Box::new(|l: &mut Vec<String>| l.clear()),
+            "journal.jsonl: empty: nothing says what run",
+        ),
+    ];
+    for (name, tamper, message) in cases {
+        let (state, id, mut lines) = finished();
+        tamper(&mut lines);
+        write_journal(state.path(), &id, &lines);
+        for command in [
+            vec!["rollback", id.as_str(), "--yes"],
+            vec!["resume", id.as_str(), "--yes"],
+            vec!["status", id.as_str()],
+            vec!["report", id.as_str()],
+        ] {
+            let (code, stderr) = run(state.path(), &command);
+            assert_eq!(code, 5, "{name}, {command:?}: {stderr}");
+            assert!(stderr.contains(message), "{name}, {command:?}: {stderr}");
+        }
+    }
+    // A run folder without a journal.
+    let (state, id, _) = finished();
+    std::fs::remove_file(state.path().join("runs").join(&id).join("journal.jsonl")).expect("rm");
+    let (code, stderr) = run(state.path(), &["rollback", &id, "--yes"]);
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains("journal.jsonl: missing"), "{stderr}");
+}
+
+#[test]
+fn a_run_whose_plan_was_edited_is_not_resumed() {
+    let (state, id, _) = finished();
+    let plan = state.path().join("runs").join(&id).join("plan.json");
+    let text = std::fs::read_to_string(&plan).expect("plan");
+    std::fs::write(&plan, text.replace("\"secs\": 0", "\"secs\": 9")).expect("edit");
+    let (code, stderr) = run(state.path(), &["resume", &id, "--yes"]);
+    assert_eq!(code, 5, "{stderr}");
+    assert!(
+        stderr.contains("journal.jsonl:1: the first entry does not match the run's plan.json"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_saved_plan_is_refused_when_edited_or_made_for_another_playbook_or_params() {
+    let state = tempfile::tempdir().expect("state dir");
+    let saved = state.path().join("saved.json");
+    let saved = saved.to_str().expect("utf-8");
+    let (code, stderr) = run(state.path(), &["plan", HOLD, "--save", saved]);
+    assert_eq!(code, 0, "{stderr}");
+    // As saved: it runs.
+    let (code, stderr) = run(
+        state.path(),
+        &["run", HOLD, "--plan", saved, "--yes", "--var", "pause=1s"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let runs = run_ids(state.path()).len();
+    // Other params.
+    let (code, stderr) = run(
+        state.path(),
+        &["run", HOLD, "--plan", saved, "--yes", "--var", "pause=3s"],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("was made with other params: pause=1s in the plan, pause=3s here"),
+        "{stderr}"
+    );
+    // Another playbook.
+    let (code, stderr) = run(state.path(), &["run", OTHER, "--plan", saved, "--yes"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("was made for another playbook"), "{stderr}");
+    assert!(!stderr.contains("stale"), "{stderr}");
+    // Edited.
+    let text = std::fs::read_to_string(saved).expect("saved plan");
+    std::fs::write(saved, text.replace("\"secs\": 1", "\"secs\": 2")).expect("edit");
+    let (code, stderr) = run(state.path(), &["run", HOLD, "--plan", saved, "--yes"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("was edited after it was saved"), "{stderr}");
+    assert_eq!(run_ids(state.path()).len(), runs, "nothing ran");
+}
