@@ -155,3 +155,44 @@ fn seeding_refuses_a_non_local_endpoint() {
             .contains("seeding only talks to an emulator on loopback")
     );
 }
+
+#[test]
+fn seeding_refuses_disguised_endpoints_naming_the_real_host() {
+    // Nothing listens behind these: a refusal comes before any call.
+    let cases = [
+        (
+            vec!["--endpoint-url", "http://127.0.0.1:1@example.invalid:4566/"],
+            vec![],
+            "host example.invalid",
+        ),
+        (
+            vec!["--endpoint-url", "http://localhost.example.invalid:4566"],
+            vec![],
+            "host localhost.example.invalid",
+        ),
+        (
+            vec!["--endpoint-url", "http://[::ffff:10.1.2.3]:4566"],
+            vec![],
+            "host [::ffff:a01:203]",
+        ),
+        (
+            vec!["--endpoint-url", "http://127.0.0.1:9"],
+            vec![("AWS_ENDPOINT_URL_ROUTE_53", "https://route53.amazonaws.com")],
+            "AWS_ENDPOINT_URL_ROUTE_53: `https://route53.amazonaws.com` has host route53.amazonaws.com",
+        ),
+    ];
+    for (args, env, host) in cases {
+        let mut cmd = support::evac_seed();
+        cmd.args(&args)
+            .env("AWS_ACCESS_KEY_ID", "x")
+            .env("AWS_SECRET_ACCESS_KEY", "x");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let output = cmd.output().expect("evac-seed runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("refusing to seed"), "{args:?}: {stderr}");
+        assert!(stderr.contains(host), "{args:?}: {stderr}");
+    }
+}

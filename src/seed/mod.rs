@@ -37,7 +37,7 @@ pub enum SeedError {
     },
     /// The endpoint is not a local emulator.
     #[error(
-        "refusing to seed {0}: seeding only talks to an emulator on loopback (127.0.0.1, ::1 or localhost)"
+        "refusing to seed: {0}; seeding only talks to an emulator on loopback (127.0.0.1, ::1 or localhost)"
     )]
     NotLocal(String),
 }
@@ -218,27 +218,63 @@ pub struct World {
     pub subnets: BTreeMap<Region, Vec<String>>,
 }
 
-/// Whether `url` points at this machine.
-pub fn is_loopback(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let host = rest.split('/').next().unwrap_or_default();
-    let host = if let Some(v6) = host.strip_prefix('[') {
-        v6.split(']').next().unwrap_or_default()
-    } else {
-        host.split(':').next().unwrap_or_default()
+/// Checks that `url` points at this machine: parsed as a URL (so that user info,
+/// odd number forms and IPv6 are read as a client reads them), http or https, no
+/// user info, and a host that is `localhost`, an IPv4 loopback address or `::1`.
+/// The error names what the host really is.
+pub fn loopback(url: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("`{url}` is not a URL ({e})"))?;
+    let host = parsed.host();
+    let named = host
+        .as_ref()
+        .map_or_else(|| "no host".to_owned(), |h| format!("host {h}"));
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("`{url}` is not http or https ({named})"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(format!(
+            "`{url}` carries user info before `@`: its {named} is what a client would call"
+        ));
+    }
+    let local = match host {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     };
-    matches!(host, "127.0.0.1" | "localhost" | "::1")
+    if local {
+        Ok(())
+    } else {
+        Err(format!("`{url}` has {named}, which is not this machine"))
+    }
 }
 
-/// Creates the world described by `spec`. Refuses anything but a loopback endpoint.
+/// Whether `url` points at this machine (see [`loopback`]).
+pub fn is_loopback(url: &str) -> bool {
+    loopback(url).is_ok()
+}
+
+/// The endpoints AWS clients would use besides `endpoint`: every service-specific
+/// `AWS_ENDPOINT_URL_*` variable, which overrides the global endpoint for its service.
+fn service_endpoints() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("AWS_ENDPOINT_URL_"))
+        .collect()
+}
+
+/// Creates the world described by `spec`. Refuses anything but a loopback endpoint,
+/// before any call.
 pub async fn seed(ctx: &AwsContext, spec: &WorldSpec) -> Result<World, SeedError> {
     match ctx.endpoint_url() {
-        Some(url) if is_loopback(url) => {}
-        other => {
+        Some(url) => loopback(url).map_err(SeedError::NotLocal)?,
+        None => {
             return Err(SeedError::NotLocal(
-                other.unwrap_or("real AWS (no endpoint set)").to_owned(),
+                "no endpoint is set: that is real AWS".to_owned(),
             ));
         }
+    }
+    for (variable, url) in service_endpoints() {
+        loopback(&url).map_err(|why| SeedError::NotLocal(format!("{variable}: {why}")))?;
     }
     let mut groups = BTreeMap::new();
     let mut subnets = BTreeMap::new();
@@ -478,10 +514,26 @@ mod tests {
     #[test]
     fn only_loopback_endpoints_count_as_local() {
         assert!(is_loopback("http://127.0.0.1:5000"));
+        assert!(is_loopback("http://127.0.0.2:5000"));
         assert!(is_loopback("http://localhost:5000/"));
         assert!(is_loopback("http://[::1]:5000"));
+        assert!(
+            is_loopback("http://2130706433:5000/"),
+            "127.0.0.1 as one number"
+        );
         assert!(!is_loopback("https://route53.amazonaws.com"));
         assert!(!is_loopback("http://127.0.0.1.example.com"));
+        assert!(!is_loopback("http://localhost.example.com:5000"));
+        assert!(!is_loopback("http://[::ffff:8.8.8.8]:5000"));
+        assert!(!is_loopback("ftp://127.0.0.1/"));
+        assert!(!is_loopback("127.0.0.1:5000"));
+    }
+
+    #[test]
+    fn user_info_is_read_as_a_client_reads_it() {
+        let err = loopback("http://127.0.0.1:1@example.invalid:4566/").expect_err("disguised");
+        assert!(err.contains("host example.invalid"), "{err}");
+        assert!(err.contains("user info"), "{err}");
     }
 
     #[test]
