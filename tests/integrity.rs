@@ -220,3 +220,72 @@ fn a_saved_plan_is_refused_when_edited_or_made_for_another_playbook_or_params() 
     assert!(stderr.contains("was edited after it was saved"), "{stderr}");
     assert_eq!(run_ids(state.path()).len(), runs, "nothing ran");
 }
+
+#[test]
+fn run_folders_are_private_and_links_in_them_are_not_followed() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    // A state dir evac creates itself.
+    let state = tmp.path().join("state");
+    let (code, stderr) = run(&state, &["run", HOLD, "--yes", "--var", "pause=0s"]);
+    assert_eq!(code, 0, "{stderr}");
+    let id = run_ids(&state).pop().expect("a run");
+    let mode = |p: &Path| {
+        std::fs::symlink_metadata(p)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let folder = state.join("runs").join(&id);
+    assert_eq!(mode(&state), 0o700, "the state dir");
+    assert_eq!(mode(&folder), 0o700, "the run folder");
+    for file in ["journal.jsonl", "plan.json", "playbook.yaml"] {
+        assert_eq!(mode(&folder.join(file)), 0o600, "{file}");
+    }
+    assert_eq!(mode(&state.join("locks/hold.lock")), 0o600, "the lock");
+    // A journal replaced by a link to an intact copy is refused, not followed.
+    let journal = folder.join("journal.jsonl");
+    let elsewhere = tmp.path().join("copy.jsonl");
+    std::fs::rename(&journal, &elsewhere).expect("move");
+    std::os::unix::fs::symlink(&elsewhere, &journal).expect("link");
+    let (code, stderr) = run(&state, &["rollback", &id, "--yes"]);
+    assert_eq!(code, 5, "{stderr}");
+    assert!(
+        stderr.contains("journal.jsonl: missing, or not a regular file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_report_never_overwrites_through_a_link_or_inside_the_state_dir() {
+    let (state, id, _) = finished();
+    let outside = tempfile::tempdir().expect("dir");
+    let target = outside.path().join("precious.txt");
+    std::fs::write(&target, "keep me").expect("write");
+    let link = outside.path().join("report.md");
+    std::os::unix::fs::symlink(&target, &link).expect("link");
+    let (code, stderr) = run(
+        state.path(),
+        &["report", &id, "--out", link.to_str().expect("utf-8")],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(std::fs::read_to_string(&target).expect("target"), "keep me");
+    let written = std::fs::symlink_metadata(&link).expect("report");
+    assert!(written.is_file(), "the link was replaced by the report");
+    assert!(
+        std::fs::read_to_string(&link)
+            .expect("report")
+            .contains(&id)
+    );
+    // Into the state dir: refused, and the run's plan stays intact.
+    let plan = state.path().join("runs").join(&id).join("plan.json");
+    let before = std::fs::read(&plan).expect("plan");
+    let (code, stderr) = run(
+        state.path(),
+        &["report", &id, "--out", plan.to_str().expect("utf-8")],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is inside the state dir"), "{stderr}");
+    assert_eq!(std::fs::read(&plan).expect("plan"), before);
+}

@@ -75,7 +75,11 @@ pub fn run(args: &ReportArgs) -> Exit {
     };
     match &args.out {
         Some(path) => {
-            if let Err(err) = std::fs::write(path, text) {
+            if let Err(err) = inside_state_dir(path, &args.state.dir()) {
+                eprintln!("error: {err}");
+                return Exit::InvalidInput;
+            }
+            if let Err(err) = write_atomically(path, text.as_bytes()) {
                 eprintln!("error: cannot write {}: {err}", path.display());
                 return Exit::StepFailed;
             }
@@ -86,6 +90,40 @@ pub fn run(args: &ReportArgs) -> Exit {
         }
     }
     Exit::Success
+}
+
+/// Refuses a destination inside the state dir: a report must never overwrite a
+/// run's journal, plan or lock.
+fn inside_state_dir(path: &std::path::Path, state_dir: &std::path::Path) -> Result<(), String> {
+    let Ok(state) = state_dir.canonicalize() else {
+        return Ok(());
+    };
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    match parent.canonicalize() {
+        Ok(dir) if dir.starts_with(&state) => Err(format!(
+            "--out {} is inside the state dir {}: write the report somewhere else",
+            path.display(),
+            state_dir.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `bytes` to `path` as a whole or not at all: a new file beside it, renamed
+/// over it. A symlink at `path` is replaced, never followed.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    file.write_all(bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// `evac history`.

@@ -411,7 +411,7 @@ pub fn read_run(run: &RunDir) -> Result<(History, Plan), Exit> {
         eprintln!("error: {err}");
         super::session::journal_exit(&err)
     })?;
-    let plan: Plan = std::fs::read(run.plan_path())
+    let plan: Plan = crate::journal::read_nofollow(&run.plan_path())
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
         .map_err(|err| {

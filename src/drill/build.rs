@@ -176,13 +176,16 @@ fn read(run: &RunDir) -> Result<Read, JournalError> {
         let p = path.display().to_string();
         move |source| JournalError::Io { path: p, source }
     };
-    let plan_text = std::fs::read(run.plan_path()).map_err(io(&run.plan_path()))?;
+    let plan_text =
+        crate::journal::read_nofollow(&run.plan_path()).map_err(io(&run.plan_path()))?;
     let plan: Plan = serde_json::from_slice(&plan_text).map_err(|e| JournalError::Corrupt {
         path: run.plan_path().display().to_string(),
         line: 1,
         message: e.to_string(),
     })?;
-    let playbook_text = std::fs::read_to_string(run.playbook_path()).unwrap_or_default();
+    let playbook_text = crate::journal::read_nofollow(&run.playbook_path())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     Ok(Read {
         entries,
         plan,

@@ -117,16 +117,22 @@ impl Lock {
             path: path.display().to_string(),
             source,
         };
+        super::store::create_private_dir(state_dir).map_err(err)?;
         if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(err)?;
+            super::store::create_private_dir(dir).map_err(err)?;
         }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(err)?;
+        let mut file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)
+                .map_err(err)?
+        };
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {

@@ -10,4 +10,6 @@ mod store;
 
 pub use event::*;
 pub use lock::{Lock, LockError, LockHolder, alive, host_name};
-pub use store::{Journal, JournalError, RunDir, list_runs, new_run_id};
+pub use store::{
+    Journal, JournalError, RunDir, create_private_dir, list_runs, new_run_id, read_nofollow,
+};

@@ -58,6 +58,34 @@ pub enum JournalError {
     },
 }
 
+/// Opens a file of a run folder for reading without following a symlink: a run
+/// folder holds user, host, params and every record set, and a link planted in it
+/// must not redirect evac to another file.
+pub fn open_nofollow(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// Reads a file of a run folder (see [`open_nofollow`]).
+pub fn read_nofollow(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    open_nofollow(path)?.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Creates `dir` and its parents readable by their owner only.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
     move |source| JournalError::Io {
         path: path.display().to_string(),
@@ -103,7 +131,8 @@ impl RunDir {
         plan_json: &str,
     ) -> Result<Self, JournalError> {
         let path = state_dir.join("runs").join(id);
-        fs::create_dir_all(&path).map_err(io(&path))?;
+        create_private_dir(state_dir).map_err(io(state_dir))?;
+        create_private_dir(&path).map_err(io(&path))?;
         let dir = RunDir {
             id: id.to_owned(),
             path,
@@ -117,18 +146,19 @@ impl RunDir {
     /// Opens an existing run.
     pub fn open(state_dir: &Path, id: &str) -> Result<Self, JournalError> {
         let path = state_dir.join("runs").join(id);
-        if id.is_empty() || id.contains('/') || id.starts_with('.') || !path.is_dir() {
+        let is_dir = fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+        if id.is_empty() || id.contains('/') || id.starts_with('.') || !is_dir {
             return Err(JournalError::UnknownRun(id.to_owned()));
         }
         let dir = RunDir {
             id: id.to_owned(),
             path,
         };
-        if !dir.journal_path().is_file() {
+        if !fs::symlink_metadata(dir.journal_path()).is_ok_and(|m| m.is_file()) {
             return Err(JournalError::Missing {
                 path: dir.journal_path().display().to_string(),
                 run: dir.id.clone(),
-                what: "missing",
+                what: "missing, or not a regular file",
             });
         }
         Ok(dir)
@@ -138,7 +168,7 @@ impl RunDir {
     /// the plan cannot be changed under the journal either.
     fn origin(&self) -> Result<String, JournalError> {
         let path = self.plan_path();
-        let bytes = fs::read(&path).map_err(io(&path))?;
+        let bytes = read_nofollow(&path).map_err(io(&path))?;
         Ok(hex_digest(&bytes))
     }
 
@@ -176,7 +206,12 @@ impl RunDir {
     /// [`Self::read`], an empty journal included.
     fn read_chain(&self) -> Result<Vec<Entry>, JournalError> {
         let path = self.journal_path();
-        let text = fs::read_to_string(&path).map_err(io(&path))?;
+        let bytes = read_nofollow(&path).map_err(io(&path))?;
+        let text = String::from_utf8(bytes).map_err(|e| JournalError::Corrupt {
+            path: path.display().to_string(),
+            line: 0,
+            message: e.to_string(),
+        })?;
         let lines: Vec<&str> = text.lines().collect();
         let mut entries: Vec<Entry> = Vec::with_capacity(lines.len());
         let mut prev = self.origin()?;
@@ -253,7 +288,14 @@ impl RunDir {
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), JournalError> {
-    let mut file = File::create(path).map_err(io(path))?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // A new file of the owner's only, never through a link.
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(path))?;
     file.write_all(bytes).map_err(io(path))?;
     file.sync_all().map_err(io(path))
 }
@@ -278,23 +320,30 @@ impl Journal {
             Some(last) => (last.seq + 1, last.digest.clone()),
             None => (1, run.origin()?),
         };
-        if let Ok(text) = fs::read_to_string(&path)
-            && !text.is_empty()
-            && !text.ends_with('\n')
+        if let Ok(bytes) = read_nofollow(&path)
+            && !bytes.is_empty()
+            && !bytes.ends_with(b"\n")
         {
-            let keep = text.rfind('\n').map_or(0, |i| i + 1);
+            use std::os::unix::fs::OpenOptionsExt;
+            let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
             let file = OpenOptions::new()
                 .write(true)
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(&path)
                 .map_err(io(&path))?;
             file.set_len(keep as u64).map_err(io(&path))?;
             file.sync_all().map_err(io(&path))?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io(&path))?;
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)
+                .map_err(io(&path))?
+        };
         // Make the new file's directory entry durable too.
         if let Ok(dir) = File::open(&run.path) {
             let _ = dir.sync_all();
