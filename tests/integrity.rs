@@ -289,3 +289,33 @@ fn a_report_never_overwrites_through_a_link_or_inside_the_state_dir() {
     assert!(stderr.contains("is inside the state dir"), "{stderr}");
     assert_eq!(std::fs::read(&plan).expect("plan"), before);
 }
+
+#[test]
+fn extreme_values_are_refused_with_their_place_and_nothing_hangs() {
+    let state = tempfile::tempdir().expect("state dir");
+    let huge = "tests/fixtures/invalid/huge-duration.yaml";
+    for command in [
+        vec!["validate", huge],
+        vec!["plan", huge],
+        vec!["run", huge, "--yes"],
+    ] {
+        let (code, stderr) = run(state.path(), &command);
+        assert_eq!(code, 2, "{command:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{huge}:12:"))
+                && stderr.contains("steps[0].shift_traffic.bake")
+                && stderr.contains("longer than the longest allowed, 24h"),
+            "{command:?}: {stderr}"
+        );
+    }
+    let (code, stderr) = run(state.path(), &["run", HOLD, "--yes", "--stop-poll", "1ns"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("`1ns` is too short"), "{stderr}");
+    // Not a regular file: refused at once instead of read forever.
+    for path in ["/dev/zero", "tests/fixtures"] {
+        let (code, stderr) = run(state.path(), &["validate", path]);
+        assert_eq!(code, 2, "{path}: {stderr}");
+        assert!(stderr.contains("not a regular file"), "{path}: {stderr}");
+    }
+    assert!(run_ids(state.path()).is_empty(), "nothing ran");
+}

@@ -284,7 +284,9 @@ fn history_lists_runs_in_order_with_deltas_including_failed_and_rolled_back() {
 #[test]
 fn the_html_report_is_self_contained_and_draws_its_timeline_in_chromium() {
     let (account, state, id) = drill();
-    let page = state.path().join("report.html");
+    // Reports are written outside the state dir (evac refuses to write inside it).
+    let out = tempfile::tempdir().expect("report dir");
+    let page = out.path().join("report.html");
     let (code, _, stderr) = evac(
         &account,
         state.path(),

@@ -96,10 +96,16 @@ impl ExecArgs {
     }
 }
 
+/// The shortest `--stop-poll`: polling faster would spend the APIs' rates on
+/// stop conditions alone.
+const MIN_STOP_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
 fn parse_duration(text: &str) -> Result<HumanDuration, String> {
     HumanDuration::parse(text).and_then(|d| {
-        if d.0.is_zero() {
-            Err("the poll interval must be longer than zero".to_owned())
+        if d.0 < MIN_STOP_POLL {
+            Err(format!(
+                "`{text}` is too short: poll stop conditions every 500ms or more"
+            ))
         } else {
             Ok(d)
         }
@@ -127,10 +133,10 @@ pub fn run(args: &RunArgs) -> Exit {
             name: name.clone(),
         }));
     }
-    let text = match std::fs::read_to_string(&args.playbook) {
+    let text = match crate::playbook::read_playbook(&args.playbook) {
         Ok(text) => text,
         Err(err) => {
-            eprintln!("error: cannot read {}: {err}", args.playbook.display());
+            eprintln!("error: {err}");
             return Exit::InvalidInput;
         }
     };

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::future::try_join_all;
-use tokio::time::Instant;
 
 use super::cloud::Cloud;
 use super::error::{EngineError, step_err};
@@ -57,7 +56,7 @@ pub async fn settle<C: Cloud>(
     awaits: &[Await],
     timeout: Duration,
 ) -> Result<(), EngineError> {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::engine::watch::deadline(timeout);
     let mut groups: BTreeMap<&str, Vec<(&str, u32, Direction)>> = BTreeMap::new();
     let mut changes: Vec<&str> = Vec::new();
     for a in awaits {
@@ -170,8 +169,8 @@ async fn poll_groups<C: Cloud>(
                     live: format!("desired {}", state.capacity.desired),
                 });
             }
-            current += state.in_service.min(*desired);
-            total += desired;
+            current = state.in_service.min(*desired).saturating_add(current);
+            total = desired.saturating_add(total);
             let done = match direction {
                 Direction::Up => state.in_service >= *desired,
                 Direction::Down => state.in_service <= *desired,

@@ -171,7 +171,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
         for r in &raised {
             reads.group(&r.region, &r.group);
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::engine::watch::deadline(timeout);
         let accepted = std::cell::RefCell::new(std::collections::BTreeSet::new());
         let probe = || async {
             rounds.set(rounds.get() + 1);

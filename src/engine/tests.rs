@@ -1213,3 +1213,114 @@ async fn traffic_waits_for_capacity_a_scale_up_did_not_wait_for() {
     assert_eq!(later, 50, "the first increment went out once it was");
     assert_eq!(cloud.weights("Z1")["west"], 100);
 }
+
+mod extremes {
+    //! Extreme values a user can write (or AWS can hold) go through validation, the
+    //! plan and the engine without a panic: a located error, or a run that ends.
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Mostly durations a drill could use, sometimes absurd ones.
+    fn duration() -> impl Strategy<Value = String> {
+        let unit = prop_oneof![
+            Just("ms"),
+            Just("s"),
+            Just("m"),
+            Just("h"),
+            Just("d"),
+            Just("y")
+        ];
+        prop_oneof![
+            6 => (0u64..120, prop_oneof![Just("s"), Just("m")]).prop_map(|(n, u)| format!("{n}{u}")),
+            1 => (prop_oneof![Just(u64::MAX / 2), Just(u64::MAX), any::<u64>()], unit)
+                .prop_map(|(n, u)| format!("{n}{u}")),
+        ]
+    }
+
+    /// Mostly capacities a fleet could have, sometimes the largest AWS could send.
+    fn capacity() -> impl Strategy<Value = u32> {
+        prop_oneof![
+            4 => 0u32..20,
+            1 => prop_oneof![Just(u32::MAX / 2), Just(u32::MAX), any::<u32>()],
+        ]
+    }
+
+    /// How many cases got as far as the engine.
+    static ENGINE_RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+        #[test]
+        fn durations_and_capacities_never_panic(
+            bake in duration(),
+            timeout in duration(),
+            wait in duration(),
+            desired in capacity(),
+            drain_to in capacity(),
+            live_desired in capacity(),
+            live_max in capacity(),
+            source_desired in capacity(),
+            percent in 1u8..=100,
+        ) {
+            let text = format!(
+                "version: 1\nname: extreme\ngroups:\n  api: {{ names: [api-west] }}\n  src: {{ names: [api-east] }}\nrecords:\n  api:\n    zone: Z1\n    name: api.example.com.\n    type: A\n    set_identifiers: {{ us-east-1: east, us-west-2: west }}\nsteps:\n  - id: scale\n    scale_up: {{ group: api, region: us-west-2, desired: {desired}, timeout: {timeout}, raise_max: true }}\n  - id: absorb\n    scale_up: {{ group: api, region: us-west-2, absorb: {{ from: us-east-1, percent: {percent} }}, raise_max: true, wait: none }}\n  - id: hold\n    wait: {wait}\n  - id: shift\n    shift_traffic: {{ record: api, to: us-west-2, ramp: [50, 100], bake: {bake}, timeout: {timeout} }}\n  - id: drain\n    drain: {{ group: src, region: us-east-1, to: {drain_to}, timeout: {timeout} }}\n"
+            );
+            let Ok(playbook) = crate::playbook::load_str("extreme.yaml", &text, &BTreeMap::new()) else {
+                // Refused with located diagnostics: what validation is for.
+                return Ok(());
+            };
+            let mut observed = Observed::default();
+            let west = cap(0, live_desired.min(live_max), live_max);
+            let east = cap(0, source_desired, source_desired);
+            observed.resolved_groups.insert("us-west-2".into(), [("api".to_owned(), vec!["api-west".to_owned()])].into());
+            // `api` in us-east-1 is what `absorb` takes its share of.
+            observed.resolved_groups.insert("us-east-1".into(), [
+                ("src".to_owned(), vec!["api-east".to_owned()]),
+                ("api".to_owned(), vec!["api-east".to_owned()]),
+            ].into());
+            observed.groups.insert("us-west-2".into(), [("api-west".to_owned(), group("api-west", west))].into());
+            observed.groups.insert("us-east-1".into(), [("api-east".to_owned(), group("api-east", east))].into());
+            observed.zones.insert("Z1".into(), ZoneLookup::Found { id: "Z1".into(), name: "example.com.".into() });
+            observed.records.insert("api".into(), vec![
+                WeightedSet { set_identifier: "east".into(), weight: Some(100), ttl: Some(60) },
+                WeightedSet { set_identifier: "west".into(), weight: Some(0), ttl: Some(60) },
+            ]);
+            let plan = build(&playbook, &observed, "extreme.yaml", jiff::Timestamp::UNIX_EPOCH);
+            let _ = crate::plan::render::human(&plan, false);
+            if plan.is_blocked() {
+                return Ok(());
+            }
+            let cloud = MemoryCloud::new(Duration::from_secs(60), Duration::from_secs(5));
+            cloud.add_group("us-west-2", "api-west", west);
+            cloud.add_group("us-east-1", "api-east", east);
+            cloud.add_record("Z1", "api.example.com.", "east", 100);
+            cloud.add_record("Z1", "api.example.com.", "west", 0);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .expect("runtime");
+            let r = new_run();
+            // Ends one way or another (done, timed out, failed): never a panic, never
+            // a wait beyond the bounded durations.
+            let options = Options { yes: true, ..Options::default() };
+            let ended = runtime.block_on(async {
+                tokio::time::timeout(
+                    Duration::from_secs(10 * 24 * 3600),
+                    execute_plan(&cloud, &r.run, &plan, &options, &Interrupt::default()),
+                )
+                .await
+            });
+            prop_assert!(ended.is_ok(), "the run did not end");
+            ENGINE_RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn the_extremes_reach_the_engine_often() {
+        durations_and_capacities_never_panic();
+        let runs = ENGINE_RUNS.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(runs >= 16, "only {runs} of 64 cases ran the engine");
+    }
+}

@@ -25,6 +25,14 @@ pub const CHANGE_POLL_CAP: Duration = Duration::from_secs(2);
 /// capacity is seen in service at most this long after it is.
 pub const CAPACITY_POLL_CAP: Duration = Duration::from_secs(5);
 
+/// The moment `after` from now; a value beyond what the clock can hold (from a plan
+/// no playbook could have made) is cut to a day.
+pub fn deadline(after: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(after)
+        .unwrap_or_else(|| now + crate::playbook::MAX_DURATION)
+}
+
 /// The state a stop condition is in when it fires, `None` when it does not.
 async fn fired<C: Cloud>(cloud: &C, stop: &StopRef) -> Option<String> {
     match stop {
@@ -99,7 +107,7 @@ pub async fn hold(
     step: &str,
     duration: Duration,
 ) -> Result<(), EngineError> {
-    let end = Instant::now() + duration;
+    let end = deadline(duration);
     loop {
         let left = end.saturating_duration_since(Instant::now());
         recorder.progress(Progress::Holding {

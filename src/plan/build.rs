@@ -409,9 +409,11 @@ impl Builder<'_> {
                         .capacity(from, &source)
                         .map_or(0, |c| c.desired);
                     let pct = u32::from(absorb.percent.get());
-                    let add = (source_desired * pct).div_ceil(100);
+                    let add =
+                        u32::try_from((u64::from(source_desired) * u64::from(pct)).div_ceil(100))
+                            .unwrap_or(u32::MAX);
                     (
-                        before.desired + add,
+                        before.desired.saturating_add(add),
                         format!(
                             "absorb {pct}% of {source} desired {source_desired}: {} + {add}",
                             before.desired
@@ -781,8 +783,11 @@ impl Builder<'_> {
                 );
             }
             let replace = if z.keep_capacity { in_zone } else { 0 };
-            let batch_size =
-                ((state.capacity.desired * u32::from(z.max_out_percent.get())) / 100).max(1);
+            let batch_size = u32::try_from(
+                u64::from(state.capacity.desired) * u64::from(z.max_out_percent.get()) / 100,
+            )
+            .unwrap_or(u32::MAX)
+            .max(1);
             let mut after: BTreeMap<String, u32> = remaining_zones
                 .iter()
                 .map(|z2| {

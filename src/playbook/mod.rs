@@ -14,8 +14,8 @@ mod validate;
 pub mod window;
 
 pub use diagnostic::Diagnostic;
-pub use load::{LoadError, load_file, load_str};
+pub use load::{LoadError, MAX_PLAYBOOK_BYTES, load_file, load_str, read_playbook};
 pub use model::*;
 pub use params::parse_var;
 pub use path::{Segment, YamlPath};
-pub use types::{HumanDuration, Names, Percent, Region, StepId, Zone};
+pub use types::{HumanDuration, MAX_DURATION, Names, Percent, Region, StepId, Zone};

@@ -104,12 +104,25 @@ impl<'de> Deserialize<'de> for Zone {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct HumanDuration(pub Duration);
 
+/// The longest duration a playbook or a command line may give: a drill step that
+/// waits, bakes or times out after more than a day is a mistake, and bounding every
+/// duration keeps all arithmetic on them far from overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
 impl HumanDuration {
-    /// Parses `90s`, `2m`, `1h30m` and the like.
+    /// Parses `90s`, `2m`, `1h30m` and the like, up to [`MAX_DURATION`].
     pub fn parse(text: &str) -> Result<Self, String> {
-        humantime::parse_duration(text.trim())
-            .map(Self)
-            .map_err(|_| format!("invalid duration `{text}`: write a number with a unit, like `90s`, `2m` or `1h30m`"))
+        let duration = humantime::parse_duration(text.trim()).map_err(|_| {
+            format!(
+                "invalid duration `{text}`: write a number with a unit, like `90s`, `2m` or `1h30m`"
+            )
+        })?;
+        if duration > MAX_DURATION {
+            return Err(format!(
+                "duration `{text}` is longer than the longest allowed, 24h"
+            ));
+        }
+        Ok(Self(duration))
     }
 
     /// A duration of whole seconds.
@@ -322,6 +335,15 @@ mod tests {
             Ok(5400)
         );
         assert!(HumanDuration::parse("2x").is_err());
+        assert_eq!(
+            HumanDuration::parse("24h").map(|d| d.0.as_secs()),
+            Ok(86_400)
+        );
+        assert_eq!(
+            HumanDuration::parse("584542046090y"),
+            Err("duration `584542046090y` is longer than the longest allowed, 24h".into())
+        );
+        assert!(HumanDuration::parse("25h").is_err());
         assert!(HumanDuration::parse("").is_err());
         assert_eq!(HumanDuration::secs(5400).to_string(), "1h30m");
     }

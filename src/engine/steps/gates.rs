@@ -105,7 +105,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
             self.interrupt,
             &step.id,
             timeout,
-            Instant::now() + timeout,
+            crate::engine::watch::deadline(timeout),
             CAPACITY_POLL_CAP,
             || {
                 let since = &since;

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::time::Instant;
 
 use crate::engine::cloud::{Cloud, Instance};
 use crate::engine::converge::settle;
@@ -59,7 +58,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
             })
             .collect();
         let timeout = Duration::from_secs(step.timeout_secs);
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::engine::watch::deadline(timeout);
         // 1. Processes: no group may move instances back into the zone.
         let mut reads = Reads::default();
         for g in &groups {
@@ -181,8 +180,8 @@ impl<C: Cloud> Executor<'_, '_, C> {
             };
             let in_zone: Vec<&Instance> = m.instances.iter().filter(|i| i.zone == g.zone).collect();
             let in_service = m.instances.iter().filter(|i| i.in_service).count() as u32;
-            current += in_service.min(m.desired);
-            wanted += m.desired;
+            current = in_service.min(m.desired).saturating_add(current);
+            wanted = m.desired.saturating_add(wanted);
             if in_zone.is_empty() && in_service >= m.desired {
                 continue;
             }
