@@ -319,3 +319,45 @@ fn extreme_values_are_refused_with_their_place_and_nothing_hangs() {
     }
     assert!(run_ids(state.path()).is_empty(), "nothing ran");
 }
+
+#[test]
+fn after_an_unfinished_rollback_every_command_says_to_run_it_again() {
+    let (state, id, _) = finished();
+    // A rollback that stopped before it finished (killed, or AWS failed under it).
+    let run_dir = evac::journal::RunDir::open(state.path(), &id).expect("run");
+    evac::journal::Journal::open(&run_dir)
+        .expect("journal")
+        .append(evac::journal::Event::RollbackStarted { fast: false })
+        .expect("append");
+    let again = format!("evac rollback {id}` again to finish it");
+    let (code, stderr) = run(state.path(), &["resume", &id, "--yes"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains(&again), "resume: {stderr}");
+    let output = evac(state.path())
+        .args(["status", &id])
+        .output()
+        .expect("status");
+    let status = String::from_utf8_lossy(&output.stdout);
+    assert!(status.contains("rollback stopped"), "{status}");
+    assert!(status.contains(&again), "status: {status}");
+    let output = evac(state.path())
+        .args(["report", &id])
+        .output()
+        .expect("report");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        report.contains("rollback stopped (run `evac rollback` again to finish it)"),
+        "report: {report}"
+    );
+    let (code, stderr) = run(state.path(), &["rollback", &id, "--yes"]);
+    assert_eq!(code, 0, "{stderr}");
+    let output = evac(state.path())
+        .args(["status", &id])
+        .output()
+        .expect("status");
+    let status = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        status.contains("rolled back") && !status.contains(&again),
+        "{status}"
+    );
+}

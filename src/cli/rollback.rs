@@ -112,7 +112,10 @@ pub fn run(args: &RollbackArgs) -> Exit {
                 for d in &report.differences {
                     eprintln!("difference: {d}");
                 }
-                eprintln!("error: live state differs from the recorded originals after the rollback: a human must look");
+                eprintln!(
+                    "error: live state differs from the recorded originals after the rollback: a human must look, then run `evac rollback {}` again to restore them",
+                    args.run_id
+                );
                 Exit::NeedsHuman
             }
             Err(EngineError::Interrupted) => {

@@ -278,6 +278,13 @@ pub fn resume(args: &ResumeArgs) -> Exit {
         Ok(found) => found,
         Err(exit) => return exit,
     };
+    if history.rollback_unfinished() {
+        eprintln!(
+            "error: a rollback of run {id} was started and has not finished: run `evac rollback {id}` again to finish it; a rolled-back run is not resumed",
+            id = args.run_id
+        );
+        return Exit::InvalidInput;
+    }
     if history.rollback_started {
         eprintln!(
             "error: run {} has been rolled back; start a new run instead",

@@ -250,6 +250,11 @@ fn one(state_dir: &std::path::Path, id: &str, output: StatusOutput) -> Exit {
                     println!("           {c}");
                 }
             }
+            if history.rollback_unfinished() {
+                println!(
+                    "the rollback has not finished: run `evac rollback {id}` again to finish it"
+                );
+            }
         }
     }
     Exit::Success

@@ -120,8 +120,10 @@ pub fn result_of(history: &History) -> String {
     };
     match (history.rollback_verified, history.rollback_started) {
         (Some(true), _) => format!("{run}, rolled back"),
-        (Some(false), _) => format!("{run}, rollback incomplete"),
-        (None, true) => format!("{run}, rollback stopped"),
+        (Some(false), _) => {
+            format!("{run}, rollback incomplete (run `evac rollback` again to finish it)")
+        }
+        (None, true) => format!("{run}, rollback stopped (run `evac rollback` again to finish it)"),
         (None, false) => run.to_owned(),
     }
 }

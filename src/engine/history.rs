@@ -131,7 +131,15 @@ impl History {
                     h.declined.insert(step.clone());
                 }
                 Event::RunFinished { outcome } => h.outcome = Some(*outcome),
-                Event::RollbackStarted { .. } => h.rollback_started = true,
+                Event::RollbackStarted { .. } => {
+                    // A rollback that ended with live state still differing is tried
+                    // again in full: restores already in place cost no call.
+                    if h.rollback_verified == Some(false) {
+                        h.rolled_back.clear();
+                        h.rollback_verified = None;
+                    }
+                    h.rollback_started = true;
+                }
                 Event::RollbackConverged { action } => {
                     h.rolled_back.insert(action.clone());
                 }
@@ -139,6 +147,12 @@ impl History {
                 _ => {}
             }
         }
+    }
+
+    /// Whether a rollback was started and has not ended with live state matching
+    /// the originals: `evac rollback` must be run again to finish it.
+    pub fn rollback_unfinished(&self) -> bool {
+        self.rollback_started && self.rollback_verified != Some(true)
     }
 
     /// The recorded intent of an action.

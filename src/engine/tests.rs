@@ -1324,3 +1324,25 @@ mod extremes {
         assert!(runs >= 16, "only {runs} of 64 cases ran the engine");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rollback_that_ended_with_differences_restores_them_when_run_again() {
+    let cloud = cloud(Duration::ZERO, Duration::ZERO);
+    let r = new_run();
+    execute(&cloud, &r.run, &Options::default(), &Interrupt::default())
+        .await
+        .expect("run succeeds");
+    // During the rollback's first bake, someone drains the source again.
+    let meddle = async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        cloud.set_capacity_now("us-east-1", "api-east", cap(0, 0, 12));
+    };
+    let (first, ()) = tokio::join!(roll_back(&cloud, &r.run, false), meddle);
+    assert_eq!(
+        first.differences,
+        ["asg api-east (us-east-1): original min 3 desired 6 max 12, live min 0 desired 0 max 12"]
+    );
+    let second = roll_back(&cloud, &r.run, false).await;
+    assert!(second.differences.is_empty(), "{:?}", second.differences);
+    assert_eq!(cloud.capacity("us-east-1", "api-east"), Some(cap(3, 6, 12)));
+}
