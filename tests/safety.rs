@@ -301,3 +301,44 @@ fn resume_watches_the_stop_conditions_too() {
         "nothing more was shifted"
     );
 }
+
+#[test]
+fn a_stop_alarm_given_on_the_command_line_applies_to_a_saved_plan() {
+    let d = Drill::new();
+    let state = d.state_arg();
+    let hold = "tests/fixtures/integrity/hold.yaml";
+    let saved = d.state.path().join("saved.json");
+    let saved = saved.to_str().expect("utf-8");
+    let (code, _, stderr) = d.evac(&["plan", hold, "--save", saved]);
+    assert_eq!(code, 0, "{stderr}");
+    // The alarm is in ALARM: with it, the saved plan is blocked, not called stale.
+    d.set_alarm(aws_sdk_cloudwatch::types::StateValue::Alarm);
+    let with_alarm = [
+        "run",
+        hold,
+        "--plan",
+        saved,
+        "--yes",
+        "--stop-when-alarm",
+        "us-west-2:api-5xx-rate",
+        "--state-dir",
+        &state,
+    ];
+    let (code, _, stderr) = d.evac(&with_alarm);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(!stderr.contains("stale"), "{stderr}");
+    assert!(stderr.contains("api-5xx-rate"), "{stderr}");
+    // Back to OK: the saved plan runs, watching the alarm.
+    d.set_alarm(aws_sdk_cloudwatch::types::StateValue::Ok);
+    let (code, stdout, stderr) = d.evac(&[&with_alarm[..], &["--output", "json"]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    let plan: serde_json::Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "plan")
+        .expect("the plan event");
+    assert_eq!(
+        plan["plan"]["stop_conditions"],
+        serde_json::json!([{ "kind": "alarm", "region": "us-west-2", "name": "api-5xx-rate" }])
+    );
+}
