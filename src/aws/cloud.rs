@@ -23,6 +23,32 @@ impl AwsCloud {
     pub fn new(ctx: AwsContext) -> Self {
         Self { ctx }
     }
+
+    /// Describes the named groups of a region, 100 a call (the API's most), handing
+    /// each to `each`.
+    async fn describe(
+        &self,
+        region_name: &str,
+        names: &[String],
+        mut each: impl FnMut(&aws_sdk_autoscaling::types::AutoScalingGroup),
+    ) -> Result<(), CloudError> {
+        let client = self.ctx.autoscaling(&region(region_name)?);
+        for chunk in names.chunks(100) {
+            let mut pages = client
+                .describe_auto_scaling_groups()
+                .set_auto_scaling_group_names(Some(chunk.to_vec()))
+                .max_records(100)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(fail(format!(
+                    "describe Auto Scaling groups in {region_name}"
+                )))?;
+                page.auto_scaling_groups().iter().for_each(&mut each);
+            }
+        }
+        Ok(())
+    }
 }
 
 type HttpResponse = aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -84,25 +110,12 @@ impl Cloud for AwsCloud {
         region_name: &str,
         names: &[String],
     ) -> Result<BTreeMap<String, GroupState>, CloudError> {
-        let client = self.ctx.autoscaling(&region(region_name)?);
         let mut out = BTreeMap::new();
-        for chunk in names.chunks(100) {
-            let mut pages = client
-                .describe_auto_scaling_groups()
-                .set_auto_scaling_group_names(Some(chunk.to_vec()))
-                .max_records(100)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(fail(format!(
-                    "describe Auto Scaling groups in {region_name}"
-                )))?;
-                for group in page.auto_scaling_groups() {
-                    let state = super::observe::group_state(group);
-                    out.insert(state.name.clone(), state);
-                }
-            }
-        }
+        self.describe(region_name, names, |group| {
+            let state = super::observe::group_state(group);
+            out.insert(state.name.clone(), state);
+        })
+        .await?;
         Ok(out)
     }
 
@@ -320,43 +333,29 @@ impl Cloud for AwsCloud {
         region_name: &str,
         groups: &[String],
     ) -> Result<BTreeMap<String, Members>, CloudError> {
-        let client = self.ctx.autoscaling(&region(region_name)?);
         let mut out = BTreeMap::new();
-        for chunk in groups.chunks(100) {
-            let mut pages = client
-                .describe_auto_scaling_groups()
-                .set_auto_scaling_group_names(Some(chunk.to_vec()))
-                .max_records(100)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(fail(format!(
-                    "describe Auto Scaling groups in {region_name}"
-                )))?;
-                for g in page.auto_scaling_groups() {
-                    let instances = g
-                        .instances()
-                        .iter()
-                        .map(|i| Instance {
-                            id: i.instance_id().unwrap_or_default().to_owned(),
-                            zone: i.availability_zone().unwrap_or_default().to_owned(),
-                            in_service: i.lifecycle_state().map(|s| s.as_str())
-                                == Some("InService"),
-                        })
-                        .collect();
-                    out.insert(
-                        g.auto_scaling_group_name().unwrap_or_default().to_owned(),
-                        Members {
-                            desired: g
-                                .desired_capacity()
-                                .and_then(|d| u32::try_from(d).ok())
-                                .unwrap_or(0),
-                            instances,
-                        },
-                    );
-                }
-            }
-        }
+        self.describe(region_name, groups, |g| {
+            let instances = g
+                .instances()
+                .iter()
+                .map(|i| Instance {
+                    id: i.instance_id().unwrap_or_default().to_owned(),
+                    zone: i.availability_zone().unwrap_or_default().to_owned(),
+                    in_service: i.lifecycle_state().map(|s| s.as_str()) == Some("InService"),
+                })
+                .collect();
+            out.insert(
+                g.auto_scaling_group_name().unwrap_or_default().to_owned(),
+                Members {
+                    desired: g
+                        .desired_capacity()
+                        .and_then(|d| u32::try_from(d).ok())
+                        .unwrap_or(0),
+                    instances,
+                },
+            );
+        })
+        .await?;
         Ok(out)
     }
 

@@ -477,7 +477,6 @@ fn form_value(request: &[u8], name: &str) -> Option<String> {
 /// emulator reads the account from the key and does not check signatures).
 fn describe_request(original: &[u8], group: &str) -> Vec<u8> {
     let end = find(original, b"\r\n\r\n").unwrap_or(original.len());
-    let head = String::from_utf8_lossy(&original[..end]);
     let body = format!(
         "Action=DescribeAutoScalingGroups&Version=2011-01-01&AutoScalingGroupNames.member.1={}",
         group
@@ -485,16 +484,7 @@ fn describe_request(original: &[u8], group: &str) -> Vec<u8> {
             .replace('&', "%26")
             .replace('=', "%3D")
     );
-    let mut lines: Vec<String> = head
-        .lines()
-        .filter(|l| !l.to_ascii_lowercase().starts_with("content-length:"))
-        .map(str::to_owned)
-        .collect();
-    lines.push(format!("Content-Length: {}", body.len()));
-    let mut out = lines.join("\r\n").into_bytes();
-    out.extend_from_slice(b"\r\n\r\n");
-    out.extend_from_slice(body.as_bytes());
-    out
+    with_body(&original[..end], body.as_bytes())
 }
 
 /// The text between the first `open` and the `close` after it.
