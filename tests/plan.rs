@@ -461,3 +461,20 @@ fn unreachable_aws_is_exit_1_with_the_failed_read() {
     assert!(stderr.contains("error: failed to "), "{stderr}");
     assert!(stderr.contains("nothing was changed"), "{stderr}");
 }
+
+#[test]
+fn a_missing_profile_is_one_line_naming_it() {
+    let output = support::evac()
+        .env("AWS_PROFILE", "nosuch")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .args(["plan", "playbooks/evacuate-region.yaml"])
+        .output()
+        .expect("evac runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        "error: no AWS credentials for profile `nosuch` (from AWS_PROFILE): it is not in ~/.aws/config or ~/.aws/credentials, or gives no credentials; name a profile that exists, or unset AWS_PROFILE; nothing was changed"
+    );
+}

@@ -334,3 +334,27 @@ fn guardrail_ramp_steps_larger_than_max_increment_are_errors() {
         ],
     );
 }
+
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let state = tempfile::tempdir().expect("state dir");
+    let mut child = std::process::Command::new(support::evac().get_program())
+        .args(["status", "--output", "json", "--state-dir"])
+        .arg(state.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("evac starts");
+    // The reader goes away before evac writes, as `| head` does.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("evac exits");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(output.status.code(), Some(101), "{stderr}");
+    assert!(
+        output.status.success() || output.status.signal() == Some(libc::SIGPIPE),
+        "{:?}: {stderr}",
+        output.status
+    );
+}

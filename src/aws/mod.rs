@@ -95,6 +95,26 @@ impl AwsContext {
         Self { base }
     }
 
+    /// Resolves the credentials once, before any call, so that missing ones are one
+    /// sentence naming the fix rather than the SDK's account of every provider it
+    /// tried.
+    pub async fn check_credentials(&self) -> Result<(), String> {
+        use aws_credential_types::provider::ProvideCredentials;
+        let found = match self.base.credentials_provider() {
+            Some(provider) => provider.provide_credentials().await.is_ok(),
+            None => false,
+        };
+        if found {
+            return Ok(());
+        }
+        Err(match std::env::var("AWS_PROFILE") {
+            Ok(profile) if !profile.is_empty() => format!(
+                "no AWS credentials for profile `{profile}` (from AWS_PROFILE): it is not in ~/.aws/config or ~/.aws/credentials, or gives no credentials; name a profile that exists, or unset AWS_PROFILE"
+            ),
+            _ => "no AWS credentials found: set AWS_PROFILE to a profile of ~/.aws/config, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where an instance or task role is available".to_owned(),
+        })
+    }
+
     /// The endpoint every client talks to, when one is set.
     pub fn endpoint_url(&self) -> Option<&str> {
         self.base.endpoint_url()

@@ -31,6 +31,8 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // `evac-seed | head` ends quietly when the reader goes away.
+    evac::cli::quiet_on_closed_pipe();
     let args = Args::parse();
     let ctx = AwsContext::load(Some(&args.endpoint_url)).await;
     let spec = match (args.fleet, args.records) {

@@ -79,9 +79,29 @@ struct ValidateArgs {
     output: OutputFormat,
 }
 
+/// Lets a closed pipe on stdout end the process quietly, as it ends `cat` or `grep`,
+/// instead of a panic on the failed write. Only for commands that change nothing:
+/// a run must never die because the reader of its events went away.
+pub fn quiet_on_closed_pipe() {
+    // SAFETY: setting a signal's disposition to its default has no precondition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Parses the command line, runs the command and returns how it ended.
 pub fn main() -> Exit {
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Validate(_)
+            | Command::Plan(_)
+            | Command::Status(_)
+            | Command::Report(_)
+            | Command::History(_)
+    ) {
+        quiet_on_closed_pipe();
+    }
     match cli.command {
         Command::Validate(args) => validate::run(&args.playbooks, &args.vars, args.output),
         Command::Plan(args) => plan::run(&args),

@@ -60,12 +60,13 @@ pub fn run(args: &PlanArgs) -> Exit {
         }
     };
     let observed = runtime.block_on(async {
-        let ctx = super::session::aws(&args.rates.rates()).await;
-        observe(&ctx, &playbook).await
+        let ctx = super::session::aws(&args.rates.rates()).await?;
+        Ok(observe(&ctx, &playbook).await)
     });
     let observed = match observed {
-        Ok(observed) => observed,
-        Err(err) => {
+        Err(exit) => return exit,
+        Ok(Ok(observed)) => observed,
+        Ok(Err(err)) => {
             eprintln!("error: {err}");
             eprintln!(
                 "nothing was changed; check credentials, region access and the endpoint, then plan again"

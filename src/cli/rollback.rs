@@ -90,7 +90,10 @@ pub fn run(args: &RollbackArgs) -> Exit {
         if let Err(exit) = super::session::attached(&recorder, "rollback") {
             return exit;
         }
-        let cloud = AwsCloud::new(aws(&args.rates.rates()).await);
+        let cloud = match aws(&args.rates.rates()).await {
+            Ok(ctx) => AwsCloud::new(ctx),
+            Err(exit) => return exit,
+        };
         let interrupt = Arc::new(Interrupt::default());
         on_ctrl_c(interrupt.clone(), args.run_id.clone());
         let options = Options {

@@ -1,6 +1,6 @@
 //! `evac run` and `evac resume`: execute a plan with a durable journal.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -165,7 +165,10 @@ pub fn run(args: &RunArgs) -> Exit {
             Ok(lock) => lock,
             Err(exit) => return exit,
         };
-        let ctx = aws(&args.exec.rates.rates()).await;
+        let ctx = match aws(&args.exec.rates.rates()).await {
+            Ok(ctx) => ctx,
+            Err(exit) => return exit,
+        };
         let observed = match observe(&ctx, &playbook).await {
             Ok(observed) => observed,
             Err(err) => {
@@ -204,7 +207,8 @@ pub fn run(args: &RunArgs) -> Exit {
         plan.playbook.sha256 = digest.clone();
         plan.seal();
         if args.exec.output == RunOutput::Json {
-            println!("{}", serde_json::json!({ "event": "plan", "plan": &plan }));
+            // A reader that went away must not stop the run: the write may fail.
+            let _ = writeln!(std::io::stdout().lock(), "{}", serde_json::json!({ "event": "plan", "plan": &plan }));
         } else {
             eprint!("{}", render::human(&plan, std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()));
         }
@@ -312,8 +316,12 @@ pub fn resume(args: &ResumeArgs) -> Exit {
             return exit;
         }
         let options = args.exec.options(args.yes, args.force, &plan);
+        let ctx = match aws(&args.exec.rates.rates()).await {
+            Ok(ctx) => ctx,
+            Err(exit) => return exit,
+        };
         execute(
-            aws(&args.exec.rates.rates()).await,
+            ctx,
             &recorder,
             &plan,
             &options,

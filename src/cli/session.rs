@@ -80,15 +80,24 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
     })
 }
 
-/// How a command talks to AWS: one context (one pace per API) for all its calls.
-pub async fn aws(rates: &Rates) -> AwsContext {
-    AwsContext::load_with(
+/// How a command talks to AWS: one context (one pace per API) for all its calls,
+/// with credentials checked first. Missing credentials are one line naming the fix
+/// (exit 1: AWS could not be read; nothing was changed).
+pub async fn aws(rates: &Rates) -> Result<AwsContext, Exit> {
+    let ctx = AwsContext::load_with(
         None,
         &Settings {
             rates: Some(rates.clone()),
         },
     )
-    .await
+    .await;
+    match ctx.check_credentials().await {
+        Ok(()) => Ok(ctx),
+        Err(why) => {
+            eprintln!("error: {why}; nothing was changed");
+            Err(Exit::StepFailed)
+        }
+    }
 }
 
 /// How fast evac may call each AWS API.
