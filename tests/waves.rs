@@ -5,10 +5,8 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::io::Read;
 use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use evac::playbook::Region;
@@ -367,98 +365,23 @@ fn an_alarm_during_a_wait_step_stops_the_run_before_the_next_step() {
     );
 }
 
-/// A pseudo-terminal: the child gets the slave as stdin, stdout and stderr; the test
-/// reads everything the child writes from the master, and types into it.
-struct Pty {
-    master: std::fs::File,
-    slave: Option<OwnedFd>,
-    screen: Arc<Mutex<String>>,
-}
-
-impl Pty {
-    fn open() -> Self {
-        let (mut master, mut slave) = (0, 0);
-        // SAFETY: openpty writes two new descriptors into the given integers; the
-        // other arguments may be null.
-        let rc = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-        // SAFETY: both descriptors were just opened and are owned here only.
-        let (master, slave) = unsafe {
-            (
-                std::fs::File::from_raw_fd(master),
-                OwnedFd::from_raw_fd(slave),
-            )
-        };
-        let screen = Arc::new(Mutex::new(String::new()));
-        let mut reader = master.try_clone().expect("clone master");
-        let shared = screen.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            // Ends with an error (EIO) once the child and its terminal are gone.
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                if let Ok(mut s) = shared.lock() {
-                    s.push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            }
-        });
-        Pty {
-            master,
-            slave: Some(slave),
-            screen,
-        }
-    }
-
-    fn spawn(&mut self, mut cmd: std::process::Command) -> Child {
-        let slave = self.slave.take().expect("one child per terminal");
-        let child = cmd
-            .stdin(Stdio::from(slave.try_clone().expect("slave")))
-            .stdout(Stdio::from(slave.try_clone().expect("slave")))
-            .stderr(Stdio::from(slave))
-            .spawn()
-            .expect("evac starts");
-        // The parent's copies of the slave are closed now: the child holds the terminal.
-        child
-    }
-
-    fn screen(&self) -> String {
-        self.screen.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-
-    fn type_line(&mut self, line: &str) {
-        self.master
-            .write_all(format!("{line}\n").as_bytes())
-            .expect("type into the terminal");
-    }
-}
-
 #[test]
 fn an_alarm_while_an_approval_waits_on_a_terminal_ends_it_with_exit_6() {
     let d = Drill::new();
     let seeded = d.account.world();
-    let mut pty = Pty::open();
+    let mut pty = support::pty::Pty::open();
     let mut child =
         pty.spawn(d.command(&["run", "tests/fixtures/waves/gate.yaml", "--stop-poll", "1s"]));
     until("the run's confirmation", || {
-        pty.screen().contains("against AWS now? [y/N]")
+        pty.text().contains("against AWS now? [y/N]")
     });
     pty.type_line("y");
     until("the approval's question", || {
-        pty.screen().contains("Scale up us-west-2? [y/N]")
+        pty.text().contains("Scale up us-west-2? [y/N]")
     });
     d.set_alarm(aws_sdk_cloudwatch::types::StateValue::Alarm);
     let code = exit_within(&mut child, Duration::from_secs(30));
-    let screen = pty.screen();
+    let screen = pty.text();
     assert_eq!(code, 6, "{screen}");
     assert!(
         screen.contains("stop condition fired: alarm api-5xx-rate (us-west-2) is ALARM"),

@@ -95,7 +95,7 @@ pub fn run(args: &RollbackArgs) -> Exit {
             Err(exit) => return exit,
         };
         let interrupt = Arc::new(Interrupt::default());
-        on_ctrl_c(interrupt.clone(), args.run_id.clone());
+        on_ctrl_c(interrupt.clone(), args.run_id.clone(), out.printer());
         let options = Options {
             concurrency: args.concurrency.into(),
             ..Options::default()
@@ -113,12 +113,12 @@ pub fn run(args: &RollbackArgs) -> Exit {
             }
             Ok(report) => {
                 for d in &report.differences {
-                    eprintln!("difference: {d}");
+                    out.say(&format!("difference: {d}"));
                 }
-                eprintln!(
+                out.say(&format!(
                     "error: live state differs from the recorded originals after the rollback: a human must look, then run `evac rollback {}` again to restore them",
                     args.run_id
-                );
+                ));
                 Exit::NeedsHuman
             }
             Err(EngineError::Interrupted) => {
@@ -126,7 +126,7 @@ pub fn run(args: &RollbackArgs) -> Exit {
                 Exit::Interrupted
             }
             Err(err) => {
-                eprintln!("error: rollback failed: {err}\nrun `evac rollback {}` again once the cause is fixed", args.run_id);
+                out.say(&format!("error: rollback failed: {err}\nrun `evac rollback {}` again once the cause is fixed", args.run_id));
                 Exit::NeedsHuman
             }
         }

@@ -480,7 +480,7 @@ async fn execute(
 ) -> Exit {
     let cloud = AwsCloud::new(ctx);
     let interrupt = Arc::new(Interrupt::default());
-    on_ctrl_c(interrupt.clone(), run_id.to_owned());
+    on_ctrl_c(interrupt.clone(), run_id.to_owned(), out.printer());
     let executor = Executor {
         cloud: &cloud,
         recorder,
@@ -492,7 +492,7 @@ async fn execute(
     match result {
         Ok(()) => {
             if let Err(err) = finish(Outcome::Succeeded) {
-                eprintln!("error: {err}");
+                out.say(&format!("error: {err}"));
                 return Exit::StepFailed;
             }
             out.say(&format!("run {run_id} succeeded"));
@@ -501,9 +501,9 @@ async fn execute(
         Err(EngineError::Interrupted) => match interrupt.reason() {
             Some(Reason::StopCondition { condition, state }) => {
                 let _ = finish(Outcome::Halted);
-                eprintln!(
+                out.say(&format!(
                     "error: stop condition fired: {condition} is {state}; the run was halted"
-                );
+                ));
                 if rollback_on_failure {
                     return roll_back_after(
                         &cloud,
@@ -537,7 +537,7 @@ async fn execute(
             Exit::Interrupted
         }
         Err(err) => {
-            eprintln!("error: {err}");
+            out.say(&format!("error: {err}"));
             let _ = finish(Outcome::Failed);
             if rollback_on_failure && !matches!(err, EngineError::Journal(_)) {
                 return roll_back_after(
@@ -584,15 +584,15 @@ async fn roll_back_after<C: crate::engine::cloud::Cloud>(
         }
         Ok(report) => {
             for d in &report.differences {
-                eprintln!("difference: {d}");
+                out.say(&format!("difference: {d}"));
             }
-            eprintln!(
-                "error: rollback finished but live state differs from the originals: a human must look"
-            );
+            out.say(&format!(
+                "error: rollback finished but live state differs from the originals: a human must look, then run `evac rollback {run_id}` again to restore them"
+            ));
             Exit::NeedsHuman
         }
         Err(err) => {
-            eprintln!("error: rollback failed: {err}");
+            out.say(&format!("error: rollback failed: {err}"));
             next_steps(out, run_id, state);
             Exit::NeedsHuman
         }

@@ -63,11 +63,17 @@ impl Out {
         }
     }
 
-    /// A line for people (stderr); JSON mode keeps stdout for events only.
+    /// A line for people (stderr, above the progress bars); JSON mode keeps stdout for
+    /// events only.
     pub fn say(&self, text: &str) {
+        self.printer().say(text);
+    }
+
+    /// A handle that prints like [`Out::say`] from anywhere.
+    pub fn printer(&self) -> crate::report::Printer {
         match self {
-            Out::Human(r) => r.line(text),
-            Out::Json(_) => eprintln!("{text}"),
+            Out::Human(r) => r.printer(),
+            Out::Json(_) => crate::report::Printer::Plain,
         }
     }
 }
@@ -119,16 +125,17 @@ impl RateArgs {
 
 /// Installs Ctrl-C handling: the first stops the engine after the call in flight;
 /// the second exits at once (the journal is consistent at every line).
-pub fn on_ctrl_c(interrupt: Arc<Interrupt>, run_id: String) {
+pub fn on_ctrl_c(interrupt: Arc<Interrupt>, run_id: String, printer: crate::report::Printer) {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_err() {
             return;
         }
-        eprintln!("\nstopping after the call in flight (Ctrl-C again to exit at once)...");
+        printer.say("stopping after the call in flight (Ctrl-C again to exit at once)...");
         interrupt.trigger();
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("exiting now; the journal is consistent:");
-            eprintln!("  evac resume {run_id}\n  evac rollback {run_id}");
+            printer.say(&format!(
+                "exiting now; the journal is consistent:\n  evac resume {run_id}\n  evac rollback {run_id}"
+            ));
             std::process::exit(i32::from(Exit::Interrupted.code()));
         }
     });

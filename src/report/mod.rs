@@ -6,7 +6,7 @@ mod json;
 mod terminal;
 
 pub use json::JsonReporter;
-pub use terminal::TerminalReporter;
+pub use terminal::{Printer, TerminalReporter};
 
 use std::io::{BufRead, IsTerminal, Write};
 

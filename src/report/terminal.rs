@@ -13,6 +13,27 @@ use crate::engine::execute::{show, show_target};
 use crate::engine::reporter::{Progress, Reporter};
 use crate::journal::{Entry, Event};
 
+/// Prints lines for people on stderr, above the progress bars while they are drawn.
+#[derive(Clone, Debug)]
+pub enum Printer {
+    /// Above these bars.
+    Bars(MultiProgress),
+    /// Plainly: no bars are drawn.
+    Plain,
+}
+
+impl Printer {
+    /// Prints one line (or several).
+    pub fn say(&self, text: &str) {
+        match self {
+            Printer::Bars(multi) => {
+                let _ = multi.println(text);
+            }
+            Printer::Plain => eprintln!("{text}"),
+        }
+    }
+}
+
 /// The human reporter.
 pub struct TerminalReporter {
     multi: MultiProgress,
@@ -44,10 +65,16 @@ impl TerminalReporter {
 
     /// Prints a line above the bars (or plainly).
     pub fn line(&self, text: &str) {
+        self.printer().say(text);
+    }
+
+    /// A handle that prints lines above the bars from anywhere (a signal handler's
+    /// task included), so that no message is drawn over.
+    pub fn printer(&self) -> Printer {
         if self.live {
-            let _ = self.multi.println(text);
+            Printer::Bars(self.multi.clone())
         } else {
-            eprintln!("{text}");
+            Printer::Plain
         }
     }
 

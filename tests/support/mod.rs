@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod pty;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -1,0 +1,126 @@
+//! What an operator sees on a real terminal (a pseudo-terminal, played through a
+//! terminal emulator): messages printed while the progress bars are live must still
+//! be on the final screen.
+
+mod support;
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use evac::playbook::Region;
+use support::Account;
+use support::pty::Pty;
+
+const BASE: &str = "tests/fixtures/plan/base.yaml";
+
+fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn exit_within(child: &mut Child, limit: Duration) -> i32 {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status.code().unwrap_or(-1);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("evac did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A seeded account, a state dir, and `evac run` of BASE started on a terminal.
+fn drill_on_terminal(pty: &mut Pty) -> (Account, tempfile::TempDir, Child) {
+    let account = Account::fresh();
+    account.seed();
+    let state = tempfile::tempdir().expect("state dir");
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("evac"));
+    for (key, value) in account.command("evac").get_envs() {
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
+    }
+    cmd.env("TERM", "xterm-256color").args([
+        "run",
+        BASE,
+        "--var",
+        "bake=30s",
+        "--yes",
+        "--stop-poll",
+        "1s",
+        "--state-dir",
+        state.path().to_str().expect("utf-8"),
+    ]);
+    let child = pty.spawn(cmd);
+    (account, state, child)
+}
+
+fn in_first_bake(state: &tempfile::TempDir) -> bool {
+    let Ok(runs) = std::fs::read_dir(state.path().join("runs")) else {
+        return false;
+    };
+    runs.flatten().any(|run| {
+        std::fs::read_to_string(run.path().join("journal.jsonl")).is_ok_and(|j| {
+            j.lines().any(|l| {
+                l.contains("\"event\":\"converged\"")
+                    && l.contains("shift:dns:")
+                    && l.contains(":1\"")
+            })
+        })
+    })
+}
+
+#[test]
+fn a_halt_shows_its_reason_on_the_final_screen() {
+    let mut pty = Pty::open();
+    let (account, state, mut child) = drill_on_terminal(&mut pty);
+    until("the first bake", || in_first_bake(&state));
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            account
+                .context()
+                .await
+                .cloudwatch(&Region::parse("us-west-2").expect("region"))
+                .set_alarm_state()
+                .alarm_name("api-5xx-rate")
+                .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+                .state_reason("terminal test")
+                .send()
+                .await
+                .expect("set alarm state");
+        });
+    let code = exit_within(&mut child, Duration::from_secs(60));
+    let screen = pty.screen();
+    assert_eq!(code, 6, "{screen}");
+    assert!(
+        screen.contains("stop condition fired: alarm api-5xx-rate (us-west-2) is ALARM"),
+        "the reason is on the final screen:\n{screen}"
+    );
+    assert!(screen.contains("to undo:"), "{screen}");
+}
+
+#[test]
+fn ctrl_c_shows_what_it_does_on_the_final_screen() {
+    let mut pty = Pty::open();
+    let (_account, state, mut child) = drill_on_terminal(&mut pty);
+    until("the first bake", || in_first_bake(&state));
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    // SAFETY: sends SIGINT to the child this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let code = exit_within(&mut child, Duration::from_secs(60));
+    let screen = pty.screen();
+    assert_eq!(code, 4, "{screen}");
+    assert!(
+        screen.contains("stopping after the call in flight (Ctrl-C again to exit at once)"),
+        "{screen}"
+    );
+    assert!(screen.contains("to continue: evac resume"), "{screen}");
+}
