@@ -5,35 +5,13 @@
 mod support;
 
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use evac::playbook::Region;
-use support::Account;
 use support::pty::Pty;
+use support::{Account, exit_within, until};
 
 const BASE: &str = "tests/fixtures/plan/base.yaml";
-
-fn until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !check() {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn exit_within(child: &mut Child, limit: Duration) -> i32 {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status.code().unwrap_or(-1);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("evac did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// A seeded account, a state dir, and `evac run` of BASE started on a terminal.
 fn drill_on_terminal(pty: &mut Pty) -> (Account, tempfile::TempDir, Child) {

@@ -7,10 +7,10 @@ mod support;
 
 use std::io::Read;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use evac::playbook::Region;
-use support::Account;
+use support::{Account, exit_within, until};
 
 const BASE: &str = "tests/fixtures/plan/base.yaml";
 
@@ -21,30 +21,6 @@ struct Drill {
 
 fn region(name: &str) -> Region {
     Region::parse(name).expect("region")
-}
-
-/// Polls `check` until it holds, for at most a minute.
-fn until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !check() {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Waits for a child to exit, for at most `limit`: a hang is a failure, not a wait.
-fn exit_within(child: &mut Child, limit: Duration) -> i32 {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status.code().unwrap_or(-1);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("evac did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 impl Drill {

@@ -5,6 +5,7 @@ pub mod proxy;
 pub mod pty;
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 
@@ -267,5 +268,29 @@ impl Account {
                     .collect();
                 World { groups, weights }
             })
+    }
+}
+
+/// Polls `check` until it holds, for at most a minute (a condition, not a sleep).
+pub fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits for a child to exit, for at most `limit`: a hang is a failure, not a wait.
+pub fn exit_within(child: &mut std::process::Child, limit: Duration) -> i32 {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status.code().unwrap_or(-1);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("evac did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
