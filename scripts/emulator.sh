@@ -23,11 +23,22 @@ emulator_start() {
   venv=${EVAC_MOTO_VENV:-$root/.venv-moto}
   emulator_install "$venv"
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  log=${EMULATOR_LOG:-$(mktemp -t evac-moto.XXXXXX)}
+  # Files made here are removed when the emulator stops; files named by the caller
+  # (EMULATOR_LOG, EMULATOR_RECORDING) are kept.
+  EMULATOR_TEMP=()
+  if [ -n "${EMULATOR_LOG:-}" ]; then
+    log=$EMULATOR_LOG
+  else
+    log=$(mktemp -t evac-moto.XXXXXX)
+    EMULATOR_TEMP+=("$log")
+  fi
   # With EMULATOR_RECORD=1 the emulator records every request (tests count calls
   # with it); EMULATOR_RECORDING names the file.
   if [ "${EMULATOR_RECORD:-0}" = 1 ]; then
-    EMULATOR_RECORDING=${EMULATOR_RECORDING:-$(mktemp -t evac-recording.XXXXXX)}
+    if [ -z "${EMULATOR_RECORDING:-}" ]; then
+      EMULATOR_RECORDING=$(mktemp -t evac-recording.XXXXXX)
+      EMULATOR_TEMP+=("$EMULATOR_RECORDING")
+    fi
     export MOTO_ENABLE_RECORDING=true MOTO_RECORDER_FILEPATH=$EMULATOR_RECORDING
   fi
   MOTO_EC2_LOAD_DEFAULT_AMIS=false "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
@@ -63,5 +74,9 @@ emulator_stop() {
     kill "$EMULATOR_PID" 2>/dev/null || true
     wait "$EMULATOR_PID" 2>/dev/null || true
     EMULATOR_PID=
+  fi
+  if [ -n "${EMULATOR_TEMP+set}" ] && [ "${#EMULATOR_TEMP[@]}" -gt 0 ]; then
+    rm -f "${EMULATOR_TEMP[@]}"
+    EMULATOR_TEMP=()
   fi
 }

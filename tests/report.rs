@@ -314,11 +314,17 @@ fn the_html_report_is_self_contained_and_draws_its_timeline_in_chromium() {
         "the timeline is drawn"
     );
 
-    let chromium = ["chromium", "chromium-browser"]
-        .iter()
-        .find_map(|b| which(b))
+    // ./scripts/test finds the browser (EVAC_BROWSER, else an installed one).
+    let chromium = std::env::var_os("EVAC_BROWSER")
+        .filter(|b| !b.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            ["chromium", "chromium-browser", "google-chrome"]
+                .iter()
+                .find_map(|b| which(b))
+        })
         .unwrap_or_else(|| {
-            panic!("chromium not found: ./scripts/test installs Debian's chromium package")
+            panic!("no Chrome or Chromium: set EVAC_BROWSER, or run ./scripts/test, which finds or installs one")
         });
     let shot = state.path().join("report.png");
     let output = std::process::Command::new(chromium)
