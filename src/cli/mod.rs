@@ -114,10 +114,19 @@ pub fn main() -> Exit {
     }
 }
 
-/// Loads a playbook, printing its problems to stderr when it is invalid.
-pub fn load_or_report(path: &std::path::Path, vars: &VarArgs) -> Option<crate::playbook::Playbook> {
-    match crate::playbook::load_file(path, &vars.to_map()) {
-        Ok(playbook) => Some(playbook),
+/// Loads a playbook, printing its problems to stderr when it is invalid. Returns it
+/// with the text it was loaded from: the file is read once, so what is hashed and
+/// kept with a run is what was loaded.
+pub fn load_or_report(
+    path: &std::path::Path,
+    vars: &VarArgs,
+) -> Option<(crate::playbook::Playbook, String)> {
+    let loaded = crate::playbook::read_playbook(path).and_then(|text| {
+        crate::playbook::load_str(&path.display().to_string(), &text, &vars.to_map())
+            .map(|playbook| (playbook, text))
+    });
+    match loaded {
+        Ok(loaded) => Some(loaded),
         Err(crate::playbook::LoadError::Invalid {
             text, diagnostics, ..
         }) => {

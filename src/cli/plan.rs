@@ -49,7 +49,7 @@ fn parse_assume(text: &str) -> Result<Timing, String> {
 /// Plans the playbook: exit 0 without blockers, 3 with, 2 for invalid input, 1 when
 /// AWS could not be read.
 pub fn run(args: &PlanArgs) -> Exit {
-    let Some(playbook) = load_or_report(&args.playbook, &args.vars) else {
+    let Some((playbook, text)) = load_or_report(&args.playbook, &args.vars) else {
         return Exit::InvalidInput;
     };
     let runtime = match tokio::runtime::Runtime::new() {
@@ -85,10 +85,8 @@ pub fn run(args: &PlanArgs) -> Exit {
         jiff::Timestamp::now(),
         &timing,
     );
-    // The playbook file was read by the loader already; its hash ties a saved plan to it.
-    plan.playbook.sha256 = std::fs::read(&args.playbook)
-        .map(|bytes| crate::journal::hex_digest(&bytes))
-        .unwrap_or_default();
+    // The playbook's hash ties a saved plan to it.
+    plan.playbook.sha256 = crate::journal::hex_digest(text.as_bytes());
     plan.seal();
     if let Some(path) = &args.save
         && let Err(err) = save(&plan, path)

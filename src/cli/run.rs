@@ -124,7 +124,7 @@ fn parse_alarm(text: &str) -> Result<(Region, String), String> {
 
 /// `evac run`.
 pub fn run(args: &RunArgs) -> Exit {
-    let Some(mut playbook) = load_or_report(&args.playbook, &args.vars) else {
+    let Some((mut playbook, text)) = load_or_report(&args.playbook, &args.vars) else {
         return Exit::InvalidInput;
     };
     for (region, name) in &args.stop_when_alarm {
@@ -133,13 +133,6 @@ pub fn run(args: &RunArgs) -> Exit {
             name: name.clone(),
         }));
     }
-    let text = match crate::playbook::read_playbook(&args.playbook) {
-        Ok(text) => text,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return Exit::InvalidInput;
-        }
-    };
     let digest = crate::journal::hex_digest(text.as_bytes());
     let saved: Option<Plan> = match &args.plan {
         None => None,
