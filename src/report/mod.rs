@@ -10,14 +10,20 @@ pub use terminal::{Printer, TerminalReporter};
 
 use std::io::{BufRead, IsTerminal, Write};
 
-/// Asks a yes/no question on the terminal; `None` when stdin or stderr is not one.
-pub fn ask_terminal(question: &str) -> Option<bool> {
+/// Writes `question` to the terminal; false when stdin or stderr is not one (nobody
+/// to ask).
+fn prompt(question: &str) -> bool {
     if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
-        return None;
+        return false;
     }
     let mut stderr = std::io::stderr().lock();
     let _ = write!(stderr, "{question} [y/N] ");
     let _ = stderr.flush();
+    true
+}
+
+/// Reads the answer to a question: yes for `y` or `yes`; `None` when stdin fails.
+fn read_answer() -> Option<bool> {
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer).ok()?;
     Some(matches!(
@@ -26,23 +32,25 @@ pub fn ask_terminal(question: &str) -> Option<bool> {
     ))
 }
 
+/// Asks a yes/no question on the terminal; `None` when stdin or stderr is not one.
+pub fn ask_terminal(question: &str) -> Option<bool> {
+    if !prompt(question) {
+        return None;
+    }
+    read_answer()
+}
+
 /// Asks a yes/no question on the terminal without blocking the caller: the question
 /// is written now, the answer is read on a thread of its own and sent back. `None`
 /// when stdin or stderr is not a terminal. A question left unanswered (the run was
 /// stopped meanwhile) leaves its thread waiting until the process ends.
 pub fn ask_terminal_async(question: &str) -> Option<tokio::sync::oneshot::Receiver<bool>> {
-    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+    if !prompt(question) {
         return None;
     }
-    let mut stderr = std::io::stderr().lock();
-    let _ = write!(stderr, "{question} [y/N] ");
-    let _ = stderr.flush();
     let (send, receive) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
-        let mut answer = String::new();
-        let yes = std::io::stdin().lock().read_line(&mut answer).is_ok()
-            && matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes");
-        let _ = send.send(yes);
+        let _ = send.send(read_answer().unwrap_or(false));
     });
     Some(receive)
 }
