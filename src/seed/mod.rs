@@ -249,11 +249,6 @@ pub fn loopback(url: &str) -> Result<(), String> {
     }
 }
 
-/// Whether `url` points at this machine (see [`loopback`]).
-pub fn is_loopback(url: &str) -> bool {
-    loopback(url).is_ok()
-}
-
 /// The endpoints AWS clients would use besides `endpoint`: every service-specific
 /// `AWS_ENDPOINT_URL_*` variable, which overrides the global endpoint for its service.
 fn service_endpoints() -> Vec<(String, String)> {
@@ -510,6 +505,10 @@ pub fn short_region(region: &Region) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn is_loopback(url: &str) -> bool {
+        loopback(url).is_ok()
+    }
 
     #[test]
     fn only_loopback_endpoints_count_as_local() {
