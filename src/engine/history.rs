@@ -168,13 +168,18 @@ impl History {
             .unwrap_or_else(|| intent.after.clone())
     }
 
-    /// The last change the run made to `target` that AWS accepted, and the value it
-    /// left there: what the next change to it must find live.
-    pub fn left_on(&self, target: &Target) -> Option<(String, Value)> {
+    /// The last change the run made to `target` that AWS accepted.
+    fn last_applied(&self, target: &Target) -> Option<&Intent> {
         self.intents
             .iter()
             .rev()
             .find(|i| &i.target == target && self.applied.contains_key(&i.action))
+    }
+
+    /// The last change the run made to `target` that AWS accepted, and the value it
+    /// left there: what the next change to it must find live.
+    pub fn left_on(&self, target: &Target) -> Option<(String, Value)> {
+        self.last_applied(target)
             .map(|i| (i.action.clone(), self.outcome(i)))
     }
 
@@ -190,21 +195,18 @@ impl History {
             if !seen.insert(&intent.target) {
                 continue;
             }
-            let (Value::Capacity(first), Some((action, Value::Capacity(left)))) =
-                (&intent.before, self.left_on(&intent.target))
+            let Some(last) = self.last_applied(&intent.target) else {
+                continue;
+            };
+            let (Value::Capacity(first), Value::Capacity(left)) =
+                (&intent.before, self.outcome(last))
             else {
                 continue;
             };
             if left.desired > first.desired {
-                let step = self
-                    .intents
-                    .iter()
-                    .rev()
-                    .find(|i| i.action == action)
-                    .map_or_else(|| intent.step.clone(), |i| i.step.clone());
                 out.push(Raised {
-                    action,
-                    step,
+                    action: last.action.clone(),
+                    step: last.step.clone(),
                     region: region.clone(),
                     group: group.clone(),
                     left,
