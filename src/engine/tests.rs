@@ -1346,3 +1346,41 @@ async fn a_rollback_that_ended_with_differences_restores_them_when_run_again() {
     assert!(second.differences.is_empty(), "{:?}", second.differences);
     assert_eq!(cloud.capacity("us-east-1", "api-east"), Some(cap(3, 6, 12)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_alarm_during_a_bake_stops_the_next_increment_even_with_a_long_poll() {
+    use crate::plan::StopRef;
+    let cloud = cloud(Duration::ZERO, Duration::ZERO);
+    cloud.set_alarm("us-west-2", "api-5xx-rate", "OK");
+    let options = Options {
+        stops: vec![StopRef::Alarm {
+            region: "us-west-2".into(),
+            name: "api-5xx-rate".into(),
+        }],
+        // Far longer than the run: only the check before the next wave sees it.
+        stop_poll: Duration::from_secs(24 * 3600),
+        ..Options::default()
+    };
+    let r = new_run();
+    let interrupt = Interrupt::default();
+    let fire = async {
+        // 10 s into the first 2 m bake.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        cloud.set_alarm("us-west-2", "api-5xx-rate", "ALARM");
+    };
+    let (result, ()) = tokio::join!(execute(&cloud, &r.run, &options, &interrupt), fire);
+    assert!(
+        matches!(result, Err(EngineError::Interrupted)),
+        "{result:?}"
+    );
+    assert!(matches!(
+        interrupt.reason(),
+        Some(super::interrupt::Reason::StopCondition { .. })
+    ));
+    assert_eq!(
+        cloud.weights("Z1")["west"],
+        50,
+        "the second increment never went out"
+    );
+    assert_eq!(cloud.calls("upsert_weights"), 1);
+}
