@@ -139,6 +139,8 @@ fn report_figures_match_the_journal() {
     let changes = report["changes"].as_array().expect("changes");
     assert_eq!(changes.len(), 8);
     assert!(changes.iter().all(|c| c["rolled_back"] == true));
+    assert!(changes.iter().all(|c| c["rollback"] == "restored"));
+    assert_eq!(report["time_stopped_secs"], 0.0, "never stopped");
     assert_eq!(
         report["previous"],
         serde_json::Value::Null,
@@ -160,6 +162,14 @@ fn redactions() -> insta::Settings {
     s.add_filter(r"\b[0-9A-Z]{18,32}\b", "[ZONE_ID]");
     s.add_filter(r#""(user|host|version)": "[^"]*""#, r#""$1": "[REDACTED]""#);
     s.add_filter(r"ran by \| .* \|", "ran by | [REDACTED] |");
+    s.add_filter(
+        r#"started by [^"\n]* on [^"\s]+"#,
+        "started by [USER] on [HOST]",
+    );
+    s.add_filter(
+        r#"approved by [^"\n]* with --yes"#,
+        "approved by [USER] with --yes",
+    );
     s
 }
 
@@ -232,13 +242,25 @@ fn history_lists_runs_in_order_with_deltas_including_failed_and_rolled_back() {
     let failed = runs(path).pop().expect("the failed run");
     // Bakes long enough to outweigh the pacing of the first run's back-to-back calls.
     let second = run("2s");
+    let third = run("0s");
     let (code, json, _) = evac(&account, path, &["history", "--output", "json"]);
     assert_eq!(code, 0);
     let rows: Vec<serde_json::Value> = serde_json::from_str(&json).expect("history JSON");
     let ids: Vec<&str> = rows.iter().filter_map(|r| r["run_id"].as_str()).collect();
-    assert_eq!(ids, [first.as_str(), failed.as_str(), second.as_str()]);
+    assert_eq!(
+        ids,
+        [
+            first.as_str(),
+            failed.as_str(),
+            second.as_str(),
+            third.as_str()
+        ]
+    );
     assert_eq!(rows[0]["result"], "succeeded, rolled back");
-    assert_eq!(rows[1]["result"], "failed, rolled back");
+    assert_eq!(
+        rows[1]["result"],
+        "failed at step never-alarms, rolled back"
+    );
     // Its shift finished before its check failed: the traffic did move.
     assert!(
         rows[1]["time_to_evacuate_secs"].as_f64().is_some(),
@@ -250,21 +272,23 @@ fn history_lists_runs_in_order_with_deltas_including_failed_and_rolled_back() {
         serde_json::Value::Null,
         "no earlier run of check-fails"
     );
-    let (t1, t2) = (
+    let (t1, t2, t3) = (
         rows[0]["time_to_evacuate_secs"].as_f64().expect("t1"),
         rows[2]["time_to_evacuate_secs"].as_f64().expect("t2"),
+        rows[3]["time_to_evacuate_secs"].as_f64().expect("t3"),
     );
     assert_eq!(
         rows[0]["delta_secs"],
         serde_json::Value::Null,
         "nothing before the first"
     );
-    let delta = rows[2]["delta_secs"].as_f64().expect("delta");
-    assert!((delta - (t2 - t1)).abs() < 1e-9, "{delta} != {t2} - {t1}");
-    assert!(
-        delta > 3.0,
-        "four 2 s bakes made the second run slower: {delta}"
+    assert_eq!(
+        rows[2]["delta_secs"],
+        serde_json::Value::Null,
+        "the only earlier run has other params: no delta"
     );
+    let delta = rows[3]["delta_secs"].as_f64().expect("delta");
+    assert!((delta - (t3 - t1)).abs() < 1e-9, "{delta} != {t3} - {t1}");
     let (_, only, _) = evac(
         &account,
         path,
@@ -273,10 +297,20 @@ fn history_lists_runs_in_order_with_deltas_including_failed_and_rolled_back() {
     let only: Vec<serde_json::Value> = serde_json::from_str(&only).expect("JSON");
     assert_eq!(only.len(), 1);
     let (_, table, _) = evac(&account, path, &["history"]);
-    assert!(table.contains("slower"), "{table}");
+    assert!(
+        table.contains("slower") || table.contains("faster"),
+        "{table}"
+    );
+    // The report of a run with other params compares, and says it is not like for
+    // like.
+    assert!(
+        t2 > t1,
+        "four 2 s bakes made the second run slower: {t2} vs {t1}"
+    );
     let (_, markdown, _) = evac(&account, path, &["report", &second]);
     assert!(
-        markdown.contains(&format!("slower than run {first}")),
+        markdown.contains(&format!("slower than run {first}"))
+            && markdown.contains("not like for like: bake=0s there, bake=2s here"),
         "{markdown}"
     );
 }
@@ -314,60 +348,88 @@ fn the_html_report_is_self_contained_and_draws_its_timeline_in_chromium() {
         "the timeline is drawn"
     );
 
-    // ./scripts/test finds the browser (EVAC_BROWSER, else an installed one).
-    let chromium = std::env::var_os("EVAC_BROWSER")
-        .filter(|b| !b.is_empty())
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            ["chromium", "chromium-browser", "google-chrome"]
-                .iter()
-                .find_map(|b| which(b))
-        })
-        .unwrap_or_else(|| {
-            panic!("no Chrome or Chromium: set EVAC_BROWSER, or run ./scripts/test, which finds or installs one")
-        });
-    let shot = state.path().join("report.png");
-    let output = std::process::Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1000,1400",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            state.path().join("profile").display()
-        ))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("chromium runs");
-    assert!(
-        shot.exists(),
-        "no screenshot: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let decoder = png::Decoder::new(std::io::BufReader::new(
-        std::fs::File::open(&shot).expect("png"),
-    ));
-    let mut reader = decoder.read_info().expect("png header");
-    let mut pixels = vec![0; reader.output_buffer_size().expect("size")];
-    let info = reader.next_frame(&mut pixels).expect("png frame");
-    let step = info.color_type.samples();
-    let count = |rgb: (u8, u8, u8)| {
-        pixels[..info.buffer_size()]
-            .chunks(step)
-            .filter(|p| (p[0], p[1], p[2]) == rgb)
-            .count()
-    };
+    let pixels = Screenshot::of(&page);
+    let count = |rgb| pixels.count(rgb);
     assert!(count((0x2b, 0x6c, 0xb0)) > 500, "step bars are drawn");
     assert!(count((0x2f, 0x85, 0x5a)) > 50, "increment bars are drawn");
     assert!(count((0xc5, 0x30, 0x30)) > 100, "the rollback bar is drawn");
+    assert!(
+        html.matches("<text class=\"tick\"").count() > 2,
+        "the time axis has more than two ticks"
+    );
+    assert!(
+        html.contains("class=\"legend\""),
+        "a legend says what colours mean"
+    );
+}
+
+/// A page as headless Chrome or Chromium draws it.
+struct Screenshot {
+    pixels: Vec<u8>,
+    samples: usize,
+}
+
+impl Screenshot {
+    fn of(page: &Path) -> Self {
+        // ./scripts/test finds the browser (EVAC_BROWSER, else an installed one).
+        let chromium = std::env::var_os("EVAC_BROWSER")
+            .filter(|b| !b.is_empty())
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                ["chromium", "chromium-browser", "google-chrome"]
+                    .iter()
+                    .find_map(|b| which(b))
+            })
+            .unwrap_or_else(|| {
+                panic!("no Chrome or Chromium: set EVAC_BROWSER, or run ./scripts/test, which finds or installs one")
+            });
+        let scratch = tempfile::tempdir().expect("browser dir");
+        let shot = scratch.path().join("report.png");
+        let output = std::process::Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--window-size=1000,2000",
+            ])
+            .arg(format!(
+                "--user-data-dir={}",
+                scratch.path().join("profile").display()
+            ))
+            .arg(format!("--screenshot={}", shot.display()))
+            .arg(format!("file://{}", page.display()))
+            .output()
+            .expect("chromium runs");
+        assert!(
+            shot.exists(),
+            "no screenshot: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let decoder = png::Decoder::new(std::io::BufReader::new(
+            std::fs::File::open(&shot).expect("png"),
+        ));
+        let mut reader = decoder.read_info().expect("png header");
+        let mut pixels = vec![0; reader.output_buffer_size().expect("size")];
+        let info = reader.next_frame(&mut pixels).expect("png frame");
+        pixels.truncate(info.buffer_size());
+        Screenshot {
+            pixels,
+            samples: info.color_type.samples(),
+        }
+    }
+
+    /// How many pixels have this colour.
+    fn count(&self, rgb: (u8, u8, u8)) -> usize {
+        self.pixels
+            .chunks(self.samples)
+            .filter(|p| (p[0], p[1], p[2]) == rgb)
+            .count()
+    }
 }
 
 fn which(binary: &str) -> Option<std::path::PathBuf> {
@@ -376,4 +438,336 @@ fn which(binary: &str) -> Option<std::path::PathBuf> {
         .split(':')
         .map(|d| Path::new(d).join(binary))
         .find(|p| p.is_file())
+}
+
+const BASE: &str = "tests/fixtures/plan/base.yaml";
+
+/// The report of `id` in every format: JSON (parsed), Markdown, and the HTML page
+/// as written.
+fn reports(
+    account: &Account,
+    state: &Path,
+    id: &str,
+) -> (serde_json::Value, String, String, tempfile::TempDir) {
+    let (code, json, stderr) = evac(account, state, &["report", id, "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, markdown, stderr) = evac(account, state, &["report", id]);
+    assert_eq!(code, 0, "{stderr}");
+    let out = tempfile::tempdir().expect("report dir");
+    let page = out.path().join("report.html");
+    let (code, _, stderr) = evac(
+        account,
+        state,
+        &[
+            "report",
+            id,
+            "--format",
+            "html",
+            "--out",
+            page.to_str().expect("path"),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let html = std::fs::read_to_string(&page).expect("html");
+    (
+        serde_json::from_str(&json).expect("report JSON"),
+        markdown,
+        html,
+        out,
+    )
+}
+
+/// Starts `evac run BASE --yes` in the background with short bakes.
+fn start(account: &Account, state: &Path) -> std::process::Child {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("evac"));
+    for (key, value) in account.command("evac").get_envs() {
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
+    }
+    cmd.args([
+        "run",
+        BASE,
+        "--var",
+        "bake=2s",
+        "--yes",
+        "--stop-poll",
+        "1s",
+        "--state-dir",
+    ])
+    .arg(state)
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("evac starts")
+}
+
+fn in_first_bake(state: &Path) -> bool {
+    runs(state).iter().any(|id| {
+        std::fs::read_to_string(state.join("runs").join(id).join("journal.jsonl")).is_ok_and(|j| {
+            j.lines().any(|l| {
+                l.contains("\"event\":\"converged\"")
+                    && l.contains("shift:dns:")
+                    && l.contains(":1\"")
+            })
+        })
+    })
+}
+
+fn first(
+    entries: &[serde_json::Value],
+    what: impl Fn(&serde_json::Value) -> bool,
+) -> &serde_json::Value {
+    entries.iter().find(|e| what(e)).expect("the entry")
+}
+
+fn kinds(report: &serde_json::Value, field: &str) -> Vec<String> {
+    report[field]
+        .as_array()
+        .expect(field)
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn an_interrupted_and_resumed_run_reports_the_stop_apart_from_the_evacuation() {
+    let account = Account::fresh();
+    account.seed();
+    let state = tempfile::tempdir().expect("state dir");
+    let mut child = start(&account, state.path());
+    support::until("the first bake", || in_first_bake(state.path()));
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    // SAFETY: sends SIGINT to the child this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    assert_eq!(
+        support::exit_within(&mut child, std::time::Duration::from_secs(60)),
+        4
+    );
+    let id = runs(state.path()).pop().expect("a run");
+    let (code, _, stderr) = evac(&account, state.path(), &["resume", &id, "--yes"]);
+    assert_eq!(code, 0, "{stderr}");
+
+    let (report, markdown, html, _dir) = reports(&account, state.path(), &id);
+    assert_eq!(report["result"], "interrupted, resumed, succeeded");
+    let moments = kinds(&report, "moments");
+    for kind in ["started", "interrupted", "resumed", "succeeded"] {
+        assert!(moments.contains(&kind.to_owned()), "{kind} in {moments:?}");
+    }
+    // The time stopped is from the end of the interrupted process to the resume's
+    // start, and is not counted in the time to evacuate.
+    let entries = journal(state.path(), &id);
+    let stopped_at = at(first(&entries, |e| e["event"] == "run_finished"));
+    let resumed_at = at(first(&entries, |e| {
+        e["event"] == "attached" && e["command"] == "resume"
+    }));
+    let stopped = secs(stopped_at, resumed_at);
+    let reported_stop = report["time_stopped_secs"].as_f64().expect("time stopped");
+    assert!(
+        (reported_stop - stopped).abs() < 0.001,
+        "{reported_stop} vs {stopped}"
+    );
+    let applied = at(first(&entries, |e| e["event"] == "applied"));
+    let evacuated = entries
+        .iter()
+        .rev()
+        .find(|e| {
+            e["event"] == "converged"
+                && e["action"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with("drain:"))
+        })
+        .map(at)
+        .expect("drained");
+    let tte = report["time_to_evacuate_secs"].as_f64().expect("evacuated");
+    assert!(
+        (tte - (secs(applied, evacuated) - stopped)).abs() < 0.001,
+        "{tte} is the window less the stop"
+    );
+    let timeline = report["timeline"].as_array().expect("timeline");
+    let stop = timeline
+        .iter()
+        .find(|s| s["kind"] == "stopped")
+        .expect("a stopped span");
+    assert_eq!(stop["label"], "stopped: interrupted");
+    let stop_end = stop["end_secs"].as_f64().expect("end");
+    for bake in timeline.iter().filter(|s| s["kind"] == "bake") {
+        let (from, to) = (
+            bake["start_secs"].as_f64().expect("s"),
+            bake["end_secs"].as_f64().expect("e"),
+        );
+        assert!(
+            to <= stop["start_secs"].as_f64().expect("s") || from >= stop_end - 1e-6,
+            "a bake does not span the stop: {bake}"
+        );
+    }
+    assert!(
+        markdown.contains("| result | interrupted, resumed, succeeded |"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("| time stopped |")
+            && markdown.contains("not counted in time to evacuate"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("interrupted (Ctrl-C)") && markdown.contains("resumed ("),
+        "{markdown}"
+    );
+    assert!(
+        html.contains("stopped: interrupted") && html.contains("interrupted, resumed, succeeded")
+    );
+    let page = _dir.path().join("report.html");
+    assert!(
+        Screenshot::of(&page).count((0xa0, 0xae, 0xc0)) > 20,
+        "the stop is drawn"
+    );
+}
+
+#[test]
+fn a_halted_resumed_and_rolled_back_run_says_so_and_prints_the_condition() {
+    use evac::playbook::Region;
+    let account = Account::fresh();
+    account.seed();
+    let state = tempfile::tempdir().expect("state dir");
+    let set_alarm = |value: aws_sdk_cloudwatch::types::StateValue| {
+        tokio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(async {
+                account
+                    .context()
+                    .await
+                    .cloudwatch(&Region::parse("us-west-2").expect("region"))
+                    .set_alarm_state()
+                    .alarm_name("api-5xx-rate")
+                    .state_value(value)
+                    .state_reason("report test")
+                    .send()
+                    .await
+                    .expect("set alarm state");
+            });
+    };
+    let mut child = start(&account, state.path());
+    support::until("the first bake", || in_first_bake(state.path()));
+    set_alarm(aws_sdk_cloudwatch::types::StateValue::Alarm);
+    assert_eq!(
+        support::exit_within(&mut child, std::time::Duration::from_secs(60)),
+        6
+    );
+    set_alarm(aws_sdk_cloudwatch::types::StateValue::Ok);
+    let id = runs(state.path()).pop().expect("a run");
+    let (code, _, stderr) = evac(&account, state.path(), &["resume", &id, "--yes"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = evac(
+        &account,
+        state.path(),
+        &["rollback", &id, "--yes", "--fast"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+
+    let (report, markdown, html, dir) = reports(&account, state.path(), &id);
+    let result =
+        "halted by alarm api-5xx-rate (us-west-2) in ALARM, resumed, succeeded, rolled back";
+    assert_eq!(report["result"], result);
+    let moments = kinds(&report, "moments");
+    for kind in [
+        "stop_condition",
+        "halted",
+        "resumed",
+        "succeeded",
+        "rollback",
+        "rolled_back",
+    ] {
+        assert!(moments.contains(&kind.to_owned()), "{kind} in {moments:?}");
+    }
+    assert!(report["time_stopped_secs"].as_f64().expect("stopped") > 0.0);
+    assert!(
+        markdown.contains(&format!("| result | {result} |")),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("stop condition: alarm api-5xx-rate (us-west-2) in ALARM"),
+        "{markdown}"
+    );
+    // Printed on the chart, not only in a tooltip.
+    assert!(
+        html.contains("<text class=\"stop\"")
+            && html.contains("stop condition: alarm api-5xx-rate (us-west-2) is ALARM"),
+        "the condition is printed on the chart"
+    );
+    assert!(html.contains(result));
+    let shot = Screenshot::of(&dir.path().join("report.html"));
+    assert!(
+        shot.count((0xe5, 0x3e, 0x3e)) > 20,
+        "the stop-condition line and its label are drawn"
+    );
+    assert!(shot.count((0xa0, 0xae, 0xc0)) > 20, "the stop is drawn");
+}
+
+#[test]
+fn a_declined_approval_and_its_resume_show_who_answered() {
+    let account = Account::fresh();
+    account.seed();
+    let state = tempfile::tempdir().expect("state dir");
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("evac"));
+    for (key, value) in account.command("evac").get_envs() {
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
+    }
+    cmd.args(["run", "tests/fixtures/waves/gate.yaml", "--state-dir"])
+        .arg(state.path());
+    let mut pty = support::pty::Pty::open();
+    let mut child = pty.spawn(cmd);
+    support::until("the run's confirmation", || {
+        pty.text().contains("against AWS now? [y/N]")
+    });
+    pty.type_line("y");
+    support::until("the approval's question", || {
+        pty.text().contains("Scale up us-west-2? [y/N]")
+    });
+    pty.type_line("n");
+    assert_eq!(
+        support::exit_within(&mut child, std::time::Duration::from_secs(30)),
+        4,
+        "{}",
+        pty.text()
+    );
+    let id = runs(state.path()).pop().expect("a run");
+    let (code, _, stderr) = evac(&account, state.path(), &["resume", &id, "--yes"]);
+    assert_eq!(code, 0, "{stderr}");
+
+    let user = evac::journal::user_name();
+    let (report, markdown, html, dir) = reports(&account, state.path(), &id);
+    let result = format!("stopped: approval of step gate declined by {user}, resumed, succeeded");
+    assert_eq!(report["result"], result.as_str());
+    let texts: Vec<&str> = report["moments"]
+        .as_array()
+        .expect("moments")
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert!(
+        texts.contains(&format!("step gate declined by {user}").as_str()),
+        "{texts:?}"
+    );
+    assert!(
+        texts.contains(&format!("step gate approved by {user} with --yes").as_str()),
+        "{texts:?}"
+    );
+    assert_eq!(report["user"], user.as_str());
+    assert!(
+        markdown.contains(&format!("| result | {result} |")),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains(&format!("step gate declined by {user}")),
+        "{markdown}"
+    );
+    assert!(html.contains(&format!("step gate declined by {user}")));
+    let shot = Screenshot::of(&dir.path().join("report.html"));
+    assert!(shot.count((0xa0, 0xae, 0xc0)) > 20, "the stop is drawn");
 }

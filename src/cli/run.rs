@@ -91,7 +91,7 @@ impl ExecArgs {
             concurrency: self.concurrency.into(),
             stops: plan.stop_conditions.clone(),
             stop_poll: self.stop_poll.0,
-            operator: user_name(),
+            operator: crate::journal::user_name(),
         }
     }
 }
@@ -247,11 +247,11 @@ pub fn run(args: &RunArgs) -> Exit {
             playbook: plan.playbook.name.clone(),
             file: plan.playbook.file.clone(),
             params: plan.playbook.params.clone(),
-            user: user_name(),
+            user: crate::journal::user_name(),
             host: crate::journal::host_name(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
         });
-        if let Err(err) = started.and_then(|()| recorder.log(Event::Attached { pid: std::process::id(), command: "run".into() })) {
+        if let Err(err) = started.and_then(|()| recorder.log(Event::Attached { pid: std::process::id(), command: "run".into(), user: crate::journal::user_name() })) {
             eprintln!("error: {err}\nnothing was changed");
             return Exit::StepFailed;
         }
@@ -590,14 +590,4 @@ async fn roll_back_after<C: crate::engine::cloud::Cloud>(
             Exit::NeedsHuman
         }
     }
-}
-
-/// Who is running evac: `$USER`, else `$LOGNAME`, else the numeric uid.
-pub fn user_name() -> String {
-    ["USER", "LOGNAME"]
-        .iter()
-        .filter_map(|v| std::env::var(v).ok())
-        .find(|u| !u.is_empty())
-        // SAFETY: getuid has no preconditions and cannot fail.
-        .unwrap_or_else(|| format!("uid {}", unsafe { libc::getuid() }))
 }

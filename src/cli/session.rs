@@ -228,6 +228,7 @@ pub fn attached(
         .log(crate::journal::Event::Attached {
             pid: std::process::id(),
             command: command.to_owned(),
+            user: crate::journal::user_name(),
         })
         .map_err(|err| {
             eprintln!("error: {err}");

@@ -8,13 +8,13 @@ use serde::Serialize;
 
 use crate::engine::execute::{show, show_target};
 use crate::engine::history::History;
-use crate::journal::{Entry, Event, JournalError, Outcome, RunDir, list_runs};
+use crate::journal::{Entry, Event, JournalError, Outcome, RunDir, Target, list_runs};
 use crate::plan::{Plan, StepKind};
 
 /// One bar of the timeline, in seconds from the start of the run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Span {
-    /// `step`, `increment`, `bake`, `rollback`.
+    /// `step`, `increment`, `bake`, `rollback`, `stopped`.
     pub kind: String,
     /// What it was.
     pub label: String,
@@ -22,8 +22,36 @@ pub struct Span {
     pub start_secs: f64,
     /// End, seconds after the run started.
     pub end_secs: f64,
+    /// Of that, how long the run was stopped (a step that was halted and resumed).
+    pub stopped_secs: f64,
     /// `done`, `failed`, `stopped`.
     pub status: String,
+}
+
+/// Something that happened to the run as a whole: it started, a stop condition
+/// fired, it was halted, interrupted, resumed, approved, declined, rolled back.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Moment {
+    /// Seconds after the run started.
+    pub at_secs: f64,
+    /// `started`, `stop_condition`, `halted`, `interrupted`, `declined`, `approved`,
+    /// `failed`, `ended`, `resumed`, `succeeded`, `rollback`, `rolled_back`.
+    pub kind: String,
+    /// What, said for people.
+    pub text: String,
+}
+
+/// What rollback did with a change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Restore {
+    /// Put back to its before value.
+    Restored,
+    /// Not (yet) put back.
+    NotRestored,
+    /// An instance replaced in another zone: rollback leaves it where it is (the
+    /// group keeps its capacity and rebalances once its subnets are restored).
+    Replaced,
 }
 
 /// One change the run made.
@@ -41,6 +69,8 @@ pub struct ChangeRow {
     pub after: String,
     /// Whether a rollback restored it.
     pub rolled_back: bool,
+    /// What rollback did with it.
+    pub rollback: Restore,
 }
 
 /// This run against the previous run of the same playbook.
@@ -52,6 +82,9 @@ pub struct Comparison {
     pub time_to_evacuate_secs: f64,
     /// This run's minus the previous one's (negative: faster).
     pub delta_secs: f64,
+    /// How that run differs from this one (playbook content, params); empty when
+    /// it ran the same playbook with the same params.
+    pub differences: Vec<String>,
 }
 
 /// A drill's record.
@@ -79,15 +112,22 @@ pub struct DrillReport {
     pub started_at: String,
     /// Last journal entry.
     pub ended_at: String,
-    /// How it ended (`succeeded`, `failed`, `halted`, `interrupted`, `rolled back`, ...).
+    /// What happened, in order: `halted by alarm X (us-west-2) in ALARM, resumed,
+    /// succeeded, rolled back`.
     pub result: String,
     /// From the first change until traffic was moved and the source drained (or the
-    /// zone emptied); absent when the run did not get there.
+    /// zone emptied), without the time the run was stopped; absent when the run did
+    /// not get there.
     pub time_to_evacuate_secs: Option<f64>,
+    /// How long the run was stopped (halted, interrupted, declined, failed, or its
+    /// process gone) before a resume or rollback took it over.
+    pub time_stopped_secs: f64,
     /// From the start of the rollback until it was verified.
     pub time_to_fail_back_secs: Option<f64>,
-    /// Steps, increments, bakes and rollback.
+    /// Steps, increments, bakes, stops and rollback.
     pub timeline: Vec<Span>,
+    /// What happened to the run as a whole, in order.
+    pub moments: Vec<Moment>,
     /// Stop conditions that fired: what, and when (seconds after the start).
     pub stop_conditions: Vec<(String, f64)>,
     /// Every change, before -> after.
@@ -107,31 +147,10 @@ fn secs_between(a: &str, b: &str) -> f64 {
     }
 }
 
-/// The result of a run, in a few words: how the run ended, then what the rollback
-/// did, if there was one (`failed, rolled back`).
-pub fn result_of(history: &History) -> String {
-    let run = match history.outcome {
-        Some(Outcome::Succeeded) => "succeeded",
-        Some(Outcome::Failed) => "failed",
-        Some(Outcome::Interrupted) => "interrupted",
-        Some(Outcome::Halted) => "halted (stop condition)",
-        Some(Outcome::Declined) => "stopped (approval declined)",
-        None => "stopped",
-    };
-    match (history.rollback_verified, history.rollback_started) {
-        (Some(true), _) => format!("{run}, rolled back"),
-        (Some(false), _) => {
-            format!("{run}, rollback incomplete (run `evac rollback` again to finish it)")
-        }
-        (None, true) => format!("{run}, rollback stopped (run `evac rollback` again to finish it)"),
-        (None, false) => run.to_owned(),
-    }
-}
-
 /// The time to evacuate of a run: first applied change until the last change of the
 /// evacuating steps (shift_traffic, drain, evacuate_zone) took effect, provided every
-/// one of those steps finished.
-fn time_to_evacuate(entries: &[Entry], plan: &Plan) -> Option<f64> {
+/// one of those steps finished, without the time the run was stopped meanwhile.
+fn time_to_evacuate(entries: &[Entry], plan: &Plan, stops: &[Stop]) -> Option<f64> {
     let evacuating: Vec<&str> = plan
         .steps
         .iter()
@@ -163,7 +182,198 @@ fn time_to_evacuate(entries: &[Entry], plan: &Plan) -> Option<f64> {
             .any(|s| action.starts_with(&format!("{s}:"))),
         _ => false,
     })?;
-    Some(secs_between(&first.at, &last.at))
+    let (from, to) = (time(&first.at)?, time(&last.at)?);
+    let whole = to.duration_since(from).map(|d| d.as_secs_f64()).ok()?;
+    let stopped: f64 = stops.iter().map(|s| s.overlap(from, to)).sum();
+    Some((whole - stopped).max(0.0))
+}
+
+/// A time the run was stopped, from the moment it stopped until a process took it
+/// over again.
+#[derive(Clone, Debug)]
+struct Stop {
+    from: String,
+    to: String,
+    why: String,
+}
+
+impl Stop {
+    /// Seconds of this stop inside `[from, to]`.
+    fn overlap(&self, from: SystemTime, to: SystemTime) -> f64 {
+        let (Some(a), Some(b)) = (time(&self.from), time(&self.to)) else {
+            return 0.0;
+        };
+        let (start, end) = (a.max(from), b.min(to));
+        end.duration_since(start)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0)
+    }
+}
+
+/// Where a run is, read entry by entry.
+enum State {
+    /// A process is working on it (or was, until it disappeared).
+    Running,
+    /// It stopped at this time, for this reason; a resume or rollback may follow.
+    Stopped(String, String),
+    /// It finished, or a rollback ended: what follows is not a stop.
+    Done,
+}
+
+/// The run as a whole, read from its journal: the moments worth telling, the times
+/// it was stopped, and its result in a few words.
+struct Story {
+    moments: Vec<(String, String, String)>,
+    stops: Vec<Stop>,
+    result: String,
+}
+
+fn story(entries: &[Entry]) -> Story {
+    let mut moments = Vec::new();
+    let mut stops = Vec::new();
+    let mut said: Vec<String> = Vec::new();
+    let mut state = State::Running;
+    let mut attached = false;
+    let mut rollback_open = false;
+    let (mut fired, mut failed, mut declined) = (None, None, None);
+    let mut previous_at = entries.first().map(|e| e.at.clone()).unwrap_or_default();
+    for e in entries {
+        let mut moment = |kind: &str, text: String| {
+            moments.push((e.at.clone(), kind.to_owned(), text));
+        };
+        match &e.event {
+            Event::RunStarted { user, host, .. } => {
+                moment("started", format!("started by {user} on {host}"));
+            }
+            Event::Attached { command, user, pid } => {
+                let by = if user.is_empty() {
+                    format!("pid {pid}")
+                } else {
+                    format!("{user}, pid {pid}")
+                };
+                if attached {
+                    match std::mem::replace(&mut state, State::Running) {
+                        State::Stopped(from, why) => stops.push(Stop {
+                            from,
+                            to: e.at.clone(),
+                            why,
+                        }),
+                        State::Running => {
+                            // The last process ended without a word: killed, or its
+                            // machine went down.
+                            let why = "its process ended without finishing".to_owned();
+                            said.push(why.clone());
+                            moments.push((previous_at.clone(), "ended".into(), why.clone()));
+                            stops.push(Stop {
+                                from: previous_at.clone(),
+                                to: e.at.clone(),
+                                why,
+                            });
+                        }
+                        State::Done => {}
+                    }
+                    if command == "resume" {
+                        said.push("resumed".into());
+                        moments.push((e.at.clone(), "resumed".into(), format!("resumed ({by})")));
+                    }
+                }
+                attached = true;
+            }
+            Event::StopConditionFired { condition, state } => {
+                let what = format!("{condition} in {state}");
+                moment("stop_condition", format!("stop condition: {what}"));
+                fired = Some(what);
+            }
+            Event::StepFailed { step, error } => {
+                moment("failed", error.clone());
+                failed = Some(format!("at step {step}"));
+            }
+            Event::Approved { step, by } => {
+                moment("approved", format!("step {step} approved by {by}"));
+            }
+            Event::ApprovalDeclined { step, by } => {
+                moment("declined", format!("step {step} declined by {by}"));
+                declined = Some(format!("approval of step {step} declined by {by}"));
+            }
+            Event::Interrupted => moment("interrupted", "interrupted (Ctrl-C)".into()),
+            Event::RunFinished { outcome } => {
+                let (kind, what) = match outcome {
+                    Outcome::Succeeded => ("succeeded", "succeeded".to_owned()),
+                    Outcome::Failed => (
+                        "failed",
+                        failed
+                            .take()
+                            .map_or("failed".to_owned(), |f| format!("failed {f}")),
+                    ),
+                    Outcome::Interrupted => ("interrupted", "interrupted".to_owned()),
+                    Outcome::Halted => (
+                        "halted",
+                        fired
+                            .take()
+                            .map_or("halted by a stop condition".to_owned(), |f| {
+                                format!("halted by {f}")
+                            }),
+                    ),
+                    Outcome::Declined => (
+                        "declined",
+                        format!(
+                            "stopped: {}",
+                            declined
+                                .take()
+                                .unwrap_or_else(|| "an approval was declined".into())
+                        ),
+                    ),
+                };
+                // Interruptions and failures have their moment already.
+                if !matches!(outcome, Outcome::Interrupted | Outcome::Failed) {
+                    moment(kind, what.clone());
+                }
+                said.push(what.clone());
+                state = if *outcome == Outcome::Succeeded {
+                    State::Done
+                } else {
+                    State::Stopped(e.at.clone(), what)
+                };
+            }
+            Event::RollbackStarted { fast } => {
+                rollback_open = true;
+                moment(
+                    "rollback",
+                    format!("rollback started{}", if *fast { " (--fast)" } else { "" }),
+                );
+            }
+            Event::RollbackFinished {
+                verified, outcome, ..
+            } => {
+                rollback_open = false;
+                let what = if *verified {
+                    "rolled back"
+                } else if *outcome == Outcome::Interrupted {
+                    "rollback interrupted (run `evac rollback` again to finish it)"
+                } else {
+                    "rollback incomplete (run `evac rollback` again to finish it)"
+                };
+                moment(
+                    if *verified { "rolled_back" } else { "rollback" },
+                    what.to_owned(),
+                );
+                said.push(what.to_owned());
+                state = State::Done;
+            }
+            _ => {}
+        }
+        previous_at = e.at.clone();
+    }
+    if rollback_open {
+        said.push("rollback stopped (run `evac rollback` again to finish it)".into());
+    } else if matches!(state, State::Running) {
+        said.push("not finished (still running, or its process ended)".into());
+    }
+    Story {
+        moments,
+        stops,
+        result: said.join(", "),
+    }
 }
 
 struct Read {
@@ -210,9 +420,42 @@ fn build(run: &RunDir, read: &Read) -> DrillReport {
     let start = entries.first().map(|e| e.at.clone()).unwrap_or_default();
     let end = entries.last().map(|e| e.at.clone()).unwrap_or_default();
     let offset = |at: &str| secs_between(&start, at);
+    let story = story(entries);
+    // The end of the last stop before `at`: a bake or an increment that spans a
+    // stop is counted from the resume, not from before the stop.
+    let resumed_before = |from: &str, to: &str| -> String {
+        story
+            .stops
+            .iter()
+            .filter(|s| time(&s.to) <= time(to) && time(&s.to) > time(from))
+            .map(|s| s.to.clone())
+            .max_by(|a, b| time(a).cmp(&time(b)))
+            .unwrap_or_else(|| from.to_owned())
+    };
+    let stopped_within = |from: &str, to: &str| -> f64 {
+        match (time(from), time(to)) {
+            (Some(a), Some(b)) => story.stops.iter().map(|s| s.overlap(a, b)).sum(),
+            _ => 0.0,
+        }
+    };
     let (mut playbook, mut file, mut params, mut user, mut host, mut version) = Default::default();
     let mut timeline = Vec::new();
+    let mut span = |kind: &str, label: String, from: &str, to: &str, status: &str| {
+        timeline.push(Span {
+            kind: kind.into(),
+            label,
+            start_secs: offset(from),
+            end_secs: offset(to),
+            stopped_secs: if kind == "stopped" {
+                0.0
+            } else {
+                stopped_within(from, to)
+            },
+            status: status.into(),
+        });
+    };
     let mut step_start: BTreeMap<String, String> = BTreeMap::new();
+    let mut step_ended: BTreeMap<String, bool> = BTreeMap::new();
     let mut increment_start: BTreeMap<(String, usize), String> = BTreeMap::new();
     let mut increment_end: BTreeMap<(String, usize), String> = BTreeMap::new();
     let mut stop_conditions = Vec::new();
@@ -250,13 +493,8 @@ fn build(run: &RunDir, read: &Read) -> DrillReport {
                     "failed"
                 };
                 if let Some(s) = step_start.get(step) {
-                    timeline.push(Span {
-                        kind: "step".into(),
-                        label: step.clone(),
-                        start_secs: offset(s),
-                        end_secs: offset(&e.at),
-                        status: status.into(),
-                    });
+                    span("step", step.clone(), s, &e.at, status);
+                    step_ended.insert(step.clone(), true);
                 }
             }
             Event::Intent { action, step, .. } => {
@@ -273,13 +511,14 @@ fn build(run: &RunDir, read: &Read) -> DrillReport {
             }
             Event::Baked { step, increment } => {
                 if let Some(from) = increment_end.get(&(step.clone(), *increment)) {
-                    timeline.push(Span {
-                        kind: "bake".into(),
-                        label: format!("{step} bake {increment}"),
-                        start_secs: offset(from),
-                        end_secs: offset(&e.at),
-                        status: "done".into(),
-                    });
+                    let from = resumed_before(from, &e.at);
+                    span(
+                        "bake",
+                        format!("{step} bake {increment}"),
+                        &from,
+                        &e.at,
+                        "done",
+                    );
                 }
             }
             Event::StopConditionFired { condition, state } => {
@@ -288,13 +527,13 @@ fn build(run: &RunDir, read: &Read) -> DrillReport {
             Event::RollbackStarted { .. } => rollback_start = Some(e.at.clone()),
             Event::RollbackFinished { verified, .. } => {
                 if let Some(s) = &rollback_start {
-                    timeline.push(Span {
-                        kind: "rollback".into(),
-                        label: "rollback".into(),
-                        start_secs: offset(s),
-                        end_secs: offset(&e.at),
-                        status: if *verified { "done" } else { "failed" }.into(),
-                    });
+                    span(
+                        "rollback",
+                        "rollback".into(),
+                        s,
+                        &e.at,
+                        if *verified { "done" } else { "failed" },
+                    );
                     if *verified {
                         time_to_fail_back = Some(secs_between(s, &e.at));
                     }
@@ -305,29 +544,30 @@ fn build(run: &RunDir, read: &Read) -> DrillReport {
     }
     for ((step, n), from) in &increment_start {
         if let Some(to) = increment_end.get(&(step.clone(), *n)) {
-            timeline.push(Span {
-                kind: "increment".into(),
-                label: format!("{step} increment {n}"),
-                start_secs: offset(from),
-                end_secs: offset(to),
-                status: "done".into(),
-            });
+            let from = resumed_before(from, to);
+            span(
+                "increment",
+                format!("{step} increment {n}"),
+                &from,
+                to,
+                "done",
+            );
         }
     }
-    // Steps that started and never ended (a kill, a Ctrl-C).
+    // Steps that started and never ended (a kill, a Ctrl-C, a halt not resumed).
     for (step, s) in &step_start {
-        if !timeline
-            .iter()
-            .any(|t| t.kind == "step" && &t.label == step)
-        {
-            timeline.push(Span {
-                kind: "step".into(),
-                label: step.clone(),
-                start_secs: offset(s),
-                end_secs: offset(&end),
-                status: "stopped".into(),
-            });
+        if !step_ended.contains_key(step) {
+            span("step", step.clone(), s, &end, "stopped");
         }
+    }
+    for stop in &story.stops {
+        span(
+            "stopped",
+            format!("stopped: {}", stop.why),
+            &stop.from,
+            &stop.to,
+            "stopped",
+        );
     }
     timeline.sort_by(|a, b| {
         a.start_secs
@@ -344,20 +584,33 @@ fn build(run: &RunDir, read: &Read) -> DrillReport {
                 before,
                 after,
                 ..
-            } => Some(ChangeRow {
-                at_secs: offset(&e.at),
-                step: step.clone(),
-                resource: show_target(target),
-                before: show(before),
-                after: show(after),
-                rolled_back: history.rolled_back.contains(action),
-            }),
+            } => {
+                let restored = history.rolled_back.contains(action);
+                Some(ChangeRow {
+                    at_secs: offset(&e.at),
+                    step: step.clone(),
+                    resource: show_target(target),
+                    before: show(before),
+                    after: show(after),
+                    rolled_back: restored && !matches!(target, Target::Instance { .. }),
+                    rollback: match target {
+                        Target::Instance { .. } => Restore::Replaced,
+                        _ if restored => Restore::Restored,
+                        _ => Restore::NotRestored,
+                    },
+                })
+            }
             _ => None,
         })
         .collect();
     let digest = Sha256::digest(read.playbook_text.as_bytes());
+    let time_stopped_secs = story
+        .stops
+        .iter()
+        .map(|s| secs_between(&s.from, &s.to))
+        .sum();
     DrillReport {
-        format: 1,
+        format: 2,
         run_id: run.id.clone(),
         playbook,
         file,
@@ -366,12 +619,22 @@ fn build(run: &RunDir, read: &Read) -> DrillReport {
         user,
         host,
         version,
-        started_at: start,
+        started_at: start.clone(),
         ended_at: end,
-        result: result_of(&history),
-        time_to_evacuate_secs: time_to_evacuate(entries, &read.plan),
+        result: story.result.clone(),
+        time_to_evacuate_secs: time_to_evacuate(entries, &read.plan, &story.stops),
+        time_stopped_secs,
         time_to_fail_back_secs: time_to_fail_back,
         timeline,
+        moments: story
+            .moments
+            .iter()
+            .map(|(at, kind, text)| Moment {
+                at_secs: secs_between(&start, at),
+                kind: kind.clone(),
+                text: text.clone(),
+            })
+            .collect(),
         stop_conditions,
         changes,
         previous: None,
@@ -386,29 +649,65 @@ fn increment_of(action: &str) -> Option<usize> {
     }
 }
 
-/// The latest earlier run of the same playbook that has a time to evacuate.
+/// How `other` differs from `report` in what decides its time to evacuate: the
+/// playbook's content and its params. Empty when it ran the same.
+fn differences(report: &DrillReport, other: &DrillReport) -> Vec<String> {
+    let mut out = Vec::new();
+    if other.playbook_sha256 != report.playbook_sha256 {
+        out.push(format!(
+            "its playbook file differs (sha256 {} there, {} here)",
+            other.playbook_sha256.get(..12).unwrap_or_default(),
+            report.playbook_sha256.get(..12).unwrap_or_default()
+        ));
+    }
+    let names: std::collections::BTreeSet<&String> =
+        other.params.keys().chain(report.params.keys()).collect();
+    for name in names {
+        let (there, here) = (other.params.get(name), report.params.get(name));
+        if there != here {
+            out.push(format!(
+                "{name}={} there, {name}={} here",
+                there.map_or("(unset)", String::as_str),
+                here.map_or("(unset)", String::as_str)
+            ));
+        }
+    }
+    out
+}
+
+/// The latest earlier run of the same playbook, with the same content and params,
+/// that has a time to evacuate; failing that, the latest one of the same playbook
+/// name, with how it differs.
 fn previous(state_dir: &Path, report: &DrillReport) -> Result<Option<Comparison>, JournalError> {
     let Some(mine) = report.time_to_evacuate_secs else {
         return Ok(None);
     };
-    let mut best = None;
+    let (mut same, mut other) = (None, None);
     for run in list_runs(state_dir)? {
         if run.id >= report.run_id {
             break;
         }
         let Ok(read) = read(&run) else { continue };
-        let other = build(&run, &read);
-        if other.playbook == report.playbook
-            && let Some(t) = other.time_to_evacuate_secs
-        {
-            best = Some(Comparison {
-                run_id: other.run_id,
-                time_to_evacuate_secs: t,
-                delta_secs: mine - t,
-            });
+        let earlier = build(&run, &read);
+        if earlier.playbook != report.playbook {
+            continue;
+        }
+        let Some(t) = earlier.time_to_evacuate_secs else {
+            continue;
+        };
+        let comparison = Comparison {
+            run_id: earlier.run_id.clone(),
+            time_to_evacuate_secs: t,
+            delta_secs: mine - t,
+            differences: differences(report, &earlier),
+        };
+        if comparison.differences.is_empty() {
+            same = Some(comparison);
+        } else {
+            other = Some(comparison);
         }
     }
-    Ok(best)
+    Ok(same.or(other))
 }
 
 /// One line of `evac history`.
@@ -424,23 +723,30 @@ pub struct HistoryRow {
     pub result: String,
     /// Its time to evacuate.
     pub time_to_evacuate_secs: Option<f64>,
-    /// Against the previous run of the same playbook that evacuated.
+    /// Against the previous run of the same playbook, content and params that
+    /// evacuated.
     pub delta_secs: Option<f64>,
 }
 
 /// Every run in `state_dir`, oldest first, optionally of one playbook.
 pub fn history(state_dir: &Path, playbook: Option<&str>) -> Result<Vec<HistoryRow>, JournalError> {
     let mut rows = Vec::new();
-    let mut last: BTreeMap<String, f64> = BTreeMap::new();
+    // Deltas only between runs of the same playbook content with the same params.
+    let mut last: BTreeMap<(String, String, BTreeMap<String, String>), f64> = BTreeMap::new();
     for run in list_runs(state_dir)? {
         let Ok(read) = read(&run) else { continue };
         let report = build(&run, &read);
-        let delta = match (report.time_to_evacuate_secs, last.get(&report.playbook)) {
+        let key = (
+            report.playbook.clone(),
+            report.playbook_sha256.clone(),
+            report.params.clone(),
+        );
+        let delta = match (report.time_to_evacuate_secs, last.get(&key)) {
             (Some(now), Some(before)) => Some(now - before),
             _ => None,
         };
         if let Some(t) = report.time_to_evacuate_secs {
-            last.insert(report.playbook.clone(), t);
+            last.insert(key, t);
         }
         if playbook.is_none_or(|p| p == report.playbook) {
             rows.push(HistoryRow {

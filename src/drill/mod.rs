@@ -5,5 +5,7 @@
 mod build;
 mod render;
 
-pub use build::{DrillReport, HistoryRow, Span, history, report};
+pub use build::{
+    ChangeRow, Comparison, DrillReport, HistoryRow, Moment, Restore, Span, history, report,
+};
 pub use render::{html, markdown, secs};

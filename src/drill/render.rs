@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::build::DrillReport;
+use super::build::{DrillReport, Restore, Span};
 
 /// Seconds for people: `12.3s`, `4m05s`.
 pub fn secs(s: f64) -> String {
@@ -22,18 +22,51 @@ fn comparison(report: &DrillReport) -> String {
             "{} (no earlier run of this playbook to compare with)",
             secs(*t)
         ),
-        (Some(t), Some(p)) => format!(
-            "{} ({} {} than run {}: {})",
-            secs(*t),
-            secs(p.delta_secs.abs()),
-            if p.delta_secs <= 0.0 {
-                "faster"
+        (Some(t), Some(p)) => {
+            let against = format!(
+                "{} {} than run {}: {}",
+                secs(p.delta_secs.abs()),
+                if p.delta_secs <= 0.0 {
+                    "faster"
+                } else {
+                    "slower"
+                },
+                p.run_id,
+                secs(p.time_to_evacuate_secs)
+            );
+            if p.differences.is_empty() {
+                format!("{} ({against})", secs(*t))
             } else {
-                "slower"
-            },
-            p.run_id,
-            secs(p.time_to_evacuate_secs)
-        ),
+                format!(
+                    "{} ({against}; not like for like: {})",
+                    secs(*t),
+                    p.differences.join("; ")
+                )
+            }
+        }
+    }
+}
+
+/// How long a span took, without the time the run was stopped inside it.
+fn took(span: &Span) -> String {
+    let whole = span.end_secs - span.start_secs;
+    if span.stopped_secs > 0.0 {
+        format!(
+            "{} (+{} stopped)",
+            secs((whole - span.stopped_secs).max(0.0)),
+            secs(span.stopped_secs)
+        )
+    } else {
+        secs(whole)
+    }
+}
+
+/// What rollback did with a change, for people.
+fn restore(r: Restore) -> &'static str {
+    match r {
+        Restore::Restored => "restored",
+        Restore::NotRestored => "not restored",
+        Restore::Replaced => "replaced instance, left in its new zone",
     }
 }
 
@@ -58,6 +91,13 @@ pub fn markdown(report: &DrillReport) -> String {
     let _ = writeln!(out, "| run | `{}` |", report.run_id);
     let _ = writeln!(out, "| result | {} |", report.result);
     let _ = writeln!(out, "| time to evacuate | {} |", comparison(report));
+    if report.time_stopped_secs > 0.0 {
+        let _ = writeln!(
+            out,
+            "| time stopped | {} (not counted in time to evacuate) |",
+            secs(report.time_stopped_secs)
+        );
+    }
     if let Some(t) = report.time_to_fail_back_secs {
         let _ = writeln!(out, "| time to fail back | {} |", secs(t));
     }
@@ -75,6 +115,10 @@ pub fn markdown(report: &DrillReport) -> String {
     );
     let _ = writeln!(out, "| started | {} |", report.started_at);
     let _ = writeln!(out, "| ended | {} |", report.ended_at);
+    let _ = writeln!(out, "\n## What happened\n");
+    for m in &report.moments {
+        let _ = writeln!(out, "- +{}: {}", secs(m.at_secs), m.text);
+    }
     let _ = writeln!(
         out,
         "\n## Timeline\n\n| what | kind | start | end | took | status |\n| --- | --- | --- | --- | --- | --- |"
@@ -87,19 +131,13 @@ pub fn markdown(report: &DrillReport) -> String {
             span.kind,
             secs(span.start_secs),
             secs(span.end_secs),
-            secs(span.end_secs - span.start_secs),
+            took(span),
             span.status
         );
     }
-    if !report.stop_conditions.is_empty() {
-        let _ = writeln!(out, "\n## Stop conditions\n");
-        for (what, at) in &report.stop_conditions {
-            let _ = writeln!(out, "- +{}: {what}", secs(*at));
-        }
-    }
     let _ = writeln!(
         out,
-        "\n## Changes\n\n| at | step | resource | before | after | rolled back |\n| --- | --- | --- | --- | --- | --- |"
+        "\n## Changes\n\n| at | step | resource | before | after | rollback |\n| --- | --- | --- | --- | --- | --- |"
     );
     for c in &report.changes {
         let _ = writeln!(
@@ -110,7 +148,7 @@ pub fn markdown(report: &DrillReport) -> String {
             c.resource,
             c.before,
             c.after,
-            if c.rolled_back { "yes" } else { "no" }
+            restore(c.rollback)
         );
     }
     out
@@ -130,11 +168,31 @@ pub fn colour(kind: &str) -> &'static str {
         "increment" => "#2f855a",
         "bake" => "#d69e2e",
         "rollback" => "#c53030",
+        "stopped" => "#a0aec0",
         _ => "#718096",
     }
 }
 
-/// The timeline as an SVG Gantt chart: one row per bar, stop conditions as red lines.
+/// The colour of stop-condition lines.
+const STOP_LINE: &str = "#e53e3e";
+
+/// Tick spacing for a time axis of `total` seconds: a round step giving at most
+/// eight intervals.
+fn tick_step(total: f64) -> f64 {
+    const STEPS: [f64; 16] = [
+        1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0,
+        14400.0, 21600.0,
+    ];
+    STEPS
+        .iter()
+        .copied()
+        .find(|step| total / step <= 8.0)
+        .unwrap_or(43200.0)
+}
+
+/// The timeline as an SVG Gantt chart: one row per bar with its label printed,
+/// stop conditions as red lines with their text printed above the chart, a time
+/// axis with ticks. Everything a printout needs is text, not a tooltip.
 fn svg(report: &DrillReport) -> String {
     let rows = &report.timeline;
     let total = rows
@@ -149,8 +207,10 @@ fn svg(report: &DrillReport) -> String {
                 .fold(0.0, f64::max),
         )
         .max(1.0);
-    let (label_w, chart_w, row_h) = (260.0, 640.0, 26.0);
-    let height = rows.len() as f64 * row_h + 40.0;
+    let (label_w, chart_w, row_h) = (300.0, 640.0, 26.0);
+    let top = 8.0 + report.stop_conditions.len() as f64 * 16.0;
+    let chart_h = rows.len() as f64 * row_h;
+    let height = top + chart_h + 36.0;
     let x = |s: f64| label_w + s / total * chart_w;
     let mut out = String::new();
     let _ = write!(
@@ -158,8 +218,22 @@ fn svg(report: &DrillReport) -> String {
         r##"<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="timeline" width="{w}" height="{height}" viewBox="0 0 {w} {height}" font-family="sans-serif" font-size="12">"##,
         w = label_w + chart_w + 20.0
     );
+    // The time axis: gridlines and labels at round intervals.
+    let step = tick_step(total);
+    let axis_y = top + chart_h + 18.0;
+    let mut t = 0.0;
+    while t <= total + 1e-9 {
+        let _ = write!(
+            out,
+            r##"<line class="tick" x1="{px:.1}" y1="{top}" x2="{px:.1}" y2="{bottom}" stroke="#e2e8f0"/><text class="tick" x="{px:.1}" y="{axis_y}" text-anchor="middle" fill="#4a5568">+{label}</text>"##,
+            px = x(t),
+            bottom = top + chart_h + 4.0,
+            label = secs(t)
+        );
+        t += step;
+    }
     for (i, r) in rows.iter().enumerate() {
-        let y = 10.0 + i as f64 * row_h;
+        let y = top + i as f64 * row_h;
         let width = (x(r.end_secs) - x(r.start_secs)).max(3.0);
         let _ = write!(
             out,
@@ -173,20 +247,50 @@ fn svg(report: &DrillReport) -> String {
             e = secs(r.end_secs),
         );
     }
-    for (what, at) in &report.stop_conditions {
+    for (i, (what, at)) in report.stop_conditions.iter().enumerate() {
+        let px = x(*at);
+        let ly = 14.0 + i as f64 * 16.0;
+        // The label reads leftwards from lines in the right half of the chart.
+        let anchor = if px > label_w + chart_w / 2.0 {
+            "end"
+        } else {
+            "start"
+        };
         let _ = write!(
             out,
-            r##"<line class="stop" x1="{px:.1}" y1="0" x2="{px:.1}" y2="{height}" stroke="#e53e3e" stroke-width="2"><title>{what}</title></line>"##,
-            px = x(*at),
-            what = escape(what)
+            r##"<line class="stop" x1="{px:.1}" y1="{y1}" x2="{px:.1}" y2="{y2}" stroke="{STOP_LINE}" stroke-width="2"/><text class="stop" x="{px:.1}" y="{ly}" text-anchor="{anchor}" fill="{STOP_LINE}">stop condition: {what} (+{when})</text>"##,
+            y1 = ly + 3.0,
+            y2 = top + chart_h,
+            what = escape(what),
+            when = secs(*at)
         );
     }
-    let axis_y = height - 12.0;
+    out.push_str("</svg>");
+    out
+}
+
+/// The legend: what each colour and line means.
+fn legend() -> String {
+    let mut out = String::from("<p class=\"legend\">");
+    for (kind, meaning) in [
+        ("step", "step"),
+        ("increment", "ramp increment (sent until in sync)"),
+        ("bake", "bake"),
+        (
+            "stopped",
+            "run stopped (halted, interrupted, declined, failed)",
+        ),
+        ("rollback", "rollback"),
+    ] {
+        let _ = write!(
+            out,
+            r#"<span class="swatch" style="background:{}"></span>{meaning} "#,
+            colour(kind)
+        );
+    }
     let _ = write!(
         out,
-        r##"<text x="{label_w}" y="{axis_y}" fill="#4a5568">+0s</text><text x="{end:.1}" y="{axis_y}" text-anchor="end" fill="#4a5568">+{total}</text></svg>"##,
-        end = label_w + chart_w,
-        total = secs(total)
+        r#"<span class="line" style="background:{STOP_LINE}"></span>stop condition fired</p>"#
     );
     out
 }
@@ -199,7 +303,9 @@ pub fn html(report: &DrillReport) -> String {
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Drill report: {title}</title><style>
 body{{font-family:sans-serif;margin:2em;color:#1a202c}} table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #cbd5e0;padding:4px 8px;text-align:left;font-size:13px}} th{{background:#edf2f7}}
-.legend span{{display:inline-block;padding:2px 8px;margin-right:8px;color:#fff;border-radius:3px}}
+.legend{{font-size:13px}} .legend .swatch{{display:inline-block;width:14px;height:12px;margin:0 4px 0 12px;border-radius:2px;vertical-align:middle}}
+.legend .line{{display:inline-block;width:3px;height:14px;margin:0 4px 0 12px;vertical-align:middle}}
+*{{-webkit-print-color-adjust:exact;print-color-adjust:exact}}
 @media print{{body{{margin:0}}}}</style></head><body>"#,
         title = escape(&report.playbook)
     );
@@ -219,6 +325,15 @@ td,th{{border:1px solid #cbd5e0;padding:4px 8px;text-align:left;font-size:13px}}
     row("run", report.run_id.clone());
     row("result", report.result.clone());
     row("time to evacuate", comparison(report));
+    if report.time_stopped_secs > 0.0 {
+        row(
+            "time stopped",
+            format!(
+                "{} (not counted in time to evacuate)",
+                secs(report.time_stopped_secs)
+            ),
+        );
+    }
     if let Some(t) = report.time_to_fail_back_secs {
         row("time to fail back", secs(t));
     }
@@ -236,17 +351,22 @@ td,th{{border:1px solid #cbd5e0;padding:4px 8px;text-align:left;font-size:13px}}
     );
     row("started", report.started_at.clone());
     row("ended", report.ended_at.clone());
-    out.push_str("</table><h2>Timeline</h2><p class=\"legend\">");
-    for kind in ["step", "increment", "bake", "rollback"] {
+    out.push_str(
+        "</table><h2>What happened</h2><table class=\"moments\"><tr><th>at</th><th>what</th></tr>",
+    );
+    for m in &report.moments {
         let _ = write!(
             out,
-            r#"<span style="background:{}">{kind}</span>"#,
-            colour(kind)
+            "<tr class=\"{}\"><td>+{}</td><td>{}</td></tr>",
+            escape(&m.kind),
+            secs(m.at_secs),
+            escape(&m.text)
         );
     }
-    out.push_str("</p>");
+    out.push_str("</table><h2>Timeline</h2>");
+    out.push_str(&legend());
     out.push_str(&svg(report));
-    out.push_str("<h2>Changes</h2><table><tr><th>at</th><th>step</th><th>resource</th><th>before</th><th>after</th><th>rolled back</th></tr>");
+    out.push_str("<h2>Changes</h2><table><tr><th>at</th><th>step</th><th>resource</th><th>before</th><th>after</th><th>rollback</th></tr>");
     for c in &report.changes {
         let _ = write!(
             out,
@@ -256,7 +376,7 @@ td,th{{border:1px solid #cbd5e0;padding:4px 8px;text-align:left;font-size:13px}}
             escape(&c.resource),
             escape(&c.before),
             escape(&c.after),
-            if c.rolled_back { "yes" } else { "no" }
+            restore(c.rollback)
         );
     }
     out.push_str("</table></body></html>\n");

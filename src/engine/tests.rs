@@ -436,7 +436,7 @@ async fn an_approval_without_a_terminal_and_without_yes_fails_at_once() {
     assert!(
         events(&r.run)
             .iter()
-            .any(|e| matches!(e, Event::Approved { by, .. } if by == "--yes"))
+            .any(|e| matches!(e, Event::Approved { by, .. } if by == "terminal with --yes"))
     );
 }
 

@@ -148,8 +148,11 @@ pub enum Event {
     Attached {
         /// Its pid.
         pid: u32,
-        /// `run` or `resume`.
+        /// `run`, `resume` or `rollback`.
         command: String,
+        /// Who ran it (the operating system's account name).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        user: String,
     },
     /// A step began.
     StepStarted {
@@ -218,7 +221,7 @@ pub enum Event {
     Approved {
         /// The step.
         step: String,
-        /// `--yes` or `terminal`.
+        /// Who: the account that answered at the terminal, or `NAME with --yes`.
         by: String,
     },
     /// A step finished.

@@ -80,6 +80,30 @@ pub fn host_name() -> String {
         .unwrap_or_else(|| "unknown-host".to_owned())
 }
 
+/// Who runs evac: the operating system's name for the account (not a variable a
+/// shell may have left unset or stale), with the person who ran `sudo` when there
+/// is one: `alice`, or `alice (as root via sudo)`. `$USER` and then the uid only
+/// when the account has no name.
+pub fn user_name() -> String {
+    let account = whoami::fallible::username()
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| {
+            ["USER", "LOGNAME"]
+                .iter()
+                .filter_map(|v| std::env::var(v).ok())
+                .find(|u| !u.is_empty())
+        })
+        // SAFETY: getuid has no preconditions and cannot fail.
+        .unwrap_or_else(|| format!("uid {}", unsafe { libc::getuid() }));
+    match std::env::var("SUDO_USER") {
+        Ok(person) if !person.is_empty() && person != account => {
+            format!("{person} (as {account} via sudo)")
+        }
+        _ => account,
+    }
+}
+
 /// Whether a process exists on this host.
 pub fn alive(pid: u32) -> bool {
     // Signal 0 checks existence without sending anything.

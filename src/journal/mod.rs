@@ -9,7 +9,7 @@ mod lock;
 mod store;
 
 pub use event::*;
-pub use lock::{Lock, LockError, LockHolder, alive, host_name};
+pub use lock::{Lock, LockError, LockHolder, alive, host_name, user_name};
 pub use store::{
     Journal, JournalError, RunDir, create_private_dir, list_runs, new_run_id, read_nofollow,
 };

@@ -47,7 +47,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
         if self.options.yes {
             return self.recorder.log(Event::Approved {
                 step: step.id.clone(),
-                by: "--yes".to_owned(),
+                by: format!("{} with --yes", self.options.operator),
             });
         }
         let reporter = self.recorder.reporter();
