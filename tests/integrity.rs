@@ -184,27 +184,24 @@ fn a_run_whose_plan_was_edited_is_not_resumed() {
 }
 
 #[test]
-fn a_saved_plan_is_refused_when_edited_or_made_for_another_playbook_or_params() {
+fn a_saved_plan_runs_alone_and_is_refused_when_edited_made_for_another_playbook_or_given_vars() {
     let state = tempfile::tempdir().expect("state dir");
     let saved = state.path().join("saved.json");
     let saved = saved.to_str().expect("utf-8");
     let (code, stderr) = run(state.path(), &["plan", HOLD, "--save", saved]);
     assert_eq!(code, 0, "{stderr}");
-    // As saved: it runs.
-    let (code, stderr) = run(
-        state.path(),
-        &["run", HOLD, "--plan", saved, "--yes", "--var", "pause=1s"],
-    );
+    // As saved: it runs, with the playbook it holds; no playbook argument needed.
+    let (code, stderr) = run(state.path(), &["run", "--plan", saved, "--yes"]);
     assert_eq!(code, 0, "{stderr}");
     let runs = run_ids(state.path()).len();
-    // Other params.
+    // --var beside --plan is an error, not silently ignored.
     let (code, stderr) = run(
         state.path(),
         &["run", HOLD, "--plan", saved, "--yes", "--var", "pause=3s"],
     );
     assert_eq!(code, 2, "{stderr}");
     assert!(
-        stderr.contains("was made with other params: pause=1s in the plan, pause=3s here"),
+        stderr.contains("'--plan <FILE>' cannot be used with '--var <NAME=VALUE>'"),
         "{stderr}"
     );
     // Another playbook.

@@ -89,7 +89,7 @@ pub fn run(args: &PlanArgs) -> Exit {
     plan.playbook.sha256 = crate::journal::hex_digest(text.as_bytes());
     plan.seal();
     if let Some(path) = &args.save
-        && let Err(err) = save(&plan, path)
+        && let Err(err) = save(&plan, &text, path)
     {
         eprintln!(
             "error: failed to save the plan to {}: {err}",
@@ -119,14 +119,18 @@ pub fn run(args: &PlanArgs) -> Exit {
     }
 }
 
-/// Writes the plan atomically: a reader never sees half a file.
-fn save(plan: &Plan, path: &Path) -> std::io::Result<()> {
+/// Writes the plan, with the playbook's text so that `evac run --plan FILE` needs
+/// nothing else, atomically: a reader never sees half a file.
+fn save(plan: &Plan, text: &str, path: &Path) -> std::io::Result<()> {
+    let mut plan = plan.clone();
+    plan.playbook.source = text.to_owned();
+    plan.seal();
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    serde_json::to_writer_pretty(&mut file, plan)?;
+    serde_json::to_writer_pretty(&mut file, &plan)?;
     file.write_all(b"\n")?;
     file.as_file().sync_all()?;
     file.persist(path).map_err(|e| e.error)?;

@@ -26,17 +26,18 @@ use crate::playbook::{AlarmRef, HumanDuration, Region, StopCondition};
 /// Arguments of `evac run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The playbook to run.
-    #[arg(value_name = "PLAYBOOK")]
-    pub playbook: PathBuf,
+    /// The playbook to run (not needed with --plan: a saved plan holds its playbook).
+    #[arg(value_name = "PLAYBOOK", required_unless_present = "plan")]
+    pub playbook: Option<PathBuf>,
     #[command(flatten)]
     pub vars: VarArgs,
     /// Run without asking: confirms the run and answers every `approve` step.
     #[arg(long)]
     pub yes: bool,
-    /// Run this plan (saved by `evac plan --save`); refused when the live state has
-    /// changed since it was made.
-    #[arg(long, value_name = "FILE")]
+    /// Run this plan (saved by `evac plan --save`) with the playbook and params it was
+    /// made with; refused when the live state has changed since it was made. A
+    /// PLAYBOOK given too must be the one planned.
+    #[arg(long, value_name = "FILE", conflicts_with = "vars")]
     pub plan: Option<PathBuf>,
     /// Also halt when this CloudWatch alarm is in ALARM (repeatable), e.g. us-west-2:api-5xx-rate.
     #[arg(long, value_name = "REGION:NAME", value_parser = parse_alarm)]
@@ -124,7 +125,23 @@ fn parse_alarm(text: &str) -> Result<(Region, String), String> {
 
 /// `evac run`.
 pub fn run(args: &RunArgs) -> Exit {
-    let Some((mut playbook, text)) = load_or_report(&args.playbook, &args.vars) else {
+    let loaded = match (&args.playbook, &args.plan) {
+        (Some(path), _) => load_or_report(path, &args.vars).map(|(p, t)| (p, t, path.clone())),
+        (None, Some(plan)) => match planned_playbook(plan) {
+            Ok(loaded) => Some(loaded),
+            Err(err) => {
+                eprintln!("error: {err}\nnothing was changed");
+                return Exit::InvalidInput;
+            }
+        },
+        (None, None) => {
+            eprintln!(
+                "error: name a PLAYBOOK to run, or a plan saved by `evac plan --save` with --plan FILE"
+            );
+            return Exit::InvalidInput;
+        }
+    };
+    let Some((mut playbook, text, playbook_path)) = loaded else {
         return Exit::InvalidInput;
     };
     for (region, name) in &args.stop_when_alarm {
@@ -136,7 +153,7 @@ pub fn run(args: &RunArgs) -> Exit {
     let digest = crate::journal::hex_digest(text.as_bytes());
     let saved: Option<Plan> = match &args.plan {
         None => None,
-        Some(path) => match saved_plan(path, &args.playbook, &digest, &playbook) {
+        Some(path) => match saved_plan(path, &playbook_path, &digest) {
             Ok(plan) => Some(plan),
             Err(err) => {
                 eprintln!("error: {err}\nnothing was changed");
@@ -169,14 +186,14 @@ pub fn run(args: &RunArgs) -> Exit {
                 return Exit::StepFailed;
             }
         };
-        let mut fresh = build(&playbook, &observed, &args.playbook.display().to_string(), jiff::Timestamp::now());
+        let mut fresh = build(&playbook, &observed, &playbook_path.display().to_string(), jiff::Timestamp::now());
         let mut plan = match saved {
             Some(mut saved) => {
                 // What the saved plan depends on, observed now: the playbook as it was
                 // planned, without this command line's stop conditions.
                 let mut planned = playbook.clone();
                 planned.stop_when.truncate(planned.stop_when.len() - args.stop_when_alarm.len());
-                let now = build(&planned, &without_alarms(&observed, &planned, &args.stop_when_alarm), &args.playbook.display().to_string(), jiff::Timestamp::now());
+                let now = build(&planned, &without_alarms(&observed, &planned, &args.stop_when_alarm), &playbook_path.display().to_string(), jiff::Timestamp::now());
                 if saved.fingerprint != now.fingerprint {
                     eprintln!(
                         "error: the saved plan is stale: a value it shows has changed since it was made; run `evac plan --save` again\nnothing was changed"
@@ -190,6 +207,7 @@ pub fn run(args: &RunArgs) -> Exit {
                         saved.stop_conditions.push(stop.clone());
                     }
                 }
+                saved.stop_live = fresh.stop_live.clone();
                 saved.blockers.extend(fresh.blockers.drain(..).filter(|b| {
                     b.resource.as_ref().is_some_and(|r| args.stop_when_alarm.iter().any(|(region, name)| r == &format!("alarm {name} ({region})")))
                 }));
@@ -327,14 +345,37 @@ pub fn resume(args: &ResumeArgs) -> Exit {
     })
 }
 
-/// Reads a plan saved by `evac plan --save` and checks that it is the plan of this
-/// playbook with these params, as it was saved.
-fn saved_plan(
+/// The playbook a saved plan was made from, loaded from the text the plan holds
+/// with the params it was made with; the file it names is not read.
+fn planned_playbook(
     path: &std::path::Path,
-    playbook_path: &std::path::Path,
-    digest: &str,
-    playbook: &crate::playbook::Playbook,
-) -> Result<Plan, String> {
+) -> Result<(crate::playbook::Playbook, String, PathBuf), String> {
+    let plan = read_saved(path)?;
+    let file = path.display();
+    if plan.playbook.source.is_empty() {
+        return Err(format!(
+            "the saved plan {file} does not hold its playbook: name the playbook too (`evac run PLAYBOOK --plan {file}`), or save the plan again"
+        ));
+    }
+    let vars = plan
+        .playbook
+        .params
+        .iter()
+        .map(|(k, v)| crate::playbook::parse_var(&format!("{k}={v}")))
+        .collect::<Result<_, _>>()?;
+    let playbook = crate::playbook::load_str(&plan.playbook.file, &plan.playbook.source, &vars)
+        .map_err(|err| {
+            format!("the playbook held by the saved plan {file} does not load: {err}")
+        })?;
+    Ok((
+        playbook,
+        plan.playbook.source.clone(),
+        PathBuf::from(&plan.playbook.file),
+    ))
+}
+
+/// Reads a plan saved by `evac plan --save`: whole, unedited, from this version.
+fn read_saved(path: &std::path::Path) -> Result<Plan, String> {
     let file = path.display();
     let bytes =
         std::fs::read(path).map_err(|e| format!("cannot read the saved plan {file}: {e}"))?;
@@ -352,6 +393,19 @@ fn saved_plan(
             env!("CARGO_PKG_VERSION")
         ));
     }
+    Ok(plan)
+}
+
+/// Reads a plan saved by `evac plan --save` and checks that it is the plan of this
+/// playbook, as it was saved. Its params cannot differ: `--var` is refused beside
+/// `--plan`, so the params are the playbook's defaults, which its hash covers.
+fn saved_plan(
+    path: &std::path::Path,
+    playbook_path: &std::path::Path,
+    digest: &str,
+) -> Result<Plan, String> {
+    let file = path.display();
+    let plan = read_saved(path)?;
     if plan.playbook.sha256 != digest {
         return Err(format!(
             "the saved plan {file} was made for another playbook: `{}` from {} (sha256 {}), not {} (sha256 {}); plan this playbook with `evac plan --save`",
@@ -360,36 +414,6 @@ fn saved_plan(
             &plan.playbook.sha256.get(..12).unwrap_or_default(),
             playbook_path.display(),
             &digest.get(..12).unwrap_or_default()
-        ));
-    }
-    let params: std::collections::BTreeMap<String, String> = playbook
-        .params
-        .iter()
-        .map(|(k, v)| (k.clone(), crate::plan::build::scalar(v)))
-        .collect();
-    if plan.playbook.params != params {
-        let differ: Vec<String> = plan
-            .playbook
-            .params
-            .keys()
-            .chain(params.keys())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .filter(|k| plan.playbook.params.get(*k) != params.get(*k))
-            .map(|k| {
-                format!(
-                    "{k}={} in the plan, {k}={} here",
-                    plan.playbook
-                        .params
-                        .get(k)
-                        .map_or("(unset)", String::as_str),
-                    params.get(k).map_or("(unset)", String::as_str)
-                )
-            })
-            .collect();
-        return Err(format!(
-            "the saved plan {file} was made with other params: {}; run with the plan's --var values, or make a new plan",
-            differ.join(", ")
         ));
     }
     Ok(plan)

@@ -183,6 +183,7 @@ pub fn build_with(
                 .map(|(k, v)| (k.clone(), scalar(v)))
                 .collect(),
             sha256: String::new(),
+            source: String::new(),
         },
         steps,
         blockers: b.blockers,
@@ -201,6 +202,29 @@ pub fn build_with(
                     name: a.name.clone(),
                 },
                 StopCondition::HealthCheck(h) => StopRef::HealthCheck { id: h.id.clone() },
+            })
+            .collect(),
+        stop_live: playbook
+            .stop_when
+            .iter()
+            .map(|c| match c {
+                StopCondition::Alarm(a) => (
+                    format!("alarm {} ({})", a.name, a.region),
+                    observed
+                        .alarms
+                        .get(a.region.as_str())
+                        .and_then(|m| m.get(&a.name))
+                        .cloned()
+                        .unwrap_or_else(|| "not found".to_owned()),
+                ),
+                StopCondition::HealthCheck(h) => (
+                    format!("health check {}", h.id),
+                    if observed.health_checks.get(&h.id) == Some(&true) {
+                        "exists".to_owned()
+                    } else {
+                        "not found".to_owned()
+                    },
+                ),
             })
             .collect(),
         fingerprint: observed.fingerprint(),

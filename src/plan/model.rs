@@ -27,6 +27,11 @@ pub struct Plan {
     /// Conditions that halt the run when they fire.
     #[serde(default)]
     pub stop_conditions: Vec<StopRef>,
+    /// Each stop condition's state when the plan was made, by its name as shown
+    /// (`alarm api-5xx-rate (us-west-2)`): the alarm's state (`OK`, `ALARM`,
+    /// `INSUFFICIENT_DATA`), `exists` for a health check, or `not found`.
+    #[serde(default)]
+    pub stop_live: BTreeMap<String, String>,
     /// Digest of the observed state the plan was made against.
     pub fingerprint: String,
     /// The evac version that made the plan.
@@ -54,6 +59,16 @@ pub enum StopRef {
         /// The health check id.
         id: String,
     },
+}
+
+impl StopRef {
+    /// What makes it fire, said for people.
+    pub fn fires_when(&self) -> &'static str {
+        match self {
+            StopRef::Alarm { .. } => "ALARM",
+            StopRef::HealthCheck { .. } => "unhealthy",
+        }
+    }
 }
 
 impl std::fmt::Display for StopRef {
@@ -102,6 +117,10 @@ pub struct PlaybookRef {
     /// SHA-256 of the playbook file's text.
     #[serde(default)]
     pub sha256: String,
+    /// The playbook's text, in a plan saved with `evac plan --save`: `evac run --plan
+    /// FILE` needs nothing else.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
 }
 
 /// What a step does; shared by the plan, the engine and the drill report.

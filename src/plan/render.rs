@@ -83,6 +83,21 @@ fn calls_line(plan: &Plan) -> String {
         .join(", ")
 }
 
+/// One line per stop condition: what it is, its state when planned, when it fires.
+fn stop_lines(plan: &Plan) -> Vec<String> {
+    plan.stop_conditions
+        .iter()
+        .map(|stop| {
+            let name = stop.to_string();
+            let live = plan.stop_live.get(&name).map_or("not read", String::as_str);
+            format!(
+                "{name}: {live} now; halts the run when {}",
+                stop.fires_when()
+            )
+        })
+        .collect()
+}
+
 /// The terminal view: grouped by step, `~` for a change, `-` for a removal, before
 /// -> after everywhere. `colour` is decided by the caller (terminal, NO_COLOR).
 pub fn human(plan: &Plan, colour: bool) -> String {
@@ -118,6 +133,19 @@ pub fn human(plan: &Plan, colour: bool) -> String {
         }
         if step.changes.is_empty() {
             let _ = writeln!(out, "   {}", p.dim.apply_to("(no changes)"));
+        }
+    }
+    if !plan.stop_conditions.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            p.bold.apply_to(format!(
+                "Stop conditions ({}), watched before every wave and while waiting:",
+                plan.stop_conditions.len()
+            ))
+        );
+        for line in stop_lines(plan) {
+            let _ = writeln!(out, "  - {line}");
         }
     }
     for (title, list, marker) in [
@@ -411,6 +439,15 @@ pub fn markdown(plan: &Plan) -> String {
                     );
                 }
             }
+        }
+    }
+    if !plan.stop_conditions.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n## Stop conditions\n\nWatched before every wave and while the run waits.\n"
+        );
+        for line in stop_lines(plan) {
+            let _ = writeln!(out, "- {line}");
         }
     }
     for (title, list) in [("Blockers", &plan.blockers), ("Warnings", &plan.warnings)] {
