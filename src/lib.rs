@@ -3,6 +3,8 @@
 //! The flow is load + validate ([`playbook`]) -> observe AWS -> plan -> execute ->
 //! journal, with rollback replaying the journal. See `docs/` for the playbook format.
 
+#[macro_use]
+pub mod shell;
 pub mod aws;
 pub mod cli;
 pub mod drill;

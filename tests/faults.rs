@@ -141,3 +141,65 @@ fn a_run_and_its_rollback_survive_throttling_and_5xx() {
         "retried through the faults: {calls:?}"
     );
 }
+
+#[test]
+fn verbose_logs_each_aws_call_with_its_retries_and_no_credentials() {
+    let account = Account::fresh();
+    account.seed();
+    // The first DescribeAutoScalingGroups is throttled, then retried.
+    let proxy = FaultProxy::start(
+        &account.endpoint,
+        vec![Rule::nth("DescribeAutoScalingGroups", Fault::Throttle, 1)],
+    );
+    let output = account
+        .command("evac")
+        .env("AWS_ENDPOINT_URL", &proxy.url)
+        .env_remove("EVAC_LOG")
+        .env_remove("RUST_LOG")
+        .args(["plan", "playbooks/evacuate-region.yaml", "-v"])
+        .output()
+        .expect("evac runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let calls: Vec<&str> = stderr.lines().filter(|l| l.contains("evac::aws")).collect();
+    let total: u32 = proxy.calls().values().sum();
+    // One line per call, each retry counted in its call's line, not a line of its own.
+    let retried = calls
+        .iter()
+        .filter(|l| {
+            l.contains("operation=\"DescribeAutoScalingGroups\"") && l.contains("retries=1")
+        })
+        .count();
+    assert_eq!(retried, 1, "{stderr}");
+    assert_eq!(calls.len() as u32, total - 1, "{stderr}");
+    for line in &calls {
+        for field in [
+            "service=",
+            "operation=",
+            "region=",
+            "latency_ms=",
+            "retries=",
+            "status=",
+        ] {
+            assert!(line.contains(field), "{field} missing: {line}");
+        }
+    }
+    assert!(
+        calls
+            .iter()
+            .any(|l| l.contains("service=\"Route 53\"") || l.contains("service=\"route53\"")),
+        "{stderr}"
+    );
+    for secret in [&account.access_key, &account.secret_key] {
+        assert!(!stderr.contains(secret.as_str()), "a credential was logged");
+    }
+    // Without -v nothing is logged.
+    let quiet = account
+        .command("evac")
+        .env_remove("EVAC_LOG")
+        .env_remove("RUST_LOG")
+        .args(["plan", "playbooks/evacuate-region.yaml"])
+        .output()
+        .expect("evac runs");
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("evac::aws"));
+}

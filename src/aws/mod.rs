@@ -5,6 +5,7 @@
 //! emulator. SDK types stay inside this module tree.
 
 pub mod cloud;
+pub mod log;
 pub mod observe;
 pub mod pace;
 
@@ -124,6 +125,7 @@ impl AwsContext {
     pub fn autoscaling(&self, region: &Region) -> aws_sdk_autoscaling::Client {
         let config = aws_sdk_autoscaling::config::Builder::from(&self.base)
             .region(SdkRegion::new(region.as_str().to_owned()))
+            .interceptor(log::CallLog)
             .build();
         aws_sdk_autoscaling::Client::from_conf(config)
     }
@@ -132,6 +134,7 @@ impl AwsContext {
     pub fn ec2(&self, region: &Region) -> aws_sdk_ec2::Client {
         let config = aws_sdk_ec2::config::Builder::from(&self.base)
             .region(SdkRegion::new(region.as_str().to_owned()))
+            .interceptor(log::CallLog)
             .build();
         aws_sdk_ec2::Client::from_conf(config)
     }
@@ -140,13 +143,17 @@ impl AwsContext {
     pub fn cloudwatch(&self, region: &Region) -> aws_sdk_cloudwatch::Client {
         let config = aws_sdk_cloudwatch::config::Builder::from(&self.base)
             .region(SdkRegion::new(region.as_str().to_owned()))
+            .interceptor(log::CallLog)
             .build();
         aws_sdk_cloudwatch::Client::from_conf(config)
     }
 
     /// The Route 53 client (a global service).
     pub fn route53(&self) -> aws_sdk_route53::Client {
-        aws_sdk_route53::Client::new(&self.base)
+        let config = aws_sdk_route53::config::Builder::from(&self.base)
+            .interceptor(log::CallLog)
+            .build();
+        aws_sdk_route53::Client::from_conf(config)
     }
 }
 

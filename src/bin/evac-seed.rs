@@ -42,16 +42,16 @@ async fn main() -> ExitCode {
     match seed(&ctx, &spec).await {
         Ok(world) => match serde_json::to_string_pretty(&world) {
             Ok(json) => {
-                println!("{json}");
+                evac::out!("{json}");
                 ExitCode::SUCCESS
             }
             Err(err) => {
-                eprintln!("error: failed to encode the world as JSON: {err}");
+                evac::say_error!("failed to encode the world as JSON: {err}");
                 ExitCode::FAILURE
             }
         },
         Err(err) => {
-            eprintln!("error: {err}");
+            evac::say_error!("{err}");
             ExitCode::FAILURE
         }
     }

@@ -21,6 +21,11 @@ use crate::playbook::parse_var;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log each AWS call (service, operation, region, latency, retries) to stderr;
+    /// -vv adds the AWS SDK's own debug log. EVAC_LOG (or RUST_LOG), e.g.
+    /// `evac=info,aws_config=debug`, chooses exactly what is logged.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,9 +94,39 @@ pub fn quiet_on_closed_pipe() {
     }
 }
 
+/// What is logged: EVAC_LOG, else RUST_LOG, else what `-v` asks for, else nothing.
+/// The SigV4 signer's log is always off: at trace level it shows signed headers.
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    let asked = ["EVAC_LOG", "RUST_LOG"].iter().find_map(|v| {
+        std::env::var(v)
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| (*v, s))
+    });
+    let spec = match (asked, verbose) {
+        (Some((_, spec)), _) => spec,
+        (None, 0) => return,
+        (None, 1) => "evac=info".to_owned(),
+        (None, _) => "evac=debug,aws_config=debug,aws_smithy_runtime=debug".to_owned(),
+    };
+    let targets: Targets = spec.parse().unwrap_or_else(|err| {
+        say_warning!("cannot read the log filter `{spec}` ({err}): logging evac's AWS calls only; write it as TARGET=LEVEL,..., e.g. evac=info");
+        Targets::new().with_target("evac", LevelFilter::INFO)
+    });
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(crate::shell::LogWriter)
+        .with_ansi(false)
+        .finish()
+        .with(targets.with_target("aws_sigv4", LevelFilter::OFF));
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
 /// Parses the command line, runs the command and returns how it ended.
 pub fn main() -> Exit {
     let cli = Cli::parse();
+    init_logging(cli.verbose);
     if matches!(
         cli.command,
         Command::Validate(_)
@@ -131,16 +166,16 @@ pub fn load_or_report(
             text, diagnostics, ..
         }) => {
             for diag in &diagnostics {
-                eprintln!("{}", diag.render(Some(&text)));
+                crate::say!("{}", diag.render(Some(&text)));
             }
-            eprintln!(
-                "error: {} is not a valid playbook; nothing was read from AWS",
+            crate::say_error!(
+                "{} is not a valid playbook; nothing was read from AWS",
                 path.display()
             );
             None
         }
         Err(err) => {
-            eprintln!("error: {err}");
+            crate::say_error!("{err}");
             None
         }
     }

@@ -1,6 +1,6 @@
 //! `evac plan`: observe AWS read-only and show what a run would change.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{VarArgs, load_or_report};
@@ -55,7 +55,7 @@ pub fn run(args: &PlanArgs) -> Exit {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("error: failed to start the async runtime: {err}");
+            crate::say_error!("failed to start the async runtime: {err}");
             return Exit::StepFailed;
         }
     };
@@ -67,8 +67,8 @@ pub fn run(args: &PlanArgs) -> Exit {
         Err(exit) => return exit,
         Ok(Ok(observed)) => observed,
         Ok(Err(err)) => {
-            eprintln!("error: {err}");
-            eprintln!(
+            crate::say_error!("{err}");
+            crate::say!(
                 "nothing was changed; check credentials, region access and the endpoint, then plan again"
             );
             return Exit::StepFailed;
@@ -91,27 +91,21 @@ pub fn run(args: &PlanArgs) -> Exit {
     if let Some(path) = &args.save
         && let Err(err) = save(&plan, &text, path)
     {
-        eprintln!(
-            "error: failed to save the plan to {}: {err}",
-            path.display()
-        );
+        crate::say_error!("failed to save the plan to {}: {err}", path.display());
         return Exit::StepFailed;
     }
     let text = match args.output {
-        PlanOutput::Human => {
-            let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            render::human(&plan, colour)
-        }
+        PlanOutput::Human => render::human(&plan, crate::shell::colour_out()),
         PlanOutput::Markdown => render::markdown(&plan),
         PlanOutput::Json => match serde_json::to_string_pretty(&plan) {
             Ok(json) => json + "\n",
             Err(err) => {
-                eprintln!("error: failed to encode the plan as JSON: {err}");
+                crate::say_error!("failed to encode the plan as JSON: {err}");
                 return Exit::StepFailed;
             }
         },
     };
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    crate::shell::out_text(&text);
     if plan.is_blocked() {
         Exit::Blocked
     } else {

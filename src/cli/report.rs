@@ -58,7 +58,7 @@ pub struct HistoryArgs {
 }
 
 fn failed(err: &JournalError) -> Exit {
-    eprintln!("error: {err}");
+    crate::say_error!("{err}");
     super::session::journal_exit(err)
 }
 
@@ -76,17 +76,17 @@ pub fn run(args: &ReportArgs) -> Exit {
     match &args.out {
         Some(path) => {
             if let Err(err) = inside_state_dir(path, &args.state.dir()) {
-                eprintln!("error: {err}");
+                crate::say_error!("{err}");
                 return Exit::InvalidInput;
             }
             if let Err(err) = write_atomically(path, text.as_bytes()) {
-                eprintln!("error: cannot write {}: {err}", path.display());
+                crate::say_error!("cannot write {}: {err}", path.display());
                 return Exit::StepFailed;
             }
-            eprintln!("wrote {}", path.display());
+            crate::say!("wrote {}", path.display());
         }
         None => {
-            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            crate::shell::out_text(&text);
         }
     }
     Exit::Success
@@ -133,7 +133,7 @@ pub fn list(args: &HistoryArgs) -> Exit {
         Err(err) => return failed(&err),
     };
     match args.output {
-        HistoryOutput::Json => println!(
+        HistoryOutput::Json => crate::out!(
             "{}",
             serde_json::to_string_pretty(&rows).unwrap_or_default()
         ),
@@ -144,9 +144,13 @@ pub fn list(args: &HistoryArgs) -> Exit {
                 .max()
                 .unwrap_or(3)
                 .max(3);
-            println!(
+            crate::out!(
                 "{:width$}  {:24}  {:20}  {:22}  {:>10}  CHANGE",
-                "RUN", "STARTED", "PLAYBOOK", "RESULT", "EVACUATION"
+                "RUN",
+                "STARTED",
+                "PLAYBOOK",
+                "RESULT",
+                "EVACUATION"
             );
             for r in &rows {
                 let tte = r
@@ -158,9 +162,13 @@ pub fn list(args: &HistoryArgs) -> Exit {
                     Some(d) => format!("{} slower", drill::secs(d)),
                     None => "-".into(),
                 };
-                println!(
+                crate::out!(
                     "{:width$}  {:24}  {:20}  {:22}  {:>10}  {delta}",
-                    r.run_id, r.started_at, r.playbook, r.result, tte
+                    r.run_id,
+                    r.started_at,
+                    r.playbook,
+                    r.result,
+                    tte
                 );
             }
         }

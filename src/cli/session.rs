@@ -66,22 +66,14 @@ impl Out {
     /// A line for people (stderr, above the progress bars); JSON mode keeps stdout for
     /// events only.
     pub fn say(&self, text: &str) {
-        self.printer().say(text);
-    }
-
-    /// A handle that prints like [`Out::say`] from anywhere.
-    pub fn printer(&self) -> crate::report::Printer {
-        match self {
-            Out::Human(r) => r.printer(),
-            Out::Json(_) => crate::report::Printer::Plain,
-        }
+        crate::say!("{text}");
     }
 }
 
 /// A runtime for one command.
 pub fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
     tokio::runtime::Runtime::new().map_err(|err| {
-        eprintln!("error: failed to start the async runtime: {err}");
+        crate::say_error!("failed to start the async runtime: {err}");
         Exit::StepFailed
     })
 }
@@ -100,7 +92,7 @@ pub async fn aws(rates: &Rates) -> Result<AwsContext, Exit> {
     match ctx.check_credentials().await {
         Ok(()) => Ok(ctx),
         Err(why) => {
-            eprintln!("error: {why}; nothing was changed");
+            crate::say_error!("{why}; nothing was changed");
             Err(Exit::StepFailed)
         }
     }
@@ -125,17 +117,17 @@ impl RateArgs {
 
 /// Installs Ctrl-C handling: the first stops the engine after the call in flight;
 /// the second exits at once (the journal is consistent at every line).
-pub fn on_ctrl_c(interrupt: Arc<Interrupt>, run_id: String, printer: crate::report::Printer) {
+pub fn on_ctrl_c(interrupt: Arc<Interrupt>, run_id: String) {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_err() {
             return;
         }
-        printer.say("stopping after the call in flight (Ctrl-C again to exit at once)...");
+        crate::say!("stopping after the call in flight (Ctrl-C again to exit at once)...");
         interrupt.trigger();
         if tokio::signal::ctrl_c().await.is_ok() {
-            printer.say(&format!(
+            crate::say!(
                 "exiting now; the journal is consistent:\n  evac resume {run_id}\n  evac rollback {run_id}"
-            ));
+            );
             std::process::exit(i32::from(Exit::Interrupted.code()));
         }
     });
@@ -193,11 +185,11 @@ pub fn lock(
             Ok(lock)
         }
         Err(err @ crate::journal::LockError::Held { .. }) => {
-            eprintln!("error: {err}\nnothing was changed");
+            crate::say_error!("{err}\nnothing was changed");
             Err(Exit::Blocked)
         }
         Err(err) => {
-            eprintln!("error: {err}");
+            crate::say_error!("{err}");
             Err(Exit::StepFailed)
         }
     }
@@ -213,7 +205,7 @@ pub fn attach(
 ) -> Result<(crate::journal::Lock, crate::journal::Journal), Exit> {
     let lock = lock(state, playbook, &run.id, out)?;
     let journal = crate::journal::Journal::open(run).map_err(|err| {
-        eprintln!("error: {err}");
+        crate::say_error!("{err}");
         Exit::StepFailed
     })?;
     Ok((lock, journal))
@@ -231,7 +223,7 @@ pub fn attached(
             user: crate::journal::user_name(),
         })
         .map_err(|err| {
-            eprintln!("error: {err}");
+            crate::say_error!("{err}");
             Exit::StepFailed
         })
 }

@@ -125,7 +125,7 @@ fn list(state_dir: &std::path::Path, output: StatusOutput) -> Exit {
     let runs = match list_runs(state_dir) {
         Ok(runs) => runs,
         Err(err) => {
-            eprintln!("error: {err}");
+            crate::say_error!("{err}");
             return Exit::StepFailed;
         }
     };
@@ -133,25 +133,32 @@ fn list(state_dir: &std::path::Path, output: StatusOutput) -> Exit {
     for run in &runs {
         match run.read() {
             Ok(entries) => rows.push(summary(state_dir, run, &entries)),
-            Err(err) => eprintln!("warning: skipping run {}: {err}", run.id),
+            Err(err) => crate::say_warning!("skipping run {}: {err}", run.id),
         }
     }
     match output {
-        StatusOutput::Json => println!(
+        StatusOutput::Json => crate::out!(
             "{}",
             serde_json::to_string_pretty(&rows).unwrap_or_default()
         ),
-        StatusOutput::Human if rows.is_empty() => println!("no runs in {}", state_dir.display()),
+        StatusOutput::Human if rows.is_empty() => crate::out!("no runs in {}", state_dir.display()),
         StatusOutput::Human => {
             let width = rows.iter().map(|r| r.run_id.len()).max().unwrap_or(6);
-            println!(
+            crate::out!(
                 "{:width$}  {:20}  {:22}  {:24}  DURATION",
-                "RUN", "PLAYBOOK", "STATE", "STARTED"
+                "RUN",
+                "PLAYBOOK",
+                "STATE",
+                "STARTED"
             );
             for r in &rows {
-                println!(
+                crate::out!(
                     "{:width$}  {:20}  {:22}  {:24}  {}s",
-                    r.run_id, r.playbook, r.state, r.started, r.duration_secs
+                    r.run_id,
+                    r.playbook,
+                    r.state,
+                    r.started,
+                    r.duration_secs
                 );
             }
         }
@@ -163,7 +170,7 @@ fn one(state_dir: &std::path::Path, id: &str, output: StatusOutput) -> Exit {
     let run = match RunDir::open(state_dir, id) {
         Ok(run) => run,
         Err(err) => {
-            eprintln!("error: {err}");
+            crate::say_error!("{err}");
             return super::session::journal_exit(&err);
         }
     };
@@ -233,25 +240,29 @@ fn one(state_dir: &std::path::Path, id: &str, output: StatusOutput) -> Exit {
     match output {
         StatusOutput::Json => {
             let doc = serde_json::json!({ "run": head, "steps": steps });
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            crate::out!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
         StatusOutput::Human => {
-            println!(
+            crate::out!(
                 "run {}  playbook {}  {}  started {}  {}s",
-                head.run_id, head.playbook, head.state, head.started, head.duration_secs
+                head.run_id,
+                head.playbook,
+                head.state,
+                head.started,
+                head.duration_secs
             );
             for s in &steps {
                 let took = s
                     .duration_secs
                     .map(|d| format!(" ({d}s)"))
                     .unwrap_or_default();
-                println!("  {:8} {} [{}]{took}", s.state, s.id, s.kind);
+                crate::out!("  {:8} {} [{}]{took}", s.state, s.id, s.kind);
                 for c in &s.changes {
-                    println!("           {c}");
+                    crate::out!("           {c}");
                 }
             }
             if history.rollback_unfinished() {
-                println!(
+                crate::out!(
                     "the rollback has not finished: run `evac rollback {id}` again to finish it"
                 );
             }

@@ -1,6 +1,5 @@
 //! `evac validate`: load and check playbooks without touching AWS.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -31,15 +30,12 @@ struct FileReport {
 pub fn run(playbooks: &[PathBuf], vars: &VarArgs, output: OutputFormat) -> Exit {
     let vars = vars.to_map();
     let mut files = Vec::new();
-    let mut stderr = std::io::stderr().lock();
-    let mut stdout = std::io::stdout().lock();
     for path in playbooks {
         let file = path.display().to_string();
         let report = match load_file(path, &vars) {
             Ok(playbook) => {
                 if output == OutputFormat::Human {
-                    let _ = writeln!(
-                        stdout,
+                    crate::out!(
                         "ok: {file} ({}, {} steps)",
                         playbook.name,
                         playbook.steps.len()
@@ -58,7 +54,7 @@ pub fn run(playbooks: &[PathBuf], vars: &VarArgs, output: OutputFormat) -> Exit 
             }) => {
                 if output == OutputFormat::Human {
                     for diag in &diagnostics {
-                        let _ = writeln!(stderr, "{}", diag.render(Some(&text)));
+                        crate::say!("{}", diag.render(Some(&text)));
                     }
                 }
                 FileReport {
@@ -79,7 +75,7 @@ pub fn run(playbooks: &[PathBuf], vars: &VarArgs, output: OutputFormat) -> Exit 
                     help: Some("check the path".to_owned()),
                 };
                 if output == OutputFormat::Human {
-                    let _ = writeln!(stderr, "{}", diag.render(None));
+                    crate::say!("{}", diag.render(None));
                 }
                 FileReport {
                     file,
@@ -102,17 +98,16 @@ pub fn run(playbooks: &[PathBuf], vars: &VarArgs, output: OutputFormat) -> Exit 
             };
             match serde_json::to_string_pretty(&report) {
                 Ok(json) => {
-                    let _ = writeln!(stdout, "{json}");
+                    crate::out!("{json}");
                 }
                 Err(err) => {
-                    let _ = writeln!(stderr, "error: failed to encode the report as JSON: {err}");
+                    crate::say!("error: failed to encode the report as JSON: {err}");
                 }
             }
         }
         OutputFormat::Human if invalid > 0 => {
             let problems: usize = files.iter().map(|f| f.diagnostics.len()).sum();
-            let _ = writeln!(
-                stderr,
+            crate::say!(
                 "error: {problems} problem{} in {invalid} of {} playbook{}",
                 if problems == 1 { "" } else { "s" },
                 files.len(),

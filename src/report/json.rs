@@ -1,7 +1,5 @@
 //! One JSON object per line on stdout: every journal entry, and progress.
 
-use std::io::Write;
-
 use crate::engine::reporter::{Progress, Reporter};
 use crate::journal::Entry;
 
@@ -12,13 +10,13 @@ pub struct JsonReporter;
 impl Reporter for JsonReporter {
     fn entry(&self, entry: &Entry) {
         if let Ok(line) = serde_json::to_string(entry) {
-            let _ = writeln!(std::io::stdout().lock(), "{line}");
+            crate::out!("{line}");
         }
     }
 
     fn progress(&self, progress: &Progress) {
         let value = serde_json::json!({ "event": "progress", "progress": progress });
-        let _ = writeln!(std::io::stdout().lock(), "{value}");
+        crate::out!("{value}");
     }
 
     fn ask(&self, question: &str) -> Option<tokio::sync::oneshot::Receiver<bool>> {

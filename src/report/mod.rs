@@ -6,9 +6,9 @@ mod json;
 mod terminal;
 
 pub use json::JsonReporter;
-pub use terminal::{Printer, TerminalReporter};
+pub use terminal::TerminalReporter;
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 
 /// Writes `question` to the terminal; false when stdin or stderr is not one (nobody
 /// to ask).
@@ -16,9 +16,7 @@ fn prompt(question: &str) -> bool {
     if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
         return false;
     }
-    let mut stderr = std::io::stderr().lock();
-    let _ = write!(stderr, "{question} [y/N] ");
-    let _ = stderr.flush();
+    crate::shell::err_text(&format!("{question} [y/N] "));
     true
 }
 
