@@ -549,6 +549,13 @@ fn an_interrupted_and_resumed_run_reports_the_stop_apart_from_the_evacuation() {
     let id = runs(state.path()).pop().expect("a run");
     let (code, _, stderr) = evac(&account, state.path(), &["resume", &id, "--yes"]);
     assert_eq!(code, 0, "{stderr}");
+    // Resume first says what it found.
+    assert!(
+        stderr.contains(
+            "resuming run of plan-fixture: it was interrupted; steps done: 1 of 3 (scale)"
+        ) && stderr.contains("going on with step shift"),
+        "{stderr}"
+    );
 
     let (report, markdown, html, _dir) = reports(&account, state.path(), &id);
     assert_eq!(report["result"], "interrupted, resumed, succeeded");

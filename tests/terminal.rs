@@ -82,14 +82,24 @@ fn a_halt_shows_its_reason_on_the_final_screen() {
         screen.contains("stop condition fired: alarm api-5xx-rate (us-west-2) is ALARM"),
         "the reason is on the final screen:\n{screen}"
     );
+    assert!(
+        screen.contains("✓ scale: done"),
+        "a finished step's verdict stays after later messages:\n{screen}"
+    );
     assert!(screen.contains("to undo:"), "{screen}");
 }
 
 #[test]
 fn ctrl_c_shows_what_it_does_on_the_final_screen() {
     let mut pty = Pty::open();
-    let (_account, state, mut child) = drill_on_terminal(&mut pty);
+    let (account, state, mut child) = drill_on_terminal(&mut pty);
     until("the first bake", || in_first_bake(&state));
+    // The bake shows its countdown, not the wait for INSYNC that came before it.
+    until("the bake's countdown", || {
+        pty.screen().contains("increment 1/2 in sync; baking,")
+    });
+    let screen = pty.screen();
+    assert!(!screen.contains("waiting for INSYNC"), "{screen}");
     let pid = libc::pid_t::try_from(child.id()).expect("pid");
     // SAFETY: sends SIGINT to the child this test started.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
@@ -101,4 +111,43 @@ fn ctrl_c_shows_what_it_does_on_the_final_screen() {
         "{screen}"
     );
     assert!(screen.contains("to continue: evac resume"), "{screen}");
+
+    // The rollback lists what it restores, then shows its progress like a run and
+    // ends on its verdict.
+    let id = std::fs::read_dir(state.path().join("runs"))
+        .expect("runs")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .next()
+        .expect("the run");
+    let mut pty = Pty::open();
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("evac"));
+    for (key, value) in account.command("evac").get_envs() {
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
+    }
+    cmd.env("TERM", "xterm-256color").args([
+        "rollback",
+        &id,
+        "--state-dir",
+        state.path().to_str().expect("utf-8"),
+    ]);
+    let mut child = pty.spawn(cmd);
+    until("the rollback's question", || {
+        pty.text().contains("resource(s) as listed? [y/N]")
+    });
+    pty.type_line("y");
+    let code = exit_within(&mut child, Duration::from_secs(60));
+    let screen = pty.screen();
+    assert_eq!(code, 0, "{screen}");
+    assert!(
+        screen.contains("to restore, newest first (recorded value -> original):"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("✓ rollback: live state matches the recorded originals"),
+        "{screen}"
+    );
 }

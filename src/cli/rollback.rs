@@ -44,7 +44,7 @@ pub fn run(args: &RollbackArgs) -> Exit {
     let run = match RunDir::open(&state, &args.run_id) {
         Ok(run) => run,
         Err(err) => {
-            eprintln!("error: {err}");
+            crate::say_error!("{err}");
             return super::session::journal_exit(&err);
         }
     };
@@ -52,25 +52,35 @@ pub fn run(args: &RollbackArgs) -> Exit {
         Ok(found) => found,
         Err(exit) => return exit,
     };
-    let pending = history
-        .intents
-        .iter()
-        .filter(|i| !history.rolled_back.contains(&i.action))
-        .count();
+    let restores = to_restore(&history);
+    let out = Out::new(args.output);
+    if restores.is_empty() {
+        out.say(&format!("run {}: nothing recorded is left to restore; checking live state against the originals", args.run_id));
+    } else {
+        out.say(&format!(
+            "run {}: {} to restore, newest first (recorded value -> original):",
+            args.run_id,
+            restores.len()
+        ));
+        for line in &restores {
+            out.say(&format!("  {line}"));
+        }
+    }
     if !args.yes {
         let question = format!(
-            "Roll back run {}: restore {pending} recorded change(s)?",
-            args.run_id
+            "Roll back run {}: restore {} resource(s) as listed?",
+            args.run_id,
+            restores.len()
         );
         match crate::report::ask_terminal(&question) {
             Some(true) => {}
             Some(false) => {
-                eprintln!("not rolled back; nothing was changed");
+                crate::say!("not rolled back; nothing was changed");
                 return Exit::Success;
             }
             None => {
-                eprintln!(
-                    "error: no terminal to confirm the rollback on: rerun with --yes\nnothing was changed"
+                crate::say_error!(
+                    "no terminal to confirm the rollback on: rerun with --yes\nnothing was changed"
                 );
                 return Exit::InvalidInput;
             }
@@ -80,7 +90,6 @@ pub fn run(args: &RollbackArgs) -> Exit {
         Ok(rt) => rt,
         Err(exit) => return exit,
     };
-    let out = Out::new(args.output);
     rt.block_on(async {
         let (_lock, mut journal) = match super::session::attach(&state, &run, &plan.playbook.name, &out) {
             Ok(taken) => taken,
@@ -95,7 +104,7 @@ pub fn run(args: &RollbackArgs) -> Exit {
             Err(exit) => return exit,
         };
         let interrupt = Arc::new(Interrupt::default());
-        on_ctrl_c(interrupt.clone(), args.run_id.clone(), out.printer());
+        on_ctrl_c(interrupt.clone(), args.run_id.clone());
         let options = Options {
             concurrency: args.concurrency.into(),
             ..Options::default()
@@ -131,4 +140,44 @@ pub fn run(args: &RollbackArgs) -> Exit {
             }
         }
     })
+}
+
+/// What the rollback will do, one line per resource, newest change first: the value
+/// the run left (or `--force` accepted) -> the original, the `before` of the run's
+/// first change to it. Replaced instances are said to stay where they are.
+fn to_restore(history: &crate::engine::history::History) -> Vec<String> {
+    use crate::engine::execute::{show, show_target};
+    use crate::journal::Target;
+    let pending: Vec<_> = history
+        .intents
+        .iter()
+        .filter(|i| !history.rolled_back.contains(&i.action))
+        .collect();
+    let mut seen: Vec<&Target> = Vec::new();
+    let mut lines = Vec::new();
+    for intent in pending.iter().rev() {
+        if seen.contains(&&intent.target) {
+            continue;
+        }
+        seen.push(&intent.target);
+        if matches!(intent.target, Target::Instance { .. }) {
+            lines.push(format!(
+                "= {}: stays in its new zone (the group keeps its capacity)",
+                show_target(&intent.target)
+            ));
+            continue;
+        }
+        let original = pending
+            .iter()
+            .find(|i| i.target == intent.target)
+            .map_or(&intent.before, |first| &first.before);
+        lines.push(format!(
+            "~ {} (step {}): {} -> {}",
+            show_target(&intent.target),
+            intent.step,
+            show(&history.outcome(intent)),
+            show(original)
+        ));
+    }
+    lines
 }

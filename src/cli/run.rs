@@ -1,6 +1,5 @@
 //! `evac run` and `evac resume`: execute a plan with a durable journal.
 
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -130,13 +129,13 @@ pub fn run(args: &RunArgs) -> Exit {
         (None, Some(plan)) => match planned_playbook(plan) {
             Ok(loaded) => Some(loaded),
             Err(err) => {
-                eprintln!("error: {err}\nnothing was changed");
+                crate::say_error!("{err}\nnothing was changed");
                 return Exit::InvalidInput;
             }
         },
         (None, None) => {
-            eprintln!(
-                "error: name a PLAYBOOK to run, or a plan saved by `evac plan --save` with --plan FILE"
+            crate::say_error!(
+                "name a PLAYBOOK to run, or a plan saved by `evac plan --save` with --plan FILE"
             );
             return Exit::InvalidInput;
         }
@@ -156,7 +155,7 @@ pub fn run(args: &RunArgs) -> Exit {
         Some(path) => match saved_plan(path, &playbook_path, &digest) {
             Ok(plan) => Some(plan),
             Err(err) => {
-                eprintln!("error: {err}\nnothing was changed");
+                crate::say_error!("{err}\nnothing was changed");
                 return Exit::InvalidInput;
             }
         },
@@ -182,7 +181,7 @@ pub fn run(args: &RunArgs) -> Exit {
         let observed = match observe(&ctx, &playbook).await {
             Ok(observed) => observed,
             Err(err) => {
-                eprintln!("error: {err}\nnothing was changed");
+                crate::say_error!("{err}\nnothing was changed");
                 return Exit::StepFailed;
             }
         };
@@ -195,8 +194,8 @@ pub fn run(args: &RunArgs) -> Exit {
                 planned.stop_when.truncate(planned.stop_when.len() - args.stop_when_alarm.len());
                 let now = build(&planned, &without_alarms(&observed, &planned, &args.stop_when_alarm), &playbook_path.display().to_string(), jiff::Timestamp::now());
                 if saved.fingerprint != now.fingerprint {
-                    eprintln!(
-                        "error: the saved plan is stale: a value it shows has changed since it was made; run `evac plan --save` again\nnothing was changed"
+                    crate::say_error!(
+                        "the saved plan is stale: a value it shows has changed since it was made; run `evac plan --save` again\nnothing was changed"
                     );
                     return Exit::Blocked;
                 }
@@ -219,27 +218,27 @@ pub fn run(args: &RunArgs) -> Exit {
         plan.seal();
         if args.exec.output == RunOutput::Json {
             // A reader that went away must not stop the run: the write may fail.
-            let _ = writeln!(std::io::stdout().lock(), "{}", serde_json::json!({ "event": "plan", "plan": &plan }));
+            crate::out!("{}", serde_json::json!({ "event": "plan", "plan": &plan }));
         } else {
-            eprint!("{}", render::human(&plan, std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()));
+            crate::shell::err_text(&render::human(&plan, crate::shell::colour()));
         }
         if plan.is_blocked() {
-            eprintln!("error: the plan has blockers; nothing was changed");
+            crate::say_error!("the plan has blockers; nothing was changed");
             return Exit::Blocked;
         }
         if let Some(step) = unsupported(&plan) {
-            eprintln!("error: {step}\nnothing was changed");
+            crate::say_error!("{step}\nnothing was changed");
             return Exit::Blocked;
         }
         if !args.yes {
             match crate::report::ask_terminal(&format!("Run {} step(s) of {} against AWS now?", plan.steps.len(), plan.playbook.name)) {
                 Some(true) => {}
                 Some(false) => {
-                    eprintln!("not run; nothing was changed");
+                    crate::say!("not run; nothing was changed");
                     return Exit::Success;
                 }
                 None => {
-                    eprintln!("error: no terminal to confirm the run on: rerun with --yes to run without asking\nnothing was changed");
+                    crate::say_error!("no terminal to confirm the run on: rerun with --yes to run without asking\nnothing was changed");
                     return Exit::InvalidInput;
                 }
             }
@@ -248,14 +247,14 @@ pub fn run(args: &RunArgs) -> Exit {
         let run = match RunDir::create(&state, &run_id, &text, &plan_json) {
             Ok(run) => run,
             Err(err) => {
-                eprintln!("error: cannot create the run folder: {err}\nnothing was changed");
+                crate::say_error!("cannot create the run folder: {err}\nnothing was changed");
                 return Exit::StepFailed;
             }
         };
         let mut journal = match Journal::open(&run) {
             Ok(journal) => journal,
             Err(err) => {
-                eprintln!("error: cannot open the journal: {err}\nnothing was changed");
+                crate::say_error!("cannot open the journal: {err}\nnothing was changed");
                 return Exit::StepFailed;
             }
         };
@@ -270,7 +269,7 @@ pub fn run(args: &RunArgs) -> Exit {
             version: env!("CARGO_PKG_VERSION").to_owned(),
         });
         if let Err(err) = started.and_then(|()| recorder.log(Event::Attached { pid: std::process::id(), command: "run".into(), user: crate::journal::user_name() })) {
-            eprintln!("error: {err}\nnothing was changed");
+            crate::say_error!("{err}\nnothing was changed");
             return Exit::StepFailed;
         }
         out.say(&format!("run {run_id} (journal: {})", run.journal_path().display()));
@@ -285,7 +284,7 @@ pub fn resume(args: &ResumeArgs) -> Exit {
     let run = match RunDir::open(&state, &args.run_id) {
         Ok(run) => run,
         Err(err) => {
-            eprintln!("error: {err}");
+            crate::say_error!("{err}");
             return super::session::journal_exit(&err);
         }
     };
@@ -294,21 +293,21 @@ pub fn resume(args: &ResumeArgs) -> Exit {
         Err(exit) => return exit,
     };
     if history.rollback_unfinished() {
-        eprintln!(
-            "error: a rollback of run {id} was started and has not finished: run `evac rollback {id}` again to finish it; a rolled-back run is not resumed",
+        crate::say_error!(
+            "a rollback of run {id} was started and has not finished: run `evac rollback {id}` again to finish it; a rolled-back run is not resumed",
             id = args.run_id
         );
         return Exit::InvalidInput;
     }
     if history.rollback_started {
-        eprintln!(
-            "error: run {} has been rolled back; start a new run instead",
+        crate::say_error!(
+            "run {} has been rolled back; start a new run instead",
             args.run_id
         );
         return Exit::InvalidInput;
     }
     if history.outcome == Some(Outcome::Succeeded) {
-        eprintln!("run {} already finished; nothing to resume", args.run_id);
+        crate::say!("run {} already finished; nothing to resume", args.run_id);
         return Exit::Success;
     }
     let rt = match runtime() {
@@ -316,6 +315,9 @@ pub fn resume(args: &ResumeArgs) -> Exit {
         Err(exit) => return exit,
     };
     let out = Out::new(args.exec.output);
+    for line in found(&history, &plan) {
+        out.say(&line);
+    }
     rt.block_on(async {
         let (_lock, mut journal) =
             match super::session::attach(&state, &run, &plan.playbook.name, &out) {
@@ -343,6 +345,69 @@ pub fn resume(args: &ResumeArgs) -> Exit {
         )
         .await
     })
+}
+
+/// What resume found in the journal, said before it acts: how the run stopped,
+/// which steps are done, what is in flight (checked against live AWS first), and
+/// where it goes on.
+fn found(history: &History, plan: &Plan) -> Vec<String> {
+    let how = match history.outcome {
+        Some(Outcome::Halted) => "was halted by a stop condition",
+        Some(Outcome::Interrupted) => "was interrupted",
+        Some(Outcome::Declined) => "stopped at a declined approval",
+        Some(Outcome::Failed) => "failed",
+        Some(Outcome::Succeeded) => "finished",
+        None => "ended without finishing (its process was killed or its machine went down)",
+    };
+    let done: Vec<&str> = plan
+        .steps
+        .iter()
+        .filter(|s| history.finished_steps.contains(&s.id))
+        .map(|s| s.id.as_str())
+        .collect();
+    let mut lines = vec![format!(
+        "resuming run of {}: it {how}; steps done: {} of {}{}",
+        plan.playbook.name,
+        done.len(),
+        plan.steps.len(),
+        if done.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", done.join(", "))
+        }
+    )];
+    let unsent = history
+        .intents
+        .iter()
+        .filter(|i| !history.applied.contains_key(&i.action))
+        .count();
+    let unsettled = history
+        .intents
+        .iter()
+        .filter(|i| {
+            history.applied.contains_key(&i.action) && !history.converged.contains(&i.action)
+        })
+        .count();
+    lines.push(format!(
+        "  {} change(s) recorded: {} in effect, {} sent and not yet in effect, {} recorded but maybe not sent; each is checked against live AWS before anything else",
+        history.intents.len(),
+        history.intents.len() - unsent - unsettled,
+        unsettled,
+        unsent
+    ));
+    for step in &history.declined {
+        lines.push(format!(
+            "  step {step}: its approval was declined; it is asked again"
+        ));
+    }
+    if let Some(next) = plan
+        .steps
+        .iter()
+        .find(|s| !history.finished_steps.contains(&s.id))
+    {
+        lines.push(format!("  going on with step {}", next.id));
+    }
+    lines
 }
 
 /// The playbook a saved plan was made from, loaded from the text the plan holds
@@ -446,19 +511,19 @@ fn without_alarms(
 /// Reads a run's history and plan.
 pub fn read_run(run: &RunDir) -> Result<(History, Plan), Exit> {
     let entries = run.read().map_err(|err| {
-        eprintln!("error: {err}");
+        crate::say_error!("{err}");
         super::session::journal_exit(&err)
     })?;
     let plan: Plan = crate::journal::read_nofollow(&run.plan_path())
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
         .map_err(|err| {
-            eprintln!("error: cannot read the plan of run {}: {err}", run.id);
+            crate::say_error!("cannot read the plan of run {}: {err}", run.id);
             Exit::NeedsHuman
         })?;
     if !plan.is_intact() {
-        eprintln!(
-            "error: {}: the plan of run {} was edited after the run started (its digest does not match its content); nothing is acted upon: a human must look",
+        crate::say_error!(
+            "{}: the plan of run {} was edited after the run started (its digest does not match its content); nothing is acted upon: a human must look",
             run.plan_path().display(),
             run.id
         );
@@ -497,7 +562,7 @@ async fn execute(
 ) -> Exit {
     let cloud = AwsCloud::new(ctx);
     let interrupt = Arc::new(Interrupt::default());
-    on_ctrl_c(interrupt.clone(), run_id.to_owned(), out.printer());
+    on_ctrl_c(interrupt.clone(), run_id.to_owned());
     let executor = Executor {
         cloud: &cloud,
         recorder,

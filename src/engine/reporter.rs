@@ -41,6 +41,17 @@ pub enum Progress {
         /// Seconds left.
         remaining_secs: u64,
     },
+    /// A rollback wave begins.
+    RollbackWave {
+        /// The wave, from 1.
+        wave: usize,
+        /// Waves in all.
+        of: usize,
+        /// The forward step it undoes (`all` for the fast rollback's waves).
+        step: String,
+        /// Resources it restores.
+        restores: usize,
+    },
     /// A check step watching an alarm or health check.
     Checking {
         /// The step.

@@ -107,6 +107,12 @@ pub async fn rollback<C: Cloud>(
         if interrupt.is_set() {
             return Err(EngineError::Interrupted);
         }
+        recorder.progress(crate::engine::reporter::Progress::RollbackWave {
+            wave: i + 1,
+            of: count,
+            step: wave.step.clone(),
+            restores: wave.restores.len(),
+        });
         let changed = restore(cloud, recorder, interrupt, options, wave).await?;
         report.restored += changed;
         report.already += wave.restores.len() - changed;

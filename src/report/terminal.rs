@@ -1,8 +1,10 @@
-//! Progress on a terminal: one line per step with its state and elapsed time, and
-//! under a running step a bar of instances in service or of ramp increments with a
-//! bake countdown. Without a terminal, plain lines instead of bars.
+//! Progress on a terminal: one line per step (and one for a rollback) with its state
+//! and elapsed time, and under it a bar of instances in service, of ramp increments
+//! with the bake countdown, or of rollback waves. Run, resume and rollback share it.
+//! Without a terminal, plain lines instead of bars. Messages go through the shell,
+//! which prints them around the bars.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -13,32 +15,34 @@ use crate::engine::execute::{show, show_target};
 use crate::engine::reporter::{Progress, Reporter};
 use crate::journal::{Entry, Event};
 
-/// Prints lines for people on stderr, above the progress bars while they are drawn.
-#[derive(Clone, Debug)]
-pub enum Printer {
-    /// Above these bars.
-    Bars(MultiProgress),
-    /// Plainly: no bars are drawn.
-    Plain,
+/// The key of the rollback's line.
+const ROLLBACK: &str = "rollback";
+
+/// The bars of one step (or of the rollback).
+struct Line {
+    main: ProgressBar,
+    detail: Option<ProgressBar>,
+    /// The ramp increment (or rollback wave) in progress, and how many there are.
+    stage: Option<(usize, usize)>,
 }
 
-impl Printer {
-    /// Prints one line (or several).
-    pub fn say(&self, text: &str) {
-        match self {
-            Printer::Bars(multi) => {
-                let _ = multi.println(text);
-            }
-            Printer::Plain => eprintln!("{text}"),
-        }
-    }
+#[derive(Default)]
+struct State {
+    lines: BTreeMap<String, Line>,
+    /// A rollback is running: all progress belongs to its line.
+    rolling_back: bool,
+    /// Bakes already announced in plain mode: (step, stage).
+    announced: BTreeSet<(String, usize)>,
+    /// Finished lines, kept alive: a dropped bar is wiped from the screen at the
+    /// next message (indicatif's "zombie" lines), and a step's verdict must stay.
+    finished: Vec<ProgressBar>,
 }
 
 /// The human reporter.
 pub struct TerminalReporter {
     multi: MultiProgress,
     live: bool,
-    bars: Mutex<BTreeMap<String, (ProgressBar, Option<ProgressBar>)>>,
+    state: Mutex<State>,
 }
 
 impl Default for TerminalReporter {
@@ -56,26 +60,25 @@ impl TerminalReporter {
         } else {
             ProgressDrawTarget::hidden()
         };
+        let multi = MultiProgress::with_draw_target(target);
+        // Every message from now on is printed around the bars.
+        if live {
+            crate::shell::set_bars(Some(multi.clone()));
+        }
         Self {
-            multi: MultiProgress::with_draw_target(target),
+            multi,
             live,
-            bars: Mutex::new(BTreeMap::new()),
+            state: Mutex::new(State::default()),
         }
     }
 
     /// Prints a line above the bars (or plainly).
     pub fn line(&self, text: &str) {
-        self.printer().say(text);
+        crate::say!("{text}");
     }
 
-    /// A handle that prints lines above the bars from anywhere (a signal handler's
-    /// task included), so that no message is drawn over.
-    pub fn printer(&self) -> Printer {
-        if self.live {
-            Printer::Bars(self.multi.clone())
-        } else {
-            Printer::Plain
-        }
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn step_style() -> ProgressStyle {
@@ -88,20 +91,69 @@ impl TerminalReporter {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
     }
 
-    fn main_message(&self, step: &str, msg: String) {
-        let bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((main, _)) = bars.get(step) {
-            main.set_message(msg);
+    /// Opens the line of a step (or of the rollback).
+    fn open(&self, key: &str, message: &str) {
+        if !self.live {
+            crate::say!("{key}: {message}");
+            return;
+        }
+        let bar = self.multi.add(ProgressBar::new_spinner());
+        bar.set_style(Self::step_style());
+        bar.set_prefix(key.to_owned());
+        bar.set_message(message.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        self.state().lines.insert(
+            key.to_owned(),
+            Line {
+                main: bar,
+                detail: None,
+                stage: None,
+            },
+        );
+    }
+
+    /// Closes a line with its final text, which stays on the screen.
+    fn close(&self, key: &str, text: String) {
+        let line = self.state().lines.remove(key);
+        match line {
+            Some(line) => {
+                if let Some(detail) = line.detail {
+                    detail.finish_and_clear();
+                }
+                line.main.set_style(
+                    ProgressStyle::with_template("{msg} [{elapsed}]")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                line.main.finish_with_message(text);
+                self.state().finished.push(line.main);
+            }
+            None => crate::say!("{text}"),
         }
     }
 
-    fn detail(&self, step: &str, len: u64, pos: u64, msg: String) {
-        let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
-        let Some((main, detail)) = bars.get_mut(step) else {
+    /// Where a step's progress is shown: its own line, or the rollback's.
+    fn key(&self, step: &str) -> String {
+        if self.state().rolling_back {
+            ROLLBACK.to_owned()
+        } else {
+            step.to_owned()
+        }
+    }
+
+    fn main_message(&self, key: &str, msg: String) {
+        if let Some(line) = self.state().lines.get(key) {
+            line.main.set_message(msg);
+        }
+    }
+
+    /// Sets the bar under a line: `pos` of `len`, with a message.
+    fn detail(&self, key: &str, len: u64, pos: u64, msg: String) {
+        let mut state = self.state();
+        let Some(line) = state.lines.get_mut(key) else {
             return;
         };
-        let bar = detail.get_or_insert_with(|| {
-            let bar = self.multi.insert_after(main, ProgressBar::new(len));
+        let bar = line.detail.get_or_insert_with(|| {
+            let bar = self.multi.insert_after(&line.main, ProgressBar::new(len));
             bar.set_style(Self::detail_style());
             bar
         });
@@ -109,60 +161,59 @@ impl TerminalReporter {
         bar.set_position(pos);
         bar.set_message(msg);
     }
+
+    /// The stage (increment or wave) of a line: sets it, or reads it.
+    fn stage(&self, key: &str, set: Option<(usize, usize)>) -> Option<(usize, usize)> {
+        let mut state = self.state();
+        let line = state.lines.get_mut(key)?;
+        if set.is_some() {
+            line.stage = set;
+        }
+        line.stage
+    }
+
+    /// In plain mode, whether this is the first time this bake is seen.
+    fn first_sight(&self, key: &str, stage: usize) -> bool {
+        self.state().announced.insert((key.to_owned(), stage))
+    }
 }
 
 impl Reporter for TerminalReporter {
     fn entry(&self, entry: &Entry) {
         match &entry.event {
-            Event::StepStarted { step } => {
-                if self.live {
-                    let bar = self.multi.add(ProgressBar::new_spinner());
-                    bar.set_style(Self::step_style());
-                    bar.set_prefix(step.clone());
-                    bar.set_message("running");
-                    bar.enable_steady_tick(Duration::from_millis(120));
-                    self.bars
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(step.clone(), (bar, None));
-                } else {
-                    eprintln!("step {step}: started");
-                }
+            Event::StepStarted { step } => self.open(step, "running"),
+            Event::StepFinished { step } => self.close(step, format!("✓ {step}: done")),
+            Event::StepFailed { step, error } => self.close(step, format!("x {step}: {error}")),
+            Event::RollbackStarted { fast } => {
+                self.open(
+                    ROLLBACK,
+                    if *fast {
+                        "restoring (--fast: three waves)"
+                    } else {
+                        "restoring, newest change first"
+                    },
+                );
+                self.state().rolling_back = true;
             }
-            Event::StepFinished { step } | Event::StepFailed { step, .. } => {
-                let failed = matches!(entry.event, Event::StepFailed { .. });
-                let bars = self
-                    .bars
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(step);
-                let text = if let Event::StepFailed { error, .. } = &entry.event {
-                    format!("x {step}: {error}")
-                } else {
-                    format!("✓ {step}: done")
-                };
-                match bars {
-                    Some((main, detail)) => {
-                        if let Some(detail) = detail {
-                            detail.finish_and_clear();
-                        }
-                        main.set_style(
-                            ProgressStyle::with_template("{msg} [{elapsed}]")
-                                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                        );
-                        main.finish_with_message(text);
-                    }
-                    None => eprintln!(
-                        "{}",
-                        if failed {
-                            text
-                        } else {
-                            format!("step {step}: done")
-                        }
-                    ),
-                }
+            Event::RollbackFinished {
+                verified,
+                differences,
+                ..
+            } => {
+                self.state().rolling_back = false;
+                self.close(
+                    ROLLBACK,
+                    if *verified {
+                        "✓ rollback: live state matches the recorded originals".to_owned()
+                    } else {
+                        format!(
+                            "x rollback: {} difference(s) from the recorded originals",
+                            differences.len()
+                        )
+                    },
+                );
             }
-            Event::Applied { action, .. } if !self.live => eprintln!("  applied {action}"),
+            Event::Applied { action, .. } if !self.live => crate::say!("  applied {action}"),
             Event::RollbackIntent {
                 target,
                 before,
@@ -191,8 +242,10 @@ impl Reporter for TerminalReporter {
                 wanted,
             } => {
                 if self.live {
+                    let key = self.key(step);
+                    self.main_message(&key, "waiting for instances InService".into());
                     self.detail(
-                        step,
+                        &key,
                         u64::from(*wanted).max(1),
                         u64::from(*current),
                         "instances InService".into(),
@@ -204,28 +257,81 @@ impl Reporter for TerminalReporter {
                 increment,
                 of,
             } => {
+                let key = self.key(step);
+                self.stage(&key, Some((*increment, *of)));
                 if self.live {
+                    self.main_message(&key, "shifting traffic".into());
                     self.detail(
-                        step,
+                        &key,
                         *of as u64,
                         increment.saturating_sub(1) as u64,
                         format!("increment {increment}/{of}: sending"),
                     );
                 } else {
-                    eprintln!("  step {step}: increment {increment}/{of}");
+                    crate::say!("  step {step}: increment {increment}/{of}");
+                }
+            }
+            Progress::RollbackWave {
+                wave,
+                of,
+                step,
+                restores,
+            } => {
+                self.stage(ROLLBACK, Some((*wave, *of)));
+                let what = format!("wave {wave}/{of}: restoring {restores} of step {step}");
+                if self.live {
+                    self.main_message(ROLLBACK, "restoring".into());
+                    self.detail(ROLLBACK, *of as u64, wave.saturating_sub(1) as u64, what);
+                } else {
+                    crate::say!("  rollback {what}");
                 }
             }
             Progress::Syncing { step, in_sync, of } => {
                 if self.live {
-                    self.main_message(step, format!("waiting for INSYNC ({in_sync}/{of} changes)"));
+                    let key = self.key(step);
+                    let stage = self.stage(&key, None);
+                    let what = format!("waiting for INSYNC ({in_sync}/{of} changes)");
+                    match stage {
+                        Some((n, all)) => {
+                            let label = if key == ROLLBACK { "wave" } else { "increment" };
+                            self.detail(
+                                &key,
+                                all as u64,
+                                n.saturating_sub(1) as u64,
+                                format!("{label} {n}/{all}: {what}"),
+                            );
+                        }
+                        None => self.main_message(&key, what),
+                    }
                 }
             }
             Progress::Holding {
                 step,
                 remaining_secs,
             } => {
-                if self.live {
-                    self.main_message(step, format!("holding, {remaining_secs}s left"));
+                let key = self.key(step);
+                let stage = self.stage(&key, None);
+                let label = if key == ROLLBACK { "wave" } else { "increment" };
+                match stage {
+                    // A bake: the stage is done, the countdown runs.
+                    Some((n, all)) => {
+                        let what =
+                            format!("{label} {n}/{all} in sync; baking, {remaining_secs}s left");
+                        if self.live {
+                            self.main_message(&key, "baking".into());
+                            self.detail(&key, all as u64, n as u64, what);
+                        } else if self.first_sight(&key, n) {
+                            crate::say!("  {key}: {what}");
+                        }
+                    }
+                    // A wait step.
+                    None => {
+                        if self.live {
+                            self.main_message(&key, format!("waiting, {remaining_secs}s left"));
+                        } else if self.first_sight(&key, 0) {
+                            crate::say!("  {key}: waiting {remaining_secs}s");
+                        }
+                    }
                 }
             }
             Progress::Checking {
@@ -238,7 +344,7 @@ impl Reporter for TerminalReporter {
                 if self.live {
                     self.main_message(
                         step,
-                        format!("{watched} is {live}, held {held_secs}s of {hold_secs}s"),
+                        format!("watching {watched}: {live}, held {held_secs}s of {hold_secs}s"),
                     );
                 }
             }
@@ -261,7 +367,7 @@ impl Reporter for TerminalReporter {
     fn asked(&self) {
         if self.live {
             // Whatever was typed (or not) ends the question's line.
-            eprintln!();
+            crate::say!("");
             self.multi.set_draw_target(ProgressDrawTarget::stderr());
         }
     }
