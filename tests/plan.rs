@@ -460,6 +460,19 @@ fn unreachable_aws_is_exit_1_with_the_failed_read() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("error: failed to "), "{stderr}");
     assert!(stderr.contains("nothing was changed"), "{stderr}");
+    // One sentence with the cause and what to check, not the SDK's chain of
+    // wrappers.
+    assert!(
+        stderr.contains("cannot reach AWS (Connection refused")
+            && stderr
+                .contains("check the network and any proxy (HTTPS_PROXY), and AWS_ENDPOINT_URL"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("ConnectorError") && !stderr.contains("dispatch failure"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 2, "{stderr}");
 }
 
 #[test]

@@ -157,22 +157,74 @@ impl AwsContext {
     }
 }
 
-/// Renders an SDK error for people: `Code: message` for an error AWS answered with,
-/// the whole cause chain for anything else (no connection, a timeout).
+/// Renders an SDK error for people, in one sentence with the fix where there is a
+/// known one: `Code: message` for an error AWS answered with (plus what to do for
+/// expired, invalid or insufficient credentials); for AWS that could not be reached,
+/// the innermost cause and what to check. Never the SDK's debug dump.
 pub fn sdk_error_text<E, R>(err: &SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
-    if let SdkError::ServiceError(service) = err {
-        let inner = service.err();
-        match (inner.code(), inner.message()) {
-            (Some(code), Some(message)) => return format!("{code}: {message}"),
-            (Some(code), None) => return code.to_owned(),
-            _ => {}
+    match err {
+        SdkError::ServiceError(service) => {
+            let inner = service.err();
+            let said = match (inner.code(), inner.message()) {
+                (Some(code), Some(message)) => format!("{code}: {message}"),
+                (Some(code), None) => code.to_owned(),
+                _ => return DisplayErrorContext(err).to_string(),
+            };
+            match inner.code().and_then(fix_for_code) {
+                Some(fix) => format!("{said}; {fix}"),
+                None => said,
+            }
         }
+        SdkError::DispatchFailure(failure) => {
+            let why = if failure.is_timeout() {
+                "the connection timed out".to_owned()
+            } else {
+                innermost(err)
+            };
+            format!(
+                "cannot reach AWS ({why}); check the network and any proxy (HTTPS_PROXY), and AWS_ENDPOINT_URL if it is set"
+            )
+        }
+        SdkError::TimeoutError(_) => {
+            "AWS did not answer in time; check the network, then try again".to_owned()
+        }
+        _ => DisplayErrorContext(err).to_string(),
     }
-    DisplayErrorContext(err).to_string()
+}
+
+/// What to do about an error code that says the credentials are the problem.
+fn fix_for_code(code: &str) -> Option<&'static str> {
+    match code {
+        "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => Some(
+            "the AWS session has expired: refresh it (for example `aws sso login --profile NAME`) or get new credentials",
+        ),
+        "InvalidClientTokenId"
+        | "UnrecognizedClientException"
+        | "SignatureDoesNotMatch"
+        | "AuthFailure"
+        | "IncompleteSignature"
+        | "InvalidAccessKeyId" => Some(
+            "the AWS credentials are not valid: check AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        ),
+        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => Some(
+            "the credentials in use lack this IAM permission: grant it to the role or user, or use a profile that has it",
+        ),
+        _ => None,
+    }
+}
+
+/// The innermost cause of an error: `Connection refused (os error 111)` rather than
+/// the chain of wrappers around it.
+fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }
 
 /// Lists every record set of a hosted zone, 300 a page, handing each to `each`; with

@@ -29,7 +29,7 @@ fn read_err<E, R>(
 ) -> impl FnOnce(aws_smithy_runtime_api::client::result::SdkError<E, R>) -> ObserveError
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     let what = what.into();
     move |err| ObserveError {

@@ -45,7 +45,7 @@ pub enum SeedError {
 fn aws_err<E, R>(call: impl Into<String>) -> impl FnOnce(SdkError<E, R>) -> SeedError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     let call = call.into();
     move |err| SeedError::Aws {
