@@ -479,13 +479,7 @@ fn reports(
 
 /// Starts `evac run BASE --yes` in the background with short bakes.
 fn start(account: &Account, state: &Path) -> std::process::Child {
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("evac"));
-    for (key, value) in account.command("evac").get_envs() {
-        match value {
-            Some(v) => cmd.env(key, v),
-            None => cmd.env_remove(key),
-        };
-    }
+    let mut cmd = account.process();
     cmd.args([
         "run",
         BASE,
@@ -635,27 +629,10 @@ fn an_interrupted_and_resumed_run_reports_the_stop_apart_from_the_evacuation() {
 
 #[test]
 fn a_halted_resumed_and_rolled_back_run_says_so_and_prints_the_condition() {
-    use evac::playbook::Region;
     let account = Account::fresh();
     account.seed();
     let state = tempfile::tempdir().expect("state dir");
-    let set_alarm = |value: aws_sdk_cloudwatch::types::StateValue| {
-        tokio::runtime::Runtime::new()
-            .expect("runtime")
-            .block_on(async {
-                account
-                    .context()
-                    .await
-                    .cloudwatch(&Region::parse("us-west-2").expect("region"))
-                    .set_alarm_state()
-                    .alarm_name("api-5xx-rate")
-                    .state_value(value)
-                    .state_reason("report test")
-                    .send()
-                    .await
-                    .expect("set alarm state");
-            });
-    };
+    let set_alarm = |value| account.set_alarm(value);
     let mut child = start(&account, state.path());
     support::until("the first bake", || in_first_bake(state.path()));
     set_alarm(aws_sdk_cloudwatch::types::StateValue::Alarm);
@@ -718,13 +695,7 @@ fn a_declined_approval_and_its_resume_show_who_answered() {
     let account = Account::fresh();
     account.seed();
     let state = tempfile::tempdir().expect("state dir");
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("evac"));
-    for (key, value) in account.command("evac").get_envs() {
-        match value {
-            Some(v) => cmd.env(key, v),
-            None => cmd.env_remove(key),
-        };
-    }
+    let mut cmd = account.process();
     cmd.args(["run", "tests/fixtures/waves/gate.yaml", "--state-dir"])
         .arg(state.path());
     let mut pty = support::pty::Pty::open();

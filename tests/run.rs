@@ -56,14 +56,7 @@ impl Drill {
 
     /// Starts an evac command in the background with its stderr going to `stderr`.
     fn spawn_with(&self, args: &[&str], stderr: Stdio) -> Child {
-        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("evac"));
-        let probe = self.account.command("evac");
-        for (key, value) in probe.get_envs() {
-            match value {
-                Some(v) => cmd.env(key, v),
-                None => cmd.env_remove(key),
-            };
-        }
+        let mut cmd = self.account.process();
         cmd.args(args)
             .arg("--state-dir")
             .arg(self.state())

@@ -6,7 +6,6 @@ mod support;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use evac::playbook::Region;
 use support::Account;
 
 const BASE: &str = "tests/fixtures/plan/base.yaml";
@@ -14,10 +13,6 @@ const BASE: &str = "tests/fixtures/plan/base.yaml";
 struct Drill {
     account: Account,
     state: tempfile::TempDir,
-}
-
-fn region(name: &str) -> Region {
-    Region::parse(name).expect("region")
 }
 
 impl Drill {
@@ -76,32 +71,12 @@ impl Drill {
     }
 
     fn set_alarm(&self, state: aws_sdk_cloudwatch::types::StateValue) {
-        tokio::runtime::Runtime::new()
-            .expect("runtime")
-            .block_on(async {
-                self.account
-                    .context()
-                    .await
-                    .cloudwatch(&region("us-west-2"))
-                    .set_alarm_state()
-                    .alarm_name("api-5xx-rate")
-                    .state_value(state)
-                    .state_reason("drill test")
-                    .send()
-                    .await
-                    .expect("set alarm state");
-            });
+        self.account.set_alarm(state);
     }
 
     /// Starts `evac run` in the background; stderr is captured.
     fn spawn_run(&self, extra: &[&str]) -> std::process::Child {
-        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("evac"));
-        for (key, value) in self.account.command("evac").get_envs() {
-            match value {
-                Some(v) => cmd.env(key, v),
-                None => cmd.env_remove(key),
-            };
-        }
+        let mut cmd = self.account.process();
         cmd.args([
             "run",
             BASE,

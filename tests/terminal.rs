@@ -7,7 +7,6 @@ mod support;
 use std::process::Child;
 use std::time::Duration;
 
-use evac::playbook::Region;
 use support::pty::Pty;
 use support::{Account, exit_within, until};
 
@@ -18,13 +17,7 @@ fn drill_on_terminal(pty: &mut Pty) -> (Account, tempfile::TempDir, Child) {
     let account = Account::fresh();
     account.seed();
     let state = tempfile::tempdir().expect("state dir");
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("evac"));
-    for (key, value) in account.command("evac").get_envs() {
-        match value {
-            Some(v) => cmd.env(key, v),
-            None => cmd.env_remove(key),
-        };
-    }
+    let mut cmd = account.process();
     cmd.env("TERM", "xterm-256color").args([
         "run",
         BASE,
@@ -60,21 +53,7 @@ fn a_halt_shows_its_reason_on_the_final_screen() {
     let mut pty = Pty::open();
     let (account, state, mut child) = drill_on_terminal(&mut pty);
     until("the first bake", || in_first_bake(&state));
-    tokio::runtime::Runtime::new()
-        .expect("runtime")
-        .block_on(async {
-            account
-                .context()
-                .await
-                .cloudwatch(&Region::parse("us-west-2").expect("region"))
-                .set_alarm_state()
-                .alarm_name("api-5xx-rate")
-                .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
-                .state_reason("terminal test")
-                .send()
-                .await
-                .expect("set alarm state");
-        });
+    account.set_alarm(aws_sdk_cloudwatch::types::StateValue::Alarm);
     let code = exit_within(&mut child, Duration::from_secs(60));
     let screen = pty.screen();
     assert_eq!(code, 6, "{screen}");
@@ -121,13 +100,7 @@ fn ctrl_c_shows_what_it_does_on_the_final_screen() {
         .next()
         .expect("the run");
     let mut pty = Pty::open();
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("evac"));
-    for (key, value) in account.command("evac").get_envs() {
-        match value {
-            Some(v) => cmd.env(key, v),
-            None => cmd.env_remove(key),
-        };
-    }
+    let mut cmd = account.process();
     cmd.env("TERM", "xterm-256color").args([
         "rollback",
         &id,

@@ -34,13 +34,7 @@ impl Drill {
     }
 
     fn command(&self, args: &[&str]) -> std::process::Command {
-        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("evac"));
-        for (key, value) in self.account.command("evac").get_envs() {
-            match value {
-                Some(v) => cmd.env(key, v),
-                None => cmd.env_remove(key),
-            };
-        }
+        let mut cmd = self.account.process();
         cmd.args(args).arg("--state-dir").arg(self.state.path());
         cmd
     }
@@ -102,19 +96,7 @@ impl Drill {
     }
 
     fn set_alarm(&self, state: aws_sdk_cloudwatch::types::StateValue) {
-        Self::runtime().block_on(async {
-            self.account
-                .context()
-                .await
-                .cloudwatch(&region("us-west-2"))
-                .set_alarm_state()
-                .alarm_name("api-5xx-rate")
-                .state_value(state)
-                .state_reason("drill test")
-                .send()
-                .await
-                .expect("set alarm state");
-        });
+        self.account.set_alarm(state);
     }
 
     /// Someone else sets the weights of api.example.com. (set identifier, weight).

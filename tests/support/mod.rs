@@ -33,6 +33,19 @@ pub fn evac_seed() -> Command {
     cmd
 }
 
+/// The same program with the same environment as a std `Command`: for a child to
+/// wait on, signal, or put on a terminal.
+pub fn process(cmd: &Command) -> std::process::Command {
+    let mut out = std::process::Command::new(cmd.get_program());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(v) => out.env(key, v),
+            None => out.env_remove(key),
+        };
+    }
+    out
+}
+
 /// The emulator's endpoint. Tests that need it fail here, loudly, when it is not
 /// running: a skipped test is not a passing test.
 pub fn endpoint() -> String {
@@ -124,6 +137,29 @@ impl Account {
     /// Seeds the standard demo world into this account with the `evac-seed` binary.
     pub fn seed(&self) {
         self.command("evac-seed").assert().success();
+    }
+
+    /// `evac` for this account as a std `Command` (see [`process`]).
+    pub fn process(&self) -> std::process::Command {
+        process(&self.command("evac"))
+    }
+
+    /// Someone sets the seeded stop-condition alarm (api-5xx-rate in us-west-2).
+    pub fn set_alarm(&self, state: aws_sdk_cloudwatch::types::StateValue) {
+        tokio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(async {
+                self.context()
+                    .await
+                    .cloudwatch(&evac::playbook::Region::parse("us-west-2").expect("region"))
+                    .set_alarm_state()
+                    .alarm_name("api-5xx-rate")
+                    .state_value(state)
+                    .state_reason("drill test")
+                    .send()
+                    .await
+                    .expect("set alarm state");
+            });
     }
 }
 
