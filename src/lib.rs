@@ -7,12 +7,12 @@
 pub mod shell;
 pub mod aws;
 pub mod cli;
-pub mod drill;
 pub mod engine;
 pub mod exit;
 pub mod journal;
 pub mod plan;
 pub mod playbook;
+pub mod progress;
 pub mod report;
 pub mod seed;
 pub mod state;

@@ -4,9 +4,9 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use super::session::StateArgs;
-use crate::drill::{self, history, report};
 use crate::exit::Exit;
 use crate::journal::JournalError;
+use crate::report::{self as drill, history, report};
 
 /// Report formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -72,7 +72,7 @@ pub fn run(args: &RollbackArgs) -> Exit {
             args.run_id,
             restores.len()
         );
-        match crate::report::ask_terminal(&question) {
+        match crate::progress::ask_terminal(&question) {
             Some(true) => {}
             Some(false) => {
                 crate::say!("not rolled back; nothing was changed");

@@ -231,7 +231,7 @@ pub fn run(args: &RunArgs) -> Exit {
             return Exit::Blocked;
         }
         if !args.yes {
-            match crate::report::ask_terminal(&format!("Run {} step(s) of {} against AWS now?", plan.steps.len(), plan.playbook.name)) {
+            match crate::progress::ask_terminal(&format!("Run {} step(s) of {} against AWS now?", plan.steps.len(), plan.playbook.name)) {
                 Some(true) => {}
                 Some(false) => {
                     crate::say!("not run; nothing was changed");

@@ -10,7 +10,7 @@ use crate::engine::error::EngineError;
 use crate::engine::interrupt::Interrupt;
 use crate::engine::reporter::Reporter;
 use crate::exit::Exit;
-use crate::report::{JsonReporter, TerminalReporter};
+use crate::progress::{JsonReporter, TerminalReporter};
 
 /// Output of commands that report progress.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

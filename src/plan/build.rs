@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::playbook::{
     Action, Check, Drain, EvacuateZone, Names, Playbook, ScaleUp, ShiftTraffic, StopCondition,
 };
-use crate::seed::short_region;
 use crate::state::{Capacity, Observed, ZoneLookup};
 
 use super::model::{
@@ -943,7 +942,7 @@ pub fn counterpart(
     let from_parsed = crate::playbook::Region::parse(from).ok()?;
     let swaps = [
         (region.to_owned(), from.to_owned()),
-        (short_region(&region_parsed), short_region(&from_parsed)),
+        (region_parsed.short(), from_parsed.short()),
     ];
     swaps
         .iter()

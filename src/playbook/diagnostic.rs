@@ -184,3 +184,12 @@ impl Diagnostic {
         self
     }
 }
+
+/// The candidate closest to `got`, when one is close enough to be a likely typo.
+pub(super) fn closest<'a>(got: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (strsim::jaro_winkler(got, c), c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}

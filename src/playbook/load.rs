@@ -6,10 +6,12 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
+use super::diagnostic::closest;
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::locate::{Pos, SourceMap};
-use super::model::{Action, DEFAULT_MAX_INCREMENT, Playbook, STEP_KINDS, Step, Window};
+use super::model::{Action, DEFAULT_MAX_INCREMENT, Playbook, STEP_KINDS, Window};
 use super::params::{key_text, substitute};
+use super::parts::{Partial, StepParts};
 use super::path::YamlPath;
 use super::types::{HumanDuration, Percent, StepId, check_name};
 use super::validate;
@@ -359,13 +361,6 @@ fn decode<T: DeserializeOwned>(
         .map(|d| d.value)
 }
 
-/// A value decoded after leaving out the fields that had problems.
-pub(super) struct Partial<T> {
-    pub value: T,
-    /// Paths of the fields left out (already reported).
-    pub removed: Vec<YamlPath>,
-}
-
 /// Decodes `value` into `T`. serde stops at the first problem; to report the others
 /// in the same pass, the field holding it is left out and decoding is tried again,
 /// until it succeeds or a left-out field turns out to be required.
@@ -442,15 +437,6 @@ fn parse_unknown(message: &str) -> (String, Vec<String>) {
     (got, expected)
 }
 
-/// The candidate closest to `got`, when one is close enough to be a likely typo.
-pub(super) fn closest<'a>(got: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .map(|c| (strsim::jaro_winkler(got, c), c))
-        .filter(|(score, _)| *score >= 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
-}
-
 fn unknown_field(diags: &mut Diagnostics<'_>, path: &YamlPath, got: &str, expected: &[&str]) {
     let listed: Vec<String> = expected.iter().map(|e| format!("`{e}`")).collect();
     let diag = diags.error_at_key(
@@ -515,32 +501,6 @@ fn decode_list<T>(
             diags.error(path, "expected a list");
             Vec::new()
         }
-    }
-}
-
-/// What could be read of one step.
-pub(super) struct StepParts {
-    /// The step id, when it decoded.
-    pub id: Option<StepId>,
-    /// The description, when given.
-    pub description: Option<String>,
-    /// The action, possibly decoded with problem fields left out.
-    pub action: Option<Partial<Action>>,
-    /// Whether every part decoded without a problem.
-    pub complete: bool,
-}
-
-impl StepParts {
-    fn into_step(self) -> Option<Step> {
-        let action = self.action.filter(|a| a.removed.is_empty())?;
-        if !self.complete {
-            return None;
-        }
-        Some(Step {
-            id: self.id?,
-            description: self.description,
-            action: action.value,
-        })
     }
 }
 

@@ -8,6 +8,7 @@ mod load;
 mod locate;
 mod model;
 mod params;
+mod parts;
 mod path;
 mod types;
 mod validate;

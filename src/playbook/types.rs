@@ -40,6 +40,28 @@ impl Region {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// `us-east-1` -> `use1`: the short form AWS uses in zone ids and people use in
+    /// set identifiers (`api-use1`).
+    pub fn short(&self) -> String {
+        let parts: Vec<&str> = self.as_str().split('-').collect();
+        let mut out = String::new();
+        for (i, part) in parts.iter().enumerate() {
+            if i == 0 || i == parts.len() - 1 {
+                out.push_str(part);
+            } else {
+                // Compass points keep two letters (southeast -> se), as AWS abbreviates them.
+                match *part {
+                    "northeast" => out.push_str("ne"),
+                    "northwest" => out.push_str("nw"),
+                    "southeast" => out.push_str("se"),
+                    "southwest" => out.push_str("sw"),
+                    _ => out.extend(part.chars().next()),
+                }
+            }
+        }
+        out
+    }
 }
 
 impl fmt::Display for Region {

@@ -3,9 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::diagnostic::Diagnostics;
-use super::load::StepParts;
-use super::load::closest;
+use super::diagnostic::closest;
 use super::model::{Action, GroupSpec, RecordSpec};
+use super::parts::StepParts;
 use super::path::YamlPath;
 use super::types::Names;
 

@@ -424,7 +424,7 @@ async fn seed_zone(
     let mut changes = Vec::new();
     for record in &zone.records {
         for region in &spec.regions {
-            let short = short_region(&region.region);
+            let short = region.region.short();
             let (rr_type, value) = if record.cname {
                 (
                     RrType::Cname,
@@ -481,27 +481,6 @@ async fn seed_zone(
     Ok(zone_id)
 }
 
-/// `us-east-1` -> `use1`, as set identifiers are spelled in the examples.
-pub fn short_region(region: &Region) -> String {
-    let parts: Vec<&str> = region.as_str().split('-').collect();
-    let mut out = String::new();
-    for (i, part) in parts.iter().enumerate() {
-        if i == 0 || i == parts.len() - 1 {
-            out.push_str(part);
-        } else {
-            // Compass points keep two letters (southeast -> se), as AWS abbreviates them.
-            match *part {
-                "northeast" => out.push_str("ne"),
-                "northwest" => out.push_str("nw"),
-                "southeast" => out.push_str("se"),
-                "southwest" => out.push_str("sw"),
-                _ => out.extend(part.chars().next()),
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -538,8 +517,8 @@ mod tests {
     #[test]
     fn short_region_names_match_the_example_set_identifiers() {
         let region = |r| Region::parse(r).expect("valid");
-        assert_eq!(short_region(&region("us-east-1")), "use1");
-        assert_eq!(short_region(&region("us-west-2")), "usw2");
-        assert_eq!(short_region(&region("ap-southeast-2")), "apse2");
+        assert_eq!(region("us-east-1").short(), "use1");
+        assert_eq!(region("us-west-2").short(), "usw2");
+        assert_eq!(region("ap-southeast-2").short(), "apse2");
     }
 }

@@ -176,10 +176,11 @@ fn time_to_evacuate(entries: &[Entry], plan: &Plan, stops: &[Stop]) -> Option<f6
     let first = entries
         .iter()
         .find(|e| matches!(e.event, Event::Applied { .. }))?;
+    let steps = steps_of(entries);
     let last = entries.iter().rev().find(|e| match &e.event {
-        Event::Converged { action } => evacuating
-            .iter()
-            .any(|s| action.starts_with(&format!("{s}:"))),
+        Event::Converged { action } => steps
+            .get(action)
+            .is_some_and(|(step, _)| evacuating.contains(&step.as_str())),
         _ => false,
     })?;
     let (from, to) = (time(&first.at)?, time(&last.at)?);
@@ -421,6 +422,7 @@ fn build(run: &RunDir, read: &Read) -> DrillReport {
     let end = entries.last().map(|e| e.at.clone()).unwrap_or_default();
     let offset = |at: &str| secs_between(&start, at);
     let story = story(entries);
+    let steps = steps_of(entries);
     // The end of the last stop before `at`: a bake or an increment that spans a
     // stop is counted from the resume, not from before the stop.
     let resumed_before = |from: &str, to: &str| -> String {
@@ -497,16 +499,18 @@ fn build(run: &RunDir, read: &Read) -> DrillReport {
                     step_ended.insert(step.clone(), true);
                 }
             }
-            Event::Intent { action, step, .. } => {
-                if let Some(n) = increment_of(action) {
-                    increment_start
-                        .entry((step.clone(), n))
-                        .or_insert_with(|| e.at.clone());
-                }
+            Event::Intent {
+                step,
+                increment: Some(n),
+                ..
+            } => {
+                increment_start
+                    .entry((step.clone(), *n))
+                    .or_insert_with(|| e.at.clone());
             }
             Event::Converged { action } => {
-                if let (Some(n), Some(step)) = (increment_of(action), action.split(':').next()) {
-                    increment_end.insert((step.to_owned(), n), e.at.clone());
+                if let Some((step, Some(n))) = steps.get(action) {
+                    increment_end.insert((step.clone(), *n), e.at.clone());
                 }
             }
             Event::Baked { step, increment } => {
@@ -641,12 +645,21 @@ fn build(run: &RunDir, read: &Read) -> DrillReport {
     }
 }
 
-fn increment_of(action: &str) -> Option<usize> {
-    let parts: Vec<&str> = action.split(':').collect();
-    match parts.as_slice() {
-        [_, "dns", _, n] => n.parse().ok(),
-        _ => None,
-    }
+/// Each action's step and ramp increment, as its intent recorded them: actions are
+/// ids to look up, never text to take apart.
+fn steps_of(entries: &[Entry]) -> BTreeMap<String, (String, Option<usize>)> {
+    entries
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::Intent {
+                action,
+                step,
+                increment,
+                ..
+            } => Some((action.clone(), (step.clone(), *increment))),
+            _ => None,
+        })
+        .collect()
 }
 
 /// How `other` differs from `report` in what decides its time to evacuate: the
