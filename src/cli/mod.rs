@@ -1,5 +1,6 @@
 //! The command line: clap definitions and one thin module per command.
 
+mod house;
 mod plan;
 mod report;
 mod rollback;
@@ -15,9 +16,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::exit::Exit;
 use crate::playbook::parse_var;
 
+/// evac's version and the commit it was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("EVAC_COMMIT"), ")");
+
 /// Region and availability-zone evacuation drills on AWS.
 #[derive(Debug, Parser)]
-#[command(name = "evac", version, about, long_about = None)]
+#[command(name = "evac", version = VERSION, about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -46,6 +50,10 @@ enum Command {
     Report(report::ReportArgs),
     /// Every run with its result and time to evacuate, against the previous one.
     History(report::HistoryArgs),
+    /// Print a shell completion script: `evac completions bash > /etc/bash_completion.d/evac`.
+    Completions(house::CompletionsArgs),
+    /// Print the man page of evac, or of one command, as roff: `evac man run | man -l -`.
+    Man(house::ManArgs),
 }
 
 /// How results are printed.
@@ -134,6 +142,8 @@ pub fn main() -> Exit {
             | Command::Status(_)
             | Command::Report(_)
             | Command::History(_)
+            | Command::Completions(_)
+            | Command::Man(_)
     ) {
         quiet_on_closed_pipe();
     }
@@ -146,6 +156,8 @@ pub fn main() -> Exit {
         Command::Status(args) => status::run(&args),
         Command::Report(args) => report::run(&args),
         Command::History(args) => report::list(&args),
+        Command::Completions(args) => house::completions(&args),
+        Command::Man(args) => house::man(&args),
     }
 }
 
