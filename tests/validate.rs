@@ -358,3 +358,61 @@ fn a_closed_pipe_ends_a_command_quietly() {
         output.status
     );
 }
+
+/// The display column (terminal cells) where `needle` starts on the excerpt line
+/// showing it, and where the caret line's `^` starts.
+fn caret_and_token(stderr: &str, needle: &str) -> (usize, usize) {
+    use unicode_width::UnicodeWidthStr;
+    let lines: Vec<&str> = stderr.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains(" | ") && l.contains(needle))
+        .unwrap_or_else(|| panic!("no excerpt line with {needle}:\n{stderr}"));
+    let source = lines[at];
+    let caret = lines[at + 1];
+    let token = source.find(needle).expect("needle");
+    let mark = caret
+        .find('^')
+        .unwrap_or_else(|| panic!("no caret:\n{stderr}"));
+    (source[..token].width(), caret[..mark].width())
+}
+
+#[test]
+fn the_caret_points_at_the_place_after_a_tab_and_after_wide_characters() {
+    for fixture in ["tab", "wide-characters"] {
+        let file = format!("tests/fixtures/invalid/{fixture}.yaml");
+        let output = evac()
+            .args(["validate", &file])
+            .output()
+            .expect("evac runs");
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let (token, caret) = caret_and_token(&stderr, "2x");
+        assert_eq!(
+            caret, token,
+            "{fixture}: the caret is under `2x`:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_duplicate_points_at_the_first_place_too() {
+    let output = evac()
+        .args(["validate", "tests/fixtures/invalid/duplicate-key.yaml"])
+        .output()
+        .expect("evac runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    let first = lines
+        .iter()
+        .position(|l| l.starts_with("21 |"))
+        .unwrap_or_else(|| panic!("the first place is shown:\n{stderr}"));
+    assert!(
+        lines[first + 1]
+            .trim_end()
+            .ends_with("------ first set here"),
+        "{stderr}"
+    );
+    assert!(lines[first + 2].starts_with("22 |"), "{stderr}");
+    assert!(lines[first + 3].trim_end().ends_with("^^^^^^"), "{stderr}");
+}

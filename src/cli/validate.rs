@@ -73,6 +73,7 @@ pub fn run(playbooks: &[PathBuf], vars: &VarArgs, output: OutputFormat) -> Exit 
                     path: "<root>".to_owned(),
                     message: err.to_string(),
                     help: Some("check the path".to_owned()),
+                    related: None,
                 };
                 if output == OutputFormat::Human {
                     crate::say!("{}", diag.render(None));

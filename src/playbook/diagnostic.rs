@@ -23,6 +23,20 @@ pub struct Diagnostic {
     /// How to fix it, where there is something specific to say.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub help: Option<String>,
+    /// An earlier place the problem refers to ("first set here").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub related: Option<Related>,
+}
+
+/// A second place a diagnostic points at.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Related {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+    /// What is there.
+    pub label: String,
 }
 
 impl Diagnostic {
@@ -39,20 +53,73 @@ impl Diagnostic {
         }
     }
 
-    /// The full human rendering: the headline, the source line with a caret under the
-    /// place, and the help line.
+    /// The full human rendering: the headline, the source lines with a caret under
+    /// the place (and under the related place, labelled), and the help line. The
+    /// excerpt is drawn by annotate-snippets, which knows tabs and display widths.
     pub fn render(&self, source: Option<&str>) -> String {
+        use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
         let mut out = self.headline();
         out.push('\n');
-        if let (Some(line), Some(column), Some(source)) = (self.line, self.column, source)
-            && let Some(text) = source.lines().nth(line.saturating_sub(1))
+        let (Some(line), Some(column), Some(source)) = (self.line, self.column, source) else {
+            return self.with_help(out);
+        };
+        let lines: Vec<&str> = source.split_inclusive('\n').collect();
+        let related = self
+            .related
+            .as_ref()
+            .filter(|r| r.line >= 1 && r.line <= line);
+        let first = related.map_or(line, |r| r.line);
+        let Some(excerpt) = lines.get(first - 1..line) else {
+            return self.with_help(out);
+        };
+        let excerpt: String = excerpt.concat();
+        // Byte offsets in the excerpt of a (line, character column) place, and of the
+        // end of the token there.
+        let span = |at_line: usize, at_column: usize| -> Option<std::ops::Range<usize>> {
+            let before: usize = lines
+                .get(first - 1..at_line - 1)?
+                .iter()
+                .map(|l| l.len())
+                .sum();
+            let text = lines.get(at_line - 1)?.trim_end_matches(['\n', '\r']);
+            let start = text
+                .char_indices()
+                .nth(at_column.saturating_sub(1))
+                .map_or(text.len(), |(i, _)| i);
+            // The token: up to a separator, or a colon that ends a key.
+            let rest = &text[start..];
+            let mut len = rest.len();
+            let mut chars = rest.char_indices().peekable();
+            while let Some((i, c)) = chars.next() {
+                let key_end = c == ':' && chars.peek().is_none_or(|(_, n)| n.is_whitespace());
+                if c.is_whitespace() || matches!(c, ',' | '}' | ']' | '#') || key_end {
+                    len = i;
+                    break;
+                }
+            }
+            let len = len.max(rest.chars().next().map_or(0, char::len_utf8));
+            Some(before + start..before + start + len)
+        };
+        let Some(primary) = span(line, column) else {
+            return self.with_help(out);
+        };
+        let mut snippet = Snippet::source(excerpt.as_str())
+            .line_start(first)
+            .fold(true)
+            .annotation(AnnotationKind::Primary.span(primary));
+        if let Some(r) = related
+            && let Some(range) = span(r.line, r.column)
         {
-            let number = line.to_string();
-            let pad = " ".repeat(number.len());
-            let _ = writeln!(out, "{pad} |");
-            let _ = writeln!(out, "{number} | {text}");
-            let _ = writeln!(out, "{pad} | {}^", " ".repeat(column.saturating_sub(1)));
+            snippet =
+                snippet.annotation(AnnotationKind::Context.span(range).label(r.label.as_str()));
         }
+        let group = [Group::with_level(Level::ERROR).element(snippet)];
+        out.push_str(&Renderer::plain().render(&group));
+        out.push('\n');
+        self.with_help(out)
+    }
+
+    fn with_help(&self, mut out: String) -> String {
         if let Some(help) = &self.help {
             let _ = writeln!(out, "  = help: {help}");
         }
@@ -93,6 +160,7 @@ impl<'a> Diagnostics<'a> {
             path: String::new(),
             message: String::new(),
             help: None,
+            related: None,
         };
         Self {
             file,
@@ -135,6 +203,7 @@ impl<'a> Diagnostics<'a> {
             path: path.to_string(),
             message: message.into(),
             help: None,
+            related: None,
         });
         let last = self.items.len() - 1;
         &mut self.items[last]
@@ -146,6 +215,11 @@ impl<'a> Diagnostics<'a> {
             Anchor::Value => span.value,
         });
         self.error_at(path, pos, message)
+    }
+
+    /// Where the value at `path` is in the source, when known.
+    pub fn place(&self, path: &YamlPath) -> Option<Pos> {
+        self.map.find(path).map(|span| span.value)
     }
 
     /// How many problems are recorded so far.
@@ -179,8 +253,18 @@ impl<'a> Diagnostics<'a> {
 
 impl Diagnostic {
     /// Adds a help line.
-    pub fn with_help(&mut self, help: impl Into<String>) -> &mut Self {
+    pub fn help(&mut self, help: impl Into<String>) -> &mut Self {
         self.help = Some(help.into());
+        self
+    }
+
+    /// Points at an earlier place too, labelled.
+    pub fn related(&mut self, pos: Pos, label: impl Into<String>) -> &mut Self {
+        self.related = Some(Related {
+            line: pos.line,
+            column: pos.column,
+            label: label.into(),
+        });
         self
     }
 }

@@ -121,7 +121,8 @@ fn load_inner(
     for dup in &map.duplicates {
         diags
             .error_at(&dup.path, Some(dup.pos), "duplicate key")
-            .with_help(format!(
+            .related(dup.first, "first set here")
+            .help(format!(
                 "it is first set at line {}, column {}; keep one",
                 dup.first.line, dup.first.column
             ));
@@ -140,13 +141,13 @@ fn load_inner(
         Value::Null => {
             diags
                 .error(&YamlPath::root(), "the playbook is empty")
-                .with_help("start from an example in playbooks/");
+                .help("start from an example in playbooks/");
             return None;
         }
         _ => {
             diags
                 .error(&YamlPath::root(), "a playbook must be a mapping")
-                .with_help("it starts with `version: 1`, `name:` and `steps:`");
+                .help("it starts with `version: 1`, `name:` and `steps:`");
             return None;
         }
     };
@@ -182,7 +183,7 @@ fn load_inner(
                 &root_path.key("version"),
                 format!("unsupported playbook version {version}"),
             )
-            .with_help("this evac reads version 1");
+            .help("this evac reads version 1");
     }
     let name: Option<String> = fields
         .get("name")
@@ -340,7 +341,7 @@ fn load_params(
                     &path,
                     format!("--var {name} sets a parameter the playbook does not declare"),
                 )
-                .with_help(if known.is_empty() {
+                .help(if known.is_empty() {
                     "this playbook declares no params".to_owned()
                 } else {
                     format!("declared params: {}", known.join(", "))
@@ -417,7 +418,7 @@ fn report_decode_error(full: &YamlPath, message: &str, diags: &mut Diagnostics<'
             diags.error(full, message)
         };
         if let Some(guess) = closest(&got, expected.iter().map(String::as_str)) {
-            diag.with_help(format!("did you mean `{guess}`?"));
+            diag.help(format!("did you mean `{guess}`?"));
         }
     } else {
         diags.error(full, message);
@@ -447,7 +448,7 @@ fn unknown_field(diags: &mut Diagnostics<'_>, path: &YamlPath, got: &str, expect
         ),
     );
     if let Some(guess) = closest(got, expected.iter().copied()) {
-        diag.with_help(format!("did you mean `{guess}`?"));
+        diag.help(format!("did you mean `{guess}`?"));
     }
 }
 
@@ -510,7 +511,7 @@ fn decode_step(value: &Value, path: &YamlPath, diags: &mut Diagnostics<'_>) -> O
     let Value::Mapping(map) = value else {
         diags
             .error(path, "a step must be a mapping")
-            .with_help("write `- id: NAME` followed by one step kind, such as `scale_up:`");
+            .help("write `- id: NAME` followed by one step kind, such as `scale_up:`");
         return None;
     };
     let mut id = None;
@@ -540,7 +541,7 @@ fn decode_step(value: &Value, path: &YamlPath, diags: &mut Diagnostics<'_>) -> O
     if !map_has(map, "id") {
         diags
             .error(path, "missing field `id`")
-            .with_help("every step needs a stable id, such as `id: scale-target`");
+            .help("every step needs a stable id, such as `id: scale-target`");
         complete = false;
     }
     let action = match kinds.as_slice() {
@@ -548,7 +549,7 @@ fn decode_step(value: &Value, path: &YamlPath, diags: &mut Diagnostics<'_>) -> O
             if complete {
                 diags
                     .error(path, "the step has no kind")
-                    .with_help(format!("add one of: {}", STEP_KINDS.join(", ")));
+                    .help(format!("add one of: {}", STEP_KINDS.join(", ")));
             }
             complete = false;
             None
@@ -564,7 +565,7 @@ fn decode_step(value: &Value, path: &YamlPath, diags: &mut Diagnostics<'_>) -> O
                         names.join(" and ")
                     ),
                 )
-                .with_help("split it into one step per kind");
+                .help("split it into one step per kind");
             complete = false;
             None
         }

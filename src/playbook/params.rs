@@ -97,7 +97,7 @@ fn substitute_str(
         let Some(end) = after.find("}}") else {
             diags
                 .error(path, format!("unterminated placeholder in `{text}`"))
-                .with_help("close it with `}}`, as in `{{ target }}`");
+                .help("close it with `}}`, as in `{{ target }}`");
             diags.mute(path);
             return None;
         };
@@ -111,7 +111,7 @@ fn substitute_str(
                         &after[..end]
                     ),
                 )
-                .with_help("a placeholder holds one parameter name, as in `{{ target }}`");
+                .help("a placeholder holds one parameter name, as in `{{ target }}`");
             failed = true;
         } else if let Some(param) = params.get(name) {
             if start == 0 && after[end + 2..].is_empty() && out.is_empty() {
@@ -132,7 +132,7 @@ fn substitute_str(
             };
             diags
                 .error(path, format!("undefined parameter `{name}`"))
-                .with_help(help);
+                .help(help);
             failed = true;
         }
         rest = &after[end + 2..];

@@ -39,18 +39,22 @@ pub fn check(parts: &Parts<'_>, diags: &mut Diagnostics<'_>) {
     if parts.steps_present && parts.steps.is_empty() && diags.is_empty() {
         diags
             .error(&root.key("steps"), "the playbook has no steps")
-            .with_help("add at least one step");
+            .help("add at least one step");
     }
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (index, step) in parts.steps {
         let path = root.key("steps").index(*index);
         if let Some(id) = &step.id {
             if let Some(first) = seen.get(id.as_str()) {
-                diags
+                let earlier = diags.place(&root.key("steps").index(*first).key("id"));
+                let diag = diags
                     .error(&path.key("id"), format!("duplicate step id `{id}`"))
-                    .with_help(format!(
+                    .help(format!(
                         "steps[{first}] already uses it; step ids must be unique"
                     ));
+                if let Some(pos) = earlier {
+                    diag.related(pos, "first used here");
+                }
             } else {
                 seen.insert(id.as_str(), *index);
             }
@@ -76,12 +80,12 @@ fn check_group(name: &str, group: &GroupSpec, path: &YamlPath, diags: &mut Diagn
         (Some(_), Some(_)) => {
             diags
                 .error(path, format!("group `{name}` has both `names` and `tags`"))
-                .with_help("select its Auto Scaling groups either by names or by tags");
+                .help("select its Auto Scaling groups either by names or by tags");
         }
         (None, None) => {
             diags
                 .error(path, format!("group `{name}` selects nothing"))
-                .with_help("add `names: [...]` or `tags: {...}`");
+                .help("add `names: [...]` or `tags: {...}`");
         }
         (Some(names), None) if names.is_empty() => {
             diags.error(&path.key("names"), "the list of names is empty");
@@ -100,7 +104,7 @@ fn check_record(name: &str, record: &RecordSpec, path: &YamlPath, diags: &mut Di
     if record.set_identifiers.len() < 2 {
         diags
             .error(&path.key("set_identifiers"), format!("record `{name}` needs a set identifier for at least two regions"))
-            .with_help("weighted routing moves traffic between regions: name the set identifier each region serves");
+            .help("weighted routing moves traffic between regions: name the set identifier each region serves");
     }
     let mut by_id: HashMap<&str, &str> = HashMap::new();
     for (region, id) in &record.set_identifiers {
@@ -117,7 +121,7 @@ fn check_record(name: &str, record: &RecordSpec, path: &YamlPath, diags: &mut Di
                 &path.key("name"),
                 format!("record name `{}` is not fully qualified", record.name),
             )
-            .with_help(format!("end it with a dot: `{}.`", record.name));
+            .help(format!("end it with a dot: `{}.`", record.name));
     }
 }
 
@@ -148,7 +152,7 @@ fn check_refs(
         }
         diags
             .error(&at, format!("undefined {kind} `{name}`"))
-            .with_help(help);
+            .help(help);
     }
 }
 
@@ -165,16 +169,14 @@ fn check_action(action: &Action, path: &YamlPath, parts: &Parts<'_>, diags: &mut
             );
             match (&s.absorb, s.desired) {
                 (Some(_), Some(_)) => {
-                    diags
-                        .error(&path, "`absorb` and `desired` both set")
-                        .with_help(
-                            "choose one: absorb a share of the source's capacity, or set desired",
-                        );
+                    diags.error(&path, "`absorb` and `desired` both set").help(
+                        "choose one: absorb a share of the source's capacity, or set desired",
+                    );
                 }
                 (None, None) => {
                     diags
                         .error(&path, "nothing to scale to")
-                        .with_help("add `absorb: { from: REGION, percent: 100 }` or `desired: N`");
+                        .help("add `absorb: { from: REGION, percent: 100 }` or `desired: N`");
                 }
                 (Some(absorb), None) if absorb.from == s.region => {
                     diags.error(
@@ -206,7 +208,7 @@ fn check_action(action: &Action, path: &YamlPath, parts: &Parts<'_>, diags: &mut
                             &path.key("to"),
                             format!("record `{name}` has no set identifier for region {}", s.to),
                         )
-                        .with_help(format!(
+                        .help(format!(
                             "add `{}: SET_ID` under records.{name}.set_identifiers",
                             s.to
                         ));
@@ -238,7 +240,7 @@ fn check_action(action: &Action, path: &YamlPath, parts: &Parts<'_>, diags: &mut
                         &path.key("zone"),
                         format!("zone {} is not in region {}", z.zone, z.region),
                     )
-                    .with_help(format!(
+                    .help(format!(
                         "zones of {} are named like {}a",
                         z.region, z.region
                     ));
@@ -254,7 +256,7 @@ fn check_action(action: &Action, path: &YamlPath, parts: &Parts<'_>, diags: &mut
                     );
                 }
                 (None, None) => {
-                    diags.error(&path, "nothing to check").with_help(
+                    diags.error(&path, "nothing to check").help(
                         "add `alarm: { region: REGION, name: NAME }` or `health_check: { id: ID }`",
                     );
                 }
@@ -264,7 +266,7 @@ fn check_action(action: &Action, path: &YamlPath, parts: &Parts<'_>, diags: &mut
                             &path.key("state"),
                             "an alarm's state is OK, ALARM or INSUFFICIENT_DATA",
                         )
-                        .with_help("`healthy` and `unhealthy` are for health checks");
+                        .help("`healthy` and `unhealthy` are for health checks");
                 }
                 (None, Some(_)) if c.state.is_alarm_state() => {
                     diags
@@ -272,7 +274,7 @@ fn check_action(action: &Action, path: &YamlPath, parts: &Parts<'_>, diags: &mut
                             &path.key("state"),
                             "a health check's state is healthy or unhealthy",
                         )
-                        .with_help("OK, ALARM and INSUFFICIENT_DATA are for alarms");
+                        .help("OK, ALARM and INSUFFICIENT_DATA are for alarms");
                 }
                 _ => {}
             }
@@ -282,14 +284,14 @@ fn check_action(action: &Action, path: &YamlPath, parts: &Parts<'_>, diags: &mut
                         &path.key("timeout"),
                         format!("timeout {} is not longer than `for: {}`", c.timeout, c.hold),
                     )
-                    .with_help("the state must be able to hold for `for` before the timeout ends");
+                    .help("the state must be able to hold for `for` before the timeout ends");
             }
         }
         Action::Approve(message) => {
             if message.trim().is_empty() {
                 diags
                     .error(&path.key("approve"), "the approval question is empty")
-                    .with_help("say what is being approved");
+                    .help("say what is being approved");
             }
         }
         Action::Wait(_) => {}
@@ -302,7 +304,7 @@ fn check_ramp(ramp: &[i64], path: &YamlPath, max_increment: i64, diags: &mut Dia
     if ramp.is_empty() {
         diags
             .error(path, "the ramp is empty")
-            .with_help("list the target's share after each increment, e.g. [25, 50, 100]");
+            .help("list the target's share after each increment, e.g. [25, 50, 100]");
         return;
     }
     let mut previous: Option<i64> = None;
@@ -313,18 +315,18 @@ fn check_ramp(ramp: &[i64], path: &YamlPath, max_increment: i64, diags: &mut Dia
                     &path.index(i),
                     format!("ramp value {value} is out of range"),
                 )
-                .with_help("each value is the target's share in percent, from 1 to 100");
+                .help("each value is the target's share in percent, from 1 to 100");
         } else if let Some(prev) = previous.filter(|p| value <= *p) {
             diags
                 .error(&path.index(i), format!("the ramp must increase strictly, but {value} follows {prev}"))
-                .with_help("list the target's share after each increment in increasing order, e.g. [25, 50, 100]");
+                .help("list the target's share after each increment in increasing order, e.g. [25, 50, 100]");
         } else if let Some(prev) = previous.filter(|p| value - *p > max_increment) {
             diags
                 .error(
                     &path.index(i),
                     format!("the step from {prev} to {value} moves {} percent of the weight at once, more than max_increment {max_increment}", value - prev),
                 )
-                .with_help("add an increment in between, or raise `max_increment` at the top of the playbook");
+                .help("add an increment in between, or raise `max_increment` at the top of the playbook");
         }
         previous = Some(value);
     }

@@ -27,7 +27,7 @@ pub fn check(window: &Window, path: &YamlPath, diags: &mut Diagnostics<'_>) {
     if window.days.is_empty() {
         diags
             .error(&path.key("days"), "no days given")
-            .with_help("list days like [tue, wed, thu]");
+            .help("list days like [tue, wed, thu]");
     }
     if let Err(message) = hours(&window.hours) {
         diags.error(&path.key("hours"), message);
@@ -38,7 +38,7 @@ pub fn check(window: &Window, path: &YamlPath, diags: &mut Diagnostics<'_>) {
                 &path.key("tz"),
                 format!("unknown time zone `{}`", window.tz),
             )
-            .with_help("use an IANA name such as America/Los_Angeles or Europe/Dublin");
+            .help("use an IANA name such as America/Los_Angeles or Europe/Dublin");
     }
 }
 
