@@ -96,3 +96,79 @@ fn the_version_names_the_commit_it_was_built_from() {
         "{version}"
     );
 }
+
+/// A YAML file as JSON, for the schema validator.
+fn yaml_as_json(path: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).expect("playbook");
+    let yaml: serde_yaml::Value = serde_yaml::from_str(&text).expect("YAML");
+    serde_json::to_value(yaml).expect("as JSON")
+}
+
+fn yaml_files(dir: &str) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .expect("dir")
+        .flatten()
+        .map(|e| e.path().display().to_string())
+        .filter(|p| p.ends_with(".yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn the_committed_schema_is_what_evac_schema_prints() {
+    let (code, printed, stderr) = evac(&["schema"]);
+    assert_eq!(code, 0, "{stderr}");
+    let committed = std::fs::read_to_string(evac::playbook::SCHEMA_FILE).expect("committed schema");
+    assert_eq!(
+        printed, committed,
+        "schema/playbook-v1.json is stale: run `evac schema > schema/playbook-v1.json`"
+    );
+    for example in yaml_files("playbooks") {
+        let first = std::fs::read_to_string(&example).expect("example");
+        assert!(
+            first.starts_with("# yaml-language-server: $schema=../schema/playbook-v1.json\n"),
+            "{example} names the schema for editors"
+        );
+    }
+}
+
+#[test]
+fn every_valid_playbook_matches_the_schema_and_wrong_fields_or_types_do_not() {
+    let (_, schema, _) = evac(&["schema"]);
+    let schema: serde_json::Value = serde_json::from_str(&schema).expect("schema JSON");
+    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
+    let mut valid = yaml_files("playbooks");
+    for dir in ["plan", "run", "safety", "waves", "integrity"] {
+        valid.extend(yaml_files(&format!("tests/fixtures/{dir}")));
+    }
+    for file in &valid {
+        // Only those evac itself accepts (a fixture may be valid YAML but refused).
+        let output = support::evac()
+            .args(["validate", file])
+            .output()
+            .expect("evac runs");
+        if output.status.code() != Some(0) {
+            continue;
+        }
+        let errors: Vec<String> = validator
+            .iter_errors(&yaml_as_json(file))
+            .map(|e| format!("{}: {e}", e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{file} is valid but the schema says: {errors:?}"
+        );
+    }
+    for file in [
+        "tests/fixtures/invalid/unknown-field.yaml",
+        "tests/fixtures/invalid/wrong-type.yaml",
+        "tests/fixtures/invalid/unknown-step-kind.yaml",
+        "tests/fixtures/invalid/percent-out-of-range.yaml",
+    ] {
+        assert!(
+            !validator.is_valid(&yaml_as_json(file)),
+            "{file} has a mistake the schema can see"
+        );
+    }
+}

@@ -1,5 +1,6 @@
-//! `evac completions` and `evac man`: what shells and `man` need, generated from the
-//! same clap definitions as the parser, so they cannot drift from it.
+//! `evac schema`, `evac completions` and `evac man`: what editors, shells and `man`
+//! need, generated from the same types and clap definitions as the parser, so they
+//! cannot drift from it.
 
 use clap::CommandFactory;
 
@@ -19,6 +20,12 @@ pub struct ManArgs {
     /// One command's page (`evac-run`) instead of evac's.
     #[arg(value_name = "COMMAND")]
     pub command: Option<String>,
+}
+
+/// Writes the playbook JSON Schema to stdout.
+pub fn schema() -> Exit {
+    crate::shell::out_text(&crate::playbook::playbook_schema());
+    Exit::Success
 }
 
 /// Writes the completion script to stdout.

@@ -50,6 +50,8 @@ enum Command {
     Report(report::ReportArgs),
     /// Every run with its result and time to evacuate, against the previous one.
     History(report::HistoryArgs),
+    /// Print the JSON Schema of playbooks (format 1), for editors; committed as schema/playbook-v1.json.
+    Schema,
     /// Print a shell completion script: `evac completions bash > /etc/bash_completion.d/evac`.
     Completions(house::CompletionsArgs),
     /// Print the man page of evac, or of one command, as roff: `evac man run | man -l -`.
@@ -142,6 +144,7 @@ pub fn main() -> Exit {
             | Command::Status(_)
             | Command::Report(_)
             | Command::History(_)
+            | Command::Schema
             | Command::Completions(_)
             | Command::Man(_)
     ) {
@@ -156,6 +159,7 @@ pub fn main() -> Exit {
         Command::Status(args) => status::run(&args),
         Command::Report(args) => report::run(&args),
         Command::History(args) => report::list(&args),
+        Command::Schema => house::schema(),
         Command::Completions(args) => house::completions(&args),
         Command::Man(args) => house::man(&args),
     }

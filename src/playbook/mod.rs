@@ -10,6 +10,7 @@ mod model;
 mod params;
 mod parts;
 mod path;
+mod schema;
 mod types;
 mod validate;
 pub mod window;
@@ -19,4 +20,5 @@ pub use load::{LoadError, MAX_PLAYBOOK_BYTES, load_file, load_str, read_playbook
 pub use model::*;
 pub use params::parse_var;
 pub use path::{Segment, YamlPath};
+pub use schema::{SCHEMA_FILE, playbook_schema};
 pub use types::{HumanDuration, MAX_DURATION, Names, Percent, Region, StepId, Zone};

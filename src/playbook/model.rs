@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::types::{HumanDuration, Names, Percent, Region, StepId, Zone};
@@ -33,7 +34,7 @@ pub struct Playbook {
 }
 
 /// A drill window: weekdays and hours in a time zone.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Window {
     /// Days of the week, `mon` to `sun`.
@@ -45,7 +46,9 @@ pub struct Window {
 }
 
 /// A day of the week.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Weekday {
     /// Monday.
@@ -69,7 +72,7 @@ pub const DEFAULT_MAX_INCREMENT: u8 = 50;
 
 /// How to find the Auto Scaling groups of a named group in a region: by name or by
 /// tags (every group carrying all the tags).
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupSpec {
     /// Explicit group names.
@@ -81,7 +84,7 @@ pub struct GroupSpec {
 }
 
 /// A DNS record type that weighted routing applies to.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
 pub enum RecordType {
     /// IPv4 address.
     A,
@@ -104,7 +107,7 @@ impl std::fmt::Display for RecordType {
 }
 
 /// A weighted Route 53 record: one record set per region, told apart by set identifier.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordSpec {
     /// Hosted zone name (`example.com.`) or id (`Z0123456789`).
@@ -119,7 +122,7 @@ pub struct RecordSpec {
 }
 
 /// A CloudWatch alarm in a region.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlarmRef {
     /// The alarm's region.
@@ -129,7 +132,7 @@ pub struct AlarmRef {
 }
 
 /// A Route 53 health check.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheckRef {
     /// The health check's id.
@@ -138,7 +141,7 @@ pub struct HealthCheckRef {
 
 /// A condition that halts the run when it fires. Written `- alarm: {...}` or
 /// `- health_check: {...}`.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case", try_from = "RawStopCondition")]
 pub enum StopCondition {
     /// Fires when the alarm is in ALARM.
@@ -148,8 +151,9 @@ pub enum StopCondition {
 }
 
 /// The written form of a stop condition: exactly one of the fields is set.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [{ "required": ["alarm"] }, { "required": ["health_check"] }]))]
 struct RawStopCondition {
     #[serde(default)]
     alarm: Option<AlarmRef>,
@@ -213,7 +217,7 @@ pub const STEP_KINDS: [&str; 7] = [
 ];
 
 /// What a scale-up waits for after setting capacity.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WaitFor {
     /// Until the group's InService count reaches desired.
@@ -224,7 +228,7 @@ pub enum WaitFor {
 }
 
 /// Take on a share of the matching source group's desired capacity.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Absorb {
     /// The region whose groups' capacity is absorbed.
@@ -234,7 +238,7 @@ pub struct Absorb {
 }
 
 /// `scale_up`: raise desired (and min, max where needed) of groups in a region.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScaleUp {
     /// The named group(s).
@@ -247,9 +251,11 @@ pub struct ScaleUp {
     pub absorb: Option<Absorb>,
     /// Or set an explicit desired capacity.
     #[serde(default)]
+    #[schemars(schema_with = "super::schema::templated::<u32>")]
     pub desired: Option<u32>,
     /// Allow raising max when desired would exceed it.
     #[serde(default)]
+    #[schemars(schema_with = "super::schema::templated::<bool>")]
     pub raise_max: bool,
     /// What to wait for.
     #[serde(default)]
@@ -260,7 +266,7 @@ pub struct ScaleUp {
 }
 
 /// `shift_traffic`: ramp the target region's share of weighted records.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShiftTraffic {
     /// The named record(s).
@@ -269,6 +275,7 @@ pub struct ShiftTraffic {
     /// The region that gains the traffic.
     pub to: Region,
     /// The target's share of the total weight after each increment, in percent.
+    #[schemars(schema_with = "super::schema::templated::<Vec<i64>>")]
     pub ramp: Vec<i64>,
     /// Hold between increments.
     #[serde(default)]
@@ -279,7 +286,7 @@ pub struct ShiftTraffic {
 }
 
 /// `drain`: lower desired (and min) of groups in a region.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Drain {
     /// The named group(s).
@@ -289,6 +296,7 @@ pub struct Drain {
     pub region: Region,
     /// Desired capacity after the drain.
     #[serde(default)]
+    #[schemars(schema_with = "super::schema::templated::<u32>")]
     pub to: u32,
     /// How long the drain may take.
     #[serde(default = "default_drain_timeout")]
@@ -296,7 +304,7 @@ pub struct Drain {
 }
 
 /// The state a `check` waits for.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
 pub enum CheckState {
     /// Alarm state OK.
     #[serde(rename = "OK")]
@@ -326,8 +334,9 @@ impl CheckState {
 }
 
 /// `check`: wait until an alarm or a health check is in a state.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [{ "required": ["alarm"] }, { "required": ["health_check"] }]))]
 pub struct Check {
     /// The alarm to watch.
     #[serde(default)]
@@ -346,7 +355,7 @@ pub struct Check {
 }
 
 /// `evacuate_zone`: stop groups using one availability zone.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EvacuateZone {
     /// The named group(s).
@@ -358,12 +367,14 @@ pub struct EvacuateZone {
     pub zone: Zone,
     /// Replace the zone's instances in the remaining zones.
     #[serde(default = "yes")]
+    #[schemars(schema_with = "super::schema::templated::<bool>")]
     pub keep_capacity: bool,
     /// The largest share of a group replaced at once.
     #[serde(default = "default_max_out")]
     pub max_out_percent: Percent,
     /// On rollback, let AZRebalance spread instances back.
     #[serde(default)]
+    #[schemars(schema_with = "super::schema::templated::<bool>")]
     pub rebalance: bool,
     /// How long the evacuation may take.
     #[serde(default = "default_zone_timeout")]
