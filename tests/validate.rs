@@ -75,7 +75,7 @@ fn a_var_the_playbook_does_not_declare_is_rejected() {
     assert_eq!(
         lines,
         [
-            "playbooks/evacuate-region.yaml:15:3: params: --var tagret sets a parameter the playbook does not declare"
+            "playbooks/evacuate-region.yaml:16:3: params: --var tagret sets a parameter the playbook does not declare"
         ]
     );
 }
@@ -90,7 +90,7 @@ fn a_var_that_makes_a_bad_region_is_located_where_it_is_used() {
     assert_eq!(
         lines,
         [
-            "playbooks/evacuate-zone.yaml:32:13: steps[0].evacuate_zone.zone: zone us-west-2a is not in region us-east-1"
+            "playbooks/evacuate-zone.yaml:33:13: steps[0].evacuate_zone.zone: zone us-west-2a is not in region us-east-1"
         ]
     );
 }
