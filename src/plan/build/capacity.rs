@@ -1,0 +1,263 @@
+//! `scale_up` and `drain`: capacity, projected step by step; and the check that
+//! traffic never moves to a region without the capacity to serve it.
+
+use super::*;
+
+impl Builder<'_> {
+    pub(super) fn scale_up(&mut self, step: &str, s: &ScaleUp) -> Built {
+        let region = s.region.as_str();
+        let targets = self.members(step, &s.group, region);
+        let sources: BTreeMap<String, Vec<String>> = match &s.absorb {
+            Some(a) => s
+                .group
+                .iter()
+                .map(|g| {
+                    (
+                        g.clone(),
+                        self.observed.resolved(a.from.as_str(), g).to_vec(),
+                    )
+                })
+                .collect(),
+            None => BTreeMap::new(),
+        };
+        let mut changes = Vec::new();
+        for (named, target) in &targets {
+            let Some(before) = self.projection.capacity(region, target) else {
+                continue;
+            };
+            let resource = Some(format!("asg {target} ({region})"));
+            let (desired, mut reason) = match (&s.absorb, s.desired) {
+                (Some(absorb), _) => {
+                    let from = absorb.from.as_str();
+                    let same_group: Vec<&String> = targets
+                        .iter()
+                        .filter(|(n, _)| n == named)
+                        .map(|(_, t)| t)
+                        .collect();
+                    let candidates = sources.get(named).map(Vec::as_slice).unwrap_or(&[]);
+                    let Some(source) =
+                        counterpart(target, region, from, same_group.len(), candidates)
+                    else {
+                        self.block(
+                            Some(step),
+                            resource,
+                            format!(
+                                "no matching source group in {from} for {target}: group `{named}` has {} there ({}); name the groups alike with the region in the name (api-{from} / api-{region})",
+                                candidates.len(),
+                                if candidates.is_empty() { "none".to_owned() } else { candidates.join(", ") }
+                            ),
+                        );
+                        continue;
+                    };
+                    let source_desired = self
+                        .projection
+                        .capacity(from, &source)
+                        .map_or(0, |c| c.desired);
+                    let pct = u32::from(absorb.percent.get());
+                    let add =
+                        u32::try_from((u64::from(source_desired) * u64::from(pct)).div_ceil(100))
+                            .unwrap_or(u32::MAX);
+                    (
+                        before.desired.saturating_add(add),
+                        format!(
+                            "absorb {pct}% of {source} desired {source_desired}: {} + {add}",
+                            before.desired
+                        ),
+                    )
+                }
+                (None, Some(n)) => {
+                    if n < before.desired {
+                        self.warn(
+                            Some(step),
+                            resource.clone(),
+                            format!(
+                                "scale_up lowers desired of {target} from {} to {n}",
+                                before.desired
+                            ),
+                        );
+                    }
+                    (n, format!("desired set to {n}"))
+                }
+                (None, None) => continue,
+            };
+            let mut after = Capacity {
+                min: before.min.max(desired),
+                desired,
+                max: before.max,
+            };
+            if desired > before.max {
+                if s.raise_max {
+                    after.max = desired;
+                    reason.push_str(&format!("; max raised from {}", before.max));
+                } else {
+                    self.block(
+                        Some(step),
+                        resource,
+                        format!(
+                            "desired {desired} of {target} would exceed its max {}: set `raise_max: true` or lower the share",
+                            before.max
+                        ),
+                    );
+                    continue;
+                }
+            }
+            if after.min > before.min {
+                reason.push_str("; min pinned to desired for the drill");
+            }
+            self.projection.set_capacity(region, target, after);
+            if after != before {
+                self.count("autoscaling:UpdateAutoScalingGroup", 1);
+            }
+            changes.push(Change::Capacity {
+                region: region.to_owned(),
+                group: target.clone(),
+                before,
+                after,
+                reason,
+            });
+        }
+        let waits = matches!(s.wait, crate::playbook::WaitFor::InService)
+            && changes.iter().any(|c| matches!(c, Change::Capacity { before, after, .. } if after.desired > before.desired));
+        let summary = format!(
+            "scale up {} in {region}{}",
+            s.group.0.join(", "),
+            if waits {
+                format!(", wait until InService (timeout {})", s.timeout)
+            } else {
+                String::new()
+            }
+        );
+        Built::new(StepKind::ScaleUp, summary, changes)
+    }
+
+    pub(super) fn drain(&mut self, step: &str, d: &Drain) -> Built {
+        let region = d.region.as_str();
+        for (name, spec) in &self.playbook.records {
+            let Some(set_id) = spec.set_identifiers.get(&d.region) else {
+                continue;
+            };
+            let Some(weights) = self.projection.weights.get(name) else {
+                continue;
+            };
+            let total: i64 = weights.values().sum();
+            let weight = weights.get(set_id).copied().unwrap_or(0);
+            if weight > 0 {
+                self.block(
+                    Some(step),
+                    Some(format!("record {name} ({set_id})")),
+                    format!(
+                        "drain of {region} while record `{name}` still sends it weight {weight} of {total} ({}%): shift the traffic away first",
+                        weight * 100 / total.max(1)
+                    ),
+                );
+            }
+        }
+        let mut changes = Vec::new();
+        for (_, group) in self.members(step, &d.group, region) {
+            let Some(before) = self.projection.capacity(region, &group) else {
+                continue;
+            };
+            let after = Capacity {
+                min: before.min.min(d.to),
+                desired: d.to,
+                max: before.max,
+            };
+            let reason = if after.min < before.min {
+                format!("drain to {}; min lowered to match", d.to)
+            } else {
+                format!("drain to {}", d.to)
+            };
+            self.projection.set_capacity(region, &group, after);
+            if after != before {
+                self.count("autoscaling:UpdateAutoScalingGroup", 1);
+            }
+            changes.push(Change::Capacity {
+                region: region.to_owned(),
+                group,
+                before,
+                after,
+                reason,
+            });
+        }
+        let summary = format!(
+            "drain {} in {region} to {} (timeout {})",
+            d.group.0.join(", "),
+            d.to,
+            d.timeout
+        );
+        Built::new(StepKind::Drain, summary, changes)
+    }
+
+    /// After a step: a region that still gets traffic must still have capacity.
+    pub(super) fn check_capacity_behind_traffic(&mut self, step: &str) {
+        let mut regions: BTreeMap<String, Vec<(String, i64, i64)>> = BTreeMap::new();
+        for (record, spec) in &self.playbook.records {
+            let Some(weights) = self.projection.weights.get(record) else {
+                continue;
+            };
+            let total: i64 = weights.values().sum();
+            for (region, set_id) in &spec.set_identifiers {
+                let weight = weights.get(set_id).copied().unwrap_or(0);
+                if weight > 0 {
+                    regions.entry(region.to_string()).or_default().push((
+                        record.clone(),
+                        weight,
+                        total,
+                    ));
+                }
+            }
+        }
+        for (region, records) in regions {
+            let Some(named) = self.observed.resolved_groups.get(&region) else {
+                continue;
+            };
+            let groups: BTreeSet<&String> = named.values().flatten().collect();
+            if groups.is_empty() {
+                continue;
+            }
+            let capacity: u32 = groups
+                .iter()
+                .filter_map(|g| self.projection.capacity(&region, g))
+                .map(|c| c.desired)
+                .sum();
+            if capacity == 0 {
+                for (record, weight, total) in records {
+                    self.block(
+                        Some(step),
+                        Some(format!("record {record} ({region})")),
+                        format!(
+                            "after this step {region} still gets weight {weight} of {total} of `{record}` but its groups ({}) have desired 0: give it capacity first or move its traffic away",
+                            groups.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Finds the source-region group that `target` absorbs: the only one when each
+/// region has exactly one, else the one whose name is the target's with the region
+/// (or its short form, `usw2` / `use1`) swapped.
+pub fn counterpart(
+    target: &str,
+    region: &str,
+    from: &str,
+    targets: usize,
+    sources: &[String],
+) -> Option<String> {
+    if targets == 1 && sources.len() == 1 {
+        return sources.first().cloned();
+    }
+    let region_parsed = crate::playbook::Region::parse(region).ok()?;
+    let from_parsed = crate::playbook::Region::parse(from).ok()?;
+    let swaps = [
+        (region.to_owned(), from.to_owned()),
+        (region_parsed.short(), from_parsed.short()),
+    ];
+    swaps
+        .iter()
+        .filter(|(r, _)| target.contains(r.as_str()))
+        .map(|(r, f)| target.replace(r.as_str(), f))
+        .find(|candidate| sources.contains(candidate))
+}

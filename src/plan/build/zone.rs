@@ -1,0 +1,110 @@
+//! `evacuate_zone`: subnets, suspended processes and the instances to replace.
+
+use super::*;
+
+impl Builder<'_> {
+    pub(super) fn evacuate_zone(&mut self, step: &str, z: &EvacuateZone) -> Built {
+        let region = z.region.as_str();
+        let zone = z.zone.as_str();
+        let mut changes = Vec::new();
+        for (_, group) in self.members(step, &z.group, region) {
+            let Some(state) = self.observed.group(region, &group) else {
+                continue;
+            };
+            let resource = Some(format!("asg {group} ({region})"));
+            let zone_of =
+                |subnet: &String| self.observed.subnet_zones.get(subnet).map(String::as_str);
+            let (removed, kept): (Vec<String>, Vec<String>) = state
+                .subnets
+                .iter()
+                .cloned()
+                .partition(|s| zone_of(s) == Some(zone));
+            let remaining_zones: BTreeSet<String> = if state.subnets.is_empty() {
+                state
+                    .zones
+                    .iter()
+                    .filter(|z2| z2.as_str() != zone)
+                    .cloned()
+                    .collect()
+            } else {
+                kept.iter()
+                    .filter_map(|s| zone_of(s).map(str::to_owned))
+                    .collect()
+            };
+            if remaining_zones.is_empty() {
+                self.block(
+                    Some(step),
+                    resource,
+                    format!("{group} would have no availability zone left without {zone}: add a subnet in another zone first"),
+                );
+                continue;
+            }
+            let in_zone = state.instances_by_zone.get(zone).copied().unwrap_or(0);
+            if removed.is_empty() && in_zone == 0 {
+                self.warn(
+                    Some(step),
+                    resource.clone(),
+                    format!("{group} does not use {zone}: nothing to evacuate"),
+                );
+            }
+            let replace = if z.keep_capacity { in_zone } else { 0 };
+            let batch_size = u32::try_from(
+                u64::from(state.capacity.desired) * u64::from(z.max_out_percent.get()) / 100,
+            )
+            .unwrap_or(u32::MAX)
+            .max(1);
+            let mut after: BTreeMap<String, u32> = remaining_zones
+                .iter()
+                .map(|z2| {
+                    (
+                        z2.clone(),
+                        state.instances_by_zone.get(z2).copied().unwrap_or(0),
+                    )
+                })
+                .collect();
+            // The group rebalances into the emptiest zones first.
+            for _ in 0..replace {
+                if let Some((_, count)) = after.iter_mut().min_by_key(|(_, c)| **c) {
+                    *count += 1;
+                }
+            }
+            let suspend: Vec<String> =
+                if state.suspended_processes.iter().any(|p| p == "AZRebalance") {
+                    Vec::new()
+                } else {
+                    vec!["AZRebalance".to_owned()]
+                };
+            self.count(
+                "autoscaling:SuspendProcesses",
+                u32::from(!suspend.is_empty()),
+            );
+            self.count(
+                "autoscaling:UpdateAutoScalingGroup",
+                u32::from(!removed.is_empty()),
+            );
+            self.count("autoscaling:TerminateInstanceInAutoScalingGroup", replace);
+            changes.push(Change::ZoneEvacuation {
+                region: region.to_owned(),
+                group,
+                zone: zone.to_owned(),
+                subnets_removed: removed,
+                subnets_after: kept,
+                suspend_processes: suspend,
+                instances_to_replace: replace,
+                batch_size,
+                instances_before: state.instances_by_zone.clone(),
+                instances_after: after,
+            });
+        }
+        let summary = format!(
+            "move {} in {region} out of {zone}{}",
+            z.group.0.join(", "),
+            if z.keep_capacity {
+                ", keeping capacity"
+            } else {
+                ""
+            }
+        );
+        Built::new(StepKind::EvacuateZone, summary, changes)
+    }
+}
