@@ -1,7 +1,6 @@
 //! `evac status`: every run, or one run's steps and changes, from the journals.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
 
 use serde::Serialize;
 
@@ -52,15 +51,8 @@ struct StepStatus {
     changes: Vec<String>,
 }
 
-fn time(at: &str) -> Option<SystemTime> {
-    humantime::parse_rfc3339_weak(at).ok()
-}
-
 fn secs(from: &str, to: &str) -> u64 {
-    match (time(from), time(to)) {
-        (Some(a), Some(b)) => b.duration_since(a).map(|d| d.as_secs()).unwrap_or(0),
-        _ => 0,
-    }
+    crate::journal::secs_between(from, to) as u64
 }
 
 /// The state of a run in one word or two.

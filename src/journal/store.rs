@@ -93,6 +93,20 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
     }
 }
 
+/// A journal entry's time (`at`), read back.
+pub fn parse_time(at: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(at).ok()
+}
+
+/// Seconds from `from` to `to`, two journal times; 0 when either cannot be read or
+/// they are out of order.
+pub fn secs_between(from: &str, to: &str) -> f64 {
+    match (parse_time(from), parse_time(to)) {
+        (Some(a), Some(b)) => b.duration_since(a).map_or(0.0, |d| d.as_secs_f64()),
+        _ => 0.0,
+    }
+}
+
 /// The current time as RFC 3339 UTC with milliseconds.
 pub fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()

@@ -136,16 +136,7 @@ pub struct DrillReport {
     pub previous: Option<Comparison>,
 }
 
-fn time(at: &str) -> Option<SystemTime> {
-    humantime::parse_rfc3339_weak(at).ok()
-}
-
-fn secs_between(a: &str, b: &str) -> f64 {
-    match (time(a), time(b)) {
-        (Some(a), Some(b)) => b.duration_since(a).map(|d| d.as_secs_f64()).unwrap_or(0.0),
-        _ => 0.0,
-    }
-}
+use crate::journal::{parse_time as time, secs_between};
 
 /// The time to evacuate of a run: first applied change until the last change of the
 /// evacuating steps (shift_traffic, drain, evacuate_zone) took effect, provided every
