@@ -315,15 +315,16 @@ pub fn resume(args: &ResumeArgs) -> Exit {
         Err(exit) => return exit,
     };
     let out = Out::new(args.exec.output);
-    for line in found(&history, &plan) {
-        out.say(&line);
-    }
     rt.block_on(async {
         let (_lock, mut journal) =
             match super::session::attach(&state, &run, &plan.playbook.name, &out) {
                 Ok(taken) => taken,
                 Err(exit) => return exit,
             };
+        // Said once the run is this process's: another holder's run is not described.
+        for line in found(&history, &plan) {
+            out.say(&line);
+        }
         let recorder = Recorder::new(&mut journal, history, out.reporter());
         if let Err(exit) = super::session::attached(&recorder, "resume") {
             return exit;
