@@ -45,7 +45,7 @@ fn journal(state: &Path, id: &str) -> Vec<serde_json::Value> {
 }
 
 fn at(e: &serde_json::Value) -> SystemTime {
-    humantime::parse_rfc3339_weak(e["at"].as_str().expect("at")).expect("time")
+    evac::journal::parse_time(e["at"].as_str().expect("at")).expect("time")
 }
 
 fn secs(a: SystemTime, b: SystemTime) -> f64 {

@@ -95,7 +95,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
 
 /// A journal entry's time (`at`), read back.
 pub fn parse_time(at: &str) -> Option<SystemTime> {
-    humantime::parse_rfc3339_weak(at).ok()
+    at.parse::<jiff::Timestamp>()
+        .ok()
+        .and_then(|t| SystemTime::try_from(t).ok())
 }
 
 /// Seconds from `from` to `to`, two journal times; 0 when either cannot be read or
@@ -109,16 +111,14 @@ pub fn secs_between(from: &str, to: &str) -> f64 {
 
 /// The current time as RFC 3339 UTC with milliseconds.
 pub fn now() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+    format!("{:.3}", jiff::Timestamp::now())
 }
 
 /// A new run id: sortable by time (to the millisecond, so that runs started in the
 /// same second still sort in order), readable, unique:
 /// `20261126T113500.123Z-evacuate-region-3f2a`.
 pub fn new_run_id(playbook: &str) -> String {
-    let stamp = humantime::format_rfc3339_millis(SystemTime::now())
-        .to_string()
-        .replace(['-', ':'], "");
+    let stamp = format!("{:.3}", jiff::Timestamp::now()).replace(['-', ':'], "");
     let nanos = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())

@@ -126,6 +126,36 @@ impl<'de> Deserialize<'de> for Zone {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct HumanDuration(pub Duration);
 
+/// Whether `text` is numbers with known units (`3 days`, `584542046090y`), whatever
+/// their size.
+fn well_formed(text: &str) -> bool {
+    const UNITS: [&str; 33] = [
+        "y", "yr", "yrs", "year", "years", "mo", "mos", "month", "months", "w", "wk", "wks",
+        "week", "weeks", "d", "day", "days", "h", "hr", "hrs", "hour", "hours", "m", "min", "mins",
+        "minute", "minutes", "s", "sec", "secs", "second", "seconds", "ms",
+    ];
+    let mut rest = text;
+    let mut any = false;
+    while !rest.is_empty() {
+        let number = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if number == 0 {
+            return false;
+        }
+        rest = rest[number..].trim_start();
+        let unit = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        if !UNITS.contains(&&rest[..unit]) {
+            return false;
+        }
+        rest = rest[unit..].trim_start_matches([' ', ',']);
+        any = true;
+    }
+    any
+}
+
 /// The longest duration a playbook or a command line may give: a drill step that
 /// waits, bakes or times out after more than a day is a mistake, and bounding every
 /// duration keeps all arithmetic on them far from overflow.
@@ -133,12 +163,42 @@ pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
 impl HumanDuration {
     /// Parses `90s`, `2m`, `1h30m` and the like, up to [`MAX_DURATION`].
+    ///
+    /// The grammar is jiff's "friendly" format (`90s`, `1h 30m`, `5 min`, `1.5s`,
+    /// `1d` as 24 hours), without what humantime, which evac used before, refused:
+    /// ISO 8601 (`PT1M`) and negative durations (`-1m`, `1m ago`). A bare `0` is
+    /// zero, as it was.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let duration = humantime::parse_duration(text.trim()).map_err(|_| {
+        let trimmed = text.trim();
+        let invalid = || {
             format!(
                 "invalid duration `{text}`: write a number with a unit, like `90s`, `2m` or `1h30m`"
             )
+        };
+        let too_long = || format!("duration `{text}` is longer than the longest allowed, 24h");
+        if trimmed == "0" {
+            return Ok(Self(Duration::ZERO));
+        }
+        if trimmed.starts_with(['-', '+', 'P', 'p']) || trimmed.ends_with("ago") {
+            return Err(invalid());
+        }
+        // jiff refuses numbers beyond its range; a well-formed duration that big is
+        // too long, not malformed.
+        let span: jiff::Span = trimmed.parse().map_err(|_| {
+            if well_formed(trimmed) {
+                too_long()
+            } else {
+                invalid()
+            }
         })?;
+        if span.get_years() != 0 || span.get_months() != 0 {
+            return Err(too_long());
+        }
+        let duration = span
+            .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+            .ok()
+            .and_then(|d| Duration::try_from(d).ok())
+            .ok_or_else(invalid)?;
         if duration > MAX_DURATION {
             return Err(format!(
                 "duration `{text}` is longer than the longest allowed, 24h"
@@ -158,11 +218,10 @@ impl fmt::Display for HumanDuration {
         if self.0.is_zero() {
             return f.write_str("0s");
         }
-        f.write_str(
-            &humantime::format_duration(self.0)
-                .to_string()
-                .replace(' ', ""),
-        )
+        match jiff::SignedDuration::try_from(self.0) {
+            Ok(d) => f.write_str(&format!("{d:#}").replace(' ', "")),
+            Err(_) => write!(f, "{}s", self.0.as_secs()),
+        }
     }
 }
 
@@ -317,6 +376,57 @@ impl<'de> Deserialize<'de> for Names {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The duration grammar, pinned: what playbooks written for the humantime
+    /// parser evac used before still mean the same, and what it refused is refused.
+    #[test]
+    fn durations_keep_the_grammar_playbooks_were_written_for() {
+        let secs = |s: &str| HumanDuration::parse(s).map(|d| d.0.as_secs_f64());
+        for (text, want) in [
+            ("90s", 90.0),
+            ("2m", 120.0),
+            ("1h30m", 5400.0),
+            ("1h 30m", 5400.0),
+            ("1m30s", 90.0),
+            ("500ms", 0.5),
+            ("1.5s", 1.5),
+            ("1s 500ms", 1.5),
+            ("1min", 60.0),
+            ("5 min", 300.0),
+            ("2 minutes", 120.0),
+            ("1hour", 3600.0),
+            ("24h", 86400.0),
+            ("1d", 86400.0),
+            ("0s", 0.0),
+            ("0", 0.0),
+            (" 2m ", 120.0),
+        ] {
+            assert_eq!(secs(text), Ok(want), "{text}");
+        }
+        for refused in ["30", "1h30", "PT1M", "-1m", "1m ago", "+1m", "2x", ""] {
+            assert!(
+                secs(refused).unwrap_err().starts_with("invalid duration"),
+                "{refused}"
+            );
+        }
+        for long in ["25h", "2d", "1w", "1y", "3 months"] {
+            assert!(
+                secs(long)
+                    .unwrap_err()
+                    .contains("longer than the longest allowed"),
+                "{long}"
+            );
+        }
+        for (d, shown) in [
+            (90, "1m30s"),
+            (120, "2m"),
+            (5400, "1h30m"),
+            (0, "0s"),
+            (86400, "24h"),
+        ] {
+            assert_eq!(HumanDuration::secs(d).to_string(), shown);
+        }
+    }
 
     #[test]
     fn regions_accept_real_names_and_reject_typos() {
