@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::engine::cloud::Cloud;
+use crate::engine::converge::Await;
 use crate::engine::converge::settle;
 use crate::engine::error::EngineError;
 use crate::engine::execute::{Executor, capacity_action};
@@ -48,16 +49,30 @@ impl<C: Cloud> Executor<'_, '_, C> {
             self.wave(&step.id, items).await?
         };
         if step.timeout_secs > 0 {
-            settle(
-                self.cloud,
-                self.recorder,
-                self.interrupt,
-                &step.id,
-                &awaits,
-                timeout,
-            )
-            .await?;
+            self.settle_wave(&step.id, &awaits, actions, timeout).await
+        } else {
+            self.converged(actions)
         }
+    }
+
+    /// Waits until a wave's changes have taken effect (or `timeout` passes), then
+    /// records them converged with one fsync.
+    pub(crate) async fn settle_wave(
+        &self,
+        step: &str,
+        awaits: &[Await],
+        actions: Vec<String>,
+        timeout: Duration,
+    ) -> Result<(), EngineError> {
+        settle(
+            self.cloud,
+            self.recorder,
+            self.interrupt,
+            step,
+            awaits,
+            timeout,
+        )
+        .await?;
         self.converged(actions)
     }
 

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::engine::cloud::Cloud;
-use crate::engine::converge::settle;
 use crate::engine::error::EngineError;
 use crate::engine::execute::{Executor, weights_action};
 use crate::engine::reporter::Progress;
@@ -87,16 +86,8 @@ impl<C: Cloud> Executor<'_, '_, C> {
             // Traffic moves only onto capacity that is there now.
             let guard = self.check_capacity(&step.id, timeout);
             let awaits = self.guarded_wave(&step.id, items, guard).await?;
-            settle(
-                self.cloud,
-                self.recorder,
-                self.interrupt,
-                &step.id,
-                &awaits,
-                timeout,
-            )
-            .await?;
-            self.converged(actions)?;
+            self.settle_wave(&step.id, &awaits, actions, timeout)
+                .await?;
             hold(
                 self.recorder,
                 self.interrupt,

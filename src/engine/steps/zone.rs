@@ -9,7 +9,6 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use crate::engine::cloud::{Cloud, Instance};
-use crate::engine::converge::settle;
 use crate::engine::error::{EngineError, step_err};
 use crate::engine::execute::{Executor, zone_action};
 use crate::engine::live::Reads;
@@ -130,16 +129,8 @@ impl<C: Cloud> Executor<'_, '_, C> {
     async fn zone_wave(&self, step: &StepPlan, items: Vec<Item>) -> Result<(), EngineError> {
         let actions: Vec<String> = items.iter().map(|i| i.action.clone()).collect();
         let awaits = self.wave(&step.id, items).await?;
-        settle(
-            self.cloud,
-            self.recorder,
-            self.interrupt,
-            &step.id,
-            &awaits,
-            Duration::ZERO,
-        )
-        .await?;
-        self.converged(actions)
+        self.settle_wave(&step.id, &awaits, actions, Duration::ZERO)
+            .await
     }
 
     /// Reads every group's instances; done when no group has one in its zone and all
