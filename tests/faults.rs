@@ -80,12 +80,7 @@ fn a_run_and_its_rollback_survive_throttling_and_5xx() {
         "{injected:?}"
     );
 
-    let run_id = std::fs::read_dir(state.path().join("runs"))
-        .expect("runs")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .next()
-        .expect("a run");
+    let run_id = support::run_ids(state.path()).pop().expect("a run");
     let journal = || -> Vec<serde_json::Value> {
         std::fs::read_to_string(
             state

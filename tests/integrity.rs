@@ -3,6 +3,8 @@
 
 mod support;
 
+use support::run_ids;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -32,18 +34,6 @@ fn run(state: &Path, args: &[&str]) -> (i32, String) {
         status.code().unwrap_or(-1),
         String::from_utf8_lossy(&stderr).into_owned(),
     )
-}
-
-fn run_ids(state: &Path) -> Vec<String> {
-    let mut ids: Vec<String> = std::fs::read_dir(state.join("runs"))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    ids.sort();
-    ids
 }
 
 #[test]

@@ -3,9 +3,6 @@
 
 mod support;
 
-use aws_sdk_route53::types::{
-    Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
-};
 use evac::playbook::Region;
 use support::Account;
 
@@ -338,43 +335,7 @@ fn blocker_drain_of_a_region_that_still_carries_weight() {
 #[test]
 fn blocker_all_weights_zero() {
     let account = seeded();
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let route53 = account.context().await.route53();
-        let zones = route53
-            .list_hosted_zones_by_name()
-            .dns_name("example.com.")
-            .send()
-            .await
-            .expect("zones");
-        let zone_id = zones.hosted_zones()[0].id().to_owned();
-        let mut batch = ChangeBatch::builder();
-        for (id, ip) in [("api-use1", "10.0.0.10"), ("api-usw2", "10.1.0.10")] {
-            let set = ResourceRecordSet::builder()
-                .name("api.example.com.")
-                .r#type(RrType::A)
-                .set_identifier(id)
-                .weight(0)
-                .ttl(60)
-                .resource_records(ResourceRecord::builder().value(ip).build().expect("record"))
-                .build()
-                .expect("set");
-            batch = batch.changes(
-                Change::builder()
-                    .action(ChangeAction::Upsert)
-                    .resource_record_set(set)
-                    .build()
-                    .expect("change"),
-            );
-        }
-        route53
-            .change_resource_record_sets()
-            .hosted_zone_id(zone_id)
-            .change_batch(batch.build().expect("batch"))
-            .send()
-            .await
-            .expect("zero the weights");
-    });
+    account.set_weights(&[("api-use1", 0), ("api-usw2", 0)]);
     assert_blocked(
         &account,
         &[BASE],

@@ -24,18 +24,6 @@ fn evac(account: &Account, state: &Path, args: &[&str]) -> (i32, String, String)
     )
 }
 
-fn runs(state: &Path) -> Vec<String> {
-    let mut ids: Vec<String> = std::fs::read_dir(state.join("runs"))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    ids.sort();
-    ids
-}
-
 fn journal(state: &Path, id: &str) -> Vec<serde_json::Value> {
     std::fs::read_to_string(state.join("runs").join(id).join("journal.jsonl"))
         .expect("journal")
@@ -69,7 +57,7 @@ fn drill() -> (Account, tempfile::TempDir, String) {
         ],
     );
     assert_eq!(code, 0, "{stderr}");
-    let id = runs(state.path()).pop().expect("a run");
+    let id = support::run_ids(state.path()).pop().expect("a run");
     let (code, _, stderr) = evac(
         &account,
         state.path(),
@@ -222,7 +210,7 @@ fn history_lists_runs_in_order_with_deltas_including_failed_and_rolled_back() {
             ],
         );
         assert_eq!(code, 0, "{stderr}");
-        let id = runs(path).pop().expect("a run");
+        let id = support::run_ids(path).pop().expect("a run");
         let (code, _, stderr) = evac(&account, path, &["rollback", &id, "--yes", "--fast"]);
         assert_eq!(code, 0, "{stderr}");
         id
@@ -239,7 +227,7 @@ fn history_lists_runs_in_order_with_deltas_including_failed_and_rolled_back() {
         ],
     );
     assert_eq!(code, 1);
-    let failed = runs(path).pop().expect("the failed run");
+    let failed = support::run_ids(path).pop().expect("the failed run");
     // Bakes long enough to outweigh the pacing of the first run's back-to-back calls.
     let second = run("2s");
     let third = run("0s");
@@ -498,18 +486,6 @@ fn start(account: &Account, state: &Path) -> std::process::Child {
     .expect("evac starts")
 }
 
-fn in_first_bake(state: &Path) -> bool {
-    runs(state).iter().any(|id| {
-        std::fs::read_to_string(state.join("runs").join(id).join("journal.jsonl")).is_ok_and(|j| {
-            j.lines().any(|l| {
-                l.contains("\"event\":\"converged\"")
-                    && l.contains("shift:dns:")
-                    && l.contains(":1\"")
-            })
-        })
-    })
-}
-
 fn first(
     entries: &[serde_json::Value],
     what: impl Fn(&serde_json::Value) -> bool,
@@ -532,7 +508,7 @@ fn an_interrupted_and_resumed_run_reports_the_stop_apart_from_the_evacuation() {
     account.seed();
     let state = tempfile::tempdir().expect("state dir");
     let mut child = start(&account, state.path());
-    support::until("the first bake", || in_first_bake(state.path()));
+    support::until("the first bake", || support::in_first_bake(state.path()));
     let pid = libc::pid_t::try_from(child.id()).expect("pid");
     // SAFETY: sends SIGINT to the child this test started.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
@@ -540,7 +516,7 @@ fn an_interrupted_and_resumed_run_reports_the_stop_apart_from_the_evacuation() {
         support::exit_within(&mut child, std::time::Duration::from_secs(60)),
         4
     );
-    let id = runs(state.path()).pop().expect("a run");
+    let id = support::run_ids(state.path()).pop().expect("a run");
     let (code, _, stderr) = evac(&account, state.path(), &["resume", &id, "--yes"]);
     assert_eq!(code, 0, "{stderr}");
     // Resume first says what it found.
@@ -634,14 +610,14 @@ fn a_halted_resumed_and_rolled_back_run_says_so_and_prints_the_condition() {
     let state = tempfile::tempdir().expect("state dir");
     let set_alarm = |value| account.set_alarm(value);
     let mut child = start(&account, state.path());
-    support::until("the first bake", || in_first_bake(state.path()));
+    support::until("the first bake", || support::in_first_bake(state.path()));
     set_alarm(aws_sdk_cloudwatch::types::StateValue::Alarm);
     assert_eq!(
         support::exit_within(&mut child, std::time::Duration::from_secs(60)),
         6
     );
     set_alarm(aws_sdk_cloudwatch::types::StateValue::Ok);
-    let id = runs(state.path()).pop().expect("a run");
+    let id = support::run_ids(state.path()).pop().expect("a run");
     let (code, _, stderr) = evac(&account, state.path(), &["resume", &id, "--yes"]);
     assert_eq!(code, 0, "{stderr}");
     let (code, _, stderr) = evac(
@@ -714,7 +690,7 @@ fn a_declined_approval_and_its_resume_show_who_answered() {
         "{}",
         pty.text()
     );
-    let id = runs(state.path()).pop().expect("a run");
+    let id = support::run_ids(state.path()).pop().expect("a run");
     let (code, _, stderr) = evac(&account, state.path(), &["resume", &id, "--yes"]);
     assert_eq!(code, 0, "{stderr}");
 

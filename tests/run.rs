@@ -4,7 +4,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -68,24 +68,11 @@ impl Drill {
     }
 
     fn run_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = std::fs::read_dir(self.state().join("runs"))
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        ids.sort();
-        ids
+        support::run_ids(self.state())
     }
 
     fn journal(&self, run_id: &str) -> Vec<serde_json::Value> {
-        let path: PathBuf = self.state().join("runs").join(run_id).join("journal.jsonl");
-        std::fs::read_to_string(path)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        support::journal_so_far(self.state(), run_id)
     }
 
     /// Waits until the single run's journal has an entry matching `wanted`.

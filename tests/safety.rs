@@ -249,12 +249,7 @@ fn resume_watches_the_stop_conditions_too() {
     child.kill().expect("kill -9");
     child.wait().expect("reaped");
     d.set_alarm(aws_sdk_cloudwatch::types::StateValue::Alarm);
-    let run_id = std::fs::read_dir(d.state.path().join("runs"))
-        .expect("runs")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .next()
-        .expect("a run");
+    let run_id = support::run_ids(d.state.path()).pop().expect("a run");
     let state = d.state_arg();
     let (code, _, stderr) = d.evac(&[
         "resume",

@@ -33,26 +33,11 @@ fn drill_on_terminal(pty: &mut Pty) -> (Account, tempfile::TempDir, Child) {
     (account, state, child)
 }
 
-fn in_first_bake(state: &tempfile::TempDir) -> bool {
-    let Ok(runs) = std::fs::read_dir(state.path().join("runs")) else {
-        return false;
-    };
-    runs.flatten().any(|run| {
-        std::fs::read_to_string(run.path().join("journal.jsonl")).is_ok_and(|j| {
-            j.lines().any(|l| {
-                l.contains("\"event\":\"converged\"")
-                    && l.contains("shift:dns:")
-                    && l.contains(":1\"")
-            })
-        })
-    })
-}
-
 #[test]
 fn a_halt_shows_its_reason_on_the_final_screen() {
     let mut pty = Pty::open();
     let (account, state, mut child) = drill_on_terminal(&mut pty);
-    until("the first bake", || in_first_bake(&state));
+    until("the first bake", || support::in_first_bake(state.path()));
     account.set_alarm(aws_sdk_cloudwatch::types::StateValue::Alarm);
     let code = exit_within(&mut child, Duration::from_secs(60));
     let screen = pty.screen();
@@ -72,7 +57,7 @@ fn a_halt_shows_its_reason_on_the_final_screen() {
 fn ctrl_c_shows_what_it_does_on_the_final_screen() {
     let mut pty = Pty::open();
     let (account, state, mut child) = drill_on_terminal(&mut pty);
-    until("the first bake", || in_first_bake(&state));
+    until("the first bake", || support::in_first_bake(state.path()));
     // The bake shows its countdown, not the wait for INSYNC that came before it.
     until("the bake's countdown", || {
         pty.screen().contains("increment 1/2 in sync; baking,")
@@ -93,12 +78,7 @@ fn ctrl_c_shows_what_it_does_on_the_final_screen() {
 
     // The rollback lists what it restores, then shows its progress like a run and
     // ends on its verdict.
-    let id = std::fs::read_dir(state.path().join("runs"))
-        .expect("runs")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .next()
-        .expect("the run");
+    let id = support::run_ids(state.path()).pop().expect("the run");
     let mut pty = Pty::open();
     let mut cmd = account.process();
     cmd.env("TERM", "xterm-256color").args([

@@ -61,30 +61,13 @@ impl Drill {
     }
 
     fn run_id(&self) -> Option<String> {
-        let mut ids: Vec<String> = std::fs::read_dir(self.state.path().join("runs"))
-            .ok()?
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        ids.sort();
-        ids.pop()
+        support::run_ids(self.state.path()).pop()
     }
 
     fn journal(&self) -> Vec<serde_json::Value> {
-        let Some(id) = self.run_id() else {
-            return Vec::new();
-        };
-        std::fs::read_to_string(
-            self.state
-                .path()
-                .join("runs")
-                .join(id)
-                .join("journal.jsonl"),
-        )
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+        self.run_id()
+            .map(|id| support::journal_so_far(self.state.path(), &id))
+            .unwrap_or_default()
     }
 
     fn wait_for(&self, what: &str, wanted: impl Fn(&serde_json::Value) -> bool) {
@@ -101,49 +84,7 @@ impl Drill {
 
     /// Someone else sets the weights of api.example.com. (set identifier, weight).
     fn set_weights(&self, weights: &[(&str, i64)]) {
-        use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch};
-        Self::runtime().block_on(async {
-            let route53 = self.account.context().await.route53();
-            let zone = route53
-                .list_hosted_zones_by_name()
-                .dns_name("example.com.")
-                .send()
-                .await
-                .expect("zones");
-            let zone_id = zone.hosted_zones()[0].id().to_owned();
-            let sets = route53
-                .list_resource_record_sets()
-                .hosted_zone_id(&zone_id)
-                .send()
-                .await
-                .expect("records");
-            let mut batch = ChangeBatch::builder();
-            for set in sets.resource_record_sets() {
-                let Some(weight) = weights
-                    .iter()
-                    .find(|(id, _)| set.set_identifier() == Some(*id))
-                    .map(|(_, w)| *w)
-                else {
-                    continue;
-                };
-                let mut set = set.clone();
-                set.weight = Some(weight);
-                batch = batch.changes(
-                    Change::builder()
-                        .action(ChangeAction::Upsert)
-                        .resource_record_set(set)
-                        .build()
-                        .expect("change"),
-                );
-            }
-            route53
-                .change_resource_record_sets()
-                .hosted_zone_id(&zone_id)
-                .change_batch(batch.build().expect("batch"))
-                .send()
-                .await
-                .expect("set weights");
-        });
+        self.account.set_weights(weights);
     }
 
     /// Someone else sets a group's capacity.

@@ -129,12 +129,7 @@ fn a_zone_evacuation_empties_the_zone_keeps_capacity_and_rolls_back_exactly() {
         "the other region is untouched"
     );
 
-    let run_id = std::fs::read_dir(state.path().join("runs"))
-        .expect("runs")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .next()
-        .expect("a run");
+    let run_id = support::run_ids(state.path()).pop().expect("a run");
     let (code, _, stderr) = evac(
         &account,
         &["rollback", &run_id, "--yes", "--state-dir", &state_arg],

@@ -46,6 +46,43 @@ pub fn process(cmd: &Command) -> std::process::Command {
     out
 }
 
+/// The run ids in a state dir, oldest first; none when it has no runs folder.
+pub fn run_ids(state: &std::path::Path) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(state.join("runs"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+/// The entries of a run's journal read so far (none while it does not exist; a
+/// line being written is skipped).
+pub fn journal_so_far(state: &std::path::Path, run_id: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(state.join("runs").join(run_id).join("journal.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Whether a run of tests/fixtures/plan/base.yaml in `state` has converged its
+/// first ramp increment: its first bake has begun.
+pub fn in_first_bake(state: &std::path::Path) -> bool {
+    run_ids(state).iter().any(|id| {
+        std::fs::read_to_string(state.join("runs").join(id).join("journal.jsonl")).is_ok_and(|j| {
+            j.lines().any(|l| {
+                l.contains("\"event\":\"converged\"")
+                    && l.contains("shift:dns:")
+                    && l.contains(":1\"")
+            })
+        })
+    })
+}
+
 /// The emulator's endpoint. Tests that need it fail here, loudly, when it is not
 /// running: a skipped test is not a passing test.
 pub fn endpoint() -> String {
@@ -142,6 +179,55 @@ impl Account {
     /// `evac` for this account as a std `Command` (see [`process`]).
     pub fn process(&self) -> std::process::Command {
         process(&self.command("evac"))
+    }
+
+    /// Someone sets the weights of api.example.com. (set identifier, weight).
+    pub fn set_weights(&self, weights: &[(&str, i64)]) {
+        use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch};
+        tokio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(async {
+                let route53 = self.context().await.route53();
+                let zone = route53
+                    .list_hosted_zones_by_name()
+                    .dns_name("example.com.")
+                    .send()
+                    .await
+                    .expect("zones");
+                let zone_id = zone.hosted_zones()[0].id().to_owned();
+                let sets = route53
+                    .list_resource_record_sets()
+                    .hosted_zone_id(&zone_id)
+                    .send()
+                    .await
+                    .expect("records");
+                let mut batch = ChangeBatch::builder();
+                for set in sets.resource_record_sets() {
+                    let Some(weight) = weights
+                        .iter()
+                        .find(|(id, _)| set.set_identifier() == Some(*id))
+                        .map(|(_, w)| *w)
+                    else {
+                        continue;
+                    };
+                    let mut set = set.clone();
+                    set.weight = Some(weight);
+                    batch = batch.changes(
+                        Change::builder()
+                            .action(ChangeAction::Upsert)
+                            .resource_record_set(set)
+                            .build()
+                            .expect("change"),
+                    );
+                }
+                route53
+                    .change_resource_record_sets()
+                    .hosted_zone_id(&zone_id)
+                    .change_batch(batch.build().expect("batch"))
+                    .send()
+                    .await
+                    .expect("set weights");
+            });
     }
 
     /// Someone sets the seeded stop-condition alarm (api-5xx-rate in us-west-2).
