@@ -1,5 +1,6 @@
 //! `evac plan` against the local emulator: what it shows, that it changes nothing,
-//! and every blocker with its exit code and message.
+//! and that a blocker is exit 3. Every blocker, warning and projection is tested on
+//! the in-memory cloud in `src/plan/tests.rs`, through the same reads.
 
 mod support;
 
@@ -225,131 +226,12 @@ fn assert_blocked(account: &Account, args: &[&str], message: &str) {
 }
 
 #[test]
-fn blocker_group_matching_nothing() {
-    let account = seeded();
-    assert_blocked(
-        &account,
-        &[BASE, "--var", "service=nothing"],
-        "x scale: group svc (us-west-2): group `svc` matches no Auto Scaling group in us-west-2 (tags evac:service=nothing)",
-    );
-}
-
-#[test]
-fn blocker_set_identifier_not_found() {
-    let account = seeded();
-    assert_blocked(
-        &account,
-        &[BASE, "--var", "set_target=api-west"],
-        "x shift: record api (api-west): set identifier api-west (us-west-2) of api.example.com. A not found in zone example.com.",
-    );
-}
-
-#[test]
 fn blocker_record_not_found() {
     let account = seeded();
     assert_blocked(
         &account,
         &[BASE, "--var", "record_name=nope.example.com."],
         "x shift: record api: record nope.example.com. A not found in zone example.com.",
-    );
-}
-
-#[test]
-fn blocker_no_matching_source_group_for_absorb() {
-    let account = seeded();
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let ctx = account.context().await;
-        let existing = ctx
-            .autoscaling(&region("us-west-2"))
-            .describe_auto_scaling_groups()
-            .auto_scaling_group_names("api-us-west-2")
-            .send()
-            .await
-            .expect("describe");
-        let subnets = existing.auto_scaling_groups()[0]
-            .vpc_zone_identifier()
-            .unwrap_or_default()
-            .to_owned();
-        ctx.autoscaling(&region("us-west-2"))
-            .create_auto_scaling_group()
-            .auto_scaling_group_name("edge-west")
-            .launch_template(
-                aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
-                    .launch_template_name("evac-demo")
-                    .version("$Latest")
-                    .build(),
-            )
-            .min_size(0)
-            .max_size(4)
-            .desired_capacity(0)
-            .vpc_zone_identifier(subnets)
-            .tags(
-                aws_sdk_autoscaling::types::Tag::builder()
-                    .key("evac:service")
-                    .value("api")
-                    .resource_id("edge-west")
-                    .resource_type("auto-scaling-group")
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("create edge-west");
-    });
-    assert_blocked(
-        &account,
-        &[BASE],
-        "x scale: asg edge-west (us-west-2): no matching source group in us-east-1 for edge-west: group `svc` has 1 there (api-us-east-1)",
-    );
-}
-
-#[test]
-fn blocker_desired_above_max_unless_raise_max() {
-    let account = seeded();
-    assert_blocked(
-        &account,
-        &["tests/fixtures/plan/over-max.yaml"],
-        "x scale: asg api-us-west-2 (us-west-2): desired 20 of api-us-west-2 would exceed its max 12: set `raise_max: true` or lower the share",
-    );
-    let (code, stdout, _) = plan(
-        &account,
-        &["tests/fixtures/plan/over-max.yaml", "--var", "raise=true"],
-    );
-    assert_eq!(code, 0, "{stdout}");
-    assert!(
-        stdout.contains("min 1 -> 20  desired 2 -> 20  max 12 -> 20"),
-        "{stdout}"
-    );
-}
-
-#[test]
-fn blocker_drain_of_a_region_that_still_carries_weight() {
-    let account = seeded();
-    assert_blocked(
-        &account,
-        &["tests/fixtures/plan/drain-first.yaml"],
-        "x drain: record api (api-use1): drain of us-east-1 while record `api` still sends it weight 100 of 100 (100%): shift the traffic away first",
-    );
-}
-
-#[test]
-fn blocker_all_weights_zero() {
-    let account = seeded();
-    account.set_weights(&[("api-use1", 0), ("api-usw2", 0)]);
-    assert_blocked(
-        &account,
-        &[BASE],
-        "x shift: record api: all weights of record `api` are zero: it serves no traffic to shift",
-    );
-}
-
-#[test]
-fn blocker_stop_condition_alarm_missing() {
-    let account = seeded();
-    assert_blocked(
-        &account,
-        &[BASE, "--var", "alarm=no-such-alarm"],
-        "x alarm no-such-alarm (us-west-2): stop-condition alarm no-such-alarm not found in us-west-2: create it, or fix its name or region",
     );
 }
 
@@ -374,19 +256,6 @@ fn blocker_stop_condition_alarm_already_firing() {
         &account,
         &[BASE],
         "x alarm api-5xx-rate (us-west-2): stop-condition alarm api-5xx-rate in us-west-2 is already in ALARM",
-    );
-}
-
-#[test]
-fn warning_bake_shorter_than_ttl() {
-    let account = seeded();
-    let (code, stdout, _) = plan(&account, &[BASE, "--var", "bake=30s"]);
-    assert_eq!(code, 0, "a warning does not block: {stdout}");
-    assert!(
-        stdout.contains(
-            "! shift: record api: bake 30s is shorter than the TTL 60s of api.example.com."
-        ),
-        "{stdout}"
     );
 }
 

@@ -24,6 +24,11 @@ impl AwsCloud {
         Self { ctx }
     }
 
+    /// The SDK configuration it calls with.
+    pub fn context(&self) -> &AwsContext {
+        &self.ctx
+    }
+
     /// Describes the named groups of a region, 100 a call (the API's most), handing
     /// each to `each`.
     async fn describe(

@@ -1,28 +1,20 @@
-//! Read-only observation of the AWS resources a playbook names.
+//! [`Observe`] on the AWS SDK: the reads a plan makes.
 //!
 //! Reads are batched (up to 100 groups or alarms per call, whole hosted zones when
-//! that takes fewer calls than one lookup per record) and the regions and services
-//! are read concurrently. Nothing here mutates anything.
+//! that takes fewer calls than one lookup per record). They go through the same
+//! clients, pacing and retry policy as the engine's writes. Nothing here mutates
+//! anything.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use aws_sdk_autoscaling::types::{AutoScalingGroup, Filter};
 use aws_sdk_route53::types::RrType;
-use futures::future::try_join_all;
 
-use super::{AwsContext, sdk_error_text};
-use crate::playbook::{Action, GroupSpec, Playbook, RecordSpec, RecordType, Region, StopCondition};
-use crate::state::{Capacity, GroupState, Observed, WeightedSet, ZoneLookup};
-
-/// A read that failed.
-#[derive(Debug, thiserror::Error)]
-#[error("failed to {what}: {message}")]
-pub struct ObserveError {
-    /// What was being read.
-    pub what: String,
-    /// AWS's answer or the transport error.
-    pub message: String,
-}
+use super::cloud::AwsCloud;
+use super::sdk_error_text;
+use crate::plan::observe::{HostedZone, Observe, ObserveError, RecordKey};
+use crate::playbook::{RecordType, Region};
+use crate::state::{Capacity, GroupState, WeightedSet, ZoneLookup};
 
 fn read_err<E, R>(
     what: impl Into<String>,
@@ -43,220 +35,146 @@ const PAGE: usize = 100;
 /// The largest page of ListResourceRecordSets.
 const RECORD_PAGE: i64 = 300;
 
-/// What a playbook needs to read.
-#[derive(Debug, Default)]
-pub struct Needs<'a> {
-    /// Per region, the named groups used there.
-    pub groups: BTreeMap<Region, BTreeMap<String, &'a GroupSpec>>,
-    /// Regions where an `evacuate_zone` step needs subnet zones.
-    pub subnets: BTreeSet<Region>,
-    /// Records used by `shift_traffic` steps.
-    pub records: BTreeMap<String, &'a RecordSpec>,
-    /// Per region, alarm names (stop conditions and checks).
-    pub alarms: BTreeMap<Region, BTreeSet<String>>,
-    /// Route 53 health check ids.
-    pub health_checks: BTreeSet<String>,
-}
-
-impl<'a> Needs<'a> {
-    /// Works out every read `playbook` needs.
-    pub fn of(playbook: &'a Playbook) -> Self {
-        let mut needs = Needs::default();
-        let add_groups =
-            |needs: &mut Needs<'a>, region: &Region, names: &crate::playbook::Names| {
-                for name in names.iter() {
-                    if let Some(spec) = playbook.groups.get(name) {
-                        needs
-                            .groups
-                            .entry(region.clone())
-                            .or_default()
-                            .insert(name.clone(), spec);
-                    }
-                }
-            };
-        for condition in &playbook.stop_when {
-            match condition {
-                StopCondition::Alarm(a) => {
-                    needs
-                        .alarms
-                        .entry(a.region.clone())
-                        .or_default()
-                        .insert(a.name.clone());
-                }
-                StopCondition::HealthCheck(h) => {
-                    needs.health_checks.insert(h.id.clone());
-                }
-            }
+impl Observe for AwsCloud {
+    async fn groups_named(
+        &self,
+        region: &Region,
+        names: &[String],
+    ) -> Result<Vec<GroupState>, ObserveError> {
+        let client = self.context().autoscaling(region);
+        let mut found = BTreeMap::new();
+        for chunk in names.chunks(PAGE) {
+            let request = client
+                .describe_auto_scaling_groups()
+                .set_auto_scaling_group_names(Some(chunk.to_vec()))
+                .max_records(PAGE as i32);
+            describe_groups(request, region, &mut found).await?;
         }
-        for step in &playbook.steps {
-            match &step.action {
-                Action::ScaleUp(s) => {
-                    add_groups(&mut needs, &s.region, &s.group);
-                    if let Some(absorb) = &s.absorb {
-                        add_groups(&mut needs, &absorb.from, &s.group);
-                    }
-                }
-                Action::Drain(d) => {
-                    add_groups(&mut needs, &d.region, &d.group);
-                    // A drain is checked against the traffic its region still gets.
-                    for (name, spec) in &playbook.records {
-                        if spec.set_identifiers.contains_key(&d.region) {
-                            needs.records.insert(name.clone(), spec);
-                        }
-                    }
-                }
-                Action::EvacuateZone(z) => {
-                    add_groups(&mut needs, &z.region, &z.group);
-                    needs.subnets.insert(z.region.clone());
-                }
-                Action::ShiftTraffic(s) => {
-                    for name in s.record.iter() {
-                        if let Some(spec) = playbook.records.get(name) {
-                            needs.records.insert(name.clone(), spec);
-                        }
-                    }
-                }
-                Action::Check(c) => {
-                    if let Some(a) = &c.alarm {
-                        needs
-                            .alarms
-                            .entry(a.region.clone())
-                            .or_default()
-                            .insert(a.name.clone());
-                    }
-                    if let Some(h) = &c.health_check {
-                        needs.health_checks.insert(h.id.clone());
-                    }
-                }
-                Action::Wait(_) | Action::Approve(_) => {}
-            }
-        }
-        needs
-    }
-}
-
-/// Reads everything `playbook` needs, concurrently.
-pub async fn observe(ctx: &AwsContext, playbook: &Playbook) -> Result<Observed, ObserveError> {
-    let needs = Needs::of(playbook);
-    let groups = try_join_all(needs.groups.iter().map(|(region, named)| {
-        let with_subnets = needs.subnets.contains(region);
-        async move {
-            observe_region_groups(ctx, region, named, with_subnets)
-                .await
-                .map(|r| (region.clone(), r))
-        }
-    }));
-    let alarms = try_join_all(needs.alarms.iter().map(|(region, names)| async move {
-        observe_alarms(ctx, region, names)
-            .await
-            .map(|a| (region.clone(), a))
-    }));
-    let records = observe_records(ctx, &needs.records);
-    let checks = observe_health_checks(ctx, &needs.health_checks);
-    let (groups, alarms, (zones, records), health_checks) =
-        futures::try_join!(groups, alarms, records, checks)?;
-
-    let mut observed = Observed {
-        zones,
-        records,
-        health_checks,
-        ..Observed::default()
-    };
-    for (region, found) in groups {
-        observed
-            .resolved_groups
-            .insert(region.to_string(), found.resolved);
-        observed.groups.insert(region.to_string(), found.states);
-        observed.subnet_zones.extend(found.subnet_zones);
-    }
-    for (region, states) in alarms {
-        observed.alarms.insert(region.to_string(), states);
-    }
-    Ok(observed)
-}
-
-struct RegionGroups {
-    resolved: BTreeMap<String, Vec<String>>,
-    states: BTreeMap<String, GroupState>,
-    subnet_zones: BTreeMap<String, String>,
-}
-
-async fn observe_region_groups(
-    ctx: &AwsContext,
-    region: &Region,
-    named: &BTreeMap<String, &GroupSpec>,
-    with_subnets: bool,
-) -> Result<RegionGroups, ObserveError> {
-    let client = ctx.autoscaling(region);
-    let mut found: BTreeMap<String, GroupState> = BTreeMap::new();
-
-    // Explicit names: one call per 100 names.
-    let names: BTreeSet<&String> = named
-        .values()
-        .filter_map(|s| s.names.as_ref())
-        .flatten()
-        .collect();
-    let names: Vec<&String> = names.into_iter().collect();
-    for chunk in names.chunks(PAGE) {
-        let request = client
-            .describe_auto_scaling_groups()
-            .set_auto_scaling_group_names(Some(chunk.iter().map(|s| (*s).clone()).collect()))
-            .max_records(PAGE as i32);
-        describe_groups(request, region, &mut found).await?;
+        Ok(found.into_values().collect())
     }
 
-    // Tags: one query per set of tag keys, with every wanted value of each key;
-    // each named group then keeps the groups that carry all of its tags.
-    let mut by_keys: BTreeMap<Vec<&String>, BTreeMap<&String, BTreeSet<&String>>> = BTreeMap::new();
-    for spec in named.values() {
-        if let Some(tags) = &spec.tags {
-            let entry = by_keys.entry(tags.keys().collect()).or_default();
-            for (key, value) in tags {
-                entry.entry(key).or_default().insert(value);
-            }
-        }
-    }
-    for filters in by_keys.values() {
-        let mut request = client
+    async fn groups_tagged(
+        &self,
+        region: &Region,
+        tags: &BTreeMap<String, BTreeSet<String>>,
+    ) -> Result<Vec<GroupState>, ObserveError> {
+        let mut request = self
+            .context()
+            .autoscaling(region)
             .describe_auto_scaling_groups()
             .max_records(PAGE as i32);
-        for (key, values) in filters {
+        for (key, values) in tags {
             request = request.filters(
                 Filter::builder()
                     .name(format!("tag:{key}"))
-                    .set_values(Some(values.iter().map(|v| (*v).clone()).collect()))
+                    .set_values(Some(values.iter().cloned().collect()))
                     .build(),
             );
         }
+        let mut found = BTreeMap::new();
         describe_groups(request, region, &mut found).await?;
+        Ok(found.into_values().collect())
     }
 
-    let mut resolved = BTreeMap::new();
-    for (name, spec) in named {
-        let members: Vec<String> = found
-            .values()
-            .filter(|g| match (&spec.names, &spec.tags) {
-                (Some(names), _) => names.contains(&g.name),
-                (None, Some(tags)) => tags.iter().all(|(k, v)| g.tags.get(k) == Some(v)),
-                (None, None) => false,
-            })
-            .map(|g| g.name.clone())
-            .collect();
-        resolved.insert(name.clone(), members);
+    async fn subnet_zones(
+        &self,
+        region: &Region,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, String>, ObserveError> {
+        let client = self.context().ec2(region);
+        let mut zones = BTreeMap::new();
+        for chunk in ids.chunks(200) {
+            let answer = client
+                .describe_subnets()
+                .set_subnet_ids(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(read_err(format!("describe subnets in {region}")))?;
+            for subnet in answer.subnets() {
+                if let (Some(id), Some(zone)) = (subnet.subnet_id(), subnet.availability_zone()) {
+                    zones.insert(id.to_owned(), zone.to_owned());
+                }
+            }
+        }
+        Ok(zones)
     }
-    let mut subnet_zones = BTreeMap::new();
-    if with_subnets {
-        let ids: BTreeSet<String> = found
-            .values()
-            .flat_map(|g| g.subnets.iter().cloned())
-            .collect();
-        subnet_zones = observe_subnets(ctx, region, ids.into_iter().collect()).await?;
+
+    async fn alarm_states(
+        &self,
+        region: &Region,
+        names: &[String],
+    ) -> Result<BTreeMap<String, String>, ObserveError> {
+        let client = self.context().cloudwatch(region);
+        let mut states = BTreeMap::new();
+        for chunk in names.chunks(PAGE) {
+            let mut pages = client
+                .describe_alarms()
+                .set_alarm_names(Some(chunk.to_vec()))
+                .max_records(PAGE as i32)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(read_err(format!("describe alarms in {region}")))?;
+                for alarm in page.metric_alarms() {
+                    if let (Some(name), Some(state)) = (alarm.alarm_name(), alarm.state_value()) {
+                        states.insert(name.to_owned(), state.as_str().to_owned());
+                    }
+                }
+            }
+        }
+        Ok(states)
     }
-    Ok(RegionGroups {
-        resolved,
-        states: found,
-        subnet_zones,
-    })
+
+    async fn health_check_exists(&self, id: &str) -> Result<bool, ObserveError> {
+        match self
+            .context()
+            .route53()
+            .get_health_check()
+            .health_check_id(id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_no_such_health_check()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(read_err(format!("read health check {id}"))(err)),
+        }
+    }
+
+    async fn hosted_zones(
+        &self,
+        written: &BTreeSet<&str>,
+    ) -> Result<BTreeMap<String, HostedZone>, ObserveError> {
+        resolve_zones(&self.context().route53(), written).await
+    }
+
+    async fn weighted_sets(
+        &self,
+        zone_id: &str,
+        record_count: Option<i64>,
+        wanted: &BTreeSet<RecordKey>,
+    ) -> Result<BTreeMap<RecordKey, Vec<WeightedSet>>, ObserveError> {
+        // Route 53 answers with normalised names; map them back to the written ones.
+        let by_normal: BTreeMap<(String, RrType), &RecordKey> = wanted
+            .iter()
+            .map(|key| ((super::normalize_name(&key.0), rr_type(key.1)), key))
+            .collect();
+        let pairs: BTreeSet<(String, RrType)> = by_normal.keys().cloned().collect();
+        let listed =
+            list_zone_records(&self.context().route53(), zone_id, &pairs, record_count).await?;
+        let mut out = BTreeMap::new();
+        for (pair, sets) in listed {
+            if let Some(key) = by_normal.get(&pair) {
+                out.insert((*key).clone(), sets);
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Runs a DescribeAutoScalingGroups request through all its pages into `found`.
@@ -331,161 +249,9 @@ pub fn group_state(group: &AutoScalingGroup) -> GroupState {
     }
 }
 
-async fn observe_subnets(
-    ctx: &AwsContext,
-    region: &Region,
-    ids: Vec<String>,
-) -> Result<BTreeMap<String, String>, ObserveError> {
-    let mut zones = BTreeMap::new();
-    if ids.is_empty() {
-        return Ok(zones);
-    }
-    let client = ctx.ec2(region);
-    for chunk in ids.chunks(200) {
-        let answer = client
-            .describe_subnets()
-            .set_subnet_ids(Some(chunk.to_vec()))
-            .send()
-            .await
-            .map_err(read_err(format!("describe subnets in {region}")))?;
-        for subnet in answer.subnets() {
-            if let (Some(id), Some(zone)) = (subnet.subnet_id(), subnet.availability_zone()) {
-                zones.insert(id.to_owned(), zone.to_owned());
-            }
-        }
-    }
-    Ok(zones)
-}
-
-async fn observe_alarms(
-    ctx: &AwsContext,
-    region: &Region,
-    names: &BTreeSet<String>,
-) -> Result<BTreeMap<String, String>, ObserveError> {
-    let client = ctx.cloudwatch(region);
-    let names: Vec<String> = names.iter().cloned().collect();
-    let mut states = BTreeMap::new();
-    for chunk in names.chunks(PAGE) {
-        let mut pages = client
-            .describe_alarms()
-            .set_alarm_names(Some(chunk.to_vec()))
-            .max_records(PAGE as i32)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(read_err(format!("describe alarms in {region}")))?;
-            for alarm in page.metric_alarms() {
-                if let (Some(name), Some(state)) = (alarm.alarm_name(), alarm.state_value()) {
-                    states.insert(name.to_owned(), state.as_str().to_owned());
-                }
-            }
-        }
-    }
-    Ok(states)
-}
-
-async fn observe_health_checks(
-    ctx: &AwsContext,
-    ids: &BTreeSet<String>,
-) -> Result<BTreeMap<String, bool>, ObserveError> {
-    let client = ctx.route53();
-    let answers = try_join_all(ids.iter().map(|id| {
-        let client = client.clone();
-        async move {
-            match client.get_health_check().health_check_id(id).send().await {
-                Ok(_) => Ok((id.clone(), true)),
-                Err(err)
-                    if err
-                        .as_service_error()
-                        .is_some_and(|e| e.is_no_such_health_check()) =>
-                {
-                    Ok((id.clone(), false))
-                }
-                Err(err) => Err(read_err(format!("read health check {id}"))(err)),
-            }
-        }
-    }))
-    .await?;
-    Ok(answers.into_iter().collect())
-}
-
 /// Whether a playbook's `zone` is a hosted zone id rather than a name.
 fn is_zone_id(zone: &str) -> bool {
     zone.starts_with("/hostedzone/") || (!zone.contains('.') && zone.starts_with('Z'))
-}
-
-struct ZoneInfo {
-    lookup: ZoneLookup,
-    record_count: Option<i64>,
-}
-
-async fn observe_records(
-    ctx: &AwsContext,
-    records: &BTreeMap<String, &RecordSpec>,
-) -> Result<
-    (
-        BTreeMap<String, ZoneLookup>,
-        BTreeMap<String, Vec<WeightedSet>>,
-    ),
-    ObserveError,
-> {
-    let client = ctx.route53();
-    let written: BTreeSet<&str> = records.values().map(|r| r.zone.as_str()).collect();
-    let zones = resolve_zones(&client, &written).await?;
-
-    // Per resolved zone id, the (name, type) pairs wanted.
-    let mut wanted: BTreeMap<String, BTreeSet<(String, RrType)>> = BTreeMap::new();
-    for spec in records.values() {
-        if let Some(ZoneInfo {
-            lookup: ZoneLookup::Found { id, .. },
-            ..
-        }) = zones.get(spec.zone.as_str())
-        {
-            wanted
-                .entry(id.clone())
-                .or_default()
-                .insert((super::normalize_name(&spec.name), rr_type(spec.record_type)));
-        }
-    }
-    let counts: BTreeMap<String, Option<i64>> = zones
-        .values()
-        .filter_map(|z| match &z.lookup {
-            ZoneLookup::Found { id, .. } => Some((id.clone(), z.record_count)),
-            _ => None,
-        })
-        .collect();
-    let listed = try_join_all(wanted.into_iter().map(|(zone_id, pairs)| {
-        let client = client.clone();
-        let count = counts.get(&zone_id).copied().flatten();
-        async move {
-            list_zone_records(&client, &zone_id, &pairs, count)
-                .await
-                .map(|sets| (zone_id, sets))
-        }
-    }))
-    .await?;
-    let listed: BTreeMap<String, BTreeMap<(String, RrType), Vec<WeightedSet>>> =
-        listed.into_iter().collect();
-
-    let mut out = BTreeMap::new();
-    for (name, spec) in records {
-        let sets = match zones.get(spec.zone.as_str()).map(|z| &z.lookup) {
-            Some(ZoneLookup::Found { id, .. }) => listed
-                .get(id)
-                .and_then(|by_name| {
-                    by_name.get(&(super::normalize_name(&spec.name), rr_type(spec.record_type)))
-                })
-                .cloned()
-                .unwrap_or_default(),
-            _ => Vec::new(),
-        };
-        out.insert(name.clone(), sets);
-    }
-    let lookups = zones
-        .into_iter()
-        .map(|(written, info)| (written.to_owned(), info.lookup))
-        .collect();
-    Ok((lookups, out))
 }
 
 fn rr_type(t: RecordType) -> RrType {
@@ -499,24 +265,24 @@ fn rr_type(t: RecordType) -> RrType {
 /// Resolves the zones written in the playbook: ids with GetHostedZone, names with
 /// one ListHostedZonesByName each when there are one or two, else with one paged
 /// ListHostedZones (100 zones a page).
-async fn resolve_zones<'a>(
+async fn resolve_zones(
     client: &aws_sdk_route53::Client,
-    written: &BTreeSet<&'a str>,
-) -> Result<BTreeMap<&'a str, ZoneInfo>, ObserveError> {
+    written: &BTreeSet<&str>,
+) -> Result<BTreeMap<String, HostedZone>, ObserveError> {
     let mut out = BTreeMap::new();
     let (ids, names): (Vec<&str>, Vec<&str>) = written.iter().partition(|z| is_zone_id(z));
     for id in ids {
         let bare = id.trim_start_matches("/hostedzone/");
         let info = match client.get_hosted_zone().id(bare).send().await {
             Ok(answer) => match answer.hosted_zone() {
-                Some(zone) => ZoneInfo {
+                Some(zone) => HostedZone {
                     lookup: ZoneLookup::Found {
                         id: bare.to_owned(),
                         name: zone.name().to_owned(),
                     },
                     record_count: zone.resource_record_set_count(),
                 },
-                None => ZoneInfo {
+                None => HostedZone {
                     lookup: ZoneLookup::NotFound,
                     record_count: None,
                 },
@@ -526,14 +292,14 @@ async fn resolve_zones<'a>(
                     .as_service_error()
                     .is_some_and(|e| e.is_no_such_hosted_zone()) =>
             {
-                ZoneInfo {
+                HostedZone {
                     lookup: ZoneLookup::NotFound,
                     record_count: None,
                 }
             }
             Err(err) => return Err(read_err(format!("read hosted zone {id}"))(err)),
         };
-        out.insert(id, info);
+        out.insert((*id).to_owned(), info);
     }
     if names.is_empty() {
         return Ok(out);
@@ -573,23 +339,23 @@ async fn resolve_zones<'a>(
             .collect();
         ids.dedup();
         let info = match ids.as_slice() {
-            [] => ZoneInfo {
+            [] => HostedZone {
                 lookup: ZoneLookup::NotFound,
                 record_count: None,
             },
-            [id] => ZoneInfo {
+            [id] => HostedZone {
                 lookup: ZoneLookup::Found {
                     id: id.clone(),
                     name: wanted.clone(),
                 },
                 record_count: matches.first().and_then(|z| z.resource_record_set_count()),
             },
-            _ => ZoneInfo {
+            _ => HostedZone {
                 lookup: ZoneLookup::Ambiguous { ids },
                 record_count: None,
             },
         };
-        out.insert(name, info);
+        out.insert((*name).to_owned(), info);
     }
     Ok(out)
 }

@@ -4,8 +4,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{VarArgs, load_or_report};
-use crate::aws::observe::observe;
 use crate::exit::Exit;
+use crate::plan::observe::observe;
 use crate::plan::timing::Timing;
 use crate::plan::{Plan, build::build_with, render};
 
@@ -61,7 +61,7 @@ pub fn run(args: &PlanArgs) -> Exit {
     };
     let observed = runtime.block_on(async {
         let ctx = super::session::aws(&args.rates.rates()).await?;
-        Ok(observe(&ctx, &playbook).await)
+        Ok(observe(&crate::aws::cloud::AwsCloud::new(ctx), &playbook).await)
     });
     let observed = match observed {
         Err(exit) => return exit,

@@ -9,7 +9,6 @@ use super::session::{
 use super::{VarArgs, load_or_report};
 use crate::aws::AwsContext;
 use crate::aws::cloud::AwsCloud;
-use crate::aws::observe::observe;
 use crate::engine::error::EngineError;
 use crate::engine::execute::{Executor, Options};
 use crate::engine::history::History;
@@ -19,6 +18,7 @@ use crate::engine::recorder::Recorder;
 use crate::engine::rollback::rollback;
 use crate::exit::Exit;
 use crate::journal::{Event, Journal, Outcome, RunDir, new_run_id};
+use crate::plan::observe::observe;
 use crate::plan::{Change, Plan, build::build, render};
 use crate::playbook::{AlarmRef, HumanDuration, Region, StopCondition};
 
@@ -178,7 +178,7 @@ pub fn run(args: &RunArgs) -> Exit {
             Ok(ctx) => ctx,
             Err(exit) => return exit,
         };
-        let observed = match observe(&ctx, &playbook).await {
+        let observed = match observe(&AwsCloud::new(ctx.clone()), &playbook).await {
             Ok(observed) => observed,
             Err(err) => {
                 crate::say_error!("{err}\nnothing was changed");

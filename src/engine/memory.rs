@@ -1,8 +1,8 @@
-//! An in-memory [`Cloud`] for engine tests: instances that take time to come into
+//! An in-memory [`Cloud`] (and [`Observe`], for plans) for engine and plan tests: instances that take time to come into
 //! service, Route 53 changes that take time to sync, and failures on demand. Time is
 //! tokio's, so tests run it paused.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -10,7 +10,9 @@ use tokio::time::Instant;
 
 use super::cloud::{Cloud, CloudError};
 use crate::journal::RecordSetDef;
-use crate::state::{Capacity, GroupState};
+use crate::plan::observe::{HostedZone, Observe, ObserveError, RecordKey};
+use crate::playbook::Region;
+use crate::state::{Capacity, GroupState, WeightedSet, ZoneLookup};
 
 struct Group {
     capacity: Capacity,
@@ -22,19 +24,69 @@ struct Group {
     /// Subnets; in memory a subnet is named after its zone.
     subnets: Vec<String>,
     suspended: Vec<String>,
+    tags: BTreeMap<String, String>,
+}
+
+impl Group {
+    fn new(capacity: Capacity) -> Self {
+        Group {
+            capacity,
+            in_service: capacity.desired,
+            changed: None,
+            instances: Vec::new(),
+            subnets: Vec::new(),
+            suspended: Vec::new(),
+            tags: BTreeMap::new(),
+        }
+    }
+
+    /// Its state at `now`, once launches that had time to finish have finished.
+    fn state(&mut self, name: &str, now: Instant, launch: Duration) -> GroupState {
+        if let Some((at, _)) = self.changed
+            && now.duration_since(at) >= launch
+        {
+            self.in_service = self.capacity.desired;
+            self.changed = None;
+        }
+        let mut instances_by_zone: BTreeMap<String, u32> = BTreeMap::new();
+        if !self.instances.is_empty() {
+            self.in_service = 0;
+            for (_, zone, ready) in &self.instances {
+                if *ready <= now {
+                    self.in_service += 1;
+                    *instances_by_zone.entry(zone.clone()).or_default() += 1;
+                }
+            }
+        }
+        let mut zones = self.subnets.clone();
+        zones.dedup();
+        GroupState {
+            name: name.to_owned(),
+            capacity: self.capacity,
+            in_service: self.in_service,
+            instances_by_zone,
+            zones,
+            subnets: self.subnets.clone(),
+            suspended_processes: self.suspended.clone(),
+            tags: self.tags.clone(),
+        }
+    }
 }
 
 #[derive(Default)]
 struct World {
     groups: BTreeMap<(String, String), Group>,
     records: BTreeMap<String, Vec<RecordSetDef>>,
+    /// Hosted zone names by id.
+    zone_names: BTreeMap<String, String>,
+    health_checks: BTreeSet<String>,
     changes: BTreeMap<String, Instant>,
     alarms: BTreeMap<(String, String), String>,
     /// Failures to answer, per operation: how many more.
     failures: BTreeMap<&'static str, u32>,
     calls: BTreeMap<&'static str, u32>,
     next_change: u32,
-    unhealthy: std::collections::BTreeSet<String>,
+    unhealthy: BTreeSet<String>,
     max_out: u32,
     next_instance: u32,
 }
@@ -62,17 +114,30 @@ impl MemoryCloud {
     }
 
     pub fn add_group(&self, region: &str, name: &str, capacity: Capacity) {
-        self.world().groups.insert(
-            (region.into(), name.into()),
-            Group {
-                capacity,
-                in_service: capacity.desired,
-                changed: None,
-                instances: Vec::new(),
-                subnets: Vec::new(),
-                suspended: Vec::new(),
-            },
-        );
+        self.world()
+            .groups
+            .insert((region.into(), name.into()), Group::new(capacity));
+    }
+
+    /// Tags a group.
+    pub fn tag(&self, region: &str, name: &str, key: &str, value: &str) {
+        if let Some(g) = self
+            .world()
+            .groups
+            .get_mut(&(region.to_owned(), name.to_owned()))
+        {
+            g.tags.insert(key.into(), value.into());
+        }
+    }
+
+    /// Names a hosted zone (records are added to zones by id).
+    pub fn name_zone(&self, id: &str, name: &str) {
+        self.world().zone_names.insert(id.into(), name.into());
+    }
+
+    /// Adds a Route 53 health check.
+    pub fn add_health_check(&self, id: &str) {
+        self.world().health_checks.insert(id.into());
     }
 
     /// Adds a group whose instances sit in zones (`per_zone`: zone and count); its
@@ -94,14 +159,84 @@ impl MemoryCloud {
         self.world().groups.insert(
             (region.into(), name.into()),
             Group {
-                capacity,
-                in_service: capacity.desired,
-                changed: None,
                 instances,
                 subnets: per_zone.iter().map(|(z, _)| (*z).to_owned()).collect(),
-                suspended: Vec::new(),
+                ..Group::new(capacity)
             },
         );
+    }
+
+    /// The demo world of [`crate::seed`] in memory: the same groups, tags, records,
+    /// weights, TTLs and alarms (`OK`); each group's instances are spread over the
+    /// region's zones a, b and c, which are also its subnets. Hosted zones get the
+    /// ids `Z1`, `Z2`, ... in the spec's order.
+    pub fn seeded(spec: &crate::seed::WorldSpec) -> Self {
+        let cloud = Self::new(Duration::ZERO, Duration::ZERO);
+        for region in &spec.regions {
+            let r = region.region.as_str();
+            let zones: Vec<String> = ["a", "b", "c"].iter().map(|z| format!("{r}{z}")).collect();
+            for group in &region.groups {
+                let desired = u32::try_from(group.desired).unwrap_or(0);
+                let per_zone: Vec<(&str, u32)> = zones
+                    .iter()
+                    .enumerate()
+                    .map(|(i, z)| {
+                        (
+                            z.as_str(),
+                            desired / 3 + u32::from((i as u32) < desired % 3),
+                        )
+                    })
+                    .collect();
+                let name = format!("{}-{r}", group.service);
+                let capacity = Capacity {
+                    min: u32::try_from(group.min).unwrap_or(0),
+                    desired,
+                    max: u32::try_from(group.max).unwrap_or(0),
+                };
+                cloud.add_zoned_group(r, &name, capacity, &per_zone);
+                cloud.tag(r, &name, "evac:service", &group.service);
+                cloud.tag(r, &name, "evac:drill", "zone");
+                cloud.tag(r, &name, "evac:fleet", &spec.fleet);
+            }
+            cloud.set_alarm(r, "api-5xx-rate", "OK");
+        }
+        for (i, zone) in spec.zones.iter().enumerate() {
+            let id = format!("Z{}", i + 1);
+            cloud.name_zone(&id, &zone.name);
+            for record in &zone.records {
+                for region in &spec.regions {
+                    let short = region.region.short();
+                    let (record_type, value) = if record.cname {
+                        (
+                            "CNAME",
+                            format!(
+                                "{}-{short}.{}",
+                                record.label,
+                                zone.name.trim_end_matches('.')
+                            ),
+                        )
+                    } else {
+                        ("A", format!("10.{}.0.10", region.octet))
+                    };
+                    cloud
+                        .world()
+                        .records
+                        .entry(id.clone())
+                        .or_default()
+                        .push(RecordSetDef {
+                            name: format!("{}.{}", record.label, zone.name),
+                            record_type: record_type.into(),
+                            set_identifier: format!("{}-{short}", record.label),
+                            weight: region.weight,
+                            ttl: Some(spec.ttl),
+                            values: vec![value],
+                            alias: None,
+                            health_check_id: None,
+                        });
+                }
+            }
+        }
+        cloud
     }
 
     /// The most instances of one group that were out of service at once.
@@ -230,35 +365,9 @@ impl Cloud for MemoryCloud {
         let mut world = self.world();
         let mut out = BTreeMap::new();
         for name in names {
-            let Some(group) = world.groups.get_mut(&(region.to_owned(), name.clone())) else {
-                continue;
-            };
-            if let Some((at, _)) = group.changed
-                && now.duration_since(at) >= launch
-            {
-                group.in_service = group.capacity.desired;
-                group.changed = None;
+            if let Some(group) = world.groups.get_mut(&(region.to_owned(), name.clone())) {
+                out.insert(name.clone(), group.state(name, now, launch));
             }
-            if !group.instances.is_empty() {
-                group.in_service = group
-                    .instances
-                    .iter()
-                    .filter(|(_, _, ready)| *ready <= now)
-                    .count() as u32;
-            }
-            out.insert(
-                name.clone(),
-                GroupState {
-                    name: name.clone(),
-                    capacity: group.capacity,
-                    in_service: group.in_service,
-                    instances_by_zone: BTreeMap::new(),
-                    zones: vec![],
-                    subnets: group.subnets.clone(),
-                    suspended_processes: group.suspended.clone(),
-                    tags: BTreeMap::new(),
-                },
-            );
         }
         Ok(out)
     }
@@ -459,5 +568,165 @@ impl Cloud for MemoryCloud {
         }
         world.max_out = world.max_out.max(out_now);
         Ok(())
+    }
+}
+
+fn read_err(err: CloudError) -> ObserveError {
+    ObserveError {
+        what: err.what,
+        message: err.message,
+    }
+}
+
+/// The in-memory cloud as a plan reads it: subnets are named after their zones,
+/// hosted zones are found by id or by the name given with [`MemoryCloud::name_zone`].
+impl Observe for MemoryCloud {
+    async fn groups_named(
+        &self,
+        region: &Region,
+        names: &[String],
+    ) -> Result<Vec<GroupState>, ObserveError> {
+        self.enter("describe_groups").map_err(read_err)?;
+        let (now, launch) = (Instant::now(), self.launch);
+        let mut world = self.world();
+        Ok(names
+            .iter()
+            .filter_map(|name| {
+                let group = world.groups.get_mut(&(region.to_string(), name.clone()))?;
+                Some(group.state(name, now, launch))
+            })
+            .collect())
+    }
+
+    async fn groups_tagged(
+        &self,
+        region: &Region,
+        tags: &BTreeMap<String, BTreeSet<String>>,
+    ) -> Result<Vec<GroupState>, ObserveError> {
+        self.enter("describe_groups").map_err(read_err)?;
+        let (now, launch) = (Instant::now(), self.launch);
+        let mut world = self.world();
+        Ok(world
+            .groups
+            .iter_mut()
+            .filter(|((r, _), g)| {
+                r == region.as_str()
+                    && tags
+                        .iter()
+                        .all(|(key, values)| g.tags.get(key).is_some_and(|v| values.contains(v)))
+            })
+            .map(|((_, name), g)| g.state(name, now, launch))
+            .collect())
+    }
+
+    async fn subnet_zones(
+        &self,
+        region: &Region,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, String>, ObserveError> {
+        self.enter("describe_subnets").map_err(read_err)?;
+        let world = self.world();
+        let known: BTreeSet<&String> = world
+            .groups
+            .iter()
+            .filter(|((r, _), _)| r == region.as_str())
+            .flat_map(|(_, g)| &g.subnets)
+            .collect();
+        Ok(ids
+            .iter()
+            .filter(|id| known.contains(id))
+            .map(|id| (id.clone(), id.clone()))
+            .collect())
+    }
+
+    async fn alarm_states(
+        &self,
+        region: &Region,
+        names: &[String],
+    ) -> Result<BTreeMap<String, String>, ObserveError> {
+        self.enter("describe_alarms").map_err(read_err)?;
+        let world = self.world();
+        Ok(names
+            .iter()
+            .filter_map(|name| {
+                let state = world.alarms.get(&(region.to_string(), name.clone()))?;
+                Some((name.clone(), state.clone()))
+            })
+            .collect())
+    }
+
+    async fn health_check_exists(&self, id: &str) -> Result<bool, ObserveError> {
+        self.enter("get_health_check").map_err(read_err)?;
+        Ok(self.world().health_checks.contains(id))
+    }
+
+    async fn hosted_zones(
+        &self,
+        written: &BTreeSet<&str>,
+    ) -> Result<BTreeMap<String, HostedZone>, ObserveError> {
+        self.enter("hosted_zones").map_err(read_err)?;
+        let world = self.world();
+        let normal = |name: &str| format!("{}.", name.trim_end_matches('.').to_lowercase());
+        Ok(written
+            .iter()
+            .map(|zone| {
+                let bare = zone.trim_start_matches("/hostedzone/");
+                let ids: Vec<&String> = world
+                    .zone_names
+                    .iter()
+                    .filter(|(id, name)| id.as_str() == bare || normal(name) == normal(zone))
+                    .map(|(id, _)| id)
+                    .collect();
+                let lookup = match ids.as_slice() {
+                    [] => ZoneLookup::NotFound,
+                    [id] => ZoneLookup::Found {
+                        id: (*id).clone(),
+                        name: normal(&world.zone_names[*id]),
+                    },
+                    _ => ZoneLookup::Ambiguous {
+                        ids: ids.into_iter().cloned().collect(),
+                    },
+                };
+                let record_count = match &lookup {
+                    ZoneLookup::Found { id, .. } => {
+                        world.records.get(id).map(|sets| sets.len() as i64)
+                    }
+                    _ => None,
+                };
+                (
+                    (*zone).to_owned(),
+                    HostedZone {
+                        lookup,
+                        record_count,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    async fn weighted_sets(
+        &self,
+        zone_id: &str,
+        _record_count: Option<i64>,
+        wanted: &BTreeSet<RecordKey>,
+    ) -> Result<BTreeMap<RecordKey, Vec<WeightedSet>>, ObserveError> {
+        self.enter("list_records").map_err(read_err)?;
+        let world = self.world();
+        let sets = world.records.get(zone_id).cloned().unwrap_or_default();
+        Ok(wanted
+            .iter()
+            .map(|key| {
+                let found = sets
+                    .iter()
+                    .filter(|s| s.name == key.0 && s.record_type == key.1.to_string())
+                    .map(|s| WeightedSet {
+                        set_identifier: s.set_identifier.clone(),
+                        weight: Some(s.weight),
+                        ttl: s.ttl,
+                    })
+                    .collect();
+                (key.clone(), found)
+            })
+            .collect())
     }
 }

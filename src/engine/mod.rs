@@ -27,6 +27,6 @@ pub mod watch;
 pub mod wave;
 
 #[cfg(test)]
-mod memory;
+pub(crate) mod memory;
 #[cfg(test)]
 mod tests;

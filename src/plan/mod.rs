@@ -1,11 +1,16 @@
 //! Plans: what a run would do, built from a playbook and the observed AWS state.
 //!
-//! Building is pure ([`build::build`]); the human, Markdown and JSON views all render
-//! the same [`Plan`] value.
+//! Reads go through the [`observe::Observe`] trait; building is pure
+//! ([`build::build`]); the human, Markdown and JSON views all render the same
+//! [`Plan`] value.
 
 pub mod build;
 mod model;
+pub mod observe;
 pub mod render;
 pub mod timing;
+
+#[cfg(test)]
+mod tests;
 
 pub use model::*;

@@ -84,7 +84,9 @@ pub struct GroupSpec {
 }
 
 /// A DNS record type that weighted routing applies to.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
 pub enum RecordType {
     /// IPv4 address.
     A,

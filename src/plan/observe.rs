@@ -1,0 +1,362 @@
+//! What a plan reads, and the read trait it reads through.
+//!
+//! [`Needs::of`] works out every read a playbook needs; [`observe`] makes them
+//! through an [`Observe`], concurrently, and assembles the [`Observed`] snapshot the
+//! plan is built from. The SDK implementation is [`crate::aws::cloud::AwsCloud`]
+//! (batched describes, whole-zone listings where they take fewer pages); engine
+//! tests' in-memory cloud implements it too, so plans are tested without AWS.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::future::try_join_all;
+
+use crate::playbook::{
+    Action, GroupSpec, Names, Playbook, RecordSpec, RecordType, Region, StopCondition,
+};
+use crate::state::{GroupState, Observed, WeightedSet, ZoneLookup};
+
+/// A read that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to {what}: {message}")]
+pub struct ObserveError {
+    /// What was being read.
+    pub what: String,
+    /// AWS's answer or the transport error.
+    pub message: String,
+}
+
+/// A hosted zone as written in a playbook, looked up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostedZone {
+    /// What the lookup found.
+    pub lookup: ZoneLookup,
+    /// How many record sets the zone holds, when the lookup says.
+    pub record_count: Option<i64>,
+}
+
+/// A record name as written in the playbook and its type.
+pub type RecordKey = (String, RecordType);
+
+/// The reads a plan needs. Every method only reads.
+// Plans await these in one task and never spawn them, so the futures need not be
+// `Send`.
+#[allow(async_fn_in_trait)]
+pub trait Observe {
+    /// The named Auto Scaling groups of a region (missing ones are absent).
+    async fn groups_named(
+        &self,
+        region: &Region,
+        names: &[String],
+    ) -> Result<Vec<GroupState>, ObserveError>;
+    /// The groups of a region that carry, for every key of `tags`, one of its values.
+    async fn groups_tagged(
+        &self,
+        region: &Region,
+        tags: &BTreeMap<String, BTreeSet<String>>,
+    ) -> Result<Vec<GroupState>, ObserveError>;
+    /// The availability zone of each subnet (unknown ones are absent).
+    async fn subnet_zones(
+        &self,
+        region: &Region,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, String>, ObserveError>;
+    /// The state of each named alarm (`OK`, `ALARM`, `INSUFFICIENT_DATA`); missing
+    /// alarms are absent.
+    async fn alarm_states(
+        &self,
+        region: &Region,
+        names: &[String],
+    ) -> Result<BTreeMap<String, String>, ObserveError>;
+    /// Whether a Route 53 health check exists.
+    async fn health_check_exists(&self, id: &str) -> Result<bool, ObserveError>;
+    /// Looks up hosted zones as written in a playbook: ids or names.
+    async fn hosted_zones(
+        &self,
+        written: &BTreeSet<&str>,
+    ) -> Result<BTreeMap<String, HostedZone>, ObserveError>;
+    /// The weighted sets of each (record name as written, type) of one hosted zone.
+    async fn weighted_sets(
+        &self,
+        zone_id: &str,
+        record_count: Option<i64>,
+        wanted: &BTreeSet<RecordKey>,
+    ) -> Result<BTreeMap<RecordKey, Vec<WeightedSet>>, ObserveError>;
+}
+
+/// What a playbook needs to read.
+#[derive(Debug, Default)]
+pub struct Needs<'a> {
+    /// Per region, the named groups used there.
+    pub groups: BTreeMap<Region, BTreeMap<String, &'a GroupSpec>>,
+    /// Regions where an `evacuate_zone` step needs subnet zones.
+    pub subnets: BTreeSet<Region>,
+    /// Records used by `shift_traffic` steps.
+    pub records: BTreeMap<String, &'a RecordSpec>,
+    /// Per region, alarm names (stop conditions and checks).
+    pub alarms: BTreeMap<Region, BTreeSet<String>>,
+    /// Route 53 health check ids.
+    pub health_checks: BTreeSet<String>,
+}
+
+impl<'a> Needs<'a> {
+    /// Works out every read `playbook` needs.
+    pub fn of(playbook: &'a Playbook) -> Self {
+        let mut needs = Needs::default();
+        let add_groups = |needs: &mut Needs<'a>, region: &Region, names: &Names| {
+            for name in names.iter() {
+                if let Some(spec) = playbook.groups.get(name) {
+                    needs
+                        .groups
+                        .entry(region.clone())
+                        .or_default()
+                        .insert(name.clone(), spec);
+                }
+            }
+        };
+        for condition in &playbook.stop_when {
+            match condition {
+                StopCondition::Alarm(a) => {
+                    needs
+                        .alarms
+                        .entry(a.region.clone())
+                        .or_default()
+                        .insert(a.name.clone());
+                }
+                StopCondition::HealthCheck(h) => {
+                    needs.health_checks.insert(h.id.clone());
+                }
+            }
+        }
+        for step in &playbook.steps {
+            match &step.action {
+                Action::ScaleUp(s) => {
+                    add_groups(&mut needs, &s.region, &s.group);
+                    if let Some(absorb) = &s.absorb {
+                        add_groups(&mut needs, &absorb.from, &s.group);
+                    }
+                }
+                Action::Drain(d) => {
+                    add_groups(&mut needs, &d.region, &d.group);
+                    // A drain is checked against the traffic its region still gets.
+                    for (name, spec) in &playbook.records {
+                        if spec.set_identifiers.contains_key(&d.region) {
+                            needs.records.insert(name.clone(), spec);
+                        }
+                    }
+                }
+                Action::EvacuateZone(z) => {
+                    add_groups(&mut needs, &z.region, &z.group);
+                    needs.subnets.insert(z.region.clone());
+                }
+                Action::ShiftTraffic(s) => {
+                    for name in s.record.iter() {
+                        if let Some(spec) = playbook.records.get(name) {
+                            needs.records.insert(name.clone(), spec);
+                        }
+                    }
+                }
+                Action::Check(c) => {
+                    if let Some(a) = &c.alarm {
+                        needs
+                            .alarms
+                            .entry(a.region.clone())
+                            .or_default()
+                            .insert(a.name.clone());
+                    }
+                    if let Some(h) = &c.health_check {
+                        needs.health_checks.insert(h.id.clone());
+                    }
+                }
+                Action::Wait(_) | Action::Approve(_) => {}
+            }
+        }
+        needs
+    }
+}
+
+/// Reads everything `playbook` needs through `cloud`, the regions and services
+/// concurrently.
+pub async fn observe(cloud: &impl Observe, playbook: &Playbook) -> Result<Observed, ObserveError> {
+    let needs = Needs::of(playbook);
+    let groups = try_join_all(needs.groups.iter().map(|(region, named)| {
+        let with_subnets = needs.subnets.contains(region);
+        async move {
+            region_groups(cloud, region, named, with_subnets)
+                .await
+                .map(|r| (region.clone(), r))
+        }
+    }));
+    let alarms = try_join_all(needs.alarms.iter().map(|(region, names)| async move {
+        let names: Vec<String> = names.iter().cloned().collect();
+        cloud
+            .alarm_states(region, &names)
+            .await
+            .map(|a| (region.clone(), a))
+    }));
+    let records = records(cloud, &needs.records);
+    let checks = try_join_all(needs.health_checks.iter().map(|id| async move {
+        cloud
+            .health_check_exists(id)
+            .await
+            .map(|exists| (id.clone(), exists))
+    }));
+    let (groups, alarms, (zones, records), health_checks) =
+        futures::try_join!(groups, alarms, records, checks)?;
+
+    let mut observed = Observed {
+        zones,
+        records,
+        health_checks: health_checks.into_iter().collect(),
+        ..Observed::default()
+    };
+    for (region, found) in groups {
+        observed
+            .resolved_groups
+            .insert(region.to_string(), found.resolved);
+        observed.groups.insert(region.to_string(), found.states);
+        observed.subnet_zones.extend(found.subnet_zones);
+    }
+    for (region, states) in alarms {
+        observed.alarms.insert(region.to_string(), states);
+    }
+    Ok(observed)
+}
+
+struct RegionGroups {
+    resolved: BTreeMap<String, Vec<String>>,
+    states: BTreeMap<String, GroupState>,
+    subnet_zones: BTreeMap<String, String>,
+}
+
+/// The groups of one region: every explicit name in one read, and one read per set
+/// of tag keys with every wanted value of each key; each named group then keeps the
+/// groups that carry all of its tags.
+async fn region_groups(
+    cloud: &impl Observe,
+    region: &Region,
+    named: &BTreeMap<String, &GroupSpec>,
+    with_subnets: bool,
+) -> Result<RegionGroups, ObserveError> {
+    let mut found: BTreeMap<String, GroupState> = BTreeMap::new();
+    let names: BTreeSet<&String> = named
+        .values()
+        .filter_map(|s| s.names.as_ref())
+        .flatten()
+        .collect();
+    if !names.is_empty() {
+        let names: Vec<String> = names.into_iter().cloned().collect();
+        for group in cloud.groups_named(region, &names).await? {
+            found.insert(group.name.clone(), group);
+        }
+    }
+    let mut by_keys: BTreeMap<Vec<&String>, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    for spec in named.values() {
+        if let Some(tags) = &spec.tags {
+            let entry = by_keys.entry(tags.keys().collect()).or_default();
+            for (key, value) in tags {
+                entry.entry(key.clone()).or_default().insert(value.clone());
+            }
+        }
+    }
+    for filters in by_keys.values() {
+        for group in cloud.groups_tagged(region, filters).await? {
+            found.insert(group.name.clone(), group);
+        }
+    }
+
+    let mut resolved = BTreeMap::new();
+    for (name, spec) in named {
+        let members: Vec<String> = found
+            .values()
+            .filter(|g| match (&spec.names, &spec.tags) {
+                (Some(names), _) => names.contains(&g.name),
+                (None, Some(tags)) => tags.iter().all(|(k, v)| g.tags.get(k) == Some(v)),
+                (None, None) => false,
+            })
+            .map(|g| g.name.clone())
+            .collect();
+        resolved.insert(name.clone(), members);
+    }
+    let mut subnet_zones = BTreeMap::new();
+    if with_subnets {
+        let ids: BTreeSet<String> = found
+            .values()
+            .flat_map(|g| g.subnets.iter().cloned())
+            .collect();
+        if !ids.is_empty() {
+            let ids: Vec<String> = ids.into_iter().collect();
+            subnet_zones = cloud.subnet_zones(region, &ids).await?;
+        }
+    }
+    Ok(RegionGroups {
+        resolved,
+        states: found,
+        subnet_zones,
+    })
+}
+
+/// The hosted zones of the records, then each zone's wanted record sets, the zones
+/// concurrently.
+async fn records(
+    cloud: &impl Observe,
+    records: &BTreeMap<String, &RecordSpec>,
+) -> Result<
+    (
+        BTreeMap<String, ZoneLookup>,
+        BTreeMap<String, Vec<WeightedSet>>,
+    ),
+    ObserveError,
+> {
+    if records.is_empty() {
+        return Ok(Default::default());
+    }
+    let written: BTreeSet<&str> = records.values().map(|r| r.zone.as_str()).collect();
+    let zones = cloud.hosted_zones(&written).await?;
+
+    // Per resolved zone id: its record count and the (name, type) pairs wanted.
+    let mut wanted: BTreeMap<&str, (Option<i64>, BTreeSet<RecordKey>)> = BTreeMap::new();
+    for spec in records.values() {
+        if let Some(HostedZone {
+            lookup: ZoneLookup::Found { id, .. },
+            record_count,
+        }) = zones.get(&spec.zone)
+        {
+            wanted
+                .entry(id.as_str())
+                .or_insert_with(|| (*record_count, BTreeSet::new()))
+                .1
+                .insert((spec.name.clone(), spec.record_type));
+        }
+    }
+    let listed = try_join_all(
+        wanted
+            .into_iter()
+            .map(|(zone_id, (count, pairs))| async move {
+                cloud
+                    .weighted_sets(zone_id, count, &pairs)
+                    .await
+                    .map(|sets| (zone_id.to_owned(), sets))
+            }),
+    )
+    .await?;
+    let listed: BTreeMap<String, BTreeMap<RecordKey, Vec<WeightedSet>>> =
+        listed.into_iter().collect();
+
+    let mut out = BTreeMap::new();
+    for (name, spec) in records {
+        let sets = match zones.get(&spec.zone).map(|z| &z.lookup) {
+            Some(ZoneLookup::Found { id, .. }) => listed
+                .get(id)
+                .and_then(|by_name| by_name.get(&(spec.name.clone(), spec.record_type)))
+                .cloned()
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        out.insert(name.clone(), sets);
+    }
+    let lookups = zones
+        .into_iter()
+        .map(|(written, zone)| (written, zone.lookup))
+        .collect();
+    Ok((lookups, out))
+}

@@ -1,0 +1,393 @@
+//! Plans built on the in-memory cloud: every blocker, warning and projection of the
+//! plan fixtures, read through [`Observe`] exactly as `evac plan` reads AWS, with no
+//! emulator. `tests/plan.rs` runs the command itself against the emulator.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::Plan;
+use super::build::build;
+use super::observe::observe;
+use super::render;
+use crate::engine::memory::MemoryCloud;
+use crate::playbook::{load_file, load_str, parse_var};
+use crate::seed::WorldSpec;
+use crate::state::Capacity;
+
+const BASE: &str = "tests/fixtures/plan/base.yaml";
+
+/// The demo world, in memory.
+fn seeded() -> MemoryCloud {
+    MemoryCloud::seeded(&WorldSpec::standard())
+}
+
+/// Plans `file` with `vars` against `cloud`, as `evac plan` would.
+async fn plan(cloud: &MemoryCloud, file: &str, vars: &[&str]) -> Plan {
+    let vars: BTreeMap<_, _> = vars
+        .iter()
+        .map(|v| parse_var(v).expect("valid --var"))
+        .collect();
+    let playbook = load_file(Path::new(file), &vars).expect("valid playbook");
+    let observed = observe(cloud, &playbook).await.expect("observed");
+    let now = "2026-11-24T23:00:00Z".parse().expect("timestamp");
+    build(&playbook, &observed, file, now)
+}
+
+fn shown(plan: &Plan) -> String {
+    render::human(plan, false)
+}
+
+/// Asserts `plan` is blocked by exactly these blockers, shown as `lines`.
+fn assert_blocked(plan: &Plan, lines: &[&str]) {
+    let text = shown(plan);
+    assert_eq!(plan.blockers.len(), lines.len(), "{text}");
+    for line in lines {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    assert!(text.contains("Blocked:"), "{text}");
+}
+
+#[tokio::test]
+async fn the_example_drill_projects_capacity_and_weights() {
+    let cloud = seeded();
+    let plan = plan(&cloud, "playbooks/evacuate-region.yaml", &[]).await;
+    let text = shown(&plan);
+    assert!(plan.blockers.is_empty(), "{text}");
+    for line in [
+        "~ asg api-us-west-2 (us-west-2)  min 1 -> 8  desired 2 -> 8  max 12",
+        "~ asg worker-us-west-2 (us-west-2)  min 1 -> 5  desired 1 -> 5  max 8",
+        "api-use1 (us-east-1)  100 -> 75 -> 50 -> 25 -> 0",
+        "api-usw2 (us-west-2)  0 -> 25 -> 50 -> 75 -> 100",
+        "www-usw2 (us-west-2)  0 -> 25 -> 50 -> 75 -> 100",
+        "~ asg api-us-east-1 (us-east-1)  min 3 -> 0  desired 6 -> 0  max 12",
+        "Mutating calls: autoscaling:UpdateAutoScalingGroup 4, route53:ChangeResourceRecordSets 4",
+        "Ready: no blockers. Nothing was changed.",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    // The plan only read.
+    for write in [
+        "set_capacity",
+        "upsert_weights",
+        "set_subnets",
+        "suspend_processes",
+    ] {
+        assert_eq!(cloud.calls(write), 0, "{write}");
+    }
+    assert!(cloud.calls("describe_groups") > 0 && cloud.calls("list_records") > 0);
+}
+
+#[tokio::test]
+async fn the_zone_drill_projects_instances_leaving_the_zone() {
+    let cloud = seeded();
+    let plan = plan(&cloud, "playbooks/evacuate-zone.yaml", &[]).await;
+    let text = shown(&plan);
+    assert!(plan.blockers.is_empty(), "{text}");
+    for line in [
+        "~ asg api-us-east-1 (us-east-1) leaves us-east-1a",
+        "replace 2 instances (1 at a time): us-east-1a=2 us-east-1b=2 us-east-1c=2 -> us-east-1b=3 us-east-1c=3",
+        "~ asg worker-us-east-1 (us-east-1) leaves us-east-1a",
+        "replace 2 instances (1 at a time): us-east-1a=2 us-east-1b=1 us-east-1c=1 -> us-east-1b=2 us-east-1c=2",
+        "Mutating calls: autoscaling:SuspendProcesses 2, autoscaling:TerminateInstanceInAutoScalingGroup 4, autoscaling:UpdateAutoScalingGroup 2",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+}
+
+/// A one-step zone evacuation of every group tagged `evac:drill=zone` in us-east-1.
+const ZONE: &str = "version: 1
+name: zone
+groups:
+  service:
+    tags: { \"evac:drill\": zone }
+steps:
+  - id: leave
+    evacuate_zone: { group: service, region: us-east-1, zone: us-east-1a }
+";
+
+async fn plan_text(cloud: &MemoryCloud, text: &str) -> Plan {
+    let playbook = load_str("inline.yaml", text, &BTreeMap::new()).expect("valid playbook");
+    let observed = observe(cloud, &playbook).await.expect("observed");
+    let now = "2026-11-24T23:00:00Z".parse().expect("timestamp");
+    build(&playbook, &observed, "inline.yaml", now)
+}
+
+#[tokio::test]
+async fn blocker_zone_evacuation_that_leaves_no_zone() {
+    let cloud = seeded();
+    let one = Capacity {
+        min: 1,
+        desired: 2,
+        max: 4,
+    };
+    cloud.add_zoned_group("us-east-1", "solo", one, &[("us-east-1a", 2)]);
+    cloud.tag("us-east-1", "solo", "evac:drill", "zone");
+    let plan = plan_text(&cloud, ZONE).await;
+    assert_blocked(
+        &plan,
+        &[
+            "x leave: asg solo (us-east-1): solo would have no availability zone left without us-east-1a: add a subnet in another zone first",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn warning_zone_evacuation_of_a_group_outside_the_zone() {
+    let cloud = seeded();
+    let one = Capacity {
+        min: 1,
+        desired: 2,
+        max: 4,
+    };
+    cloud.add_zoned_group(
+        "us-east-1",
+        "elsewhere",
+        one,
+        &[("us-east-1b", 1), ("us-east-1c", 1)],
+    );
+    cloud.tag("us-east-1", "elsewhere", "evac:drill", "zone");
+    let plan = plan_text(&cloud, ZONE).await;
+    let text = shown(&plan);
+    assert!(plan.blockers.is_empty(), "{text}");
+    assert!(
+        text.contains("! leave: asg elsewhere (us-east-1): elsewhere does not use us-east-1a: nothing to evacuate"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn blocker_stop_condition_health_check_missing() {
+    let text = |id: &str| {
+        format!(
+            "version: 1\nname: hc\nstop_when:\n  - health_check: {{ id: {id} }}\nsteps:\n  - id: hold\n    wait: 1m\n"
+        )
+    };
+    let cloud = seeded();
+    cloud.add_health_check("hc-api");
+    let found = plan_text(&cloud, &text("hc-api")).await;
+    assert!(found.blockers.is_empty(), "{}", shown(&found));
+    let missing = plan_text(&cloud, &text("hc-gone")).await;
+    assert_blocked(&missing, &["stop-condition health check hc-gone not found"]);
+}
+
+#[tokio::test]
+async fn blocker_group_matching_nothing() {
+    let plan = plan(&seeded(), BASE, &["service=nothing"]).await;
+    assert_blocked(
+        &plan,
+        &[
+            "x scale: group svc (us-west-2): group `svc` matches no Auto Scaling group in us-west-2 (tags evac:service=nothing)",
+            "x drain: group svc (us-east-1): group `svc` matches no Auto Scaling group in us-east-1 (tags evac:service=nothing)",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn blocker_set_identifier_not_found() {
+    let plan = plan(&seeded(), BASE, &["set_target=api-west"]).await;
+    assert_blocked(
+        &plan,
+        &[
+            "x shift: record api (api-west): set identifier api-west (us-west-2) of api.example.com. A not found in zone example.com.",
+            // Without that set, the drained region keeps all the weight.
+            "x drain: record api (api-use1): drain of us-east-1 while record `api` still sends it weight 100 of 100 (100%): shift the traffic away first",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn blocker_record_not_found() {
+    let plan = plan(&seeded(), BASE, &["record_name=nope.example.com."]).await;
+    assert_blocked(
+        &plan,
+        &["x shift: record api: record nope.example.com. A not found in zone example.com."],
+    );
+}
+
+#[tokio::test]
+async fn blocker_no_matching_source_group_for_absorb() {
+    let cloud = seeded();
+    let empty = Capacity {
+        min: 0,
+        desired: 0,
+        max: 4,
+    };
+    cloud.add_group("us-west-2", "edge-west", empty);
+    cloud.tag("us-west-2", "edge-west", "evac:service", "api");
+    let plan = plan(&cloud, BASE, &[]).await;
+    assert_blocked(
+        &plan,
+        &[
+            "x scale: asg edge-west (us-west-2): no matching source group in us-east-1 for edge-west: group `svc` has 1 there (api-us-east-1)",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn blocker_desired_above_max_unless_raise_max() {
+    let cloud = seeded();
+    let over = "tests/fixtures/plan/over-max.yaml";
+    assert_blocked(
+        &plan(&cloud, over, &[]).await,
+        &[
+            "x scale: asg api-us-west-2 (us-west-2): desired 20 of api-us-west-2 would exceed its max 12: set `raise_max: true` or lower the share",
+        ],
+    );
+    let raised = plan(&cloud, over, &["raise=true"]).await;
+    let text = shown(&raised);
+    assert!(raised.blockers.is_empty(), "{text}");
+    assert!(
+        text.contains("min 1 -> 20  desired 2 -> 20  max 12 -> 20"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn blocker_drain_of_a_region_that_still_carries_weight() {
+    let plan = plan(&seeded(), "tests/fixtures/plan/drain-first.yaml", &[]).await;
+    assert_blocked(
+        &plan,
+        &[
+            "x drain: record api (api-use1): drain of us-east-1 while record `api` still sends it weight 100 of 100 (100%): shift the traffic away first",
+            "x shift: record api: increment 1 moves 100 percent of the weight of `api` at once (from 0% to 100% on us-west-2), more than max_increment 50: add an increment or raise max_increment",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn blocker_all_weights_zero() {
+    let cloud = seeded();
+    cloud.set_weight("Z1", "api-use1", 0);
+    let plan = plan(&cloud, BASE, &[]).await;
+    assert_blocked(
+        &plan,
+        &[
+            "x shift: record api: all weights of record `api` are zero: it serves no traffic to shift",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn blocker_stop_condition_alarm_missing() {
+    let plan = plan(&seeded(), BASE, &["alarm=no-such-alarm"]).await;
+    assert_blocked(
+        &plan,
+        &[
+            "x alarm no-such-alarm (us-west-2): stop-condition alarm no-such-alarm not found in us-west-2: create it, or fix its name or region",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn blocker_stop_condition_alarm_already_firing() {
+    let cloud = seeded();
+    cloud.set_alarm("us-west-2", "api-5xx-rate", "ALARM");
+    let plan = plan(&cloud, BASE, &[]).await;
+    assert_blocked(
+        &plan,
+        &[
+            "x alarm api-5xx-rate (us-west-2): stop-condition alarm api-5xx-rate in us-west-2 is already in ALARM",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn warning_bake_shorter_than_ttl() {
+    let plan = plan(&seeded(), BASE, &["bake=30s"]).await;
+    let text = shown(&plan);
+    assert!(plan.blockers.is_empty(), "a warning does not block: {text}");
+    assert!(
+        text.contains(
+            "! shift: record api: bake 30s is shorter than the TTL 60s of api.example.com."
+        ),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_read_is_an_error_not_a_plan() {
+    let cloud = seeded();
+    cloud.fail("describe_alarms", 1);
+    let playbook = load_file(Path::new(BASE), &BTreeMap::new()).expect("valid playbook");
+    let err = observe(&cloud, &playbook)
+        .await
+        .expect_err("the read fails");
+    assert_eq!(
+        err.to_string(),
+        "failed to describe_alarms: InternalFailure (500)"
+    );
+}
+
+/// A one-step shift of `api` in the hosted zone written as `zone`.
+fn shift_in(zone: &str) -> String {
+    format!(
+        "version: 1
+name: shift
+records:
+  api:
+    zone: {zone}
+    name: api.example.com.
+    type: A
+    set_identifiers: {{ us-east-1: api-use1, us-west-2: api-usw2 }}
+steps:
+  - id: shift
+    shift_traffic: {{ record: api, to: us-west-2, ramp: [50, 100], bake: 1m }}
+"
+    )
+}
+
+#[tokio::test]
+async fn hosted_zones_are_found_by_id_or_by_name_once() {
+    let cloud = seeded();
+    let by_id = plan_text(&cloud, &shift_in("/hostedzone/Z1")).await;
+    let text = shown(&by_id);
+    assert!(by_id.blockers.is_empty(), "{text}");
+    assert!(
+        text.contains("api-usw2 (us-west-2)  0 -> 50 -> 100"),
+        "{text}"
+    );
+    assert_blocked(
+        &plan_text(&cloud, &shift_in("example.org.")).await,
+        &["x shift: record api: hosted zone example.org. not found"],
+    );
+    cloud.name_zone("Z9", "example.com.");
+    assert_blocked(
+        &plan_text(&cloud, &shift_in("example.com.")).await,
+        &["2 hosted zones are named example.com. (Z1, Z9): write the zone id instead"],
+    );
+}
+
+#[tokio::test]
+async fn blocker_named_group_not_found() {
+    let text = "version: 1
+name: named
+groups:
+  api:
+    names: [api-us-west-2, api-gone]
+steps:
+  - id: scale
+    scale_up: { group: api, region: us-west-2, desired: 4 }
+";
+    assert_blocked(
+        &plan_text(&seeded(), text).await,
+        &[
+            "x scale: asg api-gone (us-west-2): Auto Scaling group api-gone (group `api`) not found in us-west-2",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn blocker_check_of_a_missing_alarm() {
+    let text = |name: &str| {
+        format!(
+            "version: 1\nname: c\nsteps:\n  - id: steady\n    check: {{ alarm: {{ region: us-west-2, name: {name} }}, state: OK, for: 1m, timeout: 5m }}\n"
+        )
+    };
+    let cloud = seeded();
+    let found = plan_text(&cloud, &text("api-5xx-rate")).await;
+    assert!(found.blockers.is_empty(), "{}", shown(&found));
+    assert_blocked(
+        &plan_text(&cloud, &text("gone")).await,
+        &["x steady: alarm gone (us-west-2): alarm gone not found in us-west-2"],
+    );
+}
