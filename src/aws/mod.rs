@@ -8,6 +8,7 @@ pub mod cloud;
 pub mod log;
 pub mod observe;
 pub mod pace;
+pub mod s3;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_autoscaling::config::Region as SdkRegion;
@@ -172,7 +173,19 @@ where
             let said = match (inner.code(), inner.message()) {
                 (Some(code), Some(message)) => format!("{code}: {message}"),
                 (Some(code), None) => code.to_owned(),
-                _ => return DisplayErrorContext(err).to_string(),
+                _ => {
+                    // No code to show: say at least what HTTP status came back.
+                    let raw: &dyn std::any::Any = service.raw();
+                    return match raw
+                        .downcast_ref::<aws_smithy_runtime_api::client::orchestrator::HttpResponse>(
+                        ) {
+                        Some(response) => format!(
+                            "HTTP {} with no error code; try again, and check the service's health if it goes on",
+                            response.status().as_u16()
+                        ),
+                        None => DisplayErrorContext(err).to_string(),
+                    };
+                }
             };
             match inner.code().and_then(fix_for_code) {
                 Some(fix) => format!("{said}; {fix}"),

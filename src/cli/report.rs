@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use super::session::StateArgs;
 use crate::exit::Exit;
 use crate::journal::JournalError;
+use crate::journal::StateDir;
 use crate::report::{self as drill, history, report};
 
 /// Report formats.
@@ -64,7 +65,15 @@ fn failed(err: &JournalError) -> Exit {
 
 /// `evac report`.
 pub fn run(args: &ReportArgs) -> Exit {
-    let report = match report(&args.state.dir(), &args.run_id) {
+    let state = match args.state.open() {
+        Ok(state) => state,
+        Err(exit) => return exit,
+    };
+    // In S3, every run is fetched: the report compares with earlier drills.
+    if let Err(err) = state.runs() {
+        return failed(&err);
+    }
+    let report = match report(state.path(), &args.run_id) {
         Ok(report) => report,
         Err(err) => return failed(&err),
     };
@@ -75,7 +84,7 @@ pub fn run(args: &ReportArgs) -> Exit {
     };
     match &args.out {
         Some(path) => {
-            if let Err(err) = inside_state_dir(path, &args.state.dir()) {
+            if let Err(err) = inside_state_dir(path, &state) {
                 crate::say_error!("{err}");
                 return Exit::InvalidInput;
             }
@@ -94,8 +103,11 @@ pub fn run(args: &ReportArgs) -> Exit {
 
 /// Refuses a destination inside the state dir: a report must never overwrite a
 /// run's journal, plan or lock.
-fn inside_state_dir(path: &std::path::Path, state_dir: &std::path::Path) -> Result<(), String> {
-    let Ok(state) = state_dir.canonicalize() else {
+fn inside_state_dir(path: &std::path::Path, state_dir: &StateDir) -> Result<(), String> {
+    if state_dir.is_remote() {
+        return Ok(());
+    }
+    let Ok(state) = state_dir.path().canonicalize() else {
         return Ok(());
     };
     let parent = path
@@ -106,7 +118,7 @@ fn inside_state_dir(path: &std::path::Path, state_dir: &std::path::Path) -> Resu
         Ok(dir) if dir.starts_with(&state) => Err(format!(
             "--out {} is inside the state dir {}: write the report somewhere else",
             path.display(),
-            state_dir.display()
+            state_dir.location()
         )),
         _ => Ok(()),
     }
@@ -128,7 +140,14 @@ fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
 
 /// `evac history`.
 pub fn list(args: &HistoryArgs) -> Exit {
-    let rows = match history(&args.state.dir(), args.playbook.as_deref()) {
+    let state = match args.state.open() {
+        Ok(state) => state,
+        Err(exit) => return exit,
+    };
+    if let Err(err) = state.runs() {
+        return failed(&err);
+    }
+    let rows = match history(state.path(), args.playbook.as_deref()) {
         Ok(rows) => rows,
         Err(err) => return failed(&err),
     };

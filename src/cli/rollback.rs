@@ -11,7 +11,6 @@ use crate::engine::interrupt::Interrupt;
 use crate::engine::recorder::Recorder;
 use crate::engine::rollback::rollback;
 use crate::exit::Exit;
-use crate::journal::RunDir;
 
 /// Arguments of `evac rollback`.
 #[derive(Debug, clap::Args)]
@@ -40,8 +39,11 @@ pub struct RollbackArgs {
 /// Rolls a run back: exit 0 when live state matches every recorded original, 5 when
 /// it does not or the rollback failed, 4 when interrupted (run it again to go on).
 pub fn run(args: &RollbackArgs) -> Exit {
-    let state = args.state.dir();
-    let run = match RunDir::open(&state, &args.run_id) {
+    let state = match args.state.open() {
+        Ok(state) => state,
+        Err(exit) => return exit,
+    };
+    let run = match state.open_run(&args.run_id) {
         Ok(run) => run,
         Err(err) => {
             crate::say_error!("{err}");

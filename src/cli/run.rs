@@ -168,7 +168,10 @@ pub fn run(args: &RunArgs) -> Exit {
     rt.block_on(async {
         // The lock comes first: a plan made while another run is changing things
         // would be wrong anyway.
-        let state = args.exec.state.dir();
+        let state = match args.exec.state.open() {
+            Ok(state) => state,
+            Err(exit) => return exit,
+        };
         let run_id = new_run_id(&playbook.name);
         let _lock = match super::session::lock(&state, &playbook.name, &run_id, &out) {
             Ok(lock) => lock,
@@ -244,7 +247,7 @@ pub fn run(args: &RunArgs) -> Exit {
             }
         }
         let plan_json = serde_json::to_string_pretty(&plan).unwrap_or_default();
-        let run = match RunDir::create(&state, &run_id, &text, &plan_json) {
+        let run = match state.create_run(&run_id, &text, &plan_json) {
             Ok(run) => run,
             Err(err) => {
                 crate::say_error!("cannot create the run folder: {err}\nnothing was changed");
@@ -272,7 +275,11 @@ pub fn run(args: &RunArgs) -> Exit {
             crate::say_error!("{err}\nnothing was changed");
             return Exit::StepFailed;
         }
-        out.say(&format!("run {run_id} (journal: {})", run.journal_path().display()));
+        let journal_at = match &run.remote {
+            Some(remote) => format!("{}/{}journal/", state.location(), remote.prefix),
+            None => run.journal_path().display().to_string(),
+        };
+        out.say(&format!("run {run_id} (journal: {journal_at})"));
         let options = args.exec.options(args.yes, false, &plan);
         execute(ctx, &recorder, &plan, &options, args.exec.rollback_on_failure, &out, &run_id, &args.exec.state).await
     })
@@ -280,8 +287,11 @@ pub fn run(args: &RunArgs) -> Exit {
 
 /// `evac resume`.
 pub fn resume(args: &ResumeArgs) -> Exit {
-    let state = args.exec.state.dir();
-    let run = match RunDir::open(&state, &args.run_id) {
+    let state = match args.exec.state.open() {
+        Ok(state) => state,
+        Err(exit) => return exit,
+    };
+    let run = match state.open_run(&args.run_id) {
         Ok(run) => run,
         Err(err) => {
             crate::say_error!("{err}");

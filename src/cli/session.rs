@@ -10,6 +10,8 @@ use crate::engine::error::EngineError;
 use crate::engine::interrupt::Interrupt;
 use crate::engine::reporter::Reporter;
 use crate::exit::Exit;
+use crate::journal::{StateDir, parse_s3_url};
+use crate::playbook::HumanDuration;
 use crate::progress::{JsonReporter, TerminalReporter};
 
 /// Output of commands that report progress.
@@ -24,17 +26,60 @@ pub enum RunOutput {
 /// Where runs are kept.
 #[derive(Debug, clap::Args)]
 pub struct StateArgs {
-    /// Where runs, journals and locks are kept [default: .evac]
-    #[arg(long, env = "EVAC_STATE_DIR", value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
+    /// Where runs, journals and locks are kept: a folder, or s3://BUCKET/PREFIX for
+    /// state the whole team shares [default: .evac]
+    #[arg(long, env = "EVAC_STATE_DIR", value_name = "DIR|s3://BUCKET/PREFIX")]
+    pub state_dir: Option<String>,
+    /// With state in S3: how long a lock outlives a holder that stopped renewing it
+    /// (killed, or its machine gone); the holder renews it every third of this
+    #[arg(
+        long,
+        env = "EVAC_LOCK_LEASE",
+        value_name = "DURATION",
+        default_value = "2m",
+        value_parser = parse_lease
+    )]
+    pub lock_lease: HumanDuration,
+}
+
+fn parse_lease(text: &str) -> Result<HumanDuration, String> {
+    HumanDuration::parse(text).and_then(|d| {
+        if d.0 < std::time::Duration::from_secs(1) {
+            Err(format!("`{text}` is too short: a lease lasts 1s or more"))
+        } else {
+            Ok(d)
+        }
+    })
 }
 
 impl StateArgs {
-    /// The state dir: --state-dir, else EVAC_STATE_DIR, else `.evac`.
-    pub fn dir(&self) -> PathBuf {
+    /// The state dir: --state-dir, else EVAC_STATE_DIR, else `.evac`; in S3 when
+    /// it is an `s3://` address (a bad one is exit 2).
+    pub fn open(&self) -> Result<StateDir, Exit> {
+        let text = self.state_dir.as_deref().unwrap_or(".evac");
+        let Some(s3) = parse_s3_url(text) else {
+            return Ok(StateDir::local(PathBuf::from(text)));
+        };
+        let (bucket, prefix) = s3.map_err(|why| {
+            crate::say_error!("{why}");
+            Exit::InvalidInput
+        })?;
+        let store = crate::aws::s3::S3Store::connect(&bucket, &prefix).map_err(|why| {
+            crate::say_error!("{why}");
+            Exit::StepFailed
+        })?;
+        StateDir::remote(Arc::new(store), self.lock_lease.0).map_err(|err| {
+            crate::say_error!("{err}");
+            Exit::StepFailed
+        })
+    }
+
+    /// `--state-dir VALUE` as given, for commands printed to the operator.
+    pub fn flag(&self) -> String {
         self.state_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(".evac"))
+            .as_ref()
+            .map(|d| format!(" --state-dir {d}"))
+            .unwrap_or_default()
     }
 }
 
@@ -135,11 +180,7 @@ pub fn on_ctrl_c(interrupt: Arc<Interrupt>, run_id: String) {
 
 /// The commands that continue or undo a run.
 pub fn next_steps(out: &Out, run_id: &str, state: &StateArgs) {
-    let dir = state
-        .state_dir
-        .as_ref()
-        .map(|d| format!(" --state-dir {}", d.display()))
-        .unwrap_or_default();
+    let dir = state.flag();
     out.say(&format!("to continue: evac resume {run_id}{dir}"));
     out.say(&format!("to undo:     evac rollback {run_id}{dir}"));
 }
@@ -153,7 +194,8 @@ pub fn journal_exit(err: &crate::journal::JournalError) -> Exit {
         JournalError::Missing { .. }
         | JournalError::Tampered { .. }
         | JournalError::Corrupt { .. } => Exit::NeedsHuman,
-        JournalError::Io { .. } => Exit::StepFailed,
+        JournalError::Io { .. } | JournalError::Remote { .. } => Exit::StepFailed,
+        JournalError::Conflict { .. } | JournalError::LockLost { .. } => Exit::NeedsHuman,
     }
 }
 
@@ -169,12 +211,12 @@ pub fn exit_of(err: &EngineError) -> Exit {
 /// Takes the playbook's lock for `run_id`: a live holder is exit 3, a dead one is
 /// taken over with a warning.
 pub fn lock(
-    state: &std::path::Path,
+    state: &StateDir,
     playbook: &str,
     run_id: &str,
     out: &Out,
 ) -> Result<crate::journal::Lock, Exit> {
-    match crate::journal::Lock::acquire(state, playbook, run_id) {
+    match state.lock(playbook, run_id) {
         Ok(lock) => {
             if let Some(dead) = &lock.took_over {
                 out.say(&format!(
@@ -198,13 +240,23 @@ pub fn lock(
 /// Takes over an existing run (for `resume` and `rollback`): its lock and its
 /// journal, open for appending.
 pub fn attach(
-    state: &std::path::Path,
+    state: &StateDir,
     run: &crate::journal::RunDir,
     playbook: &str,
     out: &Out,
 ) -> Result<(crate::journal::Lock, crate::journal::Journal), Exit> {
     let lock = lock(state, playbook, &run.id, out)?;
-    let journal = crate::journal::Journal::open(run).map_err(|err| {
+    // In S3, read the run again now that it is this process's: what is appended
+    // follows what S3 holds, and stops if the lock is lost.
+    let run = if state.is_remote() {
+        state.open_run(&run.id).map_err(|err| {
+            crate::say_error!("{err}");
+            journal_exit(&err)
+        })?
+    } else {
+        run.clone()
+    };
+    let journal = crate::journal::Journal::open(&run).map_err(|err| {
         crate::say_error!("{err}");
         Exit::StepFailed
     })?;

@@ -9,7 +9,7 @@ use super::session::StateArgs;
 use crate::engine::execute::{show, show_target};
 use crate::engine::history::History;
 use crate::exit::Exit;
-use crate::journal::{Entry, Event, Lock, Outcome, RunDir, alive, host_name, list_runs};
+use crate::journal::{Entry, Event, Outcome, RunDir, StateDir};
 
 /// Output of `evac status`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -56,12 +56,7 @@ fn secs(from: &str, to: &str) -> u64 {
 }
 
 /// The state of a run in one word or two.
-fn state_of(
-    state_dir: &std::path::Path,
-    run_id: &str,
-    playbook: &str,
-    history: &History,
-) -> String {
+fn state_of(state_dir: &StateDir, run_id: &str, playbook: &str, history: &History) -> String {
     match (
         history.rollback_verified,
         history.rollback_started,
@@ -75,16 +70,14 @@ fn state_of(
         (None, false, Some(Outcome::Interrupted)) => "interrupted".into(),
         (None, false, Some(Outcome::Halted)) => "halted (stop condition)".into(),
         (None, false, Some(Outcome::Declined)) => "stopped (approval declined)".into(),
-        (None, false, None) => match Lock::holder(state_dir, playbook) {
-            Some(h) if h.run_id == run_id && (h.host != host_name() || alive(h.pid)) => {
-                "running".into()
-            }
+        (None, false, None) => match state_dir.holder(playbook) {
+            Some(h) if h.run_id == run_id && h.is_live() => "running".into(),
             _ => "stopped (process gone)".into(),
         },
     }
 }
 
-fn summary(state_dir: &std::path::Path, run: &RunDir, entries: &[Entry]) -> RunSummary {
+fn summary(state_dir: &StateDir, run: &RunDir, entries: &[Entry]) -> RunSummary {
     let history = History::from_entries(entries);
     let playbook = entries
         .iter()
@@ -106,15 +99,18 @@ fn summary(state_dir: &std::path::Path, run: &RunDir, entries: &[Entry]) -> RunS
 
 /// Shows runs: exit 0, or 2 for an unknown run id.
 pub fn run(args: &StatusArgs) -> Exit {
-    let state_dir = args.state.dir();
+    let state_dir = match args.state.open() {
+        Ok(state) => state,
+        Err(exit) => return exit,
+    };
     match &args.run_id {
         None => list(&state_dir, args.output),
         Some(id) => one(&state_dir, id, args.output),
     }
 }
 
-fn list(state_dir: &std::path::Path, output: StatusOutput) -> Exit {
-    let runs = match list_runs(state_dir) {
+fn list(state_dir: &StateDir, output: StatusOutput) -> Exit {
+    let runs = match state_dir.runs() {
         Ok(runs) => runs,
         Err(err) => {
             crate::say_error!("{err}");
@@ -133,7 +129,9 @@ fn list(state_dir: &std::path::Path, output: StatusOutput) -> Exit {
             "{}",
             serde_json::to_string_pretty(&rows).unwrap_or_default()
         ),
-        StatusOutput::Human if rows.is_empty() => crate::out!("no runs in {}", state_dir.display()),
+        StatusOutput::Human if rows.is_empty() => {
+            crate::out!("no runs in {}", state_dir.location())
+        }
         StatusOutput::Human => {
             let width = rows.iter().map(|r| r.run_id.len()).max().unwrap_or(6);
             crate::out!(
@@ -158,8 +156,8 @@ fn list(state_dir: &std::path::Path, output: StatusOutput) -> Exit {
     Exit::Success
 }
 
-fn one(state_dir: &std::path::Path, id: &str, output: StatusOutput) -> Exit {
-    let run = match RunDir::open(state_dir, id) {
+fn one(state_dir: &StateDir, id: &str, output: StatusOutput) -> Exit {
+    let run = match state_dir.open_run(id) {
         Ok(run) => run,
         Err(err) => {
             crate::say_error!("{err}");

@@ -19,6 +19,41 @@ pub struct LockHolder {
     /// When it took the lock (RFC 3339).
     #[serde(default)]
     pub since: String,
+    /// Who ran it.
+    #[serde(default)]
+    pub user: String,
+    /// For a lease in S3: when it ends unless renewed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+}
+
+impl LockHolder {
+    /// This process, as the holder of `run_id`.
+    pub fn me(run_id: &str) -> Self {
+        LockHolder {
+            run_id: run_id.to_owned(),
+            host: host_name(),
+            pid: std::process::id(),
+            since: super::store::now(),
+            user: user_name(),
+            expires: None,
+        }
+    }
+
+    /// Whether the holder is still there: its process, when it runs on this host;
+    /// its lease, when it runs elsewhere (a lock file on a shared disk has none and
+    /// counts as there).
+    pub fn is_live(&self) -> bool {
+        if self.host == host_name() {
+            return alive(self.pid);
+        }
+        match &self.expires {
+            None => true,
+            Some(at) => at
+                .parse::<jiff::Timestamp>()
+                .is_ok_and(|at| at > jiff::Timestamp::now()),
+        }
+    }
 }
 
 /// Why a lock could not be taken.
@@ -34,6 +69,14 @@ pub enum LockError {
         /// The holder, when it has written who it is.
         holder: Option<Box<LockHolder>>,
     },
+    /// The lock object in S3 could not be used.
+    #[error("cannot use lock {location}: {source}; nothing was changed")]
+    Remote {
+        /// `s3://bucket/prefix/locks/PLAYBOOK.lock`.
+        location: String,
+        /// The store's error.
+        source: super::remote::StoreError,
+    },
     /// The lock file could not be used.
     #[error("cannot use lock {path}: {source}")]
     Io {
@@ -48,8 +91,20 @@ fn held_by(holder: Option<&LockHolder>) -> String {
     match holder {
         None => "another evac process is starting it".to_owned(),
         Some(h) if h.host != host_name() => format!(
-            "run {} (host {}, pid {}, since {}); it runs on another host sharing this state dir: stop it there, then `evac resume` or `evac rollback` it",
-            h.run_id, h.host, h.pid, h.since
+            "run {} (host {}, pid {}, since {}{}); it runs on another host sharing this state dir: stop it there, then `evac resume` or `evac rollback` it{}",
+            h.run_id,
+            h.host,
+            h.pid,
+            h.since,
+            if h.user.is_empty() {
+                String::new()
+            } else {
+                format!(", by {}", h.user)
+            },
+            match &h.expires {
+                Some(at) => format!(" (or, if that host is gone, once its lease ends at {at})"),
+                None => String::new(),
+            }
         ),
         Some(h) => format!(
             "run {} (pid {}, since {}); wait for it, or stop it and `evac resume` or `evac rollback` it",
@@ -58,16 +113,22 @@ fn held_by(holder: Option<&LockHolder>) -> String {
     }
 }
 
-/// A held lock: an advisory lock the operating system keeps on the lock file for as
-/// long as the file is open, so it dies with its holder and no reader ever acts on
-/// a half-written file. Released (and its holder information cleared) when dropped.
+/// A held lock. In a local state dir, an advisory lock the operating system keeps on
+/// the lock file for as long as the file is open, so it dies with its holder and no
+/// reader ever acts on a half-written file; in S3, a lease ([`super::lease`]).
+/// Released (and its holder information cleared) when dropped.
 #[derive(Debug)]
 pub struct Lock {
-    file: fs::File,
-    path: PathBuf,
+    kind: Kind,
     /// The holder information a previous holder left behind: it ended without
     /// releasing (killed, or its machine died), and this lock took over.
     pub took_over: Option<LockHolder>,
+}
+
+#[derive(Debug)]
+enum Kind {
+    File(fs::File),
+    Lease(super::lease::Lease),
 }
 
 /// This machine's host name.
@@ -170,34 +231,48 @@ impl Lock {
         }
         // Held now. Anything written here is from a holder that never released.
         let took_over = read_holder(&mut file);
-        let holder = LockHolder {
-            run_id: run_id.to_owned(),
-            host: host_name(),
-            pid: std::process::id(),
-            since: super::store::now(),
-        };
+        let holder = LockHolder::me(run_id);
         let json = serde_json::to_vec(&holder).map_err(|e| err(std::io::Error::other(e)))?;
         file.set_len(0).map_err(err)?;
         file.seek(SeekFrom::Start(0)).map_err(err)?;
         file.write_all(&json).map_err(err)?;
         file.sync_all().map_err(err)?;
         Ok(Lock {
-            file,
-            path,
+            kind: Kind::File(file),
             took_over,
         })
+    }
+
+    /// A lease taken in S3.
+    pub(super) fn leased(lease: super::lease::Lease, took_over: Option<LockHolder>) -> Self {
+        Lock {
+            kind: Kind::Lease(lease),
+            took_over,
+        }
+    }
+
+    /// For a lease: the flag set when it is lost.
+    pub fn lost(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+        match &self.kind {
+            Kind::File(_) => None,
+            Kind::Lease(lease) => Some(lease.lost.clone()),
+        }
     }
 }
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        // The file stays (deleting it would let a second taker lock a new file while
-        // a first still holds the old one); only the holder information goes. The
-        // lock itself is released when the file closes.
-        let _ = self.file.set_len(0);
-        let _ = self.file.sync_all();
-        let _ = self.file.unlock();
-        let _ = &self.path;
+        match &mut self.kind {
+            // The file stays (deleting it would let a second taker lock a new file
+            // while a first still holds the old one); only the holder information
+            // goes. The lock itself is released when the file closes.
+            Kind::File(file) => {
+                let _ = file.set_len(0);
+                let _ = file.sync_all();
+                let _ = file.unlock();
+            }
+            Kind::Lease(lease) => lease.release(),
+        }
     }
 }
 
@@ -235,6 +310,8 @@ mod tests {
             host: host_name(),
             pid: std::process::id(),
             since: "2026-11-26T00:00:00.000Z".into(),
+            user: "alice".into(),
+            expires: None,
         };
         fs::create_dir_all(dir.path().join("locks")).expect("dir");
         fs::write(

@@ -2,11 +2,18 @@
 //! append, the single source of truth for status, resume and rollback.
 //!
 //! Layout: `<state-dir>/runs/<run-id>/` holds `playbook.yaml` (as run), `plan.json`
-//! and `journal.jsonl`; `<state-dir>/locks/<playbook>.lock` holds the lock.
+//! and `journal.jsonl`; `<state-dir>/locks/<playbook>.lock` holds the lock. In S3
+//! ([`state_dir`]) the journal is one object per wave under
+//! `runs/<run-id>/journal/`, and the lock is a lease ([`lease`]).
 
 mod event;
+pub mod lease;
 mod lock;
+pub mod remote;
+pub mod state_dir;
 mod store;
+
+pub use state_dir::{StateDir, parse_s3_url};
 
 pub use event::*;
 pub use lock::{Lock, LockError, LockHolder, alive, host_name, user_name};

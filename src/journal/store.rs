@@ -43,6 +43,34 @@ pub enum JournalError {
         /// `missing` or `empty`.
         what: &'static str,
     },
+    /// The state store (S3) could not be read or written.
+    #[error(
+        "run {run}: {source}; the state store holds every change made so far, and nothing more is changed until it answers again"
+    )]
+    Remote {
+        /// The run (`*` for all).
+        run: String,
+        /// The store's error.
+        source: super::remote::StoreError,
+    },
+    /// Another process wrote to the run at the same place: this one stops.
+    #[error(
+        "run {run}: {what}: another process is writing to this run, so this one stops and changes nothing more; `evac status {run}` shows it"
+    )]
+    Conflict {
+        /// The run.
+        run: String,
+        /// What was found.
+        what: String,
+    },
+    /// This process's lease on the playbook's lock was lost.
+    #[error(
+        "run {run}: this process lost its lock (another took it over, or it could not be renewed in time), so it changes nothing more; `evac status {run}` shows who holds it"
+    )]
+    LockLost {
+        /// The run.
+        run: String,
+    },
     /// The journal was changed after it was written: an entry edited, repeated,
     /// moved or removed. Nothing is acted upon.
     #[error(
@@ -132,8 +160,10 @@ pub fn new_run_id(playbook: &str) -> String {
 pub struct RunDir {
     /// The run id.
     pub id: String,
-    /// `<state-dir>/runs/<id>`.
+    /// `<state-dir>/runs/<id>` (in S3 mode, in the local mirror).
     pub path: PathBuf,
+    /// In S3 mode: where the run's objects are; appends go there first.
+    pub remote: Option<super::state_dir::RemoteRun>,
 }
 
 impl RunDir {
@@ -150,6 +180,7 @@ impl RunDir {
         let dir = RunDir {
             id: id.to_owned(),
             path,
+            remote: None,
         };
         write_synced(&dir.playbook_path(), playbook_text.as_bytes())?;
         write_synced(&dir.plan_path(), plan_json.as_bytes())?;
@@ -167,6 +198,7 @@ impl RunDir {
         let dir = RunDir {
             id: id.to_owned(),
             path,
+            remote: None,
         };
         if !fs::symlink_metadata(dir.journal_path()).is_ok_and(|m| m.is_file()) {
             return Err(JournalError::Missing {
@@ -321,6 +353,8 @@ pub struct Journal {
     path: PathBuf,
     next: u64,
     prev: String,
+    run: String,
+    remote: Option<super::state_dir::RemoteRun>,
 }
 
 impl Journal {
@@ -367,6 +401,8 @@ impl Journal {
             path,
             next,
             prev,
+            run: run.id.clone(),
+            remote: run.remote.clone(),
         })
     }
 
@@ -400,10 +436,46 @@ impl Journal {
         if entries.is_empty() {
             return Ok(entries);
         }
+        if let Some(remote) = &self.remote {
+            self.append_remote(remote, &bytes)?;
+        }
         self.file.write_all(&bytes).map_err(io(&self.path))?;
         self.file.sync_data().map_err(io(&self.path))?;
         (self.next, self.prev) = (next, prev);
         Ok(entries)
+    }
+}
+
+impl Journal {
+    /// Writes a wave's entries to S3 as one object that nobody can overwrite, named
+    /// by its first entry's number: durable there before anything is done about them.
+    fn append_remote(
+        &self,
+        remote: &super::state_dir::RemoteRun,
+        bytes: &[u8],
+    ) -> Result<(), JournalError> {
+        use std::sync::atomic::Ordering;
+        if remote
+            .lost
+            .as_ref()
+            .is_some_and(|lost| lost.load(Ordering::SeqCst))
+        {
+            return Err(JournalError::LockLost {
+                run: self.run.clone(),
+            });
+        }
+        let key = format!("{}journal/{:010}.jsonl", remote.prefix, self.next);
+        match remote.store.create(&key, bytes) {
+            Ok(super::remote::Created::Yes(_)) => Ok(()),
+            Ok(super::remote::Created::AlreadyThere) => Err(JournalError::Conflict {
+                run: self.run.clone(),
+                what: format!("journal entry {} exists already", self.next),
+            }),
+            Err(source) => Err(JournalError::Remote {
+                run: self.run.clone(),
+                source,
+            }),
+        }
     }
 }
 
@@ -423,6 +495,7 @@ pub fn list_runs(state_dir: &Path) -> Result<Vec<RunDir>, JournalError> {
             out.push(RunDir {
                 id,
                 path: entry.path(),
+                remote: None,
             });
         }
     }

@@ -416,3 +416,113 @@ pub fn exit_within(child: &mut std::process::Child, limit: Duration) -> i32 {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A bucket of an account, for state in S3.
+pub struct Bucket {
+    /// The bucket's name.
+    pub name: String,
+    client: aws_sdk_s3::Client,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Account {
+    /// Creates a bucket in this account.
+    pub fn bucket(&self, name: &str) -> Bucket {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let credentials = aws_credential_types::Credentials::new(
+            &self.access_key,
+            &self.secret_key,
+            None,
+            None,
+            "evac-test",
+        );
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(credentials)
+            .force_path_style(true)
+            .build();
+        let client = aws_sdk_s3::Client::from_conf(config);
+        runtime
+            .block_on(client.create_bucket().bucket(name).send())
+            .expect("create bucket");
+        Bucket {
+            name: name.to_owned(),
+            client,
+            runtime,
+        }
+    }
+}
+
+impl Bucket {
+    /// Every key under `prefix`, in order.
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .runtime
+            .block_on(
+                self.client
+                    .list_objects_v2()
+                    .bucket(&self.name)
+                    .prefix(prefix)
+                    .send(),
+            )
+            .expect("list")
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// The content of `key`, if it exists.
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let answer = self
+            .runtime
+            .block_on(self.client.get_object().bucket(&self.name).key(key).send())
+            .ok()?;
+        let body = self.runtime.block_on(answer.body.collect()).ok()?;
+        Some(body.into_bytes().to_vec())
+    }
+
+    /// Writes `key` unconditionally.
+    pub fn put(&self, key: &str, body: &[u8]) {
+        self.runtime
+            .block_on(
+                self.client
+                    .put_object()
+                    .bucket(&self.name)
+                    .key(key)
+                    .body(aws_sdk_s3::primitives::ByteStream::from(body.to_vec()))
+                    .send(),
+            )
+            .expect("put");
+    }
+
+    /// The run ids under `prefix` (`PREFIX/runs/RUN/...`), oldest first.
+    pub fn run_ids(&self, prefix: &str) -> Vec<String> {
+        let runs = format!("{prefix}/runs/");
+        let mut ids: Vec<String> = self
+            .keys(&runs)
+            .iter()
+            .filter_map(|k| k.strip_prefix(&runs)?.split('/').next().map(str::to_owned))
+            .collect();
+        ids.dedup();
+        ids
+    }
+
+    /// The journal of a run as S3 holds it: its parts in order, one entry a line.
+    pub fn journal(&self, prefix: &str, run_id: &str) -> Vec<serde_json::Value> {
+        self.keys(&format!("{prefix}/runs/{run_id}/journal/"))
+            .iter()
+            .filter_map(|k| self.get(k))
+            .flat_map(|body| {
+                String::from_utf8_lossy(&body)
+                    .lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect::<Vec<serde_json::Value>>()
+            })
+            .collect()
+    }
+}

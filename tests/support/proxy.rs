@@ -39,6 +39,9 @@ pub struct Rule {
     pub percent: u32,
     /// Or only on this call of the operation (1 for the first).
     pub nth: Option<u32>,
+    /// With `nth`: on that call and every one after it (a service that stops
+    /// answering).
+    pub onward: bool,
 }
 
 impl Rule {
@@ -49,6 +52,7 @@ impl Rule {
             fault,
             percent,
             nth: None,
+            onward: false,
         }
     }
 
@@ -59,13 +63,22 @@ impl Rule {
             fault,
             percent: 0,
             nth: Some(n),
+            onward: false,
+        }
+    }
+
+    /// A fault on the `n`th call of `operation` and every later one.
+    pub fn from(operation: &str, fault: Fault, n: u32) -> Self {
+        Rule {
+            onward: true,
+            ..Self::nth(operation, fault, n)
         }
     }
 
     fn applies(&self, operation: &str, n: u32) -> bool {
         (self.operation == "*" || self.operation == operation)
             && match self.nth {
-                Some(k) => n == k,
+                Some(k) => n == k || (self.onward && n > k),
                 None => hits(n, self.percent),
             }
     }
@@ -655,6 +668,11 @@ fn operation(request: &[u8]) -> String {
         ("GET", p) if p.contains("/healthcheck/") => "GetHealthCheck",
         ("GET", p) if p.contains("/hostedzone/") => "GetHostedZone",
         ("GET", p) if p.ends_with("/hostedzone") => "ListHostedZones",
+        // S3, path-style: everything else is an object or a bucket.
+        ("PUT", _) => "PutObject",
+        ("DELETE", _) => "DeleteObject",
+        ("GET", _) if first.contains("list-type=2") => "ListObjectsV2",
+        ("GET", _) => "GetObject",
         _ => return format!("{method} {path}"),
     }
     .to_owned()

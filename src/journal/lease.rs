@@ -1,0 +1,261 @@
+//! Locks in S3: one object per playbook, `locks/PLAYBOOK.lock`, holding the run id,
+//! user, host, pid and when the lease ends.
+//!
+//! - Taken with If-None-Match: of two takers, one creates it and the other is told
+//!   who holds it.
+//! - Renewed by its holder every third of the lease, with If-Match on the ETag it
+//!   last wrote: a holder that was taken over learns it at its next renewal and
+//!   writes nothing more.
+//! - Taken over when the lease has ended, or at once when the holder was on this
+//!   host and its process is gone, with If-Match on the ETag read: of two takers,
+//!   exactly one wins.
+//! - Released by deleting it (If-Match), when the lock is dropped.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::lock::{Lock, LockError, LockHolder};
+use super::remote::{Created, ObjectStore};
+
+/// A lease this process holds.
+#[derive(Debug)]
+pub struct Lease {
+    store: Arc<dyn ObjectStore>,
+    key: String,
+    etag: Arc<Mutex<String>>,
+    /// Set when the lease was lost: taken over, removed, or not renewed in time.
+    pub lost: Arc<AtomicBool>,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    renewer: Option<JoinHandle<()>>,
+}
+
+fn until(lease: Duration) -> String {
+    let end = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::try_from(lease).unwrap_or(jiff::SignedDuration::MAX))
+        .unwrap_or(jiff::Timestamp::MAX);
+    format!("{end:.3}")
+}
+
+fn body(holder: &LockHolder, lease: Duration) -> Vec<u8> {
+    let holder = LockHolder {
+        expires: Some(until(lease)),
+        ..holder.clone()
+    };
+    serde_json::to_vec(&holder).unwrap_or_default()
+}
+
+/// Takes the lease `key` of `playbook` for `run_id`, or says who holds it.
+pub fn acquire(
+    store: Arc<dyn ObjectStore>,
+    key: &str,
+    playbook: &str,
+    run_id: &str,
+    lease: Duration,
+) -> Result<Lock, LockError> {
+    let me = LockHolder::me(run_id);
+    let remote = |source| LockError::Remote {
+        location: format!("{}/{key}", store.location()),
+        source,
+    };
+    let held = |holder: Option<LockHolder>| LockError::Held {
+        playbook: playbook.to_owned(),
+        path: format!("{}/{key}", store.location()),
+        holder: holder.map(Box::new),
+    };
+    // A lock released between our create and our read is simply tried again.
+    for _ in 0..3 {
+        if let Created::Yes(etag) = store.create(key, &body(&me, lease)).map_err(remote)? {
+            return Ok(Lock::leased(
+                Lease::start(store, key, etag, me, lease),
+                None,
+            ));
+        }
+        let Some((found, etag)) = store.get(key).map_err(remote)? else {
+            continue;
+        };
+        // An object that is not a holder (edited by hand) holds nothing.
+        let holder: Option<LockHolder> = serde_json::from_slice(&found).ok();
+        if let Some(h) = &holder
+            && h.is_live()
+        {
+            return Err(held(holder));
+        }
+        return match store
+            .replace(key, &body(&me, lease), &etag)
+            .map_err(remote)?
+        {
+            Some(etag) => Ok(Lock::leased(
+                Lease::start(store, key, etag, me, lease),
+                holder,
+            )),
+            // Another taker won.
+            None => Err(held(
+                store
+                    .get(key)
+                    .ok()
+                    .flatten()
+                    .and_then(|(b, _)| serde_json::from_slice(&b).ok()),
+            )),
+        };
+    }
+    Err(held(None))
+}
+
+impl Lease {
+    fn start(
+        store: Arc<dyn ObjectStore>,
+        key: &str,
+        etag: String,
+        me: LockHolder,
+        lease: Duration,
+    ) -> Self {
+        let etag = Arc::new(Mutex::new(etag));
+        let lost = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let renewer = {
+            let (store, key, etag, lost, stop) = (
+                store.clone(),
+                key.to_owned(),
+                etag.clone(),
+                lost.clone(),
+                stop.clone(),
+            );
+            std::thread::Builder::new()
+                .name("evac-lease".into())
+                .spawn(move || renew(&*store, &key, &etag, &lost, &stop, &me, lease))
+                .ok()
+        };
+        Lease {
+            store,
+            key: key.to_owned(),
+            etag,
+            lost,
+            stop,
+            renewer,
+        }
+    }
+
+    /// Stops renewing and deletes the lock object if it is still this lease's.
+    pub fn release(&mut self) {
+        {
+            let (stopped, wake) = &*self.stop;
+            *stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            wake.notify_all();
+        }
+        if let Some(renewer) = self.renewer.take() {
+            let _ = renewer.join();
+        }
+        if !self.lost.load(Ordering::SeqCst) {
+            let etag = self.etag.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let _ = self.store.delete(&self.key, &etag);
+        }
+    }
+}
+
+fn renew(
+    store: &dyn ObjectStore,
+    key: &str,
+    etag: &Mutex<String>,
+    lost: &AtomicBool,
+    stop: &(Mutex<bool>, Condvar),
+    me: &LockHolder,
+    lease: Duration,
+) {
+    let (stopped, wake) = stop;
+    let mut renewed = Instant::now();
+    loop {
+        let guard = stopped.lock().unwrap_or_else(|p| p.into_inner());
+        let (guard, _) = wake
+            .wait_timeout_while(guard, lease / 3, |stopped| !*stopped)
+            .unwrap_or_else(|p| p.into_inner());
+        if *guard {
+            return;
+        }
+        drop(guard);
+        let current = etag.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match store.replace(key, &body(me, lease), &current) {
+            Ok(Some(new)) => {
+                *etag.lock().unwrap_or_else(|p| p.into_inner()) = new;
+                renewed = Instant::now();
+            }
+            // Taken over or removed: this process no longer holds the lock.
+            Ok(None) => {
+                lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            // Tried again at the next tick, until the lease would have ended.
+            Err(_) if renewed.elapsed() < lease => {}
+            Err(_) => {
+                lost.store(true, Ordering::SeqCst);
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::remote::MemoryStore;
+
+    const KEY: &str = "locks/drill.lock";
+
+    fn holder(host: &str, pid: u32, expires: &str) -> Vec<u8> {
+        serde_json::to_vec(&LockHolder {
+            run_id: "run-0".into(),
+            host: host.into(),
+            pid,
+            since: "2026-11-26T00:00:00.000Z".into(),
+            user: "alice".into(),
+            expires: Some(expires.into()),
+        })
+        .expect("json")
+    }
+
+    #[test]
+    fn a_held_lease_is_refused_and_released_on_drop() {
+        let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::default());
+        let minute = Duration::from_secs(60);
+        let first = acquire(store.clone(), KEY, "drill", "run-1", minute).expect("first");
+        let err = acquire(store.clone(), KEY, "drill", "run-2", minute).expect_err("held");
+        assert!(err.to_string().contains("run run-1"), "{err}");
+        drop(first);
+        assert_eq!(store.get(KEY).expect("get"), None, "released");
+        acquire(store, KEY, "drill", "run-2", minute).expect("free again");
+    }
+
+    #[test]
+    fn an_expired_lease_elsewhere_is_taken_over_and_a_live_one_is_not() {
+        let memory = Arc::new(MemoryStore::default());
+        let store: Arc<dyn ObjectStore> = memory.clone();
+        let minute = Duration::from_secs(60);
+        memory.put(KEY, &holder("far-away", 1, "2999-01-01T00:00:00Z"));
+        let err = acquire(store.clone(), KEY, "drill", "run-1", minute).expect_err("live");
+        assert!(err.to_string().contains("far-away"), "{err}");
+        memory.put(KEY, &holder("far-away", 1, "2020-01-01T00:00:00Z"));
+        let lock = acquire(store.clone(), KEY, "drill", "run-1", minute).expect("expired");
+        assert_eq!(
+            lock.took_over.as_ref().map(|h| h.host.clone()),
+            Some("far-away".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_holder_taken_over_learns_it_at_its_next_renewal() {
+        let memory = Arc::new(MemoryStore::default());
+        let store: Arc<dyn ObjectStore> = memory.clone();
+        let lock = acquire(store, KEY, "drill", "run-1", Duration::from_millis(30)).expect("lock");
+        let lost = lock.lost().expect("a lease");
+        // Someone else writes the object (as a taker after expiry would).
+        memory.put(KEY, &holder("far-away", 1, "2999-01-01T00:00:00Z"));
+        let start = Instant::now();
+        while !lost.load(Ordering::SeqCst) {
+            assert!(start.elapsed() < Duration::from_secs(5), "never noticed");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(lock);
+        assert!(memory.read(KEY).is_some(), "the new holder's object stays");
+    }
+}

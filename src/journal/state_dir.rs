@@ -1,0 +1,382 @@
+//! Where runs live: a local folder, or objects in S3 that any teammate or pipeline
+//! reaches.
+//!
+//! In S3 mode the objects are the truth. A run folder is fetched into a private
+//! temporary mirror (removed when the command ends, so nothing is written to a
+//! local `.evac`) and read there with the same checks as a local one. Every write
+//! goes to S3 first: the playbook and plan as objects created once, each journal
+//! append as one object per wave named by its first entry's number
+//! (`runs/RUN/journal/0000000007.jsonl`), created with If-None-Match, so a second
+//! writer on the same run fails at once instead of interleaving; locks are leases
+//! ([`super::lease`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use super::lock::{Lock, LockError, LockHolder};
+use super::remote::{Created, ObjectStore, StoreError};
+use super::store::{JournalError, RunDir};
+
+/// The S3 side of a run: where its objects are, and the lease this process holds.
+#[derive(Clone, Debug)]
+pub struct RemoteRun {
+    /// The store.
+    pub store: Arc<dyn ObjectStore>,
+    /// `runs/RUN/`.
+    pub prefix: String,
+    /// Set when this process's lease was lost: nothing more may be written.
+    pub lost: Option<Arc<AtomicBool>>,
+}
+
+/// A state dir.
+#[derive(Debug)]
+pub struct StateDir {
+    /// Where run folders are read: the folder itself, or the mirror in S3 mode.
+    path: PathBuf,
+    remote: Option<Remote>,
+}
+
+#[derive(Debug)]
+struct Remote {
+    store: Arc<dyn ObjectStore>,
+    lease: Duration,
+    /// The lost flag of the lease this process took, for the runs it writes.
+    lost: std::sync::Mutex<Option<Arc<AtomicBool>>>,
+    _mirror: tempfile::TempDir,
+}
+
+fn store_err(run: &str) -> impl FnOnce(StoreError) -> JournalError + '_ {
+    move |source| JournalError::Remote {
+        run: run.to_owned(),
+        source,
+    }
+}
+
+fn mirror_err(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
+    move |source| JournalError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+impl StateDir {
+    /// A local folder.
+    pub fn local(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            remote: None,
+        }
+    }
+
+    /// Objects in `store`; locks are leases of `lease`.
+    pub fn remote(store: Arc<dyn ObjectStore>, lease: Duration) -> Result<Self, JournalError> {
+        let mirror = tempfile::Builder::new()
+            .prefix("evac-state-")
+            .tempdir()
+            .map_err(mirror_err(Path::new("temporary folder")))?;
+        Ok(Self {
+            path: mirror.path().to_owned(),
+            remote: Some(Remote {
+                store,
+                lease,
+                lost: std::sync::Mutex::new(None),
+                _mirror: mirror,
+            }),
+        })
+    }
+
+    /// Where run folders are read from (the mirror in S3 mode).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How to name it to a person: the folder, or `s3://bucket/prefix`.
+    pub fn location(&self) -> String {
+        match &self.remote {
+            Some(remote) => remote.store.location(),
+            None => self.path.display().to_string(),
+        }
+    }
+
+    /// Whether it is in S3.
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    fn remote_run(&self, id: &str) -> Option<RemoteRun> {
+        self.remote.as_ref().map(|remote| RemoteRun {
+            store: remote.store.clone(),
+            prefix: format!("runs/{id}/"),
+            lost: remote
+                .lost
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        })
+    }
+
+    /// Creates the folder of a new run, in S3 first when the state is there.
+    pub fn create_run(
+        &self,
+        id: &str,
+        playbook_text: &str,
+        plan_json: &str,
+    ) -> Result<RunDir, JournalError> {
+        let mut run = RunDir::create(&self.path, id, playbook_text, plan_json)?;
+        if let Some(remote) = self.remote_run(id) {
+            for (name, body) in [("playbook.yaml", playbook_text), ("plan.json", plan_json)] {
+                let key = format!("{}{name}", remote.prefix);
+                match remote
+                    .store
+                    .create(&key, body.as_bytes())
+                    .map_err(store_err(id))?
+                {
+                    Created::Yes(_) => {}
+                    Created::AlreadyThere => {
+                        return Err(JournalError::Conflict {
+                            run: id.to_owned(),
+                            what: format!("{key} exists already"),
+                        });
+                    }
+                }
+            }
+            run.remote = Some(remote);
+        }
+        Ok(run)
+    }
+
+    /// Opens a run: in S3 mode, fetched afresh, so what is read is what S3 holds.
+    pub fn open_run(&self, id: &str) -> Result<RunDir, JournalError> {
+        if self.remote.is_some() && !self.fetch_run(id)? {
+            return Err(JournalError::UnknownRun(id.to_owned()));
+        }
+        let mut run = RunDir::open(&self.path, id)?;
+        run.remote = self.remote_run(id);
+        Ok(run)
+    }
+
+    /// Every run, oldest first (fetched afresh in S3 mode), for reading.
+    pub fn runs(&self) -> Result<Vec<RunDir>, JournalError> {
+        if let Some(remote) = &self.remote {
+            let ids = remote.store.children("runs/").map_err(store_err("*"))?;
+            // A few at a time: each run is a handful of small reads.
+            for chunk in ids.chunks(8) {
+                std::thread::scope(|scope| {
+                    let fetches: Vec<_> = chunk
+                        .iter()
+                        .map(|id| scope.spawn(move || self.fetch_run(id)))
+                        .collect();
+                    fetches
+                        .into_iter()
+                        .map(|f| {
+                            f.join().unwrap_or_else(|_| {
+                                Err(JournalError::Io {
+                                    path: remote.store.location(),
+                                    source: std::io::Error::other("a fetch panicked"),
+                                })
+                            })
+                        })
+                        .collect::<Result<Vec<bool>, JournalError>>()
+                })?;
+            }
+        }
+        super::store::list_runs(&self.path)
+    }
+
+    /// Fetches run `id` into the mirror; false when S3 has nothing of it.
+    fn fetch_run(&self, id: &str) -> Result<bool, JournalError> {
+        let Some(remote) = &self.remote else {
+            return Ok(true);
+        };
+        if id.is_empty() || id.contains('/') || id.starts_with('.') {
+            return Ok(false);
+        }
+        let store = &remote.store;
+        let prefix = format!("runs/{id}/");
+        let playbook = store
+            .get(&format!("{prefix}playbook.yaml"))
+            .map_err(store_err(id))?;
+        let plan = store
+            .get(&format!("{prefix}plan.json"))
+            .map_err(store_err(id))?;
+        let parts = store
+            .list(&format!("{prefix}journal/"))
+            .map_err(store_err(id))?;
+        if playbook.is_none() && plan.is_none() && parts.is_empty() {
+            return Ok(false);
+        }
+        let dir = self.path.join("runs").join(id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(mirror_err(&dir))?;
+        }
+        std::fs::create_dir_all(&dir).map_err(mirror_err(&dir))?;
+        for (name, object) in [("playbook.yaml", playbook), ("plan.json", plan)] {
+            if let Some((body, _)) = object {
+                let path = dir.join(name);
+                std::fs::write(&path, body).map_err(mirror_err(&path))?;
+            }
+        }
+        // The parts in key order are the journal's lines in order; a missing,
+        // repeated or edited part shows as a gap or a broken chain when it is read.
+        let mut journal = Vec::new();
+        for key in parts {
+            if let Some((body, _)) = store.get(&key).map_err(store_err(id))? {
+                journal.extend_from_slice(&body);
+            }
+        }
+        let path = dir.join("journal.jsonl");
+        std::fs::write(&path, journal).map_err(mirror_err(&path))?;
+        Ok(true)
+    }
+
+    /// Takes the playbook's lock for `run_id`: a lock file, or a lease in S3.
+    pub fn lock(&self, playbook: &str, run_id: &str) -> Result<Lock, LockError> {
+        match &self.remote {
+            None => Lock::acquire(&self.path, playbook, run_id),
+            Some(remote) => {
+                let lock = super::lease::acquire(
+                    remote.store.clone(),
+                    &lock_key(playbook),
+                    playbook,
+                    run_id,
+                    remote.lease,
+                )?;
+                *remote.lost.lock().unwrap_or_else(|p| p.into_inner()) = lock.lost();
+                Ok(lock)
+            }
+        }
+    }
+
+    /// Who wrote that they hold `playbook`'s lock, if anyone (information only).
+    pub fn holder(&self, playbook: &str) -> Option<LockHolder> {
+        match &self.remote {
+            None => Lock::holder(&self.path, playbook),
+            Some(remote) => {
+                let (body, _) = remote.store.get(&lock_key(playbook)).ok()??;
+                serde_json::from_slice(&body).ok()
+            }
+        }
+    }
+}
+
+/// The lock object of a playbook.
+fn lock_key(playbook: &str) -> String {
+    format!("locks/{playbook}.lock")
+}
+
+/// Parses `s3://BUCKET/PREFIX` (the prefix may be empty): bucket and prefix.
+pub fn parse_s3_url(text: &str) -> Option<Result<(String, String), String>> {
+    let rest = text.strip_prefix("s3://")?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let valid_bucket = (3..=63).contains(&bucket.len())
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    if !valid_bucket {
+        return Some(Err(format!(
+            "invalid state dir `{text}`: `{bucket}` is not an S3 bucket name (3 to 63 lowercase letters, digits, dots and hyphens); write s3://BUCKET/PREFIX"
+        )));
+    }
+    let prefix = prefix.trim_matches('/');
+    Some(Ok((bucket.to_owned(), prefix.to_owned())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::remote::MemoryStore;
+    use crate::journal::{Event, Journal};
+
+    fn two_machines() -> (Arc<MemoryStore>, StateDir, StateDir) {
+        let memory = Arc::new(MemoryStore::default());
+        let minute = Duration::from_secs(60);
+        let a = StateDir::remote(memory.clone(), minute).expect("a");
+        let b = StateDir::remote(memory.clone(), minute).expect("b");
+        (memory, a, b)
+    }
+
+    fn started(step: &str) -> Event {
+        Event::StepStarted { step: step.into() }
+    }
+
+    #[test]
+    fn a_run_written_on_one_machine_is_read_whole_on_another() {
+        let (memory, a, b) = two_machines();
+        let run = a.create_run("r1", "version: 1", "{}").expect("run");
+        let mut journal = Journal::open(&run).expect("journal");
+        journal
+            .append_all(vec![started("a"), started("b")])
+            .expect("wave 1");
+        journal.append(started("c")).expect("wave 2");
+        assert!(memory.read("runs/r1/journal/0000000001.jsonl").is_some());
+        assert!(memory.read("runs/r1/journal/0000000003.jsonl").is_some());
+        let there = b.open_run("r1").expect("open on b");
+        let steps: Vec<Event> = there
+            .read()
+            .expect("read")
+            .into_iter()
+            .map(|e| e.event)
+            .collect();
+        assert_eq!(steps, vec![started("a"), started("b"), started("c")]);
+        assert_eq!(b.runs().expect("runs").len(), 1);
+        assert!(matches!(
+            b.open_run("nope"),
+            Err(JournalError::UnknownRun(_))
+        ));
+    }
+
+    #[test]
+    fn a_second_writer_on_the_same_run_fails_at_once() {
+        let (_, a, b) = two_machines();
+        let run = a.create_run("r1", "version: 1", "{}").expect("run");
+        let mut first = Journal::open(&run).expect("journal");
+        first.append(started("a")).expect("first");
+        let mut second = Journal::open(&b.open_run("r1").expect("open")).expect("journal");
+        first.append(started("b")).expect("first again");
+        let err = second.append(started("x")).expect_err("second writer");
+        assert!(matches!(err, JournalError::Conflict { .. }), "{err}");
+        // The journal is the first writer's alone.
+        let read = a.open_run("r1").expect("open").read().expect("read");
+        assert_eq!(read.len(), 2);
+    }
+
+    #[test]
+    fn a_removed_part_is_tampering_and_a_failed_write_writes_nothing_locally() {
+        let (memory, a, b) = two_machines();
+        let run = a.create_run("r1", "version: 1", "{}").expect("run");
+        let mut journal = Journal::open(&run).expect("journal");
+        journal.append(started("a")).expect("1");
+        journal.append(started("b")).expect("2");
+        journal.append(started("c")).expect("3");
+        memory.failures.lock().expect("lock").insert("create", 1);
+        let err = journal.append(started("d")).expect_err("S3 is down");
+        assert!(matches!(err, JournalError::Remote { .. }), "{err}");
+        assert_eq!(
+            run.read().expect("local mirror").len(),
+            3,
+            "not written locally either"
+        );
+        memory.remove("runs/r1/journal/0000000002.jsonl");
+        let err = b.open_run("r1").expect("open").read().expect_err("a gap");
+        assert!(matches!(err, JournalError::Tampered { .. }), "{err}");
+    }
+
+    #[test]
+    fn s3_addresses_are_parsed_or_refused() {
+        assert_eq!(parse_s3_url(".evac"), None);
+        assert_eq!(
+            parse_s3_url("s3://team-drills/evac/prod/"),
+            Some(Ok(("team-drills".into(), "evac/prod".into())))
+        );
+        assert_eq!(
+            parse_s3_url("s3://team-drills"),
+            Some(Ok(("team-drills".into(), String::new())))
+        );
+        let err = parse_s3_url("s3://Team_Drills/x")
+            .expect("s3")
+            .expect_err("bad bucket");
+        assert!(err.contains("not an S3 bucket name"), "{err}");
+    }
+}
