@@ -294,14 +294,16 @@ fn an_expired_lease_is_taken_over_by_exactly_one_of_two_takers() {
 fn a_state_store_that_stops_answering_stops_the_run_before_its_next_change() {
     let team = Team::new(true);
     let dir = tempfile::tempdir().expect("dir");
-    // S3 through a proxy that fails every write from the 8th on: the lock, the
-    // playbook, the plan and a few waves get through.
+    // S3 through a proxy that fails every write from the 6th on: the lock, the
+    // playbook, the plan, the first wave's intent and what followed it get
+    // through; the run's last write is its 8th or later. The lease is long, so no
+    // renewal moves the count.
     let proxy = FaultProxy::start(
         &team.account.endpoint,
         vec![Rule::from(
             "PutObject",
             support::proxy::Fault::ServerError,
-            8,
+            6,
         )],
     );
     let before = team.account.calls().len();
@@ -311,7 +313,8 @@ fn a_state_store_that_stops_answering_stops_the_run_before_its_next_change() {
         None,
         &["run", BASE, "--var", "bake=0s", "--yes"],
     );
-    cmd.env("AWS_ENDPOINT_URL_S3", &proxy.url);
+    cmd.env("AWS_ENDPOINT_URL_S3", &proxy.url)
+        .env("EVAC_LOCK_LEASE", "2m");
     let output = cmd.output().expect("evac runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");

@@ -111,7 +111,7 @@ pub fn run(args: &RollbackArgs) -> Exit {
             concurrency: args.concurrency.into(),
             ..Options::default()
         };
-        match rollback(&cloud, &recorder, &interrupt, &options, &plan, args.fast).await {
+        let exit = match rollback(&cloud, &recorder, &interrupt, &options, &plan, args.fast).await {
             Ok(report) if report.differences.is_empty() => {
                 out.say(&format!(
                     "run {} rolled back: {} change(s) restored, {} already in place{}; live state matches the recorded originals",
@@ -140,7 +140,8 @@ pub fn run(args: &RollbackArgs) -> Exit {
                 out.say(&format!("error: rollback failed: {err}\nrun `evac rollback {}` again once the cause is fixed", args.run_id));
                 Exit::NeedsHuman
             }
-        }
+        };
+        super::session::settle(&mut journal, exit, &out, &args.run_id, &args.state)
     })
 }
 

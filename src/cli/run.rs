@@ -281,7 +281,8 @@ pub fn run(args: &RunArgs) -> Exit {
         };
         out.say(&format!("run {run_id} (journal: {journal_at})"));
         let options = args.exec.options(args.yes, false, &plan);
-        execute(ctx, &recorder, &plan, &options, args.exec.rollback_on_failure, &out, &run_id, &args.exec.state).await
+        let exit = execute(ctx, &recorder, &plan, &options, args.exec.rollback_on_failure, &out, &run_id, &args.exec.state).await;
+        super::session::settle(&mut journal, exit, &out, &run_id, &args.exec.state)
     })
 }
 
@@ -344,7 +345,7 @@ pub fn resume(args: &ResumeArgs) -> Exit {
             Ok(ctx) => ctx,
             Err(exit) => return exit,
         };
-        execute(
+        let exit = execute(
             ctx,
             &recorder,
             &plan,
@@ -354,7 +355,8 @@ pub fn resume(args: &ResumeArgs) -> Exit {
             &args.run_id,
             &args.exec.state,
         )
-        .await
+        .await;
+        super::session::settle(&mut journal, exit, &out, &args.run_id, &args.exec.state)
     })
 }
 

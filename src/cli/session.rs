@@ -185,6 +185,34 @@ pub fn next_steps(out: &Out, run_id: &str, state: &StateArgs) {
     out.say(&format!("to undo:     evac rollback {run_id}{dir}"));
 }
 
+/// Waits until the journal is wholly where the state is kept. In S3, entries other
+/// than intents are sent behind the run's back; when the last of them cannot be,
+/// the record there ends early: say so, and that a resume or rollback completes it
+/// from live state (exit 1 instead of 0).
+pub fn settle(
+    journal: &mut crate::journal::Journal,
+    exit: Exit,
+    out: &Out,
+    run_id: &str,
+    state: &StateArgs,
+) -> Exit {
+    match journal.finish() {
+        Ok(()) => exit,
+        Err(err) => {
+            crate::say_error!("{err}");
+            out.say(&format!(
+                "the state store's record of run {run_id} ends before its last entries; once it answers, a resume or rollback reads live state and completes it"
+            ));
+            next_steps(out, run_id, state);
+            if exit == Exit::Success {
+                Exit::StepFailed
+            } else {
+                exit
+            }
+        }
+    }
+}
+
 /// The exit code of a run folder that cannot be used: an unknown run id is invalid
 /// input; a missing, empty, corrupt or tampered journal needs a human.
 pub fn journal_exit(err: &crate::journal::JournalError) -> Exit {

@@ -12,6 +12,7 @@ mod lock;
 pub mod remote;
 pub mod state_dir;
 mod store;
+mod upload;
 
 pub use state_dir::{StateDir, parse_s3_url};
 

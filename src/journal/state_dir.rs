@@ -19,6 +19,9 @@ use super::lock::{Lock, LockError, LockHolder};
 use super::remote::{Created, ObjectStore, StoreError};
 use super::store::{JournalError, RunDir};
 
+/// How many objects are read at once when a run is fetched.
+const FETCH_AT_ONCE: usize = 32;
+
 /// The S3 side of a run: where its objects are, and the lease this process holds.
 #[derive(Clone, Debug)]
 pub struct RemoteRun {
@@ -38,12 +41,18 @@ pub struct StateDir {
     remote: Option<Remote>,
 }
 
+/// A run's journal objects read so far, and their bytes.
+type Fetched = (Vec<String>, Vec<u8>);
+
 #[derive(Debug)]
 struct Remote {
     store: Arc<dyn ObjectStore>,
     lease: Duration,
     /// The lost flag of the lease this process took, for the runs it writes.
     lost: std::sync::Mutex<Option<Arc<AtomicBool>>>,
+    /// Per run fetched: the journal objects read so far and their bytes, so that
+    /// reading a run again only reads what was added since.
+    fetched: std::sync::Mutex<std::collections::BTreeMap<String, Fetched>>,
     _mirror: tempfile::TempDir,
 }
 
@@ -82,6 +91,7 @@ impl StateDir {
                 store,
                 lease,
                 lost: std::sync::Mutex::new(None),
+                fetched: Default::default(),
                 _mirror: mirror,
             }),
         })
@@ -162,7 +172,7 @@ impl StateDir {
         if let Some(remote) = &self.remote {
             let ids = remote.store.children("runs/").map_err(store_err("*"))?;
             // A few at a time: each run is a handful of small reads.
-            for chunk in ids.chunks(8) {
+            for chunk in ids.chunks(4) {
                 std::thread::scope(|scope| {
                     let fetches: Vec<_> = chunk
                         .iter()
@@ -195,37 +205,73 @@ impl StateDir {
         }
         let store = &remote.store;
         let prefix = format!("runs/{id}/");
-        let playbook = store
-            .get(&format!("{prefix}playbook.yaml"))
-            .map_err(store_err(id))?;
-        let plan = store
-            .get(&format!("{prefix}plan.json"))
-            .map_err(store_err(id))?;
+        let dir = self.path.join("runs").join(id);
         let parts = store
             .list(&format!("{prefix}journal/"))
             .map_err(store_err(id))?;
-        if playbook.is_none() && plan.is_none() && parts.is_empty() {
-            return Ok(false);
-        }
-        let dir = self.path.join("runs").join(id);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(mirror_err(&dir))?;
-        }
-        std::fs::create_dir_all(&dir).map_err(mirror_err(&dir))?;
-        for (name, object) in [("playbook.yaml", playbook), ("plan.json", plan)] {
-            if let Some((body, _)) = object {
-                let path = dir.join(name);
-                std::fs::write(&path, body).map_err(mirror_err(&path))?;
+        // Read before: the playbook and plan are created once and never change, and
+        // journal objects are only ever added.
+        let before = remote
+            .fetched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .filter(|(keys, _)| parts.starts_with(keys))
+            .cloned();
+        let (known, mut journal) = match before {
+            Some(before) => before,
+            None => {
+                let playbook = store
+                    .get(&format!("{prefix}playbook.yaml"))
+                    .map_err(store_err(id))?;
+                let plan = store
+                    .get(&format!("{prefix}plan.json"))
+                    .map_err(store_err(id))?;
+                if playbook.is_none() && plan.is_none() && parts.is_empty() {
+                    return Ok(false);
+                }
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir).map_err(mirror_err(&dir))?;
+                }
+                std::fs::create_dir_all(&dir).map_err(mirror_err(&dir))?;
+                for (name, object) in [("playbook.yaml", playbook), ("plan.json", plan)] {
+                    if let Some((body, _)) = object {
+                        let path = dir.join(name);
+                        std::fs::write(&path, body).map_err(mirror_err(&path))?;
+                    }
+                }
+                (Vec::new(), Vec::new())
             }
-        }
+        };
         // The parts in key order are the journal's lines in order; a missing,
         // repeated or edited part shows as a gap or a broken chain when it is read.
-        let mut journal = Vec::new();
-        for key in parts {
-            if let Some((body, _)) = store.get(&key).map_err(store_err(id))? {
+        for chunk in parts[known.len()..].chunks(FETCH_AT_ONCE) {
+            let bodies = std::thread::scope(|scope| {
+                let gets: Vec<_> = chunk
+                    .iter()
+                    .map(|key| scope.spawn(move || store.get(key)))
+                    .collect();
+                gets.into_iter()
+                    .map(|get| {
+                        get.join().unwrap_or_else(|_| {
+                            Err(StoreError {
+                                what: format!("read run {id}"),
+                                message: "a read panicked".into(),
+                            })
+                        })
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()
+            })
+            .map_err(store_err(id))?;
+            for (body, _) in bodies.into_iter().flatten() {
                 journal.extend_from_slice(&body);
             }
         }
+        remote
+            .fetched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_owned(), (parts, journal.clone()));
         let path = dir.join("journal.jsonl");
         std::fs::write(&path, journal).map_err(mirror_err(&path))?;
         Ok(true)
@@ -310,8 +356,10 @@ mod tests {
             .append_all(vec![started("a"), started("b")])
             .expect("wave 1");
         journal.append(started("c")).expect("wave 2");
+        journal.finish().expect("all in S3");
+        // Sent behind the run's back within a second, together: one object.
         assert!(memory.read("runs/r1/journal/0000000001.jsonl").is_some());
-        assert!(memory.read("runs/r1/journal/0000000003.jsonl").is_some());
+        assert!(memory.read("runs/r1/journal/0000000003.jsonl").is_none());
         let there = b.open_run("r1").expect("open on b");
         let steps: Vec<Event> = there
             .read()
@@ -327,19 +375,51 @@ mod tests {
         ));
     }
 
+    /// An intent: what must be in S3 before its AWS call.
+    fn intent(n: u32) -> Event {
+        let capacity = |desired| {
+            crate::journal::Value::Capacity(crate::state::Capacity {
+                min: 0,
+                desired,
+                max: 10,
+            })
+        };
+        Event::Intent {
+            action: format!("scale:asg:{n}"),
+            step: "scale".into(),
+            target: crate::journal::Target::Capacity {
+                region: "us-west-2".into(),
+                group: "api".into(),
+            },
+            before: capacity(1),
+            after: capacity(n),
+            record_sets: Vec::new(),
+            increment: None,
+        }
+    }
+
     #[test]
     fn a_second_writer_on_the_same_run_fails_at_once() {
-        let (_, a, b) = two_machines();
+        let (memory, a, b) = two_machines();
         let run = a.create_run("r1", "version: 1", "{}").expect("run");
         let mut first = Journal::open(&run).expect("journal");
-        first.append(started("a")).expect("first");
+        first.append(intent(1)).expect("first");
         let mut second = Journal::open(&b.open_run("r1").expect("open")).expect("journal");
-        first.append(started("b")).expect("first again");
-        let err = second.append(started("x")).expect_err("second writer");
+        first.append(intent(2)).expect("first again");
+        // An intent waits for S3, so the second writer learns it before any call.
+        let err = second.append(intent(3)).expect_err("second writer");
         assert!(matches!(err, JournalError::Conflict { .. }), "{err}");
-        // The journal is the first writer's alone.
+        first
+            .finish()
+            .expect("the first writer's entries are all in S3");
         let read = a.open_run("r1").expect("open").read().expect("read");
-        assert_eq!(read.len(), 2);
+        assert_eq!(read.len(), 2, "the journal is the first writer's alone");
+        // Entries that are not intents are sent behind the run's back, in order;
+        // a conflict among them fails the next append or the end.
+        let mut late = Journal::open(&b.open_run("r1").expect("open")).expect("journal");
+        memory.put("runs/r1/journal/0000000003.jsonl", b"");
+        let _ = late.append(started("x"));
+        assert!(matches!(late.finish(), Err(JournalError::Conflict { .. })));
     }
 
     #[test]
@@ -347,11 +427,11 @@ mod tests {
         let (memory, a, b) = two_machines();
         let run = a.create_run("r1", "version: 1", "{}").expect("run");
         let mut journal = Journal::open(&run).expect("journal");
-        journal.append(started("a")).expect("1");
-        journal.append(started("b")).expect("2");
-        journal.append(started("c")).expect("3");
+        for n in 1..=3 {
+            journal.append(intent(n)).expect("in S3 before it returns");
+        }
         memory.failures.lock().expect("lock").insert("create", 1);
-        let err = journal.append(started("d")).expect_err("S3 is down");
+        let err = journal.append(intent(4)).expect_err("S3 is down");
         assert!(matches!(err, JournalError::Remote { .. }), "{err}");
         assert_eq!(
             run.read().expect("local mirror").len(),

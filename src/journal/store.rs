@@ -353,8 +353,8 @@ pub struct Journal {
     path: PathBuf,
     next: u64,
     prev: String,
-    run: String,
-    remote: Option<super::state_dir::RemoteRun>,
+    /// In S3 mode: what sends the entries there.
+    upload: Option<super::upload::Uploader>,
 }
 
 impl Journal {
@@ -401,8 +401,10 @@ impl Journal {
             path,
             next,
             prev,
-            run: run.id.clone(),
-            remote: run.remote.clone(),
+            upload: run
+                .remote
+                .as_ref()
+                .map(|remote| super::upload::Uploader::start(&run.id, remote, next - 1)),
         })
     }
 
@@ -436,8 +438,12 @@ impl Journal {
         if entries.is_empty() {
             return Ok(entries);
         }
-        if let Some(remote) = &self.remote {
-            self.append_remote(remote, &bytes)?;
+        if let Some(upload) = &self.upload {
+            // An intent is in S3 before its AWS call; the rest follows in order.
+            let ahead = entries
+                .iter()
+                .any(|e| matches!(e.event, Event::Intent { .. } | Event::RollbackIntent { .. }));
+            upload.send(self.next, next - 1, &bytes, ahead)?;
         }
         self.file.write_all(&bytes).map_err(io(&self.path))?;
         self.file.sync_data().map_err(io(&self.path))?;
@@ -447,34 +453,19 @@ impl Journal {
 }
 
 impl Journal {
-    /// Writes a wave's entries to S3 as one object that nobody can overwrite, named
-    /// by its first entry's number: durable there before anything is done about them.
-    fn append_remote(
-        &self,
-        remote: &super::state_dir::RemoteRun,
-        bytes: &[u8],
-    ) -> Result<(), JournalError> {
-        use std::sync::atomic::Ordering;
-        if remote
-            .lost
-            .as_ref()
-            .is_some_and(|lost| lost.load(Ordering::SeqCst))
-        {
-            return Err(JournalError::LockLost {
-                run: self.run.clone(),
-            });
+    /// Waits until every entry is where the state is kept (S3), or says why not.
+    pub fn finish(&mut self) -> Result<(), JournalError> {
+        match &mut self.upload {
+            Some(upload) => upload.finish(),
+            None => Ok(()),
         }
-        let key = format!("{}journal/{:010}.jsonl", remote.prefix, self.next);
-        match remote.store.create(&key, bytes) {
-            Ok(super::remote::Created::Yes(_)) => Ok(()),
-            Ok(super::remote::Created::AlreadyThere) => Err(JournalError::Conflict {
-                run: self.run.clone(),
-                what: format!("journal entry {} exists already", self.next),
-            }),
-            Err(source) => Err(JournalError::Remote {
-                run: self.run.clone(),
-                source,
-            }),
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        if let Err(err) = self.finish() {
+            crate::say_warning!("the last journal entries may not be in S3: {err}");
         }
     }
 }
