@@ -98,6 +98,23 @@ impl Team {
     }
 }
 
+/// Waits for two runs started at once: their exit codes, lowest first, and what
+/// they printed.
+fn both_end(mut first: Child, mut second: Child) -> ([i32; 2], String) {
+    let mut codes = [
+        support::exit_within(&mut first, Duration::from_secs(60)),
+        support::exit_within(&mut second, Duration::from_secs(60)),
+    ];
+    codes.sort();
+    let mut stderr = String::new();
+    for child in [&mut first, &mut second] {
+        if let Some(mut pipe) = child.stderr.take() {
+            std::io::Read::read_to_string(&mut pipe, &mut stderr).expect("stderr");
+        }
+    }
+    (codes, stderr)
+}
+
 fn in_first_bake(journal: &[serde_json::Value]) -> bool {
     journal.iter().any(|e| {
         e["event"] == "converged"
@@ -222,14 +239,10 @@ fn of_two_runs_started_at_once_exactly_one_runs_ten_times_over() {
             )
         })
         .collect();
-    for (i, (mut first, mut second)) in pairs.into_iter().enumerate() {
-        let codes = [
-            support::exit_within(&mut first, Duration::from_secs(60)),
-            support::exit_within(&mut second, Duration::from_secs(60)),
-        ];
-        let mut sorted = codes;
-        sorted.sort();
-        assert_eq!(sorted, [0, 3], "pair {i}: exit codes {codes:?}");
+    for (i, (first, second)) in pairs.into_iter().enumerate() {
+        let (codes, stderr) = both_end(first, second);
+        assert_eq!(codes, [0, 3], "pair {i}: {stderr}");
+        assert!(stderr.contains("is already running"), "pair {i}: {stderr}");
         let runs = team.bucket.run_ids(&format!("pair-{i}"));
         assert_eq!(
             runs.len(),
@@ -264,21 +277,10 @@ fn an_expired_lease_is_taken_over_by_exactly_one_of_two_takers() {
             dead.to_string().as_bytes(),
         );
         let args = ["run", HOLD, "--yes"];
-        let mut first = team.spawn(&prefix, dir.path(), &args);
-        let mut second = team.spawn(&prefix, dir.path(), &args);
-        let codes = [
-            support::exit_within(&mut first, Duration::from_secs(60)),
-            support::exit_within(&mut second, Duration::from_secs(60)),
-        ];
-        let mut sorted = codes;
-        sorted.sort();
-        assert_eq!(sorted, [0, 3], "round {i}: exit codes {codes:?}");
-        let mut stderr = String::new();
-        for child in [&mut first, &mut second] {
-            if let Some(mut pipe) = child.stderr.take() {
-                std::io::Read::read_to_string(&mut pipe, &mut stderr).expect("stderr");
-            }
-        }
+        let first = team.spawn(&prefix, dir.path(), &args);
+        let second = team.spawn(&prefix, dir.path(), &args);
+        let (codes, stderr) = both_end(first, second);
+        assert_eq!(codes, [0, 3], "round {i}: {stderr}");
         assert_eq!(
             stderr
                 .matches("took over the lock of run 20261126T000000.000Z-hold-dead")
