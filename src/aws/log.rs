@@ -8,8 +8,8 @@ use aws_sdk_autoscaling::config::Region as SdkRegion;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
-    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
-    FinalizerInterceptorContextRef,
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
 };
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -90,6 +90,51 @@ impl Intercept for CallLog {
             result,
             "call"
         );
+        Ok(())
+    }
+}
+
+/// The run every call of this process is made for, once it is known.
+static RUN_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Tags every later AWS call of this process with `run_id` (in its user agent).
+pub fn tag_calls_with_run(run_id: &str) {
+    let _ = RUN_ID.set(run_id.to_owned());
+}
+
+/// What evac adds to the user agent of a call: its version, and the run when there
+/// is one, so that CloudTrail's `userAgent` shows which drill made each call.
+pub fn user_agent_suffix() -> String {
+    let mut suffix = format!("evac/{}", env!("CARGO_PKG_VERSION"));
+    if let Some(run) = RUN_ID.get() {
+        suffix.push_str(" evac-run/");
+        suffix.push_str(run);
+    }
+    suffix
+}
+
+/// Adds [`user_agent_suffix`] to the `User-Agent` of every call of the client it is
+/// added to (the header is not signed, so this is done just before sending).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UserAgent;
+
+impl Intercept for UserAgent {
+    fn name(&self) -> &'static str {
+        "evac::UserAgent"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let headers = context.request_mut().headers_mut();
+        let agent = match headers.get("user-agent") {
+            Some(sdk) => format!("{sdk} {}", user_agent_suffix()),
+            None => user_agent_suffix(),
+        };
+        headers.insert("user-agent", agent);
         Ok(())
     }
 }

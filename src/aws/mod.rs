@@ -38,6 +38,20 @@ pub struct Settings {
 pub const RETRY_ATTEMPTS: u32 = 6;
 /// The first backoff of a retried call.
 pub const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(500);
+/// The named profile every AWS call of this process uses (`--profile`), when given.
+static PROFILE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Makes every later AWS call of this process use the named profile of
+/// `~/.aws/config` (`--profile`, which wins over `AWS_PROFILE`).
+pub fn use_profile(name: &str) {
+    let _ = PROFILE.set(name.to_owned());
+}
+
+/// The profile given with `--profile`, if any.
+pub fn profile() -> Option<&'static str> {
+    PROFILE.get().map(String::as_str)
+}
+
 /// The longest backoff of a retried call.
 pub const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(20);
 
@@ -56,6 +70,9 @@ impl AwsContext {
     pub async fn load_with(endpoint_url: Option<&str>, settings: &Settings) -> Self {
         let mut loader =
             aws_config::defaults(BehaviorVersion::latest()).region(SdkRegion::new(ROUTE53_REGION));
+        if let Some(name) = profile() {
+            loader = loader.profile_name(name);
+        }
         if let Some(url) = endpoint_url {
             loader = loader.endpoint_url(url);
         }
@@ -109,6 +126,11 @@ impl AwsContext {
         if found {
             return Ok(());
         }
+        if let Some(name) = profile() {
+            return Err(format!(
+                "no AWS credentials for profile `{name}` (from --profile): it is not in ~/.aws/config or ~/.aws/credentials, or gives no credentials; name a profile that exists"
+            ));
+        }
         Err(match std::env::var("AWS_PROFILE") {
             Ok(profile) if !profile.is_empty() => format!(
                 "no AWS credentials for profile `{profile}` (from AWS_PROFILE): it is not in ~/.aws/config or ~/.aws/credentials, or gives no credentials; name a profile that exists, or unset AWS_PROFILE"
@@ -127,6 +149,7 @@ impl AwsContext {
         let config = aws_sdk_autoscaling::config::Builder::from(&self.base)
             .region(SdkRegion::new(region.as_str().to_owned()))
             .interceptor(log::CallLog)
+            .interceptor(log::UserAgent)
             .build();
         aws_sdk_autoscaling::Client::from_conf(config)
     }
@@ -136,6 +159,7 @@ impl AwsContext {
         let config = aws_sdk_ec2::config::Builder::from(&self.base)
             .region(SdkRegion::new(region.as_str().to_owned()))
             .interceptor(log::CallLog)
+            .interceptor(log::UserAgent)
             .build();
         aws_sdk_ec2::Client::from_conf(config)
     }
@@ -145,6 +169,7 @@ impl AwsContext {
         let config = aws_sdk_cloudwatch::config::Builder::from(&self.base)
             .region(SdkRegion::new(region.as_str().to_owned()))
             .interceptor(log::CallLog)
+            .interceptor(log::UserAgent)
             .build();
         aws_sdk_cloudwatch::Client::from_conf(config)
     }
@@ -153,6 +178,7 @@ impl AwsContext {
     pub fn route53(&self) -> aws_sdk_route53::Client {
         let config = aws_sdk_route53::config::Builder::from(&self.base)
             .interceptor(log::CallLog)
+            .interceptor(log::UserAgent)
             .build();
         aws_sdk_route53::Client::from_conf(config)
     }

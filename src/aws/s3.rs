@@ -45,8 +45,13 @@ impl S3Store {
             .map_err(|e| format!("failed to start the S3 client's runtime: {e}"))?;
         // Not block_on: this may be called inside another runtime.
         let (tx, rx) = std::sync::mpsc::channel();
+        let profile = super::profile();
         runtime.spawn(async move {
-            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+            if let Some(name) = profile {
+                loader = loader.profile_name(name);
+            }
+            let config = loader
                 .retry_config(
                     aws_config::retry::RetryConfig::standard()
                         .with_max_attempts(ATTEMPTS)
@@ -75,6 +80,9 @@ impl S3Store {
         } else {
             format!("{prefix}/")
         };
+        let builder = builder
+            .interceptor(super::log::CallLog)
+            .interceptor(super::log::UserAgent);
         Ok(Self {
             client: Client::from_conf(builder.build()),
             bucket: bucket.to_owned(),

@@ -30,6 +30,10 @@ pub struct Cli {
     /// `evac=info,aws_config=debug`, chooses exactly what is logged.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// The named profile of ~/.aws/config to call AWS with (drill and state
+    /// bucket alike); wins over AWS_PROFILE
+    #[arg(long, global = true, value_name = "NAME")]
+    profile: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,6 +141,9 @@ fn init_logging(verbose: u8) {
 pub fn main() -> Exit {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    if let Some(name) = &cli.profile {
+        crate::aws::use_profile(name);
+    }
     if matches!(
         cli.command,
         Command::Validate(_)

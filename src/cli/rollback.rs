@@ -39,6 +39,7 @@ pub struct RollbackArgs {
 /// Rolls a run back: exit 0 when live state matches every recorded original, 5 when
 /// it does not or the rollback failed, 4 when interrupted (run it again to go on).
 pub fn run(args: &RollbackArgs) -> Exit {
+    crate::aws::log::tag_calls_with_run(&args.run_id);
     let state = match args.state.open() {
         Ok(state) => state,
         Err(exit) => return exit,

@@ -173,6 +173,7 @@ pub fn run(args: &RunArgs) -> Exit {
             Err(exit) => return exit,
         };
         let run_id = new_run_id(&playbook.name);
+        crate::aws::log::tag_calls_with_run(&run_id);
         let _lock = match super::session::lock(&state, &playbook.name, &run_id, &out) {
             Ok(lock) => lock,
             Err(exit) => return exit,
@@ -288,6 +289,7 @@ pub fn run(args: &RunArgs) -> Exit {
 
 /// `evac resume`.
 pub fn resume(args: &ResumeArgs) -> Exit {
+    crate::aws::log::tag_calls_with_run(&args.run_id);
     let state = match args.exec.state.open() {
         Ok(state) => state,
         Err(exit) => return exit,

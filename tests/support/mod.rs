@@ -258,6 +258,8 @@ pub struct Call {
     pub operation: String,
     /// Whether it can change anything.
     pub mutating: bool,
+    /// Its User-Agent header.
+    pub user_agent: String,
 }
 
 impl Account {
@@ -318,6 +320,10 @@ impl Account {
                 service,
                 operation,
                 mutating,
+                user_agent: entry["headers"]["User-Agent"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
             });
         }
         calls
