@@ -71,6 +71,21 @@ pub struct WeightedSet {
     pub ttl: Option<i64>,
 }
 
+/// Who AWS says the calls are made as (STS GetCallerIdentity).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Caller {
+    /// The account.
+    pub account: String,
+    /// The ARN of the user or assumed role.
+    pub arn: String,
+}
+
+impl std::fmt::Display for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (account {})", self.arn, self.account)
+    }
+}
+
 /// Everything observed for one plan.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observed {
@@ -90,6 +105,9 @@ pub struct Observed {
     pub alarms: BTreeMap<String, BTreeMap<String, String>>,
     /// Per Route 53 health check id: whether it exists.
     pub health_checks: BTreeMap<String, bool>,
+    /// Who the reads were made as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<Caller>,
 }
 
 impl Observed {
@@ -99,6 +117,8 @@ impl Observed {
     /// are left out: a saved plan is stale only when a value it shows has changed.
     pub fn fingerprint(&self) -> String {
         let mut stable = self.clone();
+        // Who plans is not what the plan shows changing.
+        stable.caller = None;
         for groups in stable.groups.values_mut() {
             for group in groups.values_mut() {
                 group.in_service = 0;

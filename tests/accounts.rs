@@ -1,5 +1,6 @@
 //! Real estates, against the local emulator: a named profile for the credentials,
-//! and every call saying which evac and which run made it.
+//! who the calls are made as (plan, journal, report), and every call saying which
+//! evac and which run made it.
 
 mod support;
 
@@ -13,13 +14,21 @@ fn every_call_names_evac_and_the_run_that_made_it() {
     account.seed();
     let state = tempfile::tempdir().expect("state dir");
     let before = account.calls().len();
-    account
+    let shown = account
         .command("evac")
         .args(["plan", BASE])
-        .assert()
-        .success();
+        .output()
+        .expect("plan");
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.contains(&format!(
+            "  as: arn:aws:iam::{0}:user/evac (account {0})",
+            account.id
+        )),
+        "{text}"
+    );
     let planned = account.calls().split_off(before);
-    assert!(!planned.is_empty());
+    assert!(planned.iter().any(|c| c.service == "sts"), "{planned:?}");
     let version = format!("evac/{}", env!("CARGO_PKG_VERSION"));
     for call in &planned {
         assert!(call.user_agent.contains(&version), "{call:?}");
@@ -37,6 +46,25 @@ fn every_call_names_evac_and_the_run_that_made_it() {
         .assert()
         .success();
     let id = support::run_ids(state.path()).pop().expect("a run");
+    // Who the calls were made as: in the journal and the report.
+    let arn = format!("arn:aws:iam::{}:user/evac", account.id);
+    let started = support::journal_so_far(state.path(), &id)
+        .into_iter()
+        .find(|e| e["event"] == "run_started")
+        .expect("run_started");
+    assert_eq!(started["caller"]["arn"], arn.as_str());
+    assert_eq!(started["caller"]["account"], account.id.as_str());
+    let report = account
+        .command("evac")
+        .args(["report", &id, "--state-dir"])
+        .arg(state.path())
+        .output()
+        .expect("report");
+    let text = String::from_utf8_lossy(&report.stdout);
+    assert!(
+        text.contains(&format!("| as | `{arn}` (account {}) |", account.id)),
+        "{text}"
+    );
     let ran = account.calls().split_off(before);
     assert!(ran.iter().any(|c| c.mutating));
     for call in &ran {

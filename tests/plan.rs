@@ -39,6 +39,7 @@ fn redactions() -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(r"\b[0-9A-Z]{18,32}\b", "[ZONE_ID]");
     settings.add_filter(r"\b[0-9a-f]{64}\b", "[SHA-256]");
+    settings.add_filter(r"\b[0-9]{12}\b", "[ACCOUNT]");
     settings
 }
 

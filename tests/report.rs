@@ -146,6 +146,7 @@ fn redactions() -> insta::Settings {
     s.add_filter(r#""(\w+_secs)": [0-9.e-]+"#, r#""$1": "[SECS]""#);
     s.add_filter(r"\+?\d+m\d\ds|\+?\d+\.\ds", "[SECS]");
     s.add_filter(r"\b[0-9a-f]{64}\b", "[SHA256]");
+    s.add_filter(r"\b[0-9]{12}\b", "[ACCOUNT]");
     s.add_filter(r"sha256 `[0-9a-f]{12}`", "sha256 `[SHA]`");
     s.add_filter(r"\b[0-9A-Z]{18,32}\b", "[ZONE_ID]");
     s.add_filter(r#""(user|host|version)": "[^"]*""#, r#""$1": "[REDACTED]""#);

@@ -157,6 +157,7 @@ fn the_zone_plan_shows_subnets_instances_and_processes() {
     assert_eq!(code, 0, "{stdout}");
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(r"subnet-[0-9a-f]+", "[SUBNET]");
+    settings.add_filter(r"\b[0-9]{12}\b", "[ACCOUNT]");
     settings.bind(|| insta::assert_snapshot!("zone_plan_human", stdout));
 }
 
@@ -211,6 +212,7 @@ fn a_group_left_without_a_zone_is_a_blocker() {
     assert_eq!(code, 3, "{stdout}");
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(r"subnet-[0-9a-f]+", "[SUBNET]");
+    settings.add_filter(r"\b[0-9]{12}\b", "[ACCOUNT]");
     settings.bind(|| insta::assert_snapshot!("zone_plan_blocked", stdout.clone()));
     assert!(
         stdout.contains(

@@ -174,6 +174,15 @@ impl AwsContext {
         aws_sdk_cloudwatch::Client::from_conf(config)
     }
 
+    /// The STS client, in the configured region's endpoint (us-east-1).
+    pub fn sts(&self) -> aws_sdk_sts::Client {
+        let config = aws_sdk_sts::config::Builder::from(&self.base)
+            .interceptor(log::CallLog)
+            .interceptor(log::UserAgent)
+            .build();
+        aws_sdk_sts::Client::from_conf(config)
+    }
+
     /// The Route 53 client (a global service).
     pub fn route53(&self) -> aws_sdk_route53::Client {
         let config = aws_sdk_route53::config::Builder::from(&self.base)

@@ -14,7 +14,7 @@ use super::cloud::AwsCloud;
 use super::sdk_error_text;
 use crate::plan::observe::{HostedZone, Observe, ObserveError, RecordKey};
 use crate::playbook::{RecordType, Region};
-use crate::state::{Capacity, GroupState, WeightedSet, ZoneLookup};
+use crate::state::{Caller, Capacity, GroupState, WeightedSet, ZoneLookup};
 
 fn read_err<E, R>(
     what: impl Into<String>,
@@ -144,6 +144,20 @@ impl Observe for AwsCloud {
             }
             Err(err) => Err(read_err(format!("read health check {id}"))(err)),
         }
+    }
+
+    async fn caller(&self) -> Result<Option<Caller>, ObserveError> {
+        let answer = self
+            .context()
+            .sts()
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(read_err("ask STS who the calls are made as"))?;
+        Ok(Some(Caller {
+            account: answer.account().unwrap_or_default().to_owned(),
+            arn: answer.arn().unwrap_or_default().to_owned(),
+        }))
     }
 
     async fn hosted_zones(

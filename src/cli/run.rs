@@ -271,6 +271,7 @@ pub fn run(args: &RunArgs) -> Exit {
             user: crate::journal::user_name(),
             host: crate::journal::host_name(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            caller: plan.caller.clone(),
         });
         if let Err(err) = started.and_then(|()| recorder.log(Event::Attached { pid: std::process::id(), command: "run".into(), user: crate::journal::user_name() })) {
             crate::say_error!("{err}\nnothing was changed");

@@ -137,6 +137,7 @@ fn new_run() -> Run {
             user: "test".into(),
             host: "test".into(),
             version: "test".into(),
+            caller: None,
         })
         .expect("append");
     Run { _dir: dir, run }

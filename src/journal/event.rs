@@ -143,6 +143,9 @@ pub enum Event {
         host: String,
         /// evac's version.
         version: String,
+        /// Who AWS said the run's calls are made as (its plan's reads).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        caller: Option<crate::state::Caller>,
     },
     /// A process (the first run, or a resume) took over the run.
     Attached {

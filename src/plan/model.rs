@@ -34,6 +34,9 @@ pub struct Plan {
     pub stop_live: BTreeMap<String, String>,
     /// Digest of the observed state the plan was made against.
     pub fingerprint: String,
+    /// Who AWS said the plan's reads were made as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<crate::state::Caller>,
     /// The evac version that made the plan.
     #[serde(default)]
     pub evac_version: String,

@@ -13,7 +13,7 @@ use futures::future::try_join_all;
 use crate::playbook::{
     Action, GroupSpec, Names, Playbook, RecordSpec, RecordType, Region, StopCondition,
 };
-use crate::state::{GroupState, Observed, WeightedSet, ZoneLookup};
+use crate::state::{Caller, GroupState, Observed, WeightedSet, ZoneLookup};
 
 /// A read that failed.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +74,10 @@ pub trait Observe {
         &self,
         written: &BTreeSet<&str>,
     ) -> Result<BTreeMap<String, HostedZone>, ObserveError>;
+    /// Who the calls are made as, when the cloud can say.
+    async fn caller(&self) -> Result<Option<Caller>, ObserveError> {
+        Ok(None)
+    }
     /// The weighted sets of each (record name as written, type) of one hosted zone.
     async fn weighted_sets(
         &self,
@@ -99,6 +103,15 @@ pub struct Needs<'a> {
 }
 
 impl<'a> Needs<'a> {
+    /// Whether the playbook reads nothing (only waits and approvals): then it does
+    /// not call AWS at all, not even to ask who it is.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+            && self.records.is_empty()
+            && self.alarms.is_empty()
+            && self.health_checks.is_empty()
+    }
+
     /// Works out every read `playbook` needs.
     pub fn of(playbook: &'a Playbook) -> Self {
         let mut needs = Needs::default();
@@ -200,13 +213,21 @@ pub async fn observe(cloud: &impl Observe, playbook: &Playbook) -> Result<Observ
             .await
             .map(|exists| (id.clone(), exists))
     }));
-    let (groups, alarms, (zones, records), health_checks) =
-        futures::try_join!(groups, alarms, records, checks)?;
+    let caller = async {
+        if needs.is_empty() {
+            Ok(None)
+        } else {
+            cloud.caller().await
+        }
+    };
+    let (groups, alarms, (zones, records), health_checks, caller) =
+        futures::try_join!(groups, alarms, records, checks, caller)?;
 
     let mut observed = Observed {
         zones,
         records,
         health_checks: health_checks.into_iter().collect(),
+        caller,
         ..Observed::default()
     };
     for (region, found) in groups {

@@ -119,6 +119,9 @@ pub fn human(plan: &Plan, colour: bool) -> String {
             .collect();
         let _ = writeln!(out, "  params: {}", params.join(" "));
     }
+    if let Some(caller) = &plan.caller {
+        let _ = writeln!(out, "  as: {caller}");
+    }
     for (i, step) in plan.steps.iter().enumerate() {
         let _ = writeln!(out);
         let _ = writeln!(
@@ -319,6 +322,13 @@ pub fn markdown(plan: &Plan) -> String {
             params.join(" ")
         }
     );
+    if let Some(caller) = &plan.caller {
+        let _ = writeln!(
+            out,
+            "| as | `{}` (account {}) |",
+            caller.arn, caller.account
+        );
+    }
     let _ = writeln!(
         out,
         "| result | {} |",

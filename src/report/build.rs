@@ -106,6 +106,9 @@ pub struct DrillReport {
     pub user: String,
     /// Where.
     pub host: String,
+    /// Who AWS said the run's calls were made as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<crate::state::Caller>,
     /// evac's version.
     pub version: String,
     /// First journal entry.
@@ -432,6 +435,7 @@ fn build(run: &RunDir, read: &Read) -> DrillReport {
         }
     };
     let (mut playbook, mut file, mut params, mut user, mut host, mut version) = Default::default();
+    let mut caller = None;
     let mut timeline = Vec::new();
     let mut span = |kind: &str, label: String, from: &str, to: &str, status: &str| {
         timeline.push(Span {
@@ -463,8 +467,10 @@ fn build(run: &RunDir, read: &Read) -> DrillReport {
                 user: u,
                 host: h,
                 version: v,
+                caller: c,
                 ..
             } => {
+                caller = c.clone();
                 (playbook, file, params, user, host, version) = (
                     p.clone(),
                     f.clone(),
@@ -613,6 +619,7 @@ fn build(run: &RunDir, read: &Read) -> DrillReport {
         params,
         user,
         host,
+        caller,
         version,
         started_at: start.clone(),
         ended_at: end,

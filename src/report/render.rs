@@ -113,6 +113,13 @@ pub fn markdown(report: &DrillReport) -> String {
         "| ran by | {} on {}, evac {} |",
         report.user, report.host, report.version
     );
+    if let Some(caller) = &report.caller {
+        let _ = writeln!(
+            out,
+            "| as | `{}` (account {}) |",
+            caller.arn, caller.account
+        );
+    }
     let _ = writeln!(out, "| started | {} |", report.started_at);
     let _ = writeln!(out, "| ended | {} |", report.ended_at);
     let _ = writeln!(out, "\n## What happened\n");
@@ -349,6 +356,9 @@ td,th{{border:1px solid #cbd5e0;padding:4px 8px;text-align:left;font-size:13px}}
             report.user, report.host, report.version
         ),
     );
+    if let Some(caller) = &report.caller {
+        row("as", caller.to_string());
+    }
     row("started", report.started_at.clone());
     row("ended", report.ended_at.clone());
     out.push_str(

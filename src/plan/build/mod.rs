@@ -260,6 +260,7 @@ pub fn build_with(
             })
             .collect(),
         fingerprint: observed.fingerprint(),
+        caller: observed.caller.clone(),
         evac_version: String::new(),
         digest: String::new(),
     }
