@@ -172,25 +172,15 @@ impl StateDir {
         if let Some(remote) = &self.remote {
             let ids = remote.store.children("runs/").map_err(store_err("*"))?;
             // A few at a time: each run is a handful of small reads.
-            for chunk in ids.chunks(4) {
-                std::thread::scope(|scope| {
-                    let fetches: Vec<_> = chunk
-                        .iter()
-                        .map(|id| scope.spawn(move || self.fetch_run(id)))
-                        .collect();
-                    fetches
-                        .into_iter()
-                        .map(|f| {
-                            f.join().unwrap_or_else(|_| {
-                                Err(JournalError::Io {
-                                    path: remote.store.location(),
-                                    source: std::io::Error::other("a fetch panicked"),
-                                })
-                            })
-                        })
-                        .collect::<Result<Vec<bool>, JournalError>>()
-                })?;
-            }
+            at_once(
+                &ids,
+                4,
+                |id| self.fetch_run(id),
+                || JournalError::Io {
+                    path: remote.store.location(),
+                    source: std::io::Error::other("a fetch panicked"),
+                },
+            )?;
         }
         super::store::list_runs(&self.path)
     }
@@ -245,27 +235,18 @@ impl StateDir {
         };
         // The parts in key order are the journal's lines in order; a missing,
         // repeated or edited part shows as a gap or a broken chain when it is read.
-        for chunk in parts[known.len()..].chunks(FETCH_AT_ONCE) {
-            let bodies = std::thread::scope(|scope| {
-                let gets: Vec<_> = chunk
-                    .iter()
-                    .map(|key| scope.spawn(move || store.get(key)))
-                    .collect();
-                gets.into_iter()
-                    .map(|get| {
-                        get.join().unwrap_or_else(|_| {
-                            Err(StoreError {
-                                what: format!("read run {id}"),
-                                message: "a read panicked".into(),
-                            })
-                        })
-                    })
-                    .collect::<Result<Vec<_>, StoreError>>()
-            })
-            .map_err(store_err(id))?;
-            for (body, _) in bodies.into_iter().flatten() {
-                journal.extend_from_slice(&body);
-            }
+        let bodies = at_once(
+            &parts[known.len()..],
+            FETCH_AT_ONCE,
+            |key| store.get(key),
+            || StoreError {
+                what: format!("read run {id}"),
+                message: "a read panicked".into(),
+            },
+        )
+        .map_err(store_err(id))?;
+        for (body, _) in bodies.into_iter().flatten() {
+            journal.extend_from_slice(&body);
         }
         remote
             .fetched
@@ -305,6 +286,30 @@ impl StateDir {
             }
         }
     }
+}
+
+/// `call` on every item, `width` at a time on threads of their own, the answers in
+/// the items' order; the first error (or `panicked()` for a call that panicked).
+fn at_once<I: Sync, T: Send, E: Send>(
+    items: &[I],
+    width: usize,
+    call: impl Fn(&I) -> Result<T, E> + Sync,
+    panicked: impl Fn() -> E,
+) -> Result<Vec<T>, E> {
+    let mut out = Vec::with_capacity(items.len());
+    for chunk in items.chunks(width.max(1)) {
+        let answers: Vec<std::thread::Result<Result<T, E>>> = std::thread::scope(|scope| {
+            let running: Vec<_> = chunk
+                .iter()
+                .map(|item| scope.spawn(|| call(item)))
+                .collect();
+            running.into_iter().map(|r| r.join()).collect()
+        });
+        for answer in answers {
+            out.push(answer.unwrap_or_else(|_| Err(panicked()))?);
+        }
+    }
+    Ok(out)
 }
 
 /// The lock object of a playbook.
