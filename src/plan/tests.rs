@@ -28,9 +28,14 @@ async fn plan(cloud: &MemoryCloud, file: &str, vars: &[&str]) -> Plan {
         .map(|v| parse_var(v).expect("valid --var"))
         .collect();
     let playbook = load_file(Path::new(file), &vars).expect("valid playbook");
-    let observed = observe(cloud, &playbook).await.expect("observed");
+    planned(cloud, &playbook, file).await
+}
+
+/// Reads what `playbook` needs from `cloud` and builds its plan, at a fixed time.
+async fn planned(cloud: &MemoryCloud, playbook: &crate::playbook::Playbook, file: &str) -> Plan {
+    let observed = observe(cloud, playbook).await.expect("observed");
     let now = "2026-11-24T23:00:00Z".parse().expect("timestamp");
-    build(&playbook, &observed, file, now)
+    build(playbook, &observed, file, now)
 }
 
 fn shown(plan: &Plan) -> String {
@@ -107,9 +112,7 @@ steps:
 
 async fn plan_text(cloud: &MemoryCloud, text: &str) -> Plan {
     let playbook = load_str("inline.yaml", text, &BTreeMap::new()).expect("valid playbook");
-    let observed = observe(cloud, &playbook).await.expect("observed");
-    let now = "2026-11-24T23:00:00Z".parse().expect("timestamp");
-    build(&playbook, &observed, "inline.yaml", now)
+    planned(cloud, &playbook, "inline.yaml").await
 }
 
 #[tokio::test]

@@ -188,21 +188,9 @@ impl Account {
             .expect("runtime")
             .block_on(async {
                 let route53 = self.context().await.route53();
-                let zone = route53
-                    .list_hosted_zones_by_name()
-                    .dns_name("example.com.")
-                    .send()
-                    .await
-                    .expect("zones");
-                let zone_id = zone.hosted_zones()[0].id().to_owned();
-                let sets = route53
-                    .list_resource_record_sets()
-                    .hosted_zone_id(&zone_id)
-                    .send()
-                    .await
-                    .expect("records");
+                let (zone_id, sets) = example_zone(&route53).await;
                 let mut batch = ChangeBatch::builder();
-                for set in sets.resource_record_sets() {
+                for set in &sets {
                     let Some(weight) = weights
                         .iter()
                         .find(|(id, _)| set.set_identifier() == Some(*id))
@@ -330,6 +318,27 @@ impl Account {
     }
 }
 
+/// The seeded hosted zone example.com.: its id and its record sets (one page holds
+/// them all).
+async fn example_zone(
+    route53: &aws_sdk_route53::Client,
+) -> (String, Vec<aws_sdk_route53::types::ResourceRecordSet>) {
+    let zone = route53
+        .list_hosted_zones_by_name()
+        .dns_name("example.com.")
+        .send()
+        .await
+        .expect("zones");
+    let zone_id = zone.hosted_zones()[0].id().to_owned();
+    let sets = route53
+        .list_resource_record_sets()
+        .hosted_zone_id(&zone_id)
+        .send()
+        .await
+        .expect("records");
+    (zone_id, sets.resource_record_sets().to_vec())
+}
+
 /// Min, desired, max and suspended processes of a group.
 pub type GroupCapacity = (i32, i32, i32, Vec<String>);
 
@@ -375,22 +384,8 @@ impl Account {
                         );
                     }
                 }
-                let route53 = ctx.route53();
-                let zone = route53
-                    .list_hosted_zones_by_name()
-                    .dns_name("example.com.")
-                    .send()
-                    .await
-                    .expect("zones");
-                let zone_id = zone.hosted_zones()[0].id().to_owned();
-                let sets = route53
-                    .list_resource_record_sets()
-                    .hosted_zone_id(zone_id)
-                    .send()
-                    .await
-                    .expect("records");
+                let (_, sets) = example_zone(&ctx.route53()).await;
                 let weights = sets
-                    .resource_record_sets()
                     .iter()
                     .filter_map(|s| Some((s.set_identifier()?.to_owned(), s.weight()?)))
                     .collect();
