@@ -322,3 +322,15 @@ fn a_missing_profile_is_one_line_naming_it() {
         "error: no AWS credentials for profile `nosuch` (from AWS_PROFILE): it is not in ~/.aws/config or ~/.aws/credentials, or gives no credentials; name a profile that exists, or unset AWS_PROFILE; nothing was changed"
     );
 }
+
+#[test]
+fn the_recording_is_read_whole_while_other_requests_are_still_being_written() {
+    // What concurrent appends leave: an entry whose newline came after another
+    // entry, then an entry cut off mid-write.
+    let text = "{\"a\":1}\n{\"b\":\"x\"}{\"c\":3}\n\n{\"d\":4}\n{\"e\":\"half";
+    let keys: Vec<String> = support::recorded_entries(text)
+        .iter()
+        .filter_map(|e| e.as_object()?.keys().next().cloned())
+        .collect();
+    assert_eq!(keys, ["a", "b", "c", "d"]);
+}

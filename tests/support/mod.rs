@@ -263,9 +263,7 @@ impl Account {
         .unwrap_or_else(|e| panic!("cannot download the emulator's recording: {e}"));
         let credential = format!("Credential={}/", self.access_key);
         let mut calls = Vec::new();
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let entry: serde_json::Value =
-                serde_json::from_str(line).expect("recording lines are JSON");
+        for entry in recorded_entries(&text) {
             let auth = entry["headers"]["Authorization"]
                 .as_str()
                 .unwrap_or_default();
@@ -316,6 +314,25 @@ impl Account {
         }
         calls
     }
+}
+
+/// The entries of the emulator's recording. The emulator appends one JSON object per
+/// request from many threads at once, and other tests' requests are still arriving
+/// while this one reads: an entry too large for one buffered write can have another
+/// entry written between its JSON and its newline, and the last entry can be half
+/// written. So the text is read as a stream of JSON values, not as lines, and a value
+/// cut off at the end of the file (a request still being recorded, never one of this
+/// test's, which have all been answered) ends the stream.
+pub fn recorded_entries(text: &str) -> Vec<serde_json::Value> {
+    let mut entries = Vec::new();
+    for value in serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>() {
+        match value {
+            Ok(entry) => entries.push(entry),
+            Err(e) if e.is_eof() => break,
+            Err(e) => panic!("the emulator's recording is not a stream of JSON objects: {e}"),
+        }
+    }
+    entries
 }
 
 /// The seeded hosted zone example.com.: its id and its record sets (one page holds
