@@ -5,6 +5,7 @@
 
 #[macro_use]
 pub mod shell;
+pub mod accounts;
 pub mod aws;
 pub mod cli;
 pub mod engine;

@@ -108,6 +108,61 @@ pub struct Observed {
     /// Who the reads were made as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller: Option<Caller>,
+    /// Who the reads of each named account of the playbook were made as.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub callers: BTreeMap<String, Caller>,
+    /// Which named account each resource read was found in.
+    #[serde(default, skip_serializing_if = "Routes::is_empty")]
+    pub routes: Routes,
+}
+
+/// Which named account of a playbook each resource is in; a resource not listed is
+/// in the ambient account. Built by the plan's reads, recorded in the plan, and
+/// followed by every later call (run, resume, rollback) to the resource.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Routes {
+    /// Per region, per Auto Scaling group name: its account.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub groups: BTreeMap<String, BTreeMap<String, String>>,
+    /// Per hosted zone id: its account.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub zones: BTreeMap<String, String>,
+    /// Per region, per alarm name: its account.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub alarms: BTreeMap<String, BTreeMap<String, String>>,
+    /// Per Route 53 health check id: its account.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub health_checks: BTreeMap<String, String>,
+}
+
+impl Routes {
+    /// Whether every resource is in the ambient account.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+            && self.zones.is_empty()
+            && self.alarms.is_empty()
+            && self.health_checks.is_empty()
+    }
+
+    /// The account of an Auto Scaling group (`None`: the ambient one).
+    pub fn group(&self, region: &str, group: &str) -> Option<&str> {
+        self.groups.get(region)?.get(group).map(String::as_str)
+    }
+
+    /// The account of a hosted zone.
+    pub fn zone(&self, zone_id: &str) -> Option<&str> {
+        self.zones.get(zone_id).map(String::as_str)
+    }
+
+    /// The account of an alarm.
+    pub fn alarm(&self, region: &str, name: &str) -> Option<&str> {
+        self.alarms.get(region)?.get(name).map(String::as_str)
+    }
+
+    /// The account of a health check.
+    pub fn health_check(&self, id: &str) -> Option<&str> {
+        self.health_checks.get(id).map(String::as_str)
+    }
 }
 
 impl Observed {
@@ -119,6 +174,7 @@ impl Observed {
         let mut stable = self.clone();
         // Who plans is not what the plan shows changing.
         stable.caller = None;
+        stable.callers.clear();
         for groups in stable.groups.values_mut() {
             for group in groups.values_mut() {
                 group.in_service = 0;

@@ -136,3 +136,107 @@ fn a_profile_given_on_the_command_line_supplies_the_credentials() {
         "{stderr}"
     );
 }
+
+#[test]
+fn records_in_a_role_account_are_changed_with_the_role_and_groups_with_the_ambient_credentials() {
+    // The services' account (ambient credentials) and a networking account holding
+    // the DNS, reached by assuming a role; each seeded with the demo world, so a call
+    // made with the wrong credentials would change the wrong copy.
+    let services = Account::fresh();
+    let dns = Account::fresh();
+    services.seed();
+    dns.seed();
+    let dns_before = dns.world();
+    let weights_before = dns_before.weights.clone();
+    assert_eq!(services.world().weights, weights_before);
+    let playbook = "tests/fixtures/accounts/dns-role.yaml";
+    let var = format!("dns_account={}", dns.id);
+    let all_before = support::recorded_calls().len();
+
+    let shown = services
+        .command("evac")
+        .args(["plan", playbook, "--var", &var])
+        .output()
+        .expect("plan");
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert_eq!(shown.status.code(), Some(0), "{text}");
+    let role = format!("arn:aws:iam::{}:role/evac-dns", dns.id);
+    for identity in [
+        format!(
+            "  as: arn:aws:iam::{0}:user/evac (account {0})",
+            services.id
+        ),
+        format!(
+            "  as dns: arn:aws:sts::{0}:assumed-role/evac-dns/evac-plan (account {0}), role {role}",
+            dns.id
+        ),
+    ] {
+        assert!(text.contains(&identity), "{identity}\n{text}");
+    }
+
+    let state = tempfile::tempdir().expect("state dir");
+    services
+        .command("evac")
+        .args(["run", playbook, "--var", &var, "--yes", "--state-dir"])
+        .arg(state.path())
+        .assert()
+        .success();
+    let id = support::run_ids(state.path()).pop().expect("a run");
+    // What evac called, before the test's own reads below.
+    let calls = support::recorded_calls().split_off(all_before);
+
+    // Route 53 changed in the DNS account only; Auto Scaling in the services' only.
+    let dns_world = dns.world();
+    let services_world = services.world();
+    assert_eq!(dns_world.weights["api-usw2"], 100);
+    assert_eq!(dns_world.weights["api-use1"], 0);
+    assert_eq!(services_world.weights, weights_before);
+    assert_eq!(dns_world.groups, dns_before.groups);
+    assert_ne!(services_world.groups, dns_before.groups);
+
+    // The recording: the ambient key made no Route 53 call and assumed the role with
+    // the external id and a session named after the run; every Route 53 call was
+    // signed with the role's temporary key.
+    let ambient: Vec<_> = calls
+        .iter()
+        .filter(|c| c.access_key == services.access_key)
+        .collect();
+    assert!(
+        ambient.iter().all(|c| c.service != "route53"),
+        "{ambient:?}"
+    );
+    assert!(
+        ambient
+            .iter()
+            .any(|c| c.service == "autoscaling" && c.mutating)
+    );
+    let assumed: Vec<_> = ambient
+        .iter()
+        .filter(|c| c.operation == "AssumeRole")
+        .collect();
+    let session = format!("RoleSessionName=evac-{id}");
+    assert!(
+        assumed.iter().any(|c| c.body.contains(&session)
+            && c.body.contains("ExternalId=drill-2026")
+            && c.body.contains(&format!("{}%3Arole%2Fevac-dns", dns.id))),
+        "{assumed:?}"
+    );
+    let route53: Vec<_> = calls
+        .iter()
+        .filter(|c| c.service == "route53" && c.user_agent.contains(&format!("evac-run/{id}")))
+        .collect();
+    assert!(route53.iter().any(|c| c.mutating), "{route53:?}");
+    for call in &route53 {
+        assert!(call.access_key.starts_with("ASIA"), "{call:?}");
+        assert_ne!(call.access_key, dns.access_key);
+    }
+
+    // Rollback, by run id alone, finds the role in the journal's plan.
+    services
+        .command("evac")
+        .args(["rollback", &id, "--yes", "--state-dir"])
+        .arg(state.path())
+        .assert()
+        .success();
+    assert_eq!(dns.world().weights, weights_before);
+}

@@ -416,3 +416,18 @@ fn a_duplicate_points_at_the_first_place_too() {
     assert!(lines[first + 2].starts_with("22 |"), "{stderr}");
     assert!(lines[first + 3].trim_end().ends_with("^^^^^^"), "{stderr}");
 }
+
+#[test]
+fn accounts_must_say_how_they_are_reached_and_be_defined_where_used() {
+    assert_invalid(
+        "accounts",
+        &[
+            "8:15: accounts.dns.role_arn: `arn:aws:iam::12345:role/evac-dns` is not an IAM role ARN",
+            "10:5: accounts.shared: account `shared` says neither how to reach it nor as whom",
+            "10:18: accounts.shared.external_id: `external_id` is for assuming a role, and account `shared` has no `role_arn`",
+            "13:15: accounts.long.duration: a role session of 13h is outside what AWS grants",
+            "17:14: groups.api.account: undefined account `dsn`",
+            "26:62: stop_when[0].alarm.account: undefined account `networking`",
+        ],
+    );
+}

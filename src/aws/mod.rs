@@ -16,12 +16,13 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::playbook::Region;
+use crate::playbook::{AccountSpec, Region};
 
 /// The shared SDK configuration from which region-bound clients are made.
 #[derive(Clone, Debug)]
 pub struct AwsContext {
     base: SdkConfig,
+    settings: Settings,
 }
 
 /// How evac talks to AWS.
@@ -55,6 +56,28 @@ pub fn profile() -> Option<&'static str> {
 /// The longest backoff of a retried call.
 pub const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(20);
 
+/// The name of the role sessions of `run` (a run id, or `plan`): `evac-RUN`, within
+/// the 64 characters and the characters STS allows. A long run id keeps its start
+/// (the time) and its end (the random suffix).
+pub fn session_name(run: &str) -> String {
+    let clean: String = run
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "+=,.@_-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let name = format!("evac-{clean}");
+    if name.len() <= 64 {
+        return name;
+    }
+    // ASCII only by now, so byte offsets are character offsets.
+    format!("{}{}", &name[..58], &name[name.len() - 6..])
+}
+
 /// Route 53 is a global service served from us-east-1.
 const ROUTE53_REGION: &str = "us-east-1";
 
@@ -68,9 +91,19 @@ impl AwsContext {
     /// Loads the configuration from the environment, paced and retried as `settings`
     /// say. One context serves a whole command, so that its calls share one pace.
     pub async fn load_with(endpoint_url: Option<&str>, settings: &Settings) -> Self {
+        Self::load_profile(endpoint_url, settings, profile()).await
+    }
+
+    /// Loads the configuration from the environment, with the credentials of the
+    /// named profile when one is given.
+    async fn load_profile(
+        endpoint_url: Option<&str>,
+        settings: &Settings,
+        profile: Option<&str>,
+    ) -> Self {
         let mut loader =
             aws_config::defaults(BehaviorVersion::latest()).region(SdkRegion::new(ROUTE53_REGION));
-        if let Some(name) = profile() {
+        if let Some(name) = profile {
             loader = loader.profile_name(name);
         }
         if let Some(url) = endpoint_url {
@@ -88,6 +121,60 @@ impl AwsContext {
         );
         Self {
             base: loader.load().await,
+            settings: settings.clone(),
+        }
+    }
+
+    /// The configuration for a named account of a playbook: its profile's
+    /// credentials, or the role assumed from them (from this context's credentials
+    /// when it names no profile). The role session is named `session_name`, so that
+    /// CloudTrail shows which drill made each call, and is renewed by the SDK's
+    /// credentials cache before it expires. AWS limits are per account, so the
+    /// account's calls get a pace of their own.
+    pub async fn for_account(&self, account: &AccountSpec, session_name: &str) -> Self {
+        let endpoint = self.base.endpoint_url().map(str::to_owned);
+        let source = match &account.profile {
+            Some(profile) => {
+                Self::load_profile(endpoint.as_deref(), &self.settings, Some(profile)).await
+            }
+            None => {
+                let mut builder = self.base.to_builder();
+                if let Some(rates) = &self.settings.rates {
+                    let pacer = std::sync::Arc::new(pace::Pacer::new(rates.clone()));
+                    builder.set_http_client(Some(
+                        aws_smithy_runtime_api::client::http::SharedHttpClient::new(
+                            pace::PacedClient::new(pacer),
+                        ),
+                    ));
+                }
+                Self {
+                    base: builder.build(),
+                    settings: self.settings.clone(),
+                }
+            }
+        };
+        let Some(role_arn) = &account.role_arn else {
+            return source;
+        };
+        let mut role = aws_config::sts::AssumeRoleProvider::builder(role_arn.clone())
+            .session_name(session_name)
+            .configure(&source.base);
+        if let Some(id) = &account.external_id {
+            role = role.external_id(id.clone());
+        }
+        if let Some(duration) = account.duration {
+            role = role.session_length(duration.0);
+        }
+        let provider = role.build().await;
+        Self {
+            base: source
+                .base
+                .to_builder()
+                .credentials_provider(
+                    aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+                )
+                .build(),
+            settings: source.settings,
         }
     }
 
@@ -111,7 +198,10 @@ impl AwsContext {
             .credentials_provider(credentials)
             .load()
             .await;
-        Self { base }
+        Self {
+            base,
+            settings: Settings::default(),
+        }
     }
 
     /// Resolves the credentials once, before any call, so that missing ones are one

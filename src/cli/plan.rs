@@ -61,7 +61,8 @@ pub fn run(args: &PlanArgs) -> Exit {
     };
     let observed = runtime.block_on(async {
         let ctx = super::session::aws(&args.rates.rates()).await?;
-        Ok(observe(&crate::aws::cloud::AwsCloud::new(ctx), &playbook).await)
+        let clouds = super::session::clouds(ctx, &playbook.accounts, "plan").await;
+        Ok(observe(&clouds, &playbook).await)
     });
     let observed = match observed {
         Err(exit) => return exit,

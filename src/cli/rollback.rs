@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use super::run::read_run;
 use super::session::{Out, RateArgs, RunOutput, StateArgs, aws, on_ctrl_c, runtime};
-use crate::aws::cloud::AwsCloud;
 use crate::engine::error::EngineError;
 use crate::engine::execute::Options;
 use crate::engine::interrupt::Interrupt;
 use crate::engine::recorder::Recorder;
 use crate::engine::rollback::rollback;
+use crate::engine::route::Routed;
 use crate::exit::Exit;
 
 /// Arguments of `evac rollback`.
@@ -103,7 +103,10 @@ pub fn run(args: &RollbackArgs) -> Exit {
             return exit;
         }
         let cloud = match aws(&args.rates.rates()).await {
-            Ok(ctx) => AwsCloud::new(ctx),
+            Ok(ctx) => Routed::new(
+                super::session::clouds(ctx, plan.accounts.iter().map(|(n, a)| (n, &a.spec)), &args.run_id).await,
+                plan.routes.clone(),
+            ),
             Err(exit) => return exit,
         };
         let interrupt = Arc::new(Interrupt::default());

@@ -7,7 +7,7 @@ use super::session::{
     Out, RateArgs, RunOutput, StateArgs, aws, exit_of, next_steps, on_ctrl_c, runtime,
 };
 use super::{VarArgs, load_or_report};
-use crate::aws::AwsContext;
+use crate::accounts::Accounts;
 use crate::aws::cloud::AwsCloud;
 use crate::engine::error::EngineError;
 use crate::engine::execute::{Executor, Options};
@@ -16,6 +16,7 @@ use crate::engine::interrupt::Interrupt;
 use crate::engine::interrupt::Reason;
 use crate::engine::recorder::Recorder;
 use crate::engine::rollback::rollback;
+use crate::engine::route::Routed;
 use crate::exit::Exit;
 use crate::journal::{Event, Journal, Outcome, RunDir, new_run_id};
 use crate::plan::observe::observe;
@@ -147,6 +148,7 @@ pub fn run(args: &RunArgs) -> Exit {
         playbook.stop_when.push(StopCondition::Alarm(AlarmRef {
             region: region.clone(),
             name: name.clone(),
+            account: None,
         }));
     }
     let digest = crate::journal::hex_digest(text.as_bytes());
@@ -182,7 +184,8 @@ pub fn run(args: &RunArgs) -> Exit {
             Ok(ctx) => ctx,
             Err(exit) => return exit,
         };
-        let observed = match observe(&AwsCloud::new(ctx.clone()), &playbook).await {
+        let clouds = super::session::clouds(ctx, &playbook.accounts, &run_id).await;
+        let observed = match observe(&clouds, &playbook).await {
             Ok(observed) => observed,
             Err(err) => {
                 crate::say_error!("{err}\nnothing was changed");
@@ -283,7 +286,7 @@ pub fn run(args: &RunArgs) -> Exit {
         };
         out.say(&format!("run {run_id} (journal: {journal_at})"));
         let options = args.exec.options(args.yes, false, &plan);
-        let exit = execute(ctx, &recorder, &plan, &options, args.exec.rollback_on_failure, &out, &run_id, &args.exec.state).await;
+        let exit = execute(clouds, &recorder, &plan, &options, args.exec.rollback_on_failure, &out, &run_id, &args.exec.state).await;
         super::session::settle(&mut journal, exit, &out, &run_id, &args.exec.state)
     })
 }
@@ -344,12 +347,19 @@ pub fn resume(args: &ResumeArgs) -> Exit {
             return exit;
         }
         let options = args.exec.options(args.yes, args.force, &plan);
-        let ctx = match aws(&args.exec.rates.rates()).await {
-            Ok(ctx) => ctx,
+        let clouds = match aws(&args.exec.rates.rates()).await {
+            Ok(ctx) => {
+                super::session::clouds(
+                    ctx,
+                    plan.accounts.iter().map(|(n, a)| (n, &a.spec)),
+                    &args.run_id,
+                )
+                .await
+            }
             Err(exit) => return exit,
         };
         let exit = execute(
-            ctx,
+            clouds,
             &recorder,
             &plan,
             &options,
@@ -567,7 +577,7 @@ fn unsupported(plan: &Plan) -> Option<String> {
 
 #[allow(clippy::too_many_arguments)]
 async fn execute(
-    ctx: AwsContext,
+    clouds: Accounts<AwsCloud>,
     recorder: &Recorder<'_>,
     plan: &Plan,
     options: &Options,
@@ -576,7 +586,7 @@ async fn execute(
     run_id: &str,
     state_args: &StateArgs,
 ) -> Exit {
-    let cloud = AwsCloud::new(ctx);
+    let cloud = Routed::new(clouds, plan.routes.clone());
     let interrupt = Arc::new(Interrupt::default());
     on_ctrl_c(interrupt.clone(), run_id.to_owned());
     let executor = Executor {

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::accounts::Accounts;
+use crate::aws::cloud::AwsCloud;
 use crate::aws::pace::Rates;
 use crate::aws::{AwsContext, Settings};
 use crate::engine::error::EngineError;
@@ -11,7 +13,7 @@ use crate::engine::interrupt::Interrupt;
 use crate::engine::reporter::Reporter;
 use crate::exit::Exit;
 use crate::journal::{StateDir, parse_s3_url};
-use crate::playbook::HumanDuration;
+use crate::playbook::{AccountSpec, HumanDuration};
 use crate::progress::{JsonReporter, TerminalReporter};
 
 /// Output of commands that report progress.
@@ -121,6 +123,30 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
         crate::say_error!("failed to start the async runtime: {err}");
         Exit::StepFailed
     })
+}
+
+/// The clouds of a playbook's named accounts beside the ambient one: role sessions
+/// are named after `run` (a run id, or `plan`).
+pub fn clouds<'a>(
+    ctx: AwsContext,
+    accounts: impl IntoIterator<Item = (&'a String, &'a AccountSpec)>,
+    run: &str,
+) -> impl Future<Output = Accounts<AwsCloud>> {
+    let session = crate::aws::session_name(run);
+    let accounts: Vec<(String, AccountSpec)> = accounts
+        .into_iter()
+        .map(|(name, spec)| (name.clone(), spec.clone()))
+        .collect();
+    async move {
+        let mut named = std::collections::BTreeMap::new();
+        for (name, spec) in accounts {
+            named.insert(name, AwsCloud::new(ctx.for_account(&spec, &session).await));
+        }
+        Accounts {
+            ambient: AwsCloud::new(ctx),
+            named,
+        }
+    }
 }
 
 /// How a command talks to AWS: one context (one pace per API) for all its calls,

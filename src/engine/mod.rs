@@ -10,6 +10,7 @@
 //! - [`steps`]: one file per step kind;
 //! - [`rollback`]: the journal reversed as waves;
 //! - [`watch`]: stop conditions, holds and the poll loop;
+//! - [`route`]: calls sent to the account of their resource;
 //! - [`live`], [`recorder`], [`history`], [`interrupt`], [`error`].
 
 pub mod cloud;
@@ -22,6 +23,7 @@ pub mod live;
 pub mod recorder;
 pub mod reporter;
 pub mod rollback;
+pub mod route;
 mod steps;
 pub mod watch;
 pub mod wave;

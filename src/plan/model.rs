@@ -37,6 +37,12 @@ pub struct Plan {
     /// Who AWS said the plan's reads were made as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller: Option<crate::state::Caller>,
+    /// The playbook's named accounts, with who the plan's reads in each were made as.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub accounts: BTreeMap<String, PlannedAccount>,
+    /// Which named account each resource of the plan is in.
+    #[serde(default, skip_serializing_if = "crate::state::Routes::is_empty")]
+    pub routes: crate::state::Routes,
     /// The evac version that made the plan.
     #[serde(default)]
     pub evac_version: String,
@@ -44,6 +50,17 @@ pub struct Plan {
     /// made no longer matches it.
     #[serde(default)]
     pub digest: String,
+}
+
+/// A named account of the playbook, as the run reaches it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedAccount {
+    /// How it is reached: role, external id, profile, session length.
+    #[serde(flatten)]
+    pub spec: crate::playbook::AccountSpec,
+    /// Who the plan's reads in it were made as, when it was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<crate::state::Caller>,
 }
 
 /// A stop condition as the engine watches it.

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::try_join_all;
 
+use crate::accounts::Accounts;
 use crate::playbook::{
     Action, GroupSpec, Names, Playbook, RecordSpec, RecordType, Region, StopCondition,
 };
@@ -87,6 +88,57 @@ pub trait Observe {
     ) -> Result<BTreeMap<RecordKey, Vec<WeightedSet>>, ObserveError>;
 }
 
+impl<T: Observe> Observe for &T {
+    async fn groups_named(
+        &self,
+        region: &Region,
+        names: &[String],
+    ) -> Result<Vec<GroupState>, ObserveError> {
+        (**self).groups_named(region, names).await
+    }
+    async fn groups_tagged(
+        &self,
+        region: &Region,
+        tags: &BTreeMap<String, BTreeSet<String>>,
+    ) -> Result<Vec<GroupState>, ObserveError> {
+        (**self).groups_tagged(region, tags).await
+    }
+    async fn subnet_zones(
+        &self,
+        region: &Region,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, String>, ObserveError> {
+        (**self).subnet_zones(region, ids).await
+    }
+    async fn alarm_states(
+        &self,
+        region: &Region,
+        names: &[String],
+    ) -> Result<BTreeMap<String, String>, ObserveError> {
+        (**self).alarm_states(region, names).await
+    }
+    async fn health_check_exists(&self, id: &str) -> Result<bool, ObserveError> {
+        (**self).health_check_exists(id).await
+    }
+    async fn hosted_zones(
+        &self,
+        written: &BTreeSet<&str>,
+    ) -> Result<BTreeMap<String, HostedZone>, ObserveError> {
+        (**self).hosted_zones(written).await
+    }
+    async fn caller(&self) -> Result<Option<Caller>, ObserveError> {
+        (**self).caller().await
+    }
+    async fn weighted_sets(
+        &self,
+        zone_id: &str,
+        record_count: Option<i64>,
+        wanted: &BTreeSet<RecordKey>,
+    ) -> Result<BTreeMap<RecordKey, Vec<WeightedSet>>, ObserveError> {
+        (**self).weighted_sets(zone_id, record_count, wanted).await
+    }
+}
+
 /// What a playbook needs to read.
 #[derive(Debug, Default)]
 pub struct Needs<'a> {
@@ -112,12 +164,14 @@ impl<'a> Needs<'a> {
             && self.health_checks.is_empty()
     }
 
-    /// Works out every read `playbook` needs.
-    pub fn of(playbook: &'a Playbook) -> Self {
+    /// Works out every read `playbook` needs in `account` (`None`: the ambient one).
+    pub fn of(playbook: &'a Playbook, account: Option<&str>) -> Self {
         let mut needs = Needs::default();
         let add_groups = |needs: &mut Needs<'a>, region: &Region, names: &Names| {
             for name in names.iter() {
-                if let Some(spec) = playbook.groups.get(name) {
+                if let Some(spec) = playbook.groups.get(name)
+                    && spec.account.as_deref() == account
+                {
                     needs
                         .groups
                         .entry(region.clone())
@@ -128,16 +182,17 @@ impl<'a> Needs<'a> {
         };
         for condition in &playbook.stop_when {
             match condition {
-                StopCondition::Alarm(a) => {
+                StopCondition::Alarm(a) if a.account.as_deref() == account => {
                     needs
                         .alarms
                         .entry(a.region.clone())
                         .or_default()
                         .insert(a.name.clone());
                 }
-                StopCondition::HealthCheck(h) => {
+                StopCondition::HealthCheck(h) if h.account.as_deref() == account => {
                     needs.health_checks.insert(h.id.clone());
                 }
+                StopCondition::Alarm(_) | StopCondition::HealthCheck(_) => {}
             }
         }
         for step in &playbook.steps {
@@ -152,7 +207,9 @@ impl<'a> Needs<'a> {
                     add_groups(&mut needs, &d.region, &d.group);
                     // A drain is checked against the traffic its region still gets.
                     for (name, spec) in &playbook.records {
-                        if spec.set_identifiers.contains_key(&d.region) {
+                        if spec.set_identifiers.contains_key(&d.region)
+                            && spec.account.as_deref() == account
+                        {
                             needs.records.insert(name.clone(), spec);
                         }
                     }
@@ -163,20 +220,26 @@ impl<'a> Needs<'a> {
                 }
                 Action::ShiftTraffic(s) => {
                     for name in s.record.iter() {
-                        if let Some(spec) = playbook.records.get(name) {
+                        if let Some(spec) = playbook.records.get(name)
+                            && spec.account.as_deref() == account
+                        {
                             needs.records.insert(name.clone(), spec);
                         }
                     }
                 }
                 Action::Check(c) => {
-                    if let Some(a) = &c.alarm {
+                    if let Some(a) = &c.alarm
+                        && a.account.as_deref() == account
+                    {
                         needs
                             .alarms
                             .entry(a.region.clone())
                             .or_default()
                             .insert(a.name.clone());
                     }
-                    if let Some(h) = &c.health_check {
+                    if let Some(h) = &c.health_check
+                        && h.account.as_deref() == account
+                    {
                         needs.health_checks.insert(h.id.clone());
                     }
                 }
@@ -187,10 +250,133 @@ impl<'a> Needs<'a> {
     }
 }
 
-/// Reads everything `playbook` needs through `cloud`, the regions and services
-/// concurrently.
-pub async fn observe(cloud: &impl Observe, playbook: &Playbook) -> Result<Observed, ObserveError> {
-    let needs = Needs::of(playbook);
+/// Reads everything `playbook` needs, each account through its own cloud, the
+/// accounts, regions and services concurrently. What was found in a named account
+/// is routed to it in [`Observed::routes`].
+pub async fn observe<C: Observe>(
+    clouds: &Accounts<C>,
+    playbook: &Playbook,
+) -> Result<Observed, ObserveError> {
+    let ambient = observe_in(&clouds.ambient, playbook, None);
+    let named = try_join_all(playbook.accounts.keys().map(|name| async move {
+        let cloud = clouds.get(Some(name)).ok_or_else(|| ObserveError {
+            what: format!("read in account `{name}`"),
+            message: "no credentials were set up for it".to_owned(),
+        })?;
+        observe_in(cloud, playbook, Some(name))
+            .await
+            .map(|observed| (name, observed))
+    }));
+    let (mut observed, named) = futures::try_join!(ambient, named)?;
+    for (name, part) in named {
+        merge(&mut observed, name, part)?;
+    }
+    Ok(observed)
+}
+
+/// Adds what was read in the named account `account` to `into`, routing each
+/// resource found there to it. Calls reach a group by region and name, a zone by id,
+/// an alarm by region and name: the same one found in two accounts cannot be told
+/// apart, and is an error naming both.
+fn merge(into: &mut Observed, account: &str, part: Observed) -> Result<(), ObserveError> {
+    let clash = |what: String, other: Option<&String>| ObserveError {
+        what: format!("tell apart {what}"),
+        message: format!(
+            "it is read in account `{account}` and in {}; evac reaches it by that name alone, so the playbook must name it in one account only",
+            other.map_or("the ambient account".to_owned(), |o| format!(
+                "account `{o}`"
+            ))
+        ),
+    };
+    for (region, groups) in part.groups {
+        for (name, state) in groups {
+            let routes = into.routes.groups.entry(region.clone()).or_default();
+            if into
+                .groups
+                .get(&region)
+                .is_some_and(|g| g.contains_key(&name))
+            {
+                return Err(clash(
+                    format!("Auto Scaling group {name} in {region}"),
+                    routes.get(&name),
+                ));
+            }
+            routes.insert(name.clone(), account.to_owned());
+            into.groups
+                .entry(region.clone())
+                .or_default()
+                .insert(name, state);
+        }
+    }
+    into.routes.groups.retain(|_, groups| !groups.is_empty());
+    for (region, resolved) in part.resolved_groups {
+        into.resolved_groups
+            .entry(region)
+            .or_default()
+            .extend(resolved);
+    }
+    into.subnet_zones.extend(part.subnet_zones);
+    for (written, lookup) in part.zones {
+        if into.zones.contains_key(&written) {
+            let other = match into.zones.get(&written) {
+                Some(ZoneLookup::Found { id, .. }) => into.routes.zones.get(id),
+                _ => None,
+            };
+            return Err(clash(format!("hosted zone {written}"), other));
+        }
+        if let ZoneLookup::Found { id, .. } = &lookup {
+            into.routes.zones.insert(id.clone(), account.to_owned());
+        }
+        into.zones.insert(written, lookup);
+    }
+    into.records.extend(part.records);
+    for (region, alarms) in part.alarms {
+        for (name, state) in alarms {
+            let routes = into.routes.alarms.entry(region.clone()).or_default();
+            if into
+                .alarms
+                .get(&region)
+                .is_some_and(|a| a.contains_key(&name))
+            {
+                return Err(clash(
+                    format!("alarm {name} in {region}"),
+                    routes.get(&name),
+                ));
+            }
+            routes.insert(name.clone(), account.to_owned());
+            into.alarms
+                .entry(region.clone())
+                .or_default()
+                .insert(name, state);
+        }
+    }
+    into.routes.alarms.retain(|_, alarms| !alarms.is_empty());
+    for (id, exists) in part.health_checks {
+        if into.health_checks.contains_key(&id) {
+            return Err(clash(
+                format!("health check {id}"),
+                into.routes.health_checks.get(&id),
+            ));
+        }
+        into.routes
+            .health_checks
+            .insert(id.clone(), account.to_owned());
+        into.health_checks.insert(id, exists);
+    }
+    if let Some(caller) = part.caller {
+        into.callers.insert(account.to_owned(), caller);
+    }
+    Ok(())
+}
+
+/// Reads everything `playbook` needs in one account through that account's cloud,
+/// the regions and services concurrently.
+async fn observe_in(
+    cloud: &impl Observe,
+    playbook: &Playbook,
+    account: Option<&str>,
+) -> Result<Observed, ObserveError> {
+    let needs = Needs::of(playbook, account);
     let groups = try_join_all(needs.groups.iter().map(|(region, named)| {
         let with_subnets = needs.subnets.contains(region);
         async move {

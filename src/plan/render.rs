@@ -122,6 +122,9 @@ pub fn human(plan: &Plan, colour: bool) -> String {
     if let Some(caller) = &plan.caller {
         let _ = writeln!(out, "  as: {caller}");
     }
+    for (name, account) in &plan.accounts {
+        let _ = writeln!(out, "  as {name}: {}", account_line(account));
+    }
     for (i, step) in plan.steps.iter().enumerate() {
         let _ = writeln!(out);
         let _ = writeln!(
@@ -329,6 +332,13 @@ pub fn markdown(plan: &Plan) -> String {
             caller.arn, caller.account
         );
     }
+    for (name, account) in &plan.accounts {
+        let _ = writeln!(
+            out,
+            "| as {name} | {} |",
+            account_line(account).replace('|', "\\|")
+        );
+    }
     let _ = writeln!(
         out,
         "| result | {} |",
@@ -474,4 +484,19 @@ pub fn markdown(plan: &Plan) -> String {
         plan.estimate.assumptions.join("; ")
     );
     out
+}
+
+/// Who a named account's calls are made as, and how it is reached:
+/// `ARN (account N), role R` or, when nothing of it was read, only how it is reached.
+fn account_line(account: &super::PlannedAccount) -> String {
+    let how = match (&account.spec.role_arn, &account.spec.profile) {
+        (Some(role), Some(profile)) => format!("role {role} from profile {profile}"),
+        (Some(role), None) => format!("role {role}"),
+        (None, Some(profile)) => format!("profile {profile}"),
+        (None, None) => String::new(),
+    };
+    match &account.caller {
+        Some(caller) => format!("{caller}, {how}"),
+        None => format!("not read by this plan; {how}"),
+    }
 }

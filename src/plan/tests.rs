@@ -9,6 +9,7 @@ use super::Plan;
 use super::build::build;
 use super::observe::observe;
 use super::render;
+use crate::accounts::Accounts;
 use crate::engine::memory::MemoryCloud;
 use crate::playbook::{load_file, load_str, parse_var};
 use crate::seed::WorldSpec;
@@ -33,7 +34,9 @@ async fn plan(cloud: &MemoryCloud, file: &str, vars: &[&str]) -> Plan {
 
 /// Reads what `playbook` needs from `cloud` and builds its plan, at a fixed time.
 async fn planned(cloud: &MemoryCloud, playbook: &crate::playbook::Playbook, file: &str) -> Plan {
-    let observed = observe(cloud, playbook).await.expect("observed");
+    let observed = observe(&Accounts::one(cloud), playbook)
+        .await
+        .expect("observed");
     let now = "2026-11-24T23:00:00Z".parse().expect("timestamp");
     build(playbook, &observed, file, now)
 }
@@ -312,7 +315,7 @@ async fn a_failed_read_is_an_error_not_a_plan() {
     let cloud = seeded();
     cloud.fail("describe_alarms", 1);
     let playbook = load_file(Path::new(BASE), &BTreeMap::new()).expect("valid playbook");
-    let err = observe(&cloud, &playbook)
+    let err = observe(&Accounts::one(&cloud), &playbook)
         .await
         .expect_err("the read fails");
     assert_eq!(
@@ -392,5 +395,72 @@ async fn blocker_check_of_a_missing_alarm() {
     assert_blocked(
         &plan_text(&cloud, &text("gone")).await,
         &["x steady: alarm gone (us-west-2): alarm gone not found in us-west-2"],
+    );
+}
+
+/// A drill whose `svc` group and `api` record carry the `account:` text given.
+fn in_accounts(groups_account: &str, record_account: &str) -> crate::playbook::Playbook {
+    let text = format!(
+        r#"
+version: 1
+name: accounts
+accounts:
+  services: {{ profile: services }}
+  dns: {{ role_arn: "arn:aws:iam::111111111111:role/evac-dns" }}
+groups:
+  svc: {{ tags: {{ "evac:service": api }}{groups_account} }}
+  all: {{ names: [api-us-west-2] }}
+records:
+  api:
+    zone: example.com.
+    name: api.example.com.
+    type: A
+    set_identifiers: {{ us-east-1: api-use1, us-west-2: api-usw2 }}
+    {record_account}
+steps:
+  - id: scale
+    scale_up: {{ group: svc, region: us-west-2, absorb: {{ from: us-east-1, percent: 100 }} }}
+  - id: also
+    scale_up: {{ group: all, region: us-west-2, desired: 8 }}
+  - id: shift
+    shift_traffic: {{ record: api, to: us-west-2, ramp: [100] }}
+"#
+    );
+    load_str("accounts.yaml", &text, &BTreeMap::new()).expect("valid playbook")
+}
+
+#[tokio::test]
+async fn what_is_read_in_a_named_account_is_routed_to_it() {
+    let (ambient, services, dns) = (seeded(), seeded(), seeded());
+    let clouds = Accounts {
+        ambient: &ambient,
+        named: [("services".to_owned(), &services), ("dns".to_owned(), &dns)].into(),
+    };
+    // Only the record in a named account: the hosted zone routes there, nothing else.
+    let playbook = in_accounts("", "account: dns");
+    let observed = observe(&clouds, &playbook).await.expect("observed");
+    let zone_id = match &observed.zones["example.com."] {
+        crate::state::ZoneLookup::Found { id, .. } => id.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(observed.routes.zone(&zone_id), Some("dns"));
+    assert_eq!(observed.routes.group("us-west-2", "api-us-west-2"), None);
+    assert!(observed.routes.groups.is_empty() && observed.routes.alarms.is_empty());
+}
+
+#[tokio::test]
+async fn one_group_name_found_in_two_accounts_is_an_error_naming_both() {
+    let (ambient, services, dns) = (seeded(), seeded(), seeded());
+    let clouds = Accounts {
+        ambient: &ambient,
+        named: [("services".to_owned(), &services), ("dns".to_owned(), &dns)].into(),
+    };
+    // `svc` (by tag, in `services`) and `all` (by name, ambient) both find
+    // api-us-west-2: calls could not tell the two apart.
+    let playbook = in_accounts(", account: services", "");
+    let err = observe(&clouds, &playbook).await.expect_err("a clash");
+    assert_eq!(
+        err.to_string(),
+        "failed to tell apart Auto Scaling group api-us-west-2 in us-west-2: it is read in account `services` and in the ambient account; evac reaches it by that name alone, so the playbook must name it in one account only"
     );
 }

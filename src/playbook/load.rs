@@ -17,11 +17,12 @@ use super::types::{HumanDuration, Percent, StepId, check_name};
 use super::validate;
 
 /// The top-level fields of a playbook.
-const TOP_LEVEL: [&str; 10] = [
+const TOP_LEVEL: [&str; 11] = [
     "version",
     "name",
     "description",
     "params",
+    "accounts",
     "groups",
     "records",
     "stop_when",
@@ -197,6 +198,13 @@ fn load_inner(
         Some(v) => decode(v, &root_path.key("description"), diags),
         None => None,
     };
+    let accounts_value = fields.get("accounts");
+    let accounts = decode_named(
+        accounts_value,
+        &root_path.key("accounts"),
+        "account name",
+        diags,
+    );
     let groups_value = fields.get("groups");
     let records_value = fields.get("records");
     let groups = decode_named(groups_value, &root_path.key("groups"), "group name", diags);
@@ -235,8 +243,11 @@ fn load_inner(
     // others. Names whose definitions failed to decode still count as declared, so
     // they are not reported a second time as undefined.
     let parts = validate::Parts {
+        accounts: &accounts,
+        declared_accounts: declared(accounts_value),
         groups: &groups,
         records: &records,
+        stop_when: &stop_when,
         declared_groups: declared(groups_value),
         declared_records: declared(records_value),
         steps: &steps,
@@ -253,6 +264,7 @@ fn load_inner(
         name: name?,
         description,
         params,
+        accounts,
         groups,
         records,
         stop_when: stop_when.into_iter().map(|(_, c)| c).collect(),

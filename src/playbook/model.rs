@@ -18,6 +18,9 @@ pub struct Playbook {
     pub description: Option<String>,
     /// Parameter values after `--var` overrides.
     pub params: BTreeMap<String, serde_yaml::Value>,
+    /// Named AWS accounts reached through a role or a profile; resources with no
+    /// `account` use the ambient credentials.
+    pub accounts: BTreeMap<String, AccountSpec>,
     /// Named sets of Auto Scaling groups.
     pub groups: BTreeMap<String, GroupSpec>,
     /// Named weighted record sets.
@@ -70,6 +73,27 @@ pub enum Weekday {
 /// The default `max_increment`.
 pub const DEFAULT_MAX_INCREMENT: u8 = 50;
 
+/// An AWS account a playbook reaches other than through the ambient credentials: a
+/// role to assume (from the ambient credentials, or from `profile`'s), or a profile.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSpec {
+    /// The IAM role to assume (`arn:aws:iam::123456789012:role/NAME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// The external id the role's trust policy asks for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// A profile of `~/.aws/config`: the credentials the role is assumed with, or,
+    /// with no `role_arn`, the credentials used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// How long one role session lasts (15m to 12h; 1h unless set). Sessions are
+    /// renewed before they end, so a drill may last longer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<HumanDuration>,
+}
+
 /// How to find the Auto Scaling groups of a named group in a region: by name or by
 /// tags (every group carrying all the tags).
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
@@ -81,6 +105,9 @@ pub struct GroupSpec {
     /// Tags every matching group carries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
+    /// The account (under `accounts:`) the groups are in; the ambient one unless set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 /// A DNS record type that weighted routing applies to.
@@ -121,6 +148,10 @@ pub struct RecordSpec {
     pub record_type: RecordType,
     /// The set identifier of the record set serving each region.
     pub set_identifiers: BTreeMap<Region, String>,
+    /// The account (under `accounts:`) the hosted zone is in; the ambient one unless
+    /// set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 /// A CloudWatch alarm in a region.
@@ -131,6 +162,9 @@ pub struct AlarmRef {
     pub region: Region,
     /// The alarm's name.
     pub name: String,
+    /// The account (under `accounts:`) the alarm is in; the ambient one unless set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 /// A Route 53 health check.
@@ -139,6 +173,10 @@ pub struct AlarmRef {
 pub struct HealthCheckRef {
     /// The health check's id.
     pub id: String,
+    /// The account (under `accounts:`) the health check is in; the ambient one
+    /// unless set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 /// A condition that halts the run when it fires. Written `- alarm: {...}` or

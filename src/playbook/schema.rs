@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 
-use super::model::{GroupSpec, Playbook, RecordSpec, Step, StopCondition, Window};
+use super::model::{AccountSpec, GroupSpec, Playbook, RecordSpec, Step, StopCondition, Window};
 use super::types::{HumanDuration, Names, Percent, Region, StepId, Zone};
 
 /// Where the committed copy lives, relative to the repository.
@@ -144,6 +144,11 @@ impl JsonSchema for Playbook {
                     "type": "object",
                     "description": "Parameters and their defaults, used as {{ name }} and overridden with --var.",
                     "additionalProperties": { "type": ["string", "number", "boolean"] }
+                },
+                "accounts": {
+                    "type": "object",
+                    "description": "Named AWS accounts reached through a role or a profile, used as `account: NAME` on groups, records, alarms and health checks.",
+                    "additionalProperties": generator.subschema_for::<AccountSpec>()
                 },
                 "groups": {
                     "type": "object",

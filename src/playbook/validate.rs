@@ -4,17 +4,23 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::diagnostic::Diagnostics;
 use super::diagnostic::closest;
-use super::model::{Action, GroupSpec, RecordSpec};
+use super::model::{AccountSpec, Action, GroupSpec, RecordSpec, StopCondition};
 use super::parts::StepParts;
 use super::path::YamlPath;
 use super::types::Names;
 
 /// The parts of a playbook that decoded, with the index each step had in the file.
 pub struct Parts<'a> {
+    /// Decoded account definitions.
+    pub accounts: &'a BTreeMap<String, AccountSpec>,
+    /// Every account name written, including those whose definition did not decode.
+    pub declared_accounts: BTreeSet<String>,
     /// Decoded group definitions.
     pub groups: &'a BTreeMap<String, GroupSpec>,
     /// Decoded record definitions.
     pub records: &'a BTreeMap<String, RecordSpec>,
+    /// Decoded stop conditions, with the index each had in the file.
+    pub stop_when: &'a [(usize, StopCondition)],
     /// Every group name written, including those whose definition did not decode.
     pub declared_groups: BTreeSet<String>,
     /// Every record name written, including those whose definition did not decode.
@@ -30,11 +36,26 @@ pub struct Parts<'a> {
 /// Reports every cross-field problem of `parts`.
 pub fn check(parts: &Parts<'_>, diags: &mut Diagnostics<'_>) {
     let root = YamlPath::root();
+    for (name, account) in parts.accounts {
+        check_account(name, account, &root.key("accounts").key(name), diags);
+    }
     for (name, group) in parts.groups {
-        check_group(name, group, &root.key("groups").key(name), diags);
+        let path = root.key("groups").key(name);
+        check_group(name, group, &path, diags);
+        check_account_ref(group.account.as_deref(), parts, &path, diags);
     }
     for (name, record) in parts.records {
-        check_record(name, record, &root.key("records").key(name), diags);
+        let path = root.key("records").key(name);
+        check_record(name, record, &path, diags);
+        check_account_ref(record.account.as_deref(), parts, &path, diags);
+    }
+    for (index, condition) in parts.stop_when {
+        let path = root.key("stop_when").index(*index);
+        let (account, path) = match condition {
+            StopCondition::Alarm(a) => (a.account.as_deref(), path.key("alarm")),
+            StopCondition::HealthCheck(h) => (h.account.as_deref(), path.key("health_check")),
+        };
+        check_account_ref(account, parts, &path, diags);
     }
     if parts.steps_present && parts.steps.is_empty() && diags.is_empty() {
         diags
@@ -73,6 +94,93 @@ pub fn check(parts: &Parts<'_>, diags: &mut Diagnostics<'_>) {
             });
         }
     }
+}
+
+/// The longest and shortest role sessions AWS grants (the longest also depends on
+/// the role's own maximum).
+const SESSION_MIN_SECS: u64 = 15 * 60;
+const SESSION_MAX_SECS: u64 = 12 * 60 * 60;
+
+fn check_account(name: &str, account: &AccountSpec, path: &YamlPath, diags: &mut Diagnostics<'_>) {
+    match &account.role_arn {
+        None => {
+            if account.profile.is_none() {
+                diags
+                    .error(path, format!("account `{name}` says neither how to reach it nor as whom"))
+                    .help("add `role_arn: arn:aws:iam::ACCOUNT_ID:role/NAME` (a role to assume) or `profile: NAME` (a profile of ~/.aws/config)");
+            }
+            for (field, set) in [
+                ("external_id", account.external_id.is_some()),
+                ("duration", account.duration.is_some()),
+            ] {
+                if set {
+                    diags
+                        .error(&path.key(field), format!("`{field}` is for assuming a role, and account `{name}` has no `role_arn`"))
+                        .help("add the `role_arn` to assume, or remove this field");
+                }
+            }
+        }
+        Some(arn) => {
+            if !is_role_arn(arn) {
+                diags
+                    .error(&path.key("role_arn"), format!("`{arn}` is not an IAM role ARN"))
+                    .help("a role ARN reads arn:aws:iam::ACCOUNT_ID:role/NAME, with a 12-digit account id");
+            }
+        }
+    }
+    if let Some(duration) = account.duration {
+        let secs = duration.0.as_secs();
+        if !(SESSION_MIN_SECS..=SESSION_MAX_SECS).contains(&secs) {
+            diags
+                .error(&path.key("duration"), format!("a role session of {duration} is outside what AWS grants"))
+                .help("give between 15m and 12h (and no more than the role's maximum session duration)");
+        }
+    }
+}
+
+/// `arn:PARTITION:iam::ACCOUNT_ID:role/PATH/NAME`.
+fn is_role_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    matches!(
+        parts.as_slice(),
+        ["arn", partition, "iam", "", account, resource]
+            if partition.starts_with("aws")
+                && account.len() == 12
+                && account.bytes().all(|b| b.is_ascii_digit())
+                && resource.strip_prefix("role/").is_some_and(|r| !r.is_empty())
+    )
+}
+
+/// Reports an `account:` that names no account of the playbook.
+fn check_account_ref(
+    account: Option<&str>,
+    parts: &Parts<'_>,
+    path: &YamlPath,
+    diags: &mut Diagnostics<'_>,
+) {
+    let Some(name) = account else { return };
+    if parts.declared_accounts.contains(name) {
+        return;
+    }
+    let mut help = if parts.declared_accounts.is_empty() {
+        "this playbook defines no accounts: add it under `accounts:` with its `role_arn` or `profile`, or remove `account:` to use the ambient credentials".to_owned()
+    } else {
+        format!(
+            "defined accounts: {}",
+            parts
+                .declared_accounts
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    if let Some(guess) = closest(name, parts.declared_accounts.iter().map(String::as_str)) {
+        help = format!("did you mean `{guess}`? {help}");
+    }
+    diags
+        .error(&path.key("account"), format!("undefined account `{name}`"))
+        .help(help);
 }
 
 fn check_group(name: &str, group: &GroupSpec, path: &YamlPath, diags: &mut Diagnostics<'_>) {
@@ -248,6 +356,17 @@ fn check_action(action: &Action, path: &YamlPath, parts: &Parts<'_>, diags: &mut
         }
         Action::Check(c) => {
             let path = path.key("check");
+            if let Some(a) = &c.alarm {
+                check_account_ref(a.account.as_deref(), parts, &path.key("alarm"), diags);
+            }
+            if let Some(h) = &c.health_check {
+                check_account_ref(
+                    h.account.as_deref(),
+                    parts,
+                    &path.key("health_check"),
+                    diags,
+                );
+            }
             match (&c.alarm, &c.health_check) {
                 (Some(_), Some(_)) => {
                     diags.error(

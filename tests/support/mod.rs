@@ -248,71 +248,86 @@ pub struct Call {
     pub mutating: bool,
     /// Its User-Agent header.
     pub user_agent: String,
+    /// The access key it was signed with.
+    pub access_key: String,
+    /// Its body, decoded (the parameters of query APIs).
+    pub body: String,
+}
+
+/// Every request the emulator recorded so far, whoever made it.
+pub fn recorded_calls() -> Vec<Call> {
+    use base64::Engine as _;
+    let text = ureq::get(format!(
+        "{}/moto-api/recorder/download-recording",
+        endpoint()
+    ))
+    .call()
+    .and_then(|mut r| r.body_mut().read_to_string())
+    .unwrap_or_else(|e| panic!("cannot download the emulator's recording: {e}"));
+    let mut calls = Vec::new();
+    for entry in recorded_entries(&text) {
+        let auth = entry["headers"]["Authorization"]
+            .as_str()
+            .unwrap_or_default();
+        let Some(scope) = auth.split("Credential=").nth(1) else {
+            continue;
+        };
+        let mut scope = scope.split('/');
+        let access_key = scope.next().unwrap_or_default().to_owned();
+        let service = scope.nth(2).unwrap_or_default().to_owned();
+        let method = entry["method"].as_str().unwrap_or_default().to_owned();
+        let body = match (entry["body"].as_str(), entry["body_encoded"].as_bool()) {
+            (Some(b), Some(true)) => base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                .unwrap_or_default(),
+            (Some(b), _) => b.to_owned(),
+            _ => String::new(),
+        };
+        let action = body
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("Action="))
+            .map(str::to_owned);
+        let (operation, mutating) = match action {
+            Some(action) => {
+                let read = ["Describe", "List", "Get"]
+                    .iter()
+                    .any(|p| action.starts_with(p));
+                (action, !read)
+            }
+            None => {
+                let url = entry["url"].as_str().unwrap_or_default();
+                let path = url
+                    .splitn(4, '/')
+                    .nth(3)
+                    .map(|p| format!("/{p}"))
+                    .unwrap_or_default();
+                let path = path.split('?').next().unwrap_or_default().to_owned();
+                (format!("{method} {path}"), method != "GET")
+            }
+        };
+        calls.push(Call {
+            service,
+            operation,
+            mutating,
+            user_agent: entry["headers"]["User-Agent"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            access_key,
+            body,
+        });
+    }
+    calls
 }
 
 impl Account {
     /// Every request this account made so far, as the emulator recorded them.
     pub fn calls(&self) -> Vec<Call> {
-        use base64::Engine as _;
-        let text = ureq::get(format!(
-            "{}/moto-api/recorder/download-recording",
-            self.endpoint
-        ))
-        .call()
-        .and_then(|mut r| r.body_mut().read_to_string())
-        .unwrap_or_else(|e| panic!("cannot download the emulator's recording: {e}"));
-        let credential = format!("Credential={}/", self.access_key);
-        let mut calls = Vec::new();
-        for entry in recorded_entries(&text) {
-            let auth = entry["headers"]["Authorization"]
-                .as_str()
-                .unwrap_or_default();
-            let Some(scope) = auth.split(&credential).nth(1) else {
-                continue;
-            };
-            let service = scope.split('/').nth(2).unwrap_or_default().to_owned();
-            let method = entry["method"].as_str().unwrap_or_default().to_owned();
-            let body = match (entry["body"].as_str(), entry["body_encoded"].as_bool()) {
-                (Some(b), Some(true)) => base64::engine::general_purpose::STANDARD
-                    .decode(b)
-                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-                    .unwrap_or_default(),
-                (Some(b), _) => b.to_owned(),
-                _ => String::new(),
-            };
-            let action = body
-                .split('&')
-                .find_map(|kv| kv.strip_prefix("Action="))
-                .map(str::to_owned);
-            let (operation, mutating) = match action {
-                Some(action) => {
-                    let read = ["Describe", "List", "Get"]
-                        .iter()
-                        .any(|p| action.starts_with(p));
-                    (action, !read)
-                }
-                None => {
-                    let url = entry["url"].as_str().unwrap_or_default();
-                    let path = url
-                        .splitn(4, '/')
-                        .nth(3)
-                        .map(|p| format!("/{p}"))
-                        .unwrap_or_default();
-                    let path = path.split('?').next().unwrap_or_default().to_owned();
-                    (format!("{method} {path}"), method != "GET")
-                }
-            };
-            calls.push(Call {
-                service,
-                operation,
-                mutating,
-                user_agent: entry["headers"]["User-Agent"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-            });
-        }
-        calls
+        recorded_calls()
+            .into_iter()
+            .filter(|c| c.access_key == self.access_key)
+            .collect()
     }
 }
 

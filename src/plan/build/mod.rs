@@ -12,8 +12,8 @@ use crate::playbook::{
 use crate::state::{Capacity, Observed, ZoneLookup};
 
 use super::model::{
-    Change, Estimate, Finding, PLAN_FORMAT, Plan, PlaybookRef, SetWeights, StepKind, StepPlan,
-    StopRef,
+    Change, Estimate, Finding, PLAN_FORMAT, Plan, PlannedAccount, PlaybookRef, SetWeights,
+    StepKind, StepPlan, StopRef,
 };
 use super::timing::Timing;
 
@@ -261,6 +261,20 @@ pub fn build_with(
             .collect(),
         fingerprint: observed.fingerprint(),
         caller: observed.caller.clone(),
+        accounts: playbook
+            .accounts
+            .iter()
+            .map(|(name, spec)| {
+                (
+                    name.clone(),
+                    PlannedAccount {
+                        spec: spec.clone(),
+                        caller: observed.callers.get(name).cloned(),
+                    },
+                )
+            })
+            .collect(),
+        routes: observed.routes.clone(),
         evac_version: String::new(),
         digest: String::new(),
     }
