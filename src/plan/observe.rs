@@ -447,7 +447,7 @@ async fn region_groups(
     let mut found: BTreeMap<String, GroupState> = BTreeMap::new();
     let names: BTreeSet<&String> = named
         .values()
-        .filter_map(|s| s.names.as_ref())
+        .filter_map(|s| s.names_in(region.as_str()))
         .flatten()
         .collect();
     if !names.is_empty() {
@@ -475,7 +475,7 @@ async fn region_groups(
     for (name, spec) in named {
         let members: Vec<String> = found
             .values()
-            .filter(|g| match (&spec.names, &spec.tags) {
+            .filter(|g| match (spec.names_in(region.as_str()), &spec.tags) {
                 (Some(names), _) => names.contains(&g.name),
                 (None, Some(tags)) => tags.iter().all(|(k, v)| g.tags.get(k) == Some(v)),
                 (None, None) => false,

@@ -224,7 +224,7 @@ async fn blocker_no_matching_source_group_for_absorb() {
     assert_blocked(
         &plan,
         &[
-            "x scale: asg edge-west (us-west-2): no matching source group in us-east-1 for edge-west: group `svc` has 1 there (api-us-east-1)",
+            "x scale: asg edge-west (us-west-2): no matching source group in us-east-1 for edge-west: group `svc` has 1 there (api-us-east-1); name the groups alike with the region in the name (api-us-east-1 / api-us-west-2), list names per region, or set `pair_by_tag`",
         ],
     );
 }
@@ -462,5 +462,175 @@ async fn one_group_name_found_in_two_accounts_is_an_error_naming_both() {
     assert_eq!(
         err.to_string(),
         "failed to tell apart Auto Scaling group api-us-west-2 in us-west-2: it is read in account `services` and in the ambient account; evac reaches it by that name alone, so the playbook must name it in one account only"
+    );
+}
+
+/// A group to seed: `(region, name, desired, tags)`.
+type Seed<'a> = (&'a str, &'a str, u32, &'a [(&'a str, &'a str)]);
+
+/// A cloud with only these groups.
+fn groups_only(groups: &[Seed<'_>]) -> MemoryCloud {
+    let cloud = MemoryCloud::new(std::time::Duration::ZERO, std::time::Duration::ZERO);
+    for (region, name, desired, tags) in groups {
+        let capacity = Capacity {
+            min: 0,
+            desired: *desired,
+            max: 20,
+        };
+        cloud.add_group(region, name, capacity);
+        for (key, value) in *tags {
+            cloud.tag(region, name, key, value);
+        }
+    }
+    cloud
+}
+
+/// A one-step drill scaling `pay` up in us-west-2 by absorbing us-east-1, with the
+/// group's selector and the absorb's extra fields as given.
+async fn absorb_plan(cloud: &MemoryCloud, selector: &str, pairing: &str) -> Plan {
+    plan_text(
+        cloud,
+        &format!(
+            r#"
+version: 1
+name: pairing
+groups:
+  pay: {selector}
+steps:
+  - id: scale
+    scale_up: {{ group: pay, region: us-west-2, absorb: {{ from: us-east-1, percent: 100{pairing} }} }}
+"#
+        ),
+    )
+    .await
+}
+
+/// The capacity changes of the plan's first step, as `group: before -> after desired`.
+fn desired_changes(plan: &Plan) -> Vec<String> {
+    plan.steps[0]
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            super::Change::Capacity {
+                group,
+                before,
+                after,
+                ..
+            } => Some(format!("{group}: {} -> {}", before.desired, after.desired)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn absorb_pairs_groups_by_a_tag_value() {
+    let cloud = groups_only(&[
+        (
+            "us-east-1",
+            "payments-a",
+            4,
+            &[("team", "pay"), ("service", "checkout")],
+        ),
+        (
+            "us-east-1",
+            "payments-b",
+            6,
+            &[("team", "pay"), ("service", "ledger")],
+        ),
+        (
+            "us-west-2",
+            "west-ledger",
+            1,
+            &[("team", "pay"), ("service", "ledger")],
+        ),
+        (
+            "us-west-2",
+            "west-checkout",
+            2,
+            &[("team", "pay"), ("service", "checkout")],
+        ),
+    ]);
+    let plan = absorb_plan(&cloud, "{ tags: { team: pay } }", ", pair_by_tag: service").await;
+    assert!(plan.blockers.is_empty(), "{}", shown(&plan));
+    assert_eq!(
+        desired_changes(&plan),
+        ["west-checkout: 2 -> 6", "west-ledger: 1 -> 7"]
+    );
+}
+
+#[tokio::test]
+async fn blocker_absorb_by_tag_with_no_counterpart_or_two() {
+    let cloud = groups_only(&[
+        (
+            "us-east-1",
+            "payments-a",
+            4,
+            &[("team", "pay"), ("service", "checkout")],
+        ),
+        (
+            "us-east-1",
+            "payments-b",
+            6,
+            &[("team", "pay"), ("service", "checkout")],
+        ),
+        (
+            "us-west-2",
+            "west-checkout",
+            2,
+            &[("team", "pay"), ("service", "checkout")],
+        ),
+        (
+            "us-west-2",
+            "west-ledger",
+            1,
+            &[("team", "pay"), ("service", "ledger")],
+        ),
+        ("us-west-2", "west-untagged", 1, &[("team", "pay")]),
+    ]);
+    let plan = absorb_plan(&cloud, "{ tags: { team: pay } }", ", pair_by_tag: service").await;
+    assert_blocked(
+        &plan,
+        &[
+            "x scale: asg west-checkout (us-west-2): 2 source groups in us-east-1 have service=checkout for west-checkout: payments-a, payments-b; a group absorbs exactly one, so give each pair its own value",
+            "x scale: asg west-ledger (us-west-2): no source group in us-east-1 for west-ledger: none of group `pay`'s groups there (payments-a, payments-b) has service=ledger",
+            "x scale: asg west-untagged (us-west-2): west-untagged has no tag `service` to pair it with a source group in us-east-1 (pair_by_tag): tag it, or pair another way",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn absorb_pairs_per_region_names_by_position() {
+    let cloud = groups_only(&[
+        ("us-east-1", "api-east", 4, &[]),
+        ("us-east-1", "jobs-east", 6, &[]),
+        ("us-west-2", "web-w", 1, &[]),
+        ("us-west-2", "batch-w", 2, &[]),
+    ]);
+    let names = "{ names: { us-east-1: [api-east, jobs-east], us-west-2: [web-w, batch-w] } }";
+    let plan = absorb_plan(&cloud, names, "").await;
+    assert!(plan.blockers.is_empty(), "{}", shown(&plan));
+    assert_eq!(desired_changes(&plan), ["batch-w: 2 -> 8", "web-w: 1 -> 5"]);
+}
+
+#[tokio::test]
+async fn blocker_per_region_names_with_no_counterpart_or_no_names_for_the_region() {
+    let cloud = groups_only(&[
+        ("us-east-1", "api-east", 4, &[]),
+        ("us-west-2", "web-w", 1, &[]),
+        ("us-west-2", "batch-w", 2, &[]),
+    ]);
+    let uneven = "{ names: { us-east-1: [api-east], us-west-2: [web-w, batch-w] } }";
+    assert_blocked(
+        &absorb_plan(&cloud, uneven, "").await,
+        &[
+            "x scale: asg batch-w (us-west-2): no source group in us-east-1 for batch-w: group `pay` lists 2 name(s) in us-west-2 and 1 in us-east-1, and per-region names pair by position",
+        ],
+    );
+    let no_target = "{ names: { us-east-1: [api-east], eu-west-1: [web-w] } }";
+    assert_blocked(
+        &absorb_plan(&cloud, no_target, "").await,
+        &[
+            "x scale: group pay (us-west-2): group `pay` lists Auto Scaling group names per region, and none for us-west-2: add `us-west-2: [NAME, ...]` under groups.pay.names",
+        ],
     );
 }

@@ -99,15 +99,80 @@ pub struct AccountSpec {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupSpec {
-    /// Explicit group names.
+    /// Explicit group names: one list for every region, or a list per region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub names: Option<Vec<String>>,
+    pub names: Option<GroupNames>,
     /// Tags every matching group carries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
     /// The account (under `accounts:`) the groups are in; the ambient one unless set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
+}
+
+impl GroupSpec {
+    /// The explicit names of the groups in `region`, when selected by names.
+    pub fn names_in(&self, region: &str) -> Option<&[String]> {
+        match self.names.as_ref()? {
+            GroupNames::All(names) => Some(names),
+            GroupNames::PerRegion(by_region) => Some(
+                by_region
+                    .iter()
+                    .find(|(r, _)| r.as_str() == region)
+                    .map_or(&[][..], |(_, names)| names.as_slice()),
+            ),
+        }
+    }
+}
+
+/// Explicit Auto Scaling group names: `[a, b]`, the same in every region, or
+/// `{ us-east-1: [api-east], us-west-2: [api-west] }`, per region. Per-region lists
+/// also pair the groups of `absorb`: the first of one region with the first of the
+/// other, and so on.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, JsonSchema)]
+#[serde(untagged)]
+pub enum GroupNames {
+    /// The same names in every region.
+    All(Vec<String>),
+    /// Names per region.
+    PerRegion(BTreeMap<Region, Vec<String>>),
+}
+
+impl GroupNames {
+    /// Whether no name is given at all.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            GroupNames::All(names) => names.is_empty(),
+            GroupNames::PerRegion(by_region) => by_region.values().all(Vec::is_empty),
+        }
+    }
+
+    /// Every name, of every region.
+    pub fn all(&self) -> Vec<&String> {
+        match self {
+            GroupNames::All(names) => names.iter().collect(),
+            GroupNames::PerRegion(by_region) => by_region.values().flatten().collect(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for GroupNames {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match serde_yaml::Value::deserialize(deserializer)? {
+            list @ serde_yaml::Value::Sequence(_) => serde_yaml::from_value(list)
+                .map(GroupNames::All)
+                .map_err(|e| D::Error::custom(format!("a list of Auto Scaling group names: {e}"))),
+            map @ serde_yaml::Value::Mapping(_) => serde_yaml::from_value(map)
+                .map(GroupNames::PerRegion)
+                .map_err(|e| {
+                    D::Error::custom(format!("names per region (`REGION: [NAME, ...]`): {e}"))
+                }),
+            _ => Err(D::Error::custom(
+                "expected a list of Auto Scaling group names, or a list per region (`{ us-east-1: [api-east], us-west-2: [api-west] }`)",
+            )),
+        }
+    }
 }
 
 /// A DNS record type that weighted routing applies to.
@@ -275,6 +340,11 @@ pub struct Absorb {
     pub from: Region,
     /// The share of the source's desired capacity added to the target's.
     pub percent: Percent,
+    /// Pair each target group with the source group whose value of this tag is the
+    /// same. Without it, groups pair by position in per-region `names`, else by
+    /// name with the region swapped (`api-us-west-2` absorbs `api-us-east-1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair_by_tag: Option<String>,
 }
 
 /// `scale_up`: raise desired (and min, max where needed) of groups in a region.

@@ -35,19 +35,21 @@ impl Builder<'_> {
                         .map(|(_, t)| t)
                         .collect();
                     let candidates = sources.get(named).map(Vec::as_slice).unwrap_or(&[]);
-                    let Some(source) =
-                        counterpart(target, region, from, same_group.len(), candidates)
-                    else {
-                        self.block(
-                            Some(step),
-                            resource,
-                            format!(
-                                "no matching source group in {from} for {target}: group `{named}` has {} there ({}); name the groups alike with the region in the name (api-{from} / api-{region})",
-                                candidates.len(),
-                                if candidates.is_empty() { "none".to_owned() } else { candidates.join(", ") }
-                            ),
-                        );
-                        continue;
+                    let paired = self.pair(Pairing {
+                        named,
+                        target,
+                        region,
+                        from,
+                        targets: same_group.len(),
+                        candidates,
+                        by_tag: absorb.pair_by_tag.as_deref(),
+                    });
+                    let source = match paired {
+                        Ok(source) => source,
+                        Err(message) => {
+                            self.block(Some(step), resource, message);
+                            continue;
+                        }
                     };
                     let source_desired = self
                         .projection
@@ -233,6 +235,107 @@ impl Builder<'_> {
                 }
             }
         }
+    }
+}
+
+/// One target group of an `absorb`, to pair with its source group.
+struct Pairing<'p> {
+    /// The playbook's group name.
+    named: &'p str,
+    /// The target Auto Scaling group.
+    target: &'p str,
+    region: &'p str,
+    from: &'p str,
+    /// How many Auto Scaling groups the named group has in the target region.
+    targets: usize,
+    /// Its Auto Scaling groups in the source region.
+    candidates: &'p [String],
+    /// `pair_by_tag`.
+    by_tag: Option<&'p str>,
+}
+
+impl Builder<'_> {
+    /// The source group `p.target` absorbs: the one with the same value of the
+    /// `pair_by_tag` tag; or the one at the same position in per-region `names`; or
+    /// the one named alike (see [`counterpart`]). None, or two, is an error naming
+    /// them.
+    fn pair(&self, p: Pairing<'_>) -> Result<String, String> {
+        let Pairing {
+            named,
+            target,
+            region,
+            from,
+            targets,
+            candidates,
+            by_tag,
+        } = p;
+        let listed = || {
+            if candidates.is_empty() {
+                "none".to_owned()
+            } else {
+                candidates.join(", ")
+            }
+        };
+        if let Some(key) = by_tag {
+            let tag = |r: &str, g: &str| {
+                self.observed
+                    .groups
+                    .get(r)
+                    .and_then(|groups| groups.get(g))
+                    .and_then(|state| state.tags.get(key))
+                    .cloned()
+            };
+            let Some(value) = tag(region, target) else {
+                return Err(format!(
+                    "{target} has no tag `{key}` to pair it with a source group in {from} (pair_by_tag): tag it, or pair another way"
+                ));
+            };
+            let matching: Vec<&String> = candidates
+                .iter()
+                .filter(|c| tag(from, c).as_deref() == Some(value.as_str()))
+                .collect();
+            return match matching.as_slice() {
+                [one] => Ok((*one).clone()),
+                [] => Err(format!(
+                    "no source group in {from} for {target}: none of group `{named}`'s groups there ({}) has {key}={value}",
+                    listed()
+                )),
+                two_or_more => Err(format!(
+                    "{} source groups in {from} have {key}={value} for {target}: {}; a group absorbs exactly one, so give each pair its own value",
+                    two_or_more.len(),
+                    two_or_more
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            };
+        }
+        let spec = self.playbook.groups.get(named);
+        if let Some(crate::playbook::GroupNames::PerRegion(_)) = spec.and_then(|s| s.names.as_ref())
+        {
+            let in_region = spec.and_then(|s| s.names_in(region)).unwrap_or_default();
+            let in_from = spec.and_then(|s| s.names_in(from)).unwrap_or_default();
+            let position = in_region.iter().position(|n| n == target);
+            return match position.and_then(|i| in_from.get(i)) {
+                Some(source) if candidates.contains(source) => Ok(source.clone()),
+                Some(source) => Err(format!(
+                    "source group {source} of {target} (group `{named}`) not found in {from}"
+                )),
+                None => Err(format!(
+                    "no source group in {from} for {target}: group `{named}` lists {} name(s) in {region} and {} in {from}, and per-region names pair by position",
+                    in_region.len(),
+                    in_from.len()
+                )),
+            };
+        }
+        counterpart(target, region, from, targets, candidates).ok_or_else(|| {
+            format!(
+                "no matching source group in {from} for {target}: group `{named}` has {} there ({}); name the groups alike with the region in the name (api-{from} / api-{region}), list names per region, or set `pair_by_tag`",
+                candidates.len(),
+                listed()
+            )
+        })
     }
 }
 

@@ -319,7 +319,18 @@ impl Builder<'_> {
             let Some(spec) = self.playbook.groups.get(name) else {
                 continue;
             };
-            if let Some(wanted) = &spec.names {
+            if let Some(crate::playbook::GroupNames::PerRegion(by_region)) = &spec.names
+                && !by_region.keys().any(|r| r.as_str() == region)
+            {
+                self.block(
+                    Some(step),
+                    Some(format!("group {name} ({region})")),
+                    format!(
+                        "group `{name}` lists Auto Scaling group names per region, and none for {region}: add `{region}: [NAME, ...]` under groups.{name}.names"
+                    ),
+                );
+            }
+            if let Some(wanted) = spec.names_in(region) {
                 for missing in wanted.iter().filter(|w| !found.contains(w)) {
                     self.block(
                         Some(step),
