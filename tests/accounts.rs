@@ -240,3 +240,54 @@ fn records_in_a_role_account_are_changed_with_the_role_and_groups_with_the_ambie
         .success();
     assert_eq!(dns.world().weights, weights_before);
 }
+
+#[test]
+fn a_region_left_for_two_others_ends_at_their_proportions_and_rolls_back() {
+    let account = Account::fresh();
+    let mut spec = evac::seed::WorldSpec::standard();
+    let mut europe = spec.regions[1].clone();
+    europe.region = evac::playbook::Region::parse("eu-west-1").expect("region");
+    europe.octet = 2;
+    spec.regions.push(europe);
+    account.seed_spec(&spec);
+    account.set_weights(&[("api-use1", 50), ("api-usw2", 25), ("api-euw1", 25)]);
+    let api =
+        |world: &support::World| ["api-use1", "api-usw2", "api-euw1"].map(|id| world.weights[id]);
+    assert_eq!(api(&account.world()), [50, 25, 25]);
+
+    let playbook = "tests/fixtures/accounts/three-regions.yaml";
+    let shown = account
+        .command("evac")
+        .args(["plan", playbook])
+        .output()
+        .expect("plan");
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert_eq!(shown.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("shift api away from us-east-1 to the other regions in proportion to their weights in 2 increments (50% -> 100% of its weight)"),
+        "{text}"
+    );
+    let state = tempfile::tempdir().expect("state dir");
+    account
+        .command("evac")
+        .args(["run", playbook, "--yes", "--state-dir"])
+        .arg(state.path())
+        .assert()
+        .success();
+    let after = account.world();
+    assert_eq!(api(&after), [0, 50, 50]);
+    // Both other regions absorbed half of us-east-1's desired 6.
+    assert_eq!(after.groups["api-us-west-2"].1, 2 + 3);
+    assert_eq!(after.groups["api-eu-west-1"].1, 2 + 3);
+
+    let id = support::run_ids(state.path()).pop().expect("a run");
+    account
+        .command("evac")
+        .args(["rollback", &id, "--yes", "--state-dir"])
+        .arg(state.path())
+        .assert()
+        .success();
+    let restored = account.world();
+    assert_eq!(api(&restored), [50, 25, 25]);
+    assert_eq!(restored.groups["api-eu-west-1"].1, 2);
+}

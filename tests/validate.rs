@@ -125,7 +125,7 @@ fn unknown_fields_are_errors_with_a_suggestion() {
         "unknown-field",
         &[
             "20:7: steps[0].shift_traffic: missing field `ramp`",
-            "22:7: steps[0].shift_traffic.rampp: unknown field `rampp`, expected one of `record`, `records`, `to`, `ramp`, `bake`, `timeout`",
+            "22:7: steps[0].shift_traffic.rampp: unknown field `rampp`, expected one of `record`, `records`, `from`, `to`, `ramp`, `bake`, `timeout`",
         ],
     );
     let output = evac()
@@ -428,6 +428,19 @@ fn accounts_must_say_how_they_are_reached_and_be_defined_where_used() {
             "13:15: accounts.long.duration: a role session of 13h is outside what AWS grants",
             "17:14: groups.api.account: undefined account `dsn`",
             "26:62: stop_when[0].alarm.account: undefined account `networking`",
+        ],
+    );
+}
+
+#[test]
+fn a_shift_says_where_traffic_goes_or_leaves_and_a_split_adds_up_to_100() {
+    assert_invalid(
+        "shift-forms",
+        &[
+            "12:22: steps[0].shift_traffic: the shift says neither where traffic goes nor where it leaves",
+            "14:41: steps[1].shift_traffic.to: a split `to:` shares out what leaves a region, and the shift has no `from`",
+            "16:58: steps[2].shift_traffic.to: the split adds up to 90 percent",
+            "16:84: steps[2].shift_traffic.to.eu-west-1: record `api` has no set identifier for region eu-west-1",
         ],
     );
 }

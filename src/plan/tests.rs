@@ -634,3 +634,133 @@ async fn blocker_per_region_names_with_no_counterpart_or_no_names_for_the_region
         ],
     );
 }
+
+/// The seeded world with a third region, eu-west-1, serving api.example.com. at
+/// 50/25/25 (us-east-1 / us-west-2 / eu-west-1).
+fn three_regions() -> MemoryCloud {
+    let cloud = seeded();
+    cloud.add_group(
+        "eu-west-1",
+        "api-eu-west-1",
+        Capacity {
+            min: 1,
+            desired: 2,
+            max: 12,
+        },
+    );
+    cloud.tag("eu-west-1", "api-eu-west-1", "evac:service", "api");
+    cloud.add_record("Z1", "api.example.com.", "api-euw1", 25);
+    cloud.set_weight("Z1", "api-use1", 50);
+    cloud.set_weight("Z1", "api-usw2", 25);
+    cloud
+}
+
+/// A drill leaving us-east-1 with these scale-ups and this shift.
+async fn leave_east(cloud: &MemoryCloud, scale_ups: &[&str], shift: &str) -> Plan {
+    let steps: String = scale_ups
+        .iter()
+        .map(|region| {
+            format!(
+                "  - id: scale-{region}\n    scale_up: {{ group: api, region: {region}, absorb: {{ from: us-east-1, percent: 50 }} }}\n"
+            )
+        })
+        .collect();
+    plan_text(
+        cloud,
+        &format!(
+            r#"
+version: 1
+name: three
+groups:
+  api: {{ tags: {{ "evac:service": api }} }}
+records:
+  api:
+    zone: example.com.
+    name: api.example.com.
+    type: A
+    set_identifiers: {{ us-east-1: api-use1, us-west-2: api-usw2, eu-west-1: api-euw1 }}
+steps:
+{steps}  - id: leave
+    shift_traffic: {shift}
+"#
+        ),
+    )
+    .await
+}
+
+/// The weights of each set after each increment of the plan's last step.
+fn ramp_of(plan: &Plan) -> BTreeMap<String, Vec<i64>> {
+    let last = plan.steps.last().expect("a step");
+    last.changes
+        .iter()
+        .flat_map(|c| match c {
+            super::Change::Weights { sets, .. } => sets
+                .iter()
+                .map(|s| (s.set_identifier.clone(), s.after.clone()))
+                .collect::<Vec<_>>(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn leaving_a_region_spreads_its_weight_in_proportion_or_as_split() {
+    let cloud = three_regions();
+    let both = ["us-west-2", "eu-west-1"];
+    let plan = leave_east(
+        &cloud,
+        &both,
+        "{ record: api, from: us-east-1, ramp: [50, 100] }",
+    )
+    .await;
+    assert!(plan.blockers.is_empty(), "{}", shown(&plan));
+    assert_eq!(
+        ramp_of(&plan),
+        BTreeMap::from([
+            ("api-use1".to_owned(), vec![25, 0]),
+            // Equal remainders: the odd unit goes to the first set identifier.
+            ("api-usw2".to_owned(), vec![37, 50]),
+            ("api-euw1".to_owned(), vec![38, 50]),
+        ])
+    );
+    let split =
+        "{ record: api, from: us-east-1, to: { us-west-2: 60, eu-west-1: 40 }, ramp: [100] }";
+    let plan = leave_east(&cloud, &both, split).await;
+    assert_eq!(
+        ramp_of(&plan),
+        BTreeMap::from([
+            ("api-use1".to_owned(), vec![0]),
+            ("api-usw2".to_owned(), vec![55]),
+            ("api-euw1".to_owned(), vec![45]),
+        ])
+    );
+    // 50% of the total weight moved at once is within max_increment 50.
+    assert!(plan.blockers.is_empty(), "{}", shown(&plan));
+}
+
+#[tokio::test]
+async fn blocker_weight_sent_to_a_region_no_step_scaled_up() {
+    let cloud = three_regions();
+    let plan = leave_east(
+        &cloud,
+        &["us-west-2"],
+        "{ record: api, from: us-east-1, ramp: [50, 100] }",
+    )
+    .await;
+    assert_blocked(
+        &plan,
+        &[
+            "x leave: record api (eu-west-1): the shift sends weight 25 of `api` to eu-west-1, which no earlier step scales up: add a scale_up for eu-west-1 before this step, or leave it out with an explicit split `to:`",
+        ],
+    );
+    // Leaving it out of the split leaves it alone.
+    let plan = leave_east(
+        &cloud,
+        &["us-west-2"],
+        "{ record: api, from: us-east-1, to: us-west-2, ramp: [50, 100] }",
+    )
+    .await;
+    assert!(plan.blockers.is_empty(), "{}", shown(&plan));
+    assert_eq!(ramp_of(&plan)["api-euw1"], [25, 25]);
+    assert_eq!(ramp_of(&plan)["api-usw2"], [50, 75]);
+}

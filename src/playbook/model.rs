@@ -375,16 +375,25 @@ pub struct ScaleUp {
     pub timeout: HumanDuration,
 }
 
-/// `shift_traffic`: ramp the target region's share of weighted records.
+/// `shift_traffic`: move weighted records' traffic in increments, toward one region
+/// (`to: REGION`), or away from one (`from: REGION`) to the others in proportion to
+/// their weights or as an explicit split (`to: { us-west-2: 60, eu-west-1: 40 }`).
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShiftTraffic {
     /// The named record(s).
     #[serde(alias = "records")]
     pub record: Names,
-    /// The region that gains the traffic.
-    pub to: Region,
-    /// The target's share of the total weight after each increment, in percent.
+    /// The region whose weight is moved away.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Region>,
+    /// The region that gains the traffic, or with `from`, each target's share of
+    /// what is moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<ShiftTo>,
+    /// After each increment: with `to: REGION` alone, the target's share of the
+    /// total weight; with `from`, the share of the source's weight moved away. In
+    /// percent, strictly increasing.
     #[schemars(schema_with = "super::schema::templated::<Vec<i64>>")]
     pub ramp: Vec<i64>,
     /// Hold between increments.
@@ -393,6 +402,32 @@ pub struct ShiftTraffic {
     /// How long one increment may take to be in sync.
     #[serde(default = "default_shift_timeout")]
     pub timeout: HumanDuration,
+}
+
+/// Where `shift_traffic` sends traffic.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, JsonSchema)]
+#[serde(untagged)]
+pub enum ShiftTo {
+    /// One region.
+    Region(Region),
+    /// Each region's share of the moved weight, in percent, summing to 100.
+    Split(BTreeMap<Region, Percent>),
+}
+
+impl<'de> Deserialize<'de> for ShiftTo {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match serde_yaml::Value::deserialize(deserializer)? {
+            map @ serde_yaml::Value::Mapping(_) => serde_yaml::from_value(map)
+                .map(ShiftTo::Split)
+                .map_err(|e| D::Error::custom(format!("a split `{{ REGION: PERCENT, ... }}`: {e}"))),
+            other => serde_yaml::from_value(other).map(ShiftTo::Region).map_err(|e| {
+                D::Error::custom(format!(
+                    "{e}; `to` is a region, or a split like `{{ us-west-2: 60, eu-west-1: 40 }}`"
+                ))
+            }),
+        }
+    }
 }
 
 /// `drain`: lower desired (and min) of groups in a region.

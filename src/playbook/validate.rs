@@ -4,10 +4,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::diagnostic::Diagnostics;
 use super::diagnostic::closest;
-use super::model::{AccountSpec, Action, GroupSpec, RecordSpec, StopCondition};
+use super::model::{AccountSpec, Action, GroupSpec, RecordSpec, ShiftTo, StopCondition};
 use super::parts::StepParts;
 use super::path::YamlPath;
-use super::types::Names;
+use super::types::{Names, Region};
 
 /// The parts of a playbook that decoded, with the index each step had in the file.
 pub struct Parts<'a> {
@@ -307,22 +307,76 @@ fn check_action(action: &Action, path: &YamlPath, parts: &Parts<'_>, diags: &mut
                 &path.key("record"),
                 diags,
             );
-            for name in s.record.iter() {
-                if let Some(record) = parts.records.get(name)
-                    && !record.set_identifiers.contains_key(&s.to)
-                {
+            // Every region the step names, with where it is written.
+            let mut regions: Vec<(&Region, YamlPath)> = Vec::new();
+            match (&s.from, &s.to) {
+                (None, None) => {
                     diags
-                        .error(
-                            &path.key("to"),
-                            format!("record `{name}` has no set identifier for region {}", s.to),
-                        )
-                        .help(format!(
-                            "add `{}: SET_ID` under records.{name}.set_identifiers",
-                            s.to
-                        ));
+                        .error(&path, "the shift says neither where traffic goes nor where it leaves")
+                        .help("add `to: REGION` (ramp its share up), or `from: REGION` (ramp its weight away to the other regions)");
+                }
+                (None, Some(ShiftTo::Split(_))) => {
+                    diags
+                        .error(&path.key("to"), "a split `to:` shares out what leaves a region, and the shift has no `from`")
+                        .help("add `from: REGION`, the region whose weight is moved away");
+                }
+                (Some(from), to) => {
+                    regions.push((from, path.key("from")));
+                    match to {
+                        Some(ShiftTo::Region(to)) if to == from => {
+                            diags.error(
+                                &path.key("to"),
+                                format!("the shift moves weight from {from} to itself"),
+                            );
+                        }
+                        Some(ShiftTo::Region(to)) => regions.push((to, path.key("to"))),
+                        Some(ShiftTo::Split(split)) => {
+                            let sum: u32 = split.values().map(|p| u32::from(p.get())).sum();
+                            if sum != 100 {
+                                diags
+                                    .error(&path.key("to"), format!("the split adds up to {sum} percent"))
+                                    .help("give each region its share of the weight moved away, adding up to 100");
+                            }
+                            for region in split.keys() {
+                                if region == from {
+                                    diags.error(&path.key("to").key(region.as_str()), format!("the split sends weight back to {from}, the region it leaves"));
+                                }
+                                regions.push((region, path.key("to").key(region.as_str())));
+                            }
+                        }
+                        None => {}
+                    }
+                }
+                (None, Some(ShiftTo::Region(to))) => regions.push((to, path.key("to"))),
+            }
+            for name in s.record.iter() {
+                let Some(record) = parts.records.get(name) else {
+                    continue;
+                };
+                for (region, at) in &regions {
+                    if !record.set_identifiers.contains_key(*region) {
+                        diags
+                            .error(
+                                at,
+                                format!(
+                                    "record `{name}` has no set identifier for region {region}"
+                                ),
+                            )
+                            .help(format!(
+                                "add `{region}: SET_ID` under records.{name}.set_identifiers"
+                            ));
+                    }
                 }
             }
-            check_ramp(&s.ramp, &path.key("ramp"), parts.max_increment, diags);
+            // With `from`, the ramp is a share of the source's weight, and how much of
+            // the total each increment moves depends on live weights: the plan checks
+            // it against max_increment.
+            let max_increment = if s.from.is_some() {
+                i64::MAX
+            } else {
+                parts.max_increment
+            };
+            check_ramp(&s.ramp, &path.key("ramp"), max_increment, diags);
         }
         Action::Drain(d) => {
             check_refs(

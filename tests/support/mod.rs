@@ -176,6 +176,14 @@ impl Account {
         self.command("evac-seed").assert().success();
     }
 
+    /// Seeds a world of one's own into this account.
+    pub fn seed_spec(&self, spec: &evac::seed::WorldSpec) {
+        tokio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(async { evac::seed::seed(&self.context().await, spec).await })
+            .expect("seeded");
+    }
+
     /// `evac` for this account as a std `Command` (see [`process`]).
     pub fn process(&self) -> std::process::Command {
         process(&self.command("evac"))
@@ -377,7 +385,7 @@ pub type GroupCapacity = (i32, i32, i32, Vec<String>);
 /// Everything a drill touches in the seeded world, read live.
 #[derive(Debug, PartialEq, Eq)]
 pub struct World {
-    /// Every group of both regions.
+    /// Every group of us-east-1, us-west-2 and eu-west-1.
     pub groups: std::collections::BTreeMap<String, GroupCapacity>,
     /// Every weighted set of example.com. by set identifier.
     pub weights: std::collections::BTreeMap<String, i64>,
@@ -391,7 +399,7 @@ impl Account {
             .block_on(async {
                 let ctx = self.context().await;
                 let mut groups = std::collections::BTreeMap::new();
-                for region in ["us-east-1", "us-west-2"] {
+                for region in ["us-east-1", "us-west-2", "eu-west-1"] {
                     let answer = ctx
                         .autoscaling(&evac::playbook::Region::parse(region).expect("region"))
                         .describe_auto_scaling_groups()

@@ -6,6 +6,7 @@ use super::*;
 impl Builder<'_> {
     pub(super) fn scale_up(&mut self, step: &str, s: &ScaleUp) -> Built {
         let region = s.region.as_str();
+        self.scaled.insert(region.to_owned());
         let targets = self.members(step, &s.group, region);
         let sources: BTreeMap<String, Vec<String>> = match &s.absorb {
             Some(a) => s

@@ -93,6 +93,8 @@ struct Builder<'a> {
     blockers: Vec<Finding>,
     warnings: Vec<Finding>,
     calls: BTreeMap<String, u32>,
+    /// Regions where an earlier step scales groups up.
+    scaled: BTreeSet<String>,
 }
 
 fn finding(step: Option<&str>, resource: Option<String>, message: String) -> Finding {
@@ -124,6 +126,7 @@ pub fn build_with(
         blockers: Vec::new(),
         warnings: Vec::new(),
         calls: BTreeMap::new(),
+        scaled: BTreeSet::new(),
     };
     b.check_stop_conditions();
     if let Some(window) = &playbook.window

@@ -1,6 +1,7 @@
 //! `shift_traffic`: the weights of each record set after every ramp increment.
 
 use super::*;
+use crate::playbook::{RecordSpec, Region, ShiftTo};
 
 impl Builder<'_> {
     pub(super) fn shift_traffic(&mut self, step: &str, s: &ShiftTraffic) -> Built {
@@ -80,9 +81,6 @@ impl Builder<'_> {
             if missing {
                 continue;
             }
-            let Some(target) = spec.set_identifiers.get(&s.to).cloned() else {
-                continue;
-            };
             let before: BTreeMap<String, i64> = self
                 .projection
                 .weights
@@ -100,43 +98,16 @@ impl Builder<'_> {
                 );
                 continue;
             }
-            // Route 53 weights go up to 255.
-            let total = total.min(255);
-            let increments: Vec<BTreeMap<String, i64>> = s
-                .ramp
-                .iter()
-                .map(|pct| split_weights(&before, &target, total, *pct))
-                .collect();
-            let before_target = before.get(&target).copied().unwrap_or(0);
-            let max = i64::from(self.playbook.max_increment.get());
-            let mut share = before_target * 100 / total.max(1);
-            for (k, pct) in s.ramp.iter().enumerate() {
-                if (pct - share).abs() > max {
-                    self.block(
-                        Some(step),
-                        resource.clone(),
-                        format!(
-                            "increment {} moves {} percent of the weight of `{name}` at once (from {share}% to {pct}% on {}), more than max_increment {max}: add an increment or raise max_increment",
-                            k + 1,
-                            (pct - share).abs(),
-                            s.to
-                        ),
-                    );
+            let increments = match shift_mode(s) {
+                Some(Mode::Toward(to)) => self.toward(step, name, spec, s, to, &before, total),
+                Some(Mode::Away { from, split }) => {
+                    self.away(step, name, spec, s, from, split, &before, total)
                 }
-                share = *pct;
-            }
-            if let Some(first) = increments.first().and_then(|inc| inc.get(&target))
-                && *first < before_target
-            {
-                self.warn(
-                        Some(step),
-                        resource.clone(),
-                        format!(
-                            "the first increment lowers the weight of {} ({}) from {before_target} to {first}: is the ramp meant for this direction?",
-                            target, s.to
-                        ),
-                    );
-            }
+                None => continue,
+            };
+            let Some(increments) = increments else {
+                continue;
+            };
             let max_ttl = observed.iter().filter_map(|s| s.ttl).max();
             if let Some(ttl) = max_ttl
                 && (s.bake.0.as_secs() as i64) < ttl
@@ -182,21 +153,242 @@ impl Builder<'_> {
             "route53:ChangeResourceRecordSets",
             (zones.len() as u64 * increments) as u32,
         );
-        let summary = format!(
-            "shift {} to {} in {} increment{} ({}), bake {} each",
-            s.record.0.join(", "),
-            s.to,
-            increments,
-            if increments == 1 { "" } else { "s" },
-            s.ramp
-                .iter()
-                .map(|p| format!("{p}%"))
-                .collect::<Vec<_>>()
-                .join(" -> "),
-            s.bake
-        );
+        let ramp = s
+            .ramp
+            .iter()
+            .map(|p| format!("{p}%"))
+            .collect::<Vec<_>>()
+            .join(" -> ");
+        let plural = if increments == 1 { "" } else { "s" };
+        let records = s.record.0.join(", ");
+        let summary = match shift_mode(s) {
+            Some(Mode::Away { from, split }) => format!(
+                "shift {records} away from {from} to {} in {increments} increment{plural} ({ramp} of its weight), bake {} each",
+                match split {
+                    Some(split) => split
+                        .iter()
+                        .map(|(r, p)| format!("{r} {p}%"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    None => "the other regions in proportion to their weights".to_owned(),
+                },
+                s.bake
+            ),
+            Some(Mode::Toward(to)) => format!(
+                "shift {records} to {to} in {increments} increment{plural} ({ramp}), bake {} each",
+                s.bake
+            ),
+            None => format!("shift {records}"),
+        };
         Built::new(StepKind::ShiftTraffic, summary, changes)
     }
+}
+
+/// What a `shift_traffic` step does.
+enum Mode<'s> {
+    /// The target's share of the total after each increment.
+    Toward(&'s Region),
+    /// The share of the source's weight moved away after each increment, to the
+    /// other regions in proportion to their weights, or as split.
+    Away {
+        from: &'s Region,
+        split: Option<Vec<(&'s Region, i64)>>,
+    },
+}
+
+/// The mode of a step (validation makes sure there is one).
+fn shift_mode(s: &ShiftTraffic) -> Option<Mode<'_>> {
+    match (&s.from, &s.to) {
+        (None, Some(ShiftTo::Region(to))) => Some(Mode::Toward(to)),
+        (Some(from), None) => Some(Mode::Away { from, split: None }),
+        (Some(from), Some(ShiftTo::Split(split))) => Some(Mode::Away {
+            from,
+            split: Some(split.iter().map(|(r, p)| (r, i64::from(p.get()))).collect()),
+        }),
+        // All of the moved weight to one region.
+        (Some(from), Some(ShiftTo::Region(to))) => Some(Mode::Away {
+            from,
+            split: Some(vec![(to, 100)]),
+        }),
+        (None, _) => None,
+    }
+}
+
+impl Builder<'_> {
+    /// The weights after each increment of a ramp toward `to`.
+    #[allow(clippy::too_many_arguments)]
+    fn toward(
+        &mut self,
+        step: &str,
+        name: &str,
+        spec: &RecordSpec,
+        s: &ShiftTraffic,
+        to: &Region,
+        before: &BTreeMap<String, i64>,
+        total: i64,
+    ) -> Option<Vec<BTreeMap<String, i64>>> {
+        let resource = Some(format!("record {name}"));
+        let target = spec.set_identifiers.get(to).cloned()?;
+        // Route 53 weights go up to 255.
+        let total = total.min(255);
+        let increments: Vec<BTreeMap<String, i64>> = s
+            .ramp
+            .iter()
+            .map(|pct| split_weights(before, &target, total, *pct))
+            .collect();
+        let before_target = before.get(&target).copied().unwrap_or(0);
+        let max = i64::from(self.playbook.max_increment.get());
+        let mut share = before_target * 100 / total.max(1);
+        for (k, pct) in s.ramp.iter().enumerate() {
+            if (pct - share).abs() > max {
+                self.block(
+                    Some(step),
+                    resource.clone(),
+                    format!(
+                        "increment {} moves {} percent of the weight of `{name}` at once (from {share}% to {pct}% on {to}), more than max_increment {max}: add an increment or raise max_increment",
+                        k + 1,
+                        (pct - share).abs(),
+                    ),
+                );
+            }
+            share = *pct;
+        }
+        if let Some(first) = increments.first().and_then(|inc| inc.get(&target))
+            && *first < before_target
+        {
+            self.warn(
+                Some(step),
+                resource,
+                format!(
+                    "the first increment lowers the weight of {target} ({to}) from {before_target} to {first}: is the ramp meant for this direction?"
+                ),
+            );
+        }
+        Some(increments)
+    }
+
+    /// The weights after each increment of a ramp away from `from`; blocks weight
+    /// sent to a region that no earlier step scaled up.
+    #[allow(clippy::too_many_arguments)]
+    fn away(
+        &mut self,
+        step: &str,
+        name: &str,
+        spec: &RecordSpec,
+        s: &ShiftTraffic,
+        from: &Region,
+        split: Option<Vec<(&Region, i64)>>,
+        before: &BTreeMap<String, i64>,
+        total: i64,
+    ) -> Option<Vec<BTreeMap<String, i64>>> {
+        let source = spec.set_identifiers.get(from)?;
+        let targets: Vec<(&Region, &String, i64)> = match split {
+            Some(split) => split
+                .into_iter()
+                .filter_map(|(region, pct)| Some((region, spec.set_identifiers.get(region)?, pct)))
+                .collect(),
+            None => {
+                let others: Vec<(&Region, &String, i64)> = spec
+                    .set_identifiers
+                    .iter()
+                    .filter(|(region, _)| *region != from)
+                    .map(|(region, id)| (region, id, before.get(id).copied().unwrap_or(0)))
+                    .collect();
+                if others.iter().all(|(_, _, w)| *w == 0) {
+                    // Nothing to be in proportion to: evenly.
+                    others.into_iter().map(|(r, id, _)| (r, id, 1)).collect()
+                } else {
+                    others
+                }
+            }
+        };
+        let shares: Vec<(String, i64)> = targets
+            .iter()
+            .map(|(_, id, share)| ((*id).clone(), *share))
+            .collect();
+        let source_before = before.get(source).copied().unwrap_or(0);
+        let increments: Vec<BTreeMap<String, i64>> = s
+            .ramp
+            .iter()
+            .map(|pct| move_weights(before, source, &shares, pct * source_before))
+            .collect();
+        let resource = Some(format!("record {name}"));
+        let max = i64::from(self.playbook.max_increment.get());
+        let mut was = source_before;
+        for (k, weights) in increments.iter().enumerate() {
+            let now = weights.get(source).copied().unwrap_or(0);
+            let moved = (was - now) * 100 / total;
+            if moved > max {
+                self.block(
+                    Some(step),
+                    resource.clone(),
+                    format!(
+                        "increment {} moves {moved} percent of the weight of `{name}` at once (from {from}), more than max_increment {max}: add an increment or raise max_increment",
+                        k + 1
+                    ),
+                );
+            }
+            was = now;
+        }
+        if let Some(last) = increments.last() {
+            for (region, id, _) in &targets {
+                let gained =
+                    last.get(*id).copied().unwrap_or(0) - before.get(*id).copied().unwrap_or(0);
+                if gained > 0 && !self.scaled.contains(region.as_str()) {
+                    self.block(
+                        Some(step),
+                        Some(format!("record {name} ({region})")),
+                        format!(
+                            "the shift sends weight {gained} of `{name}` to {region}, which no earlier step scales up: add a scale_up for {region} before this step, or leave it out with an explicit split `to:`"
+                        ),
+                    );
+                }
+                if let Some(over) = last.get(*id).filter(|w| **w > 255) {
+                    self.block(
+                        Some(step),
+                        Some(format!("record {name} ({region})")),
+                        format!("the shift would give {id} weight {over}, above Route 53's largest weight 255: lower the weights first"),
+                    );
+                }
+            }
+        }
+        Some(increments)
+    }
+}
+
+/// The weights after moving `moved_x100 / 100` (rounded) of weight from `source` to
+/// the `targets`, each in proportion to its share; largest remainders keep the sum
+/// exact. Sets not named keep their weight.
+pub fn move_weights(
+    before: &BTreeMap<String, i64>,
+    source: &str,
+    targets: &[(String, i64)],
+    moved_x100: i64,
+) -> BTreeMap<String, i64> {
+    let mut out = before.clone();
+    let moved = (moved_x100 + 50) / 100;
+    let shares: i64 = targets.iter().map(|(_, s)| s).sum();
+    if shares <= 0 || moved <= 0 {
+        return out;
+    }
+    if let Some(w) = out.get_mut(source) {
+        *w -= moved;
+    }
+    let mut assigned = 0;
+    let mut remainders = Vec::new();
+    for (id, share) in targets {
+        let num = moved * share;
+        assigned += num / shares;
+        remainders.push((num % shares, id.clone()));
+        *out.entry(id.clone()).or_insert(0) += num / shares;
+    }
+    remainders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    for (_, id) in remainders.into_iter().take((moved - assigned) as usize) {
+        if let Some(w) = out.get_mut(&id) {
+            *w += 1;
+        }
+    }
+    out
 }
 
 /// The weights after one increment: the target gets `pct` percent of `total`, the
