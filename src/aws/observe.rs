@@ -263,11 +263,6 @@ pub fn group_state(group: &AutoScalingGroup) -> GroupState {
     }
 }
 
-/// Whether a playbook's `zone` is a hosted zone id rather than a name.
-fn is_zone_id(zone: &str) -> bool {
-    zone.starts_with("/hostedzone/") || (!zone.contains('.') && zone.starts_with('Z'))
-}
-
 fn rr_type(t: RecordType) -> RrType {
     match t {
         RecordType::A => RrType::A,
@@ -284,7 +279,9 @@ async fn resolve_zones(
     written: &BTreeSet<&str>,
 ) -> Result<BTreeMap<String, HostedZone>, ObserveError> {
     let mut out = BTreeMap::new();
-    let (ids, names): (Vec<&str>, Vec<&str>) = written.iter().partition(|z| is_zone_id(z));
+    let (ids, names): (Vec<&str>, Vec<&str>) = written
+        .iter()
+        .partition(|z| crate::plan::observe::is_zone_id(z));
     for id in ids {
         let bare = id.trim_start_matches("/hostedzone/");
         let info = match client.get_hosted_zone().id(bare).send().await {

@@ -1,6 +1,7 @@
 //! The command line: clap definitions and one thin module per command.
 
 mod house;
+mod iam;
 mod plan;
 mod report;
 mod rollback;
@@ -54,6 +55,8 @@ enum Command {
     Report(report::ReportArgs),
     /// Every run with its result and time to evacuate, against the previous one.
     History(report::HistoryArgs),
+    /// Print the least-privilege IAM policy (JSON) that plan, or run + resume + rollback, need for a playbook.
+    IamPolicy(iam::IamPolicyArgs),
     /// Print the JSON Schema of playbooks (format 1), for editors; committed as schema/playbook-v1.json.
     Schema,
     /// Print a shell completion script: `evac completions bash > /etc/bash_completion.d/evac`.
@@ -152,6 +155,7 @@ pub fn main() -> Exit {
             | Command::Report(_)
             | Command::History(_)
             | Command::Schema
+            | Command::IamPolicy(_)
             | Command::Completions(_)
             | Command::Man(_)
     ) {
@@ -167,6 +171,7 @@ pub fn main() -> Exit {
         Command::Report(args) => report::run(&args),
         Command::History(args) => report::list(&args),
         Command::Schema => house::schema(),
+        Command::IamPolicy(args) => iam::run(&args),
         Command::Completions(args) => house::completions(&args),
         Command::Man(args) => house::man(&args),
     }

@@ -5,6 +5,7 @@
 //! [`Plan`] value.
 
 pub mod build;
+pub mod iam;
 mod model;
 pub mod observe;
 pub mod render;

@@ -139,6 +139,11 @@ impl<T: Observe> Observe for &T {
     }
 }
 
+/// Whether a playbook's `zone` is a hosted zone id rather than a name.
+pub fn is_zone_id(zone: &str) -> bool {
+    zone.starts_with("/hostedzone/") || (!zone.contains('.') && zone.starts_with('Z'))
+}
+
 /// What a playbook needs to read.
 #[derive(Debug, Default)]
 pub struct Needs<'a> {

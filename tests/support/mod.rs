@@ -258,6 +258,8 @@ pub struct Call {
     pub user_agent: String,
     /// The access key it was signed with.
     pub access_key: String,
+    /// The region of its signature.
+    pub region: String,
     /// Its body, decoded (the parameters of query APIs).
     pub body: String,
 }
@@ -282,7 +284,8 @@ pub fn recorded_calls() -> Vec<Call> {
         };
         let mut scope = scope.split('/');
         let access_key = scope.next().unwrap_or_default().to_owned();
-        let service = scope.nth(2).unwrap_or_default().to_owned();
+        let region = scope.nth(1).unwrap_or_default().to_owned();
+        let service = scope.next().unwrap_or_default().to_owned();
         let method = entry["method"].as_str().unwrap_or_default().to_owned();
         let body = match (entry["body"].as_str(), entry["body_encoded"].as_bool()) {
             (Some(b), Some(true)) => base64::engine::general_purpose::STANDARD
@@ -323,6 +326,7 @@ pub fn recorded_calls() -> Vec<Call> {
                 .unwrap_or_default()
                 .to_owned(),
             access_key,
+            region,
             body,
         });
     }

@@ -1,0 +1,505 @@
+//! The least-privilege IAM policy a playbook needs (`evac iam-policy`): exactly the
+//! actions evac calls for it, on the resources it names.
+//!
+//! Reads follow [`Needs`], the same list of reads a plan makes, so the policy cannot
+//! drift from them. Where an API allows no narrower resource (Describe and List
+//! calls of Auto Scaling, EC2 and Route 53), the resource is `*`; actions are never
+//! wildcards. `sts:GetCallerIdentity` is left out: AWS allows it to every principal.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::observe::Needs;
+use crate::playbook::{Action, GroupSpec, Playbook};
+
+/// Which commands the policy is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Purpose {
+    /// `evac plan`: reads only.
+    Plan,
+    /// `evac run`, `resume` and `rollback` (a run plans first, so reads too).
+    Run,
+}
+
+/// What the policy is made from.
+pub struct PolicyFor<'a> {
+    /// The playbook.
+    pub playbook: &'a Playbook,
+    /// For which commands.
+    pub purpose: Purpose,
+    /// The account (`None`: the ambient credentials').
+    pub account: Option<&'a str>,
+    /// The id of each hosted zone the playbook writes by name, where known.
+    pub zone_ids: &'a BTreeMap<String, String>,
+    /// The S3 state dir (bucket, prefix), for a run's journals and locks.
+    pub state: Option<(&'a str, &'a str)>,
+}
+
+/// An IAM policy document, its fields in the order AWS writes them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Document {
+    /// The policy language version.
+    #[serde(rename = "Version")]
+    pub version: String,
+    /// What is allowed.
+    #[serde(rename = "Statement")]
+    pub statement: Vec<Statement>,
+}
+
+/// One statement: a Sid that says why, the actions, the resources, a condition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Statement {
+    /// Why (letters and digits only, as IAM wants).
+    #[serde(rename = "Sid")]
+    pub sid: String,
+    /// Always `Allow`.
+    #[serde(rename = "Effect")]
+    pub effect: String,
+    /// The actions, never wildcards.
+    #[serde(rename = "Action")]
+    pub action: Vec<String>,
+    /// The resources (ARNs, with `*` where the API allows nothing narrower).
+    #[serde(rename = "Resource")]
+    pub resource: Vec<String>,
+    /// When a condition narrows it further (tags of groups, names of records).
+    #[serde(rename = "Condition", default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<Value>,
+}
+
+fn statement(
+    sid: &str,
+    actions: &BTreeSet<String>,
+    resources: Vec<String>,
+    condition: Option<Value>,
+) -> Statement {
+    Statement {
+        sid: sid.to_owned(),
+        effect: "Allow".to_owned(),
+        action: actions.iter().cloned().collect(),
+        resource: resources,
+        condition,
+    }
+}
+
+fn actions(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|a| (*a).to_owned()).collect()
+}
+
+/// The hosted zone ARN of a zone as written: its id, or every zone when the id is
+/// not known.
+fn zone_arn(written: &str, zone_ids: &BTreeMap<String, String>) -> String {
+    let id = if super::observe::is_zone_id(written) {
+        Some(written.trim_start_matches("/hostedzone/").to_owned())
+    } else {
+        zone_ids.get(written).cloned()
+    };
+    format!(
+        "arn:aws:route53:::hostedzone/{}",
+        id.as_deref().unwrap_or("*")
+    )
+}
+
+/// The policy document.
+pub fn policy(p: &PolicyFor<'_>) -> Document {
+    let playbook = p.playbook;
+    let needs = Needs::of(playbook, p.account);
+    let run = p.purpose == Purpose::Run;
+    // The account id in ARNs: the role's account for a named account with a role.
+    let account_id = p
+        .account
+        .and_then(|name| playbook.accounts.get(name))
+        .and_then(|a| a.role_arn.as_deref())
+        .and_then(|arn| arn.split(':').nth(4))
+        .unwrap_or("*")
+        .to_owned();
+    let mut statements = Vec::new();
+
+    if !needs.groups.is_empty() {
+        statements.push(statement(
+            "ReadAutoScalingGroups",
+            &actions(&["autoscaling:DescribeAutoScalingGroups"]),
+            vec!["*".to_owned()],
+            None,
+        ));
+    }
+    if run {
+        statements.extend(group_writes(playbook, p.account, &account_id));
+    }
+    if !needs.subnets.is_empty() {
+        statements.push(statement(
+            "ReadSubnetZonesForZoneEvacuation",
+            &actions(&["ec2:DescribeSubnets"]),
+            vec!["*".to_owned()],
+            None,
+        ));
+    }
+    if !needs.alarms.is_empty() {
+        let arns = needs
+            .alarms
+            .iter()
+            .flat_map(|(region, names)| {
+                let account_id = &account_id;
+                names.iter().map(move |name| {
+                    format!("arn:aws:cloudwatch:{region}:{account_id}:alarm:{name}")
+                })
+            })
+            .collect();
+        statements.push(statement(
+            "ReadStopAndCheckAlarms",
+            &actions(&["cloudwatch:DescribeAlarms"]),
+            arns,
+            None,
+        ));
+    }
+    if !needs.health_checks.is_empty() {
+        let mut wanted = actions(&["route53:GetHealthCheck"]);
+        if run {
+            wanted.insert("route53:GetHealthCheckStatus".to_owned());
+        }
+        statements.push(statement(
+            "ReadStopAndCheckHealthChecks",
+            &wanted,
+            needs
+                .health_checks
+                .iter()
+                .map(|id| format!("arn:aws:route53:::healthcheck/{id}"))
+                .collect(),
+            None,
+        ));
+    }
+    if !needs.records.is_empty() {
+        let written: BTreeSet<&str> = needs.records.values().map(|r| r.zone.as_str()).collect();
+        let (ids, names): (Vec<&str>, Vec<&str>) =
+            written.iter().partition(|z| super::observe::is_zone_id(z));
+        if !ids.is_empty() {
+            statements.push(statement(
+                "ReadHostedZonesById",
+                &actions(&["route53:GetHostedZone"]),
+                ids.iter().map(|z| zone_arn(z, p.zone_ids)).collect(),
+                None,
+            ));
+        }
+        if !names.is_empty() {
+            // One lookup by name for one or two zones, else one listing of all.
+            let lookup = if names.len() <= 2 {
+                "route53:ListHostedZonesByName"
+            } else {
+                "route53:ListHostedZones"
+            };
+            statements.push(statement(
+                "FindHostedZonesByName",
+                &actions(&[lookup]),
+                vec!["*".to_owned()],
+                None,
+            ));
+        }
+        let zones: BTreeSet<String> = written.iter().map(|z| zone_arn(z, p.zone_ids)).collect();
+        statements.push(statement(
+            "ReadWeightedRecordSets",
+            &actions(&["route53:ListResourceRecordSets"]),
+            zones.into_iter().collect(),
+            None,
+        ));
+    }
+    if run {
+        statements.extend(weight_writes(playbook, p.account, p.zone_ids));
+    }
+    if p.account.is_none() {
+        let roles: BTreeSet<String> = playbook
+            .accounts
+            .values()
+            .filter(|a| a.profile.is_none())
+            .filter_map(|a| a.role_arn.clone())
+            .collect();
+        if !roles.is_empty() {
+            statements.push(statement(
+                "AssumeThePlaybooksAccountRoles",
+                &actions(&["sts:AssumeRole"]),
+                roles.into_iter().collect(),
+                None,
+            ));
+        }
+        if let (true, Some((bucket, prefix))) = (run, p.state) {
+            let under = if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}/")
+            };
+            statements.push(statement(
+                "ListRunsInTheStateBucket",
+                &actions(&["s3:ListBucket"]),
+                vec![format!("arn:aws:s3:::{bucket}")],
+                (!under.is_empty())
+                    .then(|| json!({ "StringLike": { "s3:prefix": [format!("{under}*")] } })),
+            ));
+            statements.push(statement(
+                "KeepJournalsAndLocksInTheStateBucket",
+                &actions(&["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]),
+                vec![format!("arn:aws:s3:::{bucket}/{under}*")],
+                None,
+            ));
+        }
+    }
+    Document {
+        version: "2012-10-17".to_owned(),
+        statement: statements,
+    }
+}
+
+/// The Auto Scaling writes of the playbook's groups in `account`: per group
+/// selector, the actions its steps make, on its groups by name or by tag.
+fn group_writes(playbook: &Playbook, account: Option<&str>, account_id: &str) -> Vec<Statement> {
+    // Per group name: the regions it is written in and the actions.
+    let mut writes: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
+    let mut add = |group: &str, region: &str, list: &[&str]| {
+        let entry = writes.entry(group.to_owned()).or_default();
+        entry.0.insert(region.to_owned());
+        entry.1.extend(list.iter().map(|a| (*a).to_owned()));
+    };
+    for step in &playbook.steps {
+        match &step.action {
+            Action::ScaleUp(s) => s.group.iter().for_each(|g| {
+                add(
+                    g,
+                    s.region.as_str(),
+                    &["autoscaling:UpdateAutoScalingGroup"],
+                )
+            }),
+            Action::Drain(d) => d.group.iter().for_each(|g| {
+                add(
+                    g,
+                    d.region.as_str(),
+                    &["autoscaling:UpdateAutoScalingGroup"],
+                )
+            }),
+            Action::EvacuateZone(z) => {
+                let mut list = vec![
+                    "autoscaling:UpdateAutoScalingGroup",
+                    "autoscaling:SuspendProcesses",
+                    "autoscaling:ResumeProcesses",
+                ];
+                if z.keep_capacity {
+                    list.push("autoscaling:TerminateInstanceInAutoScalingGroup");
+                }
+                z.group
+                    .iter()
+                    .for_each(|g| add(g, z.region.as_str(), &list));
+            }
+            _ => {}
+        }
+    }
+    let mut by_name: (BTreeSet<String>, BTreeSet<String>) = Default::default();
+    let mut tagged = Vec::new();
+    for (name, (regions, wanted)) in writes {
+        let Some(spec) = playbook
+            .groups
+            .get(&name)
+            .filter(|s| s.account.as_deref() == account)
+        else {
+            continue;
+        };
+        let arn = |region: &str, group: &str| {
+            format!(
+                "arn:aws:autoscaling:{region}:{account_id}:autoScalingGroup:*:autoScalingGroupName/{group}"
+            )
+        };
+        match spec {
+            GroupSpec {
+                tags: Some(tags), ..
+            } => {
+                let condition: serde_json::Map<String, Value> = tags
+                    .iter()
+                    .map(|(k, v)| (format!("aws:ResourceTag/{k}"), Value::String(v.clone())))
+                    .collect();
+                tagged.push((
+                    name.clone(),
+                    wanted,
+                    regions.iter().map(|r| arn(r, "*")).collect::<Vec<_>>(),
+                    json!({ "StringEquals": condition }),
+                ));
+            }
+            _ => {
+                by_name.1.extend(wanted);
+                for region in &regions {
+                    for group in spec.names_in(region).unwrap_or_default() {
+                        by_name.0.insert(arn(region, group));
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if !by_name.0.is_empty() {
+        out.push(statement(
+            "ChangeTheDrillsAutoScalingGroupsByName",
+            &by_name.1,
+            by_name.0.into_iter().collect(),
+            None,
+        ));
+    }
+    for (name, wanted, resources, condition) in tagged {
+        // `api-v2` -> `ApiV2`: a Sid is letters and digits.
+        let camel: String = name
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .map(|part| {
+                let mut chars = part.chars();
+                chars.next().map_or(String::new(), |first| {
+                    first.to_ascii_uppercase().to_string() + chars.as_str()
+                })
+            })
+            .collect();
+        let sid = format!("ChangeTheAutoScalingGroupsOfGroup{camel}");
+        out.push(statement(&sid, &wanted, resources, Some(condition)));
+    }
+    out
+}
+
+/// The Route 53 writes of the playbook's shifts in `account`: upserts of the
+/// shifted records only, in their zones, and reading back the changes.
+fn weight_writes(
+    playbook: &Playbook,
+    account: Option<&str>,
+    zone_ids: &BTreeMap<String, String>,
+) -> Vec<Statement> {
+    let mut zones = BTreeSet::new();
+    let mut names = BTreeSet::new();
+    for step in &playbook.steps {
+        if let Action::ShiftTraffic(s) = &step.action {
+            for record in s.record.iter() {
+                if let Some(spec) = playbook
+                    .records
+                    .get(record)
+                    .filter(|r| r.account.as_deref() == account)
+                {
+                    zones.insert(zone_arn(&spec.zone, zone_ids));
+                    names.insert(spec.name.trim_end_matches('.').to_ascii_lowercase());
+                }
+            }
+        }
+    }
+    if zones.is_empty() {
+        return Vec::new();
+    }
+    vec![
+        statement(
+            "ChangeTheWeightsOfTheShiftedRecords",
+            &actions(&["route53:ChangeResourceRecordSets"]),
+            zones.into_iter().collect(),
+            Some(json!({
+                "ForAllValues:StringEquals": {
+                    "route53:ChangeResourceRecordSetsNormalizedRecordNames": names.into_iter().collect::<Vec<_>>(),
+                    "route53:ChangeResourceRecordSetsActions": ["UPSERT"],
+                }
+            })),
+        ),
+        statement(
+            "WaitForWeightChangesToBeInSync",
+            &actions(&["route53:GetChange"]),
+            vec!["arn:aws:route53:::change/*".to_owned()],
+            None,
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dns_role() -> Playbook {
+        let vars = [(
+            "dns_account".to_owned(),
+            serde_yaml::Value::from("111111111111"),
+        )]
+        .into();
+        crate::playbook::load_file(
+            std::path::Path::new("tests/fixtures/accounts/dns-role.yaml"),
+            &vars,
+        )
+        .expect("valid playbook")
+    }
+
+    fn sids_and_actions(document: &Document) -> Vec<(String, Vec<String>)> {
+        document
+            .statement
+            .iter()
+            .map(|s| (s.sid.clone(), s.action.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn each_account_gets_the_calls_made_in_it_and_the_ambient_one_assumes_the_roles() {
+        let playbook = dns_role();
+        let zone_ids = BTreeMap::from([("example.com.".to_owned(), "Z123".to_owned())]);
+        let of = |account, purpose| {
+            policy(&PolicyFor {
+                playbook: &playbook,
+                purpose,
+                account,
+                zone_ids: &zone_ids,
+                state: Some(("drills", "evac")),
+            })
+        };
+        let dns = of(Some("dns"), Purpose::Run);
+        assert_eq!(
+            sids_and_actions(&dns),
+            [
+                (
+                    "FindHostedZonesByName",
+                    vec!["route53:ListHostedZonesByName"]
+                ),
+                (
+                    "ReadWeightedRecordSets",
+                    vec!["route53:ListResourceRecordSets"]
+                ),
+                (
+                    "ChangeTheWeightsOfTheShiftedRecords",
+                    vec!["route53:ChangeResourceRecordSets"]
+                ),
+                ("WaitForWeightChangesToBeInSync", vec!["route53:GetChange"]),
+            ]
+            .map(|(sid, actions)| (
+                sid.to_owned(),
+                actions.iter().map(|a| (*a).to_owned()).collect()
+            ))
+        );
+        assert_eq!(
+            dns.statement[1].resource,
+            ["arn:aws:route53:::hostedzone/Z123"]
+        );
+
+        let ambient = of(None, Purpose::Run);
+        let sids: Vec<&str> = ambient.statement.iter().map(|s| s.sid.as_str()).collect();
+        assert_eq!(
+            sids,
+            [
+                "ReadAutoScalingGroups",
+                "ChangeTheAutoScalingGroupsOfGroupSvc",
+                "ReadStopAndCheckAlarms",
+                "AssumeThePlaybooksAccountRoles",
+                "ListRunsInTheStateBucket",
+                "KeepJournalsAndLocksInTheStateBucket",
+            ]
+        );
+        assert_eq!(
+            ambient.statement[3].resource,
+            ["arn:aws:iam::111111111111:role/evac-dns"]
+        );
+        assert_eq!(
+            ambient.statement[5].resource,
+            ["arn:aws:s3:::drills/evac/*"]
+        );
+        // A plan neither writes nor keeps state.
+        let plan = of(None, Purpose::Plan);
+        let sids: Vec<&str> = plan.statement.iter().map(|s| s.sid.as_str()).collect();
+        assert_eq!(
+            sids,
+            [
+                "ReadAutoScalingGroups",
+                "ReadStopAndCheckAlarms",
+                "AssumeThePlaybooksAccountRoles"
+            ]
+        );
+    }
+}
