@@ -291,3 +291,64 @@ fn a_region_left_for_two_others_ends_at_their_proportions_and_rolls_back() {
     assert_eq!(api(&restored), [50, 25, 25]);
     assert_eq!(restored.groups["api-eu-west-1"].1, 2);
 }
+
+#[test]
+fn state_in_a_bucket_of_another_account_is_reached_through_the_state_role() {
+    let services = Account::fresh();
+    let shared = Account::fresh();
+    services.seed();
+    let bucket = shared.bucket(&format!("drill-state-{}", shared.id));
+    let url = format!("s3://{}/drills", bucket.name);
+    let role = format!("arn:aws:iam::{}:role/evac-state", shared.id);
+    let work = tempfile::tempdir().expect("work dir");
+    let all_before = support::recorded_calls().len();
+    services
+        .command("evac")
+        .current_dir(work.path())
+        .args([
+            "run",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/",
+                "tests/fixtures/plan/base.yaml"
+            ),
+        ])
+        .args([
+            "--var",
+            "bake=0s",
+            "--yes",
+            "--state-dir",
+            &url,
+            "--state-role",
+            &role,
+        ])
+        .assert()
+        .success();
+    let ids = bucket.run_ids("drills");
+    assert_eq!(ids.len(), 1, "the run's journal is in the shared bucket");
+    services
+        .command("evac")
+        .current_dir(work.path())
+        .args(["rollback", &ids[0], "--yes", "--state-dir", &url])
+        .env("EVAC_STATE_ROLE", &role)
+        .assert()
+        .success();
+    let calls = support::recorded_calls().split_off(all_before);
+    let s3: Vec<_> = calls
+        .iter()
+        .filter(|c| c.service == "s3" && c.user_agent.contains("evac/"))
+        .collect();
+    assert!(s3.iter().any(|c| c.mutating), "{s3:?}");
+    for call in &s3 {
+        assert!(call.access_key.starts_with("ASIA"), "{call:?}");
+    }
+    assert!(
+        calls.iter().any(|c| c.operation == "AssumeRole"
+            && c.access_key == services.access_key
+            && c.body.contains("RoleSessionName=evac-state")
+            && c.body
+                .contains(&format!("{}%3Arole%2Fevac-state", shared.id))),
+        "{calls:?}"
+    );
+    assert!(!work.path().join(".evac").exists(), "nothing kept locally");
+}

@@ -35,8 +35,10 @@ impl std::fmt::Debug for S3Store {
 const ATTEMPTS: u32 = 3;
 
 impl S3Store {
-    /// Connects to `bucket` under `prefix`.
-    pub fn connect(bucket: &str, prefix: &str) -> Result<Self, String> {
+    /// Connects to `bucket` under `prefix`, through `role` when given (a bucket in
+    /// another account; the session is named `evac-state` and renewed before it
+    /// expires).
+    pub fn connect(bucket: &str, prefix: &str, role: Option<&str>) -> Result<Self, String> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("evac-s3")
@@ -46,6 +48,7 @@ impl S3Store {
         // Not block_on: this may be called inside another runtime.
         let (tx, rx) = std::sync::mpsc::channel();
         let profile = super::profile();
+        let role = role.map(str::to_owned);
         runtime.spawn(async move {
             let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
             if let Some(name) = profile {
@@ -59,6 +62,26 @@ impl S3Store {
                 )
                 .load()
                 .await;
+            let config = match role {
+                None => config,
+                Some(role) => {
+                    let mut provider = aws_config::sts::AssumeRoleProvider::builder(role)
+                        .session_name("evac-state")
+                        .configure(&config);
+                    if config.region().is_none() {
+                        provider = provider.region(aws_config::Region::new("us-east-1"));
+                    }
+                    let provider = provider.build().await;
+                    config
+                        .to_builder()
+                        .credentials_provider(
+                            aws_credential_types::provider::SharedCredentialsProvider::new(
+                                provider,
+                            ),
+                        )
+                        .build()
+                }
+            };
             let _ = tx.send(config);
         });
         let config = rx

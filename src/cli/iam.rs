@@ -18,8 +18,9 @@ pub struct IamPolicyArgs {
     pub playbook: PathBuf,
     #[command(flatten)]
     pub vars: VarArgs,
-    /// The commands the policy is for: plan (reads), or run (run, resume and
-    /// rollback, which read too).
+    /// The commands the policy is for: plan (reads), run (run, resume and
+    /// rollback, which read too), or state (the --state-role's access to the
+    /// state dir).
     #[arg(long = "for", value_enum, default_value_t = Purpose::Run)]
     pub purpose: Purpose,
     /// The policy of this named account of the playbook (`accounts:`); without it,
@@ -30,6 +31,10 @@ pub struct IamPolicyArgs {
     /// prefix (to the ambient credentials' run policy).
     #[arg(long, value_name = "s3://BUCKET/PREFIX")]
     pub state_dir: Option<String>,
+    /// The role the S3 state dir is reached through (as given to run): the run
+    /// policy then assumes it, and `--for state` prints the role's own policy.
+    #[arg(long, value_name = "ROLE_ARN", requires = "state_dir")]
+    pub state_role: Option<String>,
     /// Do not look up hosted zones written by name: their ARNs become
     /// `hostedzone/*`. Otherwise they are looked up, read-only, to narrow the policy
     /// to their ids.
@@ -79,6 +84,10 @@ pub fn run(args: &IamPolicyArgs) -> Exit {
             return Exit::InvalidInput;
         }
     };
+    if args.purpose == Purpose::State && state.is_none() {
+        crate::say_error!("--for state: give the S3 state dir with --state-dir s3://BUCKET/PREFIX");
+        return Exit::InvalidInput;
+    }
     let account = args.account.as_deref();
     let names: BTreeSet<&str> = Needs::of(&playbook, account)
         .records
@@ -115,6 +124,7 @@ pub fn run(args: &IamPolicyArgs) -> Exit {
         account,
         zone_ids: &zone_ids,
         state: state.as_ref().map(|(b, p)| (b.as_str(), p.as_str())),
+        state_role: args.state_role.as_deref(),
     });
     crate::shell::out_text(&(serde_json::to_string_pretty(&document).unwrap_or_default() + "\n"));
     Exit::Success

@@ -42,6 +42,20 @@ pub struct StateArgs {
         value_parser = parse_lease
     )]
     pub lock_lease: HumanDuration,
+    /// With state in S3: a role to assume for it, when the bucket is in another
+    /// account than the drill's credentials
+    #[arg(long, env = "EVAC_STATE_ROLE", value_name = "ROLE_ARN", value_parser = parse_role)]
+    pub state_role: Option<String>,
+}
+
+fn parse_role(text: &str) -> Result<String, String> {
+    if crate::playbook::is_role_arn(text) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "`{text}` is not an IAM role ARN: write arn:aws:iam::ACCOUNT_ID:role/NAME"
+        ))
+    }
 }
 
 fn parse_lease(text: &str) -> Result<HumanDuration, String> {
@@ -66,10 +80,11 @@ impl StateArgs {
             crate::say_error!("{why}");
             Exit::InvalidInput
         })?;
-        let store = crate::aws::s3::S3Store::connect(&bucket, &prefix).map_err(|why| {
-            crate::say_error!("{why}");
-            Exit::StepFailed
-        })?;
+        let store = crate::aws::s3::S3Store::connect(&bucket, &prefix, self.state_role.as_deref())
+            .map_err(|why| {
+                crate::say_error!("{why}");
+                Exit::StepFailed
+            })?;
         StateDir::remote(Arc::new(store), self.lock_lease.0).map_err(|err| {
             crate::say_error!("{err}");
             Exit::StepFailed
@@ -78,10 +93,15 @@ impl StateArgs {
 
     /// `--state-dir VALUE` as given, for commands printed to the operator.
     pub fn flag(&self) -> String {
-        self.state_dir
+        let mut flags = self
+            .state_dir
             .as_ref()
             .map(|d| format!(" --state-dir {d}"))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if let Some(role) = &self.state_role {
+            flags.push_str(&format!(" --state-role {role}"));
+        }
+        flags
     }
 }
 

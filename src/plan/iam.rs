@@ -21,6 +21,8 @@ pub enum Purpose {
     Plan,
     /// `evac run`, `resume` and `rollback` (a run plans first, so reads too).
     Run,
+    /// The role of `--state-role`: the S3 state dir only.
+    State,
 }
 
 /// What the policy is made from.
@@ -35,6 +37,8 @@ pub struct PolicyFor<'a> {
     pub zone_ids: &'a BTreeMap<String, String>,
     /// The S3 state dir (bucket, prefix), for a run's journals and locks.
     pub state: Option<(&'a str, &'a str)>,
+    /// The role the state dir is reached through (`--state-role`).
+    pub state_role: Option<&'a str>,
 }
 
 /// An IAM policy document, its fields in the order AWS writes them.
@@ -103,6 +107,12 @@ fn zone_arn(written: &str, zone_ids: &BTreeMap<String, String>) -> String {
 
 /// The policy document.
 pub fn policy(p: &PolicyFor<'_>) -> Document {
+    if p.purpose == Purpose::State {
+        return Document {
+            version: "2012-10-17".to_owned(),
+            statement: p.state.map(state_statements).unwrap_or_default(),
+        };
+    }
     let playbook = p.playbook;
     let needs = Needs::of(playbook, p.account);
     let run = p.purpose == Purpose::Run;
@@ -221,31 +231,46 @@ pub fn policy(p: &PolicyFor<'_>) -> Document {
                 None,
             ));
         }
-        if let (true, Some((bucket, prefix))) = (run, p.state) {
-            let under = if prefix.is_empty() {
-                String::new()
-            } else {
-                format!("{prefix}/")
-            };
-            statements.push(statement(
-                "ListRunsInTheStateBucket",
-                &actions(&["s3:ListBucket"]),
-                vec![format!("arn:aws:s3:::{bucket}")],
-                (!under.is_empty())
-                    .then(|| json!({ "StringLike": { "s3:prefix": [format!("{under}*")] } })),
-            ));
-            statements.push(statement(
-                "KeepJournalsAndLocksInTheStateBucket",
-                &actions(&["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]),
-                vec![format!("arn:aws:s3:::{bucket}/{under}*")],
+        match (run, p.state, p.state_role) {
+            (true, Some(_), Some(role)) => statements.push(statement(
+                "AssumeTheStateBucketsRole",
+                &actions(&["sts:AssumeRole"]),
+                vec![role.to_owned()],
                 None,
-            ));
+            )),
+            (true, Some(state), None) => statements.extend(state_statements(state)),
+            _ => {}
         }
     }
     Document {
         version: "2012-10-17".to_owned(),
         statement: statements,
     }
+}
+
+/// Listing, reading, writing and deleting a run's journal objects and locks under
+/// the state dir's prefix.
+fn state_statements((bucket, prefix): (&str, &str)) -> Vec<Statement> {
+    let under = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}/")
+    };
+    vec![
+        statement(
+            "ListRunsInTheStateBucket",
+            &actions(&["s3:ListBucket"]),
+            vec![format!("arn:aws:s3:::{bucket}")],
+            (!under.is_empty())
+                .then(|| json!({ "StringLike": { "s3:prefix": [format!("{under}*")] } })),
+        ),
+        statement(
+            "KeepJournalsAndLocksInTheStateBucket",
+            &actions(&["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]),
+            vec![format!("arn:aws:s3:::{bucket}/{under}*")],
+            None,
+        ),
+    ]
 }
 
 /// The Auto Scaling writes of the playbook's groups in `account`: per group
@@ -439,6 +464,7 @@ mod tests {
                 account,
                 zone_ids: &zone_ids,
                 state: Some(("drills", "evac")),
+                state_role: None,
             })
         };
         let dns = of(Some("dns"), Purpose::Run);

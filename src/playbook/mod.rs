@@ -22,3 +22,4 @@ pub use params::parse_var;
 pub use path::{Segment, YamlPath};
 pub use schema::{SCHEMA_FILE, playbook_schema};
 pub use types::{HumanDuration, MAX_DURATION, Names, Percent, Region, StepId, Zone};
+pub use validate::is_role_arn;

@@ -139,7 +139,7 @@ fn check_account(name: &str, account: &AccountSpec, path: &YamlPath, diags: &mut
 }
 
 /// `arn:PARTITION:iam::ACCOUNT_ID:role/PATH/NAME`.
-fn is_role_arn(arn: &str) -> bool {
+pub fn is_role_arn(arn: &str) -> bool {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     matches!(
         parts.as_slice(),
