@@ -231,6 +231,20 @@ fn records_in_a_role_account_are_changed_with_the_role_and_groups_with_the_ambie
         assert_ne!(call.access_key, dns.access_key);
     }
 
+    // The report says who each account's calls were made as.
+    let report = services
+        .command("evac")
+        .args(["report", &id, "--state-dir"])
+        .arg(state.path())
+        .output()
+        .expect("report");
+    let text = String::from_utf8_lossy(&report.stdout);
+    let row = format!(
+        "| as dns | `arn:aws:sts::{0}:assumed-role/evac-dns/evac-{id}` (account {0}) |",
+        dns.id
+    );
+    assert!(text.contains(&row), "{row}\n{text}");
+
     // Rollback, by run id alone, finds the role in the journal's plan.
     services
         .command("evac")

@@ -109,6 +109,9 @@ pub struct DrillReport {
     /// Who AWS said the run's calls were made as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller: Option<crate::state::Caller>,
+    /// Who the calls in each named account of the playbook were made as.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub callers: BTreeMap<String, crate::state::Caller>,
     /// evac's version.
     pub version: String,
     /// First journal entry.
@@ -620,6 +623,12 @@ fn build(run: &RunDir, read: &Read) -> DrillReport {
         user,
         host,
         caller,
+        callers: read
+            .plan
+            .accounts
+            .iter()
+            .filter_map(|(name, a)| Some((name.clone(), a.caller.clone()?)))
+            .collect(),
         version,
         started_at: start.clone(),
         ended_at: end,

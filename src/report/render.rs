@@ -120,6 +120,13 @@ pub fn markdown(report: &DrillReport) -> String {
             caller.arn, caller.account
         );
     }
+    for (name, caller) in &report.callers {
+        let _ = writeln!(
+            out,
+            "| as {name} | `{}` (account {}) |",
+            caller.arn, caller.account
+        );
+    }
     let _ = writeln!(out, "| started | {} |", report.started_at);
     let _ = writeln!(out, "| ended | {} |", report.ended_at);
     let _ = writeln!(out, "\n## What happened\n");
@@ -358,6 +365,9 @@ td,th{{border:1px solid #cbd5e0;padding:4px 8px;text-align:left;font-size:13px}}
     );
     if let Some(caller) = &report.caller {
         row("as", caller.to_string());
+    }
+    for (name, caller) in &report.callers {
+        row(&format!("as {name}"), caller.to_string());
     }
     row("started", report.started_at.clone());
     row("ended", report.ended_at.clone());
