@@ -40,9 +40,7 @@ fn every_call_names_evac_and_the_run_that_made_it() {
 
     let before = account.calls().len();
     account
-        .command("evac")
-        .args(["run", BASE, "--var", "bake=0s", "--yes", "--state-dir"])
-        .arg(state.path())
+        .evac_in(state.path(), &["run", BASE, "--var", "bake=0s", "--yes"])
         .assert()
         .success();
     let id = support::run_ids(state.path()).pop().expect("a run");
@@ -55,9 +53,7 @@ fn every_call_names_evac_and_the_run_that_made_it() {
     assert_eq!(started["caller"]["arn"], arn.as_str());
     assert_eq!(started["caller"]["account"], account.id.as_str());
     let report = account
-        .command("evac")
-        .args(["report", &id, "--state-dir"])
-        .arg(state.path())
+        .evac_in(state.path(), &["report", &id])
         .output()
         .expect("report");
     let text = String::from_utf8_lossy(&report.stdout);
@@ -77,9 +73,7 @@ fn every_call_names_evac_and_the_run_that_made_it() {
 
     let before = account.calls().len();
     account
-        .command("evac")
-        .args(["rollback", &id, "--yes", "--state-dir"])
-        .arg(state.path())
+        .evac_in(state.path(), &["rollback", &id, "--yes"])
         .assert()
         .success();
     for call in account.calls().split_off(before) {
@@ -176,9 +170,7 @@ fn records_in_a_role_account_are_changed_with_the_role_and_groups_with_the_ambie
 
     let state = tempfile::tempdir().expect("state dir");
     services
-        .command("evac")
-        .args(["run", playbook, "--var", &var, "--yes", "--state-dir"])
-        .arg(state.path())
+        .evac_in(state.path(), &["run", playbook, "--var", &var, "--yes"])
         .assert()
         .success();
     let id = support::run_ids(state.path()).pop().expect("a run");
@@ -233,9 +225,7 @@ fn records_in_a_role_account_are_changed_with_the_role_and_groups_with_the_ambie
 
     // The report says who each account's calls were made as.
     let report = services
-        .command("evac")
-        .args(["report", &id, "--state-dir"])
-        .arg(state.path())
+        .evac_in(state.path(), &["report", &id])
         .output()
         .expect("report");
     let text = String::from_utf8_lossy(&report.stdout);
@@ -247,9 +237,7 @@ fn records_in_a_role_account_are_changed_with_the_role_and_groups_with_the_ambie
 
     // Rollback, by run id alone, finds the role in the journal's plan.
     services
-        .command("evac")
-        .args(["rollback", &id, "--yes", "--state-dir"])
-        .arg(state.path())
+        .evac_in(state.path(), &["rollback", &id, "--yes"])
         .assert()
         .success();
     assert_eq!(dns.world().weights, weights_before);
@@ -283,9 +271,7 @@ fn a_region_left_for_two_others_ends_at_their_proportions_and_rolls_back() {
     );
     let state = tempfile::tempdir().expect("state dir");
     account
-        .command("evac")
-        .args(["run", playbook, "--yes", "--state-dir"])
-        .arg(state.path())
+        .evac_in(state.path(), &["run", playbook, "--yes"])
         .assert()
         .success();
     let after = account.world();
@@ -296,9 +282,7 @@ fn a_region_left_for_two_others_ends_at_their_proportions_and_rolls_back() {
 
     let id = support::run_ids(state.path()).pop().expect("a run");
     account
-        .command("evac")
-        .args(["rollback", &id, "--yes", "--state-dir"])
-        .arg(state.path())
+        .evac_in(state.path(), &["rollback", &id, "--yes"])
         .assert()
         .success();
     let restored = account.world();

@@ -289,9 +289,7 @@ fn every_call_is_allowed_and_every_action_called(playbook: &str, vars: &[&str]) 
         .success();
     let id = support::run_ids(state.path()).pop().expect("a run");
     account
-        .command("evac")
-        .args(["rollback", &id, "--yes", "--state-dir"])
-        .arg(state.path())
+        .evac_in(state.path(), &["rollback", &id, "--yes"])
         .assert()
         .success();
     let all = account.calls().split_off(start);

@@ -293,27 +293,13 @@ fn merge(into: &mut Observed, account: &str, part: Observed) -> Result<(), Obser
             ))
         ),
     };
-    for (region, groups) in part.groups {
-        for (name, state) in groups {
-            let routes = into.routes.groups.entry(region.clone()).or_default();
-            if into
-                .groups
-                .get(&region)
-                .is_some_and(|g| g.contains_key(&name))
-            {
-                return Err(clash(
-                    format!("Auto Scaling group {name} in {region}"),
-                    routes.get(&name),
-                ));
-            }
-            routes.insert(name.clone(), account.to_owned());
-            into.groups
-                .entry(region.clone())
-                .or_default()
-                .insert(name, state);
-        }
-    }
-    into.routes.groups.retain(|_, groups| !groups.is_empty());
+    merge_regional(
+        &mut into.groups,
+        &mut into.routes.groups,
+        part.groups,
+        account,
+        |name, region, other| clash(format!("Auto Scaling group {name} in {region}"), other),
+    )?;
     for (region, resolved) in part.resolved_groups {
         into.resolved_groups
             .entry(region)
@@ -335,27 +321,13 @@ fn merge(into: &mut Observed, account: &str, part: Observed) -> Result<(), Obser
         into.zones.insert(written, lookup);
     }
     into.records.extend(part.records);
-    for (region, alarms) in part.alarms {
-        for (name, state) in alarms {
-            let routes = into.routes.alarms.entry(region.clone()).or_default();
-            if into
-                .alarms
-                .get(&region)
-                .is_some_and(|a| a.contains_key(&name))
-            {
-                return Err(clash(
-                    format!("alarm {name} in {region}"),
-                    routes.get(&name),
-                ));
-            }
-            routes.insert(name.clone(), account.to_owned());
-            into.alarms
-                .entry(region.clone())
-                .or_default()
-                .insert(name, state);
-        }
-    }
-    into.routes.alarms.retain(|_, alarms| !alarms.is_empty());
+    merge_regional(
+        &mut into.alarms,
+        &mut into.routes.alarms,
+        part.alarms,
+        account,
+        |name, region, other| clash(format!("alarm {name} in {region}"), other),
+    )?;
     for (id, exists) in part.health_checks {
         if into.health_checks.contains_key(&id) {
             return Err(clash(
@@ -371,6 +343,33 @@ fn merge(into: &mut Observed, account: &str, part: Observed) -> Result<(), Obser
     if let Some(caller) = part.caller {
         into.callers.insert(account.to_owned(), caller);
     }
+    Ok(())
+}
+
+/// Adds `part`'s resources (per region, per name) read in `account` to `into`,
+/// routing each to it; one already there is an error made by `clash` (name, region,
+/// the account it was read in).
+fn merge_regional<T>(
+    into: &mut BTreeMap<String, BTreeMap<String, T>>,
+    routes: &mut BTreeMap<String, BTreeMap<String, String>>,
+    part: BTreeMap<String, BTreeMap<String, T>>,
+    account: &str,
+    clash: impl Fn(&str, &str, Option<&String>) -> ObserveError,
+) -> Result<(), ObserveError> {
+    for (region, found) in part {
+        for (name, value) in found {
+            let routed = routes.entry(region.clone()).or_default();
+            if into
+                .get(&region)
+                .is_some_and(|here| here.contains_key(&name))
+            {
+                return Err(clash(&name, &region, routed.get(&name)));
+            }
+            routed.insert(name.clone(), account.to_owned());
+            into.entry(region.clone()).or_default().insert(name, value);
+        }
+    }
+    routes.retain(|_, routed| !routed.is_empty());
     Ok(())
 }
 

@@ -465,21 +465,23 @@ async fn one_group_name_found_in_two_accounts_is_an_error_naming_both() {
     );
 }
 
-/// A group to seed: `(region, name, desired, tags)`.
-type Seed<'a> = (&'a str, &'a str, u32, &'a [(&'a str, &'a str)]);
+/// A group to seed: `(region, name, desired, service)`. Every group carries
+/// `team=pay`, and `service=SERVICE` when one is given.
+type Seed<'a> = (&'a str, &'a str, u32, Option<&'a str>);
 
 /// A cloud with only these groups.
 fn groups_only(groups: &[Seed<'_>]) -> MemoryCloud {
     let cloud = MemoryCloud::new(std::time::Duration::ZERO, std::time::Duration::ZERO);
-    for (region, name, desired, tags) in groups {
+    for (region, name, desired, service) in groups {
         let capacity = Capacity {
             min: 0,
             desired: *desired,
             max: 20,
         };
         cloud.add_group(region, name, capacity);
-        for (key, value) in *tags {
-            cloud.tag(region, name, key, value);
+        cloud.tag(region, name, "team", "pay");
+        if let Some(service) = service {
+            cloud.tag(region, name, "service", service);
         }
     }
     cloud
@@ -525,30 +527,10 @@ fn desired_changes(plan: &Plan) -> Vec<String> {
 #[tokio::test]
 async fn absorb_pairs_groups_by_a_tag_value() {
     let cloud = groups_only(&[
-        (
-            "us-east-1",
-            "payments-a",
-            4,
-            &[("team", "pay"), ("service", "checkout")],
-        ),
-        (
-            "us-east-1",
-            "payments-b",
-            6,
-            &[("team", "pay"), ("service", "ledger")],
-        ),
-        (
-            "us-west-2",
-            "west-ledger",
-            1,
-            &[("team", "pay"), ("service", "ledger")],
-        ),
-        (
-            "us-west-2",
-            "west-checkout",
-            2,
-            &[("team", "pay"), ("service", "checkout")],
-        ),
+        ("us-east-1", "payments-a", 4, Some("checkout")),
+        ("us-east-1", "payments-b", 6, Some("ledger")),
+        ("us-west-2", "west-ledger", 1, Some("ledger")),
+        ("us-west-2", "west-checkout", 2, Some("checkout")),
     ]);
     let plan = absorb_plan(&cloud, "{ tags: { team: pay } }", ", pair_by_tag: service").await;
     assert!(plan.blockers.is_empty(), "{}", shown(&plan));
@@ -561,31 +543,11 @@ async fn absorb_pairs_groups_by_a_tag_value() {
 #[tokio::test]
 async fn blocker_absorb_by_tag_with_no_counterpart_or_two() {
     let cloud = groups_only(&[
-        (
-            "us-east-1",
-            "payments-a",
-            4,
-            &[("team", "pay"), ("service", "checkout")],
-        ),
-        (
-            "us-east-1",
-            "payments-b",
-            6,
-            &[("team", "pay"), ("service", "checkout")],
-        ),
-        (
-            "us-west-2",
-            "west-checkout",
-            2,
-            &[("team", "pay"), ("service", "checkout")],
-        ),
-        (
-            "us-west-2",
-            "west-ledger",
-            1,
-            &[("team", "pay"), ("service", "ledger")],
-        ),
-        ("us-west-2", "west-untagged", 1, &[("team", "pay")]),
+        ("us-east-1", "payments-a", 4, Some("checkout")),
+        ("us-east-1", "payments-b", 6, Some("checkout")),
+        ("us-west-2", "west-checkout", 2, Some("checkout")),
+        ("us-west-2", "west-ledger", 1, Some("ledger")),
+        ("us-west-2", "west-untagged", 1, None),
     ]);
     let plan = absorb_plan(&cloud, "{ tags: { team: pay } }", ", pair_by_tag: service").await;
     assert_blocked(
@@ -601,10 +563,10 @@ async fn blocker_absorb_by_tag_with_no_counterpart_or_two() {
 #[tokio::test]
 async fn absorb_pairs_per_region_names_by_position() {
     let cloud = groups_only(&[
-        ("us-east-1", "api-east", 4, &[]),
-        ("us-east-1", "jobs-east", 6, &[]),
-        ("us-west-2", "web-w", 1, &[]),
-        ("us-west-2", "batch-w", 2, &[]),
+        ("us-east-1", "api-east", 4, None),
+        ("us-east-1", "jobs-east", 6, None),
+        ("us-west-2", "web-w", 1, None),
+        ("us-west-2", "batch-w", 2, None),
     ]);
     let names = "{ names: { us-east-1: [api-east, jobs-east], us-west-2: [web-w, batch-w] } }";
     let plan = absorb_plan(&cloud, names, "").await;
@@ -615,9 +577,9 @@ async fn absorb_pairs_per_region_names_by_position() {
 #[tokio::test]
 async fn blocker_per_region_names_with_no_counterpart_or_no_names_for_the_region() {
     let cloud = groups_only(&[
-        ("us-east-1", "api-east", 4, &[]),
-        ("us-west-2", "web-w", 1, &[]),
-        ("us-west-2", "batch-w", 2, &[]),
+        ("us-east-1", "api-east", 4, None),
+        ("us-west-2", "web-w", 1, None),
+        ("us-west-2", "batch-w", 2, None),
     ]);
     let uneven = "{ names: { us-east-1: [api-east], us-west-2: [web-w, batch-w] } }";
     assert_blocked(

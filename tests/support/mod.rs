@@ -176,6 +176,13 @@ impl Account {
         self.command("evac-seed").assert().success();
     }
 
+    /// `evac ARGS --state-dir STATE` for this account.
+    pub fn evac_in(&self, state: &std::path::Path, args: &[&str]) -> Command {
+        let mut cmd = self.command("evac");
+        cmd.args(args).arg("--state-dir").arg(state);
+        cmd
+    }
+
     /// Seeds a world of one's own into this account.
     pub fn seed_spec(&self, spec: &evac::seed::WorldSpec) {
         tokio::runtime::Runtime::new()
