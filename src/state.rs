@@ -38,6 +38,46 @@ pub struct GroupState {
     pub suspended_processes: Vec<String>,
     /// Its tags.
     pub tags: BTreeMap<String, String>,
+    /// How many of its instances are protected from scale-in.
+    #[serde(default)]
+    pub protected: u32,
+    /// The minimum size of its warm pool, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_pool: Option<u32>,
+}
+
+/// What besides evac changes how a group scales during a drill: lifecycle hooks,
+/// scaling policies, scheduled actions.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preflight {
+    /// Its lifecycle hooks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<Hook>,
+    /// Its scaling policies, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<String>,
+    /// Its scheduled actions, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scheduled: Vec<String>,
+}
+
+impl Preflight {
+    /// Whether there is nothing to say.
+    pub fn is_empty(&self) -> bool {
+        self.hooks.is_empty() && self.policies.is_empty() && self.scheduled.is_empty()
+    }
+}
+
+/// A lifecycle hook: instances wait in it (up to its heartbeat timeout) on launch or
+/// termination.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hook {
+    /// Its name.
+    pub name: String,
+    /// Whether it holds launching instances (else terminating ones).
+    pub launching: bool,
+    /// How long an instance may wait in it, in seconds.
+    pub heartbeat_secs: u32,
 }
 
 /// How a hosted zone written in a playbook was found.
@@ -111,6 +151,10 @@ pub struct Observed {
     /// Who the reads of each named account of the playbook were made as.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub callers: BTreeMap<String, Caller>,
+    /// Per region, per Auto Scaling group a step changes: its hooks, policies and
+    /// scheduled actions (groups with none are absent).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub preflight: BTreeMap<String, BTreeMap<String, Preflight>>,
     /// Which named account each resource read was found in.
     #[serde(default, skip_serializing_if = "Routes::is_empty")]
     pub routes: Routes,

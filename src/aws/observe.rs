@@ -14,7 +14,7 @@ use super::cloud::AwsCloud;
 use super::sdk_error_text;
 use crate::plan::observe::{HostedZone, Observe, ObserveError, RecordKey};
 use crate::playbook::{RecordType, Region};
-use crate::state::{Caller, Capacity, GroupState, WeightedSet, ZoneLookup};
+use crate::state::{Caller, Capacity, GroupState, Hook, Preflight, WeightedSet, ZoneLookup};
 
 fn read_err<E, R>(
     what: impl Into<String>,
@@ -74,6 +74,97 @@ impl Observe for AwsCloud {
         let mut found = BTreeMap::new();
         describe_groups(request, region, &mut found).await?;
         Ok(found.into_values().collect())
+    }
+
+    /// Hooks: one DescribeLifecycleHooks per group (the API takes one), eight at a
+    /// time. Policies and scheduled actions: the region's, paged, kept for these
+    /// groups (a region's listing takes fewer calls than one per group).
+    async fn preflight(
+        &self,
+        region: &Region,
+        groups: &[String],
+    ) -> Result<BTreeMap<String, Preflight>, ObserveError> {
+        use futures::{StreamExt, TryStreamExt};
+        let client = self.context().autoscaling(region);
+        let wanted: BTreeSet<&String> = groups.iter().collect();
+        let mut out: BTreeMap<String, Preflight> = BTreeMap::new();
+        let hooks: Vec<(String, Vec<Hook>)> = futures::stream::iter(groups.iter().cloned())
+            .map(|group| {
+                let client = client.clone();
+                async move {
+                    let answer = client
+                        .describe_lifecycle_hooks()
+                        .auto_scaling_group_name(&group)
+                        .send()
+                        .await
+                        .map_err(read_err(format!(
+                            "describe the lifecycle hooks of {group} in {region}"
+                        )))?;
+                    let hooks = answer
+                        .lifecycle_hooks()
+                        .iter()
+                        .map(|h| Hook {
+                            name: h.lifecycle_hook_name().unwrap_or_default().to_owned(),
+                            launching: h
+                                .lifecycle_transition()
+                                .is_some_and(|t| t.contains("LAUNCHING")),
+                            heartbeat_secs: h
+                                .heartbeat_timeout()
+                                .and_then(|t| u32::try_from(t).ok())
+                                .unwrap_or(0),
+                        })
+                        .collect();
+                    Ok::<_, ObserveError>((group, hooks))
+                }
+            })
+            .buffer_unordered(8)
+            .try_collect()
+            .await?;
+        for (group, hooks) in hooks {
+            if !hooks.is_empty() {
+                out.entry(group).or_default().hooks = hooks;
+            }
+        }
+        let mut pages = client
+            .describe_policies()
+            .max_records(50)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(read_err(format!("describe scaling policies in {region}")))?;
+            for policy in page.scaling_policies() {
+                if let (Some(group), Some(name)) =
+                    (policy.auto_scaling_group_name(), policy.policy_name())
+                    && wanted.contains(&group.to_owned())
+                {
+                    out.entry(group.to_owned())
+                        .or_default()
+                        .policies
+                        .push(name.to_owned());
+                }
+            }
+        }
+        let mut pages = client
+            .describe_scheduled_actions()
+            .max_records(100)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(read_err(format!("describe scheduled actions in {region}")))?;
+            for action in page.scheduled_update_group_actions() {
+                if let (Some(group), Some(name)) = (
+                    action.auto_scaling_group_name(),
+                    action.scheduled_action_name(),
+                ) && wanted.contains(&group.to_owned())
+                {
+                    out.entry(group.to_owned())
+                        .or_default()
+                        .scheduled
+                        .push(name.to_owned());
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn subnet_zones(
@@ -260,6 +351,14 @@ pub fn group_state(group: &AutoScalingGroup) -> GroupState {
                 ))
             })
             .collect(),
+        protected: group
+            .instances()
+            .iter()
+            .filter(|i| i.protected_from_scale_in() == Some(true))
+            .count() as u32,
+        warm_pool: group
+            .warm_pool_configuration()
+            .map(|w| to_u32(w.min_size())),
     }
 }
 

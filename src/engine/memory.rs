@@ -25,6 +25,17 @@ struct Group {
     subnets: Vec<String>,
     suspended: Vec<String>,
     tags: BTreeMap<String, String>,
+    protected: u32,
+    warm_pool: Option<u32>,
+    preflight: crate::state::Preflight,
+}
+
+/// What [`MemoryCloud::shape`] may change of a group.
+pub struct GroupExtras<'g> {
+    pub protected: &'g mut u32,
+    pub warm_pool: &'g mut Option<u32>,
+    pub preflight: &'g mut crate::state::Preflight,
+    pub suspended: &'g mut Vec<String>,
 }
 
 impl Group {
@@ -37,6 +48,9 @@ impl Group {
             subnets: Vec::new(),
             suspended: Vec::new(),
             tags: BTreeMap::new(),
+            protected: 0,
+            warm_pool: None,
+            preflight: crate::state::Preflight::default(),
         }
     }
 
@@ -69,6 +83,8 @@ impl Group {
             subnets: self.subnets.clone(),
             suspended_processes: self.suspended.clone(),
             tags: self.tags.clone(),
+            protected: self.protected,
+            warm_pool: self.warm_pool,
         }
     }
 }
@@ -127,6 +143,23 @@ impl MemoryCloud {
             .get_mut(&(region.to_owned(), name.to_owned()))
         {
             g.tags.insert(key.into(), value.into());
+        }
+    }
+
+    /// Changes what a group has besides its capacity: protected instances, a warm
+    /// pool, hooks, policies, scheduled actions, suspended processes.
+    pub fn shape(&self, region: &str, name: &str, change: impl FnOnce(&mut GroupExtras<'_>)) {
+        if let Some(g) = self
+            .world()
+            .groups
+            .get_mut(&(region.to_owned(), name.to_owned()))
+        {
+            change(&mut GroupExtras {
+                protected: &mut g.protected,
+                warm_pool: &mut g.warm_pool,
+                preflight: &mut g.preflight,
+                suspended: &mut g.suspended,
+            });
         }
     }
 
@@ -658,6 +691,22 @@ impl Observe for MemoryCloud {
     async fn health_check_exists(&self, id: &str) -> Result<bool, ObserveError> {
         self.enter("get_health_check").map_err(read_err)?;
         Ok(self.world().health_checks.contains(id))
+    }
+
+    async fn preflight(
+        &self,
+        region: &Region,
+        groups: &[String],
+    ) -> Result<BTreeMap<String, crate::state::Preflight>, ObserveError> {
+        self.enter("describe_lifecycle_hooks").map_err(read_err)?;
+        let world = self.world();
+        Ok(groups
+            .iter()
+            .filter_map(|name| {
+                let g = world.groups.get(&(region.to_string(), name.clone()))?;
+                (!g.preflight.is_empty()).then(|| (name.clone(), g.preflight.clone()))
+            })
+            .collect())
     }
 
     async fn hosted_zones(

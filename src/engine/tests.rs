@@ -53,6 +53,8 @@ fn group(name: &str, capacity: Capacity) -> GroupState {
         subnets: vec![],
         suspended_processes: vec![],
         tags: BTreeMap::new(),
+        protected: 0,
+        warm_pool: None,
     }
 }
 

@@ -127,9 +127,18 @@ pub fn policy(p: &PolicyFor<'_>) -> Document {
     let mut statements = Vec::new();
 
     if !needs.groups.is_empty() {
+        let mut reads = actions(&["autoscaling:DescribeAutoScalingGroups"]);
+        if !needs.changed.is_empty() {
+            // The preflight of groups a scale_up or drain changes.
+            reads.extend(actions(&[
+                "autoscaling:DescribeLifecycleHooks",
+                "autoscaling:DescribePolicies",
+                "autoscaling:DescribeScheduledActions",
+            ]));
+        }
         statements.push(statement(
             "ReadAutoScalingGroups",
-            &actions(&["autoscaling:DescribeAutoScalingGroups"]),
+            &reads,
             vec!["*".to_owned()],
             None,
         ));
@@ -248,6 +257,20 @@ pub fn policy(p: &PolicyFor<'_>) -> Document {
     }
 }
 
+/// What a `scale_up` or `drain` writes: capacity, and with `suspend:` the processes
+/// (suspended by the step, resumed by rollback).
+fn capacity_writes(suspend: &[crate::playbook::ScalingProcess]) -> &'static [&'static str] {
+    if suspend.is_empty() {
+        &["autoscaling:UpdateAutoScalingGroup"]
+    } else {
+        &[
+            "autoscaling:UpdateAutoScalingGroup",
+            "autoscaling:SuspendProcesses",
+            "autoscaling:ResumeProcesses",
+        ]
+    }
+}
+
 /// Listing, reading, writing and deleting a run's journal objects and locks under
 /// the state dir's prefix.
 fn state_statements((bucket, prefix): (&str, &str)) -> Vec<Statement> {
@@ -285,20 +308,14 @@ fn group_writes(playbook: &Playbook, account: Option<&str>, account_id: &str) ->
     };
     for step in &playbook.steps {
         match &step.action {
-            Action::ScaleUp(s) => s.group.iter().for_each(|g| {
-                add(
-                    g,
-                    s.region.as_str(),
-                    &["autoscaling:UpdateAutoScalingGroup"],
-                )
-            }),
-            Action::Drain(d) => d.group.iter().for_each(|g| {
-                add(
-                    g,
-                    d.region.as_str(),
-                    &["autoscaling:UpdateAutoScalingGroup"],
-                )
-            }),
+            Action::ScaleUp(s) => s
+                .group
+                .iter()
+                .for_each(|g| add(g, s.region.as_str(), capacity_writes(&s.suspend))),
+            Action::Drain(d) => d
+                .group
+                .iter()
+                .for_each(|g| add(g, d.region.as_str(), capacity_writes(&d.suspend))),
             Action::EvacuateZone(z) => {
                 let mut list = vec![
                     "autoscaling:UpdateAutoScalingGroup",

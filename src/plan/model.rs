@@ -250,6 +250,15 @@ pub enum Change {
         /// Hold after each increment, in seconds.
         bake_secs: u64,
     },
+    /// Scaling processes suspended on a group before its capacity changes.
+    Suspend {
+        /// The group's region.
+        region: String,
+        /// The Auto Scaling group.
+        group: String,
+        /// The processes suspended (those already suspended stay so).
+        processes: Vec<String>,
+    },
     /// Taking one availability zone out of a group.
     ZoneEvacuation {
         /// The group's region.

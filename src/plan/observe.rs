@@ -14,7 +14,7 @@ use crate::accounts::Accounts;
 use crate::playbook::{
     Action, GroupSpec, Names, Playbook, RecordSpec, RecordType, Region, StopCondition,
 };
-use crate::state::{Caller, GroupState, Observed, WeightedSet, ZoneLookup};
+use crate::state::{Caller, GroupState, Observed, Preflight, WeightedSet, ZoneLookup};
 
 /// A read that failed.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +70,13 @@ pub trait Observe {
     ) -> Result<BTreeMap<String, String>, ObserveError>;
     /// Whether a Route 53 health check exists.
     async fn health_check_exists(&self, id: &str) -> Result<bool, ObserveError>;
+    /// The lifecycle hooks, scaling policies and scheduled actions of the named
+    /// groups of a region; groups with none are absent.
+    async fn preflight(
+        &self,
+        region: &Region,
+        groups: &[String],
+    ) -> Result<BTreeMap<String, Preflight>, ObserveError>;
     /// Looks up hosted zones as written in a playbook: ids or names.
     async fn hosted_zones(
         &self,
@@ -120,6 +127,13 @@ impl<T: Observe> Observe for &T {
     async fn health_check_exists(&self, id: &str) -> Result<bool, ObserveError> {
         (**self).health_check_exists(id).await
     }
+    async fn preflight(
+        &self,
+        region: &Region,
+        groups: &[String],
+    ) -> Result<BTreeMap<String, Preflight>, ObserveError> {
+        (**self).preflight(region, groups).await
+    }
     async fn hosted_zones(
         &self,
         written: &BTreeSet<&str>,
@@ -151,6 +165,9 @@ pub struct Needs<'a> {
     pub groups: BTreeMap<Region, BTreeMap<String, &'a GroupSpec>>,
     /// Regions where an `evacuate_zone` step needs subnet zones.
     pub subnets: BTreeSet<Region>,
+    /// Per region, the named groups a `scale_up` or `drain` changes there: their
+    /// hooks, policies and scheduled actions are read.
+    pub changed: BTreeMap<Region, BTreeSet<String>>,
     /// Records used by `shift_traffic` steps.
     pub records: BTreeMap<String, &'a RecordSpec>,
     /// Per region, alarm names (stop conditions and checks).
@@ -167,6 +184,27 @@ impl<'a> Needs<'a> {
             && self.records.is_empty()
             && self.alarms.is_empty()
             && self.health_checks.is_empty()
+    }
+
+    fn changed_in(
+        &mut self,
+        playbook: &Playbook,
+        account: Option<&str>,
+        region: &Region,
+        names: &Names,
+    ) {
+        for name in names.iter() {
+            if playbook
+                .groups
+                .get(name)
+                .is_some_and(|spec| spec.account.as_deref() == account)
+            {
+                self.changed
+                    .entry(region.clone())
+                    .or_default()
+                    .insert(name.clone());
+            }
+        }
     }
 
     /// Works out every read `playbook` needs in `account` (`None`: the ambient one).
@@ -204,12 +242,14 @@ impl<'a> Needs<'a> {
             match &step.action {
                 Action::ScaleUp(s) => {
                     add_groups(&mut needs, &s.region, &s.group);
+                    needs.changed_in(playbook, account, &s.region, &s.group);
                     if let Some(absorb) = &s.absorb {
                         add_groups(&mut needs, &absorb.from, &s.group);
                     }
                 }
                 Action::Drain(d) => {
                     add_groups(&mut needs, &d.region, &d.group);
+                    needs.changed_in(playbook, account, &d.region, &d.group);
                     // A drain is checked against the traffic its region still gets.
                     for (name, spec) in &playbook.records {
                         if spec.set_identifiers.contains_key(&d.region)
@@ -340,6 +380,9 @@ fn merge(into: &mut Observed, account: &str, part: Observed) -> Result<(), Obser
             .insert(id.clone(), account.to_owned());
         into.health_checks.insert(id, exists);
     }
+    for (region, groups) in part.preflight {
+        into.preflight.entry(region).or_default().extend(groups);
+    }
     if let Some(caller) = part.caller {
         into.callers.insert(account.to_owned(), caller);
     }
@@ -383,8 +426,9 @@ async fn observe_in(
     let needs = Needs::of(playbook, account);
     let groups = try_join_all(needs.groups.iter().map(|(region, named)| {
         let with_subnets = needs.subnets.contains(region);
+        let changed = needs.changed.get(region);
         async move {
-            region_groups(cloud, region, named, with_subnets)
+            region_groups(cloud, region, named, with_subnets, changed)
                 .await
                 .map(|r| (region.clone(), r))
         }
@@ -426,6 +470,11 @@ async fn observe_in(
             .insert(region.to_string(), found.resolved);
         observed.groups.insert(region.to_string(), found.states);
         observed.subnet_zones.extend(found.subnet_zones);
+        if !found.preflight.is_empty() {
+            observed
+                .preflight
+                .insert(region.to_string(), found.preflight);
+        }
     }
     for (region, states) in alarms {
         observed.alarms.insert(region.to_string(), states);
@@ -437,6 +486,7 @@ struct RegionGroups {
     resolved: BTreeMap<String, Vec<String>>,
     states: BTreeMap<String, GroupState>,
     subnet_zones: BTreeMap<String, String>,
+    preflight: BTreeMap<String, Preflight>,
 }
 
 /// The groups of one region: every explicit name in one read, and one read per set
@@ -447,6 +497,7 @@ async fn region_groups(
     region: &Region,
     named: &BTreeMap<String, &GroupSpec>,
     with_subnets: bool,
+    changed: Option<&BTreeSet<String>>,
 ) -> Result<RegionGroups, ObserveError> {
     let mut found: BTreeMap<String, GroupState> = BTreeMap::new();
     let names: BTreeSet<&String> = named
@@ -499,10 +550,24 @@ async fn region_groups(
             subnet_zones = cloud.subnet_zones(region, &ids).await?;
         }
     }
+    let changed: BTreeSet<String> = changed
+        .into_iter()
+        .flatten()
+        .filter_map(|name| resolved.get(name))
+        .flatten()
+        .cloned()
+        .collect();
+    let preflight = if changed.is_empty() {
+        BTreeMap::new()
+    } else {
+        let changed: Vec<String> = changed.into_iter().collect();
+        cloud.preflight(region, &changed).await?
+    };
     Ok(RegionGroups {
         resolved,
         states: found,
         subnet_zones,
+        preflight,
     })
 }
 

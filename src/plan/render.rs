@@ -220,6 +220,18 @@ fn write_change(out: &mut String, change: &Change, p: &Palette) {
             );
             let _ = writeln!(out, "       {}", p.dim.apply_to(reason));
         }
+        Change::Suspend {
+            region,
+            group,
+            processes,
+        } => {
+            let _ = writeln!(
+                out,
+                "   {} asg {group} ({region})  suspend {} (resumed by rollback)",
+                p.change.apply_to("~"),
+                processes.join(", ")
+            );
+        }
         Change::Weights {
             name,
             record_type,
@@ -396,6 +408,17 @@ pub fn markdown(plan: &Plan) -> String {
         for change in &step.changes {
             match change {
                 Change::Capacity { .. } => {}
+                Change::Suspend {
+                    region,
+                    group,
+                    processes,
+                } => {
+                    let _ = writeln!(
+                        out,
+                        "- suspend {} on `{group}` ({region}), resumed by rollback\n",
+                        processes.join(", ")
+                    );
+                }
                 Change::Weights {
                     name,
                     record_type,

@@ -726,3 +726,79 @@ async fn blocker_weight_sent_to_a_region_no_step_scaled_up() {
     assert_eq!(ramp_of(&plan)["api-euw1"], [25, 25]);
     assert_eq!(ramp_of(&plan)["api-usw2"], [50, 75]);
 }
+
+#[tokio::test]
+async fn suspend_plans_the_suspension_first_and_silences_what_it_covers() {
+    let cloud = seeded();
+    cloud.shape("us-west-2", "api-us-west-2", |g| {
+        g.preflight.policies.push("cpu-target".to_owned());
+        g.preflight.scheduled.push("nightly".to_owned());
+    });
+    let drill = |suspend: &str| {
+        format!(
+            r#"
+version: 1
+name: suspend
+groups:
+  api: {{ names: [api-us-west-2] }}
+steps:
+  - id: scale
+    scale_up: {{ group: api, region: us-west-2, desired: 4{suspend} }}
+"#
+        )
+    };
+    let warned = plan_text(&cloud, &drill("")).await;
+    assert_eq!(warned.warnings.len(), 2, "{}", shown(&warned));
+    let partly = plan_text(&cloud, &drill(", suspend: [AlarmNotification]")).await;
+    assert_eq!(partly.warnings.len(), 1, "{}", shown(&partly));
+    assert!(
+        partly.warnings[0]
+            .message
+            .contains("scheduled actions (nightly)")
+    );
+    let quiet = plan_text(
+        &cloud,
+        &drill(", suspend: [ScheduledActions, AlarmNotification]"),
+    )
+    .await;
+    assert!(quiet.warnings.is_empty(), "{}", shown(&quiet));
+    assert!(matches!(
+        &quiet.steps[0].changes[..],
+        [
+            super::Change::Suspend { group, processes, .. },
+            super::Change::Capacity { .. }
+        ] if group == "api-us-west-2" && processes == &["AlarmNotification", "ScheduledActions"]
+    ));
+    assert_eq!(
+        quiet.estimate.mutating_calls["autoscaling:SuspendProcesses"],
+        1
+    );
+}
+
+#[tokio::test]
+async fn blockers_and_warnings_of_the_groups_a_region_drill_changes() {
+    let cloud = seeded();
+    cloud.shape("us-east-1", "api-us-east-1", |g| *g.protected = 1);
+    cloud.shape("us-west-2", "worker-us-west-2", |g| {
+        g.suspended.push("Launch".to_owned());
+        *g.warm_pool = Some(3);
+    });
+    let plan = plan(&cloud, "playbooks/evacuate-region.yaml", &["bake=0s"]).await;
+    let text = shown(&plan);
+    let blockers: Vec<&str> = plan.blockers.iter().map(|f| f.message.as_str()).collect();
+    assert_eq!(blockers.len(), 2, "{text}");
+    assert!(
+        blockers[0].starts_with("worker-us-west-2 has Launch suspended"),
+        "{text}"
+    );
+    assert!(
+        blockers[1].starts_with("1 instance(s) of api-us-east-1 are protected"),
+        "{text}"
+    );
+    assert!(
+        plan.warnings.iter().any(|w| w
+            .message
+            .starts_with("worker-us-west-2 has a warm pool (min size 3)")),
+        "{text}"
+    );
+}

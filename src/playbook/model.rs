@@ -373,6 +373,54 @@ pub struct ScaleUp {
     /// How long the wait may take.
     #[serde(default = "default_scale_timeout")]
     pub timeout: HumanDuration,
+    /// Scaling processes suspended on the groups before their capacity changes, and
+    /// resumed by rollback (`[AlarmNotification, ScheduledActions]` keeps scaling
+    /// policies and scheduled actions from changing desired during the drill).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suspend: Vec<ScalingProcess>,
+}
+
+/// An Auto Scaling process that can be suspended.
+#[derive(
+    Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+pub enum ScalingProcess {
+    /// Launching instances.
+    Launch,
+    /// Terminating instances.
+    Terminate,
+    /// Registering new instances with load balancers.
+    AddToLoadBalancer,
+    /// Acting on CloudWatch alarms (scaling policies).
+    AlarmNotification,
+    /// Rebalancing instances across zones.
+    #[serde(rename = "AZRebalance")]
+    AzRebalance,
+    /// Health checks.
+    HealthCheck,
+    /// Instance refreshes.
+    InstanceRefresh,
+    /// Replacing unhealthy instances.
+    ReplaceUnhealthy,
+    /// Scheduled actions.
+    ScheduledActions,
+}
+
+impl ScalingProcess {
+    /// Its name in the Auto Scaling API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScalingProcess::Launch => "Launch",
+            ScalingProcess::Terminate => "Terminate",
+            ScalingProcess::AddToLoadBalancer => "AddToLoadBalancer",
+            ScalingProcess::AlarmNotification => "AlarmNotification",
+            ScalingProcess::AzRebalance => "AZRebalance",
+            ScalingProcess::HealthCheck => "HealthCheck",
+            ScalingProcess::InstanceRefresh => "InstanceRefresh",
+            ScalingProcess::ReplaceUnhealthy => "ReplaceUnhealthy",
+            ScalingProcess::ScheduledActions => "ScheduledActions",
+        }
+    }
 }
 
 /// `shift_traffic`: move weighted records' traffic in increments, toward one region
@@ -446,6 +494,10 @@ pub struct Drain {
     /// How long the drain may take.
     #[serde(default = "default_drain_timeout")]
     pub timeout: HumanDuration,
+    /// Scaling processes suspended on the groups before their capacity changes, and
+    /// resumed by rollback.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suspend: Vec<ScalingProcess>,
 }
 
 /// The state a `check` waits for.

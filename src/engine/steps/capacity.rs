@@ -7,6 +7,7 @@ use crate::engine::converge::Await;
 use crate::engine::converge::settle;
 use crate::engine::error::EngineError;
 use crate::engine::execute::{Executor, capacity_action};
+use crate::engine::steps::processes::Suspend;
 use crate::engine::wave::Item;
 use crate::journal::{Event, Target, Value};
 use crate::plan::{Change, StepKind, StepPlan};
@@ -15,6 +16,25 @@ impl<C: Cloud> Executor<'_, '_, C> {
     /// Sets every group's capacity in one wave, then waits for all of them to reach
     /// it (when the step waits).
     pub(crate) async fn capacity_step(&self, step: &StepPlan) -> Result<(), EngineError> {
+        // The step's `suspend:` first: nothing may change desired behind its back.
+        let suspends: Vec<Suspend> = step
+            .changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Suspend {
+                    region,
+                    group,
+                    processes,
+                } => Some(Suspend {
+                    region,
+                    group,
+                    processes,
+                    action: format!("{}:processes", capacity_action(&step.id, region, group)),
+                }),
+                _ => None,
+            })
+            .collect();
+        self.suspend_wave(step, &suspends).await?;
         let items: Vec<Item> = step
             .changes
             .iter()

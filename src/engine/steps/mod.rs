@@ -2,5 +2,6 @@
 
 mod capacity;
 mod gates;
+pub(crate) mod processes;
 mod traffic;
 mod zone;

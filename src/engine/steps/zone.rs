@@ -11,8 +11,8 @@ use futures::StreamExt;
 use crate::engine::cloud::{Cloud, Instance};
 use crate::engine::error::{EngineError, step_err};
 use crate::engine::execute::{Executor, zone_action};
-use crate::engine::live::Reads;
 use crate::engine::reporter::Progress;
+use crate::engine::steps::processes::Suspend;
 use crate::engine::watch::{CAPACITY_POLL_CAP, Poll, poll_until};
 use crate::engine::wave::{Item, send};
 use crate::journal::{Event, Target, Value};
@@ -59,38 +59,16 @@ impl<C: Cloud> Executor<'_, '_, C> {
         let timeout = Duration::from_secs(step.timeout_secs);
         let deadline = crate::engine::watch::deadline(timeout);
         // 1. Processes: no group may move instances back into the zone.
-        let mut reads = Reads::default();
-        for g in &groups {
-            reads.group(g.region, g.group);
-        }
-        let live = reads.fetch(self.cloud).await.map_err(step_err(&step.id))?;
-        let processes: Vec<Item> = groups
+        let suspends: Vec<Suspend> = groups
             .iter()
-            .map(|g| {
-                let mut after = live
-                    .group(g.region, g.group)
-                    .map(|s| s.suspended_processes.clone())
-                    .unwrap_or_default();
-                for p in g.suspend {
-                    if !after.contains(p) {
-                        after.push(p.clone());
-                    }
-                }
-                after.sort();
-                Item {
-                    action: zone_action(&step.id, g.region, g.group, "processes"),
-                    target: Target::Processes {
-                        region: g.region.to_owned(),
-                        group: g.group.to_owned(),
-                    },
-                    after: Value::Processes { suspended: after },
-                    planned_before: None,
-                    records: Vec::new(),
-                    increment: None,
-                }
+            .map(|g| Suspend {
+                region: g.region,
+                group: g.group,
+                processes: g.suspend,
+                action: zone_action(&step.id, g.region, g.group, "processes"),
             })
             .collect();
-        self.zone_wave(step, processes).await?;
+        self.suspend_wave(step, &suspends).await?;
         // 2. Subnets: the zone's are removed.
         let subnets: Vec<Item> = groups
             .iter()

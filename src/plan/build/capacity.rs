@@ -22,10 +22,14 @@ impl Builder<'_> {
             None => BTreeMap::new(),
         };
         let mut changes = Vec::new();
+        let mut suspends = Vec::new();
         for (named, target) in &targets {
             let Some(before) = self.projection.capacity(region, target) else {
                 continue;
             };
+            if let Some(suspend) = self.preflight(step, region, target, Direction::Up, &s.suspend) {
+                suspends.push(suspend);
+            }
             let resource = Some(format!("asg {target} ({region})"));
             let (desired, mut reason) = match (&s.absorb, s.desired) {
                 (Some(absorb), _) => {
@@ -119,6 +123,8 @@ impl Builder<'_> {
                 reason,
             });
         }
+        suspends.extend(changes);
+        let changes = suspends;
         let waits = matches!(s.wait, crate::playbook::WaitFor::InService)
             && changes.iter().any(|c| matches!(c, Change::Capacity { before, after, .. } if after.desired > before.desired));
         let summary = format!(
@@ -156,10 +162,15 @@ impl Builder<'_> {
             }
         }
         let mut changes = Vec::new();
+        let mut suspends = Vec::new();
         for (_, group) in self.members(step, &d.group, region) {
             let Some(before) = self.projection.capacity(region, &group) else {
                 continue;
             };
+            if let Some(suspend) = self.preflight(step, region, &group, Direction::Down, &d.suspend)
+            {
+                suspends.push(suspend);
+            }
             let after = Capacity {
                 min: before.min.min(d.to),
                 desired: d.to,
@@ -182,6 +193,8 @@ impl Builder<'_> {
                 reason,
             });
         }
+        suspends.extend(changes);
+        let changes = suspends;
         let summary = format!(
             "drain {} in {region} to {} (timeout {})",
             d.group.0.join(", "),
@@ -189,6 +202,114 @@ impl Builder<'_> {
             d.timeout
         );
         Built::new(StepKind::Drain, summary, changes)
+    }
+
+    /// What can keep a group from scaling as the step wants, or change its desired
+    /// during the drill: blockers for a suspended Launch (up) or Terminate (down)
+    /// and for instances protected from scale-in (down); warnings for lifecycle
+    /// hooks, a warm pool, and scaling policies or scheduled actions the step does
+    /// not suspend. Returns the step's `suspend:` for the group, when it has one.
+    fn preflight(
+        &mut self,
+        step: &str,
+        region: &str,
+        group: &str,
+        direction: Direction,
+        suspend: &[crate::playbook::ScalingProcess],
+    ) -> Option<Change> {
+        use crate::playbook::ScalingProcess;
+        let resource = || Some(format!("asg {group} ({region})"));
+        let state = self
+            .observed
+            .groups
+            .get(region)
+            .and_then(|g| g.get(group))?;
+        let (needed, what) = match direction {
+            Direction::Up => ("Launch", "scale-up would never launch an instance"),
+            Direction::Down => ("Terminate", "drain would never terminate an instance"),
+        };
+        let mut blockers = Vec::new();
+        let mut warnings = Vec::new();
+        if state.suspended_processes.iter().any(|p| p == needed) {
+            blockers.push(format!(
+                "{group} has {needed} suspended: the {what}; resume it (aws autoscaling resume-processes --auto-scaling-group-name {group} --scaling-processes {needed}) or leave the group out"
+            ));
+        }
+        if direction == Direction::Down && state.protected > 0 {
+            blockers.push(format!(
+                "{} instance(s) of {group} are protected from scale-in: the drain would wait for them until its timeout; remove the protection (aws autoscaling set-instance-protection --no-protected-from-scale-in) or leave the group out",
+                state.protected
+            ));
+        }
+        let preflight = self
+            .observed
+            .preflight
+            .get(region)
+            .and_then(|g| g.get(group))
+            .cloned()
+            .unwrap_or_default();
+        let hooks: Vec<String> = preflight
+            .hooks
+            .iter()
+            .filter(|h| h.launching == (direction == Direction::Up))
+            .map(|h| format!("{} (heartbeat {}s)", h.name, h.heartbeat_secs))
+            .collect();
+        if !hooks.is_empty() {
+            let longest = preflight
+                .hooks
+                .iter()
+                .filter(|h| h.launching == (direction == Direction::Up))
+                .map(|h| h.heartbeat_secs)
+                .max()
+                .unwrap_or(0);
+            warnings.push(format!(
+                "{group} has {} lifecycle hook(s): {}; each instance may wait up to {longest}s in it, which the estimate does not include",
+                if direction == Direction::Up { "launch" } else { "termination" },
+                hooks.join(", ")
+            ));
+        }
+        if let (Direction::Up, Some(size)) = (direction, state.warm_pool) {
+            warnings.push(format!(
+                "{group} has a warm pool (min size {size}): instances come from it first and launch faster than the estimate assumes"
+            ));
+        }
+        let suspended = |p: ScalingProcess| suspend.contains(&p);
+        if !preflight.policies.is_empty() && !suspended(ScalingProcess::AlarmNotification) {
+            warnings.push(format!(
+                "{group} has scaling policies ({}) that can change its desired capacity during the drill: add `suspend: [AlarmNotification]` to the step (resumed by rollback)",
+                preflight.policies.join(", ")
+            ));
+        }
+        if !preflight.scheduled.is_empty() && !suspended(ScalingProcess::ScheduledActions) {
+            warnings.push(format!(
+                "{group} has scheduled actions ({}) that can change its desired capacity during the drill: add `suspend: [ScheduledActions]` to the step (resumed by rollback)",
+                preflight.scheduled.join(", ")
+            ));
+        }
+        for message in blockers {
+            self.block(Some(step), resource(), message);
+        }
+        for message in warnings {
+            self.warn(Some(step), resource(), message);
+        }
+        if suspend.is_empty() {
+            return None;
+        }
+        let mut processes: Vec<String> = suspend.iter().map(|p| p.as_str().to_owned()).collect();
+        processes.sort();
+        processes.dedup();
+        if processes
+            .iter()
+            .all(|p| state.suspended_processes.contains(p))
+        {
+            return None;
+        }
+        self.count("autoscaling:SuspendProcesses", 1);
+        Some(Change::Suspend {
+            region: region.to_owned(),
+            group: group.to_owned(),
+            processes,
+        })
     }
 
     /// After a step: a region that still gets traffic must still have capacity.
@@ -364,4 +485,11 @@ pub fn counterpart(
         .filter(|(r, _)| target.contains(r.as_str()))
         .map(|(r, f)| target.replace(r.as_str(), f))
         .find(|candidate| sources.contains(candidate))
+}
+
+/// Which way a step moves a group's capacity.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Up,
+    Down,
 }

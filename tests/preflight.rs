@@ -1,0 +1,215 @@
+//! What `plan` (and so `run`, which plans first) checks of the Auto Scaling groups a
+//! drill changes, against the emulator: a suspended Launch or Terminate and
+//! instances protected from scale-in block; lifecycle hooks, warm pools, scaling
+//! policies and scheduled actions warn. And `suspend:` on a step, undone by rollback.
+
+mod support;
+
+use aws_sdk_autoscaling::Client;
+use evac::playbook::Region;
+use support::Account;
+
+const DRILL: &str = "playbooks/evacuate-region.yaml";
+
+/// A seeded account, changed by `setup` (given the Auto Scaling client of a region),
+/// and the blockers and warnings of the example drill's plan, as `RESOURCE: message`.
+fn findings(region: &str, setup: impl AsyncFnOnce(Client)) -> (Vec<String>, Vec<String>) {
+    let account = Account::fresh();
+    account.seed();
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            let client = account
+                .context()
+                .await
+                .autoscaling(&Region::parse(region).expect("region"));
+            setup(client).await;
+        });
+    let out = account
+        .command("evac")
+        .args(["plan", DRILL, "--output", "json"])
+        .output()
+        .expect("plan");
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("plan JSON");
+    let list = |key: &str| -> Vec<String> {
+        plan[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| {
+                format!(
+                    "{}: {}",
+                    f["resource"].as_str().unwrap_or_default(),
+                    f["message"].as_str().unwrap_or_default()
+                )
+            })
+            .collect()
+    };
+    (list("blockers"), list("warnings"))
+}
+
+/// The instance ids of a group.
+async fn instances(client: &Client, group: &str) -> Vec<String> {
+    client
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(group)
+        .send()
+        .await
+        .expect("describe")
+        .auto_scaling_groups()[0]
+        .instances()
+        .iter()
+        .filter_map(|i| i.instance_id().map(str::to_owned))
+        .collect()
+}
+
+async fn suspend(client: &Client, group: &str, process: &str) {
+    client
+        .suspend_processes()
+        .auto_scaling_group_name(group)
+        .scaling_processes(process)
+        .send()
+        .await
+        .expect("suspend");
+}
+
+#[test]
+fn blocker_instances_protected_from_scale_in_in_a_drained_group() {
+    let (blockers, _) = findings("us-east-1", async |client| {
+        let ids = instances(&client, "api-us-east-1").await;
+        client
+            .set_instance_protection()
+            .auto_scaling_group_name("api-us-east-1")
+            .set_instance_ids(Some(ids[..2].to_vec()))
+            .protected_from_scale_in(true)
+            .send()
+            .await
+            .expect("protect");
+    });
+    assert_eq!(
+        blockers,
+        [
+            "asg api-us-east-1 (us-east-1): 2 instance(s) of api-us-east-1 are protected from scale-in: the drain would wait for them until its timeout; remove the protection (aws autoscaling set-instance-protection --no-protected-from-scale-in) or leave the group out"
+        ]
+    );
+}
+
+#[test]
+fn blocker_launch_suspended_in_a_group_scaled_up() {
+    let (blockers, _) = findings("us-west-2", async |client| {
+        suspend(&client, "api-us-west-2", "Launch").await;
+    });
+    assert_eq!(
+        blockers,
+        [
+            "asg api-us-west-2 (us-west-2): api-us-west-2 has Launch suspended: the scale-up would never launch an instance; resume it (aws autoscaling resume-processes --auto-scaling-group-name api-us-west-2 --scaling-processes Launch) or leave the group out"
+        ]
+    );
+}
+
+#[test]
+fn blocker_terminate_suspended_in_a_drained_group() {
+    let (blockers, _) = findings("us-east-1", async |client| {
+        suspend(&client, "worker-us-east-1", "Terminate").await;
+    });
+    assert_eq!(
+        blockers,
+        [
+            "asg worker-us-east-1 (us-east-1): worker-us-east-1 has Terminate suspended: the drain would never terminate an instance; resume it (aws autoscaling resume-processes --auto-scaling-group-name worker-us-east-1 --scaling-processes Terminate) or leave the group out"
+        ]
+    );
+}
+
+#[test]
+fn warning_lifecycle_hooks_that_hold_launches() {
+    let (blockers, warnings) = findings("us-west-2", async |client| {
+        client
+            .put_lifecycle_hook()
+            .auto_scaling_group_name("api-us-west-2")
+            .lifecycle_hook_name("warm-caches")
+            .lifecycle_transition("autoscaling:EC2_INSTANCE_LAUNCHING")
+            .heartbeat_timeout(300)
+            .send()
+            .await
+            .expect("hook");
+    });
+    assert!(blockers.is_empty(), "{blockers:?}");
+    assert!(
+        warnings.contains(&"asg api-us-west-2 (us-west-2): api-us-west-2 has launch lifecycle hook(s): warm-caches (heartbeat 300s); each instance may wait up to 300s in it, which the estimate does not include".to_owned()),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn warning_warm_pool() {
+    let (_, warnings) = findings("us-west-2", async |client| {
+        client
+            .put_warm_pool()
+            .auto_scaling_group_name("worker-us-west-2")
+            .min_size(2)
+            .send()
+            .await
+            .expect("warm pool");
+    });
+    assert!(
+        warnings.contains(&"asg worker-us-west-2 (us-west-2): worker-us-west-2 has a warm pool (min size 2): instances come from it first and launch faster than the estimate assumes".to_owned()),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn warning_scaling_policies_and_scheduled_actions() {
+    let (_, warnings) = findings("us-west-2", async |client| {
+        client
+            .put_scaling_policy()
+            .auto_scaling_group_name("api-us-west-2")
+            .policy_name("cpu-target")
+            .policy_type("SimpleScaling")
+            .adjustment_type("ChangeInCapacity")
+            .scaling_adjustment(1)
+            .send()
+            .await
+            .expect("policy");
+        client
+            .put_scheduled_update_group_action()
+            .auto_scaling_group_name("worker-us-west-2")
+            .scheduled_action_name("nightly-shrink")
+            .recurrence("0 3 * * *")
+            .desired_capacity(1)
+            .send()
+            .await
+            .expect("scheduled action");
+    });
+    for expected in [
+        "asg api-us-west-2 (us-west-2): api-us-west-2 has scaling policies (cpu-target) that can change its desired capacity during the drill: add `suspend: [AlarmNotification]` to the step (resumed by rollback)",
+        "asg worker-us-west-2 (us-west-2): worker-us-west-2 has scheduled actions (nightly-shrink) that can change its desired capacity during the drill: add `suspend: [ScheduledActions]` to the step (resumed by rollback)",
+    ] {
+        assert!(
+            warnings.contains(&expected.to_owned()),
+            "{expected}\n{warnings:?}"
+        );
+    }
+}
+
+#[test]
+fn processes_a_step_suspends_are_resumed_by_rollback() {
+    let account = Account::fresh();
+    account.seed();
+    let playbook = "tests/fixtures/preflight/suspend.yaml";
+    let state = tempfile::tempdir().expect("state dir");
+    account
+        .evac_in(state.path(), &["run", playbook, "--yes"])
+        .assert()
+        .success();
+    let during = &account.world().groups["api-us-west-2"];
+    assert_eq!(during.1, 4);
+    assert_eq!(during.3, ["AlarmNotification", "ScheduledActions"]);
+    let id = support::run_ids(state.path()).pop().expect("a run");
+    account
+        .evac_in(state.path(), &["rollback", &id, "--yes"])
+        .assert()
+        .success();
+    let after = &account.world().groups["api-us-west-2"];
+    assert_eq!(after.1, 2);
+    assert!(after.3.is_empty(), "{:?}", after.3);
+}
