@@ -104,7 +104,7 @@ fn five_mistakes_are_all_reported_in_one_pass() {
             "27:22: steps[1].shift_traffic.ramp[2]: the ramp must increase strictly, but 50 follows 75",
             "28:13: steps[1].shift_traffic.bake: invalid duration `2x`: write a number with a unit, like `90s`, `2m` or `1h30m`",
             "29:9: steps[2].id: duplicate step id `scale-target`",
-            "33:7: steps[2].drain.timout: unknown field `timout`, expected one of `group`, `groups`, `region`, `to`, `timeout`",
+            "33:7: steps[2].drain.timout: unknown field `timout`, expected one of `group`, `groups`, `region`, `to`, `timeout`, `suspend`",
         ],
     );
 }
@@ -441,6 +441,20 @@ fn a_shift_says_where_traffic_goes_or_leaves_and_a_split_adds_up_to_100() {
             "14:41: steps[1].shift_traffic.to: a split `to:` shares out what leaves a region, and the shift has no `from`",
             "16:58: steps[2].shift_traffic.to: the split adds up to 90 percent",
             "16:84: steps[2].shift_traffic.to.eu-west-1: record `api` has no set identifier for region eu-west-1",
+        ],
+    );
+}
+
+#[test]
+fn a_metric_check_has_one_threshold_a_known_statistic_and_period_and_no_state() {
+    assert_invalid(
+        "metric-check",
+        &[
+            "8:14: steps[0].check.state: a metric has no state",
+            "11:7: steps[1].check: a metric check needs exactly one of `above` and `below`",
+            "11:93: steps[1].check.metric.stat: unknown statistic `Total` of metric RequestCount",
+            "11:108: steps[1].check.metric.period: period 1m30s of metric RequestCount is not one CloudWatch keeps",
+            "16:7: steps[2].check: a check watches one thing, and this one sets `alarm` and `metric`",
         ],
     );
 }

@@ -312,6 +312,45 @@ impl Cloud for AwsCloud {
             .map(|s| s.as_str().to_owned()))
     }
 
+    /// GetMetricStatistics over the last three periods; the newest datapoint.
+    async fn metric(&self, query: &crate::plan::MetricQuery) -> Result<Option<f64>, CloudError> {
+        use aws_sdk_cloudwatch::primitives::DateTime;
+        use aws_sdk_cloudwatch::types::{Dimension, Statistic};
+        let now = std::time::SystemTime::now();
+        let from = now - std::time::Duration::from_secs(3 * u64::from(query.period_secs));
+        let mut request = self
+            .ctx
+            .cloudwatch(&region(&query.region)?)
+            .get_metric_statistics()
+            .namespace(&query.namespace)
+            .metric_name(&query.name)
+            .start_time(DateTime::from(from))
+            .end_time(DateTime::from(now))
+            .period(i32::try_from(query.period_secs).unwrap_or(i32::MAX))
+            .statistics(Statistic::from(query.stat.as_str()));
+        for (name, value) in &query.dimensions {
+            request = request.dimensions(Dimension::builder().name(name).value(value).build());
+        }
+        let answer = request
+            .send()
+            .await
+            .map_err(fail(format!("read metric {query}")))?;
+        let newest = answer
+            .datapoints()
+            .iter()
+            .filter_map(|d| Some((d.timestamp()?.secs(), d)))
+            .max_by_key(|(at, _)| *at)
+            .map(|(_, d)| d);
+        Ok(newest.and_then(|d| match query.stat.as_str() {
+            "Sum" => d.sum(),
+            "Average" => d.average(),
+            "Minimum" => d.minimum(),
+            "Maximum" => d.maximum(),
+            "SampleCount" => d.sample_count(),
+            _ => None,
+        }))
+    }
+
     async fn health_check_healthy(&self, id: &str) -> Result<bool, CloudError> {
         let answer = self
             .ctx

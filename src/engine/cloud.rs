@@ -68,6 +68,9 @@ pub trait Cloud {
     async fn alarm_state(&self, region: &str, name: &str) -> Result<Option<String>, CloudError>;
     /// Whether a Route 53 health check is healthy (most checkers report success).
     async fn health_check_healthy(&self, id: &str) -> Result<bool, CloudError>;
+    /// The latest value of a metric statistic (of the last three periods), if it has
+    /// one.
+    async fn metric(&self, query: &crate::plan::MetricQuery) -> Result<Option<f64>, CloudError>;
     /// The instances and desired capacity of the named groups of a region (missing
     /// ones are absent).
     async fn instances(

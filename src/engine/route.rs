@@ -163,6 +163,12 @@ impl<C: Cloud> Cloud for Routed<C> {
         .await
     }
 
+    async fn metric(&self, query: &crate::plan::MetricQuery) -> Result<Option<f64>, CloudError> {
+        self.cloud(query.account.as_deref(), || format!("read metric {query}"))?
+            .metric(query)
+            .await
+    }
+
     async fn health_check_healthy(&self, id: &str) -> Result<bool, CloudError> {
         self.cloud(self.routes.health_check(id), || {
             format!("get the status of health check {id}")

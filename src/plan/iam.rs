@@ -224,6 +224,26 @@ pub fn policy(p: &PolicyFor<'_>) -> Document {
     }
     if run {
         statements.extend(weight_writes(playbook, p.account, p.zone_ids));
+        let metrics = playbook.steps.iter().any(|step| match &step.action {
+            Action::Check(c) => c
+                .metric
+                .iter()
+                .chain(
+                    c.share
+                        .iter()
+                        .flat_map(|s| std::iter::once(&s.of).chain(&s.among)),
+                )
+                .any(|m| m.account.as_deref() == p.account),
+            _ => false,
+        });
+        if metrics {
+            statements.push(statement(
+                "ReadTheMetricsOfCheckSteps",
+                &actions(&["cloudwatch:GetMetricStatistics"]),
+                vec!["*".to_owned()],
+                None,
+            ));
+        }
     }
     if p.account.is_none() {
         let roles: BTreeSet<String> = playbook

@@ -292,6 +292,24 @@ pub enum Change {
         /// The question asked.
         message: String,
     },
+    /// Waiting for a metric, or its share of a total, to pass a threshold.
+    MetricCheck {
+        /// The metric (the part, for a share).
+        metric: MetricQuery,
+        /// For a share: the rest of the total.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        among: Vec<MetricQuery>,
+        /// The value must be above this.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        above: Option<f64>,
+        /// The value must be below this.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        below: Option<f64>,
+        /// How long it must hold, in seconds.
+        hold_secs: u64,
+        /// The longest wait, in seconds.
+        timeout_secs: u64,
+    },
     /// Waiting for an alarm or health check state.
     Check {
         /// What is watched.
@@ -303,6 +321,86 @@ pub enum Change {
         /// The longest wait, in seconds.
         timeout_secs: u64,
     },
+}
+
+/// One CloudWatch statistic of one metric over one period.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricQuery {
+    /// The region.
+    pub region: String,
+    /// The namespace.
+    pub namespace: String,
+    /// The metric name.
+    pub name: String,
+    /// The dimensions.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dimensions: BTreeMap<String, String>,
+    /// The statistic.
+    pub stat: String,
+    /// The period, in seconds.
+    pub period_secs: u32,
+    /// The named account it is read in (none: the ambient one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+impl std::fmt::Display for MetricQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.namespace, self.name)?;
+        if !self.dimensions.is_empty() {
+            let dims: Vec<String> = self
+                .dimensions
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            write!(f, " [{}]", dims.join(", "))?;
+        }
+        write!(
+            f,
+            " {} per {}s ({})",
+            self.stat, self.period_secs, self.region
+        )
+    }
+}
+
+/// What a metric check waits for, said for people: `METRIC is above 1000`, or
+/// `the share of METRIC among METRIC, ... is above 90%`.
+pub fn metric_condition(
+    metric: &MetricQuery,
+    among: &[MetricQuery],
+    above: Option<f64>,
+    below: Option<f64>,
+) -> String {
+    let unit = if among.is_empty() { "" } else { "%" };
+    let threshold = match (above, below) {
+        (Some(a), _) => format!("above {a}{unit}"),
+        (None, Some(b)) => format!("below {b}{unit}"),
+        (None, None) => "anything".to_owned(),
+    };
+    if among.is_empty() {
+        format!("{metric} is {threshold}")
+    } else {
+        let rest: Vec<String> = among.iter().map(ToString::to_string).collect();
+        format!(
+            "the share of {metric} among it and {} is {threshold}",
+            rest.join(", ")
+        )
+    }
+}
+
+impl MetricQuery {
+    /// The query of a playbook's metric.
+    pub fn of(m: &crate::playbook::MetricRef) -> Self {
+        Self {
+            region: m.region.to_string(),
+            namespace: m.namespace.clone(),
+            name: m.name.clone(),
+            dimensions: m.dimensions.clone(),
+            stat: m.stat.clone(),
+            period_secs: u32::try_from(m.period.0.as_secs()).unwrap_or(u32::MAX),
+            account: m.account.clone(),
+        }
+    }
 }
 
 /// A blocker or a warning.

@@ -306,6 +306,23 @@ fn write_change(out: &mut String, change: &Change, p: &Palette) {
                 duration(*timeout_secs)
             );
         }
+        Change::MetricCheck {
+            metric,
+            among,
+            above,
+            below,
+            hold_secs,
+            timeout_secs,
+        } => {
+            let _ = writeln!(
+                out,
+                "   {} check {} for {} (timeout {})",
+                p.dim.apply_to("."),
+                super::metric_condition(metric, among, *above, *below),
+                duration(*hold_secs),
+                duration(*timeout_secs)
+            );
+        }
     }
 }
 
@@ -477,6 +494,22 @@ pub fn markdown(plan: &Plan) -> String {
                     let _ = writeln!(
                         out,
                         "- check {target} is {state} for {} (timeout {})",
+                        duration(*hold_secs),
+                        duration(*timeout_secs)
+                    );
+                }
+                Change::MetricCheck {
+                    metric,
+                    among,
+                    above,
+                    below,
+                    hold_secs,
+                    timeout_secs,
+                } => {
+                    let _ = writeln!(
+                        out,
+                        "- check {} for {} (timeout {})",
+                        super::metric_condition(metric, among, *above, *below),
                         duration(*hold_secs),
                         duration(*timeout_secs)
                     );

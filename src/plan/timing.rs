@@ -164,7 +164,9 @@ impl Timing {
                 .changes
                 .iter()
                 .map(|c| match c {
-                    Change::Check { hold_secs, .. } => *hold_secs as f64 + self.latency(1),
+                    Change::Check { hold_secs, .. } | Change::MetricCheck { hold_secs, .. } => {
+                        *hold_secs as f64 + self.latency(1)
+                    }
                     _ => 0.0,
                 })
                 .sum(),

@@ -291,6 +291,9 @@ pub struct Step {
 }
 
 /// What a step does. Each variant is one step kind.
+// A playbook holds a handful of steps: the size of the largest kind (`check`, with
+// its metrics) costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
@@ -530,10 +533,53 @@ impl CheckState {
     }
 }
 
-/// `check`: wait until an alarm or a health check is in a state.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
+/// A CloudWatch metric statistic over one period.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(extend("oneOf" = [{ "required": ["alarm"] }, { "required": ["health_check"] }]))]
+pub struct MetricRef {
+    /// The metric's region.
+    pub region: Region,
+    /// Its namespace (`AWS/ApplicationELB`).
+    pub namespace: String,
+    /// Its name (`RequestCount`).
+    pub name: String,
+    /// Its dimensions.
+    #[serde(default)]
+    pub dimensions: BTreeMap<String, String>,
+    /// The statistic: `Sum`, `Average`, `Minimum`, `Maximum` or `SampleCount`.
+    #[serde(default = "default_stat")]
+    pub stat: String,
+    /// The period one value covers (1s, 5s, 10s, 30s or whole minutes).
+    #[serde(default = "default_period")]
+    pub period: HumanDuration,
+    /// The account (under `accounts:`) the metric is in; the ambient one unless set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+fn default_stat() -> String {
+    "Sum".to_owned()
+}
+fn default_period() -> HumanDuration {
+    HumanDuration::secs(60)
+}
+
+/// A share of a metric in a total: `of` divided by `of` plus every metric of
+/// `among`, in percent (the target region's requests among all regions').
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetricShare {
+    /// The part.
+    pub of: MetricRef,
+    /// The rest of the total.
+    pub among: Vec<MetricRef>,
+}
+
+/// `check`: wait until an alarm or a health check is in a state, or a metric (or a
+/// share of one) is above or below a threshold.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [{ "required": ["alarm"] }, { "required": ["health_check"] }, { "required": ["metric"] }, { "required": ["share"] }]))]
 pub struct Check {
     /// The alarm to watch.
     #[serde(default)]
@@ -541,8 +587,21 @@ pub struct Check {
     /// Or the Route 53 health check to watch.
     #[serde(default)]
     pub health_check: Option<HealthCheckRef>,
-    /// The wanted state.
-    pub state: CheckState,
+    /// Or a metric's latest value.
+    #[serde(default)]
+    pub metric: Option<MetricRef>,
+    /// Or a metric's share of a total, in percent.
+    #[serde(default)]
+    pub share: Option<MetricShare>,
+    /// The wanted state (of an alarm or health check).
+    #[serde(default)]
+    pub state: Option<CheckState>,
+    /// For a metric or share: the value must be above this.
+    #[serde(default)]
+    pub above: Option<f64>,
+    /// For a metric or share: the value must be below this.
+    #[serde(default)]
+    pub below: Option<f64>,
     /// How long the state must hold.
     #[serde(default, rename = "for")]
     pub hold: HumanDuration,

@@ -421,19 +421,50 @@ fn check_action(action: &Action, path: &YamlPath, parts: &Parts<'_>, diags: &mut
                     diags,
                 );
             }
-            match (&c.alarm, &c.health_check) {
-                (Some(_), Some(_)) => {
+            let watched: Vec<&str> = [
+                ("alarm", c.alarm.is_some()),
+                ("health_check", c.health_check.is_some()),
+                ("metric", c.metric.is_some()),
+                ("share", c.share.is_some()),
+            ]
+            .iter()
+            .filter(|(_, set)| *set)
+            .map(|(name, _)| *name)
+            .collect();
+            match watched.as_slice() {
+                [] => {
+                    diags.error(&path, "nothing to check").help(
+                        "add `alarm: { region: REGION, name: NAME }`, `health_check: { id: ID }`, `metric: { region, namespace, name, ... }` or `share: { of: METRIC, among: [METRIC, ...] }`",
+                    );
+                }
+                [_] => {}
+                several => {
                     diags.error(
                         &path,
-                        "a check watches one thing: `alarm` or `health_check`, not both",
+                        format!(
+                            "a check watches one thing, and this one sets {}",
+                            several
+                                .iter()
+                                .map(|w| format!("`{w}`"))
+                                .collect::<Vec<_>>()
+                                .join(" and ")
+                        ),
                     );
                 }
-                (None, None) => {
-                    diags.error(&path, "nothing to check").help(
-                        "add `alarm: { region: REGION, name: NAME }` or `health_check: { id: ID }`",
-                    );
+            }
+            if let Some(metric) = &c.metric {
+                check_metric(metric, parts, &path.key("metric"), diags);
+            }
+            if let Some(share) = &c.share {
+                let at = path.key("share");
+                check_metric(&share.of, parts, &at.key("of"), diags);
+                for (i, metric) in share.among.iter().enumerate() {
+                    check_metric(metric, parts, &at.key("among").index(i), diags);
                 }
-                (Some(_), None) if !c.state.is_alarm_state() => {
+            }
+            let thresholds = c.above.is_some() as usize + c.below.is_some() as usize;
+            match (watched.first().copied(), c.state) {
+                (Some("alarm"), Some(state)) if !state.is_alarm_state() => {
                     diags
                         .error(
                             &path.key("state"),
@@ -441,7 +472,7 @@ fn check_action(action: &Action, path: &YamlPath, parts: &Parts<'_>, diags: &mut
                         )
                         .help("`healthy` and `unhealthy` are for health checks");
                 }
-                (None, Some(_)) if c.state.is_alarm_state() => {
+                (Some("health_check"), Some(state)) if state.is_alarm_state() => {
                     diags
                         .error(
                             &path.key("state"),
@@ -449,7 +480,31 @@ fn check_action(action: &Action, path: &YamlPath, parts: &Parts<'_>, diags: &mut
                         )
                         .help("OK, ALARM and INSUFFICIENT_DATA are for alarms");
                 }
+                (Some("alarm" | "health_check"), None) => {
+                    diags
+                        .error(&path, "missing field `state`")
+                        .help("say the state to wait for: OK, ALARM, INSUFFICIENT_DATA, healthy or unhealthy");
+                }
+                (Some("metric" | "share"), Some(_)) => {
+                    diags
+                        .error(&path.key("state"), "a metric has no state")
+                        .help("wait for it to be `above: N` or `below: N`");
+                }
+                (Some("metric" | "share"), None) if thresholds != 1 => {
+                    diags
+                        .error(
+                            &path,
+                            "a metric check needs exactly one of `above` and `below`",
+                        )
+                        .help("e.g. `above: 1000`, or for a share `above: 90` (percent)");
+                }
                 _ => {}
+            }
+            if thresholds > 0 && matches!(watched.first().copied(), Some("alarm" | "health_check"))
+            {
+                diags
+                    .error(&path, "`above` and `below` are for metric checks")
+                    .help("an alarm or health check waits for a `state`");
             }
             if c.hold >= c.timeout {
                 diags
@@ -469,6 +524,40 @@ fn check_action(action: &Action, path: &YamlPath, parts: &Parts<'_>, diags: &mut
         }
         Action::Wait(_) => {}
     }
+}
+
+/// A metric's statistic and period, and its account.
+fn check_metric(
+    metric: &super::model::MetricRef,
+    parts: &Parts<'_>,
+    path: &YamlPath,
+    diags: &mut Diagnostics<'_>,
+) {
+    const STATS: [&str; 5] = ["Sum", "Average", "Minimum", "Maximum", "SampleCount"];
+    if !STATS.contains(&metric.stat.as_str()) {
+        diags
+            .error(
+                &path.key("stat"),
+                format!(
+                    "unknown statistic `{}` of metric {}",
+                    metric.stat, metric.name
+                ),
+            )
+            .help("write Sum, Average, Minimum, Maximum or SampleCount");
+    }
+    let secs = metric.period.0.as_secs();
+    if !(matches!(secs, 1 | 5 | 10 | 30) || (secs > 0 && secs.is_multiple_of(60))) {
+        diags
+            .error(
+                &path.key("period"),
+                format!(
+                    "period {} of metric {} is not one CloudWatch keeps",
+                    metric.period, metric.name
+                ),
+            )
+            .help("write 1s, 5s, 10s, 30s or whole minutes");
+    }
+    check_account_ref(metric.account.as_deref(), parts, path, diags);
 }
 
 /// A ramp is the target's share after each increment: whole percentages in 1..=100,

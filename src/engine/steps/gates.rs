@@ -86,20 +86,36 @@ impl<C: Cloud> Executor<'_, '_, C> {
         }
     }
 
-    /// Waits until the watched alarm or health check is in the wanted state and has
-    /// held it for the step's hold time.
+    /// Waits until the watched alarm or health check is in the wanted state, or the
+    /// metric past its threshold, and has held it for the step's hold time.
     pub(crate) async fn check_step(&self, step: &StepPlan) -> Result<(), EngineError> {
-        let Some(Change::Check {
-            target,
-            state,
-            hold_secs,
-            ..
-        }) = step.changes.first()
-        else {
-            return Ok(());
+        let (watched, wanted, hold_secs) = match step.changes.first() {
+            Some(Change::Check {
+                target,
+                state,
+                hold_secs,
+                ..
+            }) => (target.to_string(), state.clone(), *hold_secs),
+            Some(Change::MetricCheck {
+                metric,
+                among,
+                above,
+                below,
+                hold_secs,
+                ..
+            }) => (
+                if among.is_empty() {
+                    metric.to_string()
+                } else {
+                    format!("the share of {metric}")
+                },
+                crate::plan::metric_condition(metric, among, *above, *below),
+                *hold_secs,
+            ),
+            _ => return Ok(()),
         };
         let timeout = Duration::from_secs(step.timeout_secs);
-        let hold_for = Duration::from_secs(*hold_secs);
+        let hold_for = Duration::from_secs(hold_secs);
         let since: std::cell::Cell<Option<Instant>> = std::cell::Cell::new(None);
         poll_until(
             self.interrupt,
@@ -108,25 +124,10 @@ impl<C: Cloud> Executor<'_, '_, C> {
             crate::engine::watch::deadline(timeout),
             CAPACITY_POLL_CAP,
             || {
-                let since = &since;
+                let (since, watched, wanted) = (&since, &watched, &wanted);
                 async move {
-                    let live = match target {
-                        StopRef::Alarm { region, name } => self
-                            .cloud
-                            .alarm_state(region, name)
-                            .await
-                            .map_err(step_err(&step.id))?
-                            .unwrap_or_else(|| "missing".into()),
-                        StopRef::HealthCheck { id } => {
-                            let healthy = self
-                                .cloud
-                                .health_check_healthy(id)
-                                .await
-                                .map_err(step_err(&step.id))?;
-                            (if healthy { "healthy" } else { "unhealthy" }).to_owned()
-                        }
-                    };
-                    let held = if live == *state {
+                    let (live, holds) = self.read_check(step).await?;
+                    let held = if holds {
                         let start = since.get().unwrap_or_else(Instant::now);
                         since.set(Some(start));
                         start.elapsed()
@@ -136,20 +137,85 @@ impl<C: Cloud> Executor<'_, '_, C> {
                     };
                     self.recorder.progress(Progress::Checking {
                         step: step.id.clone(),
-                        watched: target.to_string(),
+                        watched: watched.clone(),
                         live: live.clone(),
                         held_secs: held.as_secs(),
-                        hold_secs: *hold_secs,
+                        hold_secs,
                     });
-                    if live == *state && held >= hold_for {
+                    if holds && held >= hold_for {
                         return Ok(Poll::Done(()));
                     }
-                    Ok(Poll::Waiting(format!(
-                        "waiting for {target} to be {state} for {hold_secs}s; last seen {live}"
-                    )))
+                    Ok(Poll::Waiting(match step.changes.first() {
+                        Some(Change::MetricCheck { .. }) => format!(
+                            "waiting until {wanted} for {hold_secs}s; last seen {live}"
+                        ),
+                        _ => format!(
+                            "waiting for {watched} to be {wanted} for {hold_secs}s; last seen {live}"
+                        ),
+                    }))
                 }
             },
         )
         .await
+    }
+
+    /// What a check step watches, read now: as shown, and whether it is as wanted.
+    async fn read_check(&self, step: &StepPlan) -> Result<(String, bool), EngineError> {
+        match step.changes.first() {
+            Some(Change::Check { target, state, .. }) => {
+                let live = match target {
+                    StopRef::Alarm { region, name } => self
+                        .cloud
+                        .alarm_state(region, name)
+                        .await
+                        .map_err(step_err(&step.id))?
+                        .unwrap_or_else(|| "missing".into()),
+                    StopRef::HealthCheck { id } => {
+                        let healthy = self
+                            .cloud
+                            .health_check_healthy(id)
+                            .await
+                            .map_err(step_err(&step.id))?;
+                        (if healthy { "healthy" } else { "unhealthy" }).to_owned()
+                    }
+                };
+                let holds = live == *state;
+                Ok((live, holds))
+            }
+            Some(Change::MetricCheck {
+                metric,
+                among,
+                above,
+                below,
+                ..
+            }) => {
+                let values = futures::future::try_join_all(
+                    std::iter::once(metric)
+                        .chain(among)
+                        .map(|q| self.cloud.metric(q)),
+                )
+                .await
+                .map_err(step_err(&step.id))?;
+                let part = values.first().copied().flatten();
+                let value = if among.is_empty() {
+                    part
+                } else {
+                    // A metric with no datapoint adds nothing to the total.
+                    let total: f64 = values.iter().flatten().sum();
+                    part.filter(|_| total > 0.0).map(|p| p * 100.0 / total)
+                };
+                let Some(value) = value else {
+                    return Ok(("no datapoint".to_owned(), false));
+                };
+                let holds = above.is_none_or(|a| value > a) && below.is_none_or(|b| value < b);
+                let shown = if among.is_empty() {
+                    format!("{value}")
+                } else {
+                    format!("{value:.1}%")
+                };
+                Ok((shown, holds))
+            }
+            _ => Ok((String::new(), true)),
+        }
     }
 }

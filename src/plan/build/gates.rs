@@ -1,9 +1,35 @@
 //! `check` steps and the playbook's stop conditions: what is watched must exist.
 
 use super::*;
+use crate::plan::MetricQuery;
 
 impl Builder<'_> {
     pub(super) fn check(&mut self, step: &str, c: &Check) -> Built {
+        let metric = match (&c.metric, &c.share) {
+            (Some(m), _) => Some((MetricQuery::of(m), Vec::new())),
+            (None, Some(share)) => Some((
+                MetricQuery::of(&share.of),
+                share.among.iter().map(MetricQuery::of).collect(),
+            )),
+            (None, None) => None,
+        };
+        if let Some((metric, among)) = metric {
+            let summary = format!(
+                "wait until {} for {} (timeout {})",
+                crate::plan::metric_condition(&metric, &among, c.above, c.below),
+                c.hold,
+                c.timeout
+            );
+            let change = Change::MetricCheck {
+                metric,
+                among,
+                above: c.above,
+                below: c.below,
+                hold_secs: c.hold.0.as_secs(),
+                timeout_secs: c.timeout.0.as_secs(),
+            };
+            return Built::new(StepKind::Check, summary, vec![change]);
+        }
         let state = serde_json::to_value(c.state)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
