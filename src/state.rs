@@ -46,6 +46,15 @@ pub struct GroupState {
     pub warm_pool: Option<u32>,
 }
 
+/// A subnet of a group: its availability zone and how many addresses it has free.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subnet {
+    /// Its availability zone.
+    pub zone: String,
+    /// Its free IPv4 addresses.
+    pub free: u32,
+}
+
 /// What besides evac changes how a group scales during a drill: lifecycle hooks,
 /// scaling policies, scheduled actions.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +145,9 @@ pub struct Observed {
     pub groups: BTreeMap<String, BTreeMap<String, GroupState>>,
     /// The availability zone of each subnet that an `evacuate_zone` step needs.
     pub subnet_zones: BTreeMap<String, String>,
+    /// The free IPv4 addresses of each subnet of a group a `scale_up` changes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub subnet_free: BTreeMap<String, u32>,
     /// Per hosted zone as written in the playbook: what it resolved to.
     pub zones: BTreeMap<String, ZoneLookup>,
     /// Per playbook record name: its weighted record sets.

@@ -213,3 +213,65 @@ fn processes_a_step_suspends_are_resumed_by_rollback() {
     assert_eq!(after.1, 2);
     assert!(after.3.is_empty(), "{:?}", after.3);
 }
+
+#[test]
+fn blocker_scale_up_beyond_the_free_addresses_of_the_groups_subnets() {
+    let account = Account::fresh();
+    account.seed();
+    let (subnets, free) = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            let ctx = account.context().await;
+            let region = Region::parse("us-west-2").expect("region");
+            let group = ctx
+                .autoscaling(&region)
+                .describe_auto_scaling_groups()
+                .auto_scaling_group_names("api-us-west-2")
+                .send()
+                .await
+                .expect("describe group");
+            let mut ids: Vec<String> = group.auto_scaling_groups()[0]
+                .vpc_zone_identifier()
+                .unwrap_or_default()
+                .split(',')
+                .map(str::to_owned)
+                .collect();
+            ids.sort();
+            let answer = ctx
+                .ec2(&region)
+                .describe_subnets()
+                .set_subnet_ids(Some(ids.clone()))
+                .send()
+                .await
+                .expect("describe subnets");
+            let free: i32 = answer
+                .subnets()
+                .iter()
+                .filter_map(|s| s.available_ip_address_count())
+                .sum();
+            (ids, free)
+        });
+    let plan = |desired: i32| {
+        let out = account
+            .command("evac")
+            .args(["plan", "tests/fixtures/preflight/room.yaml", "--var"])
+            .arg(format!("desired={desired}"))
+            .output()
+            .expect("plan");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    // The seeded group has desired 2.
+    let (code, text) = plan(2 + free);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = plan(2 + free + 1);
+    assert_eq!(code, Some(3), "{text}");
+    let blocker = format!(
+        "the scale-ups in us-west-2 add {} instance(s) to subnets {} which have {free} free address(es)",
+        free + 1,
+        subnets.join(", ")
+    );
+    assert!(text.contains(&blocker), "{blocker}\n{text}");
+}

@@ -14,7 +14,9 @@ use super::cloud::AwsCloud;
 use super::sdk_error_text;
 use crate::plan::observe::{HostedZone, Observe, ObserveError, RecordKey};
 use crate::playbook::{RecordType, Region};
-use crate::state::{Caller, Capacity, GroupState, Hook, Preflight, WeightedSet, ZoneLookup};
+use crate::state::{
+    Caller, Capacity, GroupState, Hook, Preflight, Subnet, WeightedSet, ZoneLookup,
+};
 
 fn read_err<E, R>(
     what: impl Into<String>,
@@ -167,11 +169,11 @@ impl Observe for AwsCloud {
         Ok(out)
     }
 
-    async fn subnet_zones(
+    async fn subnets(
         &self,
         region: &Region,
         ids: &[String],
-    ) -> Result<BTreeMap<String, String>, ObserveError> {
+    ) -> Result<BTreeMap<String, Subnet>, ObserveError> {
         let client = self.context().ec2(region);
         let mut zones = BTreeMap::new();
         for chunk in ids.chunks(200) {
@@ -183,7 +185,17 @@ impl Observe for AwsCloud {
                 .map_err(read_err(format!("describe subnets in {region}")))?;
             for subnet in answer.subnets() {
                 if let (Some(id), Some(zone)) = (subnet.subnet_id(), subnet.availability_zone()) {
-                    zones.insert(id.to_owned(), zone.to_owned());
+                    let free = subnet
+                        .available_ip_address_count()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .unwrap_or(0);
+                    zones.insert(
+                        id.to_owned(),
+                        Subnet {
+                            zone: zone.to_owned(),
+                            free,
+                        },
+                    );
                 }
             }
         }

@@ -659,11 +659,13 @@ impl Observe for MemoryCloud {
             .collect())
     }
 
-    async fn subnet_zones(
+    /// Subnets are named after their zone, and have room for 250 more instances
+    /// each.
+    async fn subnets(
         &self,
         region: &Region,
         ids: &[String],
-    ) -> Result<BTreeMap<String, String>, ObserveError> {
+    ) -> Result<BTreeMap<String, crate::state::Subnet>, ObserveError> {
         self.enter("describe_subnets").map_err(read_err)?;
         let world = self.world();
         let known: BTreeSet<&String> = world
@@ -675,7 +677,15 @@ impl Observe for MemoryCloud {
         Ok(ids
             .iter()
             .filter(|id| known.contains(id))
-            .map(|id| (id.clone(), id.clone()))
+            .map(|id| {
+                (
+                    id.clone(),
+                    crate::state::Subnet {
+                        zone: id.clone(),
+                        free: 250,
+                    },
+                )
+            })
             .collect())
     }
 

@@ -146,9 +146,9 @@ pub fn policy(p: &PolicyFor<'_>) -> Document {
     if run {
         statements.extend(group_writes(playbook, p.account, &account_id));
     }
-    if !needs.subnets.is_empty() {
+    if !needs.subnets.is_empty() || !needs.scaled.is_empty() {
         statements.push(statement(
-            "ReadSubnetZonesForZoneEvacuation",
+            "ReadSubnetsForZonesAndFreeAddresses",
             &actions(&["ec2:DescribeSubnets"]),
             vec!["*".to_owned()],
             None,
@@ -539,6 +539,7 @@ mod tests {
             [
                 "ReadAutoScalingGroups",
                 "ChangeTheAutoScalingGroupsOfGroupSvc",
+                "ReadSubnetsForZonesAndFreeAddresses",
                 "ReadStopAndCheckAlarms",
                 "AssumeThePlaybooksAccountRoles",
                 "ListRunsInTheStateBucket",
@@ -546,11 +547,11 @@ mod tests {
             ]
         );
         assert_eq!(
-            ambient.statement[3].resource,
+            ambient.statement[4].resource,
             ["arn:aws:iam::111111111111:role/evac-dns"]
         );
         assert_eq!(
-            ambient.statement[5].resource,
+            ambient.statement[6].resource,
             ["arn:aws:s3:::drills/evac/*"]
         );
         // A plan neither writes nor keeps state.
@@ -560,6 +561,7 @@ mod tests {
             sids,
             [
                 "ReadAutoScalingGroups",
+                "ReadSubnetsForZonesAndFreeAddresses",
                 "ReadStopAndCheckAlarms",
                 "AssumeThePlaybooksAccountRoles"
             ]

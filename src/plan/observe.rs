@@ -14,7 +14,7 @@ use crate::accounts::Accounts;
 use crate::playbook::{
     Action, GroupSpec, Names, Playbook, RecordSpec, RecordType, Region, StopCondition,
 };
-use crate::state::{Caller, GroupState, Observed, Preflight, WeightedSet, ZoneLookup};
+use crate::state::{Caller, GroupState, Observed, Preflight, Subnet, WeightedSet, ZoneLookup};
 
 /// A read that failed.
 #[derive(Debug, thiserror::Error)]
@@ -56,11 +56,13 @@ pub trait Observe {
         tags: &BTreeMap<String, BTreeSet<String>>,
     ) -> Result<Vec<GroupState>, ObserveError>;
     /// The availability zone of each subnet (unknown ones are absent).
-    async fn subnet_zones(
+    /// The availability zone and free addresses of each subnet (unknown ones are
+    /// absent).
+    async fn subnets(
         &self,
         region: &Region,
         ids: &[String],
-    ) -> Result<BTreeMap<String, String>, ObserveError>;
+    ) -> Result<BTreeMap<String, Subnet>, ObserveError>;
     /// The state of each named alarm (`OK`, `ALARM`, `INSUFFICIENT_DATA`); missing
     /// alarms are absent.
     async fn alarm_states(
@@ -110,12 +112,12 @@ impl<T: Observe> Observe for &T {
     ) -> Result<Vec<GroupState>, ObserveError> {
         (**self).groups_tagged(region, tags).await
     }
-    async fn subnet_zones(
+    async fn subnets(
         &self,
         region: &Region,
         ids: &[String],
-    ) -> Result<BTreeMap<String, String>, ObserveError> {
-        (**self).subnet_zones(region, ids).await
+    ) -> Result<BTreeMap<String, Subnet>, ObserveError> {
+        (**self).subnets(region, ids).await
     }
     async fn alarm_states(
         &self,
@@ -168,6 +170,9 @@ pub struct Needs<'a> {
     /// Per region, the named groups a `scale_up` or `drain` changes there: their
     /// hooks, policies and scheduled actions are read.
     pub changed: BTreeMap<Region, BTreeSet<String>>,
+    /// Per region, the named groups a `scale_up` scales there: their subnets' free
+    /// addresses are read.
+    pub scaled: BTreeMap<Region, BTreeSet<String>>,
     /// Records used by `shift_traffic` steps.
     pub records: BTreeMap<String, &'a RecordSpec>,
     /// Per region, alarm names (stop conditions and checks).
@@ -243,6 +248,19 @@ impl<'a> Needs<'a> {
                 Action::ScaleUp(s) => {
                     add_groups(&mut needs, &s.region, &s.group);
                     needs.changed_in(playbook, account, &s.region, &s.group);
+                    if let Some(changed) = needs.changed.get(&s.region) {
+                        let scaled: Vec<String> = s
+                            .group
+                            .iter()
+                            .filter(|g| changed.contains(*g))
+                            .cloned()
+                            .collect();
+                        needs
+                            .scaled
+                            .entry(s.region.clone())
+                            .or_default()
+                            .extend(scaled);
+                    }
                     if let Some(absorb) = &s.absorb {
                         add_groups(&mut needs, &absorb.from, &s.group);
                     }
@@ -347,6 +365,7 @@ fn merge(into: &mut Observed, account: &str, part: Observed) -> Result<(), Obser
             .extend(resolved);
     }
     into.subnet_zones.extend(part.subnet_zones);
+    into.subnet_free.extend(part.subnet_free);
     for (written, lookup) in part.zones {
         if into.zones.contains_key(&written) {
             let other = match into.zones.get(&written) {
@@ -427,8 +446,9 @@ async fn observe_in(
     let groups = try_join_all(needs.groups.iter().map(|(region, named)| {
         let with_subnets = needs.subnets.contains(region);
         let changed = needs.changed.get(region);
+        let scaled = needs.scaled.get(region);
         async move {
-            region_groups(cloud, region, named, with_subnets, changed)
+            region_groups(cloud, region, named, with_subnets, changed, scaled)
                 .await
                 .map(|r| (region.clone(), r))
         }
@@ -470,6 +490,7 @@ async fn observe_in(
             .insert(region.to_string(), found.resolved);
         observed.groups.insert(region.to_string(), found.states);
         observed.subnet_zones.extend(found.subnet_zones);
+        observed.subnet_free.extend(found.subnet_free);
         if !found.preflight.is_empty() {
             observed
                 .preflight
@@ -486,6 +507,7 @@ struct RegionGroups {
     resolved: BTreeMap<String, Vec<String>>,
     states: BTreeMap<String, GroupState>,
     subnet_zones: BTreeMap<String, String>,
+    subnet_free: BTreeMap<String, u32>,
     preflight: BTreeMap<String, Preflight>,
 }
 
@@ -498,6 +520,7 @@ async fn region_groups(
     named: &BTreeMap<String, &GroupSpec>,
     with_subnets: bool,
     changed: Option<&BTreeSet<String>>,
+    scaled: Option<&BTreeSet<String>>,
 ) -> Result<RegionGroups, ObserveError> {
     let mut found: BTreeMap<String, GroupState> = BTreeMap::new();
     let names: BTreeSet<&String> = named
@@ -539,15 +562,33 @@ async fn region_groups(
             .collect();
         resolved.insert(name.clone(), members);
     }
-    let mut subnet_zones = BTreeMap::new();
-    if with_subnets {
-        let ids: BTreeSet<String> = found
+    // Zones for a zone evacuation; free addresses for a scale-up (`changed` below
+    // holds the drained groups too: one read covers both).
+    let scaled = scaled
+        .into_iter()
+        .flatten()
+        .filter_map(|name| resolved.get(name))
+        .flatten();
+    let wanted: BTreeSet<String> = if with_subnets {
+        found
             .values()
             .flat_map(|g| g.subnets.iter().cloned())
-            .collect();
-        if !ids.is_empty() {
-            let ids: Vec<String> = ids.into_iter().collect();
-            subnet_zones = cloud.subnet_zones(region, &ids).await?;
+            .collect()
+    } else {
+        scaled
+            .filter_map(|g| found.get(g))
+            .flat_map(|g| g.subnets.iter().cloned())
+            .collect()
+    };
+    let mut subnet_zones = BTreeMap::new();
+    let mut subnet_free = BTreeMap::new();
+    if !wanted.is_empty() {
+        let ids: Vec<String> = wanted.into_iter().collect();
+        for (id, subnet) in cloud.subnets(region, &ids).await? {
+            if with_subnets {
+                subnet_zones.insert(id.clone(), subnet.zone);
+            }
+            subnet_free.insert(id, subnet.free);
         }
     }
     let changed: BTreeSet<String> = changed
@@ -567,6 +608,7 @@ async fn region_groups(
         resolved,
         states: found,
         subnet_zones,
+        subnet_free,
         preflight,
     })
 }

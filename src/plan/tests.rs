@@ -802,3 +802,30 @@ async fn blockers_and_warnings_of_the_groups_a_region_drill_changes() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn blocker_scale_up_beyond_the_free_addresses_of_the_subnets() {
+    // The in-memory subnets (us-west-2a, b, c) have 250 free addresses each.
+    let cloud = seeded();
+    let drill = |desired: u32| {
+        format!(
+            r#"
+version: 1
+name: room
+groups:
+  api: {{ names: [api-us-west-2] }}
+steps:
+  - id: scale
+    scale_up: {{ group: api, region: us-west-2, desired: {desired}, raise_max: true }}
+"#
+        )
+    };
+    let fits = plan_text(&cloud, &drill(752)).await;
+    assert!(fits.blockers.is_empty(), "{}", shown(&fits));
+    assert_blocked(
+        &plan_text(&cloud, &drill(753)).await,
+        &[
+            "x scale: subnets (us-west-2): the scale-ups in us-west-2 add 751 instance(s) to subnets us-west-2a, us-west-2b, us-west-2c which have 750 free address(es): add subnets (or larger ones) to the groups, or scale up less",
+        ],
+    );
+}

@@ -115,6 +115,18 @@ impl Builder<'_> {
             if after != before {
                 self.count("autoscaling:UpdateAutoScalingGroup", 1);
             }
+            if after.desired > before.desired {
+                let subnets = self
+                    .observed
+                    .groups
+                    .get(region)
+                    .and_then(|g| g.get(target.as_str()))
+                    .map(|g| g.subnets.clone())
+                    .unwrap_or_default();
+                let room = self.addresses.entry(region.to_owned()).or_default();
+                room.0.extend(subnets);
+                room.1 += u64::from(after.desired - before.desired);
+            }
             changes.push(Change::Capacity {
                 region: region.to_owned(),
                 group: target.clone(),
@@ -125,6 +137,7 @@ impl Builder<'_> {
         }
         suspends.extend(changes);
         let changes = suspends;
+        self.check_addresses(step, region);
         let waits = matches!(s.wait, crate::playbook::WaitFor::InService)
             && changes.iter().any(|c| matches!(c, Change::Capacity { before, after, .. } if after.desired > before.desired));
         let summary = format!(
@@ -310,6 +323,28 @@ impl Builder<'_> {
             group: group.to_owned(),
             processes,
         })
+    }
+
+    /// The subnets of the groups scaled up in `region` so far must have a free
+    /// address for every instance added (when all of them are known).
+    fn check_addresses(&mut self, step: &str, region: &str) {
+        let Some((subnets, need)) = self.addresses.get(region) else {
+            return;
+        };
+        let free: Option<u64> = subnets
+            .iter()
+            .map(|s| self.observed.subnet_free.get(s).map(|f| u64::from(*f)))
+            .sum();
+        if let Some(free) = free
+            && *need > free
+            && !subnets.is_empty()
+        {
+            let message = format!(
+                "the scale-ups in {region} add {need} instance(s) to subnets {} which have {free} free address(es): add subnets (or larger ones) to the groups, or scale up less",
+                subnets.iter().cloned().collect::<Vec<_>>().join(", ")
+            );
+            self.block(Some(step), Some(format!("subnets ({region})")), message);
+        }
     }
 
     /// After a step: a region that still gets traffic must still have capacity.

@@ -95,6 +95,9 @@ struct Builder<'a> {
     calls: BTreeMap<String, u32>,
     /// Regions where an earlier step scales groups up.
     scaled: BTreeSet<String>,
+    /// Per region: the subnets of the groups scaled up so far, and how many more
+    /// addresses their new instances take.
+    addresses: BTreeMap<String, (BTreeSet<String>, u64)>,
 }
 
 fn finding(step: Option<&str>, resource: Option<String>, message: String) -> Finding {
@@ -127,6 +130,7 @@ pub fn build_with(
         warnings: Vec::new(),
         calls: BTreeMap::new(),
         scaled: BTreeSet::new(),
+        addresses: BTreeMap::new(),
     };
     b.check_stop_conditions();
     if let Some(window) = &playbook.window
