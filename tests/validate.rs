@@ -458,3 +458,14 @@ fn a_metric_check_has_one_threshold_a_known_statistic_and_period_and_no_state() 
         ],
     );
 }
+
+#[test]
+fn notifications_need_a_topic_arn_and_one_webhook_url() {
+    assert_invalid(
+        "notify",
+        &[
+            "5:8: notify.sns: `arn:aws:sqs:us-east-1:123456789012:drills` is not an SNS topic ARN",
+            "6:14: notify.webhook: a webhook is exactly one of `url` and `url_env`",
+        ],
+    );
+}

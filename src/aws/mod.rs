@@ -264,6 +264,26 @@ impl AwsContext {
         aws_sdk_cloudwatch::Client::from_conf(config)
     }
 
+    /// An SNS client for `region` (a topic's).
+    pub fn sns(&self, region: &str) -> aws_sdk_sns::Client {
+        let config = aws_sdk_sns::config::Builder::from(&self.base)
+            .region(SdkRegion::new(region.to_owned()))
+            .interceptor(log::CallLog)
+            .interceptor(log::UserAgent)
+            .build();
+        aws_sdk_sns::Client::from_conf(config)
+    }
+
+    /// An EventBridge client for `region`.
+    pub fn eventbridge(&self, region: &str) -> aws_sdk_eventbridge::Client {
+        let config = aws_sdk_eventbridge::config::Builder::from(&self.base)
+            .region(SdkRegion::new(region.to_owned()))
+            .interceptor(log::CallLog)
+            .interceptor(log::UserAgent)
+            .build();
+        aws_sdk_eventbridge::Client::from_conf(config)
+    }
+
     /// The STS client, in the configured region's endpoint (us-east-1).
     pub fn sts(&self) -> aws_sdk_sts::Client {
         let config = aws_sdk_sts::config::Builder::from(&self.base)

@@ -98,7 +98,8 @@ pub fn run(args: &RollbackArgs) -> Exit {
             Ok(taken) => taken,
             Err(exit) => return exit,
         };
-        let recorder = Recorder::new(&mut journal, history, out.reporter());
+        let notifier = crate::notify::Notifier::new(out.reporter(), plan.notify.as_ref(), &args.run_id, &plan.playbook.name);
+        let recorder = Recorder::new(&mut journal, history, &notifier);
         if let Err(exit) = super::session::attached(&recorder, "rollback") {
             return exit;
         }
@@ -145,7 +146,9 @@ pub fn run(args: &RollbackArgs) -> Exit {
                 Exit::NeedsHuman
             }
         };
-        super::session::settle(&mut journal, exit, &out, &args.run_id, &args.state)
+        let exit = super::session::settle(&mut journal, exit, &out, &args.run_id, &args.state);
+        notifier.finish();
+        exit
     })
 }
 

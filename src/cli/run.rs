@@ -19,6 +19,7 @@ use crate::engine::rollback::rollback;
 use crate::engine::route::Routed;
 use crate::exit::Exit;
 use crate::journal::{Event, Journal, Outcome, RunDir, new_run_id};
+use crate::notify::Notifier;
 use crate::plan::observe::observe;
 use crate::plan::{Change, Plan, build::build, render};
 use crate::playbook::{AlarmRef, HumanDuration, Region, StopCondition};
@@ -265,7 +266,8 @@ pub fn run(args: &RunArgs) -> Exit {
                 return Exit::StepFailed;
             }
         };
-        let recorder = Recorder::new(&mut journal, History::default(), out.reporter());
+        let notifier = Notifier::new(out.reporter(), plan.notify.as_ref(), &run_id, &plan.playbook.name);
+        let recorder = Recorder::new(&mut journal, History::default(), &notifier);
         let started = recorder.log(Event::RunStarted {
             run_id: run_id.clone(),
             playbook: plan.playbook.name.clone(),
@@ -287,7 +289,9 @@ pub fn run(args: &RunArgs) -> Exit {
         out.say(&format!("run {run_id} (journal: {journal_at})"));
         let options = args.exec.options(args.yes, false, &plan);
         let exit = execute(clouds, &recorder, &plan, &options, args.exec.rollback_on_failure, &out, &run_id, &args.exec.state).await;
-        super::session::settle(&mut journal, exit, &out, &run_id, &args.exec.state)
+        let exit = super::session::settle(&mut journal, exit, &out, &run_id, &args.exec.state);
+        notifier.finish();
+        exit
     })
 }
 
@@ -342,7 +346,13 @@ pub fn resume(args: &ResumeArgs) -> Exit {
         for line in found(&history, &plan) {
             out.say(&line);
         }
-        let recorder = Recorder::new(&mut journal, history, out.reporter());
+        let notifier = Notifier::new(
+            out.reporter(),
+            plan.notify.as_ref(),
+            &args.run_id,
+            &plan.playbook.name,
+        );
+        let recorder = Recorder::new(&mut journal, history, &notifier);
         if let Err(exit) = super::session::attached(&recorder, "resume") {
             return exit;
         }
@@ -369,7 +379,9 @@ pub fn resume(args: &ResumeArgs) -> Exit {
             &args.exec.state,
         )
         .await;
-        super::session::settle(&mut journal, exit, &out, &args.run_id, &args.exec.state)
+        let exit = super::session::settle(&mut journal, exit, &out, &args.run_id, &args.exec.state);
+        notifier.finish();
+        exit
     })
 }
 

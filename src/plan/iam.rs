@@ -260,6 +260,29 @@ pub fn policy(p: &PolicyFor<'_>) -> Document {
                 None,
             ));
         }
+        if let (true, Some(notify)) = (run, &playbook.notify) {
+            if let Some(topic) = &notify.sns {
+                statements.push(statement(
+                    "NotifyTheDrillsSnsTopic",
+                    &actions(&["sns:Publish"]),
+                    vec![topic.clone()],
+                    None,
+                ));
+            }
+            if let Some(bus) = &notify.eventbridge {
+                let arn = if bus.bus.starts_with("arn:") {
+                    bus.bus.clone()
+                } else {
+                    format!("arn:aws:events:{}:*:event-bus/{}", bus.region, bus.bus)
+                };
+                statements.push(statement(
+                    "NotifyTheDrillsEventBus",
+                    &actions(&["events:PutEvents"]),
+                    vec![arn],
+                    None,
+                ));
+            }
+        }
         match (run, p.state, p.state_role) {
             (true, Some(_), Some(role)) => statements.push(statement(
                 "AssumeTheStateBucketsRole",

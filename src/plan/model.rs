@@ -40,6 +40,10 @@ pub struct Plan {
     /// The playbook's named accounts, with who the plan's reads in each were made as.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub accounts: BTreeMap<String, PlannedAccount>,
+    /// Where the drill's events are sent (the playbook's `notify`): resume and
+    /// rollback, wherever they run, send there too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<crate::playbook::Notify>,
     /// Which named account each resource of the plan is in.
     #[serde(default, skip_serializing_if = "crate::state::Routes::is_empty")]
     pub routes: crate::state::Routes,

@@ -9,7 +9,7 @@ use serde_yaml::{Mapping, Value};
 use super::diagnostic::closest;
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::locate::{Pos, SourceMap};
-use super::model::{Action, DEFAULT_MAX_INCREMENT, Playbook, STEP_KINDS, Window};
+use super::model::{Action, DEFAULT_MAX_INCREMENT, Notify, Playbook, STEP_KINDS, Window};
 use super::params::{key_text, substitute};
 use super::parts::{Partial, StepParts};
 use super::path::YamlPath;
@@ -17,7 +17,7 @@ use super::types::{HumanDuration, Percent, StepId, check_name};
 use super::validate;
 
 /// The top-level fields of a playbook.
-const TOP_LEVEL: [&str; 11] = [
+const TOP_LEVEL: [&str; 12] = [
     "version",
     "name",
     "description",
@@ -28,6 +28,7 @@ const TOP_LEVEL: [&str; 11] = [
     "stop_when",
     "max_increment",
     "window",
+    "notify",
     "steps",
 ];
 
@@ -234,6 +235,16 @@ fn load_inner(
         }
         None => None,
     };
+    let notify: Option<Notify> = match fields.get("notify") {
+        Some(v) => {
+            let notify = decode::<Notify>(v, &root_path.key("notify"), diags);
+            if let Some(n) = &notify {
+                validate::check_notify(n, &root_path.key("notify"), diags);
+            }
+            notify
+        }
+        None => None,
+    };
     let steps = match fields.get("steps") {
         Some(value) => decode_list(value, &root_path.key("steps"), diags, decode_step),
         None => Vec::new(),
@@ -270,6 +281,7 @@ fn load_inner(
         stop_when: stop_when.into_iter().map(|(_, c)| c).collect(),
         max_increment: max_increment?,
         window,
+        notify,
         steps: steps
             .into_iter()
             .map(|(_, s)| s.into_step())

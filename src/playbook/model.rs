@@ -32,6 +32,8 @@ pub struct Playbook {
     pub max_increment: Percent,
     /// When drills are meant to run; outside it the plan warns.
     pub window: Option<Window>,
+    /// Where the drill's events are sent besides the terminal.
+    pub notify: Option<Notify>,
     /// The ordered steps.
     pub steps: Vec<Step>,
 }
@@ -46,6 +48,46 @@ pub struct Window {
     pub hours: String,
     /// An IANA time zone such as `America/Los_Angeles`.
     pub tz: String,
+}
+
+/// Where a drill's events go: an SNS topic, an EventBridge bus, a webhook (any of
+/// them). A notification that fails is said on the terminal and never stops the
+/// drill.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    /// An SNS topic ARN (`arn:aws:sns:REGION:ACCOUNT:NAME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sns: Option<String>,
+    /// An EventBridge bus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eventbridge: Option<EventBus>,
+    /// A webhook taking Slack-compatible JSON (`{"text": ...}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<Webhook>,
+}
+
+/// An EventBridge event bus.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventBus {
+    /// Its name (`default` for the account's default bus) or ARN.
+    pub bus: String,
+    /// Its region.
+    pub region: Region,
+}
+
+/// A webhook: its URL, or the environment variable that holds it (a webhook URL is
+/// often a secret, which then stays out of the playbook, plan and journal).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// The URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The environment variable holding the URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_env: Option<String>,
 }
 
 /// A day of the week.

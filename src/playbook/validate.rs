@@ -526,6 +526,48 @@ fn check_action(action: &Action, path: &YamlPath, parts: &Parts<'_>, diags: &mut
     }
 }
 
+/// Where notifications go: at least one place, a topic ARN, one webhook URL.
+pub fn check_notify(notify: &super::model::Notify, path: &YamlPath, diags: &mut Diagnostics<'_>) {
+    if notify.sns.is_none() && notify.eventbridge.is_none() && notify.webhook.is_none() {
+        diags
+            .error(path, "`notify` names nowhere to send the drill's events")
+            .help("add `sns: TOPIC_ARN`, `eventbridge: { bus, region }` or `webhook: { url_env: NAME }`");
+    }
+    if let Some(arn) = &notify.sns {
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        let valid = matches!(parts.as_slice(), ["arn", partition, "sns", region, account, name]
+            if partition.starts_with("aws") && !region.is_empty() && account.len() == 12 && !name.is_empty());
+        if !valid {
+            diags
+                .error(&path.key("sns"), format!("`{arn}` is not an SNS topic ARN"))
+                .help("a topic ARN reads arn:aws:sns:REGION:ACCOUNT_ID:NAME");
+        }
+    }
+    if let Some(hook) = &notify.webhook {
+        match (&hook.url, &hook.url_env) {
+            (Some(url), None) if !(url.starts_with("https://") || url.starts_with("http://")) => {
+                diags
+                    .error(
+                        &path.key("webhook").key("url"),
+                        format!("`{url}` is not an http(s) URL"),
+                    )
+                    .help("write https://...");
+            }
+            (Some(_), None) | (None, Some(_)) => {}
+            _ => {
+                diags
+                    .error(
+                        &path.key("webhook"),
+                        "a webhook is exactly one of `url` and `url_env`",
+                    )
+                    .help(
+                        "`url_env: NAME` keeps a secret URL out of the playbook, plan and journal",
+                    );
+            }
+        }
+    }
+}
+
 /// A metric's statistic and period, and its account.
 fn check_metric(
     metric: &super::model::MetricRef,

@@ -282,6 +282,7 @@ pub fn build_with(
             })
             .collect(),
         routes: observed.routes.clone(),
+        notify: playbook.notify.clone(),
         evac_version: String::new(),
         digest: String::new(),
     }
