@@ -66,6 +66,22 @@ fn topic(account: &Account) -> String {
         })
 }
 
+/// Runs the drill notifying the topic `arn` and the webhook at `url`; it succeeds,
+/// and its stderr is returned.
+fn run_notifying(account: &Account, state: &std::path::Path, arn: &str, url: &str) -> String {
+    let out = account
+        .evac_in(
+            state,
+            &["run", DRILL, "--yes", "--var", &format!("topic={arn}")],
+        )
+        .env("EVAC_TEST_WEBHOOK", url)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    stderr
+}
+
 #[test]
 fn a_runs_events_reach_the_sns_topic_and_the_webhook() {
     let account = Account::fresh();
@@ -73,16 +89,7 @@ fn a_runs_events_reach_the_sns_topic_and_the_webhook() {
     let (url, bodies) = webhook(200);
     let state = tempfile::tempdir().expect("state dir");
     let before = account.calls().len();
-    let out = account
-        .evac_in(
-            state.path(),
-            &["run", DRILL, "--yes", "--var", &format!("topic={arn}")],
-        )
-        .env("EVAC_TEST_WEBHOOK", &url)
-        .output()
-        .expect("run");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stderr = run_notifying(&account, state.path(), &arn, &url);
     assert!(!stderr.contains("notification to"), "{stderr}");
     let id = support::run_ids(state.path()).pop().expect("a run");
     let kinds = [
@@ -140,16 +147,7 @@ fn a_failing_webhook_is_said_and_the_run_goes_on() {
     let arn = topic(&account);
     let (url, _bodies) = webhook(500);
     let state = tempfile::tempdir().expect("state dir");
-    let out = account
-        .evac_in(
-            state.path(),
-            &["run", DRILL, "--yes", "--var", &format!("topic={arn}")],
-        )
-        .env("EVAC_TEST_WEBHOOK", &url)
-        .output()
-        .expect("run");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stderr = run_notifying(&account, state.path(), &arn, &url);
     assert!(
         stderr.contains(
             "warning: notification to the webhook failed: http status: 500; the drill goes on"
