@@ -77,10 +77,17 @@ impl Timing {
         self.latency.as_secs_f64() * f64::from(calls)
     }
 
-    /// Observing AWS before the run: one listing per hosted zone, one describe per
-    /// region, at once.
-    pub fn observe(&self, zones: usize) -> f64 {
-        self.paced(zones + 1, Service::Route53) + self.latency(3)
+    /// Observing AWS before the run: one listing per hosted zone, and at the same
+    /// time per region one describe, the lifecycle hooks of each of its `hooks`
+    /// changed groups, its policies and its scheduled actions.
+    pub fn observe(&self, zones: usize, hooks: usize) -> f64 {
+        let dns = self.paced(zones + 1, Service::Route53);
+        let groups = if hooks == 0 {
+            0.0
+        } else {
+            self.paced(hooks + 3, Service::AutoScaling)
+        };
+        dns.max(groups) + self.latency(3)
     }
 
     /// The expected duration of one step, in seconds.

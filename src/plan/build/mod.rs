@@ -209,7 +209,20 @@ pub fn build_with(
         .values()
         .filter(|z| matches!(z, ZoneLookup::Found { .. }))
         .count();
-    let duration = timing.observe(zones) + steps.iter().map(|s| timing.step(s)).sum::<f64>();
+    // The preflight reads one group's lifecycle hooks a call, the regions at once.
+    let mut changed: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for step in steps
+        .iter()
+        .filter(|s| matches!(s.kind, StepKind::ScaleUp | StepKind::Drain))
+    {
+        for change in &step.changes {
+            if let Change::Capacity { region, group, .. } = change {
+                changed.entry(region).or_default().insert(group);
+            }
+        }
+    }
+    let hooks = changed.values().map(BTreeSet::len).max().unwrap_or(0);
+    let duration = timing.observe(zones, hooks) + steps.iter().map(|s| timing.step(s)).sum::<f64>();
     let duration_secs = duration.round() as u64;
     Plan {
         format: PLAN_FORMAT,
