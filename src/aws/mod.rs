@@ -78,6 +78,37 @@ pub fn session_name(run: &str) -> String {
     format!("{}{}", &name[..58], &name[name.len() - 6..])
 }
 
+/// `config` with the credentials of `role_arn`, assumed with `config`'s own in a
+/// session named `session` (and `external_id`, `duration` when given). The SDK's
+/// credentials cache renews the session before it expires.
+pub async fn assume_role(
+    config: &SdkConfig,
+    role_arn: &str,
+    session: &str,
+    external_id: Option<&str>,
+    duration: Option<std::time::Duration>,
+) -> SdkConfig {
+    let mut role = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+        .session_name(session)
+        .configure(config);
+    if config.region().is_none() {
+        role = role.region(SdkRegion::new(ROUTE53_REGION));
+    }
+    if let Some(id) = external_id {
+        role = role.external_id(id);
+    }
+    if let Some(duration) = duration {
+        role = role.session_length(duration);
+    }
+    let provider = role.build().await;
+    config
+        .to_builder()
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+        )
+        .build()
+}
+
 /// Route 53 is a global service served from us-east-1.
 const ROUTE53_REGION: &str = "us-east-1";
 
@@ -156,24 +187,15 @@ impl AwsContext {
         let Some(role_arn) = &account.role_arn else {
             return source;
         };
-        let mut role = aws_config::sts::AssumeRoleProvider::builder(role_arn.clone())
-            .session_name(session_name)
-            .configure(&source.base);
-        if let Some(id) = &account.external_id {
-            role = role.external_id(id.clone());
-        }
-        if let Some(duration) = account.duration {
-            role = role.session_length(duration.0);
-        }
-        let provider = role.build().await;
         Self {
-            base: source
-                .base
-                .to_builder()
-                .credentials_provider(
-                    aws_credential_types::provider::SharedCredentialsProvider::new(provider),
-                )
-                .build(),
+            base: assume_role(
+                &source.base,
+                role_arn,
+                session_name,
+                account.external_id.as_deref(),
+                account.duration.map(|d| d.0),
+            )
+            .await,
             settings: source.settings,
         }
     }

@@ -64,23 +64,7 @@ impl S3Store {
                 .await;
             let config = match role {
                 None => config,
-                Some(role) => {
-                    let mut provider = aws_config::sts::AssumeRoleProvider::builder(role)
-                        .session_name("evac-state")
-                        .configure(&config);
-                    if config.region().is_none() {
-                        provider = provider.region(aws_config::Region::new("us-east-1"));
-                    }
-                    let provider = provider.build().await;
-                    config
-                        .to_builder()
-                        .credentials_provider(
-                            aws_credential_types::provider::SharedCredentialsProvider::new(
-                                provider,
-                            ),
-                        )
-                        .build()
-                }
+                Some(role) => super::assume_role(&config, &role, "evac-state", None, None).await,
             };
             let _ = tx.send(config);
         });
