@@ -118,9 +118,7 @@ impl Builder<'_> {
             if after.desired > before.desired {
                 let subnets = self
                     .observed
-                    .groups
-                    .get(region)
-                    .and_then(|g| g.get(target.as_str()))
+                    .group(region, target)
                     .map(|g| g.subnets.clone())
                     .unwrap_or_default();
                 let room = self.addresses.entry(region.to_owned()).or_default();
@@ -232,78 +230,64 @@ impl Builder<'_> {
     ) -> Option<Change> {
         use crate::playbook::ScalingProcess;
         let resource = || Some(format!("asg {group} ({region})"));
-        let state = self
-            .observed
-            .groups
-            .get(region)
-            .and_then(|g| g.get(group))?;
+        // A copy of the reference: what is read of it does not borrow `self`, which
+        // the findings below change.
+        let observed = self.observed;
+        let state = observed.group(region, group)?;
         let (needed, what) = match direction {
             Direction::Up => ("Launch", "scale-up would never launch an instance"),
             Direction::Down => ("Terminate", "drain would never terminate an instance"),
         };
-        let mut blockers = Vec::new();
-        let mut warnings = Vec::new();
         if state.suspended_processes.iter().any(|p| p == needed) {
-            blockers.push(format!(
+            self.block(Some(step), resource(), format!(
                 "{group} has {needed} suspended: the {what}; resume it (aws autoscaling resume-processes --auto-scaling-group-name {group} --scaling-processes {needed}) or leave the group out"
             ));
         }
         if direction == Direction::Down && state.protected > 0 {
-            blockers.push(format!(
+            self.block(Some(step), resource(), format!(
                 "{} instance(s) of {group} are protected from scale-in: the drain would wait for them until its timeout; remove the protection (aws autoscaling set-instance-protection --no-protected-from-scale-in) or leave the group out",
                 state.protected
             ));
         }
-        let preflight = self
-            .observed
+        let none = crate::state::Preflight::default();
+        let preflight = observed
             .preflight
             .get(region)
             .and_then(|g| g.get(group))
-            .cloned()
-            .unwrap_or_default();
-        let hooks: Vec<String> = preflight
+            .unwrap_or(&none);
+        let hooks: Vec<&crate::state::Hook> = preflight
             .hooks
             .iter()
             .filter(|h| h.launching == (direction == Direction::Up))
-            .map(|h| format!("{} (heartbeat {}s)", h.name, h.heartbeat_secs))
             .collect();
-        if !hooks.is_empty() {
-            let longest = preflight
-                .hooks
+        if let Some(longest) = hooks.iter().map(|h| h.heartbeat_secs).max() {
+            let listed: Vec<String> = hooks
                 .iter()
-                .filter(|h| h.launching == (direction == Direction::Up))
-                .map(|h| h.heartbeat_secs)
-                .max()
-                .unwrap_or(0);
-            warnings.push(format!(
+                .map(|h| format!("{} (heartbeat {}s)", h.name, h.heartbeat_secs))
+                .collect();
+            self.warn(Some(step), resource(), format!(
                 "{group} has {} lifecycle hook(s): {}; each instance may wait up to {longest}s in it, which the estimate does not include",
                 if direction == Direction::Up { "launch" } else { "termination" },
-                hooks.join(", ")
+                listed.join(", ")
             ));
         }
         if let (Direction::Up, Some(size)) = (direction, state.warm_pool) {
-            warnings.push(format!(
+            self.warn(Some(step), resource(), format!(
                 "{group} has a warm pool (min size {size}): instances come from it first and launch faster than the estimate assumes"
             ));
         }
         let suspended = |p: ScalingProcess| suspend.contains(&p);
         if !preflight.policies.is_empty() && !suspended(ScalingProcess::AlarmNotification) {
-            warnings.push(format!(
+            self.warn(Some(step), resource(), format!(
                 "{group} has scaling policies ({}) that can change its desired capacity during the drill: add `suspend: [AlarmNotification]` to the step (resumed by rollback)",
                 preflight.policies.join(", ")
             ));
         }
         if !preflight.scheduled.is_empty() && !suspended(ScalingProcess::ScheduledActions) {
-            warnings.push(format!(
+            self.warn(Some(step), resource(), format!(
                 "{group} has scheduled actions ({}) that can change its desired capacity during the drill: add `suspend: [ScheduledActions]` to the step (resumed by rollback)",
                 preflight.scheduled.join(", ")
             ));
-        }
-        for message in blockers {
-            self.block(Some(step), resource(), message);
-        }
-        for message in warnings {
-            self.warn(Some(step), resource(), message);
         }
         if suspend.is_empty() {
             return None;
@@ -436,9 +420,7 @@ impl Builder<'_> {
         if let Some(key) = by_tag {
             let tag = |r: &str, g: &str| {
                 self.observed
-                    .groups
-                    .get(r)
-                    .and_then(|groups| groups.get(g))
+                    .group(r, g)
                     .and_then(|state| state.tags.get(key))
                     .cloned()
             };
