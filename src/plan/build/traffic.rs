@@ -5,6 +5,7 @@ use crate::playbook::{RecordSpec, Region, ShiftTo};
 
 impl Builder<'_> {
     pub(super) fn shift_traffic(&mut self, step: &str, s: &ShiftTraffic) -> Built {
+        let mode = shift_mode(s);
         let mut changes = Vec::new();
         let mut zones: BTreeSet<String> = BTreeSet::new();
         for name in s.record.iter() {
@@ -98,10 +99,10 @@ impl Builder<'_> {
                 );
                 continue;
             }
-            let increments = match shift_mode(s) {
+            let increments = match &mode {
                 Some(Mode::Toward(to)) => self.toward(step, name, spec, s, to, &before, total),
                 Some(Mode::Away { from, split }) => {
-                    self.away(step, name, spec, s, from, split, &before, total)
+                    self.away(step, name, spec, s, from, split.as_deref(), &before, total)
                 }
                 None => continue,
             };
@@ -161,7 +162,7 @@ impl Builder<'_> {
             .join(" -> ");
         let plural = if increments == 1 { "" } else { "s" };
         let records = s.record.0.join(", ");
-        let summary = match shift_mode(s) {
+        let summary = match mode {
             Some(Mode::Away { from, split }) => format!(
                 "shift {records} away from {from} to {} in {increments} increment{plural} ({ramp} of its weight), bake {} each",
                 match split {
@@ -277,15 +278,17 @@ impl Builder<'_> {
         spec: &RecordSpec,
         s: &ShiftTraffic,
         from: &Region,
-        split: Option<Vec<(&Region, i64)>>,
+        split: Option<&[(&Region, i64)]>,
         before: &BTreeMap<String, i64>,
         total: i64,
     ) -> Option<Vec<BTreeMap<String, i64>>> {
         let source = spec.set_identifiers.get(from)?;
         let targets: Vec<(&Region, &String, i64)> = match split {
             Some(split) => split
-                .into_iter()
-                .filter_map(|(region, pct)| Some((region, spec.set_identifiers.get(region)?, pct)))
+                .iter()
+                .filter_map(|(region, pct)| {
+                    Some((*region, spec.set_identifiers.get(*region)?, *pct))
+                })
                 .collect(),
             None => {
                 let others: Vec<(&Region, &String, i64)> = spec
@@ -357,8 +360,7 @@ impl Builder<'_> {
 }
 
 /// The weights after moving `moved_x100 / 100` (rounded) of weight from `source` to
-/// the `targets`, each in proportion to its share; largest remainders keep the sum
-/// exact. Sets not named keep their weight.
+/// the `targets`, each in proportion to its share. Sets not named keep their weight.
 pub fn move_weights(
     before: &BTreeMap<String, i64>,
     source: &str,
@@ -374,26 +376,19 @@ pub fn move_weights(
     if let Some(w) = out.get_mut(source) {
         *w -= moved;
     }
-    let mut assigned = 0;
-    let mut remainders = Vec::new();
-    for (id, share) in targets {
-        let num = moved * share;
-        assigned += num / shares;
-        remainders.push((num % shares, id.clone()));
-        *out.entry(id.clone()).or_insert(0) += num / shares;
-    }
-    remainders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    for (_, id) in remainders.into_iter().take((moved - assigned) as usize) {
-        if let Some(w) = out.get_mut(&id) {
-            *w += 1;
-        }
+    let added = apportion(
+        moved,
+        targets.iter().map(|(id, share)| (id.as_str(), *share)),
+    );
+    for (id, add) in added {
+        *out.entry(id).or_insert(0) += add;
     }
     out
 }
 
 /// The weights after one increment: the target gets `pct` percent of `total`, the
 /// others share the rest in proportion to their weights before the step (evenly if
-/// those were all zero). Largest remainders keep the sum exact.
+/// those were all zero).
 pub fn split_weights(
     before: &BTreeMap<String, i64>,
     target: &str,
@@ -402,36 +397,47 @@ pub fn split_weights(
 ) -> BTreeMap<String, i64> {
     let target_weight = (total * pct + 50) / 100;
     let rest = total - target_weight;
-    let others: Vec<(&String, i64)> = before
+    let others: Vec<(&str, i64)> = before
         .iter()
         .filter(|(id, _)| id.as_str() != target)
-        .map(|(id, w)| (id, *w))
+        .map(|(id, w)| (id.as_str(), *w))
         .collect();
     let others_total: i64 = others.iter().map(|(_, w)| w).sum();
-    let mut out = BTreeMap::new();
+    let mut out = apportion(
+        rest,
+        others
+            .iter()
+            .map(|(id, w)| (*id, if others_total > 0 { *w } else { 1 })),
+    );
     out.insert(target.to_owned(), target_weight);
-    if others.is_empty() {
+    out
+}
+
+/// `amount` shared out in whole units in proportion to `shares`: each gets the whole
+/// part of its share, and the units left over go to the largest remainders (ties to
+/// the first id), so the parts add up to `amount` exactly. Empty when the shares
+/// add up to nothing.
+fn apportion<'i>(
+    amount: i64,
+    shares: impl IntoIterator<Item = (&'i str, i64)>,
+) -> BTreeMap<String, i64> {
+    let shares: Vec<(&str, i64)> = shares.into_iter().collect();
+    let total: i64 = shares.iter().map(|(_, share)| share).sum();
+    let mut out = BTreeMap::new();
+    if total <= 0 {
         return out;
     }
-    let share = |w: i64| {
-        if others_total > 0 {
-            (rest * w, others_total)
-        } else {
-            (rest, others.len() as i64)
-        }
-    };
     let mut assigned = 0;
     let mut remainders = Vec::new();
-    for (id, w) in &others {
-        let (num, den) = share(*w);
-        let base = num / den;
-        assigned += base;
-        remainders.push((num % den, (*id).clone()));
-        out.insert((*id).clone(), base);
+    for (id, share) in &shares {
+        let part = amount * share;
+        assigned += part / total;
+        remainders.push((part % total, *id));
+        out.insert((*id).to_owned(), part / total);
     }
-    remainders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    for (_, id) in remainders.into_iter().take((rest - assigned) as usize) {
-        if let Some(w) = out.get_mut(&id) {
+    remainders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+    for (_, id) in remainders.into_iter().take((amount - assigned) as usize) {
+        if let Some(w) = out.get_mut(id) {
             *w += 1;
         }
     }
