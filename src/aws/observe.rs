@@ -427,7 +427,7 @@ async fn resolve_zones(
         return Ok(out);
     }
     let mut all: Vec<aws_sdk_route53::types::HostedZone> = Vec::new();
-    if names.len() <= 2 {
+    if names.len() <= crate::plan::observe::ZONES_LOOKED_UP_BY_NAME {
         for name in &names {
             let answer = client
                 .list_hosted_zones_by_name()

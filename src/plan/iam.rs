@@ -201,8 +201,7 @@ pub fn policy(p: &PolicyFor<'_>) -> Document {
             ));
         }
         if !names.is_empty() {
-            // One lookup by name for one or two zones, else one listing of all.
-            let lookup = if names.len() <= 2 {
+            let lookup = if names.len() <= super::observe::ZONES_LOOKED_UP_BY_NAME {
                 "route53:ListHostedZonesByName"
             } else {
                 "route53:ListHostedZones"

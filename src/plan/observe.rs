@@ -55,7 +55,6 @@ pub trait Observe {
         region: &Region,
         tags: &BTreeMap<String, BTreeSet<String>>,
     ) -> Result<Vec<GroupState>, ObserveError>;
-    /// The availability zone of each subnet (unknown ones are absent).
     /// The availability zone and free addresses of each subnet (unknown ones are
     /// absent).
     async fn subnets(
@@ -155,6 +154,10 @@ impl<T: Observe> Observe for &T {
     }
 }
 
+/// Up to this many hosted zones written by name are looked up one by one
+/// (ListHostedZonesByName); more are found in one listing of all (ListHostedZones).
+pub const ZONES_LOOKED_UP_BY_NAME: usize = 2;
+
 /// Whether a playbook's `zone` is a hosted zone id rather than a name.
 pub fn is_zone_id(zone: &str) -> bool {
     zone.starts_with("/hostedzone/") || (!zone.contains('.') && zone.starts_with('Z'))
@@ -191,31 +194,12 @@ impl<'a> Needs<'a> {
             && self.health_checks.is_empty()
     }
 
-    fn changed_in(
-        &mut self,
-        playbook: &Playbook,
-        account: Option<&str>,
-        region: &Region,
-        names: &Names,
-    ) {
-        for name in names.iter() {
-            if playbook
-                .groups
-                .get(name)
-                .is_some_and(|spec| spec.account.as_deref() == account)
-            {
-                self.changed
-                    .entry(region.clone())
-                    .or_default()
-                    .insert(name.clone());
-            }
-        }
-    }
-
     /// Works out every read `playbook` needs in `account` (`None`: the ambient one).
     pub fn of(playbook: &'a Playbook, account: Option<&str>) -> Self {
         let mut needs = Needs::default();
+        // Adds the named groups of `account` in `region`, and returns their names.
         let add_groups = |needs: &mut Needs<'a>, region: &Region, names: &Names| {
+            let mut added = Vec::new();
             for name in names.iter() {
                 if let Some(spec) = playbook.groups.get(name)
                     && spec.account.as_deref() == account
@@ -225,8 +209,10 @@ impl<'a> Needs<'a> {
                         .entry(region.clone())
                         .or_default()
                         .insert(name.clone(), spec);
+                    added.push(name.clone());
                 }
             }
+            added
         };
         for condition in &playbook.stop_when {
             match condition {
@@ -246,28 +232,16 @@ impl<'a> Needs<'a> {
         for step in &playbook.steps {
             match &step.action {
                 Action::ScaleUp(s) => {
-                    add_groups(&mut needs, &s.region, &s.group);
-                    needs.changed_in(playbook, account, &s.region, &s.group);
-                    if let Some(changed) = needs.changed.get(&s.region) {
-                        let scaled: Vec<String> = s
-                            .group
-                            .iter()
-                            .filter(|g| changed.contains(*g))
-                            .cloned()
-                            .collect();
-                        needs
-                            .scaled
-                            .entry(s.region.clone())
-                            .or_default()
-                            .extend(scaled);
-                    }
+                    let scaled = add_groups(&mut needs, &s.region, &s.group);
+                    mark(&mut needs.changed, &s.region, &scaled);
+                    mark(&mut needs.scaled, &s.region, &scaled);
                     if let Some(absorb) = &s.absorb {
                         add_groups(&mut needs, &absorb.from, &s.group);
                     }
                 }
                 Action::Drain(d) => {
-                    add_groups(&mut needs, &d.region, &d.group);
-                    needs.changed_in(playbook, account, &d.region, &d.group);
+                    let drained = add_groups(&mut needs, &d.region, &d.group);
+                    mark(&mut needs.changed, &d.region, &drained);
                     // A drain is checked against the traffic its region still gets.
                     for (name, spec) in &playbook.records {
                         if spec.set_identifiers.contains_key(&d.region)
@@ -310,6 +284,16 @@ impl<'a> Needs<'a> {
             }
         }
         needs
+    }
+}
+
+/// Adds `names` to `region`'s set in `map`; a region gets a set only when there is a
+/// name to put in it.
+fn mark(map: &mut BTreeMap<Region, BTreeSet<String>>, region: &Region, names: &[String]) {
+    if !names.is_empty() {
+        map.entry(region.clone())
+            .or_default()
+            .extend(names.iter().cloned());
     }
 }
 
@@ -562,48 +546,53 @@ async fn region_groups(
             .collect();
         resolved.insert(name.clone(), members);
     }
-    // Zones for a zone evacuation; free addresses for a scale-up (`changed` below
-    // holds the drained groups too: one read covers both).
-    let scaled = scaled
-        .into_iter()
-        .flatten()
-        .filter_map(|name| resolved.get(name))
-        .flatten();
+    // The Auto Scaling groups of some of the named groups.
+    let members = |named: Option<&BTreeSet<String>>| -> BTreeSet<String> {
+        named
+            .into_iter()
+            .flatten()
+            .filter_map(|name| resolved.get(name))
+            .flatten()
+            .cloned()
+            .collect()
+    };
+    // Subnets: their zones for a zone evacuation (every group's), their free
+    // addresses for a scale-up (the scaled groups'), in one read.
     let wanted: BTreeSet<String> = if with_subnets {
         found
             .values()
             .flat_map(|g| g.subnets.iter().cloned())
             .collect()
     } else {
-        scaled
+        members(scaled)
+            .iter()
             .filter_map(|g| found.get(g))
             .flat_map(|g| g.subnets.iter().cloned())
             .collect()
     };
+    let changed: Vec<String> = members(changed).into_iter().collect();
+    let subnets = async {
+        if wanted.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let ids: Vec<String> = wanted.into_iter().collect();
+        cloud.subnets(region, &ids).await
+    };
+    let preflight = async {
+        if changed.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        cloud.preflight(region, &changed).await
+    };
+    let (subnets, preflight) = futures::try_join!(subnets, preflight)?;
     let mut subnet_zones = BTreeMap::new();
     let mut subnet_free = BTreeMap::new();
-    if !wanted.is_empty() {
-        let ids: Vec<String> = wanted.into_iter().collect();
-        for (id, subnet) in cloud.subnets(region, &ids).await? {
-            if with_subnets {
-                subnet_zones.insert(id.clone(), subnet.zone);
-            }
-            subnet_free.insert(id, subnet.free);
+    for (id, subnet) in subnets {
+        if with_subnets {
+            subnet_zones.insert(id.clone(), subnet.zone);
         }
+        subnet_free.insert(id, subnet.free);
     }
-    let changed: BTreeSet<String> = changed
-        .into_iter()
-        .flatten()
-        .filter_map(|name| resolved.get(name))
-        .flatten()
-        .cloned()
-        .collect();
-    let preflight = if changed.is_empty() {
-        BTreeMap::new()
-    } else {
-        let changed: Vec<String> = changed.into_iter().collect();
-        cloud.preflight(region, &changed).await?
-    };
     Ok(RegionGroups {
         resolved,
         states: found,
