@@ -159,28 +159,16 @@ fn check_account_ref(
     diags: &mut Diagnostics<'_>,
 ) {
     let Some(name) = account else { return };
-    if parts.declared_accounts.contains(name) {
-        return;
+    if !parts.declared_accounts.contains(name) {
+        undefined(
+            name,
+            &parts.declared_accounts,
+            "account",
+            "this playbook defines no accounts: add it under `accounts:` with its `role_arn` or `profile`, or remove `account:` to use the ambient credentials",
+            &path.key("account"),
+            diags,
+        );
     }
-    let mut help = if parts.declared_accounts.is_empty() {
-        "this playbook defines no accounts: add it under `accounts:` with its `role_arn` or `profile`, or remove `account:` to use the ambient credentials".to_owned()
-    } else {
-        format!(
-            "defined accounts: {}",
-            parts
-                .declared_accounts
-                .iter()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    };
-    if let Some(guess) = closest(name, parts.declared_accounts.iter().map(String::as_str)) {
-        help = format!("did you mean `{guess}`? {help}");
-    }
-    diags
-        .error(&path.key("account"), format!("undefined account `{name}`"))
-        .help(help);
 }
 
 fn check_group(name: &str, group: &GroupSpec, path: &YamlPath, diags: &mut Diagnostics<'_>) {
@@ -247,21 +235,36 @@ fn check_refs(
             continue;
         }
         let at = if single { path.clone() } else { path.index(i) };
-        let mut help = if declared.is_empty() {
-            format!("this playbook defines no {kind}s: add one under `{kind}s:`")
-        } else {
-            format!(
-                "defined {kind}s: {}",
-                declared.iter().cloned().collect::<Vec<_>>().join(", ")
-            )
-        };
-        if let Some(guess) = closest(name, declared.iter().map(String::as_str)) {
-            help = format!("did you mean `{guess}`? {help}");
-        }
-        diags
-            .error(&at, format!("undefined {kind} `{name}`"))
-            .help(help);
+        let none = format!("this playbook defines no {kind}s: add one under `{kind}s:`");
+        undefined(name, declared, kind, &none, &at, diags);
     }
+}
+
+/// Reports `name`, a `kind` (group, record, account) the playbook does not define at
+/// `at`: with the defined ones and the closest of them, or `none_defined` when there
+/// are none.
+fn undefined(
+    name: &str,
+    declared: &BTreeSet<String>,
+    kind: &str,
+    none_defined: &str,
+    at: &YamlPath,
+    diags: &mut Diagnostics<'_>,
+) {
+    let mut help = if declared.is_empty() {
+        none_defined.to_owned()
+    } else {
+        format!(
+            "defined {kind}s: {}",
+            declared.iter().cloned().collect::<Vec<_>>().join(", ")
+        )
+    };
+    if let Some(guess) = closest(name, declared.iter().map(String::as_str)) {
+        help = format!("did you mean `{guess}`? {help}");
+    }
+    diags
+        .error(at, format!("undefined {kind} `{name}`"))
+        .help(help);
 }
 
 fn check_action(action: &Action, path: &YamlPath, parts: &Parts<'_>, diags: &mut Diagnostics<'_>) {
