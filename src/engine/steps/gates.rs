@@ -89,13 +89,19 @@ impl<C: Cloud> Executor<'_, '_, C> {
     /// Waits until the watched alarm or health check is in the wanted state, or the
     /// metric past its threshold, and has held it for the step's hold time.
     pub(crate) async fn check_step(&self, step: &StepPlan) -> Result<(), EngineError> {
-        let (watched, wanted, hold_secs) = match step.changes.first() {
+        // What is watched, as the progress shows it, and what the step waits for,
+        // as its timeout says it.
+        let (watched, awaited, hold_secs) = match step.changes.first() {
             Some(Change::Check {
                 target,
                 state,
                 hold_secs,
                 ..
-            }) => (target.to_string(), state.clone(), *hold_secs),
+            }) => (
+                target.to_string(),
+                format!("for {target} to be {state}"),
+                *hold_secs,
+            ),
             Some(Change::MetricCheck {
                 metric,
                 among,
@@ -109,7 +115,10 @@ impl<C: Cloud> Executor<'_, '_, C> {
                 } else {
                     format!("the share of {metric}")
                 },
-                crate::plan::metric_condition(metric, among, *above, *below),
+                format!(
+                    "until {}",
+                    crate::plan::metric_condition(metric, among, *above, *below)
+                ),
                 *hold_secs,
             ),
             _ => return Ok(()),
@@ -124,7 +133,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
             crate::engine::watch::deadline(timeout),
             CAPACITY_POLL_CAP,
             || {
-                let (since, watched, wanted) = (&since, &watched, &wanted);
+                let (since, watched, awaited) = (&since, &watched, &awaited);
                 async move {
                     let (live, holds) = self.read_check(step).await?;
                     let held = if holds {
@@ -145,14 +154,9 @@ impl<C: Cloud> Executor<'_, '_, C> {
                     if holds && held >= hold_for {
                         return Ok(Poll::Done(()));
                     }
-                    Ok(Poll::Waiting(match step.changes.first() {
-                        Some(Change::MetricCheck { .. }) => format!(
-                            "waiting until {wanted} for {hold_secs}s; last seen {live}"
-                        ),
-                        _ => format!(
-                            "waiting for {watched} to be {wanted} for {hold_secs}s; last seen {live}"
-                        ),
-                    }))
+                    Ok(Poll::Waiting(format!(
+                        "waiting {awaited} for {hold_secs}s; last seen {live}"
+                    )))
                 }
             },
         )
