@@ -105,7 +105,7 @@ pub fn run(args: &RollbackArgs) -> Exit {
         }
         let cloud = match aws(&args.rates.rates()).await {
             Ok(ctx) => Routed::new(
-                super::session::clouds(ctx, plan.accounts.iter().map(|(n, a)| (n, &a.spec)), &args.run_id).await,
+                super::session::clouds(ctx, plan.account_specs(), &args.run_id).await,
                 plan.routes.clone(),
             ),
             Err(exit) => return exit,

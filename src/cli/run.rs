@@ -358,14 +358,7 @@ pub fn resume(args: &ResumeArgs) -> Exit {
         }
         let options = args.exec.options(args.yes, args.force, &plan);
         let clouds = match aws(&args.exec.rates.rates()).await {
-            Ok(ctx) => {
-                super::session::clouds(
-                    ctx,
-                    plan.accounts.iter().map(|(n, a)| (n, &a.spec)),
-                    &args.run_id,
-                )
-                .await
-            }
+            Ok(ctx) => super::session::clouds(ctx, plan.account_specs(), &args.run_id).await,
             Err(exit) => return exit,
         };
         let exit = execute(

@@ -105,6 +105,11 @@ impl std::fmt::Display for StopRef {
 }
 
 impl Plan {
+    /// The playbook's named accounts as they are reached, for resume and rollback.
+    pub fn account_specs(&self) -> impl Iterator<Item = (&String, &crate::playbook::AccountSpec)> {
+        self.accounts.iter().map(|(name, a)| (name, &a.spec))
+    }
+
     /// Whether the run may start.
     pub fn is_blocked(&self) -> bool {
         !self.blockers.is_empty()
