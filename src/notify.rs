@@ -222,11 +222,19 @@ fn deliver(notify: &Notify, queue: &mpsc::Receiver<Notification>) {
             (None, None) => Err("the webhook has no URL".to_owned()),
         });
     let agent = webhook_agent();
+    // The clients, made once for every notification: SNS in the topic's region.
+    let sns = notify.sns.as_ref().map(|topic| {
+        let region = topic.split(':').nth(3).unwrap_or("us-east-1");
+        (topic, ctx.sns(region))
+    });
+    let eventbridge = notify
+        .eventbridge
+        .as_ref()
+        .map(|bus| (bus, ctx.eventbridge(bus.region.as_str())));
     while let Ok(note) = queue.recv() {
         let payload = serde_json::to_string(&note).unwrap_or_default();
-        if let Some(topic) = &notify.sns {
+        if let Some((topic, client)) = &sns {
             let sent = runtime.block_on(async {
-                let region = topic.split(':').nth(3).unwrap_or("us-east-1").to_owned();
                 let subject: String = format!("evac: {}", note.summary)
                     .chars()
                     .filter(|c| !c.is_control())
@@ -234,9 +242,9 @@ fn deliver(notify: &Notify, queue: &mpsc::Receiver<Notification>) {
                     .collect();
                 tokio::time::timeout(
                     SEND_TIMEOUT,
-                    ctx.sns(&region)
+                    client
                         .publish()
-                        .topic_arn(topic)
+                        .topic_arn(topic.as_str())
                         .subject(subject)
                         .message(&payload)
                         .send(),
@@ -248,7 +256,7 @@ fn deliver(notify: &Notify, queue: &mpsc::Receiver<Notification>) {
             });
             warn_on(&format!("SNS topic {topic}"), sent);
         }
-        if let Some(bus) = &notify.eventbridge {
+        if let Some((bus, client)) = &eventbridge {
             let sent = runtime.block_on(async {
                 let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
                     .source("evac")
@@ -256,16 +264,11 @@ fn deliver(notify: &Notify, queue: &mpsc::Receiver<Notification>) {
                     .detail(&payload)
                     .event_bus_name(&bus.bus)
                     .build();
-                let answer = tokio::time::timeout(
-                    SEND_TIMEOUT,
-                    ctx.eventbridge(bus.region.as_str())
-                        .put_events()
-                        .entries(entry)
-                        .send(),
-                )
-                .await
-                .map_err(|_| "timed out".to_owned())?
-                .map_err(|e| crate::aws::sdk_error_text(&e))?;
+                let answer =
+                    tokio::time::timeout(SEND_TIMEOUT, client.put_events().entries(entry).send())
+                        .await
+                        .map_err(|_| "timed out".to_owned())?
+                        .map_err(|e| crate::aws::sdk_error_text(&e))?;
                 match answer.failed_entry_count() {
                     0 => Ok(()),
                     _ => Err(answer
