@@ -44,6 +44,85 @@ pub struct GroupState {
     /// The minimum size of its warm pool, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warm_pool: Option<u32>,
+    /// The load balancers (target groups, classic load balancers) it registers its
+    /// instances with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub balancers: Vec<Balancer>,
+}
+
+/// A load balancer an Auto Scaling group is attached to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Balancer {
+    /// An Application, Network or Gateway Load Balancer's target group.
+    TargetGroup {
+        /// Its ARN.
+        arn: String,
+    },
+    /// A Classic Load Balancer.
+    Classic {
+        /// Its name.
+        name: String,
+    },
+}
+
+impl std::fmt::Display for Balancer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID
+            Balancer::TargetGroup { arn } => {
+                let name = arn
+                    .split_once(":targetgroup/")
+                    .and_then(|(_, rest)| rest.split('/').next())
+                    .unwrap_or(arn);
+                write!(f, "target group {name}")
+            }
+            Balancer::Classic { name } => write!(f, "load balancer {name}"),
+        }
+    }
+}
+
+impl BalancerView {
+    /// How `members` (each instance of a group with whether it is InService) stand
+    /// in `balancer`, given its registered targets (`unused` ones left out) and
+    /// whether each passes the health checks.
+    pub fn of(
+        balancer: Balancer,
+        members: &[(String, bool)],
+        registered: &BTreeMap<String, bool>,
+    ) -> Self {
+        let (mut healthy, mut listed, mut leaving) = (0, 0, 0);
+        for (id, in_service) in members {
+            match (registered.get(id), in_service) {
+                (None, _) => {}
+                (Some(passes), true) => {
+                    listed += 1;
+                    healthy += u32::from(*passes);
+                }
+                (Some(_), false) => leaving += 1,
+            }
+        }
+        BalancerView {
+            balancer,
+            healthy,
+            registered: listed,
+            leaving,
+        }
+    }
+}
+
+/// How one group's instances stand in one of its load balancers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalancerView {
+    /// The load balancer.
+    pub balancer: Balancer,
+    /// The group's InService instances that pass its health checks.
+    pub healthy: u32,
+    /// The group's InService instances registered with it.
+    pub registered: u32,
+    /// The group's instances on their way out (no longer InService) still
+    /// registered with it: in their deregistration delay (connection draining).
+    pub leaving: u32,
 }
 
 /// A subnet of a group: its availability zone and how many addresses it has free.
@@ -170,6 +249,10 @@ pub struct Observed {
     /// Which named account each resource read was found in.
     #[serde(default, skip_serializing_if = "Routes::is_empty")]
     pub routes: Routes,
+    /// Per region, per Auto Scaling group a capacity step changes that has load
+    /// balancers: how its instances stand in each.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub balancers: BTreeMap<String, BTreeMap<String, Vec<BalancerView>>>,
 }
 
 /// Which named account of a playbook each resource is in; a resource not listed is
@@ -237,6 +320,14 @@ impl Observed {
                 group.instances_by_zone.clear();
             }
         }
+        // Health moves all the time; which balancers there are does not.
+        for groups in stable.balancers.values_mut() {
+            for views in groups.values_mut() {
+                for view in views.iter_mut() {
+                    (view.healthy, view.registered, view.leaving) = (0, 0, 0);
+                }
+            }
+        }
         for alarms in stable.alarms.values_mut() {
             for state in alarms.values_mut() {
                 state.clear();
@@ -251,6 +342,16 @@ impl Observed {
     /// The state of an Auto Scaling group.
     pub fn group(&self, region: &str, name: &str) -> Option<&GroupState> {
         self.groups.get(region).and_then(|g| g.get(name))
+    }
+
+    /// How a group's instances stood in its load balancers (none: it has none, or
+    /// no step changes it).
+    pub fn balancers_of(&self, region: &str, group: &str) -> &[BalancerView] {
+        self.balancers
+            .get(region)
+            .and_then(|g| g.get(group))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// The Auto Scaling groups a named playbook group resolved to in a region.

@@ -261,6 +261,9 @@ fn fleet(account: &Account) -> Fleet {
 fn every_call_is_allowed_and_every_action_called(playbook: &str, vars: &[&str]) {
     let account = Account::fresh();
     account.seed();
+    // The groups a drill changes sit behind load balancers of both kinds.
+    account.attach_target_group("us-west-2", "api-us-west-2", "api-usw2");
+    account.attach_classic("us-east-1", "api-us-east-1", "api-use1");
     let fleet = fleet(&account);
     let for_plan = policy(&account, playbook, vars, "plan");
     let for_run = policy(&account, playbook, vars, "run");

@@ -1,6 +1,8 @@
 //! [`Cloud`] on the AWS SDK.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::future::try_join_all;
 
 use aws_sdk_route53::types::{
     AliasTarget, Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord,
@@ -11,7 +13,7 @@ use super::{AwsContext, sdk_error_text};
 use crate::engine::cloud::{Cloud, CloudError, Instance, Members};
 use crate::journal::RecordSetDef;
 use crate::playbook::Region;
-use crate::state::{Capacity, GroupState};
+use crate::state::{Balancer, BalancerView, Capacity, GroupState};
 
 /// The engine's AWS access through the SDK.
 pub struct AwsCloud {
@@ -472,5 +474,112 @@ impl Cloud for AwsCloud {
                 "replace instance {instance} in {region_name}"
             )))?;
         Ok(())
+    }
+
+    /// One DescribeAutoScalingGroups per 100 groups, then one read per load
+    /// balancer (DescribeTargetHealth, DescribeInstanceHealth), shared by the
+    /// groups attached to it, all at once.
+    async fn balanced(
+        &self,
+        region_name: &str,
+        groups: &[String],
+    ) -> Result<BTreeMap<String, Vec<BalancerView>>, CloudError> {
+        // Per group: its load balancers, and its instances with whether InService.
+        type Attached = (Vec<Balancer>, Vec<(String, bool)>);
+        let mut attached: BTreeMap<String, Attached> = BTreeMap::new();
+        self.describe(region_name, groups, |group| {
+            let balancers = super::observe::balancers_of(group);
+            if balancers.is_empty() {
+                return;
+            }
+            let members = group
+                .instances()
+                .iter()
+                .filter_map(|i| {
+                    let in_service = i.lifecycle_state().map(|s| s.as_str()) == Some("InService");
+                    Some((i.instance_id()?.to_owned(), in_service))
+                })
+                .collect();
+            attached.insert(
+                group
+                    .auto_scaling_group_name()
+                    .unwrap_or_default()
+                    .to_owned(),
+                (balancers, members),
+            );
+        })
+        .await?;
+        let wanted: BTreeSet<&Balancer> = attached.values().flat_map(|(b, _)| b).collect();
+        let region = region(region_name)?;
+        let healths = try_join_all(
+            wanted
+                .into_iter()
+                .map(|balancer| self.registered(&region, balancer)),
+        )
+        .await?;
+        let healths: BTreeMap<&Balancer, BTreeMap<String, bool>> = healths.into_iter().collect();
+        let none = BTreeMap::new();
+        Ok(attached
+            .iter()
+            .map(|(group, (balancers, members))| {
+                let views = balancers
+                    .iter()
+                    .map(|b| BalancerView::of(b.clone(), members, healths.get(b).unwrap_or(&none)))
+                    .collect();
+                (group.clone(), views)
+            })
+            .collect())
+    }
+}
+
+impl AwsCloud {
+    /// The targets registered with a load balancer (not `unused` ones), each with
+    /// whether it passes the health checks.
+    async fn registered<'b>(
+        &self,
+        region: &Region,
+        balancer: &'b Balancer,
+    ) -> Result<(&'b Balancer, BTreeMap<String, bool>), CloudError> {
+        use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum;
+        let mut out = BTreeMap::new();
+        match balancer {
+            Balancer::TargetGroup { arn } => {
+                let answer = self
+                    .ctx
+                    .elbv2(region)
+                    .describe_target_health()
+                    .target_group_arn(arn)
+                    .send()
+                    .await
+                    .map_err(fail(format!("read the health of {balancer} in {region}")))?;
+                for target in answer.target_health_descriptions() {
+                    let (Some(id), Some(state)) = (
+                        target.target().and_then(|t| t.id()),
+                        target.target_health().and_then(|h| h.state()),
+                    ) else {
+                        continue;
+                    };
+                    if *state != TargetHealthStateEnum::Unused {
+                        out.insert(id.to_owned(), *state == TargetHealthStateEnum::Healthy);
+                    }
+                }
+            }
+            Balancer::Classic { name } => {
+                let answer = self
+                    .ctx
+                    .elb(region)
+                    .describe_instance_health()
+                    .load_balancer_name(name)
+                    .send()
+                    .await
+                    .map_err(fail(format!("read the health of {balancer} in {region}")))?;
+                for state in answer.instance_states() {
+                    if let Some(id) = state.instance_id() {
+                        out.insert(id.to_owned(), state.state() == Some("InService"));
+                    }
+                }
+            }
+        }
+        Ok((balancer, out))
     }
 }

@@ -276,6 +276,26 @@ impl AwsContext {
         aws_sdk_ec2::Client::from_conf(config)
     }
 
+    /// An Elastic Load Balancing (v2: target groups) client for `region`.
+    pub fn elbv2(&self, region: &Region) -> aws_sdk_elasticloadbalancingv2::Client {
+        let config = aws_sdk_elasticloadbalancingv2::config::Builder::from(&self.base)
+            .region(SdkRegion::new(region.as_str().to_owned()))
+            .interceptor(log::CallLog)
+            .interceptor(log::UserAgent)
+            .build();
+        aws_sdk_elasticloadbalancingv2::Client::from_conf(config)
+    }
+
+    /// A Classic Load Balancer client for `region`.
+    pub fn elb(&self, region: &Region) -> aws_sdk_elasticloadbalancing::Client {
+        let config = aws_sdk_elasticloadbalancing::config::Builder::from(&self.base)
+            .region(SdkRegion::new(region.as_str().to_owned()))
+            .interceptor(log::CallLog)
+            .interceptor(log::UserAgent)
+            .build();
+        aws_sdk_elasticloadbalancing::Client::from_conf(config)
+    }
+
     /// A CloudWatch client for `region`.
     pub fn cloudwatch(&self, region: &Region) -> aws_sdk_cloudwatch::Client {
         let config = aws_sdk_cloudwatch::config::Builder::from(&self.base)

@@ -263,6 +263,19 @@ impl Observe for AwsCloud {
         }))
     }
 
+    async fn balancers(
+        &self,
+        region: &Region,
+        groups: &[String],
+    ) -> Result<BTreeMap<String, Vec<crate::state::BalancerView>>, ObserveError> {
+        crate::engine::cloud::Cloud::balanced(self, region.as_str(), groups)
+            .await
+            .map_err(|e| ObserveError {
+                what: e.what,
+                message: e.message,
+            })
+    }
+
     async fn hosted_zones(
         &self,
         written: &BTreeSet<&str>,
@@ -311,6 +324,25 @@ async fn describe_groups(
         }
     }
     Ok(())
+}
+
+/// The load balancers a group registers its instances with.
+pub fn balancers_of(group: &AutoScalingGroup) -> Vec<crate::state::Balancer> {
+    use crate::state::Balancer;
+    let mut out: Vec<Balancer> = group
+        .target_group_arns()
+        .iter()
+        .map(|arn| Balancer::TargetGroup { arn: arn.clone() })
+        .chain(
+            group
+                .load_balancer_names()
+                .iter()
+                .map(|name| Balancer::Classic { name: name.clone() }),
+        )
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// The state of a described group.
@@ -371,6 +403,7 @@ pub fn group_state(group: &AutoScalingGroup) -> GroupState {
         warm_pool: group
             .warm_pool_configuration()
             .map(|w| to_u32(w.min_size())),
+        balancers: balancers_of(group),
     }
 }
 

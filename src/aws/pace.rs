@@ -41,6 +41,8 @@ pub enum Api {
     Ec2(String),
     /// CloudWatch in a region.
     CloudWatch(String),
+    /// Elastic Load Balancing (both kinds) in a region.
+    Elb(String),
 }
 
 impl Api {
@@ -50,6 +52,7 @@ impl Api {
             Api::AutoScaling(_) => Service::AutoScaling,
             Api::Ec2(_) => Service::Ec2,
             Api::CloudWatch(_) => Service::CloudWatch,
+            Api::Elb(_) => Service::Elb,
         }
     }
 }
@@ -65,6 +68,8 @@ pub enum Service {
     Ec2,
     /// CloudWatch.
     CloudWatch,
+    /// Elastic Load Balancing.
+    Elb,
 }
 
 impl std::str::FromStr for Service {
@@ -75,8 +80,9 @@ impl std::str::FromStr for Service {
             "autoscaling" => Ok(Service::AutoScaling),
             "ec2" => Ok(Service::Ec2),
             "cloudwatch" => Ok(Service::CloudWatch),
+            "elasticloadbalancing" => Ok(Service::Elb),
             other => Err(format!(
-                "unknown service `{other}`: use route53, autoscaling, ec2 or cloudwatch"
+                "unknown service `{other}`: use route53, autoscaling, ec2, cloudwatch or elasticloadbalancing"
             )),
         }
     }
@@ -288,6 +294,7 @@ pub fn api_of_signature(authorization: &str) -> Option<Api> {
         "autoscaling" => Some(Api::AutoScaling(region)),
         "ec2" => Some(Api::Ec2(region)),
         "monitoring" => Some(Api::CloudWatch(region)),
+        "elasticloadbalancing" => Some(Api::Elb(region)),
         _ => None,
     }
 }

@@ -35,7 +35,8 @@ pub struct PlanArgs {
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
     /// What the duration estimate assumes of AWS, as KEY=DURATION,... with launch
-    /// (default 5m), sync (60s), drain (2m) and latency (50ms)
+    /// (default 5m), sync (60s), drain (2m), healthy (2m30s), deregister (5m) and
+    /// latency (50ms)
     #[arg(long, value_name = "KEY=DURATION,...", value_parser = parse_assume)]
     pub assume: Option<Timing>,
     #[command(flatten)]

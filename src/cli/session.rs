@@ -193,8 +193,8 @@ pub async fn aws(rates: &Rates) -> Result<AwsContext, Exit> {
 #[derive(Debug, clap::Args)]
 pub struct RateArgs {
     /// Requests per second to one AWS API, as SERVICE=N (repeatable): route53 (per
-    /// account; default 5, AWS's limit), autoscaling, ec2, cloudwatch (per account
-    /// and region; default 20)
+    /// account; default 5, AWS's limit), autoscaling, ec2, cloudwatch,
+    /// elasticloadbalancing (per account and region; default 20)
     #[arg(long = "rate", value_name = "SERVICE=N", value_parser = Rates::parse_one)]
     pub rates: Vec<(crate::aws::pace::Service, f64)>,
 }

@@ -36,6 +36,9 @@ pub enum Await {
         desired: u32,
         /// Which way.
         direction: Direction,
+        /// Whether the wait includes the group's load balancers: up, the new
+        /// capacity healthy in each; down, the instances going out gone from each.
+        balancers: bool,
     },
     /// A Route 53 change being INSYNC.
     Change {
@@ -57,7 +60,7 @@ pub async fn settle<C: Cloud>(
     timeout: Duration,
 ) -> Result<(), EngineError> {
     let deadline = crate::engine::watch::deadline(timeout);
-    let mut groups: BTreeMap<&str, Vec<(&str, u32, Direction)>> = BTreeMap::new();
+    let mut groups: BTreeMap<&str, Vec<Wanted<'_>>> = BTreeMap::new();
     let mut changes: Vec<&str> = Vec::new();
     for a in awaits {
         match a {
@@ -66,11 +69,13 @@ pub async fn settle<C: Cloud>(
                 group,
                 desired,
                 direction,
-            } => groups.entry(region.as_str()).or_default().push((
-                group.as_str(),
-                *desired,
-                *direction,
-            )),
+                balancers,
+            } => groups.entry(region.as_str()).or_default().push(Wanted {
+                group: group.as_str(),
+                desired: *desired,
+                direction: *direction,
+                balancers: *balancers,
+            }),
             Await::Change { id } => changes.push(id.as_str()),
         }
     }
@@ -134,15 +139,25 @@ pub async fn settle<C: Cloud>(
     Ok(())
 }
 
-/// One round of the capacity poller: every region at once.
+/// What one group of a wave is waited for.
+struct Wanted<'a> {
+    group: &'a str,
+    desired: u32,
+    direction: Direction,
+    balancers: bool,
+}
+
+/// One round of the capacity poller: every region at once. A group attached to
+/// load balancers, once its InService count is there, is then read in them (one
+/// more read per region and per load balancer).
 async fn poll_groups<C: Cloud>(
     cloud: &C,
     recorder: &Recorder<'_>,
     step: &str,
-    groups: &BTreeMap<&str, Vec<(&str, u32, Direction)>>,
+    groups: &BTreeMap<&str, Vec<Wanted<'_>>>,
 ) -> Result<Poll<()>, EngineError> {
     let states = try_join_all(groups.iter().map(|(region, wanted)| async move {
-        let names: Vec<String> = wanted.iter().map(|(g, _, _)| (*g).to_owned()).collect();
+        let names: Vec<String> = wanted.iter().map(|w| w.group.to_owned()).collect();
         cloud
             .groups(region, &names)
             .await
@@ -152,8 +167,11 @@ async fn poll_groups<C: Cloud>(
     .map_err(step_err(step))?;
     let (mut current, mut total) = (0, 0);
     let mut lagging: Vec<String> = Vec::new();
+    // Per region: the groups in service as wanted, to be read in their balancers.
+    let mut balanced: BTreeMap<&str, Vec<&Wanted<'_>>> = BTreeMap::new();
     for (region, states) in &states {
-        for (group, desired, direction) in &groups[region] {
+        for wanted in &groups[region] {
+            let (group, desired, direction) = (&wanted.group, &wanted.desired, &wanted.direction);
             let Some(state) = states.get(*group) else {
                 return Err(EngineError::Step {
                     step: step.to_owned(),
@@ -180,6 +198,8 @@ async fn poll_groups<C: Cloud>(
                     "asg {group} ({region}) wanted {desired} instances InService, last seen {}",
                     state.in_service
                 ));
+            } else if wanted.balancers && !state.balancers.is_empty() {
+                balanced.entry(region).or_default().push(wanted);
             }
         }
     }
@@ -188,9 +208,50 @@ async fn poll_groups<C: Cloud>(
         current,
         wanted: total,
     });
+    if lagging.is_empty() && !balanced.is_empty() {
+        lagging.extend(poll_balancers(cloud, step, &balanced).await?);
+    }
     Ok(match lagging.len() {
         0 => Poll::Done(()),
         1 => Poll::Waiting(lagging.remove(0)),
         n => Poll::Waiting(format!("{} ({} more groups lagging)", lagging[0], n - 1)),
     })
+}
+
+/// The groups of `balanced` not yet as wanted in their load balancers, said for
+/// people.
+async fn poll_balancers<C: Cloud>(
+    cloud: &C,
+    step: &str,
+    balanced: &BTreeMap<&str, Vec<&Wanted<'_>>>,
+) -> Result<Vec<String>, EngineError> {
+    let views = try_join_all(balanced.iter().map(|(region, wanted)| async move {
+        let names: Vec<String> = wanted.iter().map(|w| w.group.to_owned()).collect();
+        cloud
+            .balanced(region, &names)
+            .await
+            .map(|views| (*region, views))
+    }))
+    .await
+    .map_err(step_err(step))?;
+    let mut lagging = Vec::new();
+    for (region, views) in &views {
+        for wanted in &balanced[region] {
+            let group = wanted.group;
+            for view in views.get(group).into_iter().flatten() {
+                match wanted.direction {
+                    Direction::Up if view.healthy < wanted.desired => lagging.push(format!(
+                        "asg {group} ({region}) wanted {} instances healthy in {}, last seen {} ({} registered)",
+                        wanted.desired, view.balancer, view.healthy, view.registered
+                    )),
+                    Direction::Down if view.leaving > 0 => lagging.push(format!(
+                        "asg {group} ({region}) wanted its drained instances out of {}, last seen {} still registered (deregistration delay)",
+                        view.balancer, view.leaving
+                    )),
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(lagging)
 }

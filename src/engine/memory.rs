@@ -28,6 +28,19 @@ struct Group {
     protected: u32,
     warm_pool: Option<u32>,
     preflight: crate::state::Preflight,
+    balancer: Option<MemoryBalancer>,
+    /// When desired last changed, and what it was before: how the load balancer
+    /// sees the change.
+    moved: Option<(Instant, u32)>,
+}
+
+/// A load balancer a group is attached to: new instances pass its health checks
+/// `healthy` after they are InService; instances going out stay registered
+/// (draining) for `drain` after they leave service.
+struct MemoryBalancer {
+    balancer: crate::state::Balancer,
+    healthy: Duration,
+    drain: Duration,
 }
 
 /// What [`MemoryCloud::shape`] may change of a group.
@@ -51,7 +64,43 @@ impl Group {
             protected: 0,
             warm_pool: None,
             preflight: crate::state::Preflight::default(),
+            balancer: None,
+            moved: None,
         }
+    }
+
+    /// How its instances stand in its load balancer at `now`, if it has one.
+    fn balancer_view(&self, now: Instant, launch: Duration) -> Option<crate::state::BalancerView> {
+        let lb = self.balancer.as_ref()?;
+        let desired = self.capacity.desired;
+        let (healthy, registered, leaving) = match self.moved {
+            None => (desired, desired, 0),
+            Some((at, before)) => {
+                let since = now.duration_since(at);
+                let in_service = if since >= launch { desired } else { before };
+                if desired >= before {
+                    let healthy = if since >= launch + lb.healthy {
+                        desired
+                    } else {
+                        before
+                    };
+                    (healthy, in_service, 0)
+                } else {
+                    let leaving = if since >= launch && since < launch + lb.drain {
+                        before - desired
+                    } else {
+                        0
+                    };
+                    (in_service, in_service, leaving)
+                }
+            }
+        };
+        Some(crate::state::BalancerView {
+            balancer: lb.balancer.clone(),
+            healthy,
+            registered,
+            leaving,
+        })
     }
 
     /// Its state at `now`, once launches that had time to finish have finished.
@@ -85,6 +134,7 @@ impl Group {
             tags: self.tags.clone(),
             protected: self.protected,
             warm_pool: self.warm_pool,
+            balancers: self.balancer.iter().map(|b| b.balancer.clone()).collect(),
         }
     }
 }
@@ -161,6 +211,45 @@ impl MemoryCloud {
                 suspended: &mut g.suspended,
             });
         }
+    }
+
+    /// Attaches a group to a load balancer whose health checks pass `healthy` after
+    /// an instance is InService, and whose deregistration delay is `drain`.
+    pub fn attach(
+        &self,
+        region: &str,
+        name: &str,
+        balancer: crate::state::Balancer,
+        healthy: Duration,
+        drain: Duration,
+    ) {
+        if let Some(g) = self
+            .world()
+            .groups
+            .get_mut(&(region.to_owned(), name.to_owned()))
+        {
+            g.balancer = Some(MemoryBalancer {
+                balancer,
+                healthy,
+                drain,
+            });
+        }
+    }
+
+    fn balancer_views(
+        &self,
+        region: &str,
+        groups: &[String],
+    ) -> BTreeMap<String, Vec<crate::state::BalancerView>> {
+        let now = Instant::now();
+        let world = self.world();
+        groups
+            .iter()
+            .filter_map(|name| {
+                let g = world.groups.get(&(region.to_owned(), name.clone()))?;
+                Some((name.clone(), vec![g.balancer_view(now, self.launch)?]))
+            })
+            .collect()
     }
 
     /// Names a hosted zone (records are added to zones by id).
@@ -420,6 +509,9 @@ impl Cloud for MemoryCloud {
                 what: format!("update {group}"),
                 message: "ValidationError: group not found".into(),
             })?;
+        if entry.capacity.desired != capacity.desired {
+            entry.moved = Some((Instant::now(), entry.capacity.desired));
+        }
         entry.capacity = capacity;
         entry.changed = Some((Instant::now(), entry.in_service));
         Ok(())
@@ -524,6 +616,15 @@ impl Cloud for MemoryCloud {
                 ))
             })
             .collect())
+    }
+
+    async fn balanced(
+        &self,
+        region: &str,
+        groups: &[String],
+    ) -> Result<BTreeMap<String, Vec<crate::state::BalancerView>>, CloudError> {
+        self.enter("balanced")?;
+        Ok(self.balancer_views(region, groups))
     }
 
     async fn set_subnets(
@@ -724,6 +825,15 @@ impl Observe for MemoryCloud {
                 (!g.preflight.is_empty()).then(|| (name.clone(), g.preflight.clone()))
             })
             .collect())
+    }
+
+    async fn balancers(
+        &self,
+        region: &Region,
+        groups: &[String],
+    ) -> Result<BTreeMap<String, Vec<crate::state::BalancerView>>, ObserveError> {
+        self.enter("describe_target_health").map_err(read_err)?;
+        Ok(self.balancer_views(region.as_str(), groups))
     }
 
     async fn hosted_zones(

@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use super::cloud::Cloud;
-use super::converge::settle;
+use super::converge::{Await, Direction, settle};
 use super::error::{EngineError, step_err};
 use super::execute::{Options, show, show_target};
 use super::history::{History, Intent};
@@ -323,6 +323,19 @@ async fn restore<C: Cloud>(
     let mut awaits = Vec::new();
     for result in results {
         awaits.extend(result?);
+    }
+    // Restored capacity is waited for until healthy in its load balancers: traffic
+    // comes back to it next. (Capacity taken away needs no deregistration wait:
+    // traffic left it before.)
+    for wait in &mut awaits {
+        if let Await::Capacity {
+            direction: Direction::Up,
+            balancers,
+            ..
+        } = wait
+        {
+            *balancers = true;
+        }
     }
     settle(
         cloud,

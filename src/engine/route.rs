@@ -252,4 +252,21 @@ impl<C: Cloud> Cloud for Routed<C> {
         .replace_instance(region, instance)
         .await
     }
+
+    async fn balanced(
+        &self,
+        region: &str,
+        groups: &[String],
+    ) -> Result<BTreeMap<String, Vec<crate::state::BalancerView>>, CloudError> {
+        let parts = try_join_all(self.by_account(region, groups).into_iter().map(
+            |(account, names)| async move {
+                let cloud = self.cloud(account, || {
+                    format!("read the load balancers of Auto Scaling groups in {region}")
+                })?;
+                cloud.balanced(region, &names).await
+            },
+        ))
+        .await?;
+        Ok(parts.into_iter().flatten().collect())
+    }
 }

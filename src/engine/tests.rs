@@ -55,6 +55,7 @@ fn group(name: &str, capacity: Capacity) -> GroupState {
         tags: BTreeMap::new(),
         protected: 0,
         warm_pool: None,
+        balancers: vec![],
     }
 }
 
@@ -1386,4 +1387,187 @@ async fn an_alarm_during_a_bake_stops_the_next_increment_even_with_a_long_poll()
         "the second increment never went out"
     );
     assert_eq!(cloud.calls("upsert_weights"), 1);
+}
+
+/// The engine playbook's groups attached to target groups: new west instances pass
+/// their health checks `healthy` after they are InService; east's target group
+/// holds leaving instances for `drain` (its deregistration delay).
+fn balanced_cloud(launch: Duration, healthy: Duration, drain: Duration) -> MemoryCloud {
+    use crate::state::Balancer;
+    let cloud = cloud(launch, Duration::ZERO);
+    cloud.name_zone("Z1", "example.com.");
+    let tg = |name: &str| Balancer::TargetGroup {
+        arn: format!(
+            "arn:aws:elasticloadbalancing:us-west-2:123456789012:targetgroup/{name}/0123456789abcdef"
+        ),
+    };
+    cloud.attach("us-west-2", "api-west", tg("api-west"), healthy, drain);
+    cloud.attach("us-east-1", "api-east", tg("api-east"), healthy, drain);
+    cloud
+}
+
+/// The plan of `text` read from `cloud` through [`crate::plan::observe::Observe`],
+/// as `evac plan` reads AWS.
+async fn observed_plan(cloud: &MemoryCloud, text: &str) -> Plan {
+    let playbook =
+        crate::playbook::load_str("engine.yaml", text, &BTreeMap::new()).expect("valid playbook");
+    let observed = crate::plan::observe::observe(&crate::accounts::Accounts::one(cloud), &playbook)
+        .await
+        .expect("observed");
+    let plan = build(
+        &playbook,
+        &observed,
+        "engine.yaml",
+        jiff::Timestamp::UNIX_EPOCH,
+    );
+    assert!(plan.blockers.is_empty(), "{:?}", plan.blockers);
+    plan
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_scale_up_waits_until_healthy_in_its_target_group_and_a_drain_until_deregistered() {
+    let (launch, healthy, drain) = (
+        Duration::from_secs(90),
+        Duration::from_secs(120),
+        Duration::from_secs(300),
+    );
+    let cloud = balanced_cloud(launch, healthy, drain);
+    let plan = observed_plan(&cloud, PLAYBOOK).await;
+    let step = |id: &str| plan.steps.iter().find(|s| s.id == id).expect("step");
+    assert!(step("scale").balancers && step("drain").balancers);
+    let text = crate::plan::render::human(&plan, false);
+    assert!(
+        text.contains("target group api-west: 2 of 2 registered instance(s) healthy"),
+        "{text}"
+    );
+    assert!(
+        text.contains("wait until InService and healthy in their load balancers"),
+        "{text}"
+    );
+    assert!(
+        text.contains("wait until out of their load balancers"),
+        "{text}"
+    );
+
+    let r = new_run();
+    let start = Instant::now();
+    execute_plan(
+        &cloud,
+        &r.run,
+        &plan,
+        &Options::default(),
+        &Interrupt::default(),
+    )
+    .await
+    .expect("run succeeds");
+    // Scale: launch + health checks; shift: 2 x 2 m bakes; drain: out of service at
+    // launch, then the deregistration delay. InService alone would be 90 + 240 + 90.
+    let least = launch + healthy + Duration::from_secs(240) + launch + drain;
+    let took = start.elapsed();
+    assert!(took >= least, "{took:?} < {least:?}");
+    assert!(took < least + Duration::from_secs(120), "{took:?}");
+    assert_eq!(cloud.capacity("us-east-1", "api-east"), Some(cap(0, 0, 12)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn new_capacity_that_never_passes_its_health_checks_fails_the_step_naming_the_target_group() {
+    let cloud = balanced_cloud(
+        Duration::from_secs(60),
+        Duration::from_secs(3600),
+        Duration::ZERO,
+    );
+    let plan = observed_plan(&cloud, PLAYBOOK).await;
+    let r = new_run();
+    let err = execute_plan(
+        &cloud,
+        &r.run,
+        &plan,
+        &Options::default(),
+        &Interrupt::default(),
+    )
+    .await
+    .expect_err("times out");
+    let message = err.to_string();
+    assert!(
+        message.contains("step scale failed: timed out after 600s: asg api-west (us-west-2) wanted 8 instances healthy in target group api-west, last seen 2 (8 registered)"),
+        "{message}"
+    );
+    // InService was reached: only the load balancer held the step.
+    assert_eq!(cloud.capacity("us-west-2", "api-west"), Some(cap(8, 8, 12)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_service_waits_ignore_load_balancers() {
+    let cloud = balanced_cloud(
+        Duration::from_secs(60),
+        Duration::from_secs(3600),
+        Duration::from_secs(3600),
+    );
+    let text = PLAYBOOK
+        .replace(
+            "desired: 8, timeout: 10m",
+            "desired: 8, timeout: 10m, wait: in_service",
+        )
+        .replace(
+            "to: 0, timeout: 10m",
+            "to: 0, timeout: 10m, wait: in_service",
+        );
+    let plan = observed_plan(&cloud, &text).await;
+    assert!(plan.steps.iter().all(|s| !s.balancers));
+    let r = new_run();
+    execute_plan(
+        &cloud,
+        &r.run,
+        &plan,
+        &Options::default(),
+        &Interrupt::default(),
+    )
+    .await
+    .expect("run succeeds without waiting for health or deregistration");
+}
+
+#[tokio::test(start_paused = true)]
+async fn rollback_waits_until_restored_capacity_is_healthy_before_moving_traffic_back() {
+    let (launch, healthy) = (Duration::from_secs(60), Duration::from_secs(200));
+    let cloud = balanced_cloud(launch, healthy, Duration::ZERO);
+    let plan = observed_plan(&cloud, PLAYBOOK).await;
+    let r = new_run();
+    execute_plan(
+        &cloud,
+        &r.run,
+        &plan,
+        &Options::default(),
+        &Interrupt::default(),
+    )
+    .await
+    .expect("run succeeds");
+    let history = History::from_entries(&r.run.read().expect("journal"));
+    let mut journal = Journal::open(&r.run).expect("journal");
+    let recorder = Recorder::new(&mut journal, history, &Silent);
+    let start = Instant::now();
+    let restoring = async {
+        rollback(
+            &cloud,
+            &recorder,
+            &Interrupt::default(),
+            &Options::default(),
+            &plan,
+            true,
+        )
+        .await
+        .expect("rollback")
+    };
+    // While east's restored instances are not yet healthy, traffic stays in west.
+    let watch = async {
+        tokio::time::sleep(launch + healthy / 2).await;
+        cloud.weights("Z1")
+    };
+    let (report, during) = futures::join!(restoring, watch);
+    assert!(report.differences.is_empty(), "{:?}", report.differences);
+    assert_eq!(during.get("west"), Some(&100), "{during:?}");
+    assert!(start.elapsed() >= launch + healthy, "{:?}", start.elapsed());
+    assert_eq!(
+        cloud.weights("Z1"),
+        BTreeMap::from([("east".to_owned(), 100), ("west".to_owned(), 0)])
+    );
 }

@@ -318,6 +318,7 @@ pub fn await_of(
                 group: group.clone(),
                 desired: wanted.desired,
                 direction,
+                balancers: false,
             })
         }
         (Target::Weights { .. }, _) => change_id

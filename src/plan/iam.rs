@@ -143,6 +143,19 @@ pub fn policy(p: &PolicyFor<'_>) -> Document {
             None,
         ));
     }
+    if !needs.changed.is_empty() {
+        // How the changed groups stand in their load balancers: the plan shows it,
+        // the run waits on it. These reads take no resource-level permissions.
+        statements.push(statement(
+            "ReadLoadBalancerHealth",
+            &actions(&[
+                "elasticloadbalancing:DescribeInstanceHealth",
+                "elasticloadbalancing:DescribeTargetHealth",
+            ]),
+            vec!["*".to_owned()],
+            None,
+        ));
+    }
     if run {
         statements.extend(group_writes(playbook, p.account, &account_id));
     }
@@ -560,6 +573,7 @@ mod tests {
             sids,
             [
                 "ReadAutoScalingGroups",
+                "ReadLoadBalancerHealth",
                 "ChangeTheAutoScalingGroupsOfGroupSvc",
                 "ReadSubnetsForZonesAndFreeAddresses",
                 "ReadStopAndCheckAlarms",
@@ -569,11 +583,11 @@ mod tests {
             ]
         );
         assert_eq!(
-            ambient.statement[4].resource,
+            ambient.statement[5].resource,
             ["arn:aws:iam::111111111111:role/evac-dns"]
         );
         assert_eq!(
-            ambient.statement[6].resource,
+            ambient.statement[7].resource,
             ["arn:aws:s3:::drills/evac/*"]
         );
         // A plan neither writes nor keeps state.
@@ -583,6 +597,7 @@ mod tests {
             sids,
             [
                 "ReadAutoScalingGroups",
+                "ReadLoadBalancerHealth",
                 "ReadSubnetsForZonesAndFreeAddresses",
                 "ReadStopAndCheckAlarms",
                 "AssumeThePlaybooksAccountRoles"

@@ -210,6 +210,11 @@ pub struct StepPlan {
     /// `shift_traffic`), in seconds; 0 when it does not wait.
     #[serde(default)]
     pub timeout_secs: u64,
+    /// Whether the step's wait includes its groups' load balancers: until the new
+    /// capacity is healthy in each (`scale_up`), until the instances going out
+    /// have left each (`drain`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub balancers: bool,
 }
 
 /// One weighted record set's weight before the step and after each increment.
@@ -241,6 +246,10 @@ pub enum Change {
         after: Capacity,
         /// How `after` was computed.
         reason: String,
+        /// The group's load balancers, with how its instances stood in each when
+        /// the plan was made.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        balancers: Vec<crate::state::BalancerView>,
     },
     /// A weight ramp of one record.
     Weights {

@@ -14,7 +14,9 @@ use crate::accounts::Accounts;
 use crate::playbook::{
     Action, GroupSpec, Names, Playbook, RecordSpec, RecordType, Region, StopCondition,
 };
-use crate::state::{Caller, GroupState, Observed, Preflight, Subnet, WeightedSet, ZoneLookup};
+use crate::state::{
+    BalancerView, Caller, GroupState, Observed, Preflight, Subnet, WeightedSet, ZoneLookup,
+};
 
 /// A read that failed.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +80,13 @@ pub trait Observe {
         region: &Region,
         groups: &[String],
     ) -> Result<BTreeMap<String, Preflight>, ObserveError>;
+    /// How the instances of the named groups of a region stand in the groups' load
+    /// balancers; groups with none are absent.
+    async fn balancers(
+        &self,
+        region: &Region,
+        groups: &[String],
+    ) -> Result<BTreeMap<String, Vec<BalancerView>>, ObserveError>;
     /// Looks up hosted zones as written in a playbook: ids or names.
     async fn hosted_zones(
         &self,
@@ -134,6 +143,13 @@ impl<T: Observe> Observe for &T {
         groups: &[String],
     ) -> Result<BTreeMap<String, Preflight>, ObserveError> {
         (**self).preflight(region, groups).await
+    }
+    async fn balancers(
+        &self,
+        region: &Region,
+        groups: &[String],
+    ) -> Result<BTreeMap<String, Vec<BalancerView>>, ObserveError> {
+        (**self).balancers(region, groups).await
     }
     async fn hosted_zones(
         &self,
@@ -386,6 +402,9 @@ fn merge(into: &mut Observed, account: &str, part: Observed) -> Result<(), Obser
     for (region, groups) in part.preflight {
         into.preflight.entry(region).or_default().extend(groups);
     }
+    for (region, groups) in part.balancers {
+        into.balancers.entry(region).or_default().extend(groups);
+    }
     if let Some(caller) = part.caller {
         into.callers.insert(account.to_owned(), caller);
     }
@@ -480,6 +499,11 @@ async fn observe_in(
                 .preflight
                 .insert(region.to_string(), found.preflight);
         }
+        if !found.balancers.is_empty() {
+            observed
+                .balancers
+                .insert(region.to_string(), found.balancers);
+        }
     }
     for (region, states) in alarms {
         observed.alarms.insert(region.to_string(), states);
@@ -493,6 +517,7 @@ struct RegionGroups {
     subnet_zones: BTreeMap<String, String>,
     subnet_free: BTreeMap<String, u32>,
     preflight: BTreeMap<String, Preflight>,
+    balancers: BTreeMap<String, Vec<BalancerView>>,
 }
 
 /// The groups of one region: every explicit name in one read, and one read per set
@@ -584,7 +609,19 @@ async fn region_groups(
         }
         cloud.preflight(region, &changed).await
     };
-    let (subnets, preflight) = futures::try_join!(subnets, preflight)?;
+    // Load balancers: of the changed groups attached to one.
+    let balanced: Vec<String> = changed
+        .iter()
+        .filter(|g| found.get(*g).is_some_and(|s| !s.balancers.is_empty()))
+        .cloned()
+        .collect();
+    let balancers = async {
+        if balanced.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        cloud.balancers(region, &balanced).await
+    };
+    let (subnets, preflight, balancers) = futures::try_join!(subnets, preflight, balancers)?;
     let mut subnet_zones = BTreeMap::new();
     let mut subnet_free = BTreeMap::new();
     for (id, subnet) in subnets {
@@ -599,6 +636,7 @@ async fn region_groups(
         subnet_zones,
         subnet_free,
         preflight,
+        balancers,
     })
 }
 

@@ -199,6 +199,18 @@ pub fn human(plan: &Plan, colour: bool) -> String {
     out
 }
 
+/// A group's standing in one of its load balancers, as planned.
+fn balancer_line(view: &crate::state::BalancerView) -> String {
+    let mut line = format!(
+        "{}: {} of {} registered instance(s) healthy",
+        view.balancer, view.healthy, view.registered
+    );
+    if view.leaving > 0 {
+        line.push_str(&format!(", {} draining", view.leaving));
+    }
+    line
+}
+
 fn write_change(out: &mut String, change: &Change, p: &Palette) {
     match change {
         Change::Capacity {
@@ -207,6 +219,7 @@ fn write_change(out: &mut String, change: &Change, p: &Palette) {
             before,
             after,
             reason,
+            balancers,
         } => {
             let marker = if before == after {
                 p.dim.apply_to("=")
@@ -219,6 +232,9 @@ fn write_change(out: &mut String, change: &Change, p: &Palette) {
                 capacity_line(before, after)
             );
             let _ = writeln!(out, "       {}", p.dim.apply_to(reason));
+            for view in balancers {
+                let _ = writeln!(out, "       {}", p.dim.apply_to(balancer_line(view)));
+            }
         }
         Change::Suspend {
             region,
@@ -410,8 +426,14 @@ pub fn markdown(plan: &Plan) -> String {
                     before,
                     after,
                     reason,
+                    balancers,
                 } = change
                 {
+                    let mut reason = reason.clone();
+                    for view in balancers {
+                        reason.push_str("; ");
+                        reason.push_str(&balancer_line(view));
+                    }
                     let _ = writeln!(
                         out,
                         "| {group} | {region} | {} | {} | {} | {reason} |",

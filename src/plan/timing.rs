@@ -22,6 +22,11 @@ pub struct Timing {
     pub sync: Duration,
     /// Drained instances leave service.
     pub drain: Duration,
+    /// New instances pass their load balancers' health checks, once InService
+    /// (an ALB target group's defaults: 5 checks 30 s apart).
+    pub healthy: Duration,
+    /// Load balancers hold instances going out (their deregistration delay).
+    pub deregister: Duration,
     /// One AWS call, there and back.
     pub latency: Duration,
     /// The paced request rates.
@@ -34,6 +39,8 @@ impl Default for Timing {
             launch: Duration::from_secs(300),
             sync: Duration::from_secs(60),
             drain: Duration::from_secs(120),
+            healthy: Duration::from_secs(150),
+            deregister: Duration::from_secs(300),
             latency: Duration::from_millis(50),
             rates: Rates::default(),
         }
@@ -41,7 +48,8 @@ impl Default for Timing {
 }
 
 impl Timing {
-    /// Applies `launch=3m,sync=60s,drain=0s,latency=40ms` (any subset).
+    /// Applies `launch=3m,sync=60s,drain=0s,healthy=1m,deregister=30s,latency=40ms`
+    /// (any subset).
     pub fn assume(mut self, text: &str) -> Result<Self, String> {
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (key, value) = part
@@ -55,10 +63,12 @@ impl Timing {
                 "launch" => self.launch = value,
                 "sync" => self.sync = value,
                 "drain" => self.drain = value,
+                "healthy" => self.healthy = value,
+                "deregister" => self.deregister = value,
                 "latency" => self.latency = value,
                 other => {
                     return Err(format!(
-                        "unknown assumption `{other}`: use launch, sync, drain or latency"
+                        "unknown assumption `{other}`: use launch, sync, drain, healthy, deregister or latency"
                     ));
                 }
             }
@@ -101,19 +111,28 @@ impl Timing {
             StepKind::ScaleUp => {
                 let calls = self.paced(groups + 1, Service::AutoScaling) + self.latency(2);
                 if step.timeout_secs > 0 && groups > 0 {
-                    calls + self.launch.as_secs_f64()
+                    // Healthy in the load balancers: one more read per round.
+                    let balancers = if step.balancers {
+                        self.healthy.as_secs_f64() + self.latency(2)
+                    } else {
+                        0.0
+                    };
+                    calls + self.launch.as_secs_f64() + balancers
                 } else {
                     calls
                 }
             }
             StepKind::Drain => {
+                // With load balancers, instances leave service at once and are held
+                // for the deregistration delay.
+                let out = if step.balancers {
+                    self.drain.max(self.deregister).as_secs_f64() + self.latency(2)
+                } else {
+                    self.drain.as_secs_f64()
+                };
                 self.paced(groups + 1, Service::AutoScaling)
                     + self.latency(3)
-                    + if groups > 0 {
-                        self.drain.as_secs_f64()
-                    } else {
-                        0.0
-                    }
+                    + if groups > 0 { out } else { 0.0 }
             }
             StepKind::ShiftTraffic => {
                 let zones: BTreeSet<&str> = step
@@ -185,11 +204,16 @@ impl Timing {
         let show = |d: Duration| crate::playbook::HumanDuration(d).to_string();
         vec![
             format!(
-                "instances launch and pass health checks in {}",
+                "instances launch and come InService in {}",
                 show(self.launch)
             ),
             format!("a Route 53 change is in sync within {}", show(self.sync)),
             format!("a drain completes in {}", show(self.drain)),
+            format!(
+                "load balancers pass new instances in {} and hold leaving ones {}",
+                show(self.healthy),
+                show(self.deregister)
+            ),
             format!(
                 "each AWS call takes {}; Route 53 is paced at {}/s, Auto Scaling at {}/s",
                 show(self.latency),
@@ -229,6 +253,7 @@ mod tests {
                 .collect(),
             estimate_secs: 0,
             timeout_secs: 300,
+            balancers: false,
         }
     }
 

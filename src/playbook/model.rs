@@ -370,11 +370,28 @@ pub const STEP_KINDS: [&str; 7] = [
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WaitFor {
-    /// Until the group's InService count reaches desired.
+    /// Until the new capacity is InService and passes the health checks of every
+    /// load balancer (target group, classic load balancer) the group is attached
+    /// to; a group with none: until InService.
     #[default]
+    Healthy,
+    /// Until the group's InService count reaches desired.
     InService,
     /// Do not wait.
     None,
+}
+
+/// What a drain waits for after lowering capacity.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DrainWait {
+    /// Until the instances going out have left service and every load balancer the
+    /// group is attached to (its deregistration delay, connection draining, has
+    /// passed): users are off them.
+    #[default]
+    Deregistered,
+    /// Until the group's InService count is down to the drain's target.
+    InService,
 }
 
 /// Take on a share of the matching source group's desired capacity.
@@ -536,6 +553,9 @@ pub struct Drain {
     #[serde(default)]
     #[schemars(schema_with = "super::schema::templated::<u32>")]
     pub to: u32,
+    /// What to wait for.
+    #[serde(default)]
+    pub wait: DrainWait,
     /// How long the drain may take.
     #[serde(default = "default_drain_timeout")]
     pub timeout: HumanDuration,

@@ -233,6 +233,89 @@ impl Account {
             });
     }
 
+    /// A target group `name` in the VPC of `group`, attached to it.
+    pub fn attach_target_group(&self, region: &str, group: &str, name: &str) {
+        let region = evac::playbook::Region::parse(region).expect("region");
+        tokio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(async {
+                let ctx = self.context().await;
+                let autoscaling = ctx.autoscaling(&region);
+                let described = autoscaling
+                    .describe_auto_scaling_groups()
+                    .auto_scaling_group_names(group)
+                    .send()
+                    .await
+                    .expect("describe the group");
+                let subnet = described.auto_scaling_groups()[0]
+                    .vpc_zone_identifier()
+                    .and_then(|s| s.split(',').next())
+                    .expect("a subnet")
+                    .to_owned();
+                let subnets = ctx
+                    .ec2(&region)
+                    .describe_subnets()
+                    .subnet_ids(subnet)
+                    .send()
+                    .await
+                    .expect("subnets");
+                let vpc = subnets.subnets()[0].vpc_id().expect("vpc").to_owned();
+                let created = ctx
+                    .elbv2(&region)
+                    .create_target_group()
+                    .name(name)
+                    .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+                    .port(80)
+                    .vpc_id(vpc)
+                    .send()
+                    .await
+                    .expect("target group");
+                let arn = created.target_groups()[0]
+                    .target_group_arn()
+                    .expect("arn")
+                    .to_owned();
+                autoscaling
+                    .attach_load_balancer_target_groups()
+                    .auto_scaling_group_name(group)
+                    .target_group_arns(arn)
+                    .send()
+                    .await
+                    .expect("attach the target group");
+            });
+    }
+
+    /// A Classic Load Balancer `name`, attached to `group`.
+    pub fn attach_classic(&self, region: &str, group: &str, name: &str) {
+        let region = evac::playbook::Region::parse(region).expect("region");
+        tokio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(async {
+                let ctx = self.context().await;
+                ctx.elb(&region)
+                    .create_load_balancer()
+                    .load_balancer_name(name)
+                    .availability_zones(format!("{region}a"))
+                    .listeners(
+                        aws_sdk_elasticloadbalancing::types::Listener::builder()
+                            .protocol("HTTP")
+                            .load_balancer_port(80)
+                            .instance_port(80)
+                            .build()
+                            .expect("listener"),
+                    )
+                    .send()
+                    .await
+                    .expect("load balancer");
+                ctx.autoscaling(&region)
+                    .attach_load_balancers()
+                    .auto_scaling_group_name(group)
+                    .load_balancer_names(name)
+                    .send()
+                    .await
+                    .expect("attach the load balancer");
+            });
+    }
+
     /// Someone sets the seeded stop-condition alarm (api-5xx-rate in us-west-2).
     pub fn set_alarm(&self, state: aws_sdk_cloudwatch::types::StateValue) {
         tokio::runtime::Runtime::new()

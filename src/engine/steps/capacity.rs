@@ -61,13 +61,18 @@ impl<C: Cloud> Executor<'_, '_, C> {
             .collect();
         let actions: Vec<String> = items.iter().map(|i| i.action.clone()).collect();
         let timeout = Duration::from_secs(step.timeout_secs);
-        let awaits = if step.kind == StepKind::Drain {
+        let mut awaits = if step.kind == StepKind::Drain {
             // The region traffic went to must still hold what earlier steps gave it.
             let guard = self.check_capacity(&step.id, timeout);
             self.guarded_wave(&step.id, items, guard).await?
         } else {
             self.wave(&step.id, items).await?
         };
+        for wait in &mut awaits {
+            if let Await::Capacity { balancers, .. } = wait {
+                *balancers = step.balancers;
+            }
+        }
         if step.timeout_secs > 0 {
             self.settle_wave(&step.id, &awaits, actions, timeout).await
         } else {

@@ -131,20 +131,31 @@ impl Builder<'_> {
                 before,
                 after,
                 reason,
+                balancers: self.observed.balancers_of(region, target).to_vec(),
             });
         }
         suspends.extend(changes);
         let changes = suspends;
         self.check_addresses(step, region);
-        let waits = matches!(s.wait, crate::playbook::WaitFor::InService)
-            && changes.iter().any(|c| matches!(c, Change::Capacity { before, after, .. } if after.desired > before.desired));
+        let raised = |c: &&Change| matches!(c, Change::Capacity { before, after, .. } if after.desired > before.desired);
+        let balanced = changes
+            .iter()
+            .filter(raised)
+            .any(|c| matches!(c, Change::Capacity { balancers, .. } if !balancers.is_empty()));
+        let until = match s.wait {
+            crate::playbook::WaitFor::None => None,
+            crate::playbook::WaitFor::Healthy if balanced => {
+                Some("InService and healthy in their load balancers")
+            }
+            _ => Some("InService"),
+        };
         let summary = format!(
             "scale up {} in {region}{}",
             s.group.0.join(", "),
-            if waits {
-                format!(", wait until InService (timeout {})", s.timeout)
-            } else {
-                String::new()
+            match until {
+                Some(until) if changes.iter().any(|c| raised(&c)) =>
+                    format!(", wait until {until} (timeout {})", s.timeout),
+                _ => String::new(),
             }
         );
         Built::new(StepKind::ScaleUp, summary, changes)
@@ -198,6 +209,7 @@ impl Builder<'_> {
             }
             changes.push(Change::Capacity {
                 region: region.to_owned(),
+                balancers: self.observed.balancers_of(region, &group).to_vec(),
                 group,
                 before,
                 after,
@@ -206,10 +218,18 @@ impl Builder<'_> {
         }
         suspends.extend(changes);
         let changes = suspends;
+        let balanced = changes
+            .iter()
+            .any(|c| matches!(c, Change::Capacity { balancers, .. } if !balancers.is_empty()));
         let summary = format!(
-            "drain {} in {region} to {} (timeout {})",
+            "drain {} in {region} to {}{} (timeout {})",
             d.group.0.join(", "),
             d.to,
+            if balanced && d.wait == crate::playbook::DrainWait::Deregistered {
+                ", wait until out of their load balancers"
+            } else {
+                ""
+            },
             d.timeout
         );
         Built::new(StepKind::Drain, summary, changes)

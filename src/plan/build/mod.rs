@@ -156,7 +156,7 @@ pub fn build_with(
     for step in &playbook.steps {
         let id = step.id.as_str();
         let timeout_secs = match &step.action {
-            Action::ScaleUp(s) if matches!(s.wait, crate::playbook::WaitFor::InService) => {
+            Action::ScaleUp(s) if !matches!(s.wait, crate::playbook::WaitFor::None) => {
                 s.timeout.0.as_secs()
             }
             Action::ScaleUp(_) | Action::Wait(_) | Action::Approve(_) => 0,
@@ -193,6 +193,15 @@ pub fn build_with(
         if matches!(step.action, Action::ShiftTraffic(_)) {
             b.check_capacity_behind_traffic(id);
         }
+        let balancers = timeout_secs > 0
+            && match &step.action {
+                Action::ScaleUp(s) => s.wait == crate::playbook::WaitFor::Healthy,
+                Action::Drain(d) => d.wait == crate::playbook::DrainWait::Deregistered,
+                _ => false,
+            }
+            && changes
+                .iter()
+                .any(|c| matches!(c, Change::Capacity { balancers, .. } if !balancers.is_empty()));
         let mut plan = StepPlan {
             id: id.to_owned(),
             kind,
@@ -200,6 +209,7 @@ pub fn build_with(
             changes,
             estimate_secs: 0,
             timeout_secs,
+            balancers,
         };
         plan.estimate_secs = timing.step(&plan).round() as u64;
         steps.push(plan);
