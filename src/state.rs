@@ -111,6 +111,96 @@ impl BalancerView {
     }
 }
 
+/// What the scale-ups of one region need to know of its EC2 On-Demand vCPU quotas.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vcpus {
+    /// Per scaled group: the instance type it launches and its vCPUs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub groups: BTreeMap<String, InstanceShape>,
+    /// Per scaled group whose instance type could not be told: why.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unknown: BTreeMap<String, String>,
+    /// Per quota code: the quota, and the vCPUs of running On-Demand instances it
+    /// counts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub quotas: BTreeMap<String, Quota>,
+}
+
+/// The instance type a group launches.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceShape {
+    /// The instance type (the largest of a mixed instances policy's).
+    pub instance_type: String,
+    /// Its vCPUs.
+    pub vcpus: u32,
+}
+
+/// One EC2 vCPU quota of a region.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quota {
+    /// Its value (the applied one, else AWS's default), when it could be read.
+    pub limit: Option<u64>,
+    /// Why it could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// vCPUs of the region's running On-Demand instances it counts.
+    pub used: u64,
+}
+
+/// The EC2 quotas of running On-Demand instances, counted in vCPUs: Service Quotas
+/// code and name.
+pub const VCPU_QUOTAS: [(&str, &str); 10] = [
+    (
+        "L-1216C47A",
+        "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances",
+    ),
+    ("L-74FC7D96", "Running On-Demand F instances"),
+    ("L-DB2E81BA", "Running On-Demand G and VT instances"),
+    ("L-1945791B", "Running On-Demand Inf instances"),
+    ("L-417A185B", "Running On-Demand P instances"),
+    ("L-7295265B", "Running On-Demand X instances"),
+    ("L-2C3B7624", "Running On-Demand Trn instances"),
+    ("L-6E869C2A", "Running On-Demand DL instances"),
+    ("L-F7808C92", "Running On-Demand HPC instances"),
+    ("L-43DA4232", "Running On-Demand High Memory instances"),
+];
+
+/// The vCPU quota (of [`VCPU_QUOTAS`]) an instance type falls under, by its family.
+pub fn vcpu_quota(instance_type: &str) -> Option<(&'static str, &'static str)> {
+    let family: String = instance_type
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let code = match family.as_str() {
+        "inf" => "L-1945791B",
+        "trn" => "L-2C3B7624",
+        "dl" => "L-6E869C2A",
+        "hpc" => "L-F7808C92",
+        "vt" => "L-DB2E81BA",
+        "u" => "L-43DA4232",
+        // Mac instances run on Dedicated Hosts, under quotas of their own.
+        "mac" => return None,
+        _ => match family.chars().next()? {
+            'a' | 'c' | 'd' | 'h' | 'i' | 'm' | 'r' | 't' | 'z' => "L-1216C47A",
+            'f' => "L-74FC7D96",
+            'g' => "L-DB2E81BA",
+            'p' => "L-417A185B",
+            'x' => "L-7295265B",
+            _ => return None,
+        },
+    };
+    VCPU_QUOTAS.iter().copied().find(|(c, _)| *c == code)
+}
+
+/// The name of a vCPU quota code.
+pub fn vcpu_quota_name(code: &str) -> &'static str {
+    VCPU_QUOTAS
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map_or("an EC2 vCPU quota", |(_, name)| name)
+}
+
 /// How one group's instances stand in one of its load balancers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BalancerView {
@@ -253,6 +343,10 @@ pub struct Observed {
     /// balancers: how its instances stand in each.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub balancers: BTreeMap<String, BTreeMap<String, Vec<BalancerView>>>,
+    /// Per region a `scale_up` raises: its groups' instance types and the vCPU
+    /// quotas they fall under.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vcpus: BTreeMap<String, Vcpus>,
 }
 
 /// Which named account of a playbook each resource is in; a resource not listed is
@@ -328,6 +422,11 @@ impl Observed {
                 }
             }
         }
+        for region in stable.vcpus.values_mut() {
+            for quota in region.quotas.values_mut() {
+                quota.used = 0;
+            }
+        }
         for alarms in stable.alarms.values_mut() {
             for state in alarms.values_mut() {
                 state.clear();
@@ -361,5 +460,40 @@ impl Observed {
             .and_then(|g| g.get(group))
             .map(Vec::as_slice)
             .unwrap_or(&[])
+    }
+}
+
+#[cfg(test)]
+mod quota_tests {
+    use super::vcpu_quota;
+
+    #[test]
+    fn instance_types_fall_under_their_families_vcpu_quota() {
+        let code = |t: &str| vcpu_quota(t).map(|(code, _)| code);
+        for standard in [
+            "t3.micro",
+            "m7i-flex.large",
+            "c7gn.xlarge",
+            "r6idn.2xlarge",
+            "im4gn.large",
+            "z1d.large",
+            "a1.medium",
+            "d3en.xlarge",
+            "h1.2xlarge",
+        ] {
+            assert_eq!(code(standard), Some("L-1216C47A"), "{standard}");
+        }
+        assert_eq!(code("g5.xlarge"), Some("L-DB2E81BA"));
+        assert_eq!(code("vt1.3xlarge"), Some("L-DB2E81BA"));
+        assert_eq!(code("p4d.24xlarge"), Some("L-417A185B"));
+        assert_eq!(code("inf2.xlarge"), Some("L-1945791B"));
+        assert_eq!(code("trn1.2xlarge"), Some("L-2C3B7624"));
+        assert_eq!(code("dl1.24xlarge"), Some("L-6E869C2A"));
+        assert_eq!(code("hpc7g.4xlarge"), Some("L-F7808C92"));
+        assert_eq!(code("x2iedn.xlarge"), Some("L-7295265B"));
+        assert_eq!(code("f1.2xlarge"), Some("L-74FC7D96"));
+        assert_eq!(code("u-6tb1.metal"), Some("L-43DA4232"));
+        assert_eq!(code("mac2.metal"), None);
+        assert_eq!(code(""), None);
     }
 }

@@ -8,6 +8,7 @@ pub mod cloud;
 pub mod log;
 pub mod observe;
 pub mod pace;
+mod quota;
 pub mod s3;
 
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -294,6 +295,16 @@ impl AwsContext {
             .interceptor(log::UserAgent)
             .build();
         aws_sdk_elasticloadbalancing::Client::from_conf(config)
+    }
+
+    /// A Service Quotas client for `region`.
+    pub fn servicequotas(&self, region: &Region) -> aws_sdk_servicequotas::Client {
+        let config = aws_sdk_servicequotas::config::Builder::from(&self.base)
+            .region(SdkRegion::new(region.as_str().to_owned()))
+            .interceptor(log::CallLog)
+            .interceptor(log::UserAgent)
+            .build();
+        aws_sdk_servicequotas::Client::from_conf(config)
     }
 
     /// A CloudWatch client for `region`.

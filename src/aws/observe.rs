@@ -18,7 +18,7 @@ use crate::state::{
     Caller, Capacity, GroupState, Hook, Preflight, Subnet, WeightedSet, ZoneLookup,
 };
 
-fn read_err<E, R>(
+pub(super) fn read_err<E, R>(
     what: impl Into<String>,
 ) -> impl FnOnce(aws_smithy_runtime_api::client::result::SdkError<E, R>) -> ObserveError
 where
@@ -274,6 +274,14 @@ impl Observe for AwsCloud {
                 what: e.what,
                 message: e.message,
             })
+    }
+
+    async fn vcpus(
+        &self,
+        region: &Region,
+        groups: &[String],
+    ) -> Result<crate::state::Vcpus, ObserveError> {
+        self.read_vcpus(region, groups).await
     }
 
     async fn hosted_zones(

@@ -29,6 +29,8 @@ struct Group {
     warm_pool: Option<u32>,
     preflight: crate::state::Preflight,
     balancer: Option<MemoryBalancer>,
+    /// The instance type it launches (and runs).
+    instance_type: String,
     /// When desired last changed, and what it was before: how the load balancer
     /// sees the change.
     moved: Option<(Instant, u32)>,
@@ -65,6 +67,7 @@ impl Group {
             warm_pool: None,
             preflight: crate::state::Preflight::default(),
             balancer: None,
+            instance_type: "m5.large".into(),
             moved: None,
         }
     }
@@ -155,6 +158,24 @@ struct World {
     unhealthy: BTreeSet<String>,
     max_out: u32,
     next_instance: u32,
+    /// vCPU quotas set, per (region, quota code); others are 10,000 vCPUs.
+    quotas: BTreeMap<(String, String), Result<u64, String>>,
+}
+
+/// The vCPUs of the instance types the in-memory cloud knows.
+const INSTANCE_VCPUS: [(&str, u32); 5] = [
+    ("t3.micro", 2),
+    ("m5.large", 2),
+    ("m5.2xlarge", 8),
+    ("c5.4xlarge", 16),
+    ("p3.2xlarge", 8),
+];
+
+fn vcpus_of(instance_type: &str) -> Option<u32> {
+    INSTANCE_VCPUS
+        .iter()
+        .find(|(t, _)| *t == instance_type)
+        .map(|(_, v)| *v)
 }
 
 /// The in-memory cloud.
@@ -250,6 +271,24 @@ impl MemoryCloud {
                 Some((name.clone(), vec![g.balancer_view(now, self.launch)?]))
             })
             .collect()
+    }
+
+    /// Sets the instance type a group launches and runs.
+    pub fn set_instance_type(&self, region: &str, name: &str, instance_type: &str) {
+        if let Some(g) = self
+            .world()
+            .groups
+            .get_mut(&(region.to_owned(), name.to_owned()))
+        {
+            g.instance_type = instance_type.to_owned();
+        }
+    }
+
+    /// Sets a vCPU quota of a region (Err: it cannot be read, and why).
+    pub fn set_quota(&self, region: &str, code: &str, limit: Result<u64, String>) {
+        self.world()
+            .quotas
+            .insert((region.to_owned(), code.to_owned()), limit);
     }
 
     /// Names a hosted zone (records are added to zones by id).
@@ -834,6 +873,80 @@ impl Observe for MemoryCloud {
     ) -> Result<BTreeMap<String, Vec<crate::state::BalancerView>>, ObserveError> {
         self.enter("describe_target_health").map_err(read_err)?;
         Ok(self.balancer_views(region.as_str(), groups))
+    }
+
+    /// Every instance of a group is of its instance type; a region's running
+    /// instances are its groups' InService ones.
+    async fn vcpus(
+        &self,
+        region: &Region,
+        groups: &[String],
+    ) -> Result<crate::state::Vcpus, ObserveError> {
+        use crate::state::{InstanceShape, Quota, vcpu_quota};
+        self.enter("describe_instance_types").map_err(read_err)?;
+        let now = Instant::now();
+        let launch = self.launch;
+        let mut world = self.world();
+        let mut out = crate::state::Vcpus::default();
+        for name in groups {
+            let Some(g) = world.groups.get(&(region.to_string(), name.clone())) else {
+                continue;
+            };
+            match vcpus_of(&g.instance_type) {
+                Some(vcpus) => {
+                    out.groups.insert(
+                        name.clone(),
+                        InstanceShape {
+                            instance_type: g.instance_type.clone(),
+                            vcpus,
+                        },
+                    );
+                }
+                None => {
+                    out.unknown.insert(
+                        name.clone(),
+                        format!("EC2 does not know instance type(s) {}", g.instance_type),
+                    );
+                }
+            }
+        }
+        let codes: BTreeSet<&str> = out
+            .groups
+            .values()
+            .filter_map(|s| vcpu_quota(&s.instance_type).map(|(code, _)| code))
+            .collect();
+        let mut used: BTreeMap<&str, u64> = BTreeMap::new();
+        for ((r, name), g) in world.groups.iter_mut() {
+            if r != region.as_str() {
+                continue;
+            }
+            let in_service = g.state(name, now, launch).in_service;
+            if let (Some((code, _)), Some(vcpus)) =
+                (vcpu_quota(&g.instance_type), vcpus_of(&g.instance_type))
+            {
+                *used.entry(code).or_default() += u64::from(in_service) * u64::from(vcpus);
+            }
+        }
+        for code in codes {
+            let limit = world
+                .quotas
+                .get(&(region.to_string(), code.to_owned()))
+                .cloned()
+                .unwrap_or(Ok(10_000));
+            let (limit, error) = match limit {
+                Ok(l) => (Some(l), None),
+                Err(why) => (None, Some(why)),
+            };
+            out.quotas.insert(
+                code.to_owned(),
+                Quota {
+                    limit,
+                    error,
+                    used: used.get(code).copied().unwrap_or(0),
+                },
+            );
+        }
+        Ok(out)
     }
 
     async fn hosted_zones(

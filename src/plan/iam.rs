@@ -159,6 +159,23 @@ pub fn policy(p: &PolicyFor<'_>) -> Document {
     if run {
         statements.extend(group_writes(playbook, p.account, &account_id));
     }
+    if !needs.scaled.is_empty() {
+        // The vCPU quotas a scale-up must fit in: the groups' instance types, the
+        // region's running instances, the quotas (AWS's default when the account
+        // has no applied value).
+        statements.push(statement(
+            "ReadInstanceTypesAndVcpuQuotas",
+            &actions(&[
+                "ec2:DescribeInstanceTypes",
+                "ec2:DescribeInstances",
+                "ec2:DescribeLaunchTemplateVersions",
+                "servicequotas:GetAWSDefaultServiceQuota",
+                "servicequotas:GetServiceQuota",
+            ]),
+            vec!["*".to_owned()],
+            None,
+        ));
+    }
     if !needs.subnets.is_empty() || !needs.scaled.is_empty() {
         statements.push(statement(
             "ReadSubnetsForZonesAndFreeAddresses",
@@ -575,6 +592,7 @@ mod tests {
                 "ReadAutoScalingGroups",
                 "ReadLoadBalancerHealth",
                 "ChangeTheAutoScalingGroupsOfGroupSvc",
+                "ReadInstanceTypesAndVcpuQuotas",
                 "ReadSubnetsForZonesAndFreeAddresses",
                 "ReadStopAndCheckAlarms",
                 "AssumeThePlaybooksAccountRoles",
@@ -583,11 +601,11 @@ mod tests {
             ]
         );
         assert_eq!(
-            ambient.statement[5].resource,
+            ambient.statement[6].resource,
             ["arn:aws:iam::111111111111:role/evac-dns"]
         );
         assert_eq!(
-            ambient.statement[7].resource,
+            ambient.statement[8].resource,
             ["arn:aws:s3:::drills/evac/*"]
         );
         // A plan neither writes nor keeps state.
@@ -598,6 +616,7 @@ mod tests {
             [
                 "ReadAutoScalingGroups",
                 "ReadLoadBalancerHealth",
+                "ReadInstanceTypesAndVcpuQuotas",
                 "ReadSubnetsForZonesAndFreeAddresses",
                 "ReadStopAndCheckAlarms",
                 "AssumeThePlaybooksAccountRoles"

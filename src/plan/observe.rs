@@ -15,7 +15,7 @@ use crate::playbook::{
     Action, GroupSpec, Names, Playbook, RecordSpec, RecordType, Region, StopCondition,
 };
 use crate::state::{
-    BalancerView, Caller, GroupState, Observed, Preflight, Subnet, WeightedSet, ZoneLookup,
+    BalancerView, Caller, GroupState, Observed, Preflight, Subnet, Vcpus, WeightedSet, ZoneLookup,
 };
 
 /// A read that failed.
@@ -87,6 +87,10 @@ pub trait Observe {
         region: &Region,
         groups: &[String],
     ) -> Result<BTreeMap<String, Vec<BalancerView>>, ObserveError>;
+    /// The instance types the named groups of a region launch, with their vCPUs,
+    /// and the region's On-Demand vCPU quotas those fall under, with what they count
+    /// now. A quota that cannot be read says why; it does not fail the read.
+    async fn vcpus(&self, region: &Region, groups: &[String]) -> Result<Vcpus, ObserveError>;
     /// Looks up hosted zones as written in a playbook: ids or names.
     async fn hosted_zones(
         &self,
@@ -150,6 +154,9 @@ impl<T: Observe> Observe for &T {
         groups: &[String],
     ) -> Result<BTreeMap<String, Vec<BalancerView>>, ObserveError> {
         (**self).balancers(region, groups).await
+    }
+    async fn vcpus(&self, region: &Region, groups: &[String]) -> Result<Vcpus, ObserveError> {
+        (**self).vcpus(region, groups).await
     }
     async fn hosted_zones(
         &self,
@@ -405,6 +412,23 @@ fn merge(into: &mut Observed, account: &str, part: Observed) -> Result<(), Obser
     for (region, groups) in part.balancers {
         into.balancers.entry(region).or_default().extend(groups);
     }
+    for (region, vcpus) in part.vcpus {
+        let into = into.vcpus.entry(region).or_default();
+        into.groups.extend(vcpus.groups);
+        into.unknown.extend(vcpus.unknown);
+        // Each account has quotas of its own; the scale-ups of one region in two
+        // accounts are checked against the stricter.
+        for (code, quota) in vcpus.quotas {
+            match into.quotas.get(&code) {
+                Some(have)
+                    if have.limit.map(|l| l.saturating_sub(have.used))
+                        <= quota.limit.map(|l| l.saturating_sub(quota.used)) => {}
+                _ => {
+                    into.quotas.insert(code, quota);
+                }
+            }
+        }
+    }
     if let Some(caller) = part.caller {
         into.callers.insert(account.to_owned(), caller);
     }
@@ -504,6 +528,9 @@ async fn observe_in(
                 .balancers
                 .insert(region.to_string(), found.balancers);
         }
+        if let Some(vcpus) = found.vcpus {
+            observed.vcpus.insert(region.to_string(), vcpus);
+        }
     }
     for (region, states) in alarms {
         observed.alarms.insert(region.to_string(), states);
@@ -518,6 +545,7 @@ struct RegionGroups {
     subnet_free: BTreeMap<String, u32>,
     preflight: BTreeMap<String, Preflight>,
     balancers: BTreeMap<String, Vec<BalancerView>>,
+    vcpus: Option<Vcpus>,
 }
 
 /// The groups of one region: every explicit name in one read, and one read per set
@@ -621,7 +649,19 @@ async fn region_groups(
         }
         cloud.balancers(region, &balanced).await
     };
-    let (subnets, preflight, balancers) = futures::try_join!(subnets, preflight, balancers)?;
+    // vCPU quotas: of the scaled groups.
+    let raised: Vec<String> = members(scaled)
+        .into_iter()
+        .filter(|g| found.contains_key(g))
+        .collect();
+    let vcpus = async {
+        if raised.is_empty() {
+            return Ok(None);
+        }
+        cloud.vcpus(region, &raised).await.map(Some)
+    };
+    let (subnets, preflight, balancers, vcpus) =
+        futures::try_join!(subnets, preflight, balancers, vcpus)?;
     let mut subnet_zones = BTreeMap::new();
     let mut subnet_free = BTreeMap::new();
     for (id, subnet) in subnets {
@@ -637,6 +677,7 @@ async fn region_groups(
         subnet_free,
         preflight,
         balancers,
+        vcpus,
     })
 }
 

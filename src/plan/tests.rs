@@ -829,3 +829,106 @@ steps:
         ],
     );
 }
+
+/// A scale-up of api-us-west-2 (c5.4xlarge, 16 vCPUs; desired 2) to `desired`.
+fn scale_api_to(desired: u32) -> String {
+    format!(
+        r#"
+version: 1
+name: quota
+groups:
+  api: {{ names: [api-us-west-2] }}
+  worker: {{ names: [worker-us-west-2] }}
+steps:
+  - id: scale
+    scale_up: {{ group: api, region: us-west-2, desired: {desired}, raise_max: true }}
+"#
+    )
+}
+
+#[tokio::test]
+async fn blocker_scale_up_beyond_the_regions_vcpu_quota() {
+    let cloud = seeded();
+    cloud.set_instance_type("us-west-2", "api-us-west-2", "c5.4xlarge");
+    // In use: api 2 x 16 + worker 1 x 2 (m5.large) = 34 vCPUs. Desired 10 adds 8 x 16.
+    cloud.set_quota("us-west-2", "L-1216C47A", Ok(162));
+    let fits = plan_text(&cloud, &scale_api_to(10)).await;
+    assert!(fits.blockers.is_empty(), "{}", shown(&fits));
+    cloud.set_quota("us-west-2", "L-1216C47A", Ok(161));
+    assert_blocked(
+        &plan_text(&cloud, &scale_api_to(10)).await,
+        &[
+            "x scale: quota L-1216C47A (us-west-2): the scale-ups in us-west-2 need 128 more vCPUs under quota L-1216C47A (Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances): 34 in use + 128 = 162, over its value 161; request at least 162 (aws service-quotas request-service-quota-increase --region us-west-2 --service-code ec2 --quota-code L-1216C47A --desired-value 162) or scale up less",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn the_vcpus_of_every_scale_up_of_a_region_add_up_per_quota() {
+    let cloud = seeded();
+    cloud.set_instance_type("us-west-2", "worker-us-west-2", "p3.2xlarge");
+    cloud.set_quota("us-west-2", "L-417A185B", Ok(24));
+    // Two steps: api (m5.large) takes Standard vCPUs, worker (p3.2xlarge, 8 vCPUs,
+    // 1 running) P vCPUs: 8 in use + 2 x 8 = 24 fits, one more does not.
+    let drill = |worker: u32| {
+        format!(
+            r#"
+version: 1
+name: quota
+groups:
+  api: {{ names: [api-us-west-2] }}
+  worker: {{ names: [worker-us-west-2] }}
+steps:
+  - id: api
+    scale_up: {{ group: api, region: us-west-2, desired: 6 }}
+  - id: worker
+    scale_up: {{ group: worker, region: us-west-2, desired: {worker}, raise_max: true }}
+"#
+        )
+    };
+    let fits = plan_text(&cloud, &drill(3)).await;
+    assert!(fits.blockers.is_empty(), "{}", shown(&fits));
+    let blocked = plan_text(&cloud, &drill(4)).await;
+    assert_eq!(blocked.blockers.len(), 1, "{}", shown(&blocked));
+    let blocker = &blocked.blockers[0];
+    assert_eq!(blocker.step.as_deref(), Some("worker"));
+    assert_eq!(
+        blocker.resource.as_deref(),
+        Some("quota L-417A185B (us-west-2)")
+    );
+    assert!(
+        blocker
+            .message
+            .contains("need 24 more vCPUs under quota L-417A185B (Running On-Demand P instances): 8 in use + 24 = 32, over its value 24"),
+        "{}",
+        blocker.message
+    );
+}
+
+#[tokio::test]
+async fn warning_vcpu_quota_unreadable_or_instance_type_unknown() {
+    let cloud = seeded();
+    cloud.set_quota(
+        "us-west-2",
+        "L-1216C47A",
+        Err(
+            "AccessDeniedException: not authorized to perform servicequotas:GetServiceQuota".into(),
+        ),
+    );
+    let plan = plan_text(&cloud, &scale_api_to(4)).await;
+    assert!(plan.blockers.is_empty(), "{}", shown(&plan));
+    assert!(
+        plan.warnings.iter().any(|w| w.message
+            == "the vCPU quota L-1216C47A (Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances) of us-west-2 could not be read (AccessDeniedException: not authorized to perform servicequotas:GetServiceQuota): the scale-ups' 4 more vCPUs are not checked against it"),
+        "{}",
+        shown(&plan)
+    );
+    cloud.set_instance_type("us-west-2", "api-us-west-2", "zz9.plural");
+    let plan = plan_text(&cloud, &scale_api_to(4)).await;
+    assert!(
+        plan.warnings.iter().any(|w| w.message
+            == "the instance type of api-us-west-2 could not be told (EC2 does not know instance type(s) zz9.plural): its new instances are not counted against the region's vCPU quotas"),
+        "{}",
+        shown(&plan)
+    );
+}

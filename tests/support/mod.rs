@@ -389,6 +389,13 @@ pub fn recorded_calls() -> Vec<Call> {
             .split('&')
             .find_map(|kv| kv.strip_prefix("Action="))
             .map(str::to_owned);
+        // JSON protocols name the operation in a header: `Service.Operation`.
+        let action = action.or_else(|| {
+            entry["headers"]["X-Amz-Target"]
+                .as_str()
+                .and_then(|t| t.rsplit('.').next())
+                .map(str::to_owned)
+        });
         let (operation, mutating) = match action {
             Some(action) => {
                 let read = ["Describe", "List", "Get"]

@@ -124,6 +124,7 @@ impl Builder<'_> {
                 let room = self.addresses.entry(region.to_owned()).or_default();
                 room.0.extend(subnets);
                 room.1 += u64::from(after.desired - before.desired);
+                self.count_vcpus(step, region, target, after.desired - before.desired);
             }
             changes.push(Change::Capacity {
                 region: region.to_owned(),
@@ -137,6 +138,7 @@ impl Builder<'_> {
         suspends.extend(changes);
         let changes = suspends;
         self.check_addresses(step, region);
+        self.check_vcpus(step, region);
         let raised = |c: &&Change| matches!(c, Change::Capacity { before, after, .. } if after.desired > before.desired);
         let balanced = changes
             .iter()
@@ -348,6 +350,72 @@ impl Builder<'_> {
                 subnets.iter().cloned().collect::<Vec<_>>().join(", ")
             );
             self.block(Some(step), Some(format!("subnets ({region})")), message);
+        }
+    }
+
+    /// Adds the vCPUs of `added` more instances of `group` to its region's need.
+    fn count_vcpus(&mut self, step: &str, region: &str, group: &str, added: u32) {
+        let observed = self.observed;
+        let Some(vcpus) = observed.vcpus.get(region) else {
+            return;
+        };
+        if let Some(why) = vcpus.unknown.get(group) {
+            if self.warned.insert(format!("{region}/{group}")) {
+                self.warn(Some(step), Some(format!("asg {group} ({region})")), format!(
+                    "the instance type of {group} could not be told ({why}): its new instances are not counted against the region's vCPU quotas"
+                ));
+            }
+            return;
+        }
+        let Some(shape) = vcpus.groups.get(group) else {
+            return;
+        };
+        let Some((code, _)) = crate::state::vcpu_quota(&shape.instance_type) else {
+            if self.warned.insert(format!("{region}/{group}")) {
+                self.warn(Some(step), Some(format!("asg {group} ({region})")), format!(
+                    "{group} launches {}, which falls under no On-Demand vCPU quota evac knows: its new instances are not checked against one",
+                    shape.instance_type
+                ));
+            }
+            return;
+        };
+        *self
+            .vcpus
+            .entry(region.to_owned())
+            .or_default()
+            .entry(code)
+            .or_default() += u64::from(added) * u64::from(shape.vcpus);
+    }
+
+    /// The scale-ups of `region` so far must fit in its On-Demand vCPU quotas, with
+    /// what its running instances use of them.
+    fn check_vcpus(&mut self, step: &str, region: &str) {
+        let Some(needs) = self.vcpus.get(region).cloned() else {
+            return;
+        };
+        let observed = self.observed;
+        for (code, need) in needs {
+            let name = crate::state::vcpu_quota_name(code);
+            let resource = Some(format!("quota {code} ({region})"));
+            let Some(quota) = observed.vcpus.get(region).and_then(|v| v.quotas.get(code)) else {
+                continue;
+            };
+            let Some(limit) = quota.limit else {
+                if self.warned.insert(format!("{region}/{code}")) {
+                    self.warn(Some(step), resource, format!(
+                        "the vCPU quota {code} ({name}) of {region} could not be read ({}): the scale-ups' {need} more vCPUs are not checked against it",
+                        quota.error.as_deref().unwrap_or("no value")
+                    ));
+                }
+                continue;
+            };
+            let total = quota.used.saturating_add(need);
+            if total > limit {
+                self.block(Some(step), resource, format!(
+                    "the scale-ups in {region} need {need} more vCPUs under quota {code} ({name}): {} in use + {need} = {total}, over its value {limit}; request at least {total} (aws service-quotas request-service-quota-increase --region {region} --service-code ec2 --quota-code {code} --desired-value {total}) or scale up less",
+                    quota.used
+                ));
+            }
         }
     }
 

@@ -98,6 +98,11 @@ struct Builder<'a> {
     /// Per region: the subnets of the groups scaled up so far, and how many more
     /// addresses their new instances take.
     addresses: BTreeMap<String, (BTreeSet<String>, u64)>,
+    /// Per region, per vCPU quota code: how many more vCPUs the scale-ups so far
+    /// take.
+    vcpus: BTreeMap<String, BTreeMap<&'static str, u64>>,
+    /// Quotas and groups already warned of (as `region/name`): once each.
+    warned: BTreeSet<String>,
 }
 
 fn finding(step: Option<&str>, resource: Option<String>, message: String) -> Finding {
@@ -131,6 +136,8 @@ pub fn build_with(
         calls: BTreeMap::new(),
         scaled: BTreeSet::new(),
         addresses: BTreeMap::new(),
+        vcpus: BTreeMap::new(),
+        warned: BTreeSet::new(),
     };
     b.check_stop_conditions();
     if let Some(window) = &playbook.window

@@ -1,0 +1,333 @@
+//! The EC2 vCPU quotas a scale-up must fit in: which instance type each scaled group
+//! launches (its launch template's, else the largest of its mixed instances policy
+//! or of its instances), the vCPUs of each type, what the region's running
+//! On-Demand instances use of each quota, and the quotas themselves (Service Quotas:
+//! the applied value, else AWS's default).
+//!
+//! Calls: DescribeAutoScalingGroups per 100 groups, DescribeLaunchTemplateVersions
+//! per launch template version, DescribeInstances (paged), DescribeInstanceTypes per
+//! 100 types, and GetServiceQuota (GetAWSDefaultServiceQuota when the account has
+//! no applied value) per quota.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::cloud::AwsCloud;
+use super::observe::read_err;
+use super::sdk_error_text;
+use crate::plan::observe::ObserveError;
+use crate::playbook::Region;
+use crate::state::{InstanceShape, Quota, Vcpus, vcpu_quota};
+
+/// A launch template version, by id or name.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct TemplateRef {
+    id: Option<String>,
+    name: Option<String>,
+    version: String,
+}
+
+/// What a group launches, as far as its description tells.
+enum Launches {
+    /// A launch template version, to read.
+    Template(TemplateRef),
+    /// These instance types (a mixed instances policy's, or its instances').
+    Types(Vec<String>),
+    /// Nothing to tell it by.
+    Unknown(String),
+}
+
+impl AwsCloud {
+    /// See the module doc.
+    pub(crate) async fn read_vcpus(
+        &self,
+        region: &Region,
+        groups: &[String],
+    ) -> Result<Vcpus, ObserveError> {
+        let launches = self.launches(region, groups).await?;
+        let mut out = Vcpus::default();
+        // Launch template versions: each read once.
+        let mut template_types: BTreeMap<TemplateRef, Result<String, String>> = BTreeMap::new();
+        for launch in launches.values() {
+            if let Launches::Template(t) = launch
+                && let std::collections::btree_map::Entry::Vacant(entry) =
+                    template_types.entry(t.clone())
+            {
+                entry.insert(self.template_type(region, t).await?);
+            }
+        }
+        let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (group, launch) in &launches {
+            let types = match launch {
+                Launches::Template(t) => template_types
+                    .get(t)
+                    .cloned()
+                    .map(|found| found.map(|t| vec![t])),
+                Launches::Types(types) => Some(Ok(types.clone())),
+                Launches::Unknown(why) => Some(Err(why.clone())),
+            };
+            match types {
+                Some(Ok(types)) => {
+                    wanted.insert(group.clone(), types);
+                }
+                Some(Err(why)) => {
+                    out.unknown.insert(group.clone(), why);
+                }
+                None => {}
+            }
+        }
+        let running = self.running(region).await?;
+        let types: BTreeSet<String> = wanted
+            .values()
+            .flatten()
+            .chain(running.keys())
+            .cloned()
+            .collect();
+        let vcpus = self.type_vcpus(region, &types).await?;
+        for (group, types) in wanted {
+            let largest = types
+                .iter()
+                .filter_map(|t| vcpus.get(t).map(|v| (*v, t)))
+                .max();
+            match largest {
+                Some((vcpus, t)) => {
+                    out.groups.insert(
+                        group,
+                        InstanceShape {
+                            instance_type: t.clone(),
+                            vcpus,
+                        },
+                    );
+                }
+                None => {
+                    out.unknown.insert(
+                        group,
+                        format!("EC2 does not know instance type(s) {}", types.join(", ")),
+                    );
+                }
+            }
+        }
+        let codes: BTreeSet<&'static str> = out
+            .groups
+            .values()
+            .filter_map(|shape| vcpu_quota(&shape.instance_type).map(|(code, _)| code))
+            .collect();
+        for code in codes {
+            let used = running
+                .iter()
+                .filter(|(t, _)| vcpu_quota(t).map(|(c, _)| c) == Some(code))
+                .map(|(t, count)| u64::from(vcpus.get(t).copied().unwrap_or(0)) * count)
+                .sum();
+            let (limit, error) = match self.quota(region, code).await {
+                Ok(limit) => (Some(limit), None),
+                Err(why) => (None, Some(why)),
+            };
+            out.quotas
+                .insert(code.to_owned(), Quota { limit, error, used });
+        }
+        Ok(out)
+    }
+
+    /// What each named group launches.
+    async fn launches(
+        &self,
+        region: &Region,
+        groups: &[String],
+    ) -> Result<BTreeMap<String, Launches>, ObserveError> {
+        let mut out = BTreeMap::new();
+        self.describe(region.as_str(), groups, |group| {
+            if let Some(name) = group.auto_scaling_group_name() {
+                out.insert(name.to_owned(), launches_of(group));
+            }
+        })
+        .await
+        .map_err(|e| ObserveError {
+            what: e.what,
+            message: e.message,
+        })?;
+        Ok(out)
+    }
+
+    /// The instance type of a launch template version (Err: why there is none).
+    async fn template_type(
+        &self,
+        region: &Region,
+        t: &TemplateRef,
+    ) -> Result<Result<String, String>, ObserveError> {
+        let TemplateRef { id, name, version } = t;
+        let shown = id.as_deref().or(name.as_deref()).unwrap_or("?");
+        let answer = self
+            .context()
+            .ec2(region)
+            .describe_launch_template_versions()
+            .set_launch_template_id(id.clone())
+            .set_launch_template_name(if id.is_some() { None } else { name.clone() })
+            .versions(version)
+            .send()
+            .await
+            .map_err(read_err(format!(
+                "describe launch template {shown} version {version} in {region}"
+            )))?;
+        Ok(answer
+            .launch_template_versions()
+            .first()
+            .and_then(|v| v.launch_template_data())
+            .and_then(|d| d.instance_type())
+            .map(|t| t.as_str().to_owned())
+            .ok_or_else(|| {
+                format!("launch template {shown} version {version} sets no instance type")
+            }))
+    }
+
+    /// The region's running (and pending) On-Demand instances: how many of each
+    /// type.
+    async fn running(&self, region: &Region) -> Result<BTreeMap<String, u64>, ObserveError> {
+        let mut pages = self
+            .context()
+            .ec2(region)
+            .describe_instances()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("instance-state-name")
+                    .values("pending")
+                    .values("running")
+                    .build(),
+            )
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(read_err(format!("describe instances in {region}")))?;
+            for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+                let spot = instance
+                    .instance_lifecycle()
+                    .is_some_and(|l| l.as_str() == "spot");
+                if let (false, Some(t)) = (spot, instance.instance_type()) {
+                    *out.entry(t.as_str().to_owned()).or_default() += 1;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The vCPUs of each instance type (unknown types are absent).
+    async fn type_vcpus(
+        &self,
+        region: &Region,
+        types: &BTreeSet<String>,
+    ) -> Result<BTreeMap<String, u32>, ObserveError> {
+        let client = self.context().ec2(region);
+        let types: Vec<String> = types.iter().cloned().collect();
+        let mut out = BTreeMap::new();
+        for chunk in types.chunks(100) {
+            let answer = client
+                .describe_instance_types()
+                .set_instance_types(Some(chunk.iter().map(|t| t.as_str().into()).collect()))
+                .send()
+                .await
+                .map_err(read_err(format!("describe instance types in {region}")))?;
+            for t in answer.instance_types() {
+                let vcpus = t
+                    .v_cpu_info()
+                    .and_then(|v| v.default_v_cpus())
+                    .and_then(|v| u32::try_from(v).ok());
+                if let (Some(name), Some(vcpus)) = (t.instance_type(), vcpus) {
+                    out.insert(name.as_str().to_owned(), vcpus);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A quota's value in the region: the applied one, else AWS's default (Err:
+    /// why neither could be read).
+    async fn quota(&self, region: &Region, code: &str) -> Result<u64, String> {
+        let client = self.context().servicequotas(region);
+        let applied = client
+            .get_service_quota()
+            .service_code("ec2")
+            .quota_code(code)
+            .send()
+            .await;
+        let value = match applied {
+            Ok(answer) => answer.quota().and_then(|q| q.value()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_no_such_resource_exception()) =>
+            {
+                // Asked once: a quota that cannot be read is a warning, not worth
+                // the retries' backoff.
+                client
+                    .get_aws_default_service_quota()
+                    .service_code("ec2")
+                    .quota_code(code)
+                    .customize()
+                    .config_override(
+                        aws_sdk_servicequotas::config::Builder::default()
+                            .retry_config(aws_smithy_types::retry::RetryConfig::disabled()),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "no applied value, and AWS's default could not be read: {}",
+                            sdk_error_text(&e)
+                        )
+                    })?
+                    .quota()
+                    .and_then(|q| q.value())
+            }
+            Err(err) => return Err(sdk_error_text(&err)),
+        };
+        value
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .map(|v| v.floor() as u64)
+            .ok_or_else(|| "Service Quotas gave no value".to_owned())
+    }
+}
+
+/// A launch template specification as a [`TemplateRef`].
+fn template_ref(t: &aws_sdk_autoscaling::types::LaunchTemplateSpecification) -> TemplateRef {
+    TemplateRef {
+        id: t.launch_template_id().map(str::to_owned),
+        name: t.launch_template_name().map(str::to_owned),
+        version: t.version().unwrap_or("$Default").to_owned(),
+    }
+}
+
+/// What a described group launches: its launch template; else its mixed instances
+/// policy's types (or template); else its instances' types.
+fn launches_of(group: &aws_sdk_autoscaling::types::AutoScalingGroup) -> Launches {
+    if let Some(t) = group.launch_template() {
+        return Launches::Template(template_ref(t));
+    }
+    if let Some(mixed) = group.mixed_instances_policy() {
+        let template = mixed.launch_template();
+        let overrides: Vec<String> = template
+            .map(|t| t.overrides())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|o| o.instance_type().map(str::to_owned))
+            .collect();
+        if !overrides.is_empty() {
+            return Launches::Types(overrides);
+        }
+        return match template.and_then(|t| t.launch_template_specification()) {
+            Some(t) => Launches::Template(template_ref(t)),
+            None => Launches::Unknown("its mixed instances policy names no instance type".into()),
+        };
+    }
+    let instances: Vec<String> = group
+        .instances()
+        .iter()
+        .filter_map(|i| i.instance_type().map(str::to_owned))
+        .collect();
+    if instances.is_empty() {
+        Launches::Unknown(
+            "it has a launch configuration and no instance to tell its type by".into(),
+        )
+    } else {
+        Launches::Types(instances)
+    }
+}
