@@ -38,9 +38,9 @@ pub struct GroupState {
     pub suspended_processes: Vec<String>,
     /// Its tags.
     pub tags: BTreeMap<String, String>,
-    /// How many of its instances are protected from scale-in.
-    #[serde(default)]
-    pub protected: u32,
+    /// Its instances protected from scale-in, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protected: Vec<String>,
     /// The minimum size of its warm pool, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warm_pool: Option<u32>,

@@ -89,7 +89,7 @@ fn blocker_instances_protected_from_scale_in_in_a_drained_group() {
     assert_eq!(
         blockers,
         [
-            "asg api-us-east-1 (us-east-1): 2 instance(s) of api-us-east-1 are protected from scale-in: the drain would wait for them until its timeout; remove the protection (aws autoscaling set-instance-protection --no-protected-from-scale-in) or leave the group out"
+            "asg api-us-east-1 (us-east-1): 2 instance(s) of api-us-east-1 are protected from scale-in: the drain would wait for them until its timeout; remove the protection (aws autoscaling set-instance-protection --no-protected-from-scale-in), set `force_protected: true` on the step (rollback protects again those still running), or leave the group out"
         ]
     );
 }
@@ -274,4 +274,144 @@ fn blocker_scale_up_beyond_the_free_addresses_of_the_groups_subnets() {
         subnets.join(", ")
     );
     assert!(text.contains(&blocker), "{blocker}\n{text}");
+}
+
+/// Protects `which` of api-us-east-1's instances (as described, in order) from
+/// scale-in; returns their ids, sorted.
+fn protect(account: &Account, which: std::ops::Range<usize>) -> Vec<String> {
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            let client = account
+                .context()
+                .await
+                .autoscaling(&Region::parse("us-east-1").expect("region"));
+            let ids = instances(&client, "api-us-east-1").await;
+            let mut chosen = ids[which].to_vec();
+            client
+                .set_instance_protection()
+                .auto_scaling_group_name("api-us-east-1")
+                .set_instance_ids(Some(chosen.clone()))
+                .protected_from_scale_in(true)
+                .send()
+                .await
+                .expect("protect");
+            chosen.sort();
+            chosen
+        })
+}
+
+/// The instances of api-us-east-1 protected from scale-in, sorted, and how many it
+/// has.
+fn protected_now(account: &Account) -> (Vec<String>, usize) {
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            let answer = account
+                .context()
+                .await
+                .autoscaling(&Region::parse("us-east-1").expect("region"))
+                .describe_auto_scaling_groups()
+                .auto_scaling_group_names("api-us-east-1")
+                .send()
+                .await
+                .expect("describe");
+            let group = &answer.auto_scaling_groups()[0];
+            let mut ids: Vec<String> = group
+                .instances()
+                .iter()
+                .filter(|i| i.protected_from_scale_in() == Some(true))
+                .filter_map(|i| i.instance_id().map(str::to_owned))
+                .collect();
+            ids.sort();
+            (ids, group.instances().len())
+        })
+}
+
+#[test]
+fn force_protected_drains_protected_instances_and_rollback_says_they_are_gone() {
+    let account = Account::fresh();
+    account.seed();
+    let protected = protect(&account, 0..2);
+    let playbook = "tests/fixtures/preflight/force-protected.yaml";
+    let out = account
+        .command("evac")
+        .args(["plan", playbook])
+        .output()
+        .expect("plan");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let shown = format!(
+        "~ asg api-us-east-1 (us-east-1)  remove scale-in protection from {} (restored by rollback on those still running)",
+        protected.join(", ")
+    );
+    assert!(text.contains(&shown), "{shown}\n{text}");
+    assert!(
+        text.contains("`force_protected` removes the protection"),
+        "{text}"
+    );
+
+    let state = tempfile::tempdir().expect("state dir");
+    account
+        .evac_in(state.path(), &["run", playbook, "--yes"])
+        .assert()
+        .success();
+    // The protection came off, so the drain could take every instance.
+    assert_eq!(account.world().groups["api-us-east-1"].1, 0);
+    assert_eq!(protected_now(&account), (vec![], 0));
+    let id = support::run_ids(state.path()).pop().expect("a run");
+    let journal = support::journal_so_far(state.path(), &id);
+    let intent = journal
+        .iter()
+        .find(|e| e["event"] == "intent" && e["target"]["kind"] == "protection")
+        .unwrap_or_else(|| panic!("no protection intent in {journal:?}"));
+    assert_eq!(intent["before"]["protected"], serde_json::json!(protected));
+
+    let out = account
+        .evac_in(state.path(), &["rollback", &id, "--yes"])
+        .output()
+        .expect("rollback");
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains(&format!(
+            "not restored: asg api-us-east-1 (us-east-1): {} protected from scale-in before the run, no longer running: their protection cannot come back",
+            protected.join(", ")
+        )),
+        "{said}"
+    );
+    assert_eq!(account.world().groups["api-us-east-1"].1, 6);
+}
+
+#[test]
+fn rollback_protects_again_the_instances_a_partial_drain_left() {
+    let account = Account::fresh();
+    account.seed();
+    // The emulator scales in the first instances of a group; the last two stay.
+    let protected = protect(&account, 4..6);
+    let state = tempfile::tempdir().expect("state dir");
+    account
+        .evac_in(
+            state.path(),
+            &[
+                "run",
+                "tests/fixtures/preflight/force-protected.yaml",
+                "--var",
+                "to=4",
+                "--yes",
+            ],
+        )
+        .assert()
+        .success();
+    assert_eq!(protected_now(&account), (vec![], 4));
+    let id = support::run_ids(state.path()).pop().expect("a run");
+    let out = account
+        .evac_in(state.path(), &["rollback", &id, "--yes"])
+        .output()
+        .expect("rollback");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(!said.contains("not restored"), "{said}");
+    assert_eq!(protected_now(&account), (protected, 6));
 }

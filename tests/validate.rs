@@ -104,7 +104,7 @@ fn five_mistakes_are_all_reported_in_one_pass() {
             "27:22: steps[1].shift_traffic.ramp[2]: the ramp must increase strictly, but 50 follows 75",
             "28:13: steps[1].shift_traffic.bake: invalid duration `2x`: write a number with a unit, like `90s`, `2m` or `1h30m`",
             "29:9: steps[2].id: duplicate step id `scale-target`",
-            "33:7: steps[2].drain.timout: unknown field `timout`, expected one of `group`, `groups`, `region`, `to`, `wait`, `timeout`, `suspend`",
+            "33:7: steps[2].drain.timout: unknown field `timout`, expected one of `group`, `groups`, `region`, `to`, `wait`, `force_protected`, `timeout`, `suspend`",
         ],
     );
 }

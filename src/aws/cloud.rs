@@ -476,6 +476,32 @@ impl Cloud for AwsCloud {
         Ok(())
     }
 
+    /// SetInstanceProtection, 50 instances a call (the API's most).
+    async fn set_protection(
+        &self,
+        region_name: &str,
+        group: &str,
+        instances: &[String],
+        protected: bool,
+    ) -> Result<(), CloudError> {
+        let client = self.ctx.autoscaling(&region(region_name)?);
+        for chunk in instances.chunks(50) {
+            client
+                .set_instance_protection()
+                .auto_scaling_group_name(group)
+                .set_instance_ids(Some(chunk.to_vec()))
+                .protected_from_scale_in(protected)
+                .send()
+                .await
+                .map_err(fail(format!(
+                    "{} scale-in protection of {} in {group} ({region_name})",
+                    if protected { "set" } else { "remove" },
+                    chunk.join(", ")
+                )))?;
+        }
+        Ok(())
+    }
+
     /// One DescribeAutoScalingGroups per 100 groups, then one read per load
     /// balancer (DescribeTargetHealth, DescribeInstanceHealth), shared by the
     /// groups attached to it, all at once.

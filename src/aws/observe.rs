@@ -403,11 +403,16 @@ pub fn group_state(group: &AutoScalingGroup) -> GroupState {
                 ))
             })
             .collect(),
-        protected: group
-            .instances()
-            .iter()
-            .filter(|i| i.protected_from_scale_in() == Some(true))
-            .count() as u32,
+        protected: {
+            let mut ids: Vec<String> = group
+                .instances()
+                .iter()
+                .filter(|i| i.protected_from_scale_in() == Some(true))
+                .filter_map(|i| i.instance_id().map(str::to_owned))
+                .collect();
+            ids.sort();
+            ids
+        },
         warm_pool: group
             .warm_pool_configuration()
             .map(|w| to_u32(w.min_size())),

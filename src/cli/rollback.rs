@@ -118,6 +118,9 @@ pub fn run(args: &RollbackArgs) -> Exit {
         };
         let exit = match rollback(&cloud, &recorder, &interrupt, &options, &plan, args.fast).await {
             Ok(report) if report.differences.is_empty() => {
+                for g in &report.gone {
+                    out.say(&format!("not restored: {g}"));
+                }
                 out.say(&format!(
                     "run {} rolled back: {} change(s) restored, {} already in place{}; live state matches the recorded originals",
                     args.run_id,

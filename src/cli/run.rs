@@ -690,6 +690,9 @@ async fn roll_back_after<C: crate::engine::cloud::Cloud>(
     let fresh = Interrupt::default();
     match rollback(cloud, recorder, &fresh, options, plan, false).await {
         Ok(report) if report.differences.is_empty() => {
+            for g in &report.gone {
+                out.say(&format!("not restored: {g}"));
+            }
             out.say(&format!(
                 "run {run_id} was rolled back; live state matches the recorded originals"
             ));

@@ -99,6 +99,14 @@ pub trait Cloud {
         group: &str,
         processes: &[String],
     ) -> Result<(), CloudError>;
+    /// Sets or removes the scale-in protection of instances of a group.
+    async fn set_protection(
+        &self,
+        region: &str,
+        group: &str,
+        instances: &[String],
+        protected: bool,
+    ) -> Result<(), CloudError>;
     /// Terminates an instance of a group without lowering desired: the group replaces it.
     async fn replace_instance(&self, region: &str, instance: &str) -> Result<(), CloudError>;
     /// How the instances of the named groups of a region stand in the groups' load

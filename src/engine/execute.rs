@@ -57,6 +57,12 @@ pub fn show(value: &Value) -> String {
         Value::Subnets { subnets } => format!("subnets [{}]", subnets.join(", ")),
         Value::Processes { suspended } if suspended.is_empty() => "no process suspended".to_owned(),
         Value::Processes { suspended } => format!("suspended [{}]", suspended.join(", ")),
+        Value::Protection { protected } if protected.is_empty() => {
+            "no instance protected from scale-in".to_owned()
+        }
+        Value::Protection { protected } => {
+            format!("protected from scale-in [{}]", protected.join(", "))
+        }
         Value::Instance { instance_state } => instance_state.clone(),
     }
 }
@@ -68,6 +74,9 @@ pub fn show_target(target: &Target) -> String {
         Target::Weights { zone_id } => format!("weights in hosted zone {zone_id}"),
         Target::Subnets { region, group } => format!("subnets of asg {group} ({region})"),
         Target::Processes { region, group } => format!("processes of asg {group} ({region})"),
+        Target::Protection { region, group } => {
+            format!("scale-in protection of asg {group} ({region})")
+        }
         Target::Instance {
             region,
             group,

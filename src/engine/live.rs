@@ -33,6 +33,7 @@ impl Reads {
             Target::Capacity { region, group }
             | Target::Subnets { region, group }
             | Target::Processes { region, group }
+            | Target::Protection { region, group }
             | Target::Instance { region, group, .. } => {
                 self.groups
                     .entry(region.clone())
@@ -110,6 +111,11 @@ impl Snapshot {
                 Value::Processes { suspended }
             }),
             // An instance's value is what the engine recorded; nothing to compare.
+            Target::Protection { region, group } => {
+                self.group(region, group).map(|g| Value::Protection {
+                    protected: g.protected.clone(),
+                })
+            }
             Target::Instance { .. } => Some(like.clone()),
             Target::Weights { zone_id } => {
                 let sets = self.zones.get(zone_id)?;

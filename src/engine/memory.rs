@@ -111,7 +111,11 @@ impl Group {
         if let Some((at, _)) = self.changed
             && now.duration_since(at) >= launch
         {
-            self.in_service = self.capacity.desired;
+            // Scale-in never takes an instance protected from it.
+            self.in_service = self
+                .capacity
+                .desired
+                .max(self.protected.min(self.in_service));
             self.changed = None;
         }
         let mut instances_by_zone: BTreeMap<String, u32> = BTreeMap::new();
@@ -135,7 +139,9 @@ impl Group {
             subnets: self.subnets.clone(),
             suspended_processes: self.suspended.clone(),
             tags: self.tags.clone(),
-            protected: self.protected,
+            protected: (0..self.protected)
+                .map(|n| format!("i-{name}-protected-{n}"))
+                .collect(),
             warm_pool: self.warm_pool,
             balancers: self.balancer.iter().map(|b| b.balancer.clone()).collect(),
         }
@@ -655,6 +661,32 @@ impl Cloud for MemoryCloud {
                 ))
             })
             .collect())
+    }
+
+    /// Protected instances are named `i-GROUP-protected-N`: removing protection
+    /// from them lowers the group's count of protected instances, setting it on
+    /// them raises it.
+    async fn set_protection(
+        &self,
+        region: &str,
+        group: &str,
+        instances: &[String],
+        protected: bool,
+    ) -> Result<(), CloudError> {
+        self.enter("set_protection")?;
+        if let Some(g) = self
+            .world()
+            .groups
+            .get_mut(&(region.to_owned(), group.to_owned()))
+        {
+            let n = u32::try_from(instances.len()).unwrap_or(u32::MAX);
+            g.protected = if protected {
+                g.protected.saturating_add(n)
+            } else {
+                g.protected.saturating_sub(n)
+            };
+        }
+        Ok(())
     }
 
     async fn balanced(

@@ -55,6 +55,9 @@ pub struct RollbackReport {
     pub replaced: usize,
     /// Differences between live state and the recorded originals afterwards.
     pub differences: Vec<String>,
+    /// What cannot come back because it no longer exists: instances that were
+    /// protected from scale-in and were terminated (a `force_protected` drain).
+    pub gone: Vec<String>,
 }
 
 /// Rolls back every change `history` records that is not rolled back yet.
@@ -120,7 +123,7 @@ pub async fn rollback<C: Cloud>(
             hold(recorder, interrupt, &wave.step, wave.bake).await?;
         }
     }
-    report.differences = verify(cloud, &history).await?;
+    (report.differences, report.gone) = verify(cloud, &history).await?;
     recorder.log(Event::RollbackFinished {
         outcome: if report.differences.is_empty() {
             Outcome::Succeeded
@@ -129,6 +132,7 @@ pub async fn rollback<C: Cloud>(
         },
         verified: report.differences.is_empty(),
         differences: report.differences.clone(),
+        gone: report.gone.clone(),
     })?;
     Ok(report)
 }
@@ -235,11 +239,15 @@ async fn read<C: Cloud>(cloud: &C, intents: &[&Intent]) -> Result<Snapshot, Engi
     reads.fetch(cloud).await.map_err(step_err("rollback"))
 }
 
-/// Whether `live` has every value of `wanted` (weights: the sets the run changed).
+/// Whether `live` has every value of `wanted` (weights: the sets the run changed;
+/// protection: the instances that were protected, others may be too).
 fn matches(live: &Value, wanted: &Value) -> bool {
     match (live, wanted) {
         (Value::Weights(live), Value::Weights(wanted)) => {
             wanted.iter().all(|(k, w)| live.get(k) == Some(w))
+        }
+        (Value::Protection { protected: live }, Value::Protection { protected: wanted }) => {
+            wanted.iter().all(|id| live.contains(id))
         }
         (live, wanted) => live == wanted,
     }
@@ -357,8 +365,12 @@ async fn restore<C: Cloud>(
 }
 
 /// Compares the live state of every resource the run touched with its earliest
-/// recorded `before`.
-async fn verify<C: Cloud>(cloud: &C, history: &History) -> Result<Vec<String>, EngineError> {
+/// recorded `before`. Scale-in protection is compared on the instances still in
+/// their group; those gone are returned apart.
+async fn verify<C: Cloud>(
+    cloud: &C,
+    history: &History,
+) -> Result<(Vec<String>, Vec<String>), EngineError> {
     let mut seen = BTreeSet::new();
     let firsts: Vec<&Intent> = history
         .intents
@@ -368,16 +380,40 @@ async fn verify<C: Cloud>(cloud: &C, history: &History) -> Result<Vec<String>, E
         .collect();
     let live = read(cloud, &firsts).await?;
     let mut differences = Vec::new();
+    let mut gone = Vec::new();
     for intent in firsts {
-        let now = live.value(&intent.target, &intent.before);
-        if !now.as_ref().is_some_and(|now| matches(now, &intent.before)) {
+        let mut original = intent.before.clone();
+        if let (Target::Protection { region, group }, Value::Protection { protected }) =
+            (&intent.target, &mut original)
+        {
+            let members = cloud
+                .instances(region, std::slice::from_ref(group))
+                .await
+                .map_err(step_err("rollback"))?;
+            let present = |id: &String| {
+                members
+                    .get(group)
+                    .is_some_and(|m| m.instances.iter().any(|i| &i.id == id))
+            };
+            let (kept, lost): (Vec<String>, Vec<String>) =
+                protected.drain(..).partition(|id| present(id));
+            *protected = kept;
+            if !lost.is_empty() {
+                gone.push(format!(
+                    "asg {group} ({region}): {} protected from scale-in before the run, no longer running: their protection cannot come back",
+                    lost.join(", ")
+                ));
+            }
+        }
+        let now = live.value(&intent.target, &original);
+        if !now.as_ref().is_some_and(|now| matches(now, &original)) {
             differences.push(format!(
                 "{}: original {}, live {}",
                 show_target(&intent.target),
-                show(&intent.before),
+                show(&original),
                 now.as_ref().map_or_else(|| "missing".to_owned(), show)
             ));
         }
     }
-    Ok(differences)
+    Ok((differences, gone))
 }

@@ -253,6 +253,20 @@ impl<C: Cloud> Cloud for Routed<C> {
         .await
     }
 
+    async fn set_protection(
+        &self,
+        region: &str,
+        group: &str,
+        instances: &[String],
+        protected: bool,
+    ) -> Result<(), CloudError> {
+        self.cloud(self.routes.group(region, group), || {
+            format!("set the scale-in protection of instances of {group} in {region}")
+        })?
+        .set_protection(region, group, instances, protected)
+        .await
+    }
+
     async fn balanced(
         &self,
         region: &str,

@@ -53,7 +53,7 @@ fn group(name: &str, capacity: Capacity) -> GroupState {
         subnets: vec![],
         suspended_processes: vec![],
         tags: BTreeMap::new(),
-        protected: 0,
+        protected: vec![],
         warm_pool: None,
         balancers: vec![],
     }
@@ -1569,5 +1569,60 @@ async fn rollback_waits_until_restored_capacity_is_healthy_before_moving_traffic
     assert_eq!(
         cloud.weights("Z1"),
         BTreeMap::from([("east".to_owned(), 100), ("west".to_owned(), 0)])
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_force_protected_drain_takes_the_protection_off_first_and_converges() {
+    let cloud = cloud(Duration::from_secs(60), Duration::ZERO);
+    cloud.name_zone("Z1", "example.com.");
+    cloud.shape("us-east-1", "api-east", |g| *g.protected = 2);
+    let blocked = {
+        let playbook = crate::playbook::load_str("engine.yaml", PLAYBOOK, &BTreeMap::new())
+            .expect("valid playbook");
+        let observed =
+            crate::plan::observe::observe(&crate::accounts::Accounts::one(&cloud), &playbook)
+                .await
+                .expect("observed");
+        build(
+            &playbook,
+            &observed,
+            "engine.yaml",
+            jiff::Timestamp::UNIX_EPOCH,
+        )
+    };
+    assert_eq!(blocked.blockers.len(), 1, "{:?}", blocked.blockers);
+    let text = PLAYBOOK.replace(
+        "to: 0, timeout: 10m",
+        "to: 0, timeout: 10m, force_protected: true",
+    );
+    let plan = observed_plan(&cloud, &text).await;
+    let r = new_run();
+    execute_plan(
+        &cloud,
+        &r.run,
+        &plan,
+        &Options::default(),
+        &Interrupt::default(),
+    )
+    .await
+    .expect("the drain converges once the protection is off");
+    assert_eq!(cloud.capacity("us-east-1", "api-east"), Some(cap(0, 0, 12)));
+    let before = events(&r.run).into_iter().find_map(|e| match e {
+        Event::Intent {
+            target: crate::journal::Target::Protection { .. },
+            before,
+            ..
+        } => Some(before),
+        _ => None,
+    });
+    assert_eq!(
+        before,
+        Some(crate::journal::Value::Protection {
+            protected: vec![
+                "i-api-east-protected-0".to_owned(),
+                "i-api-east-protected-1".to_owned()
+            ]
+        })
     );
 }

@@ -373,6 +373,41 @@ pub async fn send<C: Cloud>(
             }
             Ok(None)
         }
+        (Target::Protection { region, group }, Value::Protection { protected }) => {
+            let now: &[String] = match live {
+                Some(Value::Protection { protected }) => protected,
+                _ => &[],
+            };
+            let unprotect: Vec<String> = now
+                .iter()
+                .filter(|i| !protected.contains(i))
+                .cloned()
+                .collect();
+            if !unprotect.is_empty() {
+                cloud
+                    .set_protection(region, group, &unprotect, false)
+                    .await?;
+            }
+            // Protection goes back only on instances still in the group: those a
+            // drain terminated are gone.
+            let wanted: Vec<&String> = protected.iter().filter(|i| !now.contains(i)).collect();
+            if !wanted.is_empty() {
+                let members = cloud.instances(region, std::slice::from_ref(group)).await?;
+                let present: Vec<String> = wanted
+                    .into_iter()
+                    .filter(|i| {
+                        members
+                            .get(group)
+                            .is_some_and(|m| m.instances.iter().any(|x| &x.id == *i))
+                    })
+                    .cloned()
+                    .collect();
+                if !present.is_empty() {
+                    cloud.set_protection(region, group, &present, true).await?;
+                }
+            }
+            Ok(None)
+        }
         (Target::Weights { zone_id }, Value::Weights(_)) => {
             if sets.is_empty() {
                 return Err(unfit());

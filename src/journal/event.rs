@@ -36,6 +36,13 @@ pub enum Target {
         /// The group.
         group: String,
     },
+    /// Which instances of an Auto Scaling group are protected from scale-in.
+    Protection {
+        /// The region.
+        region: String,
+        /// The group.
+        group: String,
+    },
     /// One instance replaced in another zone. Not undone by rollback: the group
     /// keeps its capacity, and restoring its subnets lets it rebalance.
     Instance {
@@ -63,6 +70,11 @@ pub enum Value {
     Processes {
         /// The process names.
         suspended: Vec<String>,
+    },
+    /// The instances protected from scale-in, sorted.
+    Protection {
+        /// Their ids.
+        protected: Vec<String>,
     },
     /// An instance's state: `in service in ZONE`, or `terminated for replacement`.
     Instance {
@@ -288,6 +300,9 @@ pub enum Event {
         /// Differences found, if any.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         differences: Vec<String>,
+        /// What could not come back because it no longer exists.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        gone: Vec<String>,
     },
 }
 

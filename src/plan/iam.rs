@@ -384,10 +384,12 @@ fn group_writes(playbook: &Playbook, account: Option<&str>, account_id: &str) ->
                 .group
                 .iter()
                 .for_each(|g| add(g, s.region.as_str(), capacity_writes(&s.suspend))),
-            Action::Drain(d) => d
-                .group
-                .iter()
-                .for_each(|g| add(g, d.region.as_str(), capacity_writes(&d.suspend))),
+            Action::Drain(d) => d.group.iter().for_each(|g| {
+                add(g, d.region.as_str(), capacity_writes(&d.suspend));
+                if d.force_protected {
+                    add(g, d.region.as_str(), &["autoscaling:SetInstanceProtection"]);
+                }
+            }),
             Action::EvacuateZone(z) => {
                 let mut list = vec![
                     "autoscaling:UpdateAutoScalingGroup",

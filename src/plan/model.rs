@@ -277,6 +277,15 @@ pub enum Change {
         /// The processes suspended (those already suspended stay so).
         processes: Vec<String>,
     },
+    /// Removing scale-in protection from a group's instances before a drain.
+    Unprotect {
+        /// The group's region.
+        region: String,
+        /// The Auto Scaling group.
+        group: String,
+        /// The instances protected from scale-in when the plan was made.
+        instances: Vec<String>,
+    },
     /// Taking one availability zone out of a group.
     ZoneEvacuation {
         /// The group's region.

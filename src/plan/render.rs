@@ -248,6 +248,18 @@ fn write_change(out: &mut String, change: &Change, p: &Palette) {
                 processes.join(", ")
             );
         }
+        Change::Unprotect {
+            region,
+            group,
+            instances,
+        } => {
+            let _ = writeln!(
+                out,
+                "   {} asg {group} ({region})  remove scale-in protection from {} (restored by rollback on those still running)",
+                p.change.apply_to("~"),
+                instances.join(", ")
+            );
+        }
         Change::Weights {
             name,
             record_type,
@@ -456,6 +468,17 @@ pub fn markdown(plan: &Plan) -> String {
                         out,
                         "- suspend {} on `{group}` ({region}), resumed by rollback\n",
                         processes.join(", ")
+                    );
+                }
+                Change::Unprotect {
+                    region,
+                    group,
+                    instances,
+                } => {
+                    let _ = writeln!(
+                        out,
+                        "- remove scale-in protection from {} on `{group}` ({region}), restored by rollback on those still running\n",
+                        instances.join(", ")
                     );
                 }
                 Change::Weights {

@@ -556,6 +556,12 @@ pub struct Drain {
     /// What to wait for.
     #[serde(default)]
     pub wait: DrainWait,
+    /// Remove the groups' instances' scale-in protection so that the drain can
+    /// terminate them (rollback protects again those that remain). Without it, a
+    /// drain of a group with protected instances is blocked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[schemars(schema_with = "super::schema::templated::<bool>")]
+    pub force_protected: bool,
     /// How long the drain may take.
     #[serde(default = "default_drain_timeout")]
     pub timeout: HumanDuration,

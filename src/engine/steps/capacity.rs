@@ -7,7 +7,7 @@ use crate::engine::converge::Await;
 use crate::engine::converge::settle;
 use crate::engine::error::EngineError;
 use crate::engine::execute::{Executor, capacity_action};
-use crate::engine::steps::processes::Suspend;
+use crate::engine::steps::processes::{Suspend, Unprotect};
 use crate::engine::wave::Item;
 use crate::journal::{Event, Target, Value};
 use crate::plan::{Change, StepKind, StepPlan};
@@ -35,6 +35,25 @@ impl<C: Cloud> Executor<'_, '_, C> {
             })
             .collect();
         self.suspend_wave(step, &suspends).await?;
+        // A drain's `force_protected`: the protection comes off before capacity.
+        let unprotects: Vec<Unprotect> = step
+            .changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Unprotect {
+                    region,
+                    group,
+                    instances,
+                } => Some(Unprotect {
+                    region,
+                    group,
+                    instances,
+                    action: format!("{}:protection", capacity_action(&step.id, region, group)),
+                }),
+                _ => None,
+            })
+            .collect();
+        self.unprotect_wave(step, &unprotects).await?;
         let items: Vec<Item> = step
             .changes
             .iter()

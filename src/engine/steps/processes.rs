@@ -1,6 +1,7 @@
-//! Suspending scaling processes before a step changes groups: one wave, each group's
-//! processes recorded with their value before, so rollback resumes exactly those
-//! the step suspended.
+//! Before a step changes groups' capacity: suspending scaling processes, and (a
+//! drain with `force_protected`) removing instances' scale-in protection. One wave
+//! each, every group's value recorded before, so rollback resumes exactly the
+//! processes the step suspended and protects again the instances that remain.
 
 use std::time::Duration;
 
@@ -57,6 +58,53 @@ impl<C: Cloud> Executor<'_, '_, C> {
                     },
                     after: Value::Processes { suspended: after },
                     planned_before: None,
+                    records: Vec::new(),
+                    increment: None,
+                }
+            })
+            .collect();
+        let actions: Vec<String> = items.iter().map(|i| i.action.clone()).collect();
+        let awaits = self.wave(&step.id, items).await?;
+        self.settle_wave(&step.id, &awaits, actions, Duration::ZERO)
+            .await
+    }
+}
+
+/// Instances of one group to take scale-in protection from.
+pub(crate) struct Unprotect<'a> {
+    pub region: &'a str,
+    pub group: &'a str,
+    /// The instances protected when the plan was made.
+    pub instances: &'a [String],
+    pub action: String,
+}
+
+impl<C: Cloud> Executor<'_, '_, C> {
+    /// Removes the scale-in protection of every group's instances in one wave. The
+    /// instances protected live must be those the plan showed: others are drift.
+    pub(crate) async fn unprotect_wave(
+        &self,
+        step: &StepPlan,
+        unprotects: &[Unprotect<'_>],
+    ) -> Result<(), EngineError> {
+        if unprotects.is_empty() {
+            return Ok(());
+        }
+        let items: Vec<Item> = unprotects
+            .iter()
+            .map(|u| {
+                let mut planned = u.instances.to_vec();
+                planned.sort();
+                Item {
+                    action: u.action.clone(),
+                    target: Target::Protection {
+                        region: u.region.to_owned(),
+                        group: u.group.to_owned(),
+                    },
+                    after: Value::Protection {
+                        protected: Vec::new(),
+                    },
+                    planned_before: Some(Value::Protection { protected: planned }),
                     records: Vec::new(),
                     increment: None,
                 }

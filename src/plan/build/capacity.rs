@@ -27,9 +27,7 @@ impl Builder<'_> {
             let Some(before) = self.projection.capacity(region, target) else {
                 continue;
             };
-            if let Some(suspend) = self.preflight(step, region, target, Direction::Up, &s.suspend) {
-                suspends.push(suspend);
-            }
+            suspends.extend(self.preflight(step, region, target, Direction::Up, &s.suspend, false));
             let resource = Some(format!("asg {target} ({region})"));
             let (desired, mut reason) = match (&s.absorb, s.desired) {
                 (Some(absorb), _) => {
@@ -191,10 +189,14 @@ impl Builder<'_> {
             let Some(before) = self.projection.capacity(region, &group) else {
                 continue;
             };
-            if let Some(suspend) = self.preflight(step, region, &group, Direction::Down, &d.suspend)
-            {
-                suspends.push(suspend);
-            }
+            suspends.extend(self.preflight(
+                step,
+                region,
+                &group,
+                Direction::Down,
+                &d.suspend,
+                d.force_protected,
+            ));
             let after = Capacity {
                 min: before.min.min(d.to),
                 desired: d.to,
@@ -241,7 +243,9 @@ impl Builder<'_> {
     /// during the drill: blockers for a suspended Launch (up) or Terminate (down)
     /// and for instances protected from scale-in (down); warnings for lifecycle
     /// hooks, a warm pool, and scaling policies or scheduled actions the step does
-    /// not suspend. Returns the step's `suspend:` for the group, when it has one.
+    /// not suspend. Returns the changes made before the group's capacity: the
+    /// step's `suspend:`, and for a drain with `force_protected`, removing the
+    /// instances' scale-in protection.
     fn preflight(
         &mut self,
         step: &str,
@@ -249,13 +253,17 @@ impl Builder<'_> {
         group: &str,
         direction: Direction,
         suspend: &[crate::playbook::ScalingProcess],
-    ) -> Option<Change> {
+        force_protected: bool,
+    ) -> Vec<Change> {
+        let mut before = Vec::new();
         use crate::playbook::ScalingProcess;
         let resource = || Some(format!("asg {group} ({region})"));
         // A copy of the reference: what is read of it does not borrow `self`, which
         // the findings below change.
         let observed = self.observed;
-        let state = observed.group(region, group)?;
+        let Some(state) = observed.group(region, group) else {
+            return before;
+        };
         let (needed, what) = match direction {
             Direction::Up => ("Launch", "scale-up would never launch an instance"),
             Direction::Down => ("Terminate", "drain would never terminate an instance"),
@@ -265,11 +273,27 @@ impl Builder<'_> {
                 "{group} has {needed} suspended: the {what}; resume it (aws autoscaling resume-processes --auto-scaling-group-name {group} --scaling-processes {needed}) or leave the group out"
             ));
         }
-        if direction == Direction::Down && state.protected > 0 {
-            self.block(Some(step), resource(), format!(
-                "{} instance(s) of {group} are protected from scale-in: the drain would wait for them until its timeout; remove the protection (aws autoscaling set-instance-protection --no-protected-from-scale-in) or leave the group out",
-                state.protected
-            ));
+        if direction == Direction::Down && !state.protected.is_empty() {
+            let count = state.protected.len();
+            if force_protected {
+                self.warn(Some(step), resource(), format!(
+                    "{count} instance(s) of {group} are protected from scale-in ({}): `force_protected` removes the protection and the drain may terminate them; rollback protects again only those still running",
+                    state.protected.join(", ")
+                ));
+                self.count(
+                    "autoscaling:SetInstanceProtection",
+                    count.div_ceil(50) as u32,
+                );
+                before.push(Change::Unprotect {
+                    region: region.to_owned(),
+                    group: group.to_owned(),
+                    instances: state.protected.clone(),
+                });
+            } else {
+                self.block(Some(step), resource(), format!(
+                    "{count} instance(s) of {group} are protected from scale-in: the drain would wait for them until its timeout; remove the protection (aws autoscaling set-instance-protection --no-protected-from-scale-in), set `force_protected: true` on the step (rollback protects again those still running), or leave the group out"
+                ));
+            }
         }
         let none = crate::state::Preflight::default();
         let preflight = observed
@@ -311,24 +335,24 @@ impl Builder<'_> {
                 preflight.scheduled.join(", ")
             ));
         }
-        if suspend.is_empty() {
-            return None;
-        }
         let mut processes: Vec<String> = suspend.iter().map(|p| p.as_str().to_owned()).collect();
         processes.sort();
         processes.dedup();
         if processes
             .iter()
-            .all(|p| state.suspended_processes.contains(p))
+            .any(|p| !state.suspended_processes.contains(p))
         {
-            return None;
+            self.count("autoscaling:SuspendProcesses", 1);
+            before.insert(
+                0,
+                Change::Suspend {
+                    region: region.to_owned(),
+                    group: group.to_owned(),
+                    processes,
+                },
+            );
         }
-        self.count("autoscaling:SuspendProcesses", 1);
-        Some(Change::Suspend {
-            region: region.to_owned(),
-            group: group.to_owned(),
-            processes,
-        })
+        before
     }
 
     /// The subnets of the groups scaled up in `region` so far must have a free
