@@ -3,13 +3,14 @@
 //! passes the health checks of the group's load balancers, not only until it is
 //! InService.
 //!
-//! The emulator keeps an instance InService in its group whatever its EC2 state,
-//! while a Classic Load Balancer reports a stopped instance OutOfService: a
-//! stopped instance is InService but unhealthy, which is what these tests need.
-//! (Its target groups refuse to register a stopped instance at all, so the
-//! waiting is shown on a Classic Load Balancer; target groups are read the same
-//! way, and `src/engine/tests.rs` covers slow health checks and deregistration
-//! on the in-memory cloud.)
+//! The emulator's target groups report every registered instance healthy at once
+//! (and refuse to register a stopped one), so a target group's slow health checks
+//! come from the timing model of `support::proxy` between evac and the emulator:
+//! new instances `initial` for a while after they are InService. A Classic Load
+//! Balancer of the emulator reports a stopped instance OutOfService while its group
+//! keeps it InService: an instance InService but unhealthy, with no model.
+//! `src/engine/tests.rs` covers slow health checks and deregistration delays on the
+//! in-memory cloud.
 
 mod support;
 
@@ -175,4 +176,34 @@ fn a_scale_up_waits_while_an_instance_is_unhealthy_in_its_load_balancer() {
             .any(|e| e["event"] == "step_finished" && e["step"] == "scale"),
         "{journal:?}"
     );
+}
+
+#[test]
+fn a_scale_up_into_a_target_group_waits_while_its_new_instances_are_initial() {
+    use support::proxy::{FaultProxy, Timing};
+    let account = Account::fresh();
+    account.seed();
+    account.attach_target_group("us-west-2", "api-us-west-2", "api-usw2");
+    // Between evac and the emulator, a model of AWS in time: new instances pass
+    // their target group's health checks 2 s after they are InService.
+    let timing = Timing::parse("latency=0ms,launch=0s,healthy=2s").expect("timing");
+    let proxy = FaultProxy::with_timing(&account.endpoint, Vec::new(), Some(timing));
+    let state = tempfile::tempdir().expect("state dir");
+    account
+        .command("evac")
+        .env("AWS_ENDPOINT_URL", &proxy.url)
+        .args(["run", DRILL, "--yes", "--state-dir"])
+        .arg(state.path())
+        .assert()
+        .success();
+    // The two new instances were seen `initial`, and the run went on only once a
+    // read showed all four healthy.
+    assert!(proxy.held() >= 2, "held {}", proxy.held());
+    let reads = proxy
+        .calls()
+        .get("DescribeTargetHealth")
+        .copied()
+        .unwrap_or(0);
+    assert!(reads >= 2, "{:?}", proxy.calls());
+    assert_eq!(account.world().groups["api-us-west-2"].1, 4);
 }

@@ -5,8 +5,9 @@
 //! With a [`Timing`] it is also a model of how AWS behaves in time, which the
 //! instant emulator hides: a latency on every call, Route 53 as a token bucket per
 //! account and Auto Scaling as one per account and region (both answer `Throttling`
-//! when empty), Route 53 changes PENDING for a while before INSYNC, and new
-//! instances `Pending` for a while before `InService`.
+//! when empty), Route 53 changes PENDING for a while before INSYNC, new
+//! instances `Pending` for a while before `InService`, then `initial` in their
+//! target groups for a while before `healthy`.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -99,11 +100,14 @@ pub struct Timing {
     pub change_pending: Duration,
     /// How long a new instance stays `Pending` before `InService`.
     pub launch_pending: Duration,
+    /// How long a new instance, once InService, stays `initial` in its target
+    /// groups before `healthy`.
+    pub health_initial: Duration,
 }
 
 impl Timing {
-    /// Parses `latency=40ms,route53=5,autoscaling=20,sync=2s,launch=3s` (any subset;
-    /// the rest keep these values).
+    /// Parses `latency=40ms,route53=5,autoscaling=20,sync=2s,launch=3s,healthy=0s`
+    /// (any subset; the rest keep these values).
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut timing = Timing {
             latency: Duration::from_millis(40),
@@ -111,6 +115,7 @@ impl Timing {
             autoscaling_rate: 20.0,
             change_pending: Duration::from_secs(2),
             launch_pending: Duration::from_secs(3),
+            health_initial: Duration::ZERO,
         };
         let duration = |v: &str| -> Result<Duration, String> {
             if let Some(ms) = v.strip_suffix("ms") {
@@ -133,6 +138,7 @@ impl Timing {
                 "latency" => timing.latency = duration(value)?,
                 "sync" => timing.change_pending = duration(value)?,
                 "launch" => timing.launch_pending = duration(value)?,
+                "healthy" => timing.health_initial = duration(value)?,
                 "route53" => {
                     timing.route53_rate = value.parse().map_err(|e| format!("{part}: {e}"))?
                 }
@@ -169,6 +175,8 @@ struct State {
     mutated: BTreeMap<String, Instant>,
     /// The group of each known instance.
     instance_groups: BTreeMap<String, String>,
+    /// Targets the model showed `initial` instead of `healthy`.
+    held: u32,
 }
 
 impl State {
@@ -243,6 +251,11 @@ impl FaultProxy {
             .lock()
             .map(|s| s.injected.clone())
             .unwrap_or_default()
+    }
+
+    /// Targets the timing model showed `initial` (not yet healthy) in a target group.
+    pub fn held(&self) -> u32 {
+        self.state.lock().map(|s| s.held).unwrap_or_default()
     }
 
     /// Throttling answers the timing model gave, per operation.
@@ -402,6 +415,7 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io
     }
     let answer = match operation.as_str() {
         "DescribeAutoScalingGroups" => model_instances(&mut s, &answer, true),
+        "DescribeTargetHealth" => model_health(&mut s, &answer),
         "ChangeResourceRecordSets" => {
             if let Some(id) = between(&answer, b"<Id>", b"</Id>") {
                 let id = id.trim_start_matches("/change/").to_owned();
@@ -570,6 +584,37 @@ fn model_instances(s: &mut State, answer: &[u8], rewrite: bool) -> Vec<u8> {
             } else {
                 out.push_str(member);
             }
+        }
+    }
+    with_body(&answer[..end], out.as_bytes())
+}
+
+/// Shows the targets of a DescribeTargetHealth answer that are instances launched
+/// less than the model's launch and health check times ago as `initial`.
+fn model_health(s: &mut State, answer: &[u8]) -> Vec<u8> {
+    let Some(end) = find(answer, b"\r\n\r\n") else {
+        return answer.to_vec();
+    };
+    let Some(timing) = &s.timing else {
+        return answer.to_vec();
+    };
+    let ready = timing.launch_pending + timing.health_initial;
+    let body = String::from_utf8_lossy(&answer[end + 4..]).into_owned();
+    let mut members = body.split("<member>");
+    let mut out = members.next().unwrap_or_default().to_owned();
+    for member in members {
+        out.push_str("<member>");
+        let young = member
+            .split("<Id>")
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .and_then(|id| s.instances.get(id).copied().flatten())
+            .is_some_and(|born| born.elapsed() < ready);
+        if young && member.contains("<State>healthy</State>") {
+            s.held += 1;
+            out.push_str(&member.replacen("<State>healthy</State>", "<State>initial</State>", 1));
+        } else {
+            out.push_str(member);
         }
     }
     with_body(&answer[..end], out.as_bytes())
