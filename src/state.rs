@@ -48,6 +48,37 @@ pub struct GroupState {
     /// instances with.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub balancers: Vec<Balancer>,
+    /// What it launches, as its description tells (absent: not told).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch: Option<Launch>,
+}
+
+/// What an Auto Scaling group launches, as its description tells.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Launch {
+    /// A launch template version (its instance type is read from it).
+    Template {
+        /// Its id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        /// Its name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// The version (`$Default`, `$Latest`, or a number).
+        version: String,
+    },
+    /// These instance types: a mixed instances policy's, or (a launch configuration)
+    /// its instances'.
+    Types {
+        /// The types.
+        types: Vec<String>,
+    },
+    /// Nothing tells it.
+    Unknown {
+        /// Why.
+        why: String,
+    },
 }
 
 /// A load balancer an Auto Scaling group is attached to.

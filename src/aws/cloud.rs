@@ -33,7 +33,7 @@ impl AwsCloud {
 
     /// Describes the named groups of a region, 100 a call (the API's most), handing
     /// each to `each`.
-    pub(super) async fn describe(
+    async fn describe(
         &self,
         region_name: &str,
         names: &[String],

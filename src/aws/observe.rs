@@ -279,7 +279,7 @@ impl Observe for AwsCloud {
     async fn vcpus(
         &self,
         region: &Region,
-        groups: &[String],
+        groups: &[&GroupState],
     ) -> Result<crate::state::Vcpus, ObserveError> {
         self.read_vcpus(region, groups).await
     }
@@ -417,6 +417,7 @@ pub fn group_state(group: &AutoScalingGroup) -> GroupState {
             .warm_pool_configuration()
             .map(|w| to_u32(w.min_size())),
         balancers: balancers_of(group),
+        launch: Some(super::quota::launch_of(group)),
     }
 }
 

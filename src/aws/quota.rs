@@ -4,8 +4,9 @@
 //! On-Demand instances use of each quota, and the quotas themselves (Service Quotas:
 //! the applied value, else AWS's default).
 //!
-//! Calls: DescribeAutoScalingGroups per 100 groups, DescribeLaunchTemplateVersions
-//! per launch template version, DescribeInstances (paged), DescribeInstanceTypes per
+//! What a group launches comes with its description (the plan's
+//! DescribeAutoScalingGroups). Calls: DescribeLaunchTemplateVersions per launch
+//! template version, DescribeInstances (paged), DescribeInstanceTypes per
 //! 100 types, and GetServiceQuota (GetAWSDefaultServiceQuota when the account has
 //! no applied value) per quota.
 
@@ -16,63 +17,45 @@ use super::observe::read_err;
 use super::sdk_error_text;
 use crate::plan::observe::ObserveError;
 use crate::playbook::Region;
-use crate::state::{InstanceShape, Quota, Vcpus, vcpu_quota};
-
-/// A launch template version, by id or name.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct TemplateRef {
-    id: Option<String>,
-    name: Option<String>,
-    version: String,
-}
-
-/// What a group launches, as far as its description tells.
-enum Launches {
-    /// A launch template version, to read.
-    Template(TemplateRef),
-    /// These instance types (a mixed instances policy's, or its instances').
-    Types(Vec<String>),
-    /// Nothing to tell it by.
-    Unknown(String),
-}
+use crate::state::{GroupState, InstanceShape, Launch, Quota, Vcpus, vcpu_quota};
 
 impl AwsCloud {
     /// See the module doc.
     pub(crate) async fn read_vcpus(
         &self,
         region: &Region,
-        groups: &[String],
+        groups: &[&GroupState],
     ) -> Result<Vcpus, ObserveError> {
-        let launches = self.launches(region, groups).await?;
         let mut out = Vcpus::default();
         // Launch template versions: each read once.
-        let mut template_types: BTreeMap<TemplateRef, Result<String, String>> = BTreeMap::new();
-        for launch in launches.values() {
-            if let Launches::Template(t) = launch
+        let mut template_types: BTreeMap<&Launch, Result<String, String>> = BTreeMap::new();
+        for group in groups {
+            if let Some(launch @ Launch::Template { id, name, version }) = &group.launch
                 && let std::collections::btree_map::Entry::Vacant(entry) =
-                    template_types.entry(t.clone())
+                    template_types.entry(launch)
             {
-                entry.insert(self.template_type(region, t).await?);
+                entry.insert(self.template_type(region, id, name, version).await?);
             }
         }
         let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (group, launch) in &launches {
-            let types = match launch {
-                Launches::Template(t) => template_types
-                    .get(t)
+        for group in groups {
+            let types = match &group.launch {
+                Some(launch @ Launch::Template { .. }) => template_types
+                    .get(launch)
                     .cloned()
-                    .map(|found| found.map(|t| vec![t])),
-                Launches::Types(types) => Some(Ok(types.clone())),
-                Launches::Unknown(why) => Some(Err(why.clone())),
+                    .unwrap_or_else(|| Err("its launch template was not read".into()))
+                    .map(|t| vec![t]),
+                Some(Launch::Types { types }) => Ok(types.clone()),
+                Some(Launch::Unknown { why }) => Err(why.clone()),
+                None => Err("its description does not say".into()),
             };
             match types {
-                Some(Ok(types)) => {
-                    wanted.insert(group.clone(), types);
+                Ok(types) => {
+                    wanted.insert(group.name.clone(), types);
                 }
-                Some(Err(why)) => {
-                    out.unknown.insert(group.clone(), why);
+                Err(why) => {
+                    out.unknown.insert(group.name.clone(), why);
                 }
-                None => {}
             }
         }
         let running = self.running(region).await?;
@@ -127,33 +110,14 @@ impl AwsCloud {
         Ok(out)
     }
 
-    /// What each named group launches.
-    async fn launches(
-        &self,
-        region: &Region,
-        groups: &[String],
-    ) -> Result<BTreeMap<String, Launches>, ObserveError> {
-        let mut out = BTreeMap::new();
-        self.describe(region.as_str(), groups, |group| {
-            if let Some(name) = group.auto_scaling_group_name() {
-                out.insert(name.to_owned(), launches_of(group));
-            }
-        })
-        .await
-        .map_err(|e| ObserveError {
-            what: e.what,
-            message: e.message,
-        })?;
-        Ok(out)
-    }
-
     /// The instance type of a launch template version (Err: why there is none).
     async fn template_type(
         &self,
         region: &Region,
-        t: &TemplateRef,
+        id: &Option<String>,
+        name: &Option<String>,
+        version: &str,
     ) -> Result<Result<String, String>, ObserveError> {
-        let TemplateRef { id, name, version } = t;
         let shown = id.as_deref().or(name.as_deref()).unwrap_or("?");
         let answer = self
             .context()
@@ -287,9 +251,9 @@ impl AwsCloud {
     }
 }
 
-/// A launch template specification as a [`TemplateRef`].
-fn template_ref(t: &aws_sdk_autoscaling::types::LaunchTemplateSpecification) -> TemplateRef {
-    TemplateRef {
+/// A launch template specification as a [`Launch`].
+fn template(t: &aws_sdk_autoscaling::types::LaunchTemplateSpecification) -> Launch {
+    Launch::Template {
         id: t.launch_template_id().map(str::to_owned),
         name: t.launch_template_name().map(str::to_owned),
         version: t.version().unwrap_or("$Default").to_owned(),
@@ -298,36 +262,40 @@ fn template_ref(t: &aws_sdk_autoscaling::types::LaunchTemplateSpecification) -> 
 
 /// What a described group launches: its launch template; else its mixed instances
 /// policy's types (or template); else its instances' types.
-fn launches_of(group: &aws_sdk_autoscaling::types::AutoScalingGroup) -> Launches {
+pub(super) fn launch_of(group: &aws_sdk_autoscaling::types::AutoScalingGroup) -> Launch {
     if let Some(t) = group.launch_template() {
-        return Launches::Template(template_ref(t));
+        return template(t);
     }
     if let Some(mixed) = group.mixed_instances_policy() {
-        let template = mixed.launch_template();
-        let overrides: Vec<String> = template
+        let spec = mixed.launch_template();
+        let types: Vec<String> = spec
             .map(|t| t.overrides())
             .unwrap_or_default()
             .iter()
             .filter_map(|o| o.instance_type().map(str::to_owned))
             .collect();
-        if !overrides.is_empty() {
-            return Launches::Types(overrides);
+        if !types.is_empty() {
+            return Launch::Types { types };
         }
-        return match template.and_then(|t| t.launch_template_specification()) {
-            Some(t) => Launches::Template(template_ref(t)),
-            None => Launches::Unknown("its mixed instances policy names no instance type".into()),
+        return match spec.and_then(|t| t.launch_template_specification()) {
+            Some(t) => template(t),
+            None => Launch::Unknown {
+                why: "its mixed instances policy names no instance type".into(),
+            },
         };
     }
-    let instances: Vec<String> = group
+    let mut types: Vec<String> = group
         .instances()
         .iter()
         .filter_map(|i| i.instance_type().map(str::to_owned))
         .collect();
-    if instances.is_empty() {
-        Launches::Unknown(
-            "it has a launch configuration and no instance to tell its type by".into(),
-        )
+    types.sort();
+    types.dedup();
+    if types.is_empty() {
+        Launch::Unknown {
+            why: "it has a launch configuration and no instance to tell its type by".into(),
+        }
     } else {
-        Launches::Types(instances)
+        Launch::Types { types }
     }
 }

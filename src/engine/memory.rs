@@ -144,6 +144,9 @@ impl Group {
                 .collect(),
             warm_pool: self.warm_pool,
             balancers: self.balancer.iter().map(|b| b.balancer.clone()).collect(),
+            launch: Some(crate::state::Launch::Types {
+                types: vec![self.instance_type.clone()],
+            }),
         }
     }
 }
@@ -912,7 +915,7 @@ impl Observe for MemoryCloud {
     async fn vcpus(
         &self,
         region: &Region,
-        groups: &[String],
+        groups: &[&GroupState],
     ) -> Result<crate::state::Vcpus, ObserveError> {
         use crate::state::{InstanceShape, Quota, vcpu_quota};
         self.enter("describe_instance_types").map_err(read_err)?;
@@ -920,7 +923,7 @@ impl Observe for MemoryCloud {
         let launch = self.launch;
         let mut world = self.world();
         let mut out = crate::state::Vcpus::default();
-        for name in groups {
+        for name in groups.iter().map(|g| &g.name) {
             let Some(g) = world.groups.get(&(region.to_string(), name.clone())) else {
                 continue;
             };

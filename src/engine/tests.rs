@@ -56,6 +56,7 @@ fn group(name: &str, capacity: Capacity) -> GroupState {
         protected: vec![],
         warm_pool: None,
         balancers: vec![],
+        launch: None,
     }
 }
 

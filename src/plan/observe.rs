@@ -90,7 +90,7 @@ pub trait Observe {
     /// The instance types the named groups of a region launch, with their vCPUs,
     /// and the region's On-Demand vCPU quotas those fall under, with what they count
     /// now. A quota that cannot be read says why; it does not fail the read.
-    async fn vcpus(&self, region: &Region, groups: &[String]) -> Result<Vcpus, ObserveError>;
+    async fn vcpus(&self, region: &Region, groups: &[&GroupState]) -> Result<Vcpus, ObserveError>;
     /// Looks up hosted zones as written in a playbook: ids or names.
     async fn hosted_zones(
         &self,
@@ -155,7 +155,7 @@ impl<T: Observe> Observe for &T {
     ) -> Result<BTreeMap<String, Vec<BalancerView>>, ObserveError> {
         (**self).balancers(region, groups).await
     }
-    async fn vcpus(&self, region: &Region, groups: &[String]) -> Result<Vcpus, ObserveError> {
+    async fn vcpus(&self, region: &Region, groups: &[&GroupState]) -> Result<Vcpus, ObserveError> {
         (**self).vcpus(region, groups).await
     }
     async fn hosted_zones(
@@ -650,10 +650,8 @@ async fn region_groups(
         cloud.balancers(region, &balanced).await
     };
     // vCPU quotas: of the scaled groups.
-    let raised: Vec<String> = members(scaled)
-        .into_iter()
-        .filter(|g| found.contains_key(g))
-        .collect();
+    let raised_names = members(scaled);
+    let raised: Vec<&GroupState> = raised_names.iter().filter_map(|g| found.get(g)).collect();
     let vcpus = async {
         if raised.is_empty() {
             return Ok(None);

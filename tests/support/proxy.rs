@@ -696,6 +696,20 @@ fn operation(request: &[u8]) -> String {
     {
         return action.to_owned();
     }
+    // JSON protocols: `X-Amz-Target: Service.Operation`.
+    if let Some(target) = text.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("x-amz-target").then(|| {
+            value
+                .trim()
+                .rsplit('.')
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+    }) {
+        return target;
+    }
     let first = text.lines().next().unwrap_or_default();
     let mut parts = first.split_whitespace();
     let (method, path) = (
