@@ -2,7 +2,7 @@
 //! DescribeAutoScalingGroups per region per 100 groups a round) and one for all its
 //! Route 53 changes, side by side, under one deadline.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures::future::try_join_all;
@@ -79,6 +79,8 @@ pub async fn settle<C: Cloud>(
             Await::Change { id } => changes.push(id.as_str()),
         }
     }
+    // Groups found healthy in (or gone from) their load balancers: not read again.
+    let passed = std::cell::RefCell::new(BTreeSet::new());
     let capacity = async {
         if groups.is_empty() {
             return Ok(());
@@ -89,7 +91,7 @@ pub async fn settle<C: Cloud>(
             timeout,
             deadline,
             CAPACITY_POLL_CAP,
-            || poll_groups(cloud, recorder, step, &groups),
+            || poll_groups(cloud, recorder, step, &groups, &passed),
         )
         .await
     };
@@ -147,14 +149,18 @@ struct Wanted<'a> {
     balancers: bool,
 }
 
-/// One round of the capacity poller: every region at once. A group attached to
-/// load balancers, once its InService count is there, is then read in them (one
-/// more read per region and per load balancer).
+/// One round of the capacity poller: every region at once. Once every group's
+/// InService count is there, the groups attached to load balancers are read in them
+/// (one more read per region, and one per load balancer), each until it has passed
+/// (`passed`): a straggler does not make the others be read again. (Reading each
+/// group as soon as it is in service was measured: as fast under the timing model,
+/// with a tenth more reads, spent on health checks still running.)
 async fn poll_groups<C: Cloud>(
     cloud: &C,
     recorder: &Recorder<'_>,
     step: &str,
     groups: &BTreeMap<&str, Vec<Wanted<'_>>>,
+    passed: &std::cell::RefCell<BTreeSet<(String, String)>>,
 ) -> Result<Poll<()>, EngineError> {
     let states = try_join_all(groups.iter().map(|(region, wanted)| async move {
         let names: Vec<String> = wanted.iter().map(|w| w.group.to_owned()).collect();
@@ -198,7 +204,12 @@ async fn poll_groups<C: Cloud>(
                     "asg {group} ({region}) wanted {desired} instances InService, last seen {}",
                     state.in_service
                 ));
-            } else if wanted.balancers && !state.balancers.is_empty() {
+            } else if wanted.balancers
+                && !state.balancers.is_empty()
+                && !passed
+                    .borrow()
+                    .contains(&((*region).to_owned(), wanted.group.to_owned()))
+            {
                 balanced.entry(region).or_default().push(wanted);
             }
         }
@@ -209,7 +220,9 @@ async fn poll_groups<C: Cloud>(
         wanted: total,
     });
     if lagging.is_empty() && !balanced.is_empty() {
-        lagging.extend(poll_balancers(cloud, step, &balanced).await?);
+        let (behind, ok) = poll_balancers(cloud, step, &balanced).await?;
+        passed.borrow_mut().extend(ok);
+        lagging.extend(behind);
     }
     Ok(match lagging.len() {
         0 => Poll::Done(()),
@@ -219,12 +232,12 @@ async fn poll_groups<C: Cloud>(
 }
 
 /// The groups of `balanced` not yet as wanted in their load balancers, said for
-/// people.
+/// people; and those that are, as (region, group).
 async fn poll_balancers<C: Cloud>(
     cloud: &C,
     step: &str,
     balanced: &BTreeMap<&str, Vec<&Wanted<'_>>>,
-) -> Result<Vec<String>, EngineError> {
+) -> Result<(Vec<String>, Vec<(String, String)>), EngineError> {
     let views = try_join_all(balanced.iter().map(|(region, wanted)| async move {
         let names: Vec<String> = wanted.iter().map(|w| w.group.to_owned()).collect();
         cloud
@@ -235,9 +248,11 @@ async fn poll_balancers<C: Cloud>(
     .await
     .map_err(step_err(step))?;
     let mut lagging = Vec::new();
+    let mut ok = Vec::new();
     for (region, views) in &views {
         for wanted in &balanced[region] {
             let group = wanted.group;
+            let before = lagging.len();
             for view in views.get(group).into_iter().flatten() {
                 match wanted.direction {
                     Direction::Up if view.healthy < wanted.desired => lagging.push(format!(
@@ -251,7 +266,10 @@ async fn poll_balancers<C: Cloud>(
                     _ => {}
                 }
             }
+            if lagging.len() == before {
+                ok.push(((*region).to_owned(), group.to_owned()));
+            }
         }
     }
-    Ok(lagging)
+    Ok((lagging, ok))
 }

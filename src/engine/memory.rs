@@ -167,6 +167,8 @@ struct World {
     unhealthy: BTreeSet<String>,
     max_out: u32,
     next_instance: u32,
+    /// How many times each group's load balancer was read.
+    balancer_reads: BTreeMap<String, u32>,
     /// vCPU quotas set, per (region, quota code); others are 10,000 vCPUs.
     quotas: BTreeMap<(String, String), Result<u64, String>>,
 }
@@ -272,14 +274,23 @@ impl MemoryCloud {
         groups: &[String],
     ) -> BTreeMap<String, Vec<crate::state::BalancerView>> {
         let now = Instant::now();
-        let world = self.world();
-        groups
+        let mut world = self.world();
+        let views: BTreeMap<String, Vec<crate::state::BalancerView>> = groups
             .iter()
             .filter_map(|name| {
                 let g = world.groups.get(&(region.to_owned(), name.clone()))?;
                 Some((name.clone(), vec![g.balancer_view(now, self.launch)?]))
             })
-            .collect()
+            .collect();
+        for name in views.keys() {
+            *world.balancer_reads.entry(name.clone()).or_default() += 1;
+        }
+        views
+    }
+
+    /// How many times a group's load balancer was read.
+    pub fn balancer_reads(&self, group: &str) -> u32 {
+        self.world().balancer_reads.get(group).copied().unwrap_or(0)
     }
 
     /// Sets the instance type a group launches and runs.

@@ -1627,3 +1627,49 @@ async fn a_force_protected_drain_takes_the_protection_off_first_and_converges() 
         })
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_group_found_healthy_is_not_read_again_while_a_straggler_is_waited_for() {
+    use crate::state::Balancer;
+    let text = r#"
+version: 1
+name: straggler
+groups:
+  api: { names: [fast, slow] }
+steps:
+  - id: scale
+    scale_up: { group: api, region: us-west-2, desired: 4, timeout: 10m }
+"#;
+    let cloud = MemoryCloud::new(Duration::from_secs(30), Duration::ZERO);
+    for (name, healthy) in [("fast", 10), ("slow", 300)] {
+        cloud.add_group("us-west-2", name, cap(1, 2, 8));
+        cloud.attach(
+            "us-west-2",
+            name,
+            Balancer::Classic {
+                name: format!("lb-{name}"),
+            },
+            Duration::from_secs(healthy),
+            Duration::ZERO,
+        );
+    }
+    let plan = observed_plan(&cloud, text).await;
+    let planned = (cloud.balancer_reads("fast"), cloud.balancer_reads("slow"));
+    let r = new_run();
+    execute_plan(
+        &cloud,
+        &r.run,
+        &plan,
+        &Options::default(),
+        &Interrupt::default(),
+    )
+    .await
+    .expect("run succeeds");
+    let fast = cloud.balancer_reads("fast") - planned.0;
+    let slow = cloud.balancer_reads("slow") - planned.1;
+    // Both are read from when every group is InService (30 s): the fast one until
+    // it passes (10 s of health checks, a few rounds), then only the straggler,
+    // every round of its five minutes.
+    assert!(fast <= 3, "fast read {fast} times, slow {slow}");
+    assert!(slow > 10 * fast, "fast read {fast} times, slow {slow}");
+}

@@ -107,13 +107,28 @@ impl Timing {
             .iter()
             .filter(|c| matches!(c, Change::Capacity { before, after, .. } if before != after))
             .count();
+        // The load balancers the step's wait reads, each once a round.
+        let balancers = step
+            .changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Capacity { balancers, .. } => Some(balancers),
+                _ => None,
+            })
+            .flatten()
+            .map(|v| &v.balancer)
+            .collect::<BTreeSet<_>>()
+            .len();
         match step.kind {
             StepKind::ScaleUp => {
                 let calls = self.paced(groups + 1, Service::AutoScaling) + self.latency(2);
                 if step.timeout_secs > 0 && groups > 0 {
-                    // Healthy in the load balancers: one more read per round.
+                    // Healthy in the load balancers: the groups' instances and
+                    // one read per group's load balancer, paced.
                     let balancers = if step.balancers {
-                        self.healthy.as_secs_f64() + self.latency(2)
+                        self.healthy.as_secs_f64()
+                            + self.paced(balancers, Service::Elb)
+                            + self.latency(2)
                     } else {
                         0.0
                     };
@@ -126,7 +141,9 @@ impl Timing {
                 // With load balancers, instances leave service at once and are held
                 // for the deregistration delay.
                 let out = if step.balancers {
-                    self.drain.max(self.deregister).as_secs_f64() + self.latency(2)
+                    self.drain.max(self.deregister).as_secs_f64()
+                        + self.paced(balancers, Service::Elb)
+                        + self.latency(2)
                 } else {
                     self.drain.as_secs_f64()
                 };
