@@ -51,6 +51,10 @@ pub struct GroupState {
     /// What it launches, as its description tells (absent: not told).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch: Option<Launch>,
+    /// Its instances, each with whether it is InService, as read with it (for its
+    /// load balancers' reads; never kept in a plan).
+    #[serde(skip)]
+    pub members: Vec<(String, bool)>,
 }
 
 /// What an Auto Scaling group launches, as its description tells.

@@ -502,40 +502,15 @@ impl Cloud for AwsCloud {
         Ok(())
     }
 
-    /// One DescribeAutoScalingGroups per 100 groups, then one read per load
-    /// balancer (DescribeTargetHealth, DescribeInstanceHealth), shared by the
-    /// groups attached to it, all at once.
+    /// One read per load balancer of the groups (DescribeTargetHealth,
+    /// DescribeInstanceHealth), shared by the groups attached to it, all at once;
+    /// the groups' instances are those read with them.
     async fn balanced(
         &self,
         region_name: &str,
-        groups: &[String],
+        groups: &[&GroupState],
     ) -> Result<BTreeMap<String, Vec<BalancerView>>, CloudError> {
-        // Per group: its load balancers, and its instances with whether InService.
-        type Attached = (Vec<Balancer>, Vec<(String, bool)>);
-        let mut attached: BTreeMap<String, Attached> = BTreeMap::new();
-        self.describe(region_name, groups, |group| {
-            let balancers = super::observe::balancers_of(group);
-            if balancers.is_empty() {
-                return;
-            }
-            let members = group
-                .instances()
-                .iter()
-                .filter_map(|i| {
-                    let in_service = i.lifecycle_state().map(|s| s.as_str()) == Some("InService");
-                    Some((i.instance_id()?.to_owned(), in_service))
-                })
-                .collect();
-            attached.insert(
-                group
-                    .auto_scaling_group_name()
-                    .unwrap_or_default()
-                    .to_owned(),
-                (balancers, members),
-            );
-        })
-        .await?;
-        let wanted: BTreeSet<&Balancer> = attached.values().flat_map(|(b, _)| b).collect();
+        let wanted: BTreeSet<&Balancer> = groups.iter().flat_map(|g| &g.balancers).collect();
         let region = region(region_name)?;
         let healths = try_join_all(
             wanted
@@ -545,14 +520,18 @@ impl Cloud for AwsCloud {
         .await?;
         let healths: BTreeMap<&Balancer, BTreeMap<String, bool>> = healths.into_iter().collect();
         let none = BTreeMap::new();
-        Ok(attached
+        Ok(groups
             .iter()
-            .map(|(group, (balancers, members))| {
-                let views = balancers
+            .filter(|g| !g.balancers.is_empty())
+            .map(|g| {
+                let views = g
+                    .balancers
                     .iter()
-                    .map(|b| BalancerView::of(b.clone(), members, healths.get(b).unwrap_or(&none)))
+                    .map(|b| {
+                        BalancerView::of(b.clone(), &g.members, healths.get(b).unwrap_or(&none))
+                    })
                     .collect();
-                (group.clone(), views)
+                (g.name.clone(), views)
             })
             .collect())
     }

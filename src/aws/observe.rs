@@ -266,7 +266,7 @@ impl Observe for AwsCloud {
     async fn balancers(
         &self,
         region: &Region,
-        groups: &[String],
+        groups: &[&GroupState],
     ) -> Result<BTreeMap<String, Vec<crate::state::BalancerView>>, ObserveError> {
         crate::engine::cloud::Cloud::balanced(self, region.as_str(), groups)
             .await
@@ -418,6 +418,14 @@ pub fn group_state(group: &AutoScalingGroup) -> GroupState {
             .map(|w| to_u32(w.min_size())),
         balancers: balancers_of(group),
         launch: Some(super::quota::launch_of(group)),
+        members: group
+            .instances()
+            .iter()
+            .filter_map(|i| {
+                let in_service = i.lifecycle_state().map(|s| s.as_str()) == Some("InService");
+                Some((i.instance_id()?.to_owned(), in_service))
+            })
+            .collect(),
     }
 }
 

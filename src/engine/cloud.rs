@@ -109,13 +109,13 @@ pub trait Cloud {
     ) -> Result<(), CloudError>;
     /// Terminates an instance of a group without lowering desired: the group replaces it.
     async fn replace_instance(&self, region: &str, instance: &str) -> Result<(), CloudError>;
-    /// How the instances of the named groups of a region stand in the groups' load
-    /// balancers (target groups, classic load balancers); groups with none, and
-    /// missing groups, are absent.
+    /// How the instances of groups of a region, as just read, stand in the groups'
+    /// load balancers (target groups, classic load balancers); groups with none are
+    /// absent.
     async fn balanced(
         &self,
         region: &str,
-        groups: &[String],
+        groups: &[&GroupState],
     ) -> Result<BTreeMap<String, Vec<crate::state::BalancerView>>, CloudError>;
 }
 

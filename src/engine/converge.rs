@@ -13,6 +13,7 @@ use super::interrupt::Interrupt;
 use super::recorder::Recorder;
 use super::reporter::Progress;
 use super::watch::{CAPACITY_POLL_CAP, CHANGE_POLL_CAP, Poll, poll_until};
+use crate::state::GroupState;
 
 /// Which way a capacity change goes, for its wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,7 +152,8 @@ struct Wanted<'a> {
 
 /// One round of the capacity poller: every region at once. Once every group's
 /// InService count is there, the groups attached to load balancers are read in them
-/// (one more read per region, and one per load balancer), each until it has passed
+/// (one read per load balancer, with the instances the round's describe found),
+/// each until it has passed
 /// (`passed`): a straggler does not make the others be read again. (Reading each
 /// group as soon as it is in service was measured: as fast under the timing model,
 /// with a tenth more reads, spent on health checks still running.)
@@ -174,7 +176,7 @@ async fn poll_groups<C: Cloud>(
     let (mut current, mut total) = (0, 0);
     let mut lagging: Vec<String> = Vec::new();
     // Per region: the groups in service as wanted, to be read in their balancers.
-    let mut balanced: BTreeMap<&str, Vec<&Wanted<'_>>> = BTreeMap::new();
+    let mut balanced: BTreeMap<&str, Vec<(&Wanted<'_>, &GroupState)>> = BTreeMap::new();
     for (region, states) in &states {
         for wanted in &groups[region] {
             let (group, desired, direction) = (&wanted.group, &wanted.desired, &wanted.direction);
@@ -210,7 +212,7 @@ async fn poll_groups<C: Cloud>(
                     .borrow()
                     .contains(&((*region).to_owned(), wanted.group.to_owned()))
             {
-                balanced.entry(region).or_default().push(wanted);
+                balanced.entry(region).or_default().push((wanted, state));
             }
         }
     }
@@ -236,12 +238,12 @@ async fn poll_groups<C: Cloud>(
 async fn poll_balancers<C: Cloud>(
     cloud: &C,
     step: &str,
-    balanced: &BTreeMap<&str, Vec<&Wanted<'_>>>,
+    balanced: &BTreeMap<&str, Vec<(&Wanted<'_>, &GroupState)>>,
 ) -> Result<(Vec<String>, Vec<(String, String)>), EngineError> {
     let views = try_join_all(balanced.iter().map(|(region, wanted)| async move {
-        let names: Vec<String> = wanted.iter().map(|w| w.group.to_owned()).collect();
+        let states: Vec<&GroupState> = wanted.iter().map(|(_, state)| *state).collect();
         cloud
-            .balanced(region, &names)
+            .balanced(region, &states)
             .await
             .map(|views| (*region, views))
     }))
@@ -250,7 +252,7 @@ async fn poll_balancers<C: Cloud>(
     let mut lagging = Vec::new();
     let mut ok = Vec::new();
     for (region, views) in &views {
-        for wanted in &balanced[region] {
+        for (wanted, _) in &balanced[region] {
             let group = wanted.group;
             let before = lagging.len();
             for view in views.get(group).into_iter().flatten() {

@@ -147,6 +147,7 @@ impl Group {
             launch: Some(crate::state::Launch::Types {
                 types: vec![self.instance_type.clone()],
             }),
+            members: Vec::new(),
         }
     }
 }
@@ -706,10 +707,11 @@ impl Cloud for MemoryCloud {
     async fn balanced(
         &self,
         region: &str,
-        groups: &[String],
+        groups: &[&GroupState],
     ) -> Result<BTreeMap<String, Vec<crate::state::BalancerView>>, CloudError> {
         self.enter("balanced")?;
-        Ok(self.balancer_views(region, groups))
+        let names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
+        Ok(self.balancer_views(region, &names))
     }
 
     async fn set_subnets(
@@ -915,10 +917,11 @@ impl Observe for MemoryCloud {
     async fn balancers(
         &self,
         region: &Region,
-        groups: &[String],
+        groups: &[&GroupState],
     ) -> Result<BTreeMap<String, Vec<crate::state::BalancerView>>, ObserveError> {
         self.enter("describe_target_health").map_err(read_err)?;
-        Ok(self.balancer_views(region.as_str(), groups))
+        let names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
+        Ok(self.balancer_views(region.as_str(), &names))
     }
 
     /// Every instance of a group is of its instance type; a region's running

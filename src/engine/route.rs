@@ -270,16 +270,21 @@ impl<C: Cloud> Cloud for Routed<C> {
     async fn balanced(
         &self,
         region: &str,
-        groups: &[String],
+        groups: &[&GroupState],
     ) -> Result<BTreeMap<String, Vec<crate::state::BalancerView>>, CloudError> {
-        let parts = try_join_all(self.by_account(region, groups).into_iter().map(
-            |(account, names)| async move {
-                let cloud = self.cloud(account, || {
-                    format!("read the load balancers of Auto Scaling groups in {region}")
-                })?;
-                cloud.balanced(region, &names).await
-            },
-        ))
+        let mut split: BTreeMap<Option<&str>, Vec<&GroupState>> = BTreeMap::new();
+        for group in groups {
+            split
+                .entry(self.routes.group(region, &group.name))
+                .or_default()
+                .push(group);
+        }
+        let parts = try_join_all(split.into_iter().map(|(account, states)| async move {
+            let cloud = self.cloud(account, || {
+                format!("read the load balancers of Auto Scaling groups in {region}")
+            })?;
+            cloud.balanced(region, &states).await
+        }))
         .await?;
         Ok(parts.into_iter().flatten().collect())
     }

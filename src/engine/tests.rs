@@ -57,6 +57,7 @@ fn group(name: &str, capacity: Capacity) -> GroupState {
         warm_pool: None,
         balancers: vec![],
         launch: None,
+        members: vec![],
     }
 }
 

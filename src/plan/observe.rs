@@ -80,12 +80,12 @@ pub trait Observe {
         region: &Region,
         groups: &[String],
     ) -> Result<BTreeMap<String, Preflight>, ObserveError>;
-    /// How the instances of the named groups of a region stand in the groups' load
-    /// balancers; groups with none are absent.
+    /// How the instances of groups of a region, as just read, stand in the groups'
+    /// load balancers; groups with none are absent.
     async fn balancers(
         &self,
         region: &Region,
-        groups: &[String],
+        groups: &[&GroupState],
     ) -> Result<BTreeMap<String, Vec<BalancerView>>, ObserveError>;
     /// The instance types the named groups of a region launch, with their vCPUs,
     /// and the region's On-Demand vCPU quotas those fall under, with what they count
@@ -151,7 +151,7 @@ impl<T: Observe> Observe for &T {
     async fn balancers(
         &self,
         region: &Region,
-        groups: &[String],
+        groups: &[&GroupState],
     ) -> Result<BTreeMap<String, Vec<BalancerView>>, ObserveError> {
         (**self).balancers(region, groups).await
     }
@@ -638,10 +638,10 @@ async fn region_groups(
         cloud.preflight(region, &changed).await
     };
     // Load balancers: of the changed groups attached to one.
-    let balanced: Vec<String> = changed
+    let balanced: Vec<&GroupState> = changed
         .iter()
-        .filter(|g| found.get(*g).is_some_and(|s| !s.balancers.is_empty()))
-        .cloned()
+        .filter_map(|g| found.get(g))
+        .filter(|s| !s.balancers.is_empty())
         .collect();
     let balancers = async {
         if balanced.is_empty() {
