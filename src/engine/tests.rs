@@ -1391,6 +1391,18 @@ async fn an_alarm_during_a_bake_stops_the_next_increment_even_with_a_long_poll()
     assert_eq!(cloud.calls("upsert_weights"), 1);
 }
 
+/// Runs `plan` to its end in `r` with default options.
+async fn run_plan(cloud: &MemoryCloud, r: &Run, plan: &Plan) -> Result<(), EngineError> {
+    execute_plan(
+        cloud,
+        &r.run,
+        plan,
+        &Options::default(),
+        &Interrupt::default(),
+    )
+    .await
+}
+
 /// The engine playbook's groups attached to target groups: new west instances pass
 /// their health checks `healthy` after they are InService; east's target group
 /// holds leaving instances for `drain` (its deregistration delay).
@@ -1453,15 +1465,7 @@ async fn a_scale_up_waits_until_healthy_in_its_target_group_and_a_drain_until_de
 
     let r = new_run();
     let start = Instant::now();
-    execute_plan(
-        &cloud,
-        &r.run,
-        &plan,
-        &Options::default(),
-        &Interrupt::default(),
-    )
-    .await
-    .expect("run succeeds");
+    run_plan(&cloud, &r, &plan).await.expect("run succeeds");
     // Scale: launch + health checks; shift: 2 x 2 m bakes; drain: out of service at
     // launch, then the deregistration delay. InService alone would be 90 + 240 + 90.
     let least = launch + healthy + Duration::from_secs(240) + launch + drain;
@@ -1480,15 +1484,7 @@ async fn new_capacity_that_never_passes_its_health_checks_fails_the_step_naming_
     );
     let plan = observed_plan(&cloud, PLAYBOOK).await;
     let r = new_run();
-    let err = execute_plan(
-        &cloud,
-        &r.run,
-        &plan,
-        &Options::default(),
-        &Interrupt::default(),
-    )
-    .await
-    .expect_err("times out");
+    let err = run_plan(&cloud, &r, &plan).await.expect_err("times out");
     let message = err.to_string();
     assert!(
         message.contains("step scale failed: timed out after 600s: asg api-west (us-west-2) wanted 8 instances healthy in target group api-west, last seen 2 (8 registered)"),
@@ -1517,15 +1513,9 @@ async fn in_service_waits_ignore_load_balancers() {
     let plan = observed_plan(&cloud, &text).await;
     assert!(plan.steps.iter().all(|s| !s.balancers));
     let r = new_run();
-    execute_plan(
-        &cloud,
-        &r.run,
-        &plan,
-        &Options::default(),
-        &Interrupt::default(),
-    )
-    .await
-    .expect("run succeeds without waiting for health or deregistration");
+    run_plan(&cloud, &r, &plan)
+        .await
+        .expect("run succeeds without waiting for health or deregistration");
 }
 
 #[tokio::test(start_paused = true)]
@@ -1534,15 +1524,7 @@ async fn rollback_waits_until_restored_capacity_is_healthy_before_moving_traffic
     let cloud = balanced_cloud(launch, healthy, Duration::ZERO);
     let plan = observed_plan(&cloud, PLAYBOOK).await;
     let r = new_run();
-    execute_plan(
-        &cloud,
-        &r.run,
-        &plan,
-        &Options::default(),
-        &Interrupt::default(),
-    )
-    .await
-    .expect("run succeeds");
+    run_plan(&cloud, &r, &plan).await.expect("run succeeds");
     let history = History::from_entries(&r.run.read().expect("journal"));
     let mut journal = Journal::open(&r.run).expect("journal");
     let recorder = Recorder::new(&mut journal, history, &Silent);
@@ -1600,15 +1582,9 @@ async fn a_force_protected_drain_takes_the_protection_off_first_and_converges() 
     );
     let plan = observed_plan(&cloud, &text).await;
     let r = new_run();
-    execute_plan(
-        &cloud,
-        &r.run,
-        &plan,
-        &Options::default(),
-        &Interrupt::default(),
-    )
-    .await
-    .expect("the drain converges once the protection is off");
+    run_plan(&cloud, &r, &plan)
+        .await
+        .expect("the drain converges once the protection is off");
     assert_eq!(cloud.capacity("us-east-1", "api-east"), Some(cap(0, 0, 12)));
     let before = events(&r.run).into_iter().find_map(|e| match e {
         Event::Intent {
@@ -1657,15 +1633,7 @@ steps:
     let plan = observed_plan(&cloud, text).await;
     let planned = (cloud.balancer_reads("fast"), cloud.balancer_reads("slow"));
     let r = new_run();
-    execute_plan(
-        &cloud,
-        &r.run,
-        &plan,
-        &Options::default(),
-        &Interrupt::default(),
-    )
-    .await
-    .expect("run succeeds");
+    run_plan(&cloud, &r, &plan).await.expect("run succeeds");
     let fast = cloud.balancer_reads("fast") - planned.0;
     let slow = cloud.balancer_reads("slow") - planned.1;
     // Both are read from when every group is InService (30 s): the fast one until
