@@ -99,6 +99,19 @@ impl<C: Cloud> Executor<'_, '_, C> {
         }
     }
 
+    /// Runs a wave of changes that take effect at once (processes, protection,
+    /// subnets): nothing is waited for; they are recorded converged with one fsync.
+    pub(crate) async fn instant_wave(
+        &self,
+        step: &str,
+        items: Vec<Item>,
+    ) -> Result<(), EngineError> {
+        let actions: Vec<String> = items.iter().map(|i| i.action.clone()).collect();
+        let awaits = self.wave(step, items).await?;
+        self.settle_wave(step, &awaits, actions, Duration::ZERO)
+            .await
+    }
+
     /// Waits until a wave's changes have taken effect (or `timeout` passes), then
     /// records them converged with one fsync.
     pub(crate) async fn settle_wave(

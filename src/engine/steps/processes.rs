@@ -3,8 +3,6 @@
 //! each, every group's value recorded before, so rollback resumes exactly the
 //! processes the step suspended and protects again the instances that remain.
 
-use std::time::Duration;
-
 use crate::engine::cloud::Cloud;
 use crate::engine::error::{EngineError, step_err};
 use crate::engine::execute::Executor;
@@ -63,10 +61,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
                 }
             })
             .collect();
-        let actions: Vec<String> = items.iter().map(|i| i.action.clone()).collect();
-        let awaits = self.wave(&step.id, items).await?;
-        self.settle_wave(&step.id, &awaits, actions, Duration::ZERO)
-            .await
+        self.instant_wave(&step.id, items).await
     }
 }
 
@@ -110,9 +105,6 @@ impl<C: Cloud> Executor<'_, '_, C> {
                 }
             })
             .collect();
-        let actions: Vec<String> = items.iter().map(|i| i.action.clone()).collect();
-        let awaits = self.wave(&step.id, items).await?;
-        self.settle_wave(&step.id, &awaits, actions, Duration::ZERO)
-            .await
+        self.instant_wave(&step.id, items).await
     }
 }

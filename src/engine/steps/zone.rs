@@ -105,10 +105,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
 
     /// A wave of processes or subnets changes: no wait, they take effect at once.
     async fn zone_wave(&self, step: &StepPlan, items: Vec<Item>) -> Result<(), EngineError> {
-        let actions: Vec<String> = items.iter().map(|i| i.action.clone()).collect();
-        let awaits = self.wave(&step.id, items).await?;
-        self.settle_wave(&step.id, &awaits, actions, Duration::ZERO)
-            .await
+        self.instant_wave(&step.id, items).await
     }
 
     /// Reads every group's instances; done when no group has one in its zone and all
