@@ -31,24 +31,6 @@ fn block_on<T>(work: impl std::future::Future<Output = T>) -> T {
         .block_on(work)
 }
 
-/// The instance ids of api-us-west-2.
-async fn instances(account: &Account) -> Vec<String> {
-    account
-        .context()
-        .await
-        .autoscaling(&us_west_2())
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names("api-us-west-2")
-        .send()
-        .await
-        .expect("describe")
-        .auto_scaling_groups()[0]
-        .instances()
-        .iter()
-        .filter_map(|i| i.instance_id().map(str::to_owned))
-        .collect()
-}
-
 #[test]
 fn the_plan_shows_the_target_groups_of_a_group_and_their_healthy_counts() {
     let account = Account::fresh();
@@ -117,7 +99,10 @@ fn a_scale_up_waits_while_an_instance_is_unhealthy_in_its_load_balancer() {
     account.attach_classic("us-west-2", "api-us-west-2", "api-usw2");
     // One of the group's two instances stops: still InService in its group,
     // OutOfService in the load balancer.
-    let ids = block_on(instances(&account));
+    let ids = block_on(async {
+        let client = account.context().await.autoscaling(&us_west_2());
+        support::group_instances(&client, "api-us-west-2").await
+    });
     let sick = ids[0].clone();
     let ec2 = |start: bool| {
         block_on(async {

@@ -48,21 +48,6 @@ fn findings(region: &str, setup: impl AsyncFnOnce(Client)) -> (Vec<String>, Vec<
     (list("blockers"), list("warnings"))
 }
 
-/// The instance ids of a group.
-async fn instances(client: &Client, group: &str) -> Vec<String> {
-    client
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(group)
-        .send()
-        .await
-        .expect("describe")
-        .auto_scaling_groups()[0]
-        .instances()
-        .iter()
-        .filter_map(|i| i.instance_id().map(str::to_owned))
-        .collect()
-}
-
 async fn suspend(client: &Client, group: &str, process: &str) {
     client
         .suspend_processes()
@@ -76,7 +61,7 @@ async fn suspend(client: &Client, group: &str, process: &str) {
 #[test]
 fn blocker_instances_protected_from_scale_in_in_a_drained_group() {
     let (blockers, _) = findings("us-east-1", async |client| {
-        let ids = instances(&client, "api-us-east-1").await;
+        let ids = support::group_instances(&client, "api-us-east-1").await;
         client
             .set_instance_protection()
             .auto_scaling_group_name("api-us-east-1")
@@ -286,7 +271,7 @@ fn protect(account: &Account, which: std::ops::Range<usize>) -> Vec<String> {
                 .context()
                 .await
                 .autoscaling(&Region::parse("us-east-1").expect("region"));
-            let ids = instances(&client, "api-us-east-1").await;
+            let ids = support::group_instances(&client, "api-us-east-1").await;
             let mut chosen = ids[which].to_vec();
             client
                 .set_instance_protection()

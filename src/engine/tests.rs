@@ -1421,21 +1421,26 @@ fn balanced_cloud(launch: Duration, healthy: Duration, drain: Duration) -> Memor
 }
 
 /// The plan of `text` read from `cloud` through [`crate::plan::observe::Observe`],
-/// as `evac plan` reads AWS.
+/// as `evac plan` reads AWS; it must have no blocker.
 async fn observed_plan(cloud: &MemoryCloud, text: &str) -> Plan {
+    let plan = observed_plan_as_is(cloud, text).await;
+    assert!(plan.blockers.is_empty(), "{:?}", plan.blockers);
+    plan
+}
+
+/// [`observed_plan`], blockers and all.
+async fn observed_plan_as_is(cloud: &MemoryCloud, text: &str) -> Plan {
     let playbook =
         crate::playbook::load_str("engine.yaml", text, &BTreeMap::new()).expect("valid playbook");
     let observed = crate::plan::observe::observe(&crate::accounts::Accounts::one(cloud), &playbook)
         .await
         .expect("observed");
-    let plan = build(
+    build(
         &playbook,
         &observed,
         "engine.yaml",
         jiff::Timestamp::UNIX_EPOCH,
-    );
-    assert!(plan.blockers.is_empty(), "{:?}", plan.blockers);
-    plan
+    )
 }
 
 #[tokio::test(start_paused = true)]
@@ -1561,20 +1566,7 @@ async fn a_force_protected_drain_takes_the_protection_off_first_and_converges() 
     let cloud = cloud(Duration::from_secs(60), Duration::ZERO);
     cloud.name_zone("Z1", "example.com.");
     cloud.shape("us-east-1", "api-east", |g| *g.protected = 2);
-    let blocked = {
-        let playbook = crate::playbook::load_str("engine.yaml", PLAYBOOK, &BTreeMap::new())
-            .expect("valid playbook");
-        let observed =
-            crate::plan::observe::observe(&crate::accounts::Accounts::one(&cloud), &playbook)
-                .await
-                .expect("observed");
-        build(
-            &playbook,
-            &observed,
-            "engine.yaml",
-            jiff::Timestamp::UNIX_EPOCH,
-        )
-    };
+    let blocked = observed_plan_as_is(&cloud, PLAYBOOK).await;
     assert_eq!(blocked.blockers.len(), 1, "{:?}", blocked.blockers);
     let text = PLAYBOOK.replace(
         "to: 0, timeout: 10m",
@@ -1641,4 +1633,27 @@ steps:
     // every round of its five minutes.
     assert!(fast <= 3, "fast read {fast} times, slow {slow}");
     assert!(slow > 10 * fast, "fast read {fast} times, slow {slow}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_force_protected_drain_stops_on_instances_protected_since_the_plan() {
+    let cloud = cloud(Duration::from_secs(60), Duration::ZERO);
+    cloud.name_zone("Z1", "example.com.");
+    cloud.shape("us-east-1", "api-east", |g| *g.protected = 2);
+    let text = PLAYBOOK.replace(
+        "to: 0, timeout: 10m",
+        "to: 0, timeout: 10m, force_protected: true",
+    );
+    let plan = observed_plan(&cloud, &text).await;
+    // Someone protects a third instance after the plan was made.
+    cloud.shape("us-east-1", "api-east", |g| *g.protected = 3);
+    let r = new_run();
+    let err = run_plan(&cloud, &r, &plan).await.expect_err("drift");
+    assert!(
+        matches!(&err, EngineError::Drift { target, .. } if target == "scale-in protection of asg api-east (us-east-1)"),
+        "{err}"
+    );
+    // Nothing was unprotected, and the source kept its capacity.
+    assert_eq!(cloud.calls("set_protection"), 0);
+    assert_eq!(cloud.capacity("us-east-1", "api-east"), Some(cap(3, 6, 12)));
 }

@@ -535,6 +535,21 @@ impl Account {
     }
 }
 
+/// The ids of a group's instances, as described, in order.
+pub async fn group_instances(client: &aws_sdk_autoscaling::Client, group: &str) -> Vec<String> {
+    client
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(group)
+        .send()
+        .await
+        .expect("describe")
+        .auto_scaling_groups()[0]
+        .instances()
+        .iter()
+        .filter_map(|i| i.instance_id().map(str::to_owned))
+        .collect()
+}
+
 /// Polls `check` until it holds, for at most a minute (a condition, not a sleep).
 pub fn until(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
