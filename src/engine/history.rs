@@ -183,6 +183,36 @@ impl History {
             .map(|i| (i.action.clone(), self.outcome(i)))
     }
 
+    /// For each record set of `keys` in hosted zone `zone_id`: the last change the run
+    /// made to its weight that AWS accepted, and the weight that change left. A
+    /// record set is its own resource: changes to other sets of the zone (another
+    /// record, another step) say nothing of it.
+    pub fn weights_left<'k>(
+        &self,
+        zone_id: &str,
+        keys: impl IntoIterator<Item = &'k String>,
+    ) -> BTreeMap<String, (String, i64)> {
+        let mut out = BTreeMap::new();
+        for key in keys {
+            let left = self.intents.iter().rev().find_map(|i| {
+                let Target::Weights { zone_id: z } = &i.target else {
+                    return None;
+                };
+                if z != zone_id || !self.applied.contains_key(&i.action) {
+                    return None;
+                }
+                match self.outcome(i) {
+                    Value::Weights(w) => w.get(key).map(|w| (i.action.clone(), *w)),
+                    _ => None,
+                }
+            });
+            if let Some(left) = left {
+                out.insert(key.clone(), left);
+            }
+        }
+        out
+    }
+
     /// Every group whose desired capacity the run raised and has not lowered back,
     /// with what it left there.
     pub fn raised_capacity(&self) -> Vec<Raised> {

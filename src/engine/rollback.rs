@@ -9,7 +9,7 @@
 //! away (and a zone's subnets and processes) back and InService, then every weight
 //! in one change per hosted zone, then the capacity the run added taken back.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -33,8 +33,11 @@ pub const ROLLBACK_WAIT: Duration = Duration::from_secs(15 * 60);
 /// One restore: a target back to a value, covering one or more forward actions.
 struct Restore<'a> {
     covers: Vec<String>,
+    /// The first intent on the target.
     intent: &'a Intent,
     value: Value,
+    /// For weights: the full record sets to write back.
+    record_sets: Vec<RecordSetDef>,
 }
 
 /// Restores made together, and the bake after them (ramped weights).
@@ -206,7 +209,9 @@ fn fast_waves<'a>(pending: &[&'a Intent]) -> Vec<Wave<'a>> {
 }
 
 /// One restore per target, to its earliest recorded `before`, covering every
-/// intent on it.
+/// intent on it. Weights are restored record set by record set: each set to the
+/// `before` of the first intent that changed it, so that two steps (or two
+/// increments) over sets of one hosted zone restore every set each touched.
 fn collapse<'a>(intents: &[&'a Intent]) -> Vec<Restore<'a>> {
     let mut order: Vec<&Target> = Vec::new();
     let mut by_target: BTreeMap<&Target, Vec<&'a Intent>> = BTreeMap::new();
@@ -221,20 +226,107 @@ fn collapse<'a>(intents: &[&'a Intent]) -> Vec<Restore<'a>> {
         .filter_map(|target| {
             let all = by_target.get(target)?;
             let first = all.first()?;
+            let (value, record_sets) = match &first.before {
+                Value::Weights(_) => first_weights(all),
+                before => (before.clone(), first.record_sets.clone()),
+            };
             Some(Restore {
                 covers: all.iter().map(|i| i.action.clone()).collect(),
                 intent: first,
-                value: first.before.clone(),
+                value,
+                record_sets,
             })
         })
         .collect()
 }
 
-/// Reads every target of `intents` at once.
-async fn read<C: Cloud>(cloud: &C, intents: &[&Intent]) -> Result<Snapshot, EngineError> {
+/// Every record set the weight intents `all` changed, at the weight the first of
+/// them found, with its full definition as that intent recorded it.
+fn first_weights(all: &[&Intent]) -> (Value, Vec<RecordSetDef>) {
+    let mut weights = BTreeMap::new();
+    let mut sets: Vec<RecordSetDef> = Vec::new();
+    for intent in all {
+        let Value::Weights(before) = &intent.before else {
+            continue;
+        };
+        for (key, weight) in before {
+            if weights.contains_key(key) {
+                continue;
+            }
+            weights.insert(key.clone(), *weight);
+            if let Some(set) = intent.record_sets.iter().find(|d| &d.key() == key) {
+                sets.push(set.clone());
+            }
+        }
+    }
+    (Value::Weights(weights), sets)
+}
+
+/// One resource a rollback would restore, as `evac rollback` lists it.
+#[derive(Debug)]
+pub struct Pending {
+    /// The resource.
+    pub target: Target,
+    /// The step of the newest change to it.
+    pub step: String,
+    /// The value the run left there (or `--force` accepted).
+    pub left: Value,
+    /// The original: each part's `before` of the run's first change to it.
+    pub original: Value,
+}
+
+/// What a rollback of `history` has left to restore, newest change first, one per
+/// resource (weights record set by record set, as [`rollback`] restores them).
+pub fn pending(history: &History) -> Vec<Pending> {
+    let intents: Vec<&Intent> = history
+        .intents
+        .iter()
+        .filter(|i| !history.rolled_back.contains(&i.action))
+        .collect();
+    let newest = |r: &Restore<'_>| {
+        r.covers
+            .iter()
+            .filter_map(|a| intents.iter().position(|i| &i.action == a))
+            .max()
+            .unwrap_or(0)
+    };
+    let mut restores = collapse(&intents);
+    restores.sort_by_key(|r| std::cmp::Reverse(newest(r)));
+    restores
+        .into_iter()
+        .map(|r| {
+            let covered: Vec<&Intent> = intents
+                .iter()
+                .filter(|i| r.covers.contains(&i.action))
+                .copied()
+                .collect();
+            let left = covered.iter().fold(r.intent.after.clone(), |left, i| {
+                match (left, history.outcome(i)) {
+                    (Value::Weights(mut so_far), Value::Weights(set)) => {
+                        so_far.extend(set);
+                        Value::Weights(so_far)
+                    }
+                    (_, set) => set,
+                }
+            });
+            let step = covered
+                .last()
+                .map_or_else(|| r.intent.step.clone(), |i| i.step.clone());
+            Pending {
+                target: r.intent.target.clone(),
+                step,
+                left,
+                original: r.value,
+            }
+        })
+        .collect()
+}
+
+/// Reads every target of `restores` at once.
+async fn read<C: Cloud>(cloud: &C, restores: &[Restore<'_>]) -> Result<Snapshot, EngineError> {
     let mut reads = Reads::default();
-    for intent in intents {
-        reads.add(&intent.target, record_pairs(&intent.record_sets));
+    for r in restores {
+        reads.add(&r.intent.target, record_pairs(&r.record_sets));
     }
     reads.fetch(cloud).await.map_err(step_err("rollback"))
 }
@@ -262,8 +354,7 @@ async fn restore<C: Cloud>(
     options: &Options,
     wave: &Wave<'_>,
 ) -> Result<usize, EngineError> {
-    let intents: Vec<&Intent> = wave.restores.iter().map(|r| r.intent).collect();
-    let live = read(cloud, &intents).await?;
+    let live = read(cloud, &wave.restores).await?;
     let mut done = Vec::new();
     let mut intents_out = Vec::new();
     let mut calls = Vec::new();
@@ -307,7 +398,6 @@ async fn restore<C: Cloud>(
             }
             let sets: Vec<RecordSetDef> = match &r.value {
                 Value::Weights(wanted) => r
-                    .intent
                     .record_sets
                     .iter()
                     .map(|d| RecordSetDef {
@@ -365,26 +455,26 @@ async fn restore<C: Cloud>(
 }
 
 /// Compares the live state of every resource the run touched with its earliest
-/// recorded `before`. Scale-in protection is compared on the instances still in
-/// their group; those gone are returned apart.
+/// recorded `before` (weights: each record set's). Scale-in protection is compared
+/// on the instances still in their group; those gone are returned apart.
 async fn verify<C: Cloud>(
     cloud: &C,
     history: &History,
 ) -> Result<(Vec<String>, Vec<String>), EngineError> {
-    let mut seen = BTreeSet::new();
-    let firsts: Vec<&Intent> = history
+    let touched: Vec<&Intent> = history
         .intents
         .iter()
         .filter(|i| !matches!(i.target, Target::Instance { .. }))
-        .filter(|i| seen.insert(i.target.clone()))
         .collect();
-    let live = read(cloud, &firsts).await?;
+    let originals = collapse(&touched);
+    let live = read(cloud, &originals).await?;
     let mut differences = Vec::new();
     let mut gone = Vec::new();
-    for intent in firsts {
-        let mut original = intent.before.clone();
+    for r in originals {
+        let target = &r.intent.target;
+        let mut original = r.value;
         if let (Target::Protection { region, group }, Value::Protection { protected }) =
-            (&intent.target, &mut original)
+            (target, &mut original)
         {
             let members = cloud
                 .instances(region, std::slice::from_ref(group))
@@ -405,11 +495,11 @@ async fn verify<C: Cloud>(
                 ));
             }
         }
-        let now = live.value(&intent.target, &original);
+        let now = live.value(target, &original);
         if !now.as_ref().is_some_and(|now| matches(now, &original)) {
             differences.push(format!(
                 "{}: original {}, live {}",
-                show_target(&intent.target),
+                show_target(target),
                 show(&original),
                 now.as_ref().map_or_else(|| "missing".to_owned(), show)
             ));

@@ -198,29 +198,34 @@ impl<C: Cloud> Executor<'_, '_, C> {
         });
         if let Some((before, applied)) = in_flight {
             // Resumed after a crash or a failure in the middle of this change.
-            if live == &item.after {
-                let change_id = applied.clone().flatten();
-                let note = applied.is_none().then(|| Event::Reconciled {
-                    action: item.action.clone(),
-                    decision: "live equals after: done".into(),
-                    accepted: None,
-                });
-                return Ok(Decision::Done {
-                    note,
-                    change_id,
-                    outcome: item.after.clone(),
-                });
-            }
-            if live == &before {
-                return Ok(Decision::Send { note: None });
+            match in_flight_state(live, &before, &item.after) {
+                Some(InFlight::Done) => {
+                    let change_id = applied.clone().flatten();
+                    let note = applied
+                        .is_none()
+                        .then(|| Event::Reconciled {
+                            action: item.action.clone(),
+                            decision: "live equals after: done".into(),
+                            accepted: None,
+                        })
+                        .into_iter()
+                        .collect();
+                    return Ok(Decision::Done {
+                        note,
+                        change_id,
+                        outcome: item.after.clone(),
+                    });
+                }
+                Some(InFlight::Redo) => return Ok(Decision::Send { note: Vec::new() }),
+                None => {}
             }
             if force {
                 return Ok(Decision::Done {
-                    note: Some(Event::Reconciled {
+                    note: vec![Event::Reconciled {
                         action: item.action.clone(),
                         decision: format!("--force: accepted live {} as the outcome", show(live)),
                         accepted: Some(live.clone()),
-                    }),
+                    }],
                     change_id: None,
                     outcome: live.clone(),
                 });
@@ -237,49 +242,178 @@ impl<C: Cloud> Executor<'_, '_, C> {
                 live: show(live),
             });
         }
-        let left = self.recorder.history(|h| h.left_on(&item.target));
-        let expected = left
+        let expected = self.expected(item);
+        let drifted = expected
+            .value
             .as_ref()
-            .map(|(_, value)| value.clone())
-            .or_else(|| item.planned_before.clone());
-        match expected {
-            Some(expected) if live != &expected => {
+            .is_some_and(|expected| differs(live, expected));
+        match expected.value {
+            Some(expected_value) if drifted => {
                 if force {
-                    // The live value becomes what the earlier change left.
-                    let note = left.map(|(action, _)| Event::Reconciled {
-                        action,
-                        decision: format!("--force: accepted live {} as the outcome", show(live)),
-                        accepted: Some(live.clone()),
-                    });
-                    Ok(Decision::Send { note })
+                    // The live value becomes what the earlier changes left.
+                    let notes = expected
+                        .left
+                        .into_iter()
+                        .map(|(action, outcome)| Event::Reconciled {
+                            action,
+                            decision: format!(
+                                "--force: accepted live {} as the outcome",
+                                show(live)
+                            ),
+                            accepted: Some(overlay(&outcome, live)),
+                        })
+                        .collect();
+                    Ok(Decision::Send { note: notes })
                 } else {
                     Err(EngineError::Drift {
                         action: item.action.clone(),
                         target: show_target(&item.target),
-                        expected: show(&expected),
+                        expected: show(&expected_value),
                         after: show(&item.after),
-                        live: show(live),
+                        live: show(&restrict(live, &expected_value)),
                     })
                 }
             }
             // Already there and nobody else touched it: nothing to change.
             _ if live == &item.after => Ok(Decision::Done {
-                note: None,
+                note: Vec::new(),
                 change_id: None,
                 outcome: item.after.clone(),
             }),
-            _ => Ok(Decision::Send { note: None }),
+            _ => Ok(Decision::Send { note: Vec::new() }),
         }
+    }
+
+    /// What the live value of `item`'s target must be before the run changes it:
+    /// what the journal says the run last left there, else what the plan saw before
+    /// the run first touched it. Weights are compared record set by record set: a
+    /// set's expected weight is what the last change to that set left, whichever
+    /// step or increment made it, so changes to other sets of the same hosted zone
+    /// say nothing of it.
+    fn expected(&self, item: &Item) -> Expected {
+        match (&item.target, &item.after) {
+            (Target::Weights { zone_id }, Value::Weights(after)) => {
+                let left = self
+                    .recorder
+                    .history(|h| h.weights_left(zone_id, after.keys()));
+                let planned = match &item.planned_before {
+                    Some(Value::Weights(planned)) => planned.clone(),
+                    _ => Default::default(),
+                };
+                let mut expected = std::collections::BTreeMap::new();
+                let mut by_action: std::collections::BTreeMap<String, Value> = Default::default();
+                for key in after.keys() {
+                    if let Some((action, weight)) = left.get(key) {
+                        expected.insert(key.clone(), *weight);
+                        if !by_action.contains_key(action) {
+                            let outcome = self
+                                .recorder
+                                .history(|h| h.intent(action).map(|i| h.outcome(i)));
+                            if let Some(outcome) = outcome {
+                                by_action.insert(action.clone(), outcome);
+                            }
+                        }
+                    } else if let Some(weight) = planned.get(key) {
+                        expected.insert(key.clone(), *weight);
+                    }
+                }
+                Expected {
+                    value: (!expected.is_empty()).then_some(Value::Weights(expected)),
+                    left: by_action.into_iter().collect(),
+                }
+            }
+            _ => {
+                let left = self.recorder.history(|h| h.left_on(&item.target));
+                Expected {
+                    value: left
+                        .as_ref()
+                        .map(|(_, value)| value.clone())
+                        .or_else(|| item.planned_before.clone()),
+                    left: left.into_iter().collect(),
+                }
+            }
+        }
+    }
+}
+
+/// What a target must be found at before a change, and the earlier changes (with
+/// the values they left) that say so.
+struct Expected {
+    value: Option<Value>,
+    left: Vec<(String, Value)>,
+}
+
+/// Where a change recorded as in flight stands, given its live value.
+enum InFlight {
+    /// Live has the change's `after`.
+    Done,
+    /// Live still has (at least partly) the change's `before`: send it again.
+    Redo,
+}
+
+/// Whether a change recorded with `before` and `after` is done, to be sent again, or
+/// neither (drift). Weights are judged record set by record set: a change that
+/// reached some sets and not others is sent again.
+fn in_flight_state(live: &Value, before: &Value, after: &Value) -> Option<InFlight> {
+    if live == after {
+        return Some(InFlight::Done);
+    }
+    match (live, before, after) {
+        (Value::Weights(live), Value::Weights(before), Value::Weights(after)) => after
+            .iter()
+            .all(|(key, weight)| {
+                let now = live.get(key);
+                now == Some(weight) || now.is_some() && now == before.get(key)
+            })
+            .then_some(InFlight::Redo),
+        _ if live == before => Some(InFlight::Redo),
+        _ => None,
+    }
+}
+
+/// Whether `live` differs from `expected` (weights: on a set `expected` names).
+fn differs(live: &Value, expected: &Value) -> bool {
+    match (live, expected) {
+        (Value::Weights(live), Value::Weights(expected)) => expected
+            .iter()
+            .any(|(key, weight)| live.get(key) != Some(weight)),
+        _ => live != expected,
+    }
+}
+
+/// `live` cut to the record sets `like` names (other values as they are).
+fn restrict(live: &Value, like: &Value) -> Value {
+    match (live, like) {
+        (Value::Weights(live), Value::Weights(like)) => Value::Weights(
+            live.iter()
+                .filter(|(k, _)| like.contains_key(*k))
+                .map(|(k, w)| (k.clone(), *w))
+                .collect(),
+        ),
+        _ => live.clone(),
+    }
+}
+
+/// `outcome` with the live values of the record sets it names (other values: live).
+fn overlay(outcome: &Value, live: &Value) -> Value {
+    match (outcome, live) {
+        (Value::Weights(outcome), Value::Weights(live)) => Value::Weights(
+            outcome
+                .iter()
+                .map(|(k, w)| (k.clone(), live.get(k).copied().unwrap_or(*w)))
+                .collect(),
+        ),
+        _ => live.clone(),
     }
 }
 
 /// What reconciliation decided for one change.
 enum Decision {
     /// Journal the intent and make the call (after journaling `note`).
-    Send { note: Option<Event> },
+    Send { note: Vec<Event> },
     /// Nothing to call: wait for `outcome` (after journaling `note`).
     Done {
-        note: Option<Event>,
+        note: Vec<Event>,
         change_id: Option<String>,
         outcome: Value,
     },
