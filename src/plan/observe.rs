@@ -285,6 +285,14 @@ impl<'a> Needs<'a> {
                         {
                             needs.records.insert(name.clone(), spec);
                         }
+                        // Capacity follows traffic: the groups serving the record
+                        // are read in every region it serves.
+                        if let Some(spec) = playbook.records.get(name) {
+                            let serving = Names(playbook.serving_groups(name));
+                            for region in spec.set_identifiers.keys() {
+                                add_groups(&mut needs, region, &serving);
+                            }
+                        }
                     }
                 }
                 Action::Check(c) => {

@@ -256,6 +256,7 @@ async fn blocker_drain_of_a_region_that_still_carries_weight() {
         &[
             "x drain: record api (api-use1): drain of us-east-1 while record `api` still sends it weight 100 of 100 (100%): shift the traffic away first",
             "x shift: record api: increment 1 moves 100 percent of the weight of `api` at once (from 0% to 100% on us-west-2), more than max_increment 50: add an increment or raise max_increment",
+            "x shift: record api (us-west-2): increment 1 sends 100% of `api`'s traffic to us-west-2, where its capacity is 2 (api-us-west-2); it needs at least 6 to carry no more per instance than us-east-1 carries now (100% on 6): add a scale_up of api in us-west-2 before this step, ramp more slowly, or raise capacity_margin",
         ],
     );
 }
@@ -701,7 +702,11 @@ async fn leaving_a_region_spreads_its_weight_in_proportion_or_as_split() {
 }
 
 #[tokio::test]
-async fn blocker_weight_sent_to_a_region_no_step_scaled_up() {
+async fn blocker_weight_sent_to_a_region_without_the_capacity_for_it() {
+    // East serves 50% on 6, west and eu-west-1 25% on 2 each: the most loaded
+    // carries 12.5% per instance. Moving east's weight in proportion sends eu-west-1
+    // 38% (weight 38 of 100) at the first increment, which needs 4 instances there;
+    // west has 5 after its scale-up.
     let cloud = three_regions();
     let plan = leave_east(
         &cloud,
@@ -712,19 +717,214 @@ async fn blocker_weight_sent_to_a_region_no_step_scaled_up() {
     assert_blocked(
         &plan,
         &[
-            "x leave: record api (eu-west-1): the shift sends weight 25 of `api` to eu-west-1, which no earlier step scales up: add a scale_up for eu-west-1 before this step, or leave it out with an explicit split `to:`",
+            "x leave: record api (eu-west-1): increment 1 sends 38% of `api`'s traffic to eu-west-1, where its capacity is 2 (api-eu-west-1); it needs at least 4 to carry no more per instance than eu-west-1 carries now (25% on 2): add a scale_up of api in eu-west-1 before this step, ramp more slowly, or raise capacity_margin",
         ],
     );
-    // Leaving it out of the split leaves it alone.
+    // Leaving it out of the split leaves it alone, and west then takes all that
+    // east served: 75% needs 6 instances, and absorbing half of east gives 5.
     let plan = leave_east(
         &cloud,
         &["us-west-2"],
         "{ record: api, from: us-east-1, to: us-west-2, ramp: [50, 100] }",
     )
     .await;
-    assert!(plan.blockers.is_empty(), "{}", shown(&plan));
+    assert_blocked(
+        &plan,
+        &[
+            "x leave: record api (us-west-2): increment 2 sends 75% of `api`'s traffic to us-west-2, where its capacity is 5 (api-us-west-2); it needs at least 6",
+        ],
+    );
     assert_eq!(ramp_of(&plan)["api-euw1"], [25, 25]);
     assert_eq!(ramp_of(&plan)["api-usw2"], [50, 75]);
+    // Scaled up there too, it carries its share.
+    let plan = leave_east(
+        &cloud,
+        &["us-west-2", "eu-west-1"],
+        "{ record: api, from: us-east-1, ramp: [50, 100] }",
+    )
+    .await;
+    assert!(plan.blockers.is_empty(), "{}", shown(&plan));
+}
+
+/// The demo world's api drill: west scaled to `desired`, then `shift`.
+async fn shift_onto(desired: u32, shift: &str) -> Plan {
+    plan_text(
+        &seeded(),
+        &format!(
+            r#"
+version: 1
+name: onto
+groups:
+  api: {{ tags: {{ "evac:service": api }} }}
+records:
+  api:
+    zone: example.com.
+    name: api.example.com.
+    type: A
+    set_identifiers: {{ us-east-1: api-use1, us-west-2: api-usw2 }}
+steps:
+  - id: scale
+    scale_up: {{ group: api, region: us-west-2, desired: {desired} }}
+  - id: shift
+    shift_traffic: {shift}
+"#
+        ),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_shift_one_instance_short_is_blocked_in_both_forms_and_ready_with_enough() {
+    // East carries all of api on 6 instances: west needs 3 for half, 6 for all.
+    for shift in [
+        "{ record: api, to: us-west-2, ramp: [50, 100] }",
+        "{ record: api, from: us-east-1, ramp: [50, 100] }",
+    ] {
+        let plan = shift_onto(5, shift).await;
+        assert_blocked(
+            &plan,
+            &[
+                "x shift: record api (us-west-2): increment 2 sends 100% of `api`'s traffic to us-west-2, where its capacity is 5 (api-us-west-2); it needs at least 6 to carry no more per instance than us-east-1 carries now (100% on 6): add a scale_up of api in us-west-2 before this step, ramp more slowly, or raise capacity_margin",
+            ],
+        );
+        let plan = shift_onto(6, shift).await;
+        assert!(plan.blockers.is_empty(), "{shift}: {}", shown(&plan));
+    }
+    // Half the traffic needs half the capacity: 2 is one short of 3.
+    let plan = shift_onto(2, "{ record: api, to: us-west-2, ramp: [50] }").await;
+    assert_blocked(
+        &plan,
+        &[
+            "increment 1 sends 50% of `api`'s traffic to us-west-2, where its capacity is 2 (api-us-west-2); it needs at least 3",
+        ],
+    );
+    assert!(
+        shift_onto(3, "{ record: api, to: us-west-2, ramp: [50] }")
+            .await
+            .blockers
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_scale_up_after_the_shift_is_named_and_the_margin_allows_more_load() {
+    let text = |margin: &str| {
+        format!(
+            r#"
+version: 1
+name: late
+{margin}
+groups:
+  api: {{ tags: {{ "evac:service": api }} }}
+records:
+  api:
+    zone: example.com.
+    name: api.example.com.
+    type: A
+    set_identifiers: {{ us-east-1: api-use1, us-west-2: api-usw2 }}
+steps:
+  - id: shift
+    shift_traffic: {{ record: api, to: us-west-2, ramp: [25] }}
+  - id: scale
+    scale_up: {{ group: api, region: us-west-2, desired: 6 }}
+"#
+        )
+    };
+    // 25% on 2 instances is 12.5% each against east's 16.7%: fine. Not so at
+    // 40% of... so use a tighter world: east on 12.
+    let cloud = seeded();
+    cloud.set_capacity_now(
+        "us-east-1",
+        "api-us-east-1",
+        Capacity {
+            min: 3,
+            desired: 12,
+            max: 12,
+        },
+    );
+    let plan = plan_text(&cloud, &text("")).await;
+    assert_blocked(
+        &plan,
+        &[
+            "increment 1 sends 25% of `api`'s traffic to us-west-2, where its capacity is 2 (api-us-west-2); it needs at least 3 to carry no more per instance than us-east-1 carries now (100% on 12): step `scale` scales them up later: move it before this step",
+        ],
+    );
+    // 50% more load per instance than east's: 25% on 2 is 1.5 times 100% on 12.
+    let plan = plan_text(&cloud, &text("capacity_margin: 50")).await;
+    assert!(plan.blockers.is_empty(), "{}", shown(&plan));
+}
+
+#[tokio::test]
+async fn a_record_with_no_linked_group_warns_and_is_not_checked() {
+    let plan = plan_text(
+        &seeded(),
+        r#"
+version: 1
+name: unlinked
+groups:
+  fleet: { tags: { "evac:service": api } }
+records:
+  api:
+    zone: example.com.
+    name: api.example.com.
+    type: A
+    set_identifiers: { us-east-1: api-use1, us-west-2: api-usw2 }
+steps:
+  - id: shift
+    shift_traffic: { record: api, to: us-west-2, ramp: [50, 100] }
+"#,
+    )
+    .await;
+    let text = shown(&plan);
+    assert!(plan.blockers.is_empty(), "{text}");
+    assert!(
+        text.contains("record `api` has no group linked, so its traffic is not checked against capacity: add `groups: [GROUP, ...]` under records.api, or name a group `api`"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_drain_waits_only_for_the_records_its_groups_serve() {
+    // `jobs` serves no record; `api` still has traffic in us-east-1.
+    let cloud = seeded();
+    cloud.add_group(
+        "us-east-1",
+        "jobs-us-east-1",
+        Capacity {
+            min: 1,
+            desired: 3,
+            max: 6,
+        },
+    );
+    let drill = |group: &str| {
+        format!(
+            r#"
+version: 1
+name: jobs
+groups:
+  api: {{ tags: {{ "evac:service": api }} }}
+  jobs: {{ names: [jobs-us-east-1] }}
+records:
+  api:
+    zone: example.com.
+    name: api.example.com.
+    type: A
+    set_identifiers: {{ us-east-1: api-use1, us-west-2: api-usw2 }}
+steps:
+  - id: drain
+    drain: {{ group: {group}, region: us-east-1, to: 0 }}
+"#
+        )
+    };
+    let plan = plan_text(&cloud, &drill("jobs")).await;
+    assert!(plan.blockers.is_empty(), "{}", shown(&plan));
+    let plan = plan_text(&cloud, &drill("api")).await;
+    assert_blocked(
+        &plan,
+        &[
+            "x drain: record api (api-use1): drain of us-east-1 while record `api` still sends it weight 100 of 100 (100%): shift the traffic away first",
+        ],
+    );
 }
 
 #[tokio::test]

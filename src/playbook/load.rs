@@ -17,7 +17,7 @@ use super::types::{HumanDuration, Percent, StepId, check_name};
 use super::validate;
 
 /// The top-level fields of a playbook.
-const TOP_LEVEL: [&str; 12] = [
+const TOP_LEVEL: [&str; 13] = [
     "version",
     "name",
     "description",
@@ -27,6 +27,7 @@ const TOP_LEVEL: [&str; 12] = [
     "records",
     "stop_when",
     "max_increment",
+    "capacity_margin",
     "window",
     "notify",
     "steps",
@@ -225,6 +226,10 @@ fn load_inner(
         Some(v) => decode(v, &root_path.key("max_increment"), diags),
         None => Some(Percent(DEFAULT_MAX_INCREMENT)),
     };
+    let capacity_margin: Option<u16> = match fields.get("capacity_margin") {
+        Some(v) => decode(v, &root_path.key("capacity_margin"), diags),
+        None => Some(0),
+    };
     let window: Option<Window> = match fields.get("window") {
         Some(v) => {
             let window = decode::<Window>(v, &root_path.key("window"), diags);
@@ -280,6 +285,7 @@ fn load_inner(
         records,
         stop_when: stop_when.into_iter().map(|(_, c)| c).collect(),
         max_increment: max_increment?,
+        capacity_margin: capacity_margin?,
         window,
         notify,
         steps: steps

@@ -30,6 +30,10 @@ pub struct Playbook {
     /// The largest share of weight (in percent of the total) one ramp increment may
     /// move; 50 unless set.
     pub max_increment: Percent,
+    /// How much more traffic per unit of capacity, in percent, a region receiving
+    /// weight may be asked to carry than the most loaded region carries before the
+    /// drill; 0 unless set.
+    pub capacity_margin: u16,
     /// When drills are meant to run; outside it the plan warns.
     pub window: Option<Window>,
     /// Where the drill's events are sent besides the terminal.
@@ -242,6 +246,18 @@ impl std::fmt::Display for RecordType {
     }
 }
 
+impl Playbook {
+    /// The groups (under `groups:`) that serve record `name`: its `groups`, else the
+    /// group of the same name, else none.
+    pub fn serving_groups(&self, name: &str) -> Vec<String> {
+        match self.records.get(name).and_then(|r| r.groups.as_ref()) {
+            Some(groups) => groups.0.clone(),
+            None if self.groups.contains_key(name) => vec![name.to_owned()],
+            None => Vec::new(),
+        }
+    }
+}
+
 /// A weighted Route 53 record: one record set per region, told apart by set identifier.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -259,6 +275,10 @@ pub struct RecordSpec {
     /// set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
+    /// The groups (under `groups:`) whose capacity serves this record in each
+    /// region. Unset: the group of the record's own name, if there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Names>,
 }
 
 /// A CloudWatch alarm in a region.

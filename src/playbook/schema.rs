@@ -166,6 +166,12 @@ impl JsonSchema for Playbook {
                     "items": generator.subschema_for::<StopCondition>()
                 },
                 "max_increment": generator.subschema_for::<Percent>(),
+                "capacity_margin": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": 65535,
+                    "description": "How much more traffic per unit of capacity, in percent, a region receiving weight may be asked to carry than the most loaded region carries before the drill; 0 unless set."
+                },
                 "window": generator.subschema_for::<Window>(),
                 "steps": {
                     "type": "array",

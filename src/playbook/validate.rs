@@ -48,6 +48,15 @@ pub fn check(parts: &Parts<'_>, diags: &mut Diagnostics<'_>) {
         let path = root.key("records").key(name);
         check_record(name, record, &path, diags);
         check_account_ref(record.account.as_deref(), parts, &path, diags);
+        if let Some(groups) = &record.groups {
+            check_refs(
+                groups,
+                &parts.declared_groups,
+                "group",
+                &path.key("groups"),
+                diags,
+            );
+        }
     }
     for (index, condition) in parts.stop_when {
         let path = root.key("stop_when").index(*index);

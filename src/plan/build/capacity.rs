@@ -6,7 +6,6 @@ use super::*;
 impl Builder<'_> {
     pub(super) fn scale_up(&mut self, step: &str, s: &ScaleUp) -> Built {
         let region = s.region.as_str();
-        self.scaled.insert(region.to_owned());
         let targets = self.members(step, &s.group, region);
         let sources: BTreeMap<String, Vec<String>> = match &s.absorb {
             Some(a) => s
@@ -163,7 +162,25 @@ impl Builder<'_> {
 
     pub(super) fn drain(&mut self, step: &str, d: &Drain) -> Built {
         let region = d.region.as_str();
+        let drained: BTreeSet<String> = d
+            .group
+            .iter()
+            .flat_map(|g| self.observed.resolved(region, g).iter().cloned())
+            .collect();
         for (name, spec) in &self.playbook.records {
+            // A record served by other groups does not hold this drain back; one with
+            // no group linked might be served by any, so it does.
+            let serving = self.playbook.serving_groups(name);
+            let served_here = serving.is_empty()
+                || serving.iter().any(|g| {
+                    self.observed
+                        .resolved(region, g)
+                        .iter()
+                        .any(|asg| drained.contains(asg))
+                });
+            if !served_here {
+                continue;
+            }
             let Some(set_id) = spec.set_identifiers.get(&d.region) else {
                 continue;
             };

@@ -93,8 +93,6 @@ struct Builder<'a> {
     blockers: Vec<Finding>,
     warnings: Vec<Finding>,
     calls: BTreeMap<String, u32>,
-    /// Regions where an earlier step scales groups up.
-    scaled: BTreeSet<String>,
     /// Per region: the subnets of the groups scaled up so far, and how many more
     /// addresses their new instances take.
     addresses: BTreeMap<String, (BTreeSet<String>, u64)>,
@@ -134,7 +132,6 @@ pub fn build_with(
         blockers: Vec::new(),
         warnings: Vec::new(),
         calls: BTreeMap::new(),
-        scaled: BTreeSet::new(),
         addresses: BTreeMap::new(),
         vcpus: BTreeMap::new(),
         warned: BTreeSet::new(),

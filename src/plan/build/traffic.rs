@@ -109,6 +109,7 @@ impl Builder<'_> {
             let Some(increments) = increments else {
                 continue;
             };
+            self.capacity_follows(step, name, spec, &before, &increments);
             let max_ttl = observed.iter().filter_map(|s| s.ttl).max();
             if let Some(ttl) = max_ttl
                 && (s.bake.0.as_secs() as i64) < ttl
@@ -268,8 +269,7 @@ impl Builder<'_> {
         Some(increments)
     }
 
-    /// The weights after each increment of a ramp away from `from`; blocks weight
-    /// sent to a region that no earlier step scaled up.
+    /// The weights after each increment of a ramp away from `from`.
     #[allow(clippy::too_many_arguments)]
     fn away(
         &mut self,
@@ -335,17 +335,6 @@ impl Builder<'_> {
         }
         if let Some(last) = increments.last() {
             for (region, id, _) in &targets {
-                let gained =
-                    last.get(*id).copied().unwrap_or(0) - before.get(*id).copied().unwrap_or(0);
-                if gained > 0 && !self.scaled.contains(region.as_str()) {
-                    self.block(
-                        Some(step),
-                        Some(format!("record {name} ({region})")),
-                        format!(
-                            "the shift sends weight {gained} of `{name}` to {region}, which no earlier step scales up: add a scale_up for {region} before this step, or leave it out with an explicit split `to:`"
-                        ),
-                    );
-                }
                 if let Some(over) = last.get(*id).filter(|w| **w > 255) {
                     self.block(
                         Some(step),
@@ -442,4 +431,179 @@ fn apportion<'i>(
         }
     }
     out
+}
+
+/// A record's capacity in one region: the desired capacity of the Auto Scaling
+/// groups that serve it there.
+struct Served {
+    region: String,
+    groups: Vec<String>,
+    capacity: u64,
+}
+
+impl Builder<'_> {
+    /// The groups serving record `name` in `region` and their capacity: as observed
+    /// before the drill, or (with `projected`) after the steps planned so far.
+    fn served(&self, name: &str, region: &str, projected: bool) -> Served {
+        let mut groups = Vec::new();
+        let mut capacity = 0;
+        for named in self.playbook.serving_groups(name) {
+            for asg in self.observed.resolved(region, &named) {
+                if groups.contains(asg) {
+                    continue;
+                }
+                let desired = if projected {
+                    self.projection.capacity(region, asg).map(|c| c.desired)
+                } else {
+                    self.observed.group(region, asg).map(|g| g.capacity.desired)
+                };
+                capacity += u64::from(desired.unwrap_or(0));
+                groups.push(asg.clone());
+            }
+        }
+        Served {
+            region: region.to_owned(),
+            groups,
+            capacity,
+        }
+    }
+
+    /// Capacity follows traffic: no increment of a shift may ask a region to carry
+    /// more of record `name`'s traffic per unit of capacity than the most loaded
+    /// region carries before the drill (plus `capacity_margin` percent). Capacity is
+    /// the desired capacity of the groups serving the record there, after the steps
+    /// before this one. A record with no group linked is named in a warning.
+    pub(super) fn capacity_follows(
+        &mut self,
+        step: &str,
+        name: &str,
+        spec: &RecordSpec,
+        before: &BTreeMap<String, i64>,
+        increments: &[BTreeMap<String, i64>],
+    ) {
+        let resource = Some(format!("record {name}"));
+        if self.playbook.serving_groups(name).is_empty() {
+            self.warn(
+                Some(step),
+                resource,
+                format!(
+                    "record `{name}` has no group linked, so its traffic is not checked against capacity: add `groups: [GROUP, ...]` under records.{name}, or name a group `{name}`"
+                ),
+            );
+            return;
+        }
+        // The most loaded region now: the largest share of the record's weight per
+        // unit of capacity, as weight w of total t on capacity c (compared as
+        // fractions, w1 * t2 * c2 > w2 * t1 * c1).
+        let observed: BTreeMap<String, i64> = self
+            .observed
+            .records
+            .get(name)
+            .map(|sets| {
+                sets.iter()
+                    .map(|s| (s.set_identifier.clone(), s.weight.unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let total_now: i64 = observed.values().sum();
+        let mut load: Option<(i128, i128, Served)> = None;
+        for (region, id) in &spec.set_identifiers {
+            let weight = observed.get(id).copied().unwrap_or(0);
+            let served = self.served(name, region.as_str(), false);
+            if weight <= 0 || served.capacity == 0 {
+                continue;
+            }
+            let heavier = load
+                .as_ref()
+                .is_none_or(|(w, c, _)| i128::from(weight) * c > *w * i128::from(served.capacity));
+            if heavier {
+                load = Some((i128::from(weight), i128::from(served.capacity), served));
+            }
+        }
+        let Some((w0, c0, base)) = load else {
+            self.warn(
+                Some(step),
+                resource,
+                format!(
+                    "no region serving record `{name}` has capacity in its groups now, so its traffic is not checked against capacity"
+                ),
+            );
+            return;
+        };
+        let t0 = i128::from(total_now.max(1));
+        let margin = 100 + i128::from(self.playbook.capacity_margin);
+        let mut blocked: BTreeSet<String> = BTreeSet::new();
+        let mut prev = before;
+        for (k, weights) in increments.iter().enumerate() {
+            let total = i128::from(weights.values().sum::<i64>().max(1));
+            for (region, id) in &spec.set_identifiers {
+                let weight = weights.get(id).copied().unwrap_or(0);
+                if weight <= prev.get(id).copied().unwrap_or(0) || blocked.contains(id) {
+                    continue;
+                }
+                let served = self.served(name, region.as_str(), true);
+                // weight / total on capacity c must not exceed margin% of w0 / t0 on c0:
+                // c >= weight * t0 * c0 * 100 / (margin * w0 * total).
+                let num = i128::from(weight) * t0 * c0 * 100;
+                let den = margin * w0 * total;
+                let needed = (num + den - 1) / den;
+                if i128::from(served.capacity) >= needed {
+                    continue;
+                }
+                blocked.insert(id.clone());
+                let share = i128::from(weight) * 100 / total;
+                let base_share = w0 * 100 / t0;
+                let margin_note = if self.playbook.capacity_margin > 0 {
+                    format!(" plus capacity_margin {}%", self.playbook.capacity_margin)
+                } else {
+                    String::new()
+                };
+                let groups = if served.groups.is_empty() {
+                    format!(
+                        "no group of {} there",
+                        self.playbook.serving_groups(name).join(", ")
+                    )
+                } else {
+                    served.groups.join(", ")
+                };
+                let fix = match self.later_scale_up(step, name, region.as_str()) {
+                    Some(later) => {
+                        format!("step `{later}` scales them up later: move it before this step")
+                    }
+                    None => format!(
+                        "add a scale_up of {} in {region} before this step, ramp more slowly, or raise capacity_margin",
+                        self.playbook.serving_groups(name).join(", ")
+                    ),
+                };
+                self.block(
+                    Some(step),
+                    Some(format!("record {name} ({region})")),
+                    format!(
+                        "increment {} sends {share}% of `{name}`'s traffic to {region}, where its capacity is {} ({groups}); it needs at least {needed} to carry no more per instance than {} carries now ({base_share}% on {c0}){margin_note}: {fix}",
+                        k + 1,
+                        served.capacity,
+                        base.region,
+                    ),
+                );
+            }
+            prev = weights;
+        }
+    }
+
+    /// The first step after `step` that scales up a group serving `name` in `region`.
+    fn later_scale_up(&self, step: &str, name: &str, region: &str) -> Option<String> {
+        let serving = self.playbook.serving_groups(name);
+        self.playbook
+            .steps
+            .iter()
+            .skip_while(|s| s.id.as_str() != step)
+            .skip(1)
+            .find(|s| match &s.action {
+                crate::playbook::Action::ScaleUp(up) => {
+                    up.region.as_str() == region && up.group.iter().any(|g| serving.contains(g))
+                }
+                _ => false,
+            })
+            .map(|s| s.id.to_string())
+    }
 }
