@@ -164,6 +164,10 @@ struct World {
     /// Failures to answer, per operation: how many more.
     failures: BTreeMap<&'static str, u32>,
     calls: BTreeMap<&'static str, u32>,
+    /// Mutating calls made so far.
+    mutations: u32,
+    /// Where the process "dies" (see [`MemoryCloud::crash_at`]).
+    crash: Option<Crash>,
     next_change: u32,
     unhealthy: BTreeSet<String>,
     max_out: u32,
@@ -190,6 +194,16 @@ fn vcpus_of(instance_type: &str) -> Option<u32> {
         .map(|(_, v)| *v)
 }
 
+/// Where a run "dies": its `at`-th mutating call (from 1) never returns, before it
+/// takes effect or, with `after`, once it has.
+#[derive(Clone, Copy, Debug)]
+pub struct Crash {
+    /// The mutating call, from 1.
+    pub at: u32,
+    /// Whether the call takes effect before it hangs (a lost response).
+    pub after: bool,
+}
+
 /// The in-memory cloud.
 pub struct MemoryCloud {
     world: Mutex<World>,
@@ -197,6 +211,7 @@ pub struct MemoryCloud {
     pub launch: Duration,
     /// How long a Route 53 change takes to be in sync.
     pub sync: Duration,
+    crash_signal: tokio::sync::Notify,
 }
 
 impl MemoryCloud {
@@ -205,6 +220,7 @@ impl MemoryCloud {
             world: Mutex::new(World::default()),
             launch,
             sync,
+            crash_signal: tokio::sync::Notify::new(),
         }
     }
 
@@ -465,6 +481,50 @@ impl MemoryCloud {
             .insert((region.into(), name.into()), state.into());
     }
 
+    /// The run "dies" at `crash`: that mutating call hangs forever, and
+    /// [`Self::crashed`] returns. A test then drops the run, as kill -9 would leave
+    /// it: the journal as written up to that call, nothing after.
+    pub fn crash_at(&self, crash: Option<Crash>) {
+        let mut world = self.world();
+        world.crash = crash;
+        world.mutations = 0;
+    }
+
+    /// Returns once the run has reached its crash point.
+    pub async fn crashed(&self) {
+        self.crash_signal.notified().await;
+    }
+
+    /// How many mutating calls were made since the last [`Self::crash_at`].
+    pub fn mutations(&self) -> u32 {
+        self.world().mutations
+    }
+
+    /// A mutating call: counted, failed when asked to, and hung at the crash point.
+    async fn mutation<T>(
+        &self,
+        operation: &'static str,
+        apply: impl FnOnce(&Self) -> Result<T, CloudError>,
+    ) -> Result<T, CloudError> {
+        self.enter(operation)?;
+        let crash = {
+            let mut world = self.world();
+            world.mutations += 1;
+            let at = world.mutations;
+            world.crash.filter(|c| c.at == at)
+        };
+        if crash.is_some_and(|c| !c.after) {
+            self.crash_signal.notify_one();
+            std::future::pending::<()>().await;
+        }
+        let result = apply(self);
+        if crash.is_some() {
+            self.crash_signal.notify_one();
+            std::future::pending::<()>().await;
+        }
+        result
+    }
+
     /// The next `count` calls of `operation` fail (as they would once the SDK's
     /// retries are spent).
     pub fn fail(&self, operation: &'static str, count: u32) {
@@ -560,21 +620,23 @@ impl Cloud for MemoryCloud {
         group: &str,
         capacity: Capacity,
     ) -> Result<(), CloudError> {
-        self.enter("set_capacity")?;
-        let mut world = self.world();
-        let entry = world
-            .groups
-            .get_mut(&(region.to_owned(), group.to_owned()))
-            .ok_or_else(|| CloudError {
-                what: format!("update {group}"),
-                message: "ValidationError: group not found".into(),
-            })?;
-        if entry.capacity.desired != capacity.desired {
-            entry.moved = Some((Instant::now(), entry.capacity.desired));
-        }
-        entry.capacity = capacity;
-        entry.changed = Some((Instant::now(), entry.in_service));
-        Ok(())
+        self.mutation("set_capacity", |cloud| {
+            let mut world = cloud.world();
+            let entry = world
+                .groups
+                .get_mut(&(region.to_owned(), group.to_owned()))
+                .ok_or_else(|| CloudError {
+                    what: format!("update {group}"),
+                    message: "ValidationError: group not found".into(),
+                })?;
+            if entry.capacity.desired != capacity.desired {
+                entry.moved = Some((Instant::now(), entry.capacity.desired));
+            }
+            entry.capacity = capacity;
+            entry.changed = Some((Instant::now(), entry.in_service));
+            Ok(())
+        })
+        .await
     }
 
     async fn record_sets(
@@ -602,18 +664,20 @@ impl Cloud for MemoryCloud {
         zone_id: &str,
         sets: &[RecordSetDef],
     ) -> Result<String, CloudError> {
-        self.enter("upsert_weights")?;
-        let ready = Instant::now() + self.sync;
-        let mut world = self.world();
-        let zone = world.records.entry(zone_id.to_owned()).or_default();
-        for set in sets {
-            zone.retain(|s| s.key() != set.key());
-            zone.push(set.clone());
-        }
-        world.next_change += 1;
-        let id = format!("C{}", world.next_change);
-        world.changes.insert(id.clone(), ready);
-        Ok(id)
+        self.mutation("upsert_weights", |cloud| {
+            let ready = Instant::now() + cloud.sync;
+            let mut world = cloud.world();
+            let zone = world.records.entry(zone_id.to_owned()).or_default();
+            for set in sets {
+                zone.retain(|s| s.key() != set.key());
+                zone.push(set.clone());
+            }
+            world.next_change += 1;
+            let id = format!("C{}", world.next_change);
+            world.changes.insert(id.clone(), ready);
+            Ok(id)
+        })
+        .await
     }
 
     async fn change_in_sync(&self, change_id: &str) -> Result<bool, CloudError> {
@@ -688,20 +752,22 @@ impl Cloud for MemoryCloud {
         instances: &[String],
         protected: bool,
     ) -> Result<(), CloudError> {
-        self.enter("set_protection")?;
-        if let Some(g) = self
-            .world()
-            .groups
-            .get_mut(&(region.to_owned(), group.to_owned()))
-        {
-            let n = u32::try_from(instances.len()).unwrap_or(u32::MAX);
-            g.protected = if protected {
-                g.protected.saturating_add(n)
-            } else {
-                g.protected.saturating_sub(n)
-            };
-        }
-        Ok(())
+        self.mutation("set_protection", |cloud| {
+            if let Some(g) = cloud
+                .world()
+                .groups
+                .get_mut(&(region.to_owned(), group.to_owned()))
+            {
+                let n = u32::try_from(instances.len()).unwrap_or(u32::MAX);
+                g.protected = if protected {
+                    g.protected.saturating_add(n)
+                } else {
+                    g.protected.saturating_sub(n)
+                };
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn balanced(
@@ -720,15 +786,17 @@ impl Cloud for MemoryCloud {
         group: &str,
         subnets: &[String],
     ) -> Result<(), CloudError> {
-        self.enter("set_subnets")?;
-        if let Some(g) = self
-            .world()
-            .groups
-            .get_mut(&(region.to_owned(), group.to_owned()))
-        {
-            g.subnets = subnets.to_vec();
-        }
-        Ok(())
+        self.mutation("set_subnets", |cloud| {
+            if let Some(g) = cloud
+                .world()
+                .groups
+                .get_mut(&(region.to_owned(), group.to_owned()))
+            {
+                g.subnets = subnets.to_vec();
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn suspend_processes(
@@ -737,19 +805,21 @@ impl Cloud for MemoryCloud {
         group: &str,
         processes: &[String],
     ) -> Result<(), CloudError> {
-        self.enter("suspend_processes")?;
-        if let Some(g) = self
-            .world()
-            .groups
-            .get_mut(&(region.to_owned(), group.to_owned()))
-        {
-            for p in processes {
-                if !g.suspended.contains(p) {
-                    g.suspended.push(p.clone());
+        self.mutation("suspend_processes", |cloud| {
+            if let Some(g) = cloud
+                .world()
+                .groups
+                .get_mut(&(region.to_owned(), group.to_owned()))
+            {
+                for p in processes {
+                    if !g.suspended.contains(p) {
+                        g.suspended.push(p.clone());
+                    }
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     async fn resume_processes(
@@ -758,44 +828,48 @@ impl Cloud for MemoryCloud {
         group: &str,
         processes: &[String],
     ) -> Result<(), CloudError> {
-        self.enter("resume_processes")?;
-        if let Some(g) = self
-            .world()
-            .groups
-            .get_mut(&(region.to_owned(), group.to_owned()))
-        {
-            g.suspended.retain(|p| !processes.contains(p));
-        }
-        Ok(())
+        self.mutation("resume_processes", |cloud| {
+            if let Some(g) = cloud
+                .world()
+                .groups
+                .get_mut(&(region.to_owned(), group.to_owned()))
+            {
+                g.suspended.retain(|p| !processes.contains(p));
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn replace_instance(&self, region: &str, instance: &str) -> Result<(), CloudError> {
-        self.enter("replace_instance")?;
-        let now = Instant::now();
-        let ready = now + self.launch;
-        let mut world = self.world();
-        world.next_instance += 1;
-        let id = format!("i-new-{}", world.next_instance);
-        let mut out_now = 0;
-        for ((r, _), g) in world.groups.iter_mut() {
-            if r != region {
-                continue;
+        self.mutation("replace_instance", |cloud| {
+            let now = Instant::now();
+            let ready = now + cloud.launch;
+            let mut world = cloud.world();
+            world.next_instance += 1;
+            let id = format!("i-new-{}", world.next_instance);
+            let mut out_now = 0;
+            for ((r, _), g) in world.groups.iter_mut() {
+                if r != region {
+                    continue;
+                }
+                if let Some(pos) = g.instances.iter().position(|(i, _, _)| i == instance) {
+                    g.instances.remove(pos);
+                    // The replacement goes to the allowed zone with the fewest instances.
+                    let zone = g
+                        .subnets
+                        .iter()
+                        .min_by_key(|z| g.instances.iter().filter(|(_, iz, _)| iz == *z).count())
+                        .cloned()
+                        .unwrap_or_default();
+                    g.instances.push((id.clone(), zone, ready));
+                    out_now = g.instances.iter().filter(|(_, _, r)| *r > now).count() as u32;
+                }
             }
-            if let Some(pos) = g.instances.iter().position(|(i, _, _)| i == instance) {
-                g.instances.remove(pos);
-                // The replacement goes to the allowed zone with the fewest instances.
-                let zone = g
-                    .subnets
-                    .iter()
-                    .min_by_key(|z| g.instances.iter().filter(|(_, iz, _)| iz == *z).count())
-                    .cloned()
-                    .unwrap_or_default();
-                g.instances.push((id.clone(), zone, ready));
-                out_now = g.instances.iter().filter(|(_, _, r)| *r > now).count() as u32;
-            }
-        }
-        world.max_out = world.max_out.max(out_now);
-        Ok(())
+            world.max_out = world.max_out.max(out_now);
+            Ok(())
+        })
+        .await
     }
 }
 

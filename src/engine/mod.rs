@@ -31,4 +31,6 @@ pub mod wave;
 #[cfg(test)]
 pub(crate) mod memory;
 #[cfg(test)]
+mod shapes_tests;
+#[cfg(test)]
 mod tests;

@@ -3,6 +3,7 @@
 
 pub mod proxy;
 pub mod pty;
+pub mod shapes;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
