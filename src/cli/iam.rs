@@ -69,14 +69,18 @@ pub fn run(args: &IamPolicyArgs) -> Exit {
         );
         return Exit::InvalidInput;
     }
-    let state = match args.state_dir.as_deref().map(crate::journal::parse_s3_url) {
+    let state = match args
+        .state_dir
+        .as_deref()
+        .map(crate::journal::parse_location)
+    {
         None => None,
-        Some(Some(Ok(location))) => Some(location),
-        Some(Some(Err(why))) => {
+        Some(Ok(crate::journal::Location::S3 { bucket, prefix })) => Some((bucket, prefix)),
+        Some(Err(why)) => {
             crate::say_error!("{why}");
             return Exit::InvalidInput;
         }
-        Some(None) => {
+        Some(Ok(crate::journal::Location::Local(_))) => {
             crate::say_error!(
                 "--state-dir {}: only an S3 state dir needs AWS permissions; write s3://BUCKET/PREFIX, or leave it out for a local one",
                 args.state_dir.as_deref().unwrap_or_default()

@@ -1,7 +1,6 @@
 //! What `run`, `resume` and `rollback` share: the state dir, the reporter, the
 //! runtime, Ctrl-C handling and how an engine result becomes an exit code.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::accounts::Accounts;
@@ -12,7 +11,7 @@ use crate::engine::error::EngineError;
 use crate::engine::interrupt::Interrupt;
 use crate::engine::reporter::Reporter;
 use crate::exit::Exit;
-use crate::journal::{StateDir, parse_s3_url};
+use crate::journal::{Location, StateDir, parse_location};
 use crate::playbook::{AccountSpec, HumanDuration};
 use crate::progress::{JsonReporter, TerminalReporter};
 
@@ -73,13 +72,14 @@ impl StateArgs {
     /// it is an `s3://` address (a bad one is exit 2).
     pub fn open(&self) -> Result<StateDir, Exit> {
         let text = self.state_dir.as_deref().unwrap_or(".evac");
-        let Some(s3) = parse_s3_url(text) else {
-            return Ok(StateDir::local(PathBuf::from(text)));
-        };
-        let (bucket, prefix) = s3.map_err(|why| {
+        let location = parse_location(text).map_err(|why| {
             crate::say_error!("{why}");
             Exit::InvalidInput
         })?;
+        let (bucket, prefix) = match location {
+            Location::Local(path) => return Ok(StateDir::local(path)),
+            Location::S3 { bucket, prefix } => (bucket, prefix),
+        };
         let store = crate::aws::s3::S3Store::connect(&bucket, &prefix, self.state_role.as_deref())
             .map_err(|why| {
                 crate::say_error!("{why}");

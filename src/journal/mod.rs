@@ -14,7 +14,7 @@ pub mod state_dir;
 mod store;
 mod upload;
 
-pub use state_dir::{StateDir, parse_s3_url};
+pub use state_dir::{Location, StateDir, parse_location, parse_s3_url};
 
 pub use event::*;
 pub use lock::{Lock, LockError, LockHolder, alive, host_name, user_name};

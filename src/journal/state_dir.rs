@@ -317,6 +317,51 @@ fn lock_key(playbook: &str) -> String {
     format!("locks/{playbook}.lock")
 }
 
+/// Where a state dir is, as written by `--state-dir` or `EVAC_STATE_DIR`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A local folder.
+    Local(std::path::PathBuf),
+    /// An S3 bucket and a prefix (possibly empty).
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The prefix, without leading or trailing slashes.
+        prefix: String,
+    },
+}
+
+/// Reads a state dir as written: only `s3://BUCKET/PREFIX` means S3; anything else is
+/// a folder. An empty value, a control character, and near-misses of an S3 address
+/// (`s3:/bucket`, `S3://bucket`, `s3:bucket`) are errors that say what to write,
+/// instead of a folder of that odd name in the current directory.
+pub fn parse_location(text: &str) -> Result<Location, String> {
+    if text.trim().is_empty() {
+        return Err(
+            "the state dir is empty (--state-dir or EVAC_STATE_DIR): name a folder or s3://BUCKET/PREFIX, or unset it to use .evac".to_owned(),
+        );
+    }
+    if let Some((at, c)) = text.char_indices().find(|(_, c)| c.is_control()) {
+        return Err(format!(
+            "the state dir {:?} has a control character ({}) at byte {at}: write the folder or s3://BUCKET/PREFIX without it",
+            text,
+            c.escape_default()
+        ));
+    }
+    if let Some(s3) = parse_s3_url(text) {
+        let (bucket, prefix) = s3?;
+        return Ok(Location::S3 { bucket, prefix });
+    }
+    let lower = text.to_ascii_lowercase();
+    if lower.starts_with("s3:") {
+        let rest = text[3..].trim_start_matches('/');
+        return Err(format!(
+            "the state dir `{text}` looks like an S3 address but is not one: write s3://{rest} (lowercase `s3`, two slashes) for S3, or ./{text} for a local folder of that name"
+        ));
+    }
+    Ok(Location::Local(std::path::PathBuf::from(text)))
+}
+
 /// Parses `s3://BUCKET/PREFIX` (the prefix may be empty): bucket and prefix.
 pub fn parse_s3_url(text: &str) -> Option<Result<(String, String), String>> {
     let rest = text.strip_prefix("s3://")?;
@@ -339,6 +384,41 @@ mod tests {
     use super::*;
     use crate::journal::remote::MemoryStore;
     use crate::journal::{Event, Journal};
+
+    #[test]
+    fn only_s3_slash_slash_means_s3_and_near_misses_are_errors_with_the_fix() {
+        assert_eq!(
+            parse_location("s3://team-drills/evac"),
+            Ok(Location::S3 {
+                bucket: "team-drills".into(),
+                prefix: "evac".into()
+            })
+        );
+        assert_eq!(
+            parse_location("drills/state"),
+            Ok(Location::Local("drills/state".into()))
+        );
+        for (text, fix) in [
+            ("s3:/bucket/x", "write s3://bucket/x"),
+            ("S3://bucket/x", "write s3://bucket/x"),
+            ("s3:bucket", "write s3://bucket"),
+        ] {
+            let err = parse_location(text).expect_err(text);
+            assert!(
+                err.contains(fix) && err.contains(&format!("./{text}")),
+                "{err}"
+            );
+        }
+        for empty in ["", "  "] {
+            let err = parse_location(empty).expect_err("empty");
+            assert!(err.contains("the state dir is empty"), "{err}");
+        }
+        let err = parse_location("runs\x1b[2J").expect_err("control");
+        assert!(
+            err.contains("control character (\\u{1b}) at byte 4"),
+            "{err}"
+        );
+    }
 
     fn two_machines() -> (Arc<MemoryStore>, StateDir, StateDir) {
         let memory = Arc::new(MemoryStore::default());
