@@ -21,7 +21,7 @@ use crate::exit::Exit;
 use crate::journal::{Event, Journal, Outcome, RunDir, new_run_id};
 use crate::notify::Notifier;
 use crate::plan::observe::observe;
-use crate::plan::{Change, Plan, build::build, render};
+use crate::plan::{Plan, build::build, render};
 use crate::playbook::{AlarmRef, HumanDuration, Region, StopCondition};
 
 /// Arguments of `evac run`.
@@ -232,10 +232,6 @@ pub fn run(args: &RunArgs) -> Exit {
         }
         if plan.is_blocked() {
             crate::say_error!("the plan has blockers; nothing was changed");
-            return Exit::Blocked;
-        }
-        if let Some(step) = unsupported(&plan) {
-            crate::say_error!("{step}\nnothing was changed");
             return Exit::Blocked;
         }
         if !args.yes {
@@ -561,23 +557,6 @@ pub fn read_run(run: &RunDir) -> Result<(History, Plan), Exit> {
         return Err(Exit::NeedsHuman);
     }
     Ok((History::from_entries(&entries), plan))
-}
-
-/// A step this version cannot run, said as an error.
-fn unsupported(plan: &Plan) -> Option<String> {
-    plan.steps.iter().find_map(|step| {
-        step.changes.iter().find_map(|c| match c {
-            Change::ZoneEvacuation { group, zone, instances_to_replace: 0, instances_before, .. }
-                if instances_before.get(zone).copied().unwrap_or(0) > 0 =>
-            {
-                Some(format!(
-                    "step {}: {group} has instances in {zone} and `keep_capacity: false`; this version of evac only evacuates zones keeping capacity",
-                    step.id
-                ))
-            }
-            _ => None,
-        })
-    })
 }
 
 #[allow(clippy::too_many_arguments)]

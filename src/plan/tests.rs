@@ -119,6 +119,24 @@ async fn plan_text(cloud: &MemoryCloud, text: &str) -> Plan {
 }
 
 #[tokio::test]
+async fn blocker_zone_evacuation_without_keeping_capacity() {
+    let plan = plan_text(
+        &seeded(),
+        &ZONE.replace(
+            "zone: us-east-1a }",
+            "zone: us-east-1a, keep_capacity: false }",
+        ),
+    )
+    .await;
+    let text = shown(&plan);
+    assert!(
+        text.contains("x leave: asg api-us-east-1 (us-east-1): `keep_capacity: false` is not supported yet: evac evacuates a zone by replacing its 2 instance(s) of api-us-east-1 in the other zones; set `keep_capacity: true` (the default) or leave it out"),
+        "{text}"
+    );
+    assert!(text.contains("Blocked:"), "{text}");
+}
+
+#[tokio::test]
 async fn blocker_zone_evacuation_that_leaves_no_zone() {
     let cloud = seeded();
     let one = Capacity {

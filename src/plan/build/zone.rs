@@ -47,7 +47,19 @@ impl Builder<'_> {
                     format!("{group} does not use {zone}: nothing to evacuate"),
                 );
             }
-            let replace = if z.keep_capacity { in_zone } else { 0 };
+            if !z.keep_capacity {
+                // Until it is built, a zone is left only with its capacity replaced
+                // elsewhere: say so at plan time, not when the run starts.
+                self.block(
+                    Some(step),
+                    resource.clone(),
+                    format!(
+                        "`keep_capacity: false` is not supported yet: evac evacuates a zone by replacing its {in_zone} instance(s) of {group} in the other zones; set `keep_capacity: true` (the default) or leave it out"
+                    ),
+                );
+                continue;
+            }
+            let replace = in_zone;
             let batch_size = u32::try_from(
                 u64::from(state.capacity.desired) * u64::from(z.max_out_percent.get()) / 100,
             )
