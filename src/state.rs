@@ -331,11 +331,18 @@ pub struct Caller {
     pub account: String,
     /// The ARN of the user or assumed role.
     pub arn: String,
+    /// Where the credentials came from (`profile `prod` (--profile)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<String>,
 }
 
 impl std::fmt::Display for Caller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (account {})", self.arn, self.account)
+        write!(f, "{} (account {})", self.arn, self.account)?;
+        if let Some(source) = &self.credentials {
+            write!(f, ", credentials from {source}")?;
+        }
+        Ok(())
     }
 }
 

@@ -12,6 +12,7 @@ mod quota;
 pub mod s3;
 
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_autoscaling::config::Region as SdkRegion;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -24,6 +25,9 @@ use crate::playbook::{AccountSpec, Region};
 pub struct AwsContext {
     base: SdkConfig,
     settings: Settings,
+    /// Where the ambient credentials come from, for the plan's `as:` line; `None`
+    /// for a playbook's named account (its own line says how it is reached).
+    source: Option<String>,
 }
 
 /// How evac talks to AWS.
@@ -52,6 +56,41 @@ pub fn use_profile(name: &str) {
 /// The profile given with `--profile`, if any.
 pub fn profile() -> Option<&'static str> {
     PROFILE.get().map(String::as_str)
+}
+
+/// A non-empty environment variable.
+fn env_set(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The credentials of the named profile alone, as the AWS CLI reads them: its keys,
+/// its role, its SSO session; never the environment's keys.
+fn profile_credentials(name: &str) -> SharedCredentialsProvider {
+    SharedCredentialsProvider::new(
+        aws_config::profile::ProfileFileCredentialsProvider::builder()
+            .profile_name(name)
+            .build(),
+    )
+}
+
+/// Which credentials the ambient configuration uses, in the AWS CLI's order:
+/// `--profile` over everything; then keys in the environment (before `AWS_PROFILE`);
+/// then `AWS_PROFILE`; then the default chain.
+fn ambient_source(profile: Option<&str>) -> String {
+    if let Some(name) = profile {
+        return format!("profile `{name}` (--profile)");
+    }
+    match (env_set("AWS_ACCESS_KEY_ID"), env_set("AWS_PROFILE")) {
+        (Some(_), Some(p)) => format!(
+            "environment keys (AWS_ACCESS_KEY_ID; they come before AWS_PROFILE={p}, as in the AWS CLI)"
+        ),
+        (Some(_), None) => "environment keys (AWS_ACCESS_KEY_ID)".to_owned(),
+        (None, Some(p)) => format!("profile `{p}` (AWS_PROFILE)"),
+        (None, None) => {
+            "the default chain (default profile, SSO, web identity, container or instance role)"
+                .to_owned()
+        }
+    }
 }
 
 /// The longest backoff of a retried call.
@@ -136,7 +175,11 @@ impl AwsContext {
         let mut loader =
             aws_config::defaults(BehaviorVersion::latest()).region(SdkRegion::new(ROUTE53_REGION));
         if let Some(name) = profile {
-            loader = loader.profile_name(name);
+            // The profile's own credentials: keys in the environment do not win
+            // over a profile named on the command line or in a playbook.
+            loader = loader
+                .profile_name(name)
+                .credentials_provider(profile_credentials(name));
         }
         if let Some(url) = endpoint_url {
             loader = loader.endpoint_url(url);
@@ -154,6 +197,7 @@ impl AwsContext {
         Self {
             base: loader.load().await,
             settings: settings.clone(),
+            source: Some(ambient_source(profile)),
         }
     }
 
@@ -167,7 +211,11 @@ impl AwsContext {
         let endpoint = self.base.endpoint_url().map(str::to_owned);
         let source = match &account.profile {
             Some(profile) => {
-                Self::load_profile(endpoint.as_deref(), &self.settings, Some(profile)).await
+                // The plan's `as NAME:` line says how a named account is reached.
+                let mut ctx =
+                    Self::load_profile(endpoint.as_deref(), &self.settings, Some(profile)).await;
+                ctx.source = None;
+                ctx
             }
             None => {
                 let mut builder = self.base.to_builder();
@@ -182,6 +230,7 @@ impl AwsContext {
                 Self {
                     base: builder.build(),
                     settings: self.settings.clone(),
+                    source: None,
                 }
             }
         };
@@ -198,6 +247,7 @@ impl AwsContext {
             )
             .await,
             settings: source.settings,
+            source: None,
         }
     }
 
@@ -224,6 +274,7 @@ impl AwsContext {
         Self {
             base,
             settings: Settings::default(),
+            source: None,
         }
     }
 
@@ -236,6 +287,22 @@ impl AwsContext {
             Some(provider) => provider.provide_credentials().await.is_ok(),
             None => false,
         };
+        // A profile named in AWS_PROFILE must exist and give credentials even where
+        // keys in the environment come first: a typo must not run the drill as
+        // whoever the environment is.
+        if found
+            && profile().is_none()
+            && env_set("AWS_ACCESS_KEY_ID").is_some()
+            && let Some(name) = env_set("AWS_PROFILE")
+            && profile_credentials(&name)
+                .provide_credentials()
+                .await
+                .is_err()
+        {
+            return Err(format!(
+                "no AWS credentials for profile `{name}` (from AWS_PROFILE): it is not in ~/.aws/config or ~/.aws/credentials, or gives no credentials; name a profile that exists, or unset AWS_PROFILE to use the keys in the environment"
+            ));
+        }
         if found {
             return Ok(());
         }
@@ -250,6 +317,11 @@ impl AwsContext {
             ),
             _ => "no AWS credentials found: set AWS_PROFILE to a profile of ~/.aws/config, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where an instance or task role is available".to_owned(),
         })
+    }
+
+    /// Where this configuration's credentials come from, said in the plan.
+    pub fn credentials_source(&self) -> Option<&str> {
+        self.source.as_deref()
     }
 
     /// The endpoint every client talks to, when one is set.

@@ -260,6 +260,7 @@ impl Observe for AwsCloud {
         Ok(Some(Caller {
             account: answer.account().unwrap_or_default().to_owned(),
             arn: answer.arn().unwrap_or_default().to_owned(),
+            credentials: self.context().credentials_source().map(str::to_owned),
         }))
     }
 
