@@ -1,5 +1,6 @@
 //! The command line: clap definitions and one thin module per command.
 
+mod close;
 mod house;
 mod iam;
 mod plan;
@@ -49,6 +50,8 @@ enum Command {
     Resume(run::ResumeArgs),
     /// Restore everything a run changed, newest change first, and verify it.
     Rollback(rollback::RollbackArgs),
+    /// Close an unfinished run on purpose, leaving AWS as it is; recorded in its journal.
+    Close(close::CloseArgs),
     /// Show every run, or one run's steps and changes.
     Status(status::StatusArgs),
     /// A drill's record: timeline, time to evacuate, changes, against the last run.
@@ -167,6 +170,7 @@ pub fn main() -> Exit {
         Command::Run(args) => run::run(&args),
         Command::Resume(args) => run::resume(&args),
         Command::Rollback(args) => rollback::run(&args),
+        Command::Close(args) => close::run(&args),
         Command::Status(args) => status::run(&args),
         Command::Report(args) => report::run(&args),
         Command::History(args) => report::list(&args),

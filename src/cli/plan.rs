@@ -41,6 +41,9 @@ pub struct PlanArgs {
     pub assume: Option<Timing>,
     #[command(flatten)]
     pub rates: super::session::RateArgs,
+    /// Where runs are kept: unfinished runs of the playbook there are blockers.
+    #[command(flatten)]
+    pub state: super::session::StateArgs,
 }
 
 fn parse_assume(text: &str) -> Result<Timing, String> {
@@ -52,6 +55,10 @@ fn parse_assume(text: &str) -> Result<Timing, String> {
 pub fn run(args: &PlanArgs) -> Exit {
     let Some((playbook, text)) = load_or_report(&args.playbook, &args.vars) else {
         return Exit::InvalidInput;
+    };
+    let state = match args.state.open() {
+        Ok(state) => state,
+        Err(exit) => return exit,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -87,6 +94,16 @@ pub fn run(args: &PlanArgs) -> Exit {
         jiff::Timestamp::now(),
         &timing,
     );
+    match super::session::unfinished_runs(&state, &playbook.name, &args.state.flag()) {
+        Ok(found) => plan.blockers.extend(found),
+        Err(err) => plan.warnings.push(crate::plan::Finding {
+            step: None,
+            resource: Some(format!("state dir {}", state.location())),
+            message: format!(
+                "unfinished runs of this playbook were not looked for: {err}; `evac run` will refuse until it can read them"
+            ),
+        }),
+    }
     // The playbook's hash ties a saved plan to it.
     plan.playbook.sha256 = crate::journal::hex_digest(text.as_bytes());
     plan.seal();

@@ -51,53 +51,56 @@ pub fn run(args: &RollbackArgs) -> Exit {
             return super::session::journal_exit(&err);
         }
     };
-    let (history, plan) = match read_run(&run) {
+    // The plan names the playbook, whose lock is taken first: a rollback refused by
+    // the lock lists nothing, and the changes listed and restored are all those in
+    // the journal once no other process can add to it.
+    let (_, plan) = match read_run(&run) {
         Ok(found) => found,
         Err(exit) => return exit,
     };
-    let restores = to_restore(&history);
-    let out = Out::new(args.output);
-    if restores.is_empty() {
-        out.say(&format!("run {}: nothing recorded is left to restore; checking live state against the originals", args.run_id));
-    } else {
-        out.say(&format!(
-            "run {}: {} to restore, newest first (recorded value -> original):",
-            args.run_id,
-            restores.len()
-        ));
-        for line in &restores {
-            out.say(&format!("  {line}"));
-        }
-    }
-    if !args.yes {
-        let question = format!(
-            "Roll back run {}: restore {} resource(s) as listed?",
-            args.run_id,
-            restores.len()
-        );
-        match crate::progress::ask_terminal(&question) {
-            Some(true) => {}
-            Some(false) => {
-                crate::say!("not rolled back; nothing was changed");
-                return Exit::Success;
-            }
-            None => {
-                crate::say_error!(
-                    "no terminal to confirm the rollback on: rerun with --yes\nnothing was changed"
-                );
-                return Exit::InvalidInput;
-            }
-        }
-    }
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(exit) => return exit,
     };
+    let out = Out::new(args.output);
     rt.block_on(async {
-        let (_lock, mut journal) = match super::session::attach(&state, &run, &plan.playbook.name, &out) {
+        let (_lock, mut journal, history) = match super::session::attach(&state, &run, &plan.playbook.name, &out) {
             Ok(taken) => taken,
             Err(exit) => return exit,
         };
+        let restores = to_restore(&history);
+        if restores.is_empty() {
+            out.say(&format!("run {}: nothing recorded is left to restore; checking live state against the originals", args.run_id));
+        } else {
+            out.say(&format!(
+                "run {}: {} to restore, newest first (recorded value -> original):",
+                args.run_id,
+                restores.len()
+            ));
+            for line in &restores {
+                out.say(&format!("  {line}"));
+            }
+        }
+        if !args.yes {
+            let question = format!(
+                "Roll back run {}: restore {} resource(s) as listed?",
+                args.run_id,
+                restores.len()
+            );
+            match crate::progress::ask_terminal(&question) {
+                Some(true) => {}
+                Some(false) => {
+                    crate::say!("not rolled back; nothing was changed");
+                    return Exit::Success;
+                }
+                None => {
+                    crate::say_error!(
+                        "no terminal to confirm the rollback on: rerun with --yes\nnothing was changed"
+                    );
+                    return Exit::InvalidInput;
+                }
+            }
+        }
         let notifier = crate::notify::Notifier::new(out.reporter(), plan.notify.as_ref(), &args.run_id, &plan.playbook.name);
         let recorder = Recorder::new(&mut journal, history, &notifier);
         if let Err(exit) = super::session::attached(&recorder, "rollback") {
@@ -157,40 +160,28 @@ pub fn run(args: &RollbackArgs) -> Exit {
 
 /// What the rollback will do, one line per resource, newest change first: the value
 /// the run left (or `--force` accepted) -> the original, the `before` of the run's
-/// first change to it. Replaced instances are said to stay where they are.
+/// first change to it (weights: to each record set). Replaced instances are said to
+/// stay where they are.
 fn to_restore(history: &crate::engine::history::History) -> Vec<String> {
     use crate::engine::execute::{show, show_target};
     use crate::journal::Target;
-    let pending: Vec<_> = history
-        .intents
-        .iter()
-        .filter(|i| !history.rolled_back.contains(&i.action))
-        .collect();
-    let mut seen: Vec<&Target> = Vec::new();
-    let mut lines = Vec::new();
-    for intent in pending.iter().rev() {
-        if seen.contains(&&intent.target) {
-            continue;
-        }
-        seen.push(&intent.target);
-        if matches!(intent.target, Target::Instance { .. }) {
-            lines.push(format!(
-                "= {}: stays in its new zone (the group keeps its capacity)",
-                show_target(&intent.target)
-            ));
-            continue;
-        }
-        let original = pending
-            .iter()
-            .find(|i| i.target == intent.target)
-            .map_or(&intent.before, |first| &first.before);
-        lines.push(format!(
-            "~ {} (step {}): {} -> {}",
-            show_target(&intent.target),
-            intent.step,
-            show(&history.outcome(intent)),
-            show(original)
-        ));
-    }
-    lines
+    crate::engine::rollback::pending(history)
+        .into_iter()
+        .map(|p| {
+            if matches!(p.target, Target::Instance { .. }) {
+                format!(
+                    "= {}: stays in its new zone (the group keeps its capacity)",
+                    show_target(&p.target)
+                )
+            } else {
+                format!(
+                    "~ {} (step {}): {} -> {}",
+                    show_target(&p.target),
+                    p.step,
+                    show(&p.left),
+                    show(&p.original)
+                )
+            }
+        })
+        .collect()
 }

@@ -53,7 +53,7 @@ pub struct ResumeArgs {
     /// The run to continue (see `evac status`).
     #[arg(value_name = "RUN_ID")]
     pub run_id: String,
-    /// Answer every remaining `approve` step.
+    /// Resume without asking, and answer every remaining `approve` step.
     #[arg(long)]
     pub yes: bool,
     /// Accept live values that drifted from the journal instead of stopping.
@@ -181,6 +181,14 @@ pub fn run(args: &RunArgs) -> Exit {
             Ok(lock) => lock,
             Err(exit) => return exit,
         };
+        // Read with the lock held: no run of this playbook can start or end meanwhile.
+        let unfinished = match super::session::unfinished_runs(&state, &playbook.name, &args.exec.state.flag()) {
+            Ok(found) => found,
+            Err(err) => {
+                crate::say_error!("cannot look for unfinished runs of {}: {err}\nnothing was changed", playbook.name);
+                return Exit::StepFailed;
+            }
+        };
         let ctx = match aws(&args.exec.rates.rates()).await {
             Ok(ctx) => ctx,
             Err(exit) => return exit,
@@ -222,6 +230,7 @@ pub fn run(args: &RunArgs) -> Exit {
             }
             None => fresh,
         };
+        plan.blockers.extend(unfinished);
         plan.playbook.sha256 = digest.clone();
         plan.seal();
         if args.exec.output == RunOutput::Json {
@@ -305,42 +314,68 @@ pub fn resume(args: &ResumeArgs) -> Exit {
             return super::session::journal_exit(&err);
         }
     };
-    let (history, plan) = match read_run(&run) {
+    // The plan names the playbook, whose lock is taken first; the journal is read
+    // only once the lock is held (see `session::attach`).
+    let (_, plan) = match read_run(&run) {
         Ok(found) => found,
         Err(exit) => return exit,
     };
-    if history.rollback_unfinished() {
-        crate::say_error!(
-            "a rollback of run {id} was started and has not finished: run `evac rollback {id}` again to finish it; a rolled-back run is not resumed",
-            id = args.run_id
-        );
-        return Exit::InvalidInput;
-    }
-    if history.rollback_started {
-        crate::say_error!(
-            "run {} has been rolled back; start a new run instead",
-            args.run_id
-        );
-        return Exit::InvalidInput;
-    }
-    if history.outcome == Some(Outcome::Succeeded) {
-        crate::say!("run {} already finished; nothing to resume", args.run_id);
-        return Exit::Success;
-    }
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(exit) => return exit,
     };
     let out = Out::new(args.exec.output);
     rt.block_on(async {
-        let (_lock, mut journal) =
+        let (_lock, mut journal, history) =
             match super::session::attach(&state, &run, &plan.playbook.name, &out) {
                 Ok(taken) => taken,
                 Err(exit) => return exit,
             };
+        if history.rollback_unfinished() {
+            crate::say_error!(
+                "a rollback of run {id} was started and has not finished: run `evac rollback {id}` again to finish it; a rolled-back run is not resumed",
+                id = args.run_id
+            );
+            return Exit::InvalidInput;
+        }
+        if history.rollback_started {
+            crate::say_error!(
+                "run {} has been rolled back; start a new run instead",
+                args.run_id
+            );
+            return Exit::InvalidInput;
+        }
+        if let Some((by, _)) = &history.closed {
+            crate::say_error!(
+                "run {} was closed by {by}: a closed run is not resumed; start a new run instead",
+                args.run_id
+            );
+            return Exit::InvalidInput;
+        }
+        if history.outcome == Some(Outcome::Succeeded) {
+            crate::say!("run {} already finished; nothing to resume", args.run_id);
+            return Exit::Success;
+        }
         // Said once the run is this process's: another holder's run is not described.
         for line in found(&history, &plan) {
             out.say(&line);
+        }
+        // Like `run`: nothing changes in AWS before the operator says so.
+        if !args.yes {
+            match crate::progress::ask_terminal(&format!(
+                "Resume run {} of {} against AWS now?",
+                args.run_id, plan.playbook.name
+            )) {
+                Some(true) => {}
+                Some(false) => {
+                    crate::say!("not resumed; nothing was changed");
+                    return Exit::Success;
+                }
+                None => {
+                    crate::say_error!("no terminal to confirm the resume on: rerun with --yes to resume without asking\nnothing was changed");
+                    return Exit::InvalidInput;
+                }
+            }
         }
         let notifier = Notifier::new(
             out.reporter(),

@@ -318,7 +318,14 @@ pub fn attach(
     run: &crate::journal::RunDir,
     playbook: &str,
     out: &Out,
-) -> Result<(crate::journal::Lock, crate::journal::Journal), Exit> {
+) -> Result<
+    (
+        crate::journal::Lock,
+        crate::journal::Journal,
+        crate::engine::history::History,
+    ),
+    Exit,
+> {
     let lock = lock(state, playbook, &run.id, out)?;
     // In S3, read the run again now that it is this process's: what is appended
     // follows what S3 holds, and stops if the lock is lost.
@@ -330,11 +337,22 @@ pub fn attach(
     } else {
         run.clone()
     };
+    // The journal is read once the lock is held: nothing another process appended
+    // before it let go is missed (a run that finished while this one waited, the
+    // last changes of a rollback).
+    let entries = run.read().map_err(|err| {
+        crate::say_error!("{err}");
+        journal_exit(&err)
+    })?;
     let journal = crate::journal::Journal::open(&run).map_err(|err| {
         crate::say_error!("{err}");
         Exit::StepFailed
     })?;
-    Ok((lock, journal))
+    Ok((
+        lock,
+        journal,
+        crate::engine::history::History::from_entries(&entries),
+    ))
 }
 
 /// Records which process took the run over, and why.
@@ -352,4 +370,41 @@ pub fn attached(
             crate::say_error!("{err}");
             Exit::StepFailed
         })
+}
+
+/// The runs of `playbook` in `state` that did not finish and were not closed, each
+/// as a plan blocker naming the ways out. A run in that state left AWS part-way:
+/// a new run planned over it would take its changes for the world as it is (absorb
+/// the source's capacity twice, ramp from where it stopped).
+pub fn unfinished_runs(
+    state: &StateDir,
+    playbook: &str,
+    flags: &str,
+) -> Result<Vec<crate::plan::Finding>, crate::journal::JournalError> {
+    let mut found = Vec::new();
+    for run in state.runs()? {
+        let Ok(entries) = run.read() else {
+            // A run that cannot be read is named by status and report; it is not
+            // this playbook's as far as can be told.
+            continue;
+        };
+        let of_playbook = entries.iter().any(|e| {
+            matches!(&e.event, crate::journal::Event::RunStarted { playbook: p, .. } if p == playbook)
+        });
+        if !of_playbook {
+            continue;
+        }
+        let history = crate::engine::history::History::from_entries(&entries);
+        if let Some(why) = history.unfinished() {
+            let id = &run.id;
+            found.push(crate::plan::Finding {
+                step: None,
+                resource: Some(format!("run {id}")),
+                message: format!(
+                    "run {id} of this playbook did not finish: {why}; AWS may be part-way through it. Finish it with `evac resume {id}{flags}`, undo it with `evac rollback {id}{flags}`, or close it as it is with `evac close {id}{flags}`"
+                ),
+            });
+        }
+    }
+    Ok(found)
 }

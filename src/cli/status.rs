@@ -57,6 +57,9 @@ fn secs(from: &str, to: &str) -> u64 {
 
 /// The state of a run in one word or two.
 fn state_of(state_dir: &StateDir, run_id: &str, playbook: &str, history: &History) -> String {
+    if history.closed.is_some() {
+        return "closed".into();
+    }
     match (
         history.rollback_verified,
         history.rollback_started,

@@ -66,6 +66,8 @@ pub struct History {
     pub rollback_started: bool,
     /// `Some(verified)` once a rollback finished.
     pub rollback_verified: Option<bool>,
+    /// Who closed the run on purpose, and why (`evac close`).
+    pub closed: Option<(String, String)>,
 }
 
 impl History {
@@ -144,6 +146,7 @@ impl History {
                     h.rolled_back.insert(action.clone());
                 }
                 Event::RollbackFinished { verified, .. } => h.rollback_verified = Some(*verified),
+                Event::Closed { by, reason } => h.closed = Some((by.clone(), reason.clone())),
                 _ => {}
             }
         }
@@ -153,6 +156,28 @@ impl History {
     /// the originals: `evac rollback` must be run again to finish it.
     pub fn rollback_unfinished(&self) -> bool {
         self.rollback_started && self.rollback_verified != Some(true)
+    }
+
+    /// Why the run is unfinished, or `None` when it is done with: succeeded, rolled
+    /// back with live state verified, or closed on purpose. An unfinished run of a
+    /// playbook holds back its next run: resume it, roll it back, or close it.
+    pub fn unfinished(&self) -> Option<&'static str> {
+        if self.closed.is_some() {
+            return None;
+        }
+        match (self.rollback_verified, self.rollback_started, self.outcome) {
+            (Some(true), ..) => None,
+            (Some(false), ..) => Some("its rollback left live state differing from the originals"),
+            (None, true, _) => Some("its rollback stopped before the end"),
+            (None, false, Some(Outcome::Succeeded)) => None,
+            (None, false, Some(Outcome::Failed)) => Some("it failed"),
+            (None, false, Some(Outcome::Interrupted)) => Some("it was interrupted"),
+            (None, false, Some(Outcome::Halted)) => Some("a stop condition halted it"),
+            (None, false, Some(Outcome::Declined)) => Some("it stopped at a declined approval"),
+            (None, false, None) => {
+                Some("it ended without finishing (its process was killed, or is still running)")
+            }
+        }
     }
 
     /// The recorded intent of an action.

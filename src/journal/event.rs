@@ -265,6 +265,15 @@ pub enum Event {
         /// How.
         outcome: Outcome,
     },
+    /// The run was closed on purpose (`evac close`): it is neither resumed nor
+    /// counted as unfinished, and AWS is left as the run left it.
+    Closed {
+        /// Who closed it (the operating system's account name).
+        by: String,
+        /// Why, as given.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        reason: String,
+    },
     /// A rollback began.
     RollbackStarted {
         /// Whether weights go back in one change instead of ramped.

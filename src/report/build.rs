@@ -358,6 +358,17 @@ fn story(entries: &[Entry]) -> Story {
                 said.push(what.to_owned());
                 state = State::Done;
             }
+            Event::Closed { by, reason } => {
+                let what = if reason.is_empty() {
+                    format!("closed by {by}, AWS left as it was")
+                } else {
+                    format!("closed by {by} ({reason}), AWS left as it was")
+                };
+                moment("closed", what.clone());
+                said.push(what);
+                rollback_open = false;
+                state = State::Done;
+            }
             _ => {}
         }
         previous_at = e.at.clone();
