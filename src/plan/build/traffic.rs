@@ -8,6 +8,7 @@ impl Builder<'_> {
         let mode = shift_mode(s);
         let mut changes = Vec::new();
         let mut zones: BTreeSet<String> = BTreeSet::new();
+        let mut unlinked: Vec<String> = Vec::new();
         for name in s.record.iter() {
             let Some(spec) = self.playbook.records.get(name) else {
                 continue;
@@ -109,7 +110,11 @@ impl Builder<'_> {
             let Some(increments) = increments else {
                 continue;
             };
-            self.capacity_follows(step, name, spec, &before, &increments);
+            if self.playbook.serving_groups(name).is_empty() {
+                unlinked.push(name.clone());
+            } else {
+                self.capacity_follows(step, name, spec, &before, &increments);
+            }
             let max_ttl = observed.iter().filter_map(|s| s.ttl).max();
             if let Some(ttl) = max_ttl
                 && (s.bake.0.as_secs() as i64) < ttl
@@ -148,6 +153,9 @@ impl Builder<'_> {
                 sets,
                 bake_secs: s.bake.0.as_secs(),
             });
+        }
+        if !unlinked.is_empty() {
+            self.warn_unlinked(step, &unlinked);
         }
         let increments = s.ramp.len() as u64;
         // One change batch per hosted zone per increment.
@@ -472,7 +480,7 @@ impl Builder<'_> {
     /// more of record `name`'s traffic per unit of capacity than the most loaded
     /// region carries before the drill (plus `capacity_margin` percent). Capacity is
     /// the desired capacity of the groups serving the record there, after the steps
-    /// before this one. A record with no group linked is named in a warning.
+    /// before this one. Records with no group linked are named in one warning by the caller.
     pub(super) fn capacity_follows(
         &mut self,
         step: &str,
@@ -482,16 +490,6 @@ impl Builder<'_> {
         increments: &[BTreeMap<String, i64>],
     ) {
         let resource = Some(format!("record {name}"));
-        if self.playbook.serving_groups(name).is_empty() {
-            self.warn(
-                Some(step),
-                resource,
-                format!(
-                    "record `{name}` has no group linked, so its traffic is not checked against capacity: add `groups: [GROUP, ...]` under records.{name}, or name a group `{name}`"
-                ),
-            );
-            return;
-        }
         // The most loaded region now: the largest share of the record's weight per
         // unit of capacity, as weight w of total t on capacity c (compared as
         // fractions, w1 * t2 * c2 > w2 * t1 * c1).
@@ -588,6 +586,35 @@ impl Builder<'_> {
             }
             prev = weights;
         }
+    }
+
+    /// One warning for the records of a step with no group linked: their traffic is
+    /// not checked against capacity. Each is named (up to ten, then a count).
+    fn warn_unlinked(&mut self, step: &str, records: &[String]) {
+        let shown: Vec<String> = records.iter().take(10).map(|r| format!("`{r}`")).collect();
+        let more = records.len().saturating_sub(10);
+        let names = if more > 0 {
+            format!("{} and {more} more", shown.join(", "))
+        } else {
+            shown.join(", ")
+        };
+        let (first, resource) = match records {
+            [one] => (one.as_str(), Some(format!("record {one}"))),
+            _ => ("NAME", None),
+        };
+        let what = if records.len() == 1 {
+            format!("record {names} has")
+        } else {
+            format!("records {names} have")
+        };
+        self.warn(
+            Some(step),
+            resource,
+            format!(
+                "{what} no group linked, so {} traffic is not checked against capacity: add `groups: [GROUP, ...]` under records.{first}, or name a group `{first}`",
+                if records.len() == 1 { "its" } else { "their" }
+            ),
+        );
     }
 
     /// The first step after `step` that scales up a group serving `name` in `region`.
