@@ -533,8 +533,14 @@ fn a_run_killed_mid_ramp_rolls_back_fast_exactly_or_is_closed_as_it_is() {
             .any(|l| l.contains(&run_id) && l.contains("closed")),
         "{status}"
     );
+    let history = text(&d.evac(&["history"]));
+    assert!(
+        history.contains("closed by") && history.contains("AWS left as it was"),
+        "{history}"
+    );
     let resumed = d.evac(&["resume", &run_id, "--yes"]);
     assert_eq!(resumed.status.code(), Some(2), "{}", text(&resumed));
+    assert!(text(&resumed).contains("a closed run is not resumed"));
 }
 
 #[test]
