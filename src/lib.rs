@@ -16,5 +16,6 @@ pub mod plan;
 pub mod playbook;
 pub mod progress;
 pub mod report;
+pub mod route53;
 pub mod seed;
 pub mod state;

@@ -314,7 +314,7 @@ pub enum ZoneLookup {
 }
 
 /// One weighted record set of a record name and type.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WeightedSet {
     /// Its set identifier.
     pub set_identifier: String,
@@ -322,6 +322,13 @@ pub struct WeightedSet {
     pub weight: Option<i64>,
     /// Its TTL in seconds (absent for alias records).
     pub ttl: Option<i64>,
+    /// How many values it has (0 for an alias): what a change to it costs against
+    /// Route 53's limits on one request.
+    #[serde(default)]
+    pub values: usize,
+    /// The characters of its values, all together.
+    #[serde(default)]
+    pub value_chars: usize,
 }
 
 /// Who AWS says the calls are made as (STS GetCallerIdentity).

@@ -566,6 +566,8 @@ async fn list_zone_records(
             set_identifier: id.to_owned(),
             weight: set.weight(),
             ttl: set.ttl(),
+            values: set.resource_records().len(),
+            value_chars: set.resource_records().iter().map(|r| r.value().len()).sum(),
         });
     };
     if whole_zone_pages.is_some_and(|pages| pages <= pairs.len() as i64) {

@@ -43,7 +43,8 @@ pub enum Await {
     },
     /// A Route 53 change being INSYNC.
     Change {
-        /// The change id.
+        /// The change id; ids, space-separated, when a hosted zone's increment took
+        /// several requests (Route 53's limits on one).
         id: String,
     },
 }
@@ -77,7 +78,8 @@ pub async fn settle<C: Cloud>(
                 direction: *direction,
                 balancers: *balancers,
             }),
-            Await::Change { id } => changes.push(id.as_str()),
+            // A zone's increment may take several requests: each id is waited for.
+            Await::Change { id } => changes.extend(id.split_whitespace()),
         }
     }
     // Groups found healthy in (or gone from) their load balancers: not read again.

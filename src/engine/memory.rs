@@ -458,6 +458,18 @@ impl MemoryCloud {
     }
 
     pub fn add_record(&self, zone: &str, name: &str, set_identifier: &str, weight: i64) {
+        self.add_record_values(zone, name, set_identifier, weight, &["10.0.0.1"]);
+    }
+
+    /// A weighted A record set with these values.
+    pub fn add_record_values(
+        &self,
+        zone: &str,
+        name: &str,
+        set_identifier: &str,
+        weight: i64,
+        values: &[&str],
+    ) {
         self.world()
             .records
             .entry(zone.into())
@@ -468,7 +480,7 @@ impl MemoryCloud {
                 set_identifier: set_identifier.into(),
                 weight,
                 ttl: Some(60),
-                values: vec!["10.0.0.1".into()],
+                values: values.iter().map(|v| (*v).to_owned()).collect(),
                 alias: None,
                 health_check_id: None,
             });
@@ -664,6 +676,26 @@ impl Cloud for MemoryCloud {
         zone_id: &str,
         sets: &[RecordSetDef],
     ) -> Result<String, CloudError> {
+        // Route 53 refuses a request past its limits, whole.
+        let cost = sets.iter().fold(crate::route53::Cost::default(), |c, d| {
+            let one = crate::route53::Cost::of(d);
+            crate::route53::Cost {
+                elements: c.elements + one.elements,
+                chars: c.chars + one.chars,
+            }
+        });
+        if !cost.fits() {
+            return Err(CloudError {
+                what: format!("change weights in hosted zone {zone_id}"),
+                message: format!(
+                    "InvalidChangeBatch: {} ResourceRecord elements and {} characters of values counted, past Route 53's {} and {} in one request",
+                    cost.elements,
+                    cost.chars,
+                    crate::route53::MAX_ELEMENTS,
+                    crate::route53::MAX_VALUE_CHARS
+                ),
+            });
+        }
         self.mutation("upsert_weights", |cloud| {
             let ready = Instant::now() + cloud.sync;
             let mut world = cloud.world();
@@ -1135,6 +1167,8 @@ impl Observe for MemoryCloud {
                         set_identifier: s.set_identifier.clone(),
                         weight: Some(s.weight),
                         ttl: s.ttl,
+                        values: s.values.len(),
+                        value_chars: s.values.iter().map(String::len).sum(),
                     })
                     .collect();
                 (key.clone(), found)

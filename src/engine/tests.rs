@@ -96,11 +96,13 @@ fn plan() -> Plan {
                 set_identifier: "east".into(),
                 weight: Some(100),
                 ttl: Some(60),
+                ..Default::default()
             },
             WeightedSet {
                 set_identifier: "west".into(),
                 weight: Some(0),
                 ttl: Some(60),
+                ..Default::default()
             },
         ],
     );
@@ -651,6 +653,7 @@ fn plan_of(
                     set_identifier: (*id).to_owned(),
                     weight: Some(*w),
                     ttl: Some(60),
+                    ..Default::default()
                 })
                 .collect(),
         );
@@ -1289,8 +1292,8 @@ mod extremes {
             observed.groups.insert("us-east-1".into(), [("api-east".to_owned(), group("api-east", east))].into());
             observed.zones.insert("Z1".into(), ZoneLookup::Found { id: "Z1".into(), name: "example.com.".into() });
             observed.records.insert("api".into(), vec![
-                WeightedSet { set_identifier: "east".into(), weight: Some(100), ttl: Some(60) },
-                WeightedSet { set_identifier: "west".into(), weight: Some(0), ttl: Some(60) },
+                WeightedSet { set_identifier: "east".into(), weight: Some(100), ttl: Some(60), ..Default::default() },
+                WeightedSet { set_identifier: "west".into(), weight: Some(0), ttl: Some(60), ..Default::default() },
             ]);
             let plan = build(&playbook, &observed, "extreme.yaml", jiff::Timestamp::UNIX_EPOCH);
             let _ = crate::plan::render::human(&plan, false);
@@ -1656,4 +1659,130 @@ async fn a_force_protected_drain_stops_on_instances_protected_since_the_plan() {
     // Nothing was unprotected, and the source kept its capacity.
     assert_eq!(cloud.calls("set_protection"), 0);
     assert_eq!(cloud.capacity("us-east-1", "api-east"), Some(cap(3, 6, 12)));
+}
+
+/// A drill shifting `names` two-region records of one hosted zone, each set with
+/// `values` as its values, all at once in two increments.
+async fn one_zone_drill(names: usize, values: &[&str]) -> (MemoryCloud, Plan) {
+    let cloud = MemoryCloud::new(Duration::ZERO, Duration::from_secs(30));
+    cloud.name_zone("Z1", "example.com.");
+    let mut text = String::from("version: 1\nname: big-zone\nrecords:\n");
+    for r in 0..names {
+        text.push_str(&format!(
+            "  r{r}:\n    zone: Z1\n    name: r{r}.example.com.\n    type: A\n    set_identifiers: {{ us-east-1: r{r}-east, us-west-2: r{r}-west }}\n"
+        ));
+        cloud.add_record_values(
+            "Z1",
+            &format!("r{r}.example.com."),
+            &format!("r{r}-east"),
+            100,
+            values,
+        );
+        cloud.add_record_values(
+            "Z1",
+            &format!("r{r}.example.com."),
+            &format!("r{r}-west"),
+            0,
+            values,
+        );
+    }
+    let all: Vec<String> = (0..names).map(|r| format!("r{r}")).collect();
+    text.push_str(&format!(
+        "steps:\n  - id: shift\n    shift_traffic: {{ record: [{}], to: us-west-2, ramp: [50, 100], bake: 0s }}\n",
+        all.join(", ")
+    ));
+    let plan = observed_plan_as_is(&cloud, &text).await;
+    (cloud, plan)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_in_memory_route53_refuses_a_request_past_its_limits() {
+    let cloud = MemoryCloud::new(Duration::ZERO, Duration::ZERO);
+    let set = |r: usize, value: &str| crate::journal::RecordSetDef {
+        name: format!("r{r}.example.com."),
+        record_type: "A".into(),
+        set_identifier: format!("r{r}"),
+        weight: 1,
+        ttl: Some(60),
+        values: vec![value.to_owned()],
+        alias: None,
+        health_check_id: None,
+    };
+    // 500 UPSERTs of one value: 1,000 elements, the most one request holds.
+    let most: Vec<_> = (0..500).map(|r| set(r, "10.0.0.1")).collect();
+    assert!(
+        super::cloud::Cloud::upsert_weights(&cloud, "Z1", &most)
+            .await
+            .is_ok()
+    );
+    let over: Vec<_> = (0..501).map(|r| set(r, "10.0.0.1")).collect();
+    let err = super::cloud::Cloud::upsert_weights(&cloud, "Z1", &over)
+        .await
+        .expect_err("1,002 elements");
+    assert!(err.message.starts_with("InvalidChangeBatch"), "{err}");
+    // 64 values of 250 characters: 32,000 counted twice.
+    let long = "x".repeat(250);
+    let chars: Vec<_> = (0..65).map(|r| set(r, &long)).collect();
+    let err = super::cloud::Cloud::upsert_weights(&cloud, "Z1", &chars)
+        .await
+        .expect_err("32,500 characters");
+    assert!(err.message.contains("characters of values"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drill_of_300_names_in_one_zone_shifts_every_record_in_batches_within_the_limits() {
+    let (cloud, plan) = one_zone_drill(300, &["10.0.0.1"]).await;
+    assert!(plan.blockers.is_empty(), "{:?}", plan.blockers);
+    // 600 sets, 1,200 elements counted: two requests an increment, two increments.
+    assert_eq!(
+        plan.estimate
+            .mutating_calls
+            .get("route53:ChangeResourceRecordSets"),
+        Some(&4)
+    );
+    let text = crate::plan::render::human(&plan, false);
+    assert!(
+        text.contains("each increment sends hosted zone Z1 in 2 change batches"),
+        "{text}"
+    );
+    let r = new_run();
+    run_plan(&cloud, &r, &plan).await.expect("run");
+    assert_eq!(cloud.calls("upsert_weights"), 4);
+    let weights = cloud.weights("Z1");
+    for n in 0..300 {
+        assert_eq!(weights[&format!("r{n}-east")], 0);
+        assert_eq!(weights[&format!("r{n}-west")], 100);
+    }
+    // Rollback goes back the same way.
+    let report = roll_back(&cloud, &r.run, true).await;
+    assert!(report.differences.is_empty(), "{:?}", report.differences);
+    assert!(
+        cloud
+            .weights("Z1")
+            .iter()
+            .all(|(id, w)| *w == if id.ends_with("east") { 100 } else { 0 })
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drill_of_70_names_with_250_character_values_shifts_every_record() {
+    let long = "v".repeat(250);
+    let (cloud, plan) = one_zone_drill(70, &[long.as_str()]).await;
+    assert!(plan.blockers.is_empty(), "{:?}", plan.blockers);
+    // 140 sets of 250 characters, counted twice: 70,000, three requests.
+    assert_eq!(
+        plan.estimate
+            .mutating_calls
+            .get("route53:ChangeResourceRecordSets"),
+        Some(&6)
+    );
+    let r = new_run();
+    run_plan(&cloud, &r, &plan).await.expect("run");
+    assert_eq!(cloud.calls("upsert_weights"), 6);
+    assert!(
+        cloud
+            .weights("Z1")
+            .iter()
+            .all(|(id, w)| *w == if id.ends_with("west") { 100 } else { 0 })
+    );
 }

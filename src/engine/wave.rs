@@ -546,7 +546,16 @@ pub async fn send<C: Cloud>(
             if sets.is_empty() {
                 return Err(unfit());
             }
-            cloud.upsert_weights(zone_id, sets).await.map(Some)
+            // Within Route 53's limits on one request: as few as they allow, sent
+            // together and waited for together (their ids, space-separated).
+            let batches = crate::route53::upsert_batches(sets);
+            let ids = futures::future::try_join_all(
+                batches
+                    .iter()
+                    .map(|batch| cloud.upsert_weights(zone_id, batch)),
+            )
+            .await?;
+            Ok(Some(ids.join(" ")))
         }
         (
             Target::Instance {

@@ -7,8 +7,11 @@ impl Builder<'_> {
     pub(super) fn shift_traffic(&mut self, step: &str, s: &ShiftTraffic) -> Built {
         let mode = shift_mode(s);
         let mut changes = Vec::new();
-        let mut zones: BTreeSet<String> = BTreeSet::new();
         let mut unlinked: Vec<String> = Vec::new();
+        // Per hosted zone: what an increment's UPSERT of each set costs against
+        // Route 53's limits on one request, by record.
+        type Item = ((String, String), crate::route53::Cost, ());
+        let mut costs: BTreeMap<String, Vec<Item>> = BTreeMap::new();
         for name in s.record.iter() {
             let Some(spec) = self.playbook.records.get(name) else {
                 continue;
@@ -143,7 +146,16 @@ impl Builder<'_> {
             if let Some(last) = increments.last() {
                 self.projection.weights.insert(name.clone(), last.clone());
             }
-            zones.insert(zone_id.clone());
+            costs
+                .entry(zone_id.clone())
+                .or_default()
+                .extend(observed.iter().map(|set| {
+                    (
+                        (spec.name.clone(), spec.record_type.to_string()),
+                        crate::route53::Cost::upsert(set.values, set.value_chars),
+                        (),
+                    )
+                }));
             changes.push(Change::Weights {
                 record: name.clone(),
                 name: spec.name.clone(),
@@ -158,11 +170,21 @@ impl Builder<'_> {
             self.warn_unlinked(step, &unlinked);
         }
         let increments = s.ramp.len() as u64;
-        // One change batch per hosted zone per increment.
+        // Per hosted zone per increment: as few requests as Route 53's limits allow.
+        let batches: BTreeMap<String, usize> = costs
+            .into_iter()
+            .map(|(zone, items)| (zone, crate::route53::batches(items).len()))
+            .collect();
+        let requests: u64 = batches.values().map(|n| *n as u64).sum();
         self.count(
             "route53:ChangeResourceRecordSets",
-            (zones.len() as u64 * increments) as u32,
+            u32::try_from(requests * increments).unwrap_or(u32::MAX),
         );
+        let split: Vec<String> = batches
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(zone, n)| format!("hosted zone {zone} in {n} change batches"))
+            .collect();
         let ramp = s
             .ramp
             .iter()
@@ -189,6 +211,15 @@ impl Builder<'_> {
                 s.bake
             ),
             None => format!("shift {records}"),
+        };
+        // Route 53 takes at most 1,000 values and 32,000 characters in one request.
+        let summary = if split.is_empty() {
+            summary
+        } else {
+            format!(
+                "{summary}; each increment sends {} (Route 53 takes at most 1,000 values and 32,000 characters of them in one request)",
+                split.join(", ")
+            )
         };
         Built::new(StepKind::ShiftTraffic, summary, changes)
     }

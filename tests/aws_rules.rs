@@ -1,0 +1,99 @@
+//! AWS's rules that a drill depends on, against the emulator where it keeps them:
+//! Route 53's limit on one change batch.
+
+mod support;
+
+use support::Account;
+
+#[test]
+fn a_drill_of_300_names_in_one_zone_shifts_every_record() {
+    // 300 two-region records in one hosted zone: 600 UPSERTs, 1,200 elements counted,
+    // past the 1,000 one request holds (the emulator refuses such a request too).
+    let account = Account::fresh();
+    account.seed_spec(&evac::seed::WorldSpec::fleet(1, 300, 1));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut text = String::from("version: 1\nname: big-zone\nrecords:\n");
+    for r in 0..300 {
+        text.push_str(&format!(
+            "  svc-{r:03}:\n    zone: zone0.example.com.\n    name: svc-{r:03}.zone0.example.com.\n    type: A\n    set_identifiers: {{ us-east-1: svc-{r:03}-use1, us-west-2: svc-{r:03}-usw2 }}\n"
+        ));
+    }
+    let all: Vec<String> = (0..300).map(|r| format!("svc-{r:03}")).collect();
+    text.push_str(&format!(
+        "steps:\n  - id: shift\n    shift_traffic: {{ record: [{}], to: us-west-2, ramp: [50, 100], bake: 0s }}\n",
+        all.join(", ")
+    ));
+    let file = dir.path().join("big-zone.yaml");
+    std::fs::write(&file, text).expect("write");
+    let file = file.to_str().expect("path");
+    let state = dir.path().join("state");
+
+    let planned = account
+        .evac_in(&state, &["plan", file])
+        .output()
+        .expect("plan");
+    let said = String::from_utf8_lossy(&planned.stdout).into_owned();
+    assert_eq!(planned.status.code(), Some(0), "{said}");
+    assert!(said.contains("in 2 change batches"), "{said}");
+    assert!(
+        said.contains("route53:ChangeResourceRecordSets 4"),
+        "{said}"
+    );
+
+    let ran = account
+        .evac_in(&state, &["run", file, "--yes"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        ran.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let weights = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            let route53 = account.context().await.route53();
+            let zone = route53
+                .list_hosted_zones()
+                .send()
+                .await
+                .expect("zones")
+                .hosted_zones()[0]
+                .id()
+                .to_owned();
+            let mut weights = std::collections::BTreeMap::new();
+            let mut next: Option<(String, aws_sdk_route53::types::RrType, Option<String>)> = None;
+            loop {
+                let mut call = route53.list_resource_record_sets().hosted_zone_id(&zone);
+                if let Some((name, kind, id)) = next.take() {
+                    call = call
+                        .start_record_name(name)
+                        .start_record_type(kind)
+                        .set_start_record_identifier(id);
+                }
+                let page = call.send().await.expect("list");
+                for set in page.resource_record_sets() {
+                    if let (Some(id), Some(w)) = (set.set_identifier(), set.weight()) {
+                        weights.insert(id.to_owned(), w);
+                    }
+                }
+                if !page.is_truncated() {
+                    break;
+                }
+                next = page.next_record_name().map(|n| {
+                    (
+                        n.to_owned(),
+                        page.next_record_type().cloned().expect("type"),
+                        page.next_record_identifier().map(str::to_owned),
+                    )
+                });
+            }
+            weights
+        });
+    assert_eq!(weights.len(), 600, "every set read");
+    for r in 0..300 {
+        assert_eq!(weights[&format!("svc-{r:03}-use1")], 0, "svc-{r:03}");
+        assert_eq!(weights[&format!("svc-{r:03}-usw2")], 100, "svc-{r:03}");
+    }
+}
