@@ -97,3 +97,68 @@ fn a_drill_of_300_names_in_one_zone_shifts_every_record() {
         assert_eq!(weights[&format!("svc-{r:03}-usw2")], 100, "svc-{r:03}");
     }
 }
+
+/// A playbook that scales the demo world's api up, halted by `alarm`.
+fn halted_by(alarm: &str) -> String {
+    format!(
+        r#"version: 1
+name: composite
+groups:
+  api: {{ tags: {{ "evac:service": api }} }}
+stop_when:
+  - alarm: {{ region: us-west-2, name: {alarm} }}
+steps:
+  - id: scale
+    scale_up: {{ group: api, region: us-west-2, desired: 4 }}
+"#
+    )
+}
+
+#[test]
+fn every_describe_alarms_asks_for_composite_alarms_too() {
+    // AWS answers composite alarms only when DescribeAlarms asks for them with
+    // AlarmTypes: a composite stop alarm would read as missing (a blocker), and a
+    // halted run would never see it fire. The emulator answers both whatever is
+    // asked, and cannot make a composite alarm, so the request itself is checked.
+    let account = Account::fresh();
+    account.seed();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("alarmed.yaml");
+    std::fs::write(&file, halted_by("api-5xx-rate")).expect("write");
+    let file = file.to_str().expect("path");
+    let state = dir.path().join("state");
+    let out = account
+        .evac_in(&state, &["plan", file])
+        .output()
+        .expect("plan");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = account
+        .evac_in(&state, &["run", file, "--yes"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let asked: Vec<String> = support::recorded_calls()
+        .into_iter()
+        .filter(|c| c.access_key == account.access_key && c.operation == "DescribeAlarms")
+        .map(|c| c.body)
+        .collect();
+    // The plan's read, and the run's: its own plan and the watch before each wave.
+    assert!(asked.len() >= 3, "{asked:?}");
+    for body in &asked {
+        assert!(
+            body.contains("AlarmTypes.member.1=MetricAlarm")
+                && body.contains("AlarmTypes.member.2=CompositeAlarm"),
+            "{body}"
+        );
+    }
+}

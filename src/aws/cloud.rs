@@ -304,14 +304,19 @@ impl Cloud for AwsCloud {
             .cloudwatch(&region(region_name)?)
             .describe_alarms()
             .alarm_names(name)
+            // Without AlarmTypes, AWS answers metric alarms only: a composite stop
+            // alarm would read as missing.
+            .alarm_types(aws_sdk_cloudwatch::types::AlarmType::MetricAlarm)
+            .alarm_types(aws_sdk_cloudwatch::types::AlarmType::CompositeAlarm)
             .send()
             .await
             .map_err(fail(format!("describe alarm {name} in {region_name}")))?;
-        Ok(answer
-            .metric_alarms()
+        let metric = answer.metric_alarms().first().and_then(|a| a.state_value());
+        let composite = answer
+            .composite_alarms()
             .first()
-            .and_then(|a| a.state_value())
-            .map(|s| s.as_str().to_owned()))
+            .and_then(|a| a.state_value());
+        Ok(metric.or(composite).map(|s| s.as_str().to_owned()))
     }
 
     /// GetMetricStatistics over the last three periods; the newest datapoint.

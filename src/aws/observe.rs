@@ -213,12 +213,20 @@ impl Observe for AwsCloud {
             let mut pages = client
                 .describe_alarms()
                 .set_alarm_names(Some(chunk.to_vec()))
+                // Composite alarms are answered only when asked for.
+                .alarm_types(aws_sdk_cloudwatch::types::AlarmType::MetricAlarm)
+                .alarm_types(aws_sdk_cloudwatch::types::AlarmType::CompositeAlarm)
                 .max_records(PAGE as i32)
                 .into_paginator()
                 .send();
             while let Some(page) = pages.next().await {
                 let page = page.map_err(read_err(format!("describe alarms in {region}")))?;
                 for alarm in page.metric_alarms() {
+                    if let (Some(name), Some(state)) = (alarm.alarm_name(), alarm.state_value()) {
+                        states.insert(name.to_owned(), state.as_str().to_owned());
+                    }
+                }
+                for alarm in page.composite_alarms() {
                     if let (Some(name), Some(state)) = (alarm.alarm_name(), alarm.state_value()) {
                         states.insert(name.to_owned(), state.as_str().to_owned());
                     }
