@@ -162,3 +162,95 @@ fn every_describe_alarms_asks_for_composite_alarms_too() {
         );
     }
 }
+
+#[test]
+fn groups_that_scale_themselves_during_a_drill_are_left_so_and_rollback_is_exact() {
+    // Scaling policies move desired within the bounds evac set: the target out as
+    // traffic arrives, the source in as it leaves. The run's first weight change is
+    // held at the test proxy; while it is held the test scales both groups, as their
+    // policies would, then lets it through.
+    use std::time::Duration;
+    use support::proxy::{Fault, FaultProxy, Rule};
+    let account = Account::fresh();
+    account.seed();
+    let seeded = account.world();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    let proxy = FaultProxy::start(
+        &account.endpoint,
+        vec![Rule::nth(
+            "ChangeResourceRecordSets",
+            Fault::Latency(Duration::from_secs(5)),
+            1,
+        )],
+    );
+    let mut child = account
+        .process()
+        .args([
+            "run",
+            "tests/fixtures/plan/base.yaml",
+            "--var",
+            "bake=0s",
+            "--yes",
+            "--state-dir",
+        ])
+        .arg(&state)
+        .env("AWS_ENDPOINT_URL", &proxy.url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    support::until("the first weight change is on its way", || {
+        support::run_ids(&state).iter().any(|id| {
+            support::journal_so_far(&state, id)
+                .iter()
+                .any(|e| e["event"] == "intent" && e["target"]["kind"] == "weights")
+        })
+    });
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            let ctx = account.context().await;
+            for (region, group, desired) in [
+                ("us-west-2", "api-us-west-2", 10),
+                ("us-east-1", "api-us-east-1", 4),
+            ] {
+                ctx.autoscaling(&evac::playbook::Region::parse(region).expect("region"))
+                    .set_desired_capacity()
+                    .auto_scaling_group_name(group)
+                    .desired_capacity(desired)
+                    .send()
+                    .await
+                    .expect("scale");
+            }
+        });
+    let code = support::exit_within(&mut child, Duration::from_secs(120));
+    let mut stderr = String::new();
+    use std::io::Read as _;
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    assert_eq!(code, 0, "the drill finishes: {stderr}");
+    let world = account.world();
+    assert_eq!(world.groups["api-us-west-2"].0, 8, "min evac set");
+    assert_eq!(world.groups["api-us-west-2"].1, 10, "the scale-out is left");
+    assert_eq!(world.groups["api-us-east-1"].1, 0, "drained");
+    assert_eq!(world.weights["api-usw2"], 100);
+    let run_id = support::run_ids(&state).pop().expect("the run");
+    let out = account
+        .evac_in(&state, &["rollback", &run_id, "--yes"])
+        .output()
+        .expect("rollback");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let back = account.world();
+    // As recorded: the target as before the run; the source as its drain found it.
+    assert_eq!(back.groups["api-us-west-2"], seeded.groups["api-us-west-2"]);
+    let east = &back.groups["api-us-east-1"];
+    assert_eq!((east.0, east.1, east.2), (3, 4, 12));
+    assert_eq!(back.weights, seeded.weights);
+}

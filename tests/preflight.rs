@@ -166,7 +166,7 @@ fn warning_scaling_policies_and_scheduled_actions() {
             .expect("scheduled action");
     });
     for expected in [
-        "asg api-us-west-2 (us-west-2): api-us-west-2 has scaling policies (cpu-target) that can change its desired capacity during the drill: add `suspend: [AlarmNotification]` to the step (resumed by rollback)",
+        "asg api-us-west-2 (us-west-2): api-us-west-2 has scaling policies (cpu-target): they keep working during the drill, and evac keeps floors, not exact values: desired may move between the min and max evac sets (out as traffic arrives, in as it leaves) and is left there; only min or max changed by someone else, or desired below evac's min, stops the run as drift; rollback restores min, desired and max as recorded",
         "asg worker-us-west-2 (us-west-2): worker-us-west-2 has scheduled actions (nightly-shrink) that can change its desired capacity during the drill: add `suspend: [ScheduledActions]` to the step (resumed by rollback)",
     ] {
         assert!(

@@ -192,7 +192,7 @@ fn a_target_scaled_down_during_a_bake_moves_no_more_traffic_and_drains_nothing()
     assert_eq!(code, 5, "{stderr}");
     assert!(
         stderr.contains(&format!(
-            "asg api-us-west-2 (us-west-2) no longer has the capacity step scale gave it: wanted desired 8 with 8 InService, live desired {desired} with {desired} InService"
+            "asg api-us-west-2 (us-west-2) no longer has the capacity step scale gave it: wanted desired at least 8 with at least 8 InService, live desired {desired} with {desired} InService"
         )),
         "{stderr}"
     );

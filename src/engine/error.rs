@@ -43,7 +43,7 @@ pub enum EngineError {
     /// Capacity an earlier step gave is no longer there: traffic must not move onto it
     /// and the source must not drain.
     #[error(
-        "asg {group} ({region}) no longer has the capacity step {step} gave it: wanted desired {wanted} with {wanted} InService, live desired {desired} with {in_service} InService; no traffic was moved and nothing was drained; restore it and `evac resume`, `evac resume --force` to go on with what is there, or `evac rollback`"
+        "asg {group} ({region}) no longer has the capacity step {step} gave it: wanted desired at least {wanted} with at least {wanted} InService, live desired {desired} with {in_service} InService; no traffic was moved and nothing was drained; restore it and `evac resume`, `evac resume --force` to go on with what is there, or `evac rollback`"
     )]
     CapacityLost {
         /// The step that raised the capacity.

@@ -193,7 +193,8 @@ impl<C: Cloud> Executor<'_, '_, C> {
                 let state = live.group(&r.region, &r.group);
                 let (desired, in_service) =
                     state.map_or((0, 0), |g| (g.capacity.desired, g.in_service));
-                let ok = desired == r.left.desired && in_service >= r.left.desired;
+                // A floor: the group may have scaled out by itself since.
+                let ok = desired >= r.left.desired && in_service >= r.left.desired;
                 if ok || accepted.borrow().contains(&r.action) {
                     continue;
                 }
@@ -219,7 +220,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
                     desired,
                     in_service,
                 };
-                if desired != r.left.desired || Instant::now() >= deadline {
+                if desired < r.left.desired || Instant::now() >= deadline {
                     return Err(lost);
                 }
                 short.get_or_insert(lost);

@@ -555,6 +555,21 @@ impl MemoryCloud {
         }
     }
 
+    /// The group scales itself, as a scaling policy does: desired moves within its
+    /// min and max (clamped to them, as AWS keeps it), instances follow at once.
+    pub fn scale_itself(&self, region: &str, name: &str, desired: u32) {
+        if let Some(g) = self
+            .world()
+            .groups
+            .get_mut(&(region.to_owned(), name.to_owned()))
+        {
+            let desired = desired.clamp(g.capacity.min, g.capacity.max);
+            g.capacity.desired = desired;
+            g.in_service = desired;
+            g.changed = None;
+        }
+    }
+
     /// Someone else sets a group's capacity (instances follow at once).
     pub fn set_capacity_now(&self, region: &str, name: &str, capacity: Capacity) {
         if let Some(g) = self

@@ -383,13 +383,14 @@ async fn resume_reconciles_in_flight_actions_and_stops_on_drift() {
             })
             .expect("append");
     }
-    // Someone else changed the group meanwhile: drift.
-    cloud.add_group("us-west-2", "api-west", cap(1, 5, 12));
+    // Someone else changed the group's bounds meanwhile: drift. (Desired alone
+    // moving between them is the group's own scaling, not drift.)
+    cloud.add_group("us-west-2", "api-west", cap(1, 5, 10));
     let err = execute(&cloud, &r.run, &Options::default(), &Interrupt::default())
         .await
         .expect_err("drift");
     assert!(matches!(err, EngineError::Drift { .. }), "{err}");
-    assert!(err.to_string().contains("min 1 desired 5 max 12"), "{err}");
+    assert!(err.to_string().contains("min 1 desired 5 max 10"), "{err}");
     // Back at the recorded before: redone.
     cloud.add_group("us-west-2", "api-west", cap(1, 2, 12));
     execute(&cloud, &r.run, &Options::default(), &Interrupt::default())
@@ -907,7 +908,7 @@ async fn a_target_scaled_down_during_a_bake_stops_traffic_and_the_drain() {
         .expect_err("capacity lost");
     assert_eq!(
         err.to_string(),
-        "asg api-west (us-west-2) no longer has the capacity step scale gave it: wanted desired 8 with 8 InService, live desired 2 with 2 InService; no traffic was moved and nothing was drained; restore it and `evac resume`, `evac resume --force` to go on with what is there, or `evac rollback`"
+        "asg api-west (us-west-2) no longer has the capacity step scale gave it: wanted desired at least 8 with at least 8 InService, live desired 2 with 2 InService; no traffic was moved and nothing was drained; restore it and `evac resume`, `evac resume --force` to go on with what is there, or `evac rollback`"
     );
     let untouched = |cloud: &MemoryCloud| {
         assert_eq!(cloud.weights("Z1")["west"], 50, "no more traffic moved");
@@ -958,8 +959,8 @@ async fn force_on_an_in_flight_capacity_drift_waits_for_the_live_goal_not_the_ol
             })
             .expect("append");
     }
-    // Someone set desired 5 meanwhile: 8 will never come.
-    cloud.set_capacity_now("us-west-2", "api-west", cap(1, 5, 12));
+    // Someone set max 5 meanwhile: 8 will never come.
+    cloud.set_capacity_now("us-west-2", "api-west", cap(1, 5, 5));
     let force = Options {
         force: true,
         ..Options::default()
@@ -971,7 +972,7 @@ async fn force_on_an_in_flight_capacity_drift_waits_for_the_live_goal_not_the_ol
     .await
     .expect("the wait ends: its goal is the accepted value")
     .expect("forced resume finishes");
-    assert_eq!(cloud.capacity("us-west-2", "api-west"), Some(cap(1, 5, 12)));
+    assert_eq!(cloud.capacity("us-west-2", "api-west"), Some(cap(1, 5, 5)));
     assert_eq!(cloud.weights("Z1")["west"], 100);
 }
 
@@ -1784,5 +1785,56 @@ async fn a_drill_of_70_names_with_250_character_values_shifts_every_record() {
             .weights("Z1")
             .iter()
             .all(|(id, w)| *w == if id.ends_with("west") { 100 } else { 0 })
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn groups_that_scale_themselves_during_a_bake_are_left_so_and_rollback_is_exact() {
+    // The engine playbook: west scaled to 8 (min 8, max 12), traffic 50 then 100,
+    // east drained to 0. During the first bake west's policy scales it out to 11 as
+    // traffic arrives, and east's scales it in from 6 to 4 as traffic leaves.
+    let cloud = cloud(Duration::from_secs(30), Duration::from_secs(10));
+    let r = new_run();
+    let scaling = async {
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        cloud.scale_itself("us-west-2", "api-west", 11);
+        cloud.scale_itself("us-east-1", "api-east", 4);
+    };
+    run_with(&cloud, &r, &Options::default(), scaling)
+        .await
+        .expect("the drill finishes: a group's own scaling is not drift");
+    assert_eq!(
+        cloud.capacity("us-west-2", "api-west"),
+        Some(cap(8, 11, 12)),
+        "the scale-out is left in place"
+    );
+    assert_eq!(cloud.capacity("us-east-1", "api-east"), Some(cap(0, 0, 12)));
+    assert_eq!(cloud.weights("Z1")["west"], 100);
+    // Rollback restores what the journal recorded, exactly: west as it was before
+    // the run, east as the drain found it (scaled in to 4 by its own policy).
+    let report = roll_back(&cloud, &r.run, false).await;
+    assert!(report.differences.is_empty(), "{:?}", report.differences);
+    assert_eq!(cloud.capacity("us-west-2", "api-west"), Some(cap(1, 2, 12)));
+    assert_eq!(cloud.capacity("us-east-1", "api-east"), Some(cap(3, 4, 12)));
+    assert_eq!(cloud.weights("Z1")["east"], 100);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bound_changed_by_someone_else_during_a_bake_is_drift() {
+    let cloud = cloud(Duration::ZERO, Duration::ZERO);
+    let r = new_run();
+    let meddle = async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        // Someone lowers east's max while the drill waits.
+        cloud.set_capacity_now("us-east-1", "api-east", cap(3, 6, 9));
+    };
+    let err = run_with(&cloud, &r, &Options::default(), meddle)
+        .await
+        .expect_err("drift");
+    assert!(matches!(err, EngineError::Drift { .. }), "{err}");
+    assert_eq!(
+        cloud.capacity("us-east-1", "api-east"),
+        Some(cap(3, 6, 9)),
+        "not drained"
     );
 }

@@ -366,17 +366,41 @@ fn in_flight_state(live: &Value, before: &Value, after: &Value) -> Option<InFlig
                 now == Some(weight) || now.is_some() && now == before.get(key)
             })
             .then_some(InFlight::Redo),
+        // Desired moves by itself (the group's scaling policies) between the min
+        // and max evac set: the bounds say whether the change took.
+        (Value::Capacity(live), Value::Capacity(before), Value::Capacity(after)) => {
+            let bounds = |c: &crate::state::Capacity| (c.min, c.max);
+            if bounds(before) != bounds(after) {
+                if bounds(live) == bounds(after) {
+                    Some(InFlight::Done)
+                } else {
+                    (bounds(live) == bounds(before)).then_some(InFlight::Redo)
+                }
+            } else if bounds(live) == bounds(after) {
+                // Only desired changes: set it again, absolute and harmless.
+                Some(InFlight::Redo)
+            } else {
+                None
+            }
+        }
         _ if live == before => Some(InFlight::Redo),
         _ => None,
     }
 }
 
 /// Whether `live` differs from `expected` (weights: on a set `expected` names).
+/// Capacity keeps floors, not exact values: a group's own scaling moves desired
+/// between its min and max during a drill (the target scales out as traffic
+/// arrives, the source in as it leaves), and that is not drift; min or max changed
+/// by someone else, or desired below the min evac expects, is.
 fn differs(live: &Value, expected: &Value) -> bool {
     match (live, expected) {
         (Value::Weights(live), Value::Weights(expected)) => expected
             .iter()
             .any(|(key, weight)| live.get(key) != Some(weight)),
+        (Value::Capacity(live), Value::Capacity(expected)) => {
+            live.min != expected.min || live.max != expected.max || live.desired < expected.min
+        }
         _ => live != expected,
     }
 }

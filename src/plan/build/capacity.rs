@@ -342,7 +342,7 @@ impl Builder<'_> {
         let suspended = |p: ScalingProcess| suspend.contains(&p);
         if !preflight.policies.is_empty() && !suspended(ScalingProcess::AlarmNotification) {
             self.warn(Some(step), resource(), format!(
-                "{group} has scaling policies ({}) that can change its desired capacity during the drill: add `suspend: [AlarmNotification]` to the step (resumed by rollback)",
+                "{group} has scaling policies ({}): they keep working during the drill, and evac keeps floors, not exact values: desired may move between the min and max evac sets (out as traffic arrives, in as it leaves) and is left there; only min or max changed by someone else, or desired below evac's min, stops the run as drift; rollback restores min, desired and max as recorded",
                 preflight.policies.join(", ")
             ));
         }
