@@ -254,3 +254,112 @@ fn groups_that_scale_themselves_during_a_drill_are_left_so_and_rollback_is_exact
     assert_eq!((east.0, east.1, east.2), (3, 4, 12));
     assert_eq!(back.weights, seeded.weights);
 }
+
+/// Makes a calculated health check in `account` (and a metric datapoint of its
+/// HealthCheckStatus, `value`), returning its id.
+fn calculated_health_check(account: &Account, value: f64) -> String {
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            let ctx = account.context().await;
+            let created = ctx
+                .route53()
+                .create_health_check()
+                .caller_reference(format!("evac-test-{value}"))
+                .health_check_config(
+                    aws_sdk_route53::types::HealthCheckConfig::builder()
+                        .r#type(aws_sdk_route53::types::HealthCheckType::Calculated)
+                        .health_threshold(1)
+                        .build()
+                        .expect("config"),
+                )
+                .send()
+                .await
+                .expect("health check");
+            let id = created
+                .health_check()
+                .map(|h| h.id().to_owned())
+                .expect("an id");
+            ctx.cloudwatch(&evac::playbook::Region::parse("us-east-1").expect("region"))
+                .put_metric_data()
+                .namespace("AWS/Route53")
+                .metric_data(
+                    aws_sdk_cloudwatch::types::MetricDatum::builder()
+                        .metric_name("HealthCheckStatus")
+                        .dimensions(
+                            aws_sdk_cloudwatch::types::Dimension::builder()
+                                .name("HealthCheckId")
+                                .value(&id)
+                                .build(),
+                        )
+                        .value(value)
+                        .timestamp(aws_smithy_types::DateTime::from(
+                            std::time::SystemTime::now(),
+                        ))
+                        .build(),
+                )
+                .send()
+                .await
+                .expect("metric");
+            id
+        })
+}
+
+#[test]
+fn a_calculated_health_check_is_read_from_its_cloudwatch_metric() {
+    // AWS refuses GetHealthCheckStatus for a calculated health check (the test
+    // proxy does so too): read that way, every run watching one would halt, since a
+    // condition that cannot be read counts as fired.
+    use support::proxy::FaultProxy;
+    let account = Account::fresh();
+    account.seed();
+    let proxy = FaultProxy::start(&account.endpoint, vec![]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = |id: &str, name: &str| {
+        let file = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(
+            &file,
+            format!(
+                r#"version: 1
+name: {name}
+groups:
+  api: {{ tags: {{ "evac:service": api }} }}
+stop_when:
+  - health_check: {{ id: {id} }}
+steps:
+  - id: scale
+    scale_up: {{ group: api, region: us-west-2, desired: 4 }}
+"#
+            ),
+        )
+        .expect("write");
+        let mut cmd = account.evac_in(
+            &dir.path().join("state"),
+            &["run", file.to_str().expect("path"), "--yes"],
+        );
+        cmd.env("AWS_ENDPOINT_URL", &proxy.url);
+        cmd.output().expect("run")
+    };
+    let healthy = calculated_health_check(&account, 1.0);
+    let out = run(&healthy, "calculated-healthy");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !proxy.calls().contains_key("GetHealthCheckStatus"),
+        "the calculated check was read from its metric: {:?}",
+        proxy.calls()
+    );
+    let unhealthy = calculated_health_check(&account, 0.0);
+    let out = run(&unhealthy, "calculated-unhealthy");
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "halted by the unhealthy check: {said}"
+    );
+    assert!(said.contains(&unhealthy), "{said}");
+}

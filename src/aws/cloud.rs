@@ -18,12 +18,46 @@ use crate::state::{Balancer, BalancerView, Capacity, GroupState};
 /// The engine's AWS access through the SDK.
 pub struct AwsCloud {
     ctx: AwsContext,
+    /// Per Route 53 health check: whether it is calculated (read once).
+    calculated: std::sync::Mutex<BTreeMap<String, bool>>,
 }
 
 impl AwsCloud {
     /// Wraps a loaded SDK configuration.
     pub fn new(ctx: AwsContext) -> Self {
-        Self { ctx }
+        Self {
+            ctx,
+            calculated: std::sync::Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Whether health check `id` is calculated (from other health checks), read
+    /// once with GetHealthCheck.
+    async fn is_calculated(&self, id: &str) -> Result<bool, CloudError> {
+        let known = self
+            .calculated
+            .lock()
+            .map(|m| m.get(id).copied())
+            .unwrap_or(None);
+        if let Some(known) = known {
+            return Ok(known);
+        }
+        let answer = self
+            .ctx
+            .route53()
+            .get_health_check()
+            .health_check_id(id)
+            .send()
+            .await
+            .map_err(fail(format!("read health check {id}")))?;
+        let calculated = answer
+            .health_check()
+            .and_then(|h| h.health_check_config())
+            .is_some_and(|c| c.r#type() == &aws_sdk_route53::types::HealthCheckType::Calculated);
+        if let Ok(mut m) = self.calculated.lock() {
+            m.insert(id.to_owned(), calculated);
+        }
+        Ok(calculated)
     }
 
     /// The SDK configuration it calls with.
@@ -71,6 +105,13 @@ where
         what,
         message: sdk_error_text(&err),
     }
+}
+
+/// Route 53 counts a health check healthy when more than 18% of its checkers
+/// report it healthy (AWS: How Route 53 determines whether a health check is
+/// healthy), not by a majority.
+pub fn healthy_as_route53_decides(healthy: usize, checkers: usize) -> bool {
+    checkers > 0 && healthy * 100 > checkers * 18
 }
 
 fn region(name: &str) -> Result<Region, CloudError> {
@@ -319,12 +360,17 @@ impl Cloud for AwsCloud {
         Ok(metric.or(composite).map(|s| s.as_str().to_owned()))
     }
 
-    /// GetMetricStatistics over the last three periods; the newest datapoint.
+    /// GetMetricStatistics over the last three periods (and the current one); the
+    /// newest datapoint.
     async fn metric(&self, query: &crate::plan::MetricQuery) -> Result<Option<f64>, CloudError> {
         use aws_sdk_cloudwatch::primitives::DateTime;
         use aws_sdk_cloudwatch::types::{Dimension, Statistic};
         let now = std::time::SystemTime::now();
-        let from = now - std::time::Duration::from_secs(3 * u64::from(query.period_secs));
+        let period = std::time::Duration::from_secs(u64::from(query.period_secs));
+        let from = now - 3 * period;
+        // Times go out in whole seconds: a datapoint from a moment ago would fall
+        // after an end of `now`. AWS returns what exists up to a later end.
+        let until = now + period;
         let mut request = self
             .ctx
             .cloudwatch(&region(&query.region)?)
@@ -332,7 +378,7 @@ impl Cloud for AwsCloud {
             .namespace(&query.namespace)
             .metric_name(&query.name)
             .start_time(DateTime::from(from))
-            .end_time(DateTime::from(now))
+            .end_time(DateTime::from(until))
             .period(i32::try_from(query.period_secs).unwrap_or(i32::MAX))
             .statistics(Statistic::from(query.stat.as_str()));
         for (name, value) in &query.dimensions {
@@ -359,6 +405,27 @@ impl Cloud for AwsCloud {
     }
 
     async fn health_check_healthy(&self, id: &str) -> Result<bool, CloudError> {
+        // GetHealthCheckStatus cannot read a calculated health check: its status is
+        // the CloudWatch metric HealthCheckStatus (AWS/Route53, us-east-1), 1 when
+        // healthy.
+        if self.is_calculated(id).await? {
+            let query = crate::plan::MetricQuery {
+                region: "us-east-1".into(),
+                namespace: "AWS/Route53".into(),
+                name: "HealthCheckStatus".into(),
+                dimensions: [("HealthCheckId".to_owned(), id.to_owned())].into(),
+                stat: "Minimum".into(),
+                period_secs: 60,
+                account: None,
+            };
+            return match self.metric(&query).await? {
+                Some(value) => Ok(value >= 1.0),
+                None => Err(CloudError {
+                    what: format!("read calculated health check {id}"),
+                    message: "its CloudWatch metric AWS/Route53 HealthCheckStatus has no datapoint in the last 3 minutes".into(),
+                }),
+            };
+        }
         let answer = self
             .ctx
             .route53()
@@ -376,7 +443,7 @@ impl Cloud for AwsCloud {
                     .is_some_and(|s| s.starts_with("Success"))
             })
             .count();
-        Ok(!observations.is_empty() && ok * 2 > observations.len())
+        Ok(healthy_as_route53_decides(ok, observations.len()))
     }
 
     async fn instances(
@@ -591,5 +658,20 @@ impl AwsCloud {
             }
         }
         Ok((balancer, out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_health_check_is_healthy_past_18_percent_of_its_checkers() {
+        use super::healthy_as_route53_decides as healthy;
+        // 16 checkers: 3 is 18.75%, healthy; 2 is 12.5%, not.
+        assert!(healthy(3, 16));
+        assert!(!healthy(2, 16));
+        // Exactly 18% is not more than 18%.
+        assert!(!healthy(9, 50));
+        assert!(healthy(10, 50));
+        assert!(!healthy(0, 0));
     }
 }
