@@ -188,11 +188,25 @@ async fn poll_groups<C: Cloud>(
                     message: format!("Auto Scaling group {group} not found in {region}"),
                 });
             };
-            if state.capacity.desired != *desired {
+            // Raised capacity is a floor: the group may scale out by itself while
+            // it is waited for (its policies see the new load). Capacity taken away
+            // must stay down for the drain to end.
+            let moved = match direction {
+                Direction::Up => state.capacity.desired < *desired,
+                Direction::Down => state.capacity.desired != *desired,
+            };
+            if moved {
                 return Err(EngineError::Drift {
                     action: format!("{step}: asg {group} ({region})"),
                     target: format!("asg {group} ({region})"),
-                    expected: format!("desired {desired}, set by this run and being waited for"),
+                    expected: match direction {
+                        Direction::Up => format!(
+                            "desired at least {desired}, set by this run and being waited for"
+                        ),
+                        Direction::Down => {
+                            format!("desired {desired}, set by this run and being waited for")
+                        }
+                    },
                     after: format!("desired {desired}"),
                     live: format!("desired {}", state.capacity.desired),
                 });

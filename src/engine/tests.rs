@@ -1838,3 +1838,22 @@ async fn a_bound_changed_by_someone_else_during_a_bake_is_drift() {
         "not drained"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_group_scaling_out_while_its_scale_up_is_waited_for_is_not_drift() {
+    // West's instances take 90 s; 30 s in, its policy scales it out from 8 to 10.
+    let cloud = cloud(Duration::from_secs(90), Duration::ZERO);
+    let r = new_run();
+    let scaling = async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        cloud.scale_itself("us-west-2", "api-west", 10);
+    };
+    run_with(&cloud, &r, &Options::default(), scaling)
+        .await
+        .expect("the scale-up's wait ends at the floor");
+    assert_eq!(
+        cloud.capacity("us-west-2", "api-west"),
+        Some(cap(8, 10, 12))
+    );
+    assert_eq!(cloud.weights("Z1")["west"], 100);
+}
