@@ -102,6 +102,10 @@ impl Request {
                             "route53:ChangeResourceRecordSetsActions".to_owned(),
                             xml_values(&call.body, "Action"),
                         );
+                        keys.insert(
+                            "route53:ChangeResourceRecordSetsRecordTypes".to_owned(),
+                            xml_values(&call.body, "Type"),
+                        );
                         ("ChangeResourceRecordSets", vec![zone(id)])
                     }
                     ("GET", [_, "change", id]) => {
@@ -159,6 +163,25 @@ impl Request {
                     } else {
                         arns
                     },
+                )
+            }
+            // An applied quota is authorized against its ARN.
+            "servicequotas" if call.operation == "GetServiceQuota" => {
+                let field = |name: &str| {
+                    call.body
+                        .split(&format!("\"{name}\":\""))
+                        .nth(1)
+                        .and_then(|rest| rest.split('"').next())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                (
+                    "GetServiceQuota",
+                    vec![format!(
+                        "arn:aws:servicequotas:{region}:{account}:{}/{}",
+                        field("ServiceCode"),
+                        field("QuotaCode")
+                    )],
                 )
             }
             _ => (call.operation.as_str(), vec!["*".to_owned()]),

@@ -170,9 +170,25 @@ pub fn policy(p: &PolicyFor<'_>) -> Document {
                 "ec2:DescribeInstances",
                 "ec2:DescribeLaunchTemplateVersions",
                 "servicequotas:GetAWSDefaultServiceQuota",
-                "servicequotas:GetServiceQuota",
             ]),
             vec!["*".to_owned()],
+            None,
+        ));
+        // An account's applied quota is read by its ARN: the EC2 vCPU quotas of the
+        // regions scaled up.
+        statements.push(statement(
+            "ReadAppliedVcpuQuotas",
+            &actions(&["servicequotas:GetServiceQuota"]),
+            needs
+                .scaled
+                .keys()
+                .flat_map(|region| {
+                    let account_id = &account_id;
+                    crate::state::VCPU_QUOTAS.iter().map(move |(code, _)| {
+                        format!("arn:aws:servicequotas:{region}:{account_id}:ec2/{code}")
+                    })
+                })
+                .collect(),
             None,
         ));
     }
@@ -217,6 +233,16 @@ pub fn policy(p: &PolicyFor<'_>) -> Document {
                 .collect(),
             None,
         ));
+        if run {
+            // A calculated health check's state is its CloudWatch metric
+            // (GetMetricStatistics takes no resource-level permission).
+            statements.push(statement(
+                "ReadCalculatedHealthCheckMetrics",
+                &actions(&["cloudwatch:GetMetricStatistics"]),
+                vec!["*".to_owned()],
+                None,
+            ));
+        }
     }
     if !needs.records.is_empty() {
         let written: BTreeSet<&str> = needs.records.values().map(|r| r.zone.as_str()).collect();
@@ -323,10 +349,57 @@ pub fn policy(p: &PolicyFor<'_>) -> Document {
             _ => {}
         }
     }
-    Document {
-        version: "2012-10-17".to_owned(),
-        statement: statements,
+    in_partition(
+        Document {
+            version: "2012-10-17".to_owned(),
+            statement: statements,
+        },
+        partition(playbook),
+    )
+}
+
+/// The AWS partition of the playbook's regions: `aws-cn` for China, `aws-us-gov`
+/// for GovCloud, else `aws`.
+fn partition(playbook: &Playbook) -> &'static str {
+    let regions = playbook.steps.iter().filter_map(|s| match &s.action {
+        Action::ScaleUp(a) => Some(a.region.as_str()),
+        Action::Drain(a) => Some(a.region.as_str()),
+        Action::EvacuateZone(a) => Some(a.region.as_str()),
+        Action::ShiftTraffic(a) => a.from.as_ref().map(|r| r.as_str()),
+        _ => None,
+    });
+    let records = playbook
+        .records
+        .values()
+        .flat_map(|r| r.set_identifiers.keys().map(|k| k.as_str()));
+    regions
+        .chain(records)
+        .find_map(|region| {
+            if region.starts_with("cn-") {
+                Some("aws-cn")
+            } else if region.starts_with("us-gov-") {
+                Some("aws-us-gov")
+            } else {
+                None
+            }
+        })
+        .unwrap_or("aws")
+}
+
+/// `document` with the ARNs evac writes (`arn:aws:...`) in `partition`; ARNs the
+/// playbook gives (roles) are as written.
+fn in_partition(mut document: Document, partition: &str) -> Document {
+    if partition == "aws" {
+        return document;
     }
+    for statement in &mut document.statement {
+        for resource in &mut statement.resource {
+            if let Some(rest) = resource.strip_prefix("arn:aws:") {
+                *resource = format!("arn:{partition}:{rest}");
+            }
+        }
+    }
+    document
 }
 
 /// What a `scale_up` or `drain` writes: capacity, and with `suspend:` the processes
@@ -481,6 +554,7 @@ fn weight_writes(
 ) -> Vec<Statement> {
     let mut zones = BTreeSet::new();
     let mut names = BTreeSet::new();
+    let mut types = BTreeSet::new();
     for step in &playbook.steps {
         if let Action::ShiftTraffic(s) = &step.action {
             for record in s.record.iter() {
@@ -491,6 +565,7 @@ fn weight_writes(
                 {
                     zones.insert(zone_arn(&spec.zone, zone_ids));
                     names.insert(spec.name.trim_end_matches('.').to_ascii_lowercase());
+                    types.insert(spec.record_type.to_string());
                 }
             }
         }
@@ -507,6 +582,7 @@ fn weight_writes(
                 "ForAllValues:StringEquals": {
                     "route53:ChangeResourceRecordSetsNormalizedRecordNames": names.into_iter().collect::<Vec<_>>(),
                     "route53:ChangeResourceRecordSetsActions": ["UPSERT"],
+                    "route53:ChangeResourceRecordSetsRecordTypes": types.into_iter().collect::<Vec<_>>(),
                 }
             })),
         ),
@@ -595,6 +671,7 @@ mod tests {
                 "ReadLoadBalancerHealth",
                 "ChangeTheAutoScalingGroupsOfGroupSvc",
                 "ReadInstanceTypesAndVcpuQuotas",
+                "ReadAppliedVcpuQuotas",
                 "ReadSubnetsForZonesAndFreeAddresses",
                 "ReadStopAndCheckAlarms",
                 "AssumeThePlaybooksAccountRoles",
@@ -603,11 +680,11 @@ mod tests {
             ]
         );
         assert_eq!(
-            ambient.statement[6].resource,
+            ambient.statement[7].resource,
             ["arn:aws:iam::111111111111:role/evac-dns"]
         );
         assert_eq!(
-            ambient.statement[8].resource,
+            ambient.statement[9].resource,
             ["arn:aws:s3:::drills/evac/*"]
         );
         // A plan neither writes nor keeps state.
@@ -619,10 +696,99 @@ mod tests {
                 "ReadAutoScalingGroups",
                 "ReadLoadBalancerHealth",
                 "ReadInstanceTypesAndVcpuQuotas",
+                "ReadAppliedVcpuQuotas",
                 "ReadSubnetsForZonesAndFreeAddresses",
                 "ReadStopAndCheckAlarms",
                 "AssumeThePlaybooksAccountRoles"
             ]
         );
+    }
+
+    /// The example drill with its regions as given.
+    fn example(source: &str, target: &str) -> Playbook {
+        let vars = [
+            ("source".to_owned(), serde_yaml::Value::from(source)),
+            ("target".to_owned(), serde_yaml::Value::from(target)),
+        ]
+        .into();
+        let text = std::fs::read_to_string("playbooks/evacuate-region.yaml")
+            .expect("example")
+            .replace("us-east-1: api-use1", &format!("{source}: api-use1"))
+            .replace("us-west-2: api-usw2", &format!("{target}: api-usw2"))
+            .replace("us-east-1: www-use1", &format!("{source}: www-use1"))
+            .replace("us-west-2: www-usw2", &format!("{target}: www-usw2"));
+        crate::playbook::load_str("example.yaml", &text, &vars).expect("valid playbook")
+    }
+
+    fn run_policy(playbook: &Playbook) -> Document {
+        policy(&PolicyFor {
+            playbook,
+            purpose: Purpose::Run,
+            account: None,
+            zone_ids: &BTreeMap::new(),
+            state: Some(("drills", "evac")),
+            state_role: None,
+        })
+    }
+
+    #[test]
+    fn policies_for_china_and_govcloud_use_their_partitions_arns() {
+        for (source, target, partition) in [
+            ("cn-north-1", "cn-northwest-1", "aws-cn"),
+            ("us-gov-west-1", "us-gov-east-1", "aws-us-gov"),
+            ("us-east-1", "us-west-2", "aws"),
+        ] {
+            let document = run_policy(&example(source, target));
+            let arns: Vec<&String> = document
+                .statement
+                .iter()
+                .flat_map(|s| &s.resource)
+                .filter(|r| r.starts_with("arn:"))
+                .collect();
+            assert!(!arns.is_empty());
+            for arn in arns {
+                assert!(
+                    arn.starts_with(&format!("arn:{partition}:")),
+                    "{partition}: {arn}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn record_changes_are_limited_to_the_record_types_shifted_and_quotas_to_their_arns() {
+        let document = run_policy(&example("us-east-1", "us-west-2"));
+        let change = document
+            .statement
+            .iter()
+            .find(|s| s.sid == "ChangeTheWeightsOfTheShiftedRecords")
+            .expect("the record statement");
+        let condition = change.condition.as_ref().expect("a condition");
+        assert_eq!(
+            condition["ForAllValues:StringEquals"]["route53:ChangeResourceRecordSetsRecordTypes"],
+            json!(["A", "CNAME"])
+        );
+        let quotas = document
+            .statement
+            .iter()
+            .find(|s| s.sid == "ReadAppliedVcpuQuotas")
+            .expect("the quota statement");
+        assert_eq!(quotas.action, ["servicequotas:GetServiceQuota"]);
+        assert!(
+            quotas
+                .resource
+                .contains(&"arn:aws:servicequotas:us-west-2:*:ec2/L-1216C47A".to_owned())
+        );
+        assert!(
+            quotas
+                .resource
+                .iter()
+                .all(|r| r.starts_with("arn:aws:servicequotas:us-west-2:"))
+        );
+        assert!(!document.statement.iter().any(|s| {
+            s.resource == ["*"]
+                && s.action
+                    .contains(&"servicequotas:GetServiceQuota".to_owned())
+        }));
     }
 }
