@@ -147,6 +147,8 @@ use crate::journal::{parse_time as time, secs_between};
 /// The time to evacuate of a run: first applied change until the last change of the
 /// evacuating steps (shift_traffic, drain, evacuate_zone) took effect, provided every
 /// one of those steps finished, without the time the run was stopped meanwhile.
+/// Traffic has left only once resolvers drop the old answers: the last weight change
+/// counts from its INSYNC plus the record's TTL ([`dns_tail`]).
 fn time_to_evacuate(entries: &[Entry], plan: &Plan, stops: &[Stop]) -> Option<f64> {
     let evacuating: Vec<&str> = plan
         .steps
@@ -180,10 +182,52 @@ fn time_to_evacuate(entries: &[Entry], plan: &Plan, stops: &[Stop]) -> Option<f6
             .is_some_and(|(step, _)| evacuating.contains(&step.as_str())),
         _ => false,
     })?;
-    let (from, to) = (time(&first.at)?, time(&last.at)?);
+    let (from, mut to) = (time(&first.at)?, time(&last.at)?);
+    if let Some(after_ttl) = dns_tail(entries, plan) {
+        to = to.max(after_ttl);
+    }
     let whole = to.duration_since(from).map(|d| d.as_secs_f64()).ok()?;
     let stopped: f64 = stops.iter().map(|s| s.overlap(from, to)).sum();
     Some((whole - stopped).max(0.0))
+}
+
+/// When the run's traffic had really left: the last weight change's INSYNC plus the
+/// largest TTL of its record sets (resolvers keep old answers that long; an alias to a
+/// load balancer counts as 60 s, as Route 53 answers it).
+fn dns_tail(entries: &[Entry], plan: &Plan) -> Option<SystemTime> {
+    let shifts: Vec<&str> = plan
+        .steps
+        .iter()
+        .filter(|s| s.kind == StepKind::ShiftTraffic)
+        .map(|s| s.id.as_str())
+        .collect();
+    let steps = steps_of(entries);
+    let (synced, action) = entries.iter().rev().find_map(|e| match &e.event {
+        Event::Converged { action }
+            if steps
+                .get(action)
+                .is_some_and(|(step, _)| shifts.contains(&step.as_str())) =>
+        {
+            Some((e, action))
+        }
+        _ => None,
+    })?;
+    let ttl = entries
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::Intent {
+                action: a,
+                record_sets,
+                ..
+            } if a == action => Some(record_sets),
+            _ => None,
+        })
+        .next_back()?
+        .iter()
+        .map(|d| d.ttl.unwrap_or(if d.alias.is_some() { 60 } else { 0 }))
+        .max()
+        .unwrap_or(0);
+    Some(time(&synced.at)? + std::time::Duration::from_secs(u64::try_from(ttl).unwrap_or(0)))
 }
 
 /// A time the run was stopped, from the moment it stopped until a process took it
