@@ -267,6 +267,10 @@ pub enum Change {
         sets: Vec<SetWeights>,
         /// Hold after each increment, in seconds.
         bake_secs: u64,
+        /// How long resolvers may keep the old answers after a change is in sync: the
+        /// largest TTL of the record's sets (an alias: 60 s), in seconds.
+        #[serde(default)]
+        ttl_secs: u64,
     },
     /// Scaling processes suspended on a group before its capacity changes.
     Suspend {
@@ -446,6 +450,11 @@ pub struct Finding {
 pub struct Estimate {
     /// Expected duration in seconds, approvals excluded.
     pub duration_secs: u64,
+    /// When the traffic is expected to have left, in seconds from the start: the
+    /// last shift's changes in sync plus its records' TTL (resolvers keep old answers
+    /// that long), when that is after the run's end; absent without a shift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_gone_secs: Option<u64>,
     /// Mutating API calls per service and operation (`route53:ChangeResourceRecordSets`).
     pub mutating_calls: BTreeMap<String, u32>,
     /// What the figures assume.

@@ -173,8 +173,15 @@ pub fn human(plan: &Plan, colour: bool) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "Estimate: {} (approvals excluded)",
-        duration(plan.estimate.duration_secs)
+        "Estimate: {} (approvals excluded){}",
+        duration(plan.estimate.duration_secs),
+        match plan.estimate.traffic_gone_secs {
+            Some(gone) if gone > plan.estimate.duration_secs => format!(
+                "; traffic gone after {} (the last shift's TTL: resolvers keep old answers that long)",
+                duration(gone)
+            ),
+            _ => String::new(),
+        }
     );
     let _ = writeln!(out, "Mutating calls: {}", calls_line(plan));
     let _ = writeln!(

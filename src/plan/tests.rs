@@ -1150,3 +1150,47 @@ async fn warning_vcpu_quota_unreadable_or_instance_type_unknown() {
         shown(&plan)
     );
 }
+
+#[tokio::test]
+async fn the_estimate_says_when_traffic_is_gone_the_last_shifts_ttl_included() {
+    // A drill that ends with a shift: traffic has left a TTL (60 s) after its last
+    // change is in sync, after the run's own end.
+    let cloud = seeded();
+    let text = r#"
+version: 1
+name: tail
+groups:
+  api: { tags: { "evac:service": api } }
+records:
+  api:
+    zone: example.com.
+    name: api.example.com.
+    type: A
+    set_identifiers: { us-east-1: api-use1, us-west-2: api-usw2 }
+steps:
+  - id: scale
+    scale_up: { group: api, region: us-west-2, absorb: { from: us-east-1, percent: 100 } }
+  - id: shift
+    shift_traffic: { record: api, to: us-west-2, ramp: [50, 100], bake: 0s }
+"#;
+    let plan = plan_text(&cloud, text).await;
+    let text = shown(&plan);
+    assert!(plan.blockers.is_empty(), "{text}");
+    let run = plan.estimate.duration_secs;
+    let ttl = plan.steps[1]
+        .changes
+        .iter()
+        .find_map(|c| match c {
+            crate::plan::Change::Weights { ttl_secs, .. } => Some(*ttl_secs),
+            _ => None,
+        })
+        .expect("the shift");
+    assert_eq!(ttl, 60);
+    // The shift is the last step: traffic is gone a TTL after the run's end.
+    assert_eq!(plan.estimate.traffic_gone_secs, Some(run + ttl));
+    assert!(text.contains("traffic gone after"), "{text}");
+    assert!(
+        text.contains("(the last shift's TTL: resolvers keep old answers that long)"),
+        "{text}"
+    );
+}

@@ -266,6 +266,7 @@ mod tests {
                         after: ramp.clone(),
                     }],
                     bake_secs,
+                    ttl_secs: 60,
                 })
                 .collect(),
             estimate_secs: 0,

@@ -236,8 +236,26 @@ pub fn build_with(
         }
     }
     let hooks = changed.values().map(BTreeSet::len).max().unwrap_or(0);
-    let duration = timing.observe(zones, hooks) + steps.iter().map(|s| timing.step(s)).sum::<f64>();
-    let duration_secs = duration.round() as u64;
+    // The run's steps one after another; traffic has left only once resolvers drop
+    // the last shift's old answers, which may be after the run's last step.
+    let mut elapsed = timing.observe(zones, hooks);
+    let mut evacuated: Option<f64> = None;
+    for step in &steps {
+        elapsed += timing.step(step);
+        let tail = step
+            .changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Weights { ttl_secs, .. } => Some(*ttl_secs),
+                _ => None,
+            })
+            .max();
+        if let Some(ttl) = tail {
+            evacuated = Some(elapsed + ttl as f64);
+        }
+    }
+    let duration_secs = elapsed.round() as u64;
+    let traffic_gone_secs = evacuated.map(|at| at.max(elapsed).round() as u64);
     Plan {
         format: PLAN_FORMAT,
         playbook: PlaybookRef {
@@ -256,6 +274,7 @@ pub fn build_with(
         warnings: b.warnings,
         estimate: Estimate {
             duration_secs,
+            traffic_gone_secs,
             mutating_calls: b.calls,
             assumptions: timing.assumptions(),
         },

@@ -156,7 +156,14 @@ impl Builder<'_> {
                         (),
                     )
                 }));
+            // An alias to a load balancer answers as a TTL of 60 s.
+            let ttl_secs = observed
+                .iter()
+                .map(|s| s.ttl.map_or(60, |t| u64::try_from(t).unwrap_or(0)))
+                .max()
+                .unwrap_or(0);
             changes.push(Change::Weights {
+                ttl_secs,
                 record: name.clone(),
                 name: spec.name.clone(),
                 record_type: spec.record_type.to_string(),
