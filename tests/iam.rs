@@ -344,6 +344,11 @@ fn every_call_is_allowed_and_every_action_called(playbook: &str, vars: &[&str]) 
             );
             for action in &statement.action {
                 assert!(!action.contains('*'), "{}: {action}", statement.sid);
+                // Read only while a scale-up's instances lag, which they never do
+                // in the instant emulator (engine tests cover it).
+                if action == "autoscaling:DescribeScalingActivities" {
+                    continue;
+                }
                 assert!(
                     called.contains(action),
                     "{playbook} --for {purpose}: {} allows {action}, which was never called; called: {called:?}",

@@ -404,6 +404,37 @@ impl Cloud for AwsCloud {
         }))
     }
 
+    async fn activities(
+        &self,
+        region_name: &str,
+        group: &str,
+    ) -> Result<Vec<crate::engine::cloud::Activity>, CloudError> {
+        let answer = self
+            .ctx
+            .autoscaling(&region(region_name)?)
+            .describe_scaling_activities()
+            .auto_scaling_group_name(group)
+            .max_records(20)
+            .send()
+            .await
+            .map_err(fail(format!(
+                "read the scaling activities of {group} in {region_name}"
+            )))?;
+        Ok(answer
+            .activities()
+            .iter()
+            .map(|a| crate::engine::cloud::Activity {
+                status: a
+                    .status_code()
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
+                message: a.status_message().unwrap_or_default().to_owned(),
+                description: a.description().unwrap_or_default().to_owned(),
+                started: a.start_time().map_or(0, |t| t.secs()),
+            })
+            .collect())
+    }
+
     async fn health_check_healthy(&self, id: &str) -> Result<bool, CloudError> {
         // GetHealthCheckStatus cannot read a calculated health check: its status is
         // the CloudWatch metric HealthCheckStatus (AWS/Route53, us-east-1), 1 when

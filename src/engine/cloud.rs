@@ -109,6 +109,9 @@ pub trait Cloud {
     ) -> Result<(), CloudError>;
     /// Terminates an instance of a group without lowering desired: the group replaces it.
     async fn replace_instance(&self, region: &str, instance: &str) -> Result<(), CloudError>;
+    /// The group's recent scaling activities (DescribeScalingActivities), newest
+    /// first: why its instances did or did not come.
+    async fn activities(&self, region: &str, group: &str) -> Result<Vec<Activity>, CloudError>;
     /// How the instances of groups of a region, as just read, stand in the groups'
     /// load balancers (target groups, classic load balancers); groups with none are
     /// absent.
@@ -117,6 +120,26 @@ pub trait Cloud {
         region: &str,
         groups: &[&GroupState],
     ) -> Result<BTreeMap<String, Vec<crate::state::BalancerView>>, CloudError>;
+}
+
+/// One scaling activity of an Auto Scaling group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Activity {
+    /// `Successful`, `Failed`, `Cancelled`, `InProgress`, ...
+    pub status: String,
+    /// AWS's reason, for a failed one (`InsufficientInstanceCapacity ...`).
+    pub message: String,
+    /// What it did (`Launching a new EC2 instance: i-...`).
+    pub description: String,
+    /// When it started, in seconds since the epoch.
+    pub started: i64,
+}
+
+impl Activity {
+    /// Whether it launched (or tried to launch) an instance.
+    pub fn is_launch(&self) -> bool {
+        self.description.starts_with("Launching")
+    }
 }
 
 /// An instance of an Auto Scaling group.

@@ -84,6 +84,14 @@ pub async fn settle<C: Cloud>(
     }
     // Groups found healthy in (or gone from) their load balancers: not read again.
     let passed = std::cell::RefCell::new(BTreeSet::new());
+    // Launch activities from a minute before the wait count as the wave's.
+    let launches = Launches {
+        since: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+            - 60,
+        round: std::cell::Cell::new(0),
+    };
     let capacity = async {
         if groups.is_empty() {
             return Ok(());
@@ -94,7 +102,7 @@ pub async fn settle<C: Cloud>(
             timeout,
             deadline,
             CAPACITY_POLL_CAP,
-            || poll_groups(cloud, recorder, step, &groups, &passed),
+            || poll_groups(cloud, recorder, step, &groups, &passed, &launches),
         )
         .await
     };
@@ -144,6 +152,75 @@ pub async fn settle<C: Cloud>(
     Ok(())
 }
 
+/// How a wait looks into launches that do not come.
+struct Launches {
+    /// Activities that started before this (epoch seconds) are not the wave's.
+    since: i64,
+    /// The poll round, from 1.
+    round: std::cell::Cell<u32>,
+}
+
+/// How often (in poll rounds) the groups still short of their desired capacity have
+/// their scaling activities read: the first time on the third round.
+const ACTIVITY_ROUNDS: u32 = 3;
+
+/// How many failed launches in a row, and none other, end a scale-up's wait early.
+pub const FAILED_LAUNCHES: usize = 2;
+
+/// Reads why the groups in `short` lack instances (their scaling activities since
+/// `since`, at most 20 groups a round). A group whose launches since then number
+/// [`FAILED_LAUNCHES`] or more and all failed ends the wait at once, with AWS's
+/// reason: AWS goes on retrying, but the capacity is not coming within the step.
+/// Otherwise returns the latest failure of each group that had one, for the
+/// progress line.
+async fn failed_launches<C: Cloud>(
+    cloud: &C,
+    step: &str,
+    short: &[(&str, &str, u32, u32)],
+    since: i64,
+) -> Result<Vec<String>, EngineError> {
+    let read = try_join_all(
+        short
+            .iter()
+            .take(20)
+            .map(|(region, group, have, want)| async move {
+                cloud
+                    .activities(region, group)
+                    .await
+                    .map(|a| (*region, *group, *have, *want, a))
+            }),
+    )
+    .await
+    .map_err(step_err(step))?;
+    let mut notes = Vec::new();
+    for (region, group, have, want, activities) in read {
+        let launches: Vec<&super::cloud::Activity> = activities
+            .iter()
+            .filter(|a| a.is_launch() && a.started >= since)
+            .collect();
+        let failed: Vec<&&super::cloud::Activity> =
+            launches.iter().filter(|a| a.status == "Failed").collect();
+        let Some(latest) = failed.first() else {
+            continue;
+        };
+        if launches.len() >= FAILED_LAUNCHES && failed.len() == launches.len() {
+            return Err(EngineError::Step {
+                step: step.to_owned(),
+                message: format!(
+                    "asg {group} ({region}): {have} of {want} instances InService, and its last {} launches failed: {}; AWS keeps retrying, but the step stops here instead of at its timeout",
+                    launches.len(),
+                    latest.message
+                ),
+            });
+        }
+        notes.push(format!(
+            "asg {group} ({region}): {have} of {want} InService; a launch failed: {}",
+            latest.message
+        ));
+    }
+    Ok(notes)
+}
+
 /// What one group of a wave is waited for.
 struct Wanted<'a> {
     group: &'a str,
@@ -165,7 +242,10 @@ async fn poll_groups<C: Cloud>(
     step: &str,
     groups: &BTreeMap<&str, Vec<Wanted<'_>>>,
     passed: &std::cell::RefCell<BTreeSet<(String, String)>>,
+    launches: &Launches,
 ) -> Result<Poll<()>, EngineError> {
+    let round = launches.round.get() + 1;
+    launches.round.set(round);
     let states = try_join_all(groups.iter().map(|(region, wanted)| async move {
         let names: Vec<String> = wanted.iter().map(|w| w.group.to_owned()).collect();
         cloud
@@ -177,6 +257,8 @@ async fn poll_groups<C: Cloud>(
     .map_err(step_err(step))?;
     let (mut current, mut total) = (0, 0);
     let mut lagging: Vec<String> = Vec::new();
+    // Groups still short of raised capacity: (region, group, InService, desired).
+    let mut short: Vec<(&str, &str, u32, u32)> = Vec::new();
     // Per region: the groups in service as wanted, to be read in their balancers.
     let mut balanced: BTreeMap<&str, Vec<(&Wanted<'_>, &GroupState)>> = BTreeMap::new();
     for (region, states) in &states {
@@ -222,6 +304,9 @@ async fn poll_groups<C: Cloud>(
                     "asg {group} ({region}) wanted {desired} instances InService, last seen {}",
                     state.in_service
                 ));
+                if *direction == Direction::Up {
+                    short.push((region, group, state.in_service, *desired));
+                }
             } else if wanted.balancers
                 && !state.balancers.is_empty()
                 && !passed
@@ -231,6 +316,9 @@ async fn poll_groups<C: Cloud>(
                 balanced.entry(region).or_default().push((wanted, state));
             }
         }
+    }
+    if !short.is_empty() && round.is_multiple_of(ACTIVITY_ROUNDS) {
+        lagging.extend(failed_launches(cloud, step, &short, launches.since).await?);
     }
     recorder.progress(Progress::InService {
         step: step.to_owned(),

@@ -34,6 +34,9 @@ struct Group {
     /// When desired last changed, and what it was before: how the load balancer
     /// sees the change.
     moved: Option<(Instant, u32)>,
+    /// Why its launches fail (`InsufficientInstanceCapacity ...`): new capacity never
+    /// comes, and each launch attempt is a failed scaling activity.
+    launch_failure: Option<String>,
 }
 
 /// A load balancer a group is attached to: new instances pass its health checks
@@ -69,6 +72,7 @@ impl Group {
             balancer: None,
             instance_type: "m5.large".into(),
             moved: None,
+            launch_failure: None,
         }
     }
 
@@ -108,8 +112,11 @@ impl Group {
 
     /// Its state at `now`, once launches that had time to finish have finished.
     fn state(&mut self, name: &str, now: Instant, launch: Duration) -> GroupState {
+        // Launches that fail never bring the new capacity.
+        let failing = self.launch_failure.is_some() && self.capacity.desired > self.in_service;
         if let Some((at, _)) = self.changed
             && now.duration_since(at) >= launch
+            && !failing
         {
             // Scale-in never takes an instance protected from it.
             self.in_service = self
@@ -555,6 +562,18 @@ impl MemoryCloud {
         }
     }
 
+    /// The group's launches fail from now on, for `why`: AWS retries them, and each
+    /// attempt is a failed scaling activity (one at the change, then one every 10 s).
+    pub fn fail_launches(&self, region: &str, name: &str, why: &str) {
+        if let Some(g) = self
+            .world()
+            .groups
+            .get_mut(&(region.to_owned(), name.to_owned()))
+        {
+            g.launch_failure = Some(why.to_owned());
+        }
+    }
+
     /// The group scales itself, as a scaling policy does: desired moves within its
     /// min and max (clamped to them, as AWS keeps it), instances follow at once.
     pub fn scale_itself(&self, region: &str, name: &str, desired: u32) {
@@ -750,6 +769,36 @@ impl Cloud for MemoryCloud {
     async fn metric(&self, _query: &crate::plan::MetricQuery) -> Result<Option<f64>, CloudError> {
         self.enter("get_metric_statistics")?;
         Ok(None)
+    }
+
+    async fn activities(
+        &self,
+        region: &str,
+        group: &str,
+    ) -> Result<Vec<super::cloud::Activity>, CloudError> {
+        self.enter("activities")?;
+        let now = Instant::now();
+        let world = self.world();
+        let Some(g) = world.groups.get(&(region.to_owned(), group.to_owned())) else {
+            return Ok(Vec::new());
+        };
+        let (Some(why), Some((at, _))) = (&g.launch_failure, g.changed) else {
+            return Ok(Vec::new());
+        };
+        // Wall-clock times, as AWS gives them: the attempts so far, newest first.
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let since = now.duration_since(at).as_secs();
+        Ok((0..=since / 10)
+            .rev()
+            .map(|k| super::cloud::Activity {
+                status: "Failed".into(),
+                message: why.clone(),
+                description: format!("Launching a new EC2 instance. Status Reason: {why}"),
+                started: wall - (since - k * 10) as i64,
+            })
+            .collect())
     }
 
     async fn health_check_healthy(&self, id: &str) -> Result<bool, CloudError> {

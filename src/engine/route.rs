@@ -88,6 +88,18 @@ impl<C: Cloud> Cloud for Routed<C> {
         Ok(parts.into_iter().flatten().collect())
     }
 
+    async fn activities(
+        &self,
+        region: &str,
+        group: &str,
+    ) -> Result<Vec<super::cloud::Activity>, CloudError> {
+        self.cloud(self.routes.group(region, group), || {
+            format!("read the scaling activities of {group} in {region}")
+        })?
+        .activities(region, group)
+        .await
+    }
+
     async fn set_capacity(
         &self,
         region: &str,

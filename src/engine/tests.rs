@@ -1857,3 +1857,43 @@ async fn a_group_scaling_out_while_its_scale_up_is_waited_for_is_not_drift() {
     );
     assert_eq!(cloud.weights("Z1")["west"], 100);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_scale_up_whose_launches_all_fail_stops_early_with_aws_reason() {
+    let cloud = cloud(Duration::from_secs(90), Duration::ZERO);
+    cloud.fail_launches(
+        "us-west-2",
+        "api-west",
+        "InsufficientInstanceCapacity: no m5.large capacity in us-west-2b",
+    );
+    let r = new_run();
+    let started = Instant::now();
+    let err = run_plan(&cloud, &r, &plan())
+        .await
+        .expect_err("the launches fail");
+    let message = err.to_string();
+    assert!(
+        message.contains("asg api-west (us-west-2): 2 of 8 instances InService, and its last")
+            && message.contains(
+                "launches failed: InsufficientInstanceCapacity: no m5.large capacity in us-west-2b"
+            ),
+        "{message}"
+    );
+    // Well before the step's 10-minute timeout, and no traffic moved.
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(cloud.weights("Z1")["west"], 0);
+    assert!(cloud.calls("activities") > 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_launches_that_do_not_fail_are_waited_for() {
+    // The same wait with launches that take 90 s and succeed: no early end.
+    let cloud = cloud(Duration::from_secs(90), Duration::ZERO);
+    let r = new_run();
+    run_plan(&cloud, &r, &plan()).await.expect("the run");
+    assert_eq!(cloud.capacity("us-west-2", "api-west"), Some(cap(8, 8, 12)));
+}

@@ -136,6 +136,10 @@ pub fn policy(p: &PolicyFor<'_>) -> Document {
                 "autoscaling:DescribeScheduledActions",
             ]));
         }
+        if run && !needs.scaled.is_empty() {
+            // Why a scale-up's instances do not come, read while they lag.
+            reads.extend(actions(&["autoscaling:DescribeScalingActivities"]));
+        }
         statements.push(statement(
             "ReadAutoScalingGroups",
             &reads,
