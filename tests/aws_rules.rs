@@ -237,6 +237,26 @@ fn groups_that_scale_themselves_during_a_drill_are_left_so_and_rollback_is_exact
     assert_eq!(world.groups["api-us-east-1"].1, 0, "drained");
     assert_eq!(world.weights["api-usw2"], 100);
     let run_id = support::run_ids(&state).pop().expect("the run");
+    // The journal records each group's own scaling (the emulator's scaling
+    // activities are empty: the cause says so).
+    let scaled: Vec<(String, i64)> = support::journal_so_far(&state, &run_id)
+        .iter()
+        .filter(|e| e["event"] == "scaled_itself")
+        .map(|e| {
+            (
+                e["group"].as_str().unwrap_or_default().to_owned(),
+                e["to"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert!(
+        scaled.contains(&("api-us-west-2".to_owned(), 10)),
+        "{scaled:?}"
+    );
+    assert!(
+        scaled.contains(&("api-us-east-1".to_owned(), 4)),
+        "{scaled:?}"
+    );
     let out = account
         .evac_in(&state, &["rollback", &run_id, "--yes"])
         .output()

@@ -431,6 +431,7 @@ impl Cloud for AwsCloud {
                 message: a.status_message().unwrap_or_default().to_owned(),
                 description: a.description().unwrap_or_default().to_owned(),
                 started: a.start_time().map_or(0, |t| t.secs()),
+                cause: a.cause().unwrap_or_default().to_owned(),
             })
             .collect())
     }

@@ -133,6 +133,8 @@ pub struct Activity {
     pub description: String,
     /// When it started, in seconds since the epoch.
     pub started: i64,
+    /// AWS's account of why it happened (a policy, a scheduled action, a request).
+    pub cause: String,
 }
 
 impl Activity {

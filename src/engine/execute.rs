@@ -170,6 +170,61 @@ impl<C: Cloud> Executor<'_, '_, C> {
     /// region, and a source must not drain away, when that capacity is not there now.
     /// A desired capacity someone changed stops the run at once; instances not (or no
     /// longer) in service are waited for, up to `timeout`. Returns whether it waited.
+    /// Records the groups of `seen` (region, group, desired expected, desired live)
+    /// that scaled themselves since last recorded, each with the cause of its newest
+    /// successful scaling activity. Reading the cause is best effort: a failure to
+    /// read it is said in its place, never a reason to stop.
+    pub async fn note_own_scaling(
+        &self,
+        seen: Vec<(String, String, u32, u32)>,
+    ) -> Result<(), EngineError> {
+        let fresh: Vec<(String, String, u32, u32)> = seen
+            .into_iter()
+            .filter_map(|(region, group, expected, live)| {
+                let from = self
+                    .recorder
+                    .history(|h| {
+                        h.scaled_itself
+                            .get(&(region.clone(), group.clone()))
+                            .copied()
+                    })
+                    .unwrap_or(expected);
+                (from != live).then_some((region, group, from, live))
+            })
+            .collect();
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let events = futures::future::join_all(fresh.into_iter().map(
+            |(region, group, from, to)| async move {
+                let cause = match self.cloud.activities(&region, &group).await {
+                    Ok(activities) => activities
+                        .iter()
+                        .find(|a| a.status == "Successful")
+                        .map(|a| {
+                            if a.cause.is_empty() {
+                                a.description.clone()
+                            } else {
+                                a.cause.clone()
+                            }
+                        })
+                        .unwrap_or_else(|| "no scaling activity says why".to_owned()),
+                    Err(err) => format!("unknown ({err})"),
+                };
+                Event::ScaledItself {
+                    region,
+                    group,
+                    from,
+                    to,
+                    cause,
+                }
+            },
+        ))
+        .await;
+        self.recorder.log_all(events)?;
+        Ok(())
+    }
+
     pub async fn check_capacity(&self, step: &str, timeout: Duration) -> Result<bool, EngineError> {
         let raised = self.recorder.history(|h| h.raised_capacity());
         if raised.is_empty() {
@@ -189,6 +244,21 @@ impl<C: Cloud> Executor<'_, '_, C> {
                 .await
                 .map_err(super::error::step_err(step))?;
             let mut short = None;
+            let grown: Vec<(String, String, u32, u32)> = raised
+                .iter()
+                .filter_map(|r| {
+                    let g = live.group(&r.region, &r.group)?;
+                    (g.capacity.desired > r.left.desired).then(|| {
+                        (
+                            r.region.clone(),
+                            r.group.clone(),
+                            r.left.desired,
+                            g.capacity.desired,
+                        )
+                    })
+                })
+                .collect();
+            self.note_own_scaling(grown).await?;
             for r in &raised {
                 let state = live.group(&r.region, &r.group);
                 let (desired, in_service) =

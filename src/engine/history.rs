@@ -68,6 +68,8 @@ pub struct History {
     pub rollback_verified: Option<bool>,
     /// Who closed the run on purpose, and why (`evac close`).
     pub closed: Option<(String, String)>,
+    /// Per (region, group): the desired a group was last recorded scaling itself to.
+    pub scaled_itself: BTreeMap<(String, String), u32>,
 }
 
 impl History {
@@ -147,6 +149,11 @@ impl History {
                 }
                 Event::RollbackFinished { verified, .. } => h.rollback_verified = Some(*verified),
                 Event::Closed { by, reason } => h.closed = Some((by.clone(), reason.clone())),
+                Event::ScaledItself {
+                    region, group, to, ..
+                } => {
+                    h.scaled_itself.insert((region.clone(), group.clone()), *to);
+                }
                 _ => {}
             }
         }

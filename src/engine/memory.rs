@@ -37,6 +37,8 @@ struct Group {
     /// Why its launches fail (`InsufficientInstanceCapacity ...`): new capacity never
     /// comes, and each launch attempt is a failed scaling activity.
     launch_failure: Option<String>,
+    /// The scaling activities of its own scaling, newest first.
+    own: Vec<super::cloud::Activity>,
 }
 
 /// A load balancer a group is attached to: new instances pass its health checks
@@ -73,6 +75,7 @@ impl Group {
             instance_type: "m5.large".into(),
             moved: None,
             launch_failure: None,
+            own: Vec::new(),
         }
     }
 
@@ -583,6 +586,25 @@ impl MemoryCloud {
             .get_mut(&(region.to_owned(), name.to_owned()))
         {
             let desired = desired.clamp(g.capacity.min, g.capacity.max);
+            let from = g.capacity.desired;
+            g.own.insert(
+                0,
+                super::cloud::Activity {
+                    status: "Successful".into(),
+                    message: String::new(),
+                    description: if desired > from {
+                        "Launching a new EC2 instance".into()
+                    } else {
+                        "Terminating EC2 instance".into()
+                    },
+                    started: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs() as i64),
+                    cause: format!(
+                        "a monitor alarm in state ALARM triggered policy target-tracking changing the desired capacity from {from} to {desired}"
+                    ),
+                },
+            );
             g.capacity.desired = desired;
             g.in_service = desired;
             g.changed = None;
@@ -783,7 +805,7 @@ impl Cloud for MemoryCloud {
             return Ok(Vec::new());
         };
         let (Some(why), Some((at, _))) = (&g.launch_failure, g.changed) else {
-            return Ok(Vec::new());
+            return Ok(g.own.clone());
         };
         // Wall-clock times, as AWS gives them: the attempts so far, newest first.
         let wall = std::time::SystemTime::now()
@@ -797,6 +819,7 @@ impl Cloud for MemoryCloud {
                 message: why.clone(),
                 description: format!("Launching a new EC2 instance. Status Reason: {why}"),
                 started: wall - (since - k * 10) as i64,
+                cause: "a user request update of AutoScalingGroup constraints".into(),
             })
             .collect())
     }

@@ -1810,6 +1810,30 @@ async fn groups_that_scale_themselves_during_a_bake_are_left_so_and_rollback_is_
     );
     assert_eq!(cloud.capacity("us-east-1", "api-east"), Some(cap(0, 0, 12)));
     assert_eq!(cloud.weights("Z1")["west"], 100);
+    // The journal says so, with the cause AWS gives.
+    let scaled: Vec<(String, u32, u32, String)> = events(&r.run)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::ScaledItself {
+                group,
+                from,
+                to,
+                cause,
+                ..
+            } => Some((group, from, to, cause)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(scaled.len(), 2, "{scaled:?}");
+    for (group, from, to) in [("api-west", 8, 11), ("api-east", 6, 4)] {
+        assert!(
+            scaled.iter().any(|(g, f, t, cause)| g == group
+                && *f == from
+                && *t == to
+                && cause.contains(&format!("triggered policy target-tracking changing the desired capacity from {from} to {to}"))),
+            "{group}: {scaled:?}"
+        );
+    }
     // Rollback restores what the journal recorded, exactly: west as it was before
     // the run, east as the drain found it (scaled in to 4 by its own policy).
     let report = roll_back(&cloud, &r.run, false).await;

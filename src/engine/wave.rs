@@ -111,6 +111,26 @@ impl<C: Cloud> Executor<'_, '_, C> {
         let mut events = Vec::new();
         let mut sends = Vec::new();
         let mut awaits = Vec::new();
+        // Groups whose desired moved by itself since the run last knew it.
+        let own: Vec<(String, String, u32, u32)> = items
+            .iter()
+            .filter_map(|item| {
+                let Target::Capacity { region, group } = &item.target else {
+                    return None;
+                };
+                let Some(Value::Capacity(expected)) = self.expected(item).value else {
+                    return None;
+                };
+                let Some(Value::Capacity(now)) = live.value(&item.target, &item.after) else {
+                    return None;
+                };
+                (now.desired != expected.desired
+                    && now.min == expected.min
+                    && now.max == expected.max)
+                    .then(|| (region.clone(), group.clone(), expected.desired, now.desired))
+            })
+            .collect();
+        self.note_own_scaling(own).await?;
         for item in items {
             let now = live
                 .value(&item.target, &item.after)

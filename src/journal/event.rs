@@ -265,6 +265,21 @@ pub enum Event {
         /// How.
         outcome: Outcome,
     },
+    /// A group the run waits on or changes scaled itself (its scaling policies, a
+    /// scheduled action): desired moved between the bounds the run set, and is left
+    /// there. Not a change of the run's: rollback restores what it recorded.
+    ScaledItself {
+        /// The region.
+        region: String,
+        /// The group.
+        group: String,
+        /// Desired as last known.
+        from: u32,
+        /// Desired now.
+        to: u32,
+        /// Why, from its newest successful scaling activity (AWS's `Cause`).
+        cause: String,
+    },
     /// The run was closed on purpose (`evac close`): it is neither resumed nor
     /// counted as unfinished, and AWS is left as the run left it.
     Closed {

@@ -402,6 +402,16 @@ fn story(entries: &[Entry]) -> Story {
                 said.push(what.to_owned());
                 state = State::Done;
             }
+            Event::ScaledItself {
+                region,
+                group,
+                from,
+                to,
+                cause,
+            } => moment(
+                "scaled_itself",
+                format!("{group} ({region}) scaled itself {from} -> {to}: {cause}"),
+            ),
             Event::Closed { by, reason } => {
                 let what = if reason.is_empty() {
                     format!("closed by {by}, AWS left as it was")
