@@ -91,6 +91,7 @@ pub async fn settle<C: Cloud>(
             .map_or(0, |d| d.as_secs() as i64)
             - 60,
         round: std::cell::Cell::new(0),
+        started: tokio::time::Instant::now(),
     };
     let capacity = async {
         if groups.is_empty() {
@@ -158,10 +159,16 @@ struct Launches {
     since: i64,
     /// The poll round, from 1.
     round: std::cell::Cell<u32>,
+    /// When the wait began.
+    started: tokio::time::Instant,
 }
 
-/// How often (in poll rounds) the groups still short of their desired capacity have
-/// their scaling activities read: the first time on the third round.
+/// How long a wait goes on before the groups still short of their desired capacity
+/// have their scaling activities read: launches take minutes, and a wait that ends
+/// sooner costs no read.
+const ACTIVITY_AFTER: Duration = Duration::from_secs(30);
+
+/// After that, how often (in poll rounds) they are read.
 const ACTIVITY_ROUNDS: u32 = 3;
 
 /// How many failed launches in a row, and none other, end a scale-up's wait early.
@@ -317,7 +324,10 @@ async fn poll_groups<C: Cloud>(
             }
         }
     }
-    if !short.is_empty() && round.is_multiple_of(ACTIVITY_ROUNDS) {
+    if !short.is_empty()
+        && launches.started.elapsed() >= ACTIVITY_AFTER
+        && round.is_multiple_of(ACTIVITY_ROUNDS)
+    {
         lagging.extend(failed_launches(cloud, step, &short, launches.since).await?);
     }
     recorder.progress(Progress::InService {
