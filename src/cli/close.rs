@@ -1,6 +1,5 @@
 //! `evac close`: end an unfinished run on purpose, leaving AWS as it is.
 
-use super::run::read_run;
 use super::session::{Out, RunOutput, StateArgs, runtime};
 use crate::exit::Exit;
 use crate::journal::Event;
@@ -29,18 +28,7 @@ pub struct CloseArgs {
 /// is not resumed. Exit 0 (also when there was nothing to close), 2 for an unknown
 /// run or no terminal to ask on, 3 when another process holds the run.
 pub fn run(args: &CloseArgs) -> Exit {
-    let state = match args.state.open() {
-        Ok(state) => state,
-        Err(exit) => return exit,
-    };
-    let run = match state.open_run(&args.run_id) {
-        Ok(run) => run,
-        Err(err) => {
-            crate::say_error!("{err}");
-            return super::session::journal_exit(&err);
-        }
-    };
-    let (_, plan) = match read_run(&run) {
+    let (state, run, plan) = match super::session::existing_run(&args.state, &args.run_id) {
         Ok(found) => found,
         Err(exit) => return exit,
     };

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use super::run::read_run;
 use super::session::{Out, RateArgs, RunOutput, StateArgs, aws, on_ctrl_c, runtime};
 use crate::engine::error::EngineError;
 use crate::engine::execute::Options;
@@ -40,21 +39,10 @@ pub struct RollbackArgs {
 /// it does not or the rollback failed, 4 when interrupted (run it again to go on).
 pub fn run(args: &RollbackArgs) -> Exit {
     crate::aws::log::tag_calls_with_run(&args.run_id);
-    let state = match args.state.open() {
-        Ok(state) => state,
-        Err(exit) => return exit,
-    };
-    let run = match state.open_run(&args.run_id) {
-        Ok(run) => run,
-        Err(err) => {
-            crate::say_error!("{err}");
-            return super::session::journal_exit(&err);
-        }
-    };
-    // The plan names the playbook, whose lock is taken first: a rollback refused by
-    // the lock lists nothing, and the changes listed and restored are all those in
-    // the journal once no other process can add to it.
-    let (_, plan) = match read_run(&run) {
+    // The lock is taken before the journal is read: a rollback refused by the lock
+    // lists nothing, and the changes listed and restored are all those in the
+    // journal once no other process can add to it.
+    let (state, run, plan) = match super::session::existing_run(&args.state, &args.run_id) {
         Ok(found) => found,
         Err(exit) => return exit,
     };

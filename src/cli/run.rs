@@ -303,20 +303,7 @@ pub fn run(args: &RunArgs) -> Exit {
 /// `evac resume`.
 pub fn resume(args: &ResumeArgs) -> Exit {
     crate::aws::log::tag_calls_with_run(&args.run_id);
-    let state = match args.exec.state.open() {
-        Ok(state) => state,
-        Err(exit) => return exit,
-    };
-    let run = match state.open_run(&args.run_id) {
-        Ok(run) => run,
-        Err(err) => {
-            crate::say_error!("{err}");
-            return super::session::journal_exit(&err);
-        }
-    };
-    // The plan names the playbook, whose lock is taken first; the journal is read
-    // only once the lock is held (see `session::attach`).
-    let (_, plan) = match read_run(&run) {
+    let (state, run, plan) = match super::session::existing_run(&args.exec.state, &args.run_id) {
         Ok(found) => found,
         Err(exit) => return exit,
     };

@@ -408,3 +408,19 @@ pub fn unfinished_runs(
     }
     Ok(found)
 }
+
+/// An existing run to take over (`resume`, `rollback`, `close`): its state dir, its
+/// folder, and its plan, which names the playbook whose lock is taken first. Its
+/// journal is read only once the lock is held ([`attach`]).
+pub fn existing_run(
+    state: &StateArgs,
+    run_id: &str,
+) -> Result<(StateDir, crate::journal::RunDir, crate::plan::Plan), Exit> {
+    let state = state.open()?;
+    let run = state.open_run(run_id).map_err(|err| {
+        crate::say_error!("{err}");
+        journal_exit(&err)
+    })?;
+    let (_, plan) = super::run::read_run(&run)?;
+    Ok((state, run, plan))
+}
