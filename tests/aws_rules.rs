@@ -52,45 +52,7 @@ fn a_drill_of_300_names_in_one_zone_shifts_every_record() {
     );
     let weights = tokio::runtime::Runtime::new()
         .expect("runtime")
-        .block_on(async {
-            let route53 = account.context().await.route53();
-            let zone = route53
-                .list_hosted_zones()
-                .send()
-                .await
-                .expect("zones")
-                .hosted_zones()[0]
-                .id()
-                .to_owned();
-            let mut weights = std::collections::BTreeMap::new();
-            let mut next: Option<(String, aws_sdk_route53::types::RrType, Option<String>)> = None;
-            loop {
-                let mut call = route53.list_resource_record_sets().hosted_zone_id(&zone);
-                if let Some((name, kind, id)) = next.take() {
-                    call = call
-                        .start_record_name(name)
-                        .start_record_type(kind)
-                        .set_start_record_identifier(id);
-                }
-                let page = call.send().await.expect("list");
-                for set in page.resource_record_sets() {
-                    if let (Some(id), Some(w)) = (set.set_identifier(), set.weight()) {
-                        weights.insert(id.to_owned(), w);
-                    }
-                }
-                if !page.is_truncated() {
-                    break;
-                }
-                next = page.next_record_name().map(|n| {
-                    (
-                        n.to_owned(),
-                        page.next_record_type().cloned().expect("type"),
-                        page.next_record_identifier().map(str::to_owned),
-                    )
-                });
-            }
-            weights
-        });
+        .block_on(async { support::all_weights(&account.context().await.route53()).await });
     assert_eq!(weights.len(), 600, "every set read");
     for r in 0..300 {
         assert_eq!(weights[&format!("svc-{r:03}-use1")], 0, "svc-{r:03}");

@@ -161,21 +161,7 @@ fn live(account: &Account) -> Live {
                 );
             }
         }
-        let route53 = ctx.route53();
-        let mut weights = BTreeMap::new();
-        for zone_id in zone_ids(&route53).await.into_values() {
-            let sets = route53
-                .list_resource_record_sets()
-                .hosted_zone_id(&zone_id)
-                .send()
-                .await
-                .expect("list sets");
-            for set in sets.resource_record_sets() {
-                if let (Some(id), Some(w)) = (set.set_identifier(), set.weight()) {
-                    weights.insert(id.to_owned(), w);
-                }
-            }
-        }
+        let weights = support::all_weights(&ctx.route53()).await;
         Live { groups, weights }
     })
 }

@@ -684,3 +684,43 @@ impl Bucket {
             .collect()
     }
 }
+
+/// Every weighted set's weight in every hosted zone of `route53`'s account, by set
+/// identifier, every page read (the emulator repeats items across pages inside
+/// weighted sets: a set read twice is kept once).
+pub async fn all_weights(
+    route53: &aws_sdk_route53::Client,
+) -> std::collections::BTreeMap<String, i64> {
+    let zones = route53.list_hosted_zones().send().await.expect("zones");
+    let mut weights = std::collections::BTreeMap::new();
+    for zone in zones.hosted_zones() {
+        let zone = zone.id().trim_start_matches("/hostedzone/").to_owned();
+        let mut next: Option<(String, aws_sdk_route53::types::RrType, Option<String>)> = None;
+        loop {
+            let mut call = route53.list_resource_record_sets().hosted_zone_id(&zone);
+            if let Some((name, kind, id)) = next.take() {
+                call = call
+                    .start_record_name(name)
+                    .start_record_type(kind)
+                    .set_start_record_identifier(id);
+            }
+            let page = call.send().await.expect("list record sets");
+            for set in page.resource_record_sets() {
+                if let (Some(id), Some(w)) = (set.set_identifier(), set.weight()) {
+                    weights.insert(id.to_owned(), w);
+                }
+            }
+            if !page.is_truncated() {
+                break;
+            }
+            next = page.next_record_name().map(|n| {
+                (
+                    n.to_owned(),
+                    page.next_record_type().cloned().expect("a type"),
+                    page.next_record_identifier().map(str::to_owned),
+                )
+            });
+        }
+    }
+    weights
+}
