@@ -230,6 +230,25 @@ fn expect_state(
     Err(out)
 }
 
+/// Nothing outside the run changed anything, so the journal may say of no group
+/// that it scaled itself.
+fn nothing_outside(what: &str, run: &RunDir) -> Result<(), String> {
+    let odd: Vec<Event> = run
+        .read()
+        .map_err(|e| format!("{what}: the journal: {e}"))?
+        .into_iter()
+        .map(|e| e.event)
+        .filter(|e| matches!(e, Event::ScaledItself { .. }))
+        .collect();
+    if odd.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what}: the journal says groups scaled themselves: {odd:?}"
+        ))
+    }
+}
+
 /// Everything the test checks of one shape.
 async fn check(shape: &Shape) -> Result<u32, String> {
     let seed = shape.seed;
@@ -244,6 +263,7 @@ async fn check(shape: &Shape) -> Result<u32, String> {
         .await
         .map_err(|e| format!("the run failed: {e}"))?;
     expect_state("after the run", &cloud, shape, &end)?;
+    nothing_outside("after the run", &run)?;
     let calls = cloud.mutations();
     let fast = seed.is_multiple_of(2);
     let differences = roll_back(&cloud, &run, &plan, fast)
@@ -300,6 +320,7 @@ async fn check(shape: &Shape) -> Result<u32, String> {
             .await
             .map_err(|e| format!("{killed}, the resume failed: {e}"))?;
         expect_state(&format!("{killed}, then resumed"), &cloud, shape, &end)?;
+        nothing_outside(&format!("{killed}, then resumed"), &run)?;
         if at % 4 == 1 {
             let fast = at % 8 == 1;
             let differences = roll_back(&cloud, &run, &plan, fast)

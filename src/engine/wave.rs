@@ -111,13 +111,17 @@ impl<C: Cloud> Executor<'_, '_, C> {
         let mut events = Vec::new();
         let mut sends = Vec::new();
         let mut awaits = Vec::new();
-        // Groups whose desired moved by itself since the run last knew it.
+        // Groups whose desired moved by itself since the run last knew it. A change
+        // recorded in flight is the run's own, reconciled as such below.
         let own: Vec<(String, String, u32, u32)> = items
             .iter()
             .filter_map(|item| {
                 let Target::Capacity { region, group } = &item.target else {
                     return None;
                 };
+                if self.recorder.history(|h| h.intent(&item.action).is_some()) {
+                    return None;
+                }
                 let Some(Value::Capacity(expected)) = self.expected(item).value else {
                     return None;
                 };
