@@ -57,23 +57,18 @@ fn secs(from: &str, to: &str) -> u64 {
 
 /// The state of a run in one word or two.
 fn state_of(state_dir: &StateDir, run_id: &str, playbook: &str, history: &History) -> String {
-    if history.closed.is_some() {
-        return "closed".into();
-    }
-    match (
-        history.rollback_verified,
-        history.rollback_started,
-        history.outcome,
-    ) {
-        (Some(true), ..) => "rolled back".into(),
-        (Some(false), ..) => "rollback incomplete".into(),
-        (None, true, _) => "rollback stopped".into(),
-        (None, false, Some(Outcome::Succeeded)) => "succeeded".into(),
-        (None, false, Some(Outcome::Failed)) => "failed".into(),
-        (None, false, Some(Outcome::Interrupted)) => "interrupted".into(),
-        (None, false, Some(Outcome::Halted)) => "halted (stop condition)".into(),
-        (None, false, Some(Outcome::Declined)) => "stopped (approval declined)".into(),
-        (None, false, None) => match state_dir.holder(playbook) {
+    use crate::engine::history::Standing;
+    match history.standing() {
+        Standing::Closed => "closed".into(),
+        Standing::RolledBack => "rolled back".into(),
+        Standing::RollbackIncomplete => "rollback incomplete".into(),
+        Standing::RollbackStopped => "rollback stopped".into(),
+        Standing::Ended(Outcome::Succeeded) => "succeeded".into(),
+        Standing::Ended(Outcome::Failed) => "failed".into(),
+        Standing::Ended(Outcome::Interrupted) => "interrupted".into(),
+        Standing::Ended(Outcome::Halted) => "halted (stop condition)".into(),
+        Standing::Ended(Outcome::Declined) => "stopped (approval declined)".into(),
+        Standing::Unended => match state_dir.holder(playbook) {
             Some(h) if h.run_id == run_id && h.is_live() => "running".into(),
             _ => "stopped (process gone)".into(),
         },

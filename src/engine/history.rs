@@ -39,6 +39,23 @@ pub struct Raised {
     pub left: Capacity,
 }
 
+/// Where a run stands, as its journal tells it ([`History::standing`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// Closed on purpose (`evac close`).
+    Closed,
+    /// Rolled back, live state verified.
+    RolledBack,
+    /// A rollback ended with live state differing from the originals.
+    RollbackIncomplete,
+    /// A rollback started and did not end.
+    RollbackStopped,
+    /// The run ended so.
+    Ended(Outcome),
+    /// No end recorded: its process was killed, or is still running.
+    Unended,
+}
+
 /// The state of a run as its journal tells it.
 #[derive(Clone, Debug, Default)]
 pub struct History {
@@ -169,21 +186,34 @@ impl History {
     /// back with live state verified, or closed on purpose. An unfinished run of a
     /// playbook holds back its next run: resume it, roll it back, or close it.
     pub fn unfinished(&self) -> Option<&'static str> {
-        if self.closed.is_some() {
-            return None;
-        }
-        match (self.rollback_verified, self.rollback_started, self.outcome) {
-            (Some(true), ..) => None,
-            (Some(false), ..) => Some("its rollback left live state differing from the originals"),
-            (None, true, _) => Some("its rollback stopped before the end"),
-            (None, false, Some(Outcome::Succeeded)) => None,
-            (None, false, Some(Outcome::Failed)) => Some("it failed"),
-            (None, false, Some(Outcome::Interrupted)) => Some("it was interrupted"),
-            (None, false, Some(Outcome::Halted)) => Some("a stop condition halted it"),
-            (None, false, Some(Outcome::Declined)) => Some("it stopped at a declined approval"),
-            (None, false, None) => {
+        match self.standing() {
+            Standing::Closed | Standing::RolledBack | Standing::Ended(Outcome::Succeeded) => None,
+            Standing::RollbackIncomplete => {
+                Some("its rollback left live state differing from the originals")
+            }
+            Standing::RollbackStopped => Some("its rollback stopped before the end"),
+            Standing::Ended(Outcome::Failed) => Some("it failed"),
+            Standing::Ended(Outcome::Interrupted) => Some("it was interrupted"),
+            Standing::Ended(Outcome::Halted) => Some("a stop condition halted it"),
+            Standing::Ended(Outcome::Declined) => Some("it stopped at a declined approval"),
+            Standing::Unended => {
                 Some("it ended without finishing (its process was killed, or is still running)")
             }
+        }
+    }
+
+    /// Where the run stands: closed, rolled back (or how its rollback ended), or how
+    /// the run itself ended.
+    pub fn standing(&self) -> Standing {
+        if self.closed.is_some() {
+            return Standing::Closed;
+        }
+        match (self.rollback_verified, self.rollback_started, self.outcome) {
+            (Some(true), ..) => Standing::RolledBack,
+            (Some(false), ..) => Standing::RollbackIncomplete,
+            (None, true, _) => Standing::RollbackStopped,
+            (None, false, Some(outcome)) => Standing::Ended(outcome),
+            (None, false, None) => Standing::Unended,
         }
     }
 
