@@ -67,23 +67,15 @@ pub fn run(args: &CloseArgs) -> Exit {
                 crate::engine::execute::show(&p.left)
             ));
         }
-        if !args.yes {
-            match crate::progress::ask_terminal(&format!(
-                "Close run {} and leave AWS as it is?",
-                args.run_id
-            )) {
-                Some(true) => {}
-                Some(false) => {
-                    crate::say!("not closed; nothing was changed");
-                    return Exit::Success;
-                }
-                None => {
-                    crate::say_error!(
-                        "no terminal to confirm on: rerun with --yes to close without asking\nnothing was changed"
-                    );
-                    return Exit::InvalidInput;
-                }
-            }
+        if !args.yes
+            && let Some(exit) = super::session::confirm(
+                &format!("Close run {} and leave AWS as it is?", args.run_id),
+                "closed",
+                "the close on",
+                "rerun with --yes to close without asking",
+            )
+        {
+            return exit;
         }
         let by = crate::journal::user_name();
         let written = journal

@@ -75,18 +75,13 @@ pub fn run(args: &RollbackArgs) -> Exit {
                 args.run_id,
                 restores.len()
             );
-            match crate::progress::ask_terminal(&question) {
-                Some(true) => {}
-                Some(false) => {
-                    crate::say!("not rolled back; nothing was changed");
-                    return Exit::Success;
-                }
-                None => {
-                    crate::say_error!(
-                        "no terminal to confirm the rollback on: rerun with --yes\nnothing was changed"
-                    );
-                    return Exit::InvalidInput;
-                }
+            if let Some(exit) = super::session::confirm(
+                &question,
+                "rolled back",
+                "the rollback on",
+                "rerun with --yes",
+            ) {
+                return exit;
             }
         }
         let notifier = crate::notify::Notifier::new(out.reporter(), plan.notify.as_ref(), &args.run_id, &plan.playbook.name);

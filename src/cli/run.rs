@@ -243,18 +243,15 @@ pub fn run(args: &RunArgs) -> Exit {
             crate::say_error!("the plan has blockers; nothing was changed");
             return Exit::Blocked;
         }
-        if !args.yes {
-            match crate::progress::ask_terminal(&format!("Run {} step(s) of {} against AWS now?", plan.steps.len(), plan.playbook.name)) {
-                Some(true) => {}
-                Some(false) => {
-                    crate::say!("not run; nothing was changed");
-                    return Exit::Success;
-                }
-                None => {
-                    crate::say_error!("no terminal to confirm the run on: rerun with --yes to run without asking\nnothing was changed");
-                    return Exit::InvalidInput;
-                }
-            }
+        if !args.yes
+            && let Some(exit) = super::session::confirm(
+                &format!("Run {} step(s) of {} against AWS now?", plan.steps.len(), plan.playbook.name),
+                "run",
+                "the run on",
+                "rerun with --yes to run without asking",
+            )
+        {
+            return exit;
         }
         let plan_json = serde_json::to_string_pretty(&plan).unwrap_or_default();
         let run = match state.create_run(&run_id, &text, &plan_json) {
@@ -348,21 +345,18 @@ pub fn resume(args: &ResumeArgs) -> Exit {
             out.say(&line);
         }
         // Like `run`: nothing changes in AWS before the operator says so.
-        if !args.yes {
-            match crate::progress::ask_terminal(&format!(
-                "Resume run {} of {} against AWS now?",
-                args.run_id, plan.playbook.name
-            )) {
-                Some(true) => {}
-                Some(false) => {
-                    crate::say!("not resumed; nothing was changed");
-                    return Exit::Success;
-                }
-                None => {
-                    crate::say_error!("no terminal to confirm the resume on: rerun with --yes to resume without asking\nnothing was changed");
-                    return Exit::InvalidInput;
-                }
-            }
+        if !args.yes
+            && let Some(exit) = super::session::confirm(
+                &format!(
+                    "Resume run {} of {} against AWS now?",
+                    args.run_id, plan.playbook.name
+                ),
+                "resumed",
+                "the resume on",
+                "rerun with --yes to resume without asking",
+            )
+        {
+            return exit;
         }
         let notifier = Notifier::new(
             out.reporter(),

@@ -424,3 +424,21 @@ pub fn existing_run(
     let (_, plan) = super::run::read_run(&run)?;
     Ok((state, run, plan))
 }
+
+/// Asks `question` on the terminal before a command changes anything. `None`: go
+/// on. Otherwise the exit to end with, said: 0 after a no (`not DONE; nothing was
+/// changed`), 2 without a terminal (`no terminal to confirm ...`, with `how` naming
+/// `--yes`).
+pub fn confirm(question: &str, done: &str, on: &str, how: &str) -> Option<Exit> {
+    match crate::progress::ask_terminal(question) {
+        Some(true) => None,
+        Some(false) => {
+            crate::say!("not {done}; nothing was changed");
+            Some(Exit::Success)
+        }
+        None => {
+            crate::say_error!("no terminal to confirm {on}: {how}\nnothing was changed");
+            Some(Exit::InvalidInput)
+        }
+    }
+}
