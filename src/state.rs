@@ -26,10 +26,20 @@ pub struct GroupState {
     pub name: String,
     /// Its capacity.
     pub capacity: Capacity,
-    /// Instances in service.
+    /// Capacity in service, in the group's unit ([`Unit`]): the instances
+    /// InService, or the sum of their weights.
     pub in_service: u32,
-    /// In-service instances per availability zone.
+    /// Capacity in service per availability zone, in the group's unit.
     pub instances_by_zone: BTreeMap<String, u32>,
+    /// What its desired capacity counts (`DesiredCapacityType`, weighted instance
+    /// types).
+    #[serde(default, skip_serializing_if = "Unit::is_instances")]
+    pub unit: Unit,
+    /// The smallest and largest number of units one of its instances counts (its
+    /// instances' and its instance types' weights; 1 and 1 for a group counted in
+    /// instances).
+    #[serde(default, skip_serializing_if = "Weights::is_one")]
+    pub weights: Weights,
     /// The availability zones the group uses.
     pub zones: Vec<String>,
     /// The subnets of its VPCZoneIdentifier, in order.
@@ -51,10 +61,135 @@ pub struct GroupState {
     /// What it launches, as its description tells (absent: not told).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch: Option<Launch>,
-    /// Its instances, each with whether it is InService, as read with it (for its
-    /// load balancers' reads; never kept in a plan).
+    /// Its instances, as read with it (for its load balancers' reads; never kept in
+    /// a plan).
     #[serde(skip)]
-    pub members: Vec<(String, bool)>,
+    pub members: Vec<Member>,
+}
+
+/// One instance of a group as read with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// Its id.
+    pub id: String,
+    /// Whether it is InService.
+    pub in_service: bool,
+    /// How many units of the group's desired capacity it counts.
+    pub weight: u32,
+}
+
+/// What an Auto Scaling group's desired capacity counts.
+///
+/// With `DesiredCapacityType` `vcpu` or `memory-mib`, or weights on the instance
+/// types of a mixed instances policy, desired counts units: an instance of weight 4
+/// is 4 units, and AWS may exceed desired by up to one instance's weight.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Unit {
+    /// Instances (`DesiredCapacityType` `units` with no weights).
+    #[default]
+    Instances,
+    /// vCPUs (`DesiredCapacityType` `vcpu`).
+    Vcpu,
+    /// MiB of memory (`DesiredCapacityType` `memory-mib`).
+    MemoryMib,
+    /// The weights of its instance types (`WeightedCapacity`).
+    Weighted,
+}
+
+impl Unit {
+    /// Whether it counts instances.
+    pub fn is_instances(&self) -> bool {
+        *self == Unit::Instances
+    }
+
+    /// What one unit is called, in the plural (`instances`, `vCPUs`).
+    pub fn noun(&self) -> &'static str {
+        match self {
+            Unit::Instances => "instances",
+            Unit::Vcpu => "vCPUs",
+            Unit::MemoryMib => "MiB",
+            Unit::Weighted => "units",
+        }
+    }
+}
+
+impl std::fmt::Display for Unit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.noun())
+    }
+}
+
+/// The smallest and largest weight of a group's instances.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Weights {
+    /// The smallest.
+    pub smallest: u32,
+    /// The largest.
+    pub largest: u32,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights {
+            smallest: 1,
+            largest: 1,
+        }
+    }
+}
+
+impl Weights {
+    /// Whether every instance counts one.
+    pub fn is_one(&self) -> bool {
+        *self == Weights::default()
+    }
+
+    /// The weights of `weights` (1 and 1 when there is none).
+    pub fn of(weights: impl IntoIterator<Item = u32>) -> Self {
+        let mut out: Option<Weights> = None;
+        for w in weights.into_iter().filter(|w| *w > 0) {
+            out = Some(match out {
+                None => Weights {
+                    smallest: w,
+                    largest: w,
+                },
+                Some(o) => Weights {
+                    smallest: o.smallest.min(w),
+                    largest: o.largest.max(w),
+                },
+            });
+        }
+        out.unwrap_or_default()
+    }
+
+    /// At most how many instances bring `units` more units.
+    pub fn instances_for(&self, units: u32) -> u32 {
+        units.div_ceil(self.smallest.max(1))
+    }
+}
+
+impl GroupState {
+    /// Whether its capacity in service has come up to `desired` (units).
+    pub fn reached(&self, desired: u32) -> bool {
+        self.in_service >= desired
+    }
+
+    /// Whether its capacity in service has come down to `desired` (units). A group
+    /// counted in units stops above desired by less than one instance's weight: AWS
+    /// keeps at least desired.
+    pub fn came_down_to(&self, desired: u32) -> bool {
+        came_down_to(self.in_service, desired, self.weights)
+    }
+}
+
+/// Whether `in_service` units have come down to `desired`, with instances of
+/// `weights`: none left for 0, else less than one largest weight above desired.
+pub fn came_down_to(in_service: u32, desired: u32, weights: Weights) -> bool {
+    if desired == 0 {
+        in_service == 0
+    } else {
+        in_service < desired.saturating_add(weights.largest.max(1))
+    }
 }
 
 /// What an Auto Scaling group launches, as its description tells.
@@ -77,6 +212,10 @@ pub enum Launch {
     Types {
         /// The types.
         types: Vec<String>,
+        /// The units of desired capacity one instance of a type counts, for the
+        /// types a mixed instances policy weighs (`WeightedCapacity`).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        weights: BTreeMap<String, u32>,
     },
     /// Nothing tells it.
     Unknown {
@@ -121,18 +260,17 @@ impl BalancerView {
     /// How `members` (each instance of a group with whether it is InService) stand
     /// in `balancer`, given its registered targets (`unused` ones left out) and
     /// whether each passes the health checks.
-    pub fn of(
-        balancer: Balancer,
-        members: &[(String, bool)],
-        registered: &BTreeMap<String, bool>,
-    ) -> Self {
+    pub fn of(balancer: Balancer, members: &[Member], registered: &BTreeMap<String, bool>) -> Self {
+        // Healthy and registered count the group's units, as desired does.
         let (mut healthy, mut listed, mut leaving) = (0, 0, 0);
-        for (id, in_service) in members {
-            match (registered.get(id), in_service) {
+        for m in members {
+            match (registered.get(&m.id), m.in_service) {
                 (None, _) => {}
                 (Some(passes), true) => {
-                    listed += 1;
-                    healthy += u32::from(*passes);
+                    listed += m.weight;
+                    if *passes {
+                        healthy += m.weight;
+                    }
                 }
                 (Some(_), false) => leaving += 1,
             }
@@ -164,10 +302,30 @@ pub struct Vcpus {
 /// The instance type a group launches.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceShape {
-    /// The instance type (the largest of a mixed instances policy's).
+    /// The instance type (of a mixed instances policy's, the one with the most vCPUs
+    /// per unit of desired capacity).
     pub instance_type: String,
     /// Its vCPUs.
     pub vcpus: u32,
+    /// How many units of the group's desired capacity one instance of it counts (1
+    /// for a group counted in instances; its vCPUs, its MiB or its weight).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub units: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
+impl InstanceShape {
+    /// The vCPUs that `added` more units of desired capacity launch, at most.
+    pub fn vcpus_for(&self, added: u32) -> u64 {
+        u64::from(added.div_ceil(self.units.max(1))) * u64::from(self.vcpus)
+    }
 }
 
 /// One EC2 vCPU quota of a region.

@@ -15,7 +15,8 @@ use super::sdk_error_text;
 use crate::plan::observe::{HostedZone, Observe, ObserveError, RecordKey};
 use crate::playbook::{RecordType, Region};
 use crate::state::{
-    Caller, Capacity, GroupState, Hook, Preflight, Subnet, WeightedSet, ZoneLookup,
+    Caller, Capacity, GroupState, Hook, Member, Preflight, Subnet, Unit, WeightedSet, Weights,
+    ZoneLookup,
 };
 
 pub(super) fn read_err<E, R>(
@@ -362,19 +363,48 @@ pub fn balancers_of(group: &AutoScalingGroup) -> Vec<crate::state::Balancer> {
     out
 }
 
-/// The state of a described group.
+/// The state of a described group. Capacity in service counts the group's unit:
+/// each InService instance's `WeightedCapacity` (1 when it has none).
 pub fn group_state(group: &AutoScalingGroup) -> GroupState {
     let to_u32 = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
+    let members: Vec<Member> = group
+        .instances()
+        .iter()
+        .filter_map(|i| {
+            Some(Member {
+                id: i.instance_id()?.to_owned(),
+                in_service: i.lifecycle_state().map(|s| s.as_str()) == Some("InService"),
+                weight: weight_of(i.weighted_capacity()),
+            })
+        })
+        .collect();
     let mut instances_by_zone: BTreeMap<String, u32> = BTreeMap::new();
-    let mut in_service = 0;
+    let mut in_service = 0u32;
     for instance in group.instances() {
         if instance.lifecycle_state().map(|s| s.as_str()) == Some("InService") {
-            in_service += 1;
+            let weight = weight_of(instance.weighted_capacity());
+            in_service = in_service.saturating_add(weight);
             *instances_by_zone
                 .entry(instance.availability_zone().unwrap_or_default().to_owned())
-                .or_default() += 1;
+                .or_default() += weight;
         }
     }
+    let launch = super::quota::launch_of(group);
+    let type_weights: Vec<u32> = match &launch {
+        crate::state::Launch::Types { weights, .. } => weights.values().copied().collect(),
+        _ => Vec::new(),
+    };
+    let unit = match group.desired_capacity_type() {
+        Some("vcpu") => Unit::Vcpu,
+        Some("memory-mib") => Unit::MemoryMib,
+        _ if !type_weights.is_empty() || members.iter().any(|m| m.weight != 1) => Unit::Weighted,
+        _ => Unit::Instances,
+    };
+    let weights = if unit.is_instances() {
+        Weights::default()
+    } else {
+        Weights::of(members.iter().map(|m| m.weight).chain(type_weights))
+    };
     GroupState {
         name: group
             .auto_scaling_group_name()
@@ -387,6 +417,8 @@ pub fn group_state(group: &AutoScalingGroup) -> GroupState {
         },
         in_service,
         instances_by_zone,
+        unit,
+        weights,
         zones: group.availability_zones().to_vec(),
         subnets: group
             .vpc_zone_identifier()
@@ -426,16 +458,17 @@ pub fn group_state(group: &AutoScalingGroup) -> GroupState {
             .warm_pool_configuration()
             .map(|w| to_u32(w.min_size())),
         balancers: balancers_of(group),
-        launch: Some(super::quota::launch_of(group)),
-        members: group
-            .instances()
-            .iter()
-            .filter_map(|i| {
-                let in_service = i.lifecycle_state().map(|s| s.as_str()) == Some("InService");
-                Some((i.instance_id()?.to_owned(), in_service))
-            })
-            .collect(),
+        launch: Some(launch),
+        members,
     }
+}
+
+/// The units an instance counts: its `WeightedCapacity`, 1 when it has none.
+fn weight_of(weighted: Option<&str>) -> u32 {
+    weighted
+        .and_then(|w| w.trim().parse::<u32>().ok())
+        .filter(|w| *w > 0)
+        .unwrap_or(1)
 }
 
 fn rr_type(t: RecordType) -> RrType {
@@ -592,4 +625,101 @@ async fn list_zone_records(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_autoscaling::types::{
+        AutoScalingGroup, Instance, LaunchTemplate, LaunchTemplateOverrides, LifecycleState,
+        MixedInstancesPolicy,
+    };
+
+    use super::group_state;
+    use crate::state::{Unit, Weights};
+
+    fn instance(id: &str, zone: &str, state: LifecycleState, weight: Option<&str>) -> Instance {
+        Instance::builder()
+            .instance_id(id)
+            .availability_zone(zone)
+            .lifecycle_state(state)
+            .health_status("Healthy")
+            .protected_from_scale_in(false)
+            .set_weighted_capacity(weight.map(str::to_owned))
+            .build()
+    }
+
+    fn described(capacity_type: Option<&str>, instances: Vec<Instance>) -> AutoScalingGroup {
+        AutoScalingGroup::builder()
+            .auto_scaling_group_name("api")
+            .min_size(8)
+            .desired_capacity(30)
+            .max_size(64)
+            .set_desired_capacity_type(capacity_type.map(str::to_owned))
+            .set_instances(Some(instances))
+            .build()
+    }
+
+    #[test]
+    fn capacity_in_service_counts_the_weights_of_a_group_counted_in_vcpus() {
+        let group = group_state(&described(
+            Some("vcpu"),
+            vec![
+                instance("i-1", "eu-west-1a", LifecycleState::InService, Some("16")),
+                instance("i-2", "eu-west-1b", LifecycleState::InService, Some("8")),
+                instance("i-3", "eu-west-1b", LifecycleState::Pending, Some("8")),
+            ],
+        ));
+        assert_eq!(group.unit, Unit::Vcpu);
+        assert_eq!(group.in_service, 24);
+        assert_eq!(group.instances_by_zone["eu-west-1b"], 8);
+        assert_eq!(
+            group.weights,
+            Weights {
+                smallest: 8,
+                largest: 16
+            }
+        );
+        // Down to desired 20: 24 is less than one largest weight above it.
+        assert!(group.came_down_to(20));
+        assert!(!group.came_down_to(0));
+    }
+
+    #[test]
+    fn a_mixed_instances_policy_with_weights_counts_units() {
+        let policy = MixedInstancesPolicy::builder()
+            .launch_template(
+                LaunchTemplate::builder()
+                    .overrides(
+                        LaunchTemplateOverrides::builder()
+                            .instance_type("m5.large")
+                            .weighted_capacity("2")
+                            .build(),
+                    )
+                    .overrides(
+                        LaunchTemplateOverrides::builder()
+                            .instance_type("m5.2xlarge")
+                            .weighted_capacity("8")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        let mut described = described(None, vec![]);
+        described.mixed_instances_policy = Some(policy);
+        let group = group_state(&described);
+        assert_eq!(group.unit, Unit::Weighted);
+        assert_eq!(
+            group.weights,
+            Weights {
+                smallest: 2,
+                largest: 8
+            }
+        );
+        // A plain group counts instances.
+        let plain = group_state(&super::tests::described(
+            None,
+            vec![instance("i-1", "a", LifecycleState::InService, None)],
+        ));
+        assert_eq!((plain.unit, plain.in_service), (Unit::Instances, 1));
+    }
 }

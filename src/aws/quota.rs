@@ -17,7 +17,7 @@ use super::observe::read_err;
 use super::sdk_error_text;
 use crate::plan::observe::ObserveError;
 use crate::playbook::Region;
-use crate::state::{GroupState, InstanceShape, Launch, Quota, Vcpus, vcpu_quota};
+use crate::state::{GroupState, InstanceShape, Launch, Quota, Unit, Vcpus, vcpu_quota};
 
 impl AwsCloud {
     /// See the module doc.
@@ -45,7 +45,7 @@ impl AwsCloud {
                     .cloned()
                     .unwrap_or_else(|| Err("its launch template was not read".into()))
                     .map(|t| vec![t]),
-                Some(Launch::Types { types }) => Ok(types.clone()),
+                Some(Launch::Types { types, .. }) => Ok(types.clone()),
                 Some(Launch::Unknown { why }) => Err(why.clone()),
                 None => Err("its description does not say".into()),
             };
@@ -65,21 +65,40 @@ impl AwsCloud {
             .chain(running.keys())
             .cloned()
             .collect();
-        let vcpus = self.type_vcpus(region, &types).await?;
+        let sizes = self.type_sizes(region, &types).await?;
+        let vcpus: BTreeMap<String, u32> = sizes
+            .iter()
+            .map(|(t, size)| (t.clone(), size.vcpus))
+            .collect();
+        let by_name: BTreeMap<&str, &GroupState> =
+            groups.iter().map(|g| (g.name.as_str(), *g)).collect();
         for (group, types) in wanted {
+            let state = by_name.get(group.as_str());
+            let unit = state.map(|g| g.unit).unwrap_or_default();
+            let type_weights = match state.and_then(|g| g.launch.as_ref()) {
+                Some(Launch::Types { weights, .. }) => weights.clone(),
+                _ => BTreeMap::new(),
+            };
             let largest = types
                 .iter()
-                .filter_map(|t| vcpus.get(t).map(|v| (*v, t)))
-                .max();
+                .filter_map(|t| {
+                    let size = sizes.get(t)?;
+                    Some(InstanceShape {
+                        instance_type: t.clone(),
+                        vcpus: size.vcpus,
+                        units: units_of(unit, t, size, &type_weights),
+                    })
+                })
+                // The most vCPUs per unit of desired capacity: the most a unit can
+                // cost of the quota.
+                .max_by(|a, b| {
+                    (u64::from(a.vcpus) * u64::from(b.units))
+                        .cmp(&(u64::from(b.vcpus) * u64::from(a.units)))
+                        .then_with(|| a.vcpus.cmp(&b.vcpus))
+                });
             match largest {
-                Some((vcpus, t)) => {
-                    out.groups.insert(
-                        group,
-                        InstanceShape {
-                            instance_type: t.clone(),
-                            vcpus,
-                        },
-                    );
+                Some(shape) => {
+                    out.groups.insert(group, shape);
                 }
                 None => {
                     out.unknown.insert(
@@ -174,12 +193,12 @@ impl AwsCloud {
         Ok(out)
     }
 
-    /// The vCPUs of each instance type (unknown types are absent).
-    async fn type_vcpus(
+    /// The vCPUs and memory of each instance type (unknown types are absent).
+    async fn type_sizes(
         &self,
         region: &Region,
         types: &BTreeSet<String>,
-    ) -> Result<BTreeMap<String, u32>, ObserveError> {
+    ) -> Result<BTreeMap<String, TypeSize>, ObserveError> {
         let client = self.context().ec2(region);
         let types: Vec<String> = types.iter().cloned().collect();
         let mut out = BTreeMap::new();
@@ -195,8 +214,13 @@ impl AwsCloud {
                     .v_cpu_info()
                     .and_then(|v| v.default_v_cpus())
                     .and_then(|v| u32::try_from(v).ok());
+                let memory_mib = t
+                    .memory_info()
+                    .and_then(|m| m.size_in_mib())
+                    .and_then(|m| u32::try_from(m).ok())
+                    .unwrap_or(0);
                 if let (Some(name), Some(vcpus)) = (t.instance_type(), vcpus) {
-                    out.insert(name.as_str().to_owned(), vcpus);
+                    out.insert(name.as_str().to_owned(), TypeSize { vcpus, memory_mib });
                 }
             }
         }
@@ -251,6 +275,25 @@ impl AwsCloud {
     }
 }
 
+/// The size of an instance type.
+#[derive(Clone, Copy, Debug)]
+struct TypeSize {
+    vcpus: u32,
+    memory_mib: u32,
+}
+
+/// How many units of desired capacity one instance of type `t` counts in a group
+/// counted in `unit`.
+fn units_of(unit: Unit, t: &str, size: &TypeSize, weights: &BTreeMap<String, u32>) -> u32 {
+    match unit {
+        Unit::Instances => 1,
+        Unit::Vcpu => size.vcpus,
+        Unit::MemoryMib => size.memory_mib,
+        Unit::Weighted => weights.get(t).copied().unwrap_or(1),
+    }
+    .max(1)
+}
+
 /// A launch template specification as a [`Launch`].
 fn template(t: &aws_sdk_autoscaling::types::LaunchTemplateSpecification) -> Launch {
     Launch::Template {
@@ -268,14 +311,20 @@ pub(super) fn launch_of(group: &aws_sdk_autoscaling::types::AutoScalingGroup) ->
     }
     if let Some(mixed) = group.mixed_instances_policy() {
         let spec = mixed.launch_template();
-        let types: Vec<String> = spec
-            .map(|t| t.overrides())
-            .unwrap_or_default()
+        let overrides = spec.map(|t| t.overrides()).unwrap_or_default();
+        let types: Vec<String> = overrides
             .iter()
             .filter_map(|o| o.instance_type().map(str::to_owned))
             .collect();
+        let weights: BTreeMap<String, u32> = overrides
+            .iter()
+            .filter_map(|o| {
+                let weight = o.weighted_capacity()?.trim().parse::<u32>().ok()?;
+                Some((o.instance_type()?.to_owned(), weight))
+            })
+            .collect();
         if !types.is_empty() {
-            return Launch::Types { types };
+            return Launch::Types { types, weights };
         }
         return match spec.and_then(|t| t.launch_template_specification()) {
             Some(t) => template(t),
@@ -296,6 +345,9 @@ pub(super) fn launch_of(group: &aws_sdk_autoscaling::types::AutoScalingGroup) ->
             why: "it has a launch configuration and no instance to tell its type by".into(),
         }
     } else {
-        Launch::Types { types }
+        Launch::Types {
+            types,
+            weights: BTreeMap::new(),
+        }
     }
 }

@@ -153,6 +153,9 @@ pub struct Instance {
     pub zone: String,
     /// Whether it is InService.
     pub in_service: bool,
+    /// How many units of the group's desired capacity it counts (its
+    /// `WeightedCapacity`, else 1).
+    pub weight: u32,
 }
 
 /// The instances of an Auto Scaling group, with its desired capacity.

@@ -302,14 +302,17 @@ async fn poll_groups<C: Cloud>(
             }
             current = state.in_service.min(*desired).saturating_add(current);
             total = desired.saturating_add(total);
+            // In the group's unit: a group counted in vCPUs, memory or weights
+            // is done when the weights of its InService instances reach desired,
+            // and, going down, when less than one instance's weight is left above it.
             let done = match direction {
-                Direction::Up => state.in_service >= *desired,
-                Direction::Down => state.in_service <= *desired,
+                Direction::Up => state.reached(*desired),
+                Direction::Down => state.came_down_to(*desired),
             };
             if !done {
                 lagging.push(format!(
-                    "asg {group} ({region}) wanted {desired} instances InService, last seen {}",
-                    state.in_service
+                    "asg {group} ({region}) wanted {desired} {} InService, last seen {}",
+                    state.unit, state.in_service
                 ));
                 if *direction == Direction::Up {
                     short.push((region, group, state.in_service, *desired));
@@ -366,14 +369,14 @@ async fn poll_balancers<C: Cloud>(
     let mut lagging = Vec::new();
     let mut ok = Vec::new();
     for (region, views) in &views {
-        for (wanted, _) in &balanced[region] {
+        for (wanted, state) in &balanced[region] {
             let group = wanted.group;
             let before = lagging.len();
             for view in views.get(group).into_iter().flatten() {
                 match wanted.direction {
                     Direction::Up if view.healthy < wanted.desired => lagging.push(format!(
-                        "asg {group} ({region}) wanted {} instances healthy in {}, last seen {} ({} registered)",
-                        wanted.desired, view.balancer, view.healthy, view.registered
+                        "asg {group} ({region}) wanted {} {} healthy in {}, last seen {} ({} registered)",
+                        wanted.desired, state.unit, view.balancer, view.healthy, view.registered
                     )),
                     Direction::Down if view.leaving > 0 => lagging.push(format!(
                         "asg {group} ({region}) wanted its drained instances out of {}, last seen {} still registered (deregistration delay)",

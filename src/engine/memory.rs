@@ -39,6 +39,11 @@ struct Group {
     launch_failure: Option<String>,
     /// The scaling activities of its own scaling, newest first.
     own: Vec<super::cloud::Activity>,
+    /// What its desired capacity counts, and the units each of its instances counts:
+    /// desired D brings ceil(D / weight) instances, so InService (in units) may pass
+    /// desired by less than one weight, as AWS's may.
+    unit: crate::state::Unit,
+    weight: u32,
 }
 
 /// A load balancer a group is attached to: new instances pass its health checks
@@ -76,7 +81,15 @@ impl Group {
             moved: None,
             launch_failure: None,
             own: Vec::new(),
+            unit: crate::state::Unit::Instances,
+            weight: 1,
         }
+    }
+
+    /// The units in service once `desired` units have come: whole instances.
+    fn whole(&self, desired: u32) -> u32 {
+        let weight = self.weight.max(1);
+        desired.div_ceil(weight).saturating_mul(weight)
     }
 
     /// How its instances stand in its load balancer at `now`, if it has one.
@@ -122,10 +135,11 @@ impl Group {
             && !failing
         {
             // Scale-in never takes an instance protected from it.
-            self.in_service = self
-                .capacity
-                .desired
-                .max(self.protected.min(self.in_service));
+            self.in_service = self.whole(self.capacity.desired).max(
+                self.protected
+                    .saturating_mul(self.weight)
+                    .min(self.in_service),
+            );
             self.changed = None;
         }
         let mut instances_by_zone: BTreeMap<String, u32> = BTreeMap::new();
@@ -133,8 +147,8 @@ impl Group {
             self.in_service = 0;
             for (_, zone, ready) in &self.instances {
                 if *ready <= now {
-                    self.in_service += 1;
-                    *instances_by_zone.entry(zone.clone()).or_default() += 1;
+                    self.in_service += self.weight;
+                    *instances_by_zone.entry(zone.clone()).or_default() += self.weight;
                 }
             }
         }
@@ -145,6 +159,12 @@ impl Group {
             capacity: self.capacity,
             in_service: self.in_service,
             instances_by_zone,
+            unit: self.unit,
+            weights: if self.unit.is_instances() {
+                crate::state::Weights::default()
+            } else {
+                crate::state::Weights::of([self.weight])
+            },
             zones,
             subnets: self.subnets.clone(),
             suspended_processes: self.suspended.clone(),
@@ -156,6 +176,11 @@ impl Group {
             balancers: self.balancer.iter().map(|b| b.balancer.clone()).collect(),
             launch: Some(crate::state::Launch::Types {
                 types: vec![self.instance_type.clone()],
+                weights: if self.unit == crate::state::Unit::Weighted {
+                    BTreeMap::from([(self.instance_type.clone(), self.weight)])
+                } else {
+                    BTreeMap::new()
+                },
             }),
             members: Vec::new(),
         }
@@ -606,7 +631,7 @@ impl MemoryCloud {
                 },
             );
             g.capacity.desired = desired;
-            g.in_service = desired;
+            g.in_service = g.whole(desired);
             g.changed = None;
         }
     }
@@ -619,8 +644,23 @@ impl MemoryCloud {
             .get_mut(&(region.to_owned(), name.to_owned()))
         {
             g.capacity = capacity;
-            g.in_service = capacity.desired;
+            g.in_service = g.whole(capacity.desired);
             g.changed = None;
+        }
+    }
+
+    /// A group counts its desired capacity in `unit`, each of its instances
+    /// `weight` units (a `vcpu` group of 4-vCPU instances: weight 4). What is in
+    /// service now comes in whole instances.
+    pub fn weigh(&self, region: &str, name: &str, unit: crate::state::Unit, weight: u32) {
+        if let Some(g) = self
+            .world()
+            .groups
+            .get_mut(&(region.to_owned(), name.to_owned()))
+        {
+            g.unit = unit;
+            g.weight = weight.max(1);
+            g.in_service = g.whole(g.capacity.desired);
         }
     }
 
@@ -848,6 +888,7 @@ impl Cloud for MemoryCloud {
                         id: id.clone(),
                         zone: zone.clone(),
                         in_service: *ready <= now,
+                        weight: g.weight,
                     })
                     .collect();
                 Some((
@@ -1141,6 +1182,7 @@ impl Observe for MemoryCloud {
                         InstanceShape {
                             instance_type: g.instance_type.clone(),
                             vcpus,
+                            units: g.weight,
                         },
                     );
                 }
@@ -1166,7 +1208,9 @@ impl Observe for MemoryCloud {
             if let (Some((code, _)), Some(vcpus)) =
                 (vcpu_quota(&g.instance_type), vcpus_of(&g.instance_type))
             {
-                *used.entry(code).or_default() += u64::from(in_service) * u64::from(vcpus);
+                // In service counts units; the quota counts instances' vCPUs.
+                *used.entry(code).or_default() +=
+                    u64::from(in_service / g.weight.max(1)) * u64::from(vcpus);
             }
         }
         for code in codes {

@@ -49,6 +49,8 @@ fn group(name: &str, capacity: Capacity) -> GroupState {
         capacity,
         in_service: capacity.desired,
         instances_by_zone: BTreeMap::new(),
+        unit: Default::default(),
+        weights: Default::default(),
         zones: vec![],
         subnets: vec![],
         suspended_processes: vec![],
@@ -1920,4 +1922,62 @@ async fn slow_launches_that_do_not_fail_are_waited_for() {
     let r = new_run();
     run_plan(&cloud, &r, &plan()).await.expect("the run");
     assert_eq!(cloud.capacity("us-west-2", "api-west"), Some(cap(8, 8, 12)));
+}
+
+/// A drill whose groups count desired in units: api-west in vCPUs (instances of 4),
+/// api-east by weighted instance types (each 4 units), drained to 6 units.
+const UNITS_PLAYBOOK: &str = r#"
+version: 1
+name: units
+groups:
+  api: { names: [api-west] }
+  src: { names: [api-east] }
+records:
+  api:
+    zone: Z1
+    name: api.example.com.
+    type: A
+    set_identifiers: { us-east-1: east, us-west-2: west }
+steps:
+  - id: scale
+    scale_up: { group: api, region: us-west-2, desired: 30, raise_max: true, timeout: 10m }
+  - id: shift
+    shift_traffic: { record: api, to: us-west-2, ramp: [50, 100] }
+  - id: drain
+    drain: { group: src, region: us-east-1, to: 6, timeout: 10m }
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn waits_count_units_for_groups_counted_in_vcpus_or_weights() {
+    use super::cloud::Cloud;
+    use crate::state::Unit;
+    let cloud = cloud(Duration::from_secs(90), Duration::ZERO);
+    cloud.name_zone("Z1", "example.com.");
+    cloud.set_capacity_now("us-west-2", "api-west", cap(8, 8, 12));
+    cloud.set_capacity_now("us-east-1", "api-east", cap(8, 24, 48));
+    cloud.weigh("us-west-2", "api-west", Unit::Vcpu, 4);
+    cloud.weigh("us-east-1", "api-east", Unit::Weighted, 4);
+    let plan = observed_plan(&cloud, UNITS_PLAYBOOK).await;
+    let r = new_run();
+    let started = Instant::now();
+    run_plan(&cloud, &r, &plan).await.expect("the drill ends");
+    // Up: 8 instances of 4 vCPUs (32) pass desired 30. Down: desired 6 of weight-4
+    // instances stops at 2 instances (8 units), less than one weight above 6.
+    let west = cloud
+        .groups("us-west-2", &["api-west".into()])
+        .await
+        .expect("read");
+    assert_eq!(west["api-west"].in_service, 32);
+    let east = cloud
+        .groups("us-east-1", &["api-east".into()])
+        .await
+        .expect("read");
+    assert_eq!(east["api-east"].in_service, 8);
+    assert_eq!(cloud.capacity("us-east-1", "api-east"), Some(cap(6, 6, 48)));
+    // Each wait ended with its launch or its drain, far from the 10-minute timeouts.
+    assert!(
+        started.elapsed() < Duration::from_secs(300),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -1194,3 +1194,60 @@ steps:
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_scale_up_counted_in_vcpus_costs_the_quota_its_vcpus() {
+    // api-us-west-2 counts desired in vCPUs (DesiredCapacityType vcpu), of c5.4xlarge
+    // (16 vCPUs): desired 32 is 2 instances. Desired 160 adds 128 vCPUs, 8
+    // instances: 128 vCPUs of the quota, not 128 x 16.
+    let cloud = seeded();
+    cloud.set_instance_type("us-west-2", "api-us-west-2", "c5.4xlarge");
+    cloud.set_capacity_now(
+        "us-west-2",
+        "api-us-west-2",
+        Capacity {
+            min: 32,
+            desired: 32,
+            max: 64,
+        },
+    );
+    cloud.weigh("us-west-2", "api-us-west-2", crate::state::Unit::Vcpu, 16);
+    // In use: api 2 x 16 + worker 1 x 2 (m5.large) = 34 vCPUs.
+    cloud.set_quota("us-west-2", "L-1216C47A", Ok(162));
+    let fits = plan_text(&cloud, &scale_api_to(160)).await;
+    assert!(fits.blockers.is_empty(), "{}", shown(&fits));
+    assert!(
+        shown(&fits).contains("desired set to 160; desired counts vCPUs"),
+        "{}",
+        shown(&fits)
+    );
+    cloud.set_quota("us-west-2", "L-1216C47A", Ok(161));
+    assert_blocked(
+        &plan_text(&cloud, &scale_api_to(160)).await,
+        &[
+            "need 128 more vCPUs under quota L-1216C47A (Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances): 34 in use + 128 = 162, over its value 161",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn blocker_absorb_between_groups_that_count_capacity_differently() {
+    let cloud = seeded();
+    cloud.weigh("us-west-2", "api-us-west-2", crate::state::Unit::Vcpu, 2);
+    let text = r#"
+version: 1
+name: units
+groups:
+  api: { names: { us-east-1: [api-us-east-1], us-west-2: [api-us-west-2] } }
+steps:
+  - id: scale
+    scale_up: { group: api, region: us-west-2, absorb: { from: us-east-1, percent: 100 }, raise_max: true }
+"#;
+    let plan = plan_text(&cloud, text).await;
+    assert_blocked(
+        &plan,
+        &[
+            "api-us-west-2 counts its desired capacity in vCPUs and api-us-east-1 in instances: a share of one is no count of the other; give this step `desired:` in vCPUs instead of `absorb`",
+        ],
+    );
+}

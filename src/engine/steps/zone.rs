@@ -145,7 +145,13 @@ impl<C: Cloud> Executor<'_, '_, C> {
                 });
             };
             let in_zone: Vec<&Instance> = m.instances.iter().filter(|i| i.zone == g.zone).collect();
-            let in_service = m.instances.iter().filter(|i| i.in_service).count() as u32;
+            // In the group's unit, as desired counts.
+            let in_service: u32 = m
+                .instances
+                .iter()
+                .filter(|i| i.in_service)
+                .map(|i| i.weight)
+                .sum();
             current = in_service.min(m.desired).saturating_add(current);
             wanted = m.desired.saturating_add(wanted);
             if in_zone.is_empty() && in_service >= m.desired {
@@ -160,7 +166,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
                 in_zone.len(),
                 g.zone
             ));
-            let replacing = m.instances.len() as u32 > in_service || in_service < m.desired;
+            let replacing = m.instances.iter().any(|i| !i.in_service) || in_service < m.desired;
             if replacing {
                 continue;
             }

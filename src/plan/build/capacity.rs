@@ -53,6 +53,20 @@ impl Builder<'_> {
                             continue;
                         }
                     };
+                    let unit_of = |region: &str, group: &str| {
+                        self.observed
+                            .group(region, group)
+                            .map(|g| g.unit)
+                            .unwrap_or_default()
+                    };
+                    let (source_unit, target_unit) =
+                        (unit_of(from, &source), unit_of(region, target));
+                    if source_unit != target_unit {
+                        self.block(Some(step), resource, format!(
+                            "{target} counts its desired capacity in {target_unit} and {source} in {source_unit}: a share of one is no count of the other; give this step `desired:` in {target_unit} instead of `absorb`"
+                        ));
+                        continue;
+                    }
                     let source_desired = self
                         .projection
                         .capacity(from, &source)
@@ -84,6 +98,11 @@ impl Builder<'_> {
                 }
                 (None, None) => continue,
             };
+            if let Some(g) = self.observed.group(region, target)
+                && !g.unit.is_instances()
+            {
+                reason.push_str(&format!("; desired counts {}", g.unit));
+            }
             let mut after = Capacity {
                 min: before.min.max(desired),
                 desired,
@@ -113,14 +132,15 @@ impl Builder<'_> {
                 self.count("autoscaling:UpdateAutoScalingGroup", 1);
             }
             if after.desired > before.desired {
-                let subnets = self
+                let (subnets, weights) = self
                     .observed
                     .group(region, target)
-                    .map(|g| g.subnets.clone())
+                    .map(|g| (g.subnets.clone(), g.weights))
                     .unwrap_or_default();
                 let room = self.addresses.entry(region.to_owned()).or_default();
                 room.0.extend(subnets);
-                room.1 += u64::from(after.desired - before.desired);
+                // Units come as instances: at most one per unit of the smallest.
+                room.1 += u64::from(weights.instances_for(after.desired - before.desired));
                 self.count_vcpus(step, region, target, after.desired - before.desired);
             }
             changes.push(Change::Capacity {
@@ -394,7 +414,9 @@ impl Builder<'_> {
         }
     }
 
-    /// Adds the vCPUs of `added` more instances of `group` to its region's need.
+    /// Adds the vCPUs of `added` more units of `group`'s desired capacity to its
+    /// region's need: one instance of its type for each of the type's units, rounded
+    /// up.
     fn count_vcpus(&mut self, step: &str, region: &str, group: &str, added: u32) {
         let observed = self.observed;
         let Some(vcpus) = observed.vcpus.get(region) else {
@@ -425,7 +447,7 @@ impl Builder<'_> {
             .entry(region.to_owned())
             .or_default()
             .entry(code)
-            .or_default() += u64::from(added) * u64::from(shape.vcpus);
+            .or_default() += shape.vcpus_for(added);
     }
 
     /// The scale-ups of `region` so far must fit in its On-Demand vCPU quotas, with
