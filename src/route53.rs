@@ -1,5 +1,7 @@
-//! Route 53's limits on one ChangeResourceRecordSets request, and the cutting of a
-//! hosted zone's changes into as few requests as they allow.
+//! Route 53's rules evac relies on: its limits on one ChangeResourceRecordSets
+//! request, and the cutting of a hosted zone's changes into as few requests as they
+//! allow; and which weighted sets Route 53 answers with when health checks fail
+//! ([`answering`]).
 //!
 //! One request holds at most 1,000 ResourceRecord elements and 32,000 characters of
 //! values, and an UPSERT counts each twice (AWS: "Quotas on ChangeResourceRecordSets
@@ -95,6 +97,76 @@ pub fn upsert_batches(sets: &[RecordSetDef]) -> Vec<Vec<RecordSetDef>> {
     )
 }
 
+/// How a weighted set stands for Route 53's choice of answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// No health check and no target health evaluated: always a candidate.
+    Unchecked,
+    /// Its health check passes (or its alias target's health is evaluated and not
+    /// known to fail).
+    Healthy,
+    /// Its health check fails.
+    Unhealthy,
+}
+
+/// Which sets of one name Route 53 answers with, given their weights and health
+/// (AWS: "How Amazon Route 53 chooses records when health checking is configured";
+/// "Weighted routing"):
+/// - sets with a non-zero weight that are not unhealthy, by weight;
+/// - when every set of non-zero weight is unhealthy, the zero-weight sets that are
+///   not, in equal shares;
+/// - when every set is unhealthy, or every weight is 0, all sets (not unhealthy
+///   ones, unless all are) in equal shares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// The set identifiers answered with.
+    pub sets: Vec<String>,
+    /// Whether they share equally rather than by weight.
+    pub equal_shares: bool,
+    /// Why the answer is not simply the sets of non-zero weight.
+    pub why: Option<&'static str>,
+}
+
+/// See [`Answer`]. `sets`: (set identifier, weight, health).
+pub fn answering(sets: &[(&str, i64, Health)]) -> Answer {
+    let up = |h: Health| h != Health::Unhealthy;
+    let pick = |f: &dyn Fn(&(&str, i64, Health)) -> bool| -> Vec<String> {
+        sets.iter()
+            .filter(|s| f(s))
+            .map(|s| s.0.to_owned())
+            .collect()
+    };
+    let weighted = pick(&|s| s.1 > 0 && up(s.2));
+    if !weighted.is_empty() {
+        let skipped = sets.iter().any(|s| s.1 > 0 && !up(s.2));
+        return Answer {
+            sets: weighted,
+            equal_shares: false,
+            why: skipped.then_some("sets of non-zero weight whose health check fails are skipped"),
+        };
+    }
+    let any_weight = sets.iter().any(|s| s.1 > 0);
+    let zero = pick(&|s| s.1 == 0 && up(s.2));
+    if !zero.is_empty() {
+        return Answer {
+            sets: zero,
+            equal_shares: true,
+            why: Some(if any_weight {
+                "every set of non-zero weight is unhealthy, so Route 53 answers with the healthy zero-weight sets in equal shares"
+            } else {
+                "every weight is 0, so Route 53 answers with every healthy set in equal shares"
+            }),
+        };
+    }
+    Answer {
+        sets: pick(&|_| true),
+        equal_shares: true,
+        why: (!sets.is_empty()).then_some(
+            "every set is unhealthy, so Route 53 answers as if all were healthy, in equal shares",
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +224,29 @@ mod tests {
         let split = upsert_batches(&sets);
         assert_eq!(split.len(), 3);
         assert_eq!(split.iter().map(Vec::len).sum::<usize>(), 140);
+    }
+
+    #[test]
+    fn route53_skips_unhealthy_sets_then_falls_back_to_zero_weight_then_to_all() {
+        use super::{Health::*, answering};
+        // Both weighted and healthy: by weight.
+        let a = answering(&[("east", 50, Healthy), ("west", 50, Unchecked)]);
+        assert_eq!(
+            (a.sets, a.equal_shares, a.why),
+            (vec!["east".into(), "west".into()], false, None)
+        );
+        // One weighted set fails: the other takes all.
+        let a = answering(&[("east", 50, Unhealthy), ("west", 50, Healthy)]);
+        assert_eq!(a.sets, vec!["west".to_owned()]);
+        assert!(a.why.is_some());
+        // Every non-zero set fails: the zero-weight ones answer, equally.
+        let a = answering(&[("east", 0, Healthy), ("west", 100, Unhealthy)]);
+        assert_eq!((a.sets, a.equal_shares), (vec!["east".to_owned()], true));
+        // All fail: all answer, as if healthy.
+        let a = answering(&[("east", 0, Unhealthy), ("west", 100, Unhealthy)]);
+        assert_eq!((a.sets.len(), a.equal_shares), (2, true));
+        // Every weight 0: equal shares among the healthy.
+        let a = answering(&[("east", 0, Healthy), ("west", 0, Unhealthy)]);
+        assert_eq!((a.sets, a.equal_shares), (vec!["east".to_owned()], true));
     }
 }

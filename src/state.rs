@@ -413,6 +413,10 @@ pub struct BalancerView {
 pub struct Subnet {
     /// Its availability zone.
     pub zone: String,
+    /// Its availability zone's id (`use1-az1`: the same physical zone in every
+    /// account).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone_id: Option<String>,
     /// Its free IPv4 addresses.
     pub free: u32,
 }
@@ -487,6 +491,12 @@ pub struct WeightedSet {
     /// The characters of its values, all together.
     #[serde(default)]
     pub value_chars: usize,
+    /// Its Route 53 health check: Route 53 skips the set while it fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check_id: Option<String>,
+    /// An alias that evaluates its target's health (`EvaluateTargetHealth`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub evaluate_target_health: bool,
 }
 
 /// Who AWS says the calls are made as (STS GetCallerIdentity).
@@ -521,6 +531,9 @@ pub struct Observed {
     pub groups: BTreeMap<String, BTreeMap<String, GroupState>>,
     /// The availability zone of each subnet that an `evacuate_zone` step needs.
     pub subnet_zones: BTreeMap<String, String>,
+    /// Per subnet of a group a zone step changes: its availability zone's id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub subnet_zone_ids: BTreeMap<String, String>,
     /// The free IPv4 addresses of each subnet of a group a `scale_up` changes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub subnet_free: BTreeMap<String, u32>,
@@ -533,6 +546,10 @@ pub struct Observed {
     pub alarms: BTreeMap<String, BTreeMap<String, String>>,
     /// Per Route 53 health check id: whether it exists.
     pub health_checks: BTreeMap<String, bool>,
+    /// Per health check of a weighted set a step changes: whether it passes, as
+    /// Route 53 decides, when read.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub set_health: BTreeMap<String, bool>,
     /// Who the reads were made as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller: Option<Caller>,
@@ -615,6 +632,8 @@ impl Observed {
         // Who plans is not what the plan shows changing.
         stable.caller = None;
         stable.callers.clear();
+        // Health moves all the time.
+        stable.set_health.clear();
         for groups in stable.groups.values_mut() {
             for group in groups.values_mut() {
                 group.in_service = 0;

@@ -194,6 +194,7 @@ impl Observe for AwsCloud {
                         id.to_owned(),
                         Subnet {
                             zone: zone.to_owned(),
+                            zone_id: subnet.availability_zone_id().map(str::to_owned),
                             free,
                         },
                     );
@@ -235,6 +236,16 @@ impl Observe for AwsCloud {
             }
         }
         Ok(states)
+    }
+
+    async fn health_check_passes(&self, id: &str) -> Result<bool, ObserveError> {
+        use crate::engine::cloud::Cloud;
+        self.health_check_healthy(id)
+            .await
+            .map_err(|e| ObserveError {
+                what: e.what,
+                message: e.message,
+            })
     }
 
     async fn health_check_exists(&self, id: &str) -> Result<bool, ObserveError> {
@@ -609,6 +620,10 @@ async fn list_zone_records(
             ttl: set.ttl(),
             values: set.resource_records().len(),
             value_chars: set.resource_records().iter().map(|r| r.value().len()).sum(),
+            health_check_id: set.health_check_id().map(str::to_owned),
+            evaluate_target_health: set
+                .alias_target()
+                .is_some_and(|a| a.evaluate_target_health()),
         });
     };
     if whole_zone_pages.is_some_and(|pages| pages <= pairs.len() as i64) {

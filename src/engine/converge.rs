@@ -12,7 +12,7 @@ use super::error::{EngineError, step_err};
 use super::interrupt::Interrupt;
 use super::recorder::Recorder;
 use super::reporter::Progress;
-use super::watch::{CAPACITY_POLL_CAP, CHANGE_POLL_CAP, Poll, poll_until};
+use super::watch::{CAPACITY_POLL_CAP, CHANGE_POLL_CAP, Cadence, Poll, WaitKind, poll_on};
 use crate::state::GroupState;
 
 /// Which way a capacity change goes, for its wait.
@@ -93,26 +93,42 @@ pub async fn settle<C: Cloud>(
         round: std::cell::Cell::new(0),
         started: tokio::time::Instant::now(),
     };
+    // Each kind of wait is polled more often once it is due: when the last wait of
+    // its kind in this run ended.
+    let started = tokio::time::Instant::now();
+    let up = groups
+        .values()
+        .flatten()
+        .any(|w| w.direction == Direction::Up);
+    let kind = if up { WaitKind::Up } else { WaitKind::Down };
     let capacity = async {
         if groups.is_empty() {
-            return Ok(());
+            return Ok::<(), EngineError>(());
         }
-        poll_until(
-            interrupt,
-            step,
-            timeout,
-            deadline,
-            CAPACITY_POLL_CAP,
-            || poll_groups(cloud, recorder, step, &groups, &passed, &launches),
-        )
-        .await
+        let cadence = Cadence {
+            cap: CAPACITY_POLL_CAP,
+            due: recorder.timings.due(kind),
+        };
+        poll_on(interrupt, step, timeout, deadline, cadence, || {
+            poll_groups(cloud, recorder, step, &groups, &passed, &launches)
+        })
+        .await?;
+        recorder.timings.learn(kind, started.elapsed());
+        Ok(())
     };
     let dns = async {
         // Changes sent together go in sync together: poll the newest until it is,
         // then confirm the older ones, each once, all at the same time.
         let of = changes.len();
+        if of == 0 {
+            return Ok::<(), EngineError>(());
+        }
         let left = std::cell::Cell::new(changes.clone());
-        poll_until(interrupt, step, timeout, deadline, CHANGE_POLL_CAP, || {
+        let cadence = Cadence {
+            cap: CHANGE_POLL_CAP,
+            due: recorder.timings.due(WaitKind::Sync),
+        };
+        poll_on(interrupt, step, timeout, deadline, cadence, || {
             let left = &left;
             async move {
                 let mut pending = left.take();
@@ -147,7 +163,9 @@ pub async fn settle<C: Cloud>(
                 )))
             }
         })
-        .await
+        .await?;
+        recorder.timings.learn(WaitKind::Sync, started.elapsed());
+        Ok(())
     };
     futures::try_join!(capacity, dns)?;
     Ok(())

@@ -187,6 +187,20 @@ impl Group {
     }
 }
 
+/// The zone id the in-memory cloud gives a zone name unless told otherwise:
+/// `us-east-1a` -> `use1-az1`, `us-east-1b` -> `use1-az2`.
+fn default_zone_id(name: &str) -> String {
+    let mut chars = name.chars();
+    let letter = chars.next_back().unwrap_or('a');
+    let short = crate::playbook::Region::parse(chars.as_str())
+        .map(|r| r.short())
+        .unwrap_or_else(|_| name.to_owned());
+    format!(
+        "{short}-az{}",
+        u32::from(letter).saturating_sub(u32::from('a')) + 1
+    )
+}
+
 #[derive(Default)]
 struct World {
     groups: BTreeMap<(String, String), Group>,
@@ -205,6 +219,8 @@ struct World {
     crash: Option<Crash>,
     next_change: u32,
     unhealthy: BTreeSet<String>,
+    /// Zone ids by zone name, where they differ from [`default_zone_id`]'s.
+    zone_ids: BTreeMap<String, String>,
     max_out: u32,
     next_instance: u32,
     /// How many times each group's load balancer was read.
@@ -519,6 +535,33 @@ impl MemoryCloud {
                 alias: None,
                 health_check_id: None,
             });
+    }
+
+    /// Gives a record set (by set identifier, in any zone) a health check, which
+    /// passes until [`MemoryCloud::fail_health_check`].
+    pub fn check_set(&self, set_identifier: &str, health_check_id: &str) {
+        let mut world = self.world();
+        world.health_checks.insert(health_check_id.into());
+        for set in world.records.values_mut().flatten() {
+            if set.set_identifier == set_identifier {
+                set.health_check_id = Some(health_check_id.into());
+            }
+        }
+    }
+
+    /// A health check fails (`true`) or passes again.
+    pub fn fail_health_check(&self, id: &str, failing: bool) {
+        let mut world = self.world();
+        if failing {
+            world.unhealthy.insert(id.into());
+        } else {
+            world.unhealthy.remove(id);
+        }
+    }
+
+    /// This account's zone `name` is the physical zone `id`.
+    pub fn map_zone(&self, name: &str, id: &str) {
+        self.world().zone_ids.insert(name.into(), id.into());
     }
 
     /// Sets an alarm's state.
@@ -1104,6 +1147,13 @@ impl Observe for MemoryCloud {
                     id.clone(),
                     crate::state::Subnet {
                         zone: id.clone(),
+                        zone_id: Some(
+                            world
+                                .zone_ids
+                                .get(id)
+                                .cloned()
+                                .unwrap_or_else(|| default_zone_id(id)),
+                        ),
                         free: 250,
                     },
                 )
@@ -1130,6 +1180,11 @@ impl Observe for MemoryCloud {
     async fn health_check_exists(&self, id: &str) -> Result<bool, ObserveError> {
         self.enter("get_health_check").map_err(read_err)?;
         Ok(self.world().health_checks.contains(id))
+    }
+
+    async fn health_check_passes(&self, id: &str) -> Result<bool, ObserveError> {
+        self.enter("health_check_healthy").map_err(read_err)?;
+        Ok(!self.world().unhealthy.contains(id))
     }
 
     async fn preflight(
@@ -1300,6 +1355,8 @@ impl Observe for MemoryCloud {
                         ttl: s.ttl,
                         values: s.values.len(),
                         value_chars: s.values.iter().map(String::len).sum(),
+                        health_check_id: s.health_check_id.clone(),
+                        evaluate_target_health: s.alias.as_ref().is_some_and(|a| a.2),
                     })
                     .collect();
                 (key.clone(), found)

@@ -13,6 +13,8 @@ pub struct Recorder<'a> {
     journal: Mutex<&'a mut Journal>,
     history: Mutex<History>,
     reporter: &'a dyn Reporter,
+    /// How long the run's waits took so far: when the next is due.
+    pub timings: super::watch::Timings,
 }
 
 impl<'a> Recorder<'a> {
@@ -23,6 +25,7 @@ impl<'a> Recorder<'a> {
             journal: Mutex::new(journal),
             history: Mutex::new(history),
             reporter,
+            timings: super::watch::Timings::default(),
         }
     }
 

@@ -1981,3 +1981,121 @@ async fn waits_count_units_for_groups_counted_in_vcpus_or_weights() {
         started.elapsed()
     );
 }
+
+#[test]
+fn a_zone_written_by_id_leaves_the_same_physical_zone_in_every_account() {
+    // Two groups in two accounts: use1-az1 is us-east-1a in the first and
+    // us-east-1b in the second.
+    let text = "version: 1\nname: zone\ngroups:\n  api: { names: [api-a, api-b] }\nsteps:\n  - id: leave\n    evacuate_zone: { group: api, region: us-east-1, zone: use1-az1 }\n";
+    let playbook =
+        crate::playbook::load_str("zone.yaml", text, &BTreeMap::new()).expect("valid playbook");
+    let mut observed = Observed::default();
+    observed.resolved_groups.insert(
+        "us-east-1".into(),
+        [(
+            "api".to_owned(),
+            vec!["api-a".to_owned(), "api-b".to_owned()],
+        )]
+        .into(),
+    );
+    let mut groups = BTreeMap::new();
+    for (name, subnets) in [
+        (
+            "api-a",
+            [
+                ("subnet-a1", "us-east-1a", "use1-az1"),
+                ("subnet-a2", "us-east-1b", "use1-az2"),
+            ],
+        ),
+        (
+            "api-b",
+            [
+                ("subnet-b1", "us-east-1a", "use1-az2"),
+                ("subnet-b2", "us-east-1b", "use1-az1"),
+            ],
+        ),
+    ] {
+        let mut state = group(name, cap(4, 4, 8));
+        state.subnets = subnets.iter().map(|s| s.0.to_owned()).collect();
+        state.instances_by_zone = subnets.iter().map(|s| (s.1.to_owned(), 2)).collect();
+        groups.insert(name.to_owned(), state);
+        for (subnet, zone, id) in subnets {
+            observed.subnet_zones.insert(subnet.into(), zone.into());
+            observed.subnet_zone_ids.insert(subnet.into(), id.into());
+        }
+    }
+    observed.groups.insert("us-east-1".into(), groups);
+    let plan = build(
+        &playbook,
+        &observed,
+        "zone.yaml",
+        jiff::Timestamp::UNIX_EPOCH,
+    );
+    assert!(plan.blockers.is_empty(), "{:?}", plan.blockers);
+    let left: Vec<(String, String, Option<String>, Vec<String>)> = plan.steps[0]
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            crate::plan::Change::ZoneEvacuation {
+                group,
+                zone,
+                zone_id,
+                subnets_removed,
+                ..
+            } => Some((
+                group.clone(),
+                zone.clone(),
+                zone_id.clone(),
+                subnets_removed.clone(),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        left,
+        vec![
+            (
+                "api-a".into(),
+                "us-east-1a".into(),
+                Some("use1-az1".into()),
+                vec!["subnet-a1".into()]
+            ),
+            (
+                "api-b".into(),
+                "us-east-1b".into(),
+                Some("use1-az1".into()),
+                vec!["subnet-b2".into()]
+            ),
+        ]
+    );
+    let shown = crate::plan::render::human(&plan, false);
+    assert!(
+        shown.contains("asg api-b (us-east-1) leaves us-east-1b (use1-az1)"),
+        "{shown}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn later_waits_poll_often_when_they_are_due_and_see_aws_finish_within_half_a_second() {
+    // Route 53 takes 10 s to sync each of four increments; capacity is instant.
+    let cloud = cloud(Duration::ZERO, Duration::from_secs(10));
+    cloud.name_zone("Z1", "example.com.");
+    let text = PLAYBOOK.replace(
+        "ramp: [50, 100], bake: 2m",
+        "ramp: [25, 50, 75, 100], bake: 0s",
+    );
+    let plan = observed_plan(&cloud, &text).await;
+    let r = new_run();
+    let started = Instant::now();
+    run_plan(&cloud, &r, &plan).await.expect("the run");
+    // The first sync wait backs off (0.25 s, half again each time, up to 2 s) and
+    // sees the change at 11.2 s; each later one is polled every 0.5 s from 8 s on
+    // and sees it at 10 s. Backing off every time would take 4 x 11.2 s.
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(43), "{took:?}");
+    assert!(took >= Duration::from_secs(40), "{took:?}");
+    assert_eq!(
+        cloud.weights("Z1"),
+        BTreeMap::from([("east".to_owned(), 0), ("west".to_owned(), 100)])
+    );
+}

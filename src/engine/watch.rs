@@ -25,6 +25,75 @@ pub const CHANGE_POLL_CAP: Duration = Duration::from_secs(2);
 /// capacity is seen in service at most this long after it is.
 pub const CAPACITY_POLL_CAP: Duration = Duration::from_secs(5);
 
+/// The pause between two polls while a completion is due: a wait sees AWS finish
+/// within this much.
+pub const DUE_PAUSE: Duration = Duration::from_millis(500);
+
+/// What kind of completion a wait waits for: each kind takes about as long each time
+/// in one run (launches, a Route 53 change going in sync).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WaitKind {
+    /// New capacity in service (and healthy).
+    Up,
+    /// Capacity gone.
+    Down,
+    /// Route 53 changes in sync.
+    Sync,
+}
+
+/// How long each kind of wait took last in this run: when the next one is due.
+#[derive(Debug, Default)]
+pub struct Timings(std::sync::Mutex<std::collections::BTreeMap<WaitKind, Duration>>);
+
+impl Timings {
+    /// How long the last wait of `kind` took, if one finished.
+    pub fn due(&self, kind: WaitKind) -> Option<Duration> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&kind)
+            .copied()
+    }
+
+    /// A wait of `kind` took `took`.
+    pub fn learn(&self, kind: WaitKind, took: Duration) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(kind, took);
+    }
+}
+
+/// When to poll next: backing off ([`FIRST_PAUSE`], half again each time, up to
+/// `cap`) until a completion is due, then every [`DUE_PAUSE`]. A wait is due from
+/// four fifths of the time the last wait of its kind took until three times it; past
+/// that, the back-off resumes at `cap`.
+#[derive(Clone, Copy, Debug)]
+pub struct Cadence {
+    /// The longest pause while nothing is due.
+    pub cap: Duration,
+    /// How long the last wait of its kind took.
+    pub due: Option<Duration>,
+}
+
+impl Cadence {
+    /// The pause after a poll at `elapsed` into the wait, given the back-off pause
+    /// `pause` it would take otherwise.
+    pub fn next(&self, elapsed: Duration, pause: Duration) -> Duration {
+        let Some(due) = self.due else {
+            return pause;
+        };
+        let (from, until) = (due.mul_f64(0.8), due.saturating_mul(3));
+        if elapsed < from {
+            pause.min(from - elapsed).max(Duration::from_millis(1))
+        } else if elapsed < until {
+            DUE_PAUSE.min(pause.max(DUE_PAUSE))
+        } else {
+            pause
+        }
+    }
+}
+
 /// The moment `after` from now; a value beyond what the clock can hold (from a plan
 /// no playbook could have made) is cut to a day.
 pub fn deadline(after: Duration) -> Instant {
@@ -140,12 +209,38 @@ pub async fn poll_until<T, F, Fut>(
     timeout: Duration,
     deadline: Instant,
     cap: Duration,
+    probe: F,
+) -> Result<T, EngineError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Poll<T>, EngineError>>,
+{
+    poll_on(
+        interrupt,
+        step,
+        timeout,
+        deadline,
+        Cadence { cap, due: None },
+        probe,
+    )
+    .await
+}
+
+/// [`poll_until`] on a [`Cadence`]: more often while the completion is due.
+pub async fn poll_on<T, F, Fut>(
+    interrupt: &Interrupt,
+    step: &str,
+    timeout: Duration,
+    deadline: Instant,
+    cadence: Cadence,
     mut probe: F,
 ) -> Result<T, EngineError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Poll<T>, EngineError>>,
 {
+    let cap = cadence.cap;
+    let started = Instant::now();
     let mut pause = FIRST_PAUSE.min(cap);
     loop {
         if interrupt.is_set() {
@@ -162,10 +257,42 @@ where
                 message: format!("timed out after {}s: {last}", timeout.as_secs()),
             });
         }
-        let sleep = pause.min(deadline - now);
+        let sleep = cadence
+            .next(now.duration_since(started), pause)
+            .min(deadline - now);
         if interrupt.sleep(sleep).await {
             return Err(EngineError::Interrupted);
         }
         pause = pause.mul_f64(1.5).min(cap);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Cadence, DUE_PAUSE};
+
+    #[test]
+    fn a_due_wait_is_polled_every_half_second_and_nothing_is_slept_past_its_start() {
+        let s = Duration::from_secs;
+        let cadence = Cadence {
+            cap: s(5),
+            due: Some(s(30)),
+        };
+        // Before 24 s (four fifths of 30): the back-off, cut to end at 24 s.
+        assert_eq!(cadence.next(s(10), s(5)), s(5));
+        assert_eq!(cadence.next(s(22), s(5)), s(2));
+        // Due: every half second.
+        assert_eq!(cadence.next(s(24), s(5)), DUE_PAUSE);
+        assert_eq!(cadence.next(s(80), s(5)), DUE_PAUSE);
+        // Long overdue: the back-off again.
+        assert_eq!(cadence.next(s(95), s(5)), s(5));
+        // Nothing learned yet: the back-off.
+        let first = Cadence {
+            cap: s(5),
+            due: None,
+        };
+        assert_eq!(first.next(s(24), s(5)), s(5));
     }
 }

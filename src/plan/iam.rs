@@ -280,6 +280,21 @@ pub fn policy(p: &PolicyFor<'_>) -> Document {
             zones.into_iter().collect(),
             None,
         ));
+        // Route 53 skips a weighted set whose health check fails: the plan reads
+        // the checks its sets carry, which are only known once the sets are read
+        // (a calculated one through its CloudWatch metric).
+        statements.push(statement(
+            "ReadTheHealthChecksOfWeightedSets",
+            &actions(&["route53:GetHealthCheck", "route53:GetHealthCheckStatus"]),
+            vec!["arn:aws:route53:::healthcheck/*".to_owned()],
+            None,
+        ));
+        statements.push(statement(
+            "ReadCalculatedHealthChecksOfWeightedSets",
+            &actions(&["cloudwatch:GetMetricStatistics"]),
+            vec!["*".to_owned()],
+            None,
+        ));
     }
     if run {
         statements.extend(weight_writes(playbook, p.account, p.zone_ids));
@@ -649,6 +664,14 @@ mod tests {
                 (
                     "ReadWeightedRecordSets",
                     vec!["route53:ListResourceRecordSets"]
+                ),
+                (
+                    "ReadTheHealthChecksOfWeightedSets",
+                    vec!["route53:GetHealthCheck", "route53:GetHealthCheckStatus"]
+                ),
+                (
+                    "ReadCalculatedHealthChecksOfWeightedSets",
+                    vec!["cloudwatch:GetMetricStatistics"]
                 ),
                 (
                     "ChangeTheWeightsOfTheShiftedRecords",

@@ -228,6 +228,13 @@ pub struct SetWeights {
     pub before: i64,
     /// Weight after each increment.
     pub after: Vec<i64>,
+    /// What decides whether Route 53 answers with it: its health check's id, or
+    /// `target health` for an alias that evaluates it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<String>,
+    /// Whether its health check failed when the plan was made: Route 53 skips it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub failing: bool,
 }
 
 /// One change (or gate) a step makes.
@@ -271,6 +278,10 @@ pub enum Change {
         /// largest TTL of the record's sets (an alias: 60 s), in seconds.
         #[serde(default)]
         ttl_secs: u64,
+        /// For a record whose sets have health checks: what Route 53 answers with
+        /// after the shift if every set of non-zero weight fails its check.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        if_unhealthy: Option<String>,
     },
     /// Scaling processes suspended on a group before its capacity changes.
     Suspend {
@@ -296,8 +307,11 @@ pub enum Change {
         region: String,
         /// The Auto Scaling group.
         group: String,
-        /// The zone left.
+        /// The zone left, by its name in the group's account.
         zone: String,
+        /// Its zone id (`use1-az1`), when the group's subnets tell it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        zone_id: Option<String>,
         /// Subnets removed from the group.
         subnets_removed: Vec<String>,
         /// Subnets the group keeps.

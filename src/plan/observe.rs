@@ -73,6 +73,8 @@ pub trait Observe {
     ) -> Result<BTreeMap<String, String>, ObserveError>;
     /// Whether a Route 53 health check exists.
     async fn health_check_exists(&self, id: &str) -> Result<bool, ObserveError>;
+    /// Whether a Route 53 health check passes, as Route 53 decides.
+    async fn health_check_passes(&self, id: &str) -> Result<bool, ObserveError>;
     /// The lifecycle hooks, scaling policies and scheduled actions of the named
     /// groups of a region; groups with none are absent.
     async fn preflight(
@@ -140,6 +142,9 @@ impl<T: Observe> Observe for &T {
     }
     async fn health_check_exists(&self, id: &str) -> Result<bool, ObserveError> {
         (**self).health_check_exists(id).await
+    }
+    async fn health_check_passes(&self, id: &str) -> Result<bool, ObserveError> {
+        (**self).health_check_passes(id).await
     }
     async fn preflight(
         &self,
@@ -380,6 +385,7 @@ fn merge(into: &mut Observed, account: &str, part: Observed) -> Result<(), Obser
             .extend(resolved);
     }
     into.subnet_zones.extend(part.subnet_zones);
+    into.subnet_zone_ids.extend(part.subnet_zone_ids);
     into.subnet_free.extend(part.subnet_free);
     for (written, lookup) in part.zones {
         if into.zones.contains_key(&written) {
@@ -414,6 +420,7 @@ fn merge(into: &mut Observed, account: &str, part: Observed) -> Result<(), Obser
             .insert(id.clone(), account.to_owned());
         into.health_checks.insert(id, exists);
     }
+    into.set_health.extend(part.set_health);
     for (region, groups) in part.preflight {
         into.preflight.entry(region).or_default().extend(groups);
     }
@@ -511,11 +518,26 @@ async fn observe_in(
     };
     let (groups, alarms, (zones, records), health_checks, caller) =
         futures::try_join!(groups, alarms, records, checks, caller)?;
+    // The health checks of the weighted sets the steps change: Route 53 skips a set
+    // whose check fails.
+    let set_checks: BTreeSet<&String> = records
+        .values()
+        .flatten()
+        .filter_map(|s| s.health_check_id.as_ref())
+        .collect();
+    let set_health = try_join_all(set_checks.into_iter().map(|id| async move {
+        cloud
+            .health_check_passes(id)
+            .await
+            .map(|passes| (id.clone(), passes))
+    }))
+    .await?;
 
     let mut observed = Observed {
         zones,
         records,
         health_checks: health_checks.into_iter().collect(),
+        set_health: set_health.into_iter().collect(),
         caller,
         ..Observed::default()
     };
@@ -525,6 +547,7 @@ async fn observe_in(
             .insert(region.to_string(), found.resolved);
         observed.groups.insert(region.to_string(), found.states);
         observed.subnet_zones.extend(found.subnet_zones);
+        observed.subnet_zone_ids.extend(found.subnet_zone_ids);
         observed.subnet_free.extend(found.subnet_free);
         if !found.preflight.is_empty() {
             observed
@@ -550,6 +573,7 @@ struct RegionGroups {
     resolved: BTreeMap<String, Vec<String>>,
     states: BTreeMap<String, GroupState>,
     subnet_zones: BTreeMap<String, String>,
+    subnet_zone_ids: BTreeMap<String, String>,
     subnet_free: BTreeMap<String, u32>,
     preflight: BTreeMap<String, Preflight>,
     balancers: BTreeMap<String, Vec<BalancerView>>,
@@ -669,10 +693,14 @@ async fn region_groups(
     let (subnets, preflight, balancers, vcpus) =
         futures::try_join!(subnets, preflight, balancers, vcpus)?;
     let mut subnet_zones = BTreeMap::new();
+    let mut subnet_zone_ids = BTreeMap::new();
     let mut subnet_free = BTreeMap::new();
     for (id, subnet) in subnets {
         if with_subnets {
             subnet_zones.insert(id.clone(), subnet.zone);
+            if let Some(zone_id) = subnet.zone_id {
+                subnet_zone_ids.insert(id.clone(), zone_id);
+            }
         }
         subnet_free.insert(id, subnet.free);
     }
@@ -680,6 +708,7 @@ async fn region_groups(
         resolved,
         states: found,
         subnet_zones,
+        subnet_zone_ids,
         subnet_free,
         preflight,
         balancers,

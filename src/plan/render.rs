@@ -272,6 +272,7 @@ fn write_change(out: &mut String, change: &Change, p: &Palette) {
             record_type,
             zone_id,
             sets,
+            if_unhealthy,
             ..
         } => {
             let _ = writeln!(
@@ -281,13 +282,27 @@ fn write_change(out: &mut String, change: &Change, p: &Palette) {
             );
             let width = sets.iter().map(|s| label(s).len()).max().unwrap_or(0);
             for set in sets {
-                let _ = writeln!(out, "       {:width$}  {}", label(set), weights_line(set));
+                let health = match (&set.health_check, set.failing) {
+                    (Some(check), true) => format!("  (health check {check}: failing)"),
+                    (Some(check), false) => format!("  (health check {check})"),
+                    (None, _) => String::new(),
+                };
+                let _ = writeln!(
+                    out,
+                    "       {:width$}  {}{health}",
+                    label(set),
+                    weights_line(set)
+                );
+            }
+            if let Some(note) = if_unhealthy {
+                let _ = writeln!(out, "       {note}");
             }
         }
         Change::ZoneEvacuation {
             region,
             group,
             zone,
+            zone_id,
             subnets_removed,
             suspend_processes,
             instances_to_replace,
@@ -298,8 +313,9 @@ fn write_change(out: &mut String, change: &Change, p: &Palette) {
         } => {
             let _ = writeln!(
                 out,
-                "   {} asg {group} ({region}) leaves {zone}",
-                p.change.apply_to("~")
+                "   {} asg {group} ({region}) leaves {}",
+                p.change.apply_to("~"),
+                zone_shown(zone, zone_id)
             );
             for subnet in subnets_removed {
                 let _ = writeln!(out, "       {} subnet {subnet}", p.bad.apply_to("-"));
@@ -358,6 +374,14 @@ fn write_change(out: &mut String, change: &Change, p: &Palette) {
                 duration(*timeout_secs)
             );
         }
+    }
+}
+
+/// A zone by name and, when known, id: `us-east-1a (use1-az1)`.
+fn zone_shown(zone: &str, id: &Option<String>) -> String {
+    match id {
+        Some(id) => format!("{zone} ({id})"),
+        None => zone.to_owned(),
     }
 }
 
@@ -516,6 +540,7 @@ pub fn markdown(plan: &Plan) -> String {
                     group,
                     region,
                     zone,
+                    zone_id,
                     subnets_removed,
                     instances_to_replace,
                     batch_size,
@@ -523,7 +548,8 @@ pub fn markdown(plan: &Plan) -> String {
                 } => {
                     let _ = writeln!(
                         out,
-                        "- {group} ({region}) leaves {zone}: removes {}; replaces {instances_to_replace} instance(s), {batch_size} at a time",
+                        "- {group} ({region}) leaves {}: removes {}; replaces {instances_to_replace} instance(s), {batch_size} at a time",
+                        zone_shown(zone, zone_id),
                         if subnets_removed.is_empty() {
                             "no subnet".to_owned()
                         } else {

@@ -287,7 +287,9 @@ async fn blocker_all_weights_zero() {
     assert_blocked(
         &plan,
         &[
-            "x shift: record api: all weights of record `api` are zero: it serves no traffic to shift",
+            "x shift: record api: all weights of record `api` are zero, so Route 53 answers with every set in equal shares: there is no share to shift; give the sets weights first",
+            // Equal shares reach the source too: it cannot be drained.
+            "x drain: record api (api-use1): drain of us-east-1 while Route 53 still answers `api` with its set api-use1 at weight 0: every weight is 0, so Route 53 answers with every healthy set in equal shares",
         ],
     );
 }
@@ -1248,6 +1250,106 @@ steps:
         &plan,
         &[
             "api-us-west-2 counts its desired capacity in vCPUs and api-us-east-1 in instances: a share of one is no count of the other; give this step `desired:` in vCPUs instead of `absorb`",
+        ],
+    );
+}
+
+/// A drill shifting `api` to us-west-2 (50 then 100) and draining us-east-1, whose
+/// sets have health checks hc-east and hc-west.
+const CHECKED: &str = r#"
+version: 1
+name: checked
+groups:
+  api: { names: [api-us-west-2] }
+  src: { names: [api-us-east-1] }
+records:
+  api:
+    zone: example.com.
+    name: api.example.com.
+    type: A
+    set_identifiers: { us-east-1: api-use1, us-west-2: api-usw2 }
+steps:
+  - id: scale
+    scale_up: { group: api, region: us-west-2, desired: 6 }
+  - id: shift
+    shift_traffic: { record: api, to: us-west-2, ramp: [50, 100], bake: 1m }
+  - id: drain
+    drain: { group: src, region: us-east-1, to: 0 }
+"#;
+
+fn checked_cloud() -> MemoryCloud {
+    let cloud = seeded();
+    cloud.check_set("api-use1", "hc-east");
+    cloud.check_set("api-usw2", "hc-west");
+    cloud
+}
+
+#[tokio::test]
+async fn weight_onto_a_set_whose_health_check_fails_is_blocked() {
+    let cloud = checked_cloud();
+    let ready = plan_text(&cloud, CHECKED).await;
+    assert!(ready.blockers.is_empty(), "{}", shown(&ready));
+    let text = shown(&ready);
+    // The plan shows each set's check, and what Route 53 answers if the weighted
+    // sets all fail after the shift.
+    assert!(text.contains("(health check hc-west)"), "{text}");
+    assert!(
+        text.contains("if every set of non-zero weight fails its health check, Route 53 answers with api-use1 in equal shares (the healthy zero-weight sets)"),
+        "{text}"
+    );
+    cloud.fail_health_check("hc-west", true);
+    let blocked = plan_text(&cloud, CHECKED).await;
+    let text = shown(&blocked);
+    assert!(
+        text.contains("x shift: record api (api-usw2): increment 1 raises set api-usw2 (us-west-2) of api.example.com. to weight 50, but its health check hc-west is failing: Route 53 skips the set and answers with api-use1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("after increment 1 Route 53 answers api.example.com. with api-use1, not as the weights say"),
+        "{text}"
+    );
+    let failing: Vec<bool> = blocked
+        .steps
+        .iter()
+        .flat_map(|s| &s.changes)
+        .filter_map(|c| match c {
+            super::Change::Weights { sets, .. } => Some(sets.iter().map(|s| s.failing)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(failing, vec![false, true]);
+}
+
+#[tokio::test]
+async fn a_drain_is_blocked_while_route53_answers_with_the_source_for_failing_checks() {
+    // The traffic moved in an earlier drill: us-west-2 has all the weight, but its
+    // check fails, so Route 53 answers with the healthy zero-weight us-east-1.
+    let cloud = checked_cloud();
+    cloud.set_weight("Z1", "api-use1", 0);
+    cloud.set_weight("Z1", "api-usw2", 100);
+    let drain_only = r#"
+version: 1
+name: drain
+groups:
+  src: { names: [api-us-east-1] }
+records:
+  api:
+    zone: example.com.
+    name: api.example.com.
+    type: A
+    set_identifiers: { us-east-1: api-use1, us-west-2: api-usw2 }
+steps:
+  - id: drain
+    drain: { group: src, region: us-east-1, to: 0 }
+"#;
+    let ready = plan_text(&cloud, drain_only).await;
+    assert!(ready.blockers.is_empty(), "{}", shown(&ready));
+    cloud.fail_health_check("hc-west", true);
+    assert_blocked(
+        &plan_text(&cloud, drain_only).await,
+        &[
+            "x drain: record api (api-use1): drain of us-east-1 while Route 53 still answers `api` with its set api-use1 at weight 0: every set of non-zero weight is unhealthy, so Route 53 answers with the healthy zero-weight sets in equal shares",
         ],
     );
 }

@@ -260,6 +260,8 @@ mod tests {
                     zone_id: format!("Z{z}"),
                     ramp: ramp.clone(),
                     sets: vec![SetWeights {
+                        health_check: None,
+                        failing: false,
                         set_identifier: "west".into(),
                         region: None,
                         before: 0,
@@ -267,6 +269,7 @@ mod tests {
                     }],
                     bake_secs,
                     ttl_secs: 60,
+                    if_unhealthy: None,
                 })
                 .collect(),
             estimate_secs: 0,

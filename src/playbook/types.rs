@@ -77,33 +77,60 @@ impl<'de> Deserialize<'de> for Region {
     }
 }
 
-/// An availability zone name such as `us-east-1a`.
+/// An availability zone, by name (`us-east-1a`) or by id (`use1-az1`).
+///
+/// A name maps to a different physical zone in each account; an id is the same
+/// everywhere. A zone step written with an id leaves the same physical zone in
+/// every account it touches: each group's zone name is read from its subnets.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct Zone(String);
 
 impl Zone {
-    /// Parses a zone name: a region name followed by one letter.
+    /// Parses a zone name (a region name followed by one letter) or a zone id (the
+    /// region's short form, `-az`, a number).
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut chars = text.chars();
         let letter = chars.next_back();
-        let shaped =
+        let named =
             letter.is_some_and(|c| c.is_ascii_lowercase()) && Region::parse(chars.as_str()).is_ok();
-        if shaped {
+        if named || Self::id_shaped(text) {
             Ok(Self(text.to_owned()))
         } else {
             Err(format!(
-                "invalid availability zone `{text}`: expected a zone name like `us-east-1a` (zone ids such as `use1-az1` are not accepted)"
+                "invalid availability zone `{text}`: expected a zone name like `us-east-1a` or a zone id like `use1-az1`"
             ))
         }
     }
 
-    /// The region this zone belongs to.
-    pub fn region(&self) -> Region {
-        Region(self.0[..self.0.len() - 1].to_owned())
+    /// `use1-az1`: letters and a number, `-az`, a number.
+    fn id_shaped(text: &str) -> bool {
+        let Some((short, number)) = text.split_once("-az") else {
+            return false;
+        };
+        let letters = short.trim_end_matches(|c: char| c.is_ascii_digit());
+        !number.is_empty()
+            && number.chars().all(|c| c.is_ascii_digit())
+            && letters.len() < short.len()
+            && !letters.is_empty()
+            && letters.chars().all(|c| c.is_ascii_lowercase())
     }
 
-    /// The zone name.
+    /// Whether it is written as a zone id (`use1-az1`).
+    pub fn is_id(&self) -> bool {
+        Self::id_shaped(&self.0)
+    }
+
+    /// Whether it belongs to `region`.
+    pub fn in_region(&self, region: &Region) -> bool {
+        if self.is_id() {
+            self.0.split_once("-az").map(|(short, _)| short) == Some(region.short().as_str())
+        } else {
+            self.0[..self.0.len() - 1] == *region.as_str()
+        }
+    }
+
+    /// The zone as written.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -453,9 +480,17 @@ mod tests {
     #[test]
     fn zones_know_their_region() {
         let zone = Zone::parse("us-east-1a").expect("valid zone");
-        assert_eq!(zone.region().as_str(), "us-east-1");
-        assert!(Zone::parse("use1-az1").is_err());
-        assert!(Zone::parse("us-east-1").is_err());
+        let east = Region::parse("us-east-1").expect("region");
+        let west = Region::parse("us-west-2").expect("region");
+        assert!(zone.in_region(&east) && !zone.in_region(&west));
+        // Zone ids name the same physical zone in every account.
+        let id = Zone::parse("use1-az1").expect("valid zone id");
+        assert!(id.is_id() && id.in_region(&east) && !id.in_region(&west));
+        let tokyo = Zone::parse("apne1-az4").expect("valid zone id");
+        assert!(tokyo.in_region(&Region::parse("ap-northeast-1").expect("region")));
+        for bad in ["use1-az", "-az1", "use1az1", "us-east-1", "USE1-az1"] {
+            assert!(Zone::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

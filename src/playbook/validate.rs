@@ -408,15 +408,17 @@ fn check_action(action: &Action, path: &YamlPath, parts: &Parts<'_>, diags: &mut
                 &path.key("group"),
                 diags,
             );
-            if z.zone.region() != z.region {
+            if !z.zone.in_region(&z.region) {
                 diags
                     .error(
                         &path.key("zone"),
                         format!("zone {} is not in region {}", z.zone, z.region),
                     )
                     .help(format!(
-                        "zones of {} are named like {}a",
-                        z.region, z.region
+                        "zones of {} are named like {}a, with ids like {}-az1",
+                        z.region,
+                        z.region,
+                        z.region.short()
                     ));
             }
         }

@@ -128,6 +128,10 @@ pub struct DrillReport {
     /// How long the run was stopped (halted, interrupted, declined, failed, or its
     /// process gone) before a resume or rollback took it over.
     pub time_stopped_secs: f64,
+    /// How long approval steps waited for their answer, apart: a wait inside the
+    /// evacuation is also counted in its time to evacuate.
+    #[serde(default)]
+    pub approval_wait_secs: f64,
     /// From the start of the rollback until it was verified.
     pub time_to_fail_back_secs: Option<f64>,
     /// Steps, increments, bakes, stops and rollback.
@@ -189,6 +193,40 @@ fn time_to_evacuate(entries: &[Entry], plan: &Plan, stops: &[Stop]) -> Option<f6
     let whole = to.duration_since(from).map(|d| d.as_secs_f64()).ok()?;
     let stopped: f64 = stops.iter().map(|s| s.overlap(from, to)).sum();
     Some((whole - stopped).max(0.0))
+}
+
+/// The approval steps of a plan.
+fn approvals(plan: &Plan) -> Vec<&str> {
+    plan.steps
+        .iter()
+        .filter(|s| s.kind == StepKind::Approve)
+        .map(|s| s.id.as_str())
+        .collect()
+}
+
+/// How long the approval steps `approvals` waited: each time it was asked, from its
+/// start until it was answered.
+fn approval_waits(entries: &[Entry], approvals: &[&str]) -> f64 {
+    let mut started: BTreeMap<&str, SystemTime> = BTreeMap::new();
+    let mut total = 0.0;
+    for e in entries {
+        match &e.event {
+            Event::StepStarted { step } if approvals.contains(&step.as_str()) => {
+                if let Some(at) = time(&e.at) {
+                    started.insert(step.as_str(), at);
+                }
+            }
+            Event::Approved { step, .. } | Event::ApprovalDeclined { step, .. }
+                if approvals.contains(&step.as_str()) =>
+            {
+                if let (Some(from), Some(to)) = (started.remove(step.as_str()), time(&e.at)) {
+                    total += to.duration_since(from).map_or(0.0, |d| d.as_secs_f64());
+                }
+            }
+            _ => {}
+        }
+    }
+    total
 }
 
 /// When the run's traffic had really left: the last weight change's INSYNC plus the
@@ -700,6 +738,7 @@ fn build(run: &RunDir, read: &Read) -> DrillReport {
         result: story.result.clone(),
         time_to_evacuate_secs: time_to_evacuate(entries, &read.plan, &story.stops),
         time_stopped_secs,
+        approval_wait_secs: approval_waits(entries, &approvals(&read.plan)),
         time_to_fail_back_secs: time_to_fail_back,
         timeline,
         moments: story
@@ -845,4 +884,53 @@ pub fn history(state_dir: &Path, playbook: Option<&str>) -> Result<Vec<HistoryRo
         }
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::approval_waits;
+    use crate::journal::{Entry, Event};
+
+    fn entry(at: &str, event: Event) -> Entry {
+        Entry {
+            seq: 0,
+            at: at.to_owned(),
+            prev: String::new(),
+            digest: String::new(),
+            event,
+        }
+    }
+
+    #[test]
+    fn approval_waits_are_counted_apart_from_start_to_answer() {
+        let started = |at: &str| {
+            entry(
+                at,
+                Event::StepStarted {
+                    step: "gate".into(),
+                },
+            )
+        };
+        let entries = [
+            started("2026-12-04T12:00:00Z"),
+            entry(
+                "2026-12-04T12:02:00Z",
+                Event::ApprovalDeclined {
+                    step: "gate".into(),
+                    by: "sre".into(),
+                },
+            ),
+            // Resumed later: asked again, and approved 30 s after.
+            started("2026-12-04T13:00:00Z"),
+            entry(
+                "2026-12-04T13:00:30Z",
+                Event::Approved {
+                    step: "gate".into(),
+                    by: "sre".into(),
+                },
+            ),
+        ];
+        assert_eq!(approval_waits(&entries, &["gate"]), 150.0);
+        assert_eq!(approval_waits(&entries, &["other"]), 0.0);
+    }
 }

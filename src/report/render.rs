@@ -98,6 +98,13 @@ pub fn markdown(report: &DrillReport) -> String {
             secs(report.time_stopped_secs)
         );
     }
+    if report.approval_wait_secs > 0.0 {
+        let _ = writeln!(
+            out,
+            "| approval waits | {} (inside the evacuation, counted in its time) |",
+            secs(report.approval_wait_secs)
+        );
+    }
     if let Some(t) = report.time_to_fail_back_secs {
         let _ = writeln!(out, "| time to fail back | {} |", secs(t));
     }
@@ -345,6 +352,15 @@ td,th{{border:1px solid #cbd5e0;padding:4px 8px;text-align:left;font-size:13px}}
             format!(
                 "{} (not counted in time to evacuate)",
                 secs(report.time_stopped_secs)
+            ),
+        );
+    }
+    if report.approval_wait_secs > 0.0 {
+        row(
+            "approval waits",
+            format!(
+                "{} (inside the evacuation, counted in its time)",
+                secs(report.approval_wait_secs)
             ),
         );
     }

@@ -209,6 +209,31 @@ impl Builder<'_> {
             };
             let total: i64 = weights.values().sum();
             let weight = weights.get(set_id).copied().unwrap_or(0);
+            // The sets Route 53 answers with, given their health checks: when every
+            // set of non-zero weight fails, the zero-weight ones answer.
+            let observed_sets = self.observed.records.get(name).cloned().unwrap_or_default();
+            let health = self.set_health(&observed_sets);
+            let sets: Vec<(&str, i64, crate::route53::Health)> = weights
+                .iter()
+                .map(|(id, w)| {
+                    let h = health
+                        .get(id)
+                        .map_or(crate::route53::Health::Unchecked, |(_, h)| *h);
+                    (id.as_str(), *w, h)
+                })
+                .collect();
+            let answer = crate::route53::answering(&sets);
+            if weight == 0 && answer.sets.iter().any(|s| s == set_id) {
+                self.block(
+                    Some(step),
+                    Some(format!("record {name} ({set_id})")),
+                    format!(
+                        "drain of {region} while Route 53 still answers `{name}` with its set {set_id} at weight 0: {}; give the other sets weight, with health checks that pass, first",
+                        answer.why.unwrap_or("it is one of the sets answered with")
+                    ),
+                );
+                continue;
+            }
             if weight > 0 {
                 self.block(
                     Some(step),

@@ -2,6 +2,48 @@
 
 use super::*;
 use crate::playbook::{RecordSpec, Region, ShiftTo};
+use crate::route53::{Health, answering};
+
+/// Per set identifier of a record: what decides whether Route 53 answers with it (a
+/// health check id, `target health`), and how it stood when read.
+pub(super) type SetHealth = BTreeMap<String, (Option<String>, Health)>;
+
+/// What Route 53 answers with if every set of non-zero weight in `weights` fails its
+/// health check: said for records whose sets have health checks.
+fn if_unhealthy(health: &SetHealth, weights: &BTreeMap<String, i64>) -> Option<String> {
+    if health.values().all(|(check, _)| check.is_none()) {
+        return None;
+    }
+    let sets: Vec<(&str, i64, Health)> = weights
+        .iter()
+        .map(|(id, w)| {
+            let checked = health.get(id).is_some_and(|(check, _)| check.is_some());
+            let h = if *w > 0 && checked {
+                Health::Unhealthy
+            } else {
+                health.get(id).map_or(Health::Unchecked, |(_, h)| *h)
+            };
+            (id.as_str(), *w, h)
+        })
+        .collect();
+    let unchecked_weighted = weights
+        .iter()
+        .any(|(id, w)| *w > 0 && health.get(id).is_none_or(|(check, _)| check.is_none()));
+    if unchecked_weighted {
+        // A set of non-zero weight without a check always answers.
+        return None;
+    }
+    let answer = answering(&sets);
+    Some(format!(
+        "if every set of non-zero weight fails its health check, Route 53 answers with {} in equal shares{}",
+        answer.sets.join(", "),
+        if sets.iter().any(|s| s.1 == 0 && s.2 != Health::Unhealthy) {
+            " (the healthy zero-weight sets)"
+        } else {
+            " (all sets, as if healthy)"
+        }
+    ))
+}
 
 impl Builder<'_> {
     pub(super) fn shift_traffic(&mut self, step: &str, s: &ShiftTraffic) -> Built {
@@ -98,7 +140,7 @@ impl Builder<'_> {
                     Some(step),
                     resource,
                     format!(
-                        "all weights of record `{name}` are zero: it serves no traffic to shift"
+                        "all weights of record `{name}` are zero, so Route 53 answers with every set in equal shares: there is no share to shift; give the sets weights first"
                     ),
                 );
                 continue;
@@ -131,6 +173,19 @@ impl Builder<'_> {
                         ),
                     );
             }
+            let health = self.set_health(&observed);
+            self.check_answers(
+                step,
+                name,
+                spec,
+                &regions_by_id,
+                &health,
+                &before,
+                &increments,
+            );
+            let if_unhealthy = increments
+                .last()
+                .and_then(|last| if_unhealthy(&health, last));
             let sets = before
                 .iter()
                 .map(|(id, weight)| SetWeights {
@@ -141,6 +196,8 @@ impl Builder<'_> {
                         .iter()
                         .map(|inc| inc.get(id).copied().unwrap_or(0))
                         .collect(),
+                    health_check: health.get(id).and_then(|h| h.0.clone()),
+                    failing: health.get(id).is_some_and(|h| h.1 == Health::Unhealthy),
                 })
                 .collect();
             if let Some(last) = increments.last() {
@@ -164,6 +221,7 @@ impl Builder<'_> {
                 .unwrap_or(0);
             changes.push(Change::Weights {
                 ttl_secs,
+                if_unhealthy,
                 record: name.clone(),
                 name: spec.name.clone(),
                 record_type: spec.record_type.to_string(),
@@ -477,6 +535,90 @@ fn apportion<'i>(
         }
     }
     out
+}
+
+impl Builder<'_> {
+    /// How each observed set of a record stands for Route 53's choice of answers.
+    pub(super) fn set_health(&self, observed: &[crate::state::WeightedSet]) -> SetHealth {
+        observed
+            .iter()
+            .map(|s| {
+                let entry = match (&s.health_check_id, s.evaluate_target_health) {
+                    (Some(id), _) => (
+                        Some(id.clone()),
+                        match self.observed.set_health.get(id) {
+                            Some(false) => Health::Unhealthy,
+                            _ => Health::Healthy,
+                        },
+                    ),
+                    (None, true) => (Some("target health".to_owned()), Health::Healthy),
+                    (None, false) => (None, Health::Unchecked),
+                };
+                (s.set_identifier.clone(), entry)
+            })
+            .collect()
+    }
+
+    /// Weight must not move onto sets whose health check fails (a blocker), and the
+    /// plan says when Route 53 would answer with other sets than the weights say (a
+    /// warning).
+    #[allow(clippy::too_many_arguments)]
+    fn check_answers(
+        &mut self,
+        step: &str,
+        name: &str,
+        spec: &RecordSpec,
+        regions_by_id: &BTreeMap<&str, &str>,
+        health: &SetHealth,
+        before: &BTreeMap<String, i64>,
+        increments: &[BTreeMap<String, i64>],
+    ) {
+        let mut blocked = BTreeSet::new();
+        let mut warned = false;
+        let mut previous = before;
+        for (k, weights) in increments.iter().enumerate() {
+            let sets: Vec<(&str, i64, Health)> = weights
+                .iter()
+                .map(|(id, w)| {
+                    let h = health.get(id).map_or(Health::Unchecked, |(_, h)| *h);
+                    (id.as_str(), *w, h)
+                })
+                .collect();
+            let answer = answering(&sets);
+            for (id, w, h) in &sets {
+                let raised = *w > previous.get(*id).copied().unwrap_or(0);
+                if raised && *h == Health::Unhealthy && blocked.insert(*id) {
+                    let check = health
+                        .get(*id)
+                        .and_then(|(c, _)| c.clone())
+                        .unwrap_or_default();
+                    let region = regions_by_id
+                        .get(id)
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default();
+                    self.block(Some(step), Some(format!("record {name} ({id})")), format!(
+                        "increment {} raises set {id}{region} of {} to weight {w}, but its health check {check} is failing: Route 53 skips the set and answers with {}; make the check pass before the drill, or leave this set out",
+                        k + 1,
+                        spec.name,
+                        answer.sets.join(", ")
+                    ));
+                }
+            }
+            if !warned
+                && let Some(why) = answer.why
+                && sets.iter().any(|s| s.2 == Health::Unhealthy)
+            {
+                warned = true;
+                self.warn(Some(step), Some(format!("record {name}")), format!(
+                    "after increment {} Route 53 answers {} with {}, not as the weights say: {why}",
+                    k + 1,
+                    spec.name,
+                    answer.sets.join(", ")
+                ));
+            }
+            previous = weights;
+        }
+    }
 }
 
 /// A record's capacity in one region: the desired capacity of the Auto Scaling

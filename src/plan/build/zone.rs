@@ -5,7 +5,7 @@ use super::*;
 impl Builder<'_> {
     pub(super) fn evacuate_zone(&mut self, step: &str, z: &EvacuateZone) -> Built {
         let region = z.region.as_str();
-        let zone = z.zone.as_str();
+        let written = z.zone.as_str();
         let mut changes = Vec::new();
         for (_, group) in self.members(step, &z.group, region) {
             let Some(state) = self.observed.group(region, &group) else {
@@ -14,11 +14,37 @@ impl Builder<'_> {
             let resource = Some(format!("asg {group} ({region})"));
             let zone_of =
                 |subnet: &String| self.observed.subnet_zones.get(subnet).map(String::as_str);
-            let (removed, kept): (Vec<String>, Vec<String>) = state
-                .subnets
-                .iter()
-                .cloned()
-                .partition(|s| zone_of(s) == Some(zone));
+            let id_of = |subnet: &String| {
+                self.observed
+                    .subnet_zone_ids
+                    .get(subnet)
+                    .map(String::as_str)
+            };
+            // A zone id is the same physical zone in every account; its name in this
+            // group's account is read from the group's subnets in it.
+            let (removed, kept): (Vec<String>, Vec<String>) =
+                state.subnets.iter().cloned().partition(|s| {
+                    if z.zone.is_id() {
+                        id_of(s) == Some(written)
+                    } else {
+                        zone_of(s) == Some(written)
+                    }
+                });
+            let (zone, zone_id) = if z.zone.is_id() {
+                match removed.first().and_then(zone_of) {
+                    Some(name) => (name, Some(written.to_owned())),
+                    None => {
+                        self.warn(
+                            Some(step),
+                            resource.clone(),
+                            format!("{group} has no subnet in zone {written}: nothing to evacuate"),
+                        );
+                        continue;
+                    }
+                }
+            } else {
+                (written, removed.first().and_then(id_of).map(str::to_owned))
+            };
             let remaining_zones: BTreeSet<String> = if state.subnets.is_empty() {
                 state
                     .zones
@@ -99,6 +125,7 @@ impl Builder<'_> {
                 region: region.to_owned(),
                 group,
                 zone: zone.to_owned(),
+                zone_id,
                 subnets_removed: removed,
                 subnets_after: kept,
                 suspend_processes: suspend,
@@ -109,7 +136,7 @@ impl Builder<'_> {
             });
         }
         let summary = format!(
-            "move {} in {region} out of {zone}{}",
+            "move {} in {region} out of {written}{}",
             z.group.0.join(", "),
             if z.keep_capacity {
                 ", keeping capacity"
