@@ -664,6 +664,20 @@ impl Observed {
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// [`Observed::fingerprint`] without the lifecycle hooks: what a run of a saved
+    /// plan reads again (the plan read the hooks, and they only warn).
+    pub fn fingerprint_without_hooks(&self) -> String {
+        let mut stable = self.clone();
+        for groups in stable.preflight.values_mut() {
+            for found in groups.values_mut() {
+                found.hooks.clear();
+            }
+            groups.retain(|_, found| !found.is_empty());
+        }
+        stable.preflight.retain(|_, groups| !groups.is_empty());
+        stable.fingerprint()
+    }
+
     /// The state of an Auto Scaling group.
     pub fn group(&self, region: &str, name: &str) -> Option<&GroupState> {
         self.groups.get(region).and_then(|g| g.get(name))

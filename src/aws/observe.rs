@@ -86,12 +86,14 @@ impl Observe for AwsCloud {
         &self,
         region: &Region,
         groups: &[String],
+        with_hooks: bool,
     ) -> Result<BTreeMap<String, Preflight>, ObserveError> {
         use futures::{StreamExt, TryStreamExt};
         let client = self.context().autoscaling(region);
         let wanted: BTreeSet<&String> = groups.iter().collect();
         let mut out: BTreeMap<String, Preflight> = BTreeMap::new();
-        let hooks: Vec<(String, Vec<Hook>)> = futures::stream::iter(groups.iter().cloned())
+        let hooked: &[String] = if with_hooks { groups } else { &[] };
+        let hooks: Vec<(String, Vec<Hook>)> = futures::stream::iter(hooked.iter().cloned())
             .map(|group| {
                 let client = client.clone();
                 async move {

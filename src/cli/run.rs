@@ -20,7 +20,7 @@ use crate::engine::route::Routed;
 use crate::exit::Exit;
 use crate::journal::{Event, Journal, Outcome, RunDir, new_run_id};
 use crate::notify::Notifier;
-use crate::plan::observe::observe;
+use crate::plan::observe::{Reads, observe_with};
 use crate::plan::{Plan, build::build, render};
 use crate::playbook::{AlarmRef, HumanDuration, Region, StopCondition};
 
@@ -194,7 +194,15 @@ pub fn run(args: &RunArgs) -> Exit {
             Err(exit) => return exit,
         };
         let clouds = super::session::clouds(ctx, &playbook.accounts, &run_id).await;
-        let observed = match observe(&clouds, &playbook).await {
+        // A saved plan read the lifecycle hooks (one call per group, the slowest read
+        // at fleet size, and only ever a warning) and showed them: its run does not
+        // read them again, and compares the rest.
+        let reads = Reads {
+            lifecycle_hooks: saved
+                .as_ref()
+                .is_none_or(|s| s.fingerprint_without_hooks.is_empty()),
+        };
+        let observed = match observe_with(&clouds, &playbook, reads).await {
             Ok(observed) => observed,
             Err(err) => {
                 crate::say_error!("{err}\nnothing was changed");
@@ -209,7 +217,12 @@ pub fn run(args: &RunArgs) -> Exit {
                 let mut planned = playbook.clone();
                 planned.stop_when.truncate(planned.stop_when.len() - args.stop_when_alarm.len());
                 let now = build(&planned, &without_alarms(&observed, &planned, &args.stop_when_alarm), &playbook_path.display().to_string(), jiff::Timestamp::now());
-                if saved.fingerprint != now.fingerprint {
+                let (was, is) = if reads.lifecycle_hooks {
+                    (&saved.fingerprint, &now.fingerprint)
+                } else {
+                    (&saved.fingerprint_without_hooks, &now.fingerprint_without_hooks)
+                };
+                if was != is {
                     crate::say_error!(
                         "the saved plan is stale: a value it shows has changed since it was made; run `evac plan --save` again\nnothing was changed"
                     );

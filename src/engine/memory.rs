@@ -1191,14 +1191,21 @@ impl Observe for MemoryCloud {
         &self,
         region: &Region,
         groups: &[String],
+        hooks: bool,
     ) -> Result<BTreeMap<String, crate::state::Preflight>, ObserveError> {
-        self.enter("describe_lifecycle_hooks").map_err(read_err)?;
+        if hooks {
+            self.enter("describe_lifecycle_hooks").map_err(read_err)?;
+        }
         let world = self.world();
         Ok(groups
             .iter()
             .filter_map(|name| {
                 let g = world.groups.get(&(region.to_string(), name.clone()))?;
-                (!g.preflight.is_empty()).then(|| (name.clone(), g.preflight.clone()))
+                let mut found = g.preflight.clone();
+                if !hooks {
+                    found.hooks.clear();
+                }
+                (!found.is_empty()).then(|| (name.clone(), found))
             })
             .collect())
     }

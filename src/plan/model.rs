@@ -34,6 +34,10 @@ pub struct Plan {
     pub stop_live: BTreeMap<String, String>,
     /// Digest of the observed state the plan was made against.
     pub fingerprint: String,
+    /// The same without the lifecycle hooks, which a run of the saved plan does not
+    /// read again.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fingerprint_without_hooks: String,
     /// Who AWS said the plan's reads were made as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller: Option<crate::state::Caller>,

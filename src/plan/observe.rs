@@ -81,6 +81,7 @@ pub trait Observe {
         &self,
         region: &Region,
         groups: &[String],
+        hooks: bool,
     ) -> Result<BTreeMap<String, Preflight>, ObserveError>;
     /// How the instances of groups of a region, as just read, stand in the groups'
     /// load balancers; groups with none are absent.
@@ -150,8 +151,9 @@ impl<T: Observe> Observe for &T {
         &self,
         region: &Region,
         groups: &[String],
+        hooks: bool,
     ) -> Result<BTreeMap<String, Preflight>, ObserveError> {
-        (**self).preflight(region, groups).await
+        (**self).preflight(region, groups, hooks).await
     }
     async fn balancers(
         &self,
@@ -340,13 +342,39 @@ pub async fn observe<C: Observe>(
     clouds: &Accounts<C>,
     playbook: &Playbook,
 ) -> Result<Observed, ObserveError> {
-    let ambient = observe_in(&clouds.ambient, playbook, None);
+    observe_with(clouds, playbook, Reads::default()).await
+}
+
+/// What a read of the live state may leave out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reads {
+    /// Whether the lifecycle hooks of the changed groups are read: one call per
+    /// group, the slowest read at fleet size, and only ever a warning. A run of a
+    /// saved plan leaves them out: the plan read them and showed their warnings.
+    pub lifecycle_hooks: bool,
+}
+
+impl Default for Reads {
+    fn default() -> Self {
+        Reads {
+            lifecycle_hooks: true,
+        }
+    }
+}
+
+/// [`observe`], leaving out what `reads` says.
+pub async fn observe_with<C: Observe>(
+    clouds: &Accounts<C>,
+    playbook: &Playbook,
+    reads: Reads,
+) -> Result<Observed, ObserveError> {
+    let ambient = observe_in(&clouds.ambient, playbook, None, reads);
     let named = try_join_all(playbook.accounts.keys().map(|name| async move {
         let cloud = clouds.get(Some(name)).ok_or_else(|| ObserveError {
             what: format!("read in account `{name}`"),
             message: "no credentials were set up for it".to_owned(),
         })?;
-        observe_in(cloud, playbook, Some(name))
+        observe_in(cloud, playbook, Some(name), reads)
             .await
             .map(|observed| (name, observed))
     }));
@@ -483,6 +511,7 @@ async fn observe_in(
     cloud: &impl Observe,
     playbook: &Playbook,
     account: Option<&str>,
+    reads: Reads,
 ) -> Result<Observed, ObserveError> {
     let needs = Needs::of(playbook, account);
     let groups = try_join_all(needs.groups.iter().map(|(region, named)| {
@@ -490,7 +519,7 @@ async fn observe_in(
         let changed = needs.changed.get(region);
         let scaled = needs.scaled.get(region);
         async move {
-            region_groups(cloud, region, named, with_subnets, changed, scaled)
+            region_groups(cloud, region, named, with_subnets, changed, scaled, reads)
                 .await
                 .map(|r| (region.clone(), r))
         }
@@ -590,6 +619,7 @@ async fn region_groups(
     with_subnets: bool,
     changed: Option<&BTreeSet<String>>,
     scaled: Option<&BTreeSet<String>>,
+    reads: Reads,
 ) -> Result<RegionGroups, ObserveError> {
     let mut found: BTreeMap<String, GroupState> = BTreeMap::new();
     let names: BTreeSet<&String> = named
@@ -667,7 +697,9 @@ async fn region_groups(
         if changed.is_empty() {
             return Ok(BTreeMap::new());
         }
-        cloud.preflight(region, &changed).await
+        cloud
+            .preflight(region, &changed, reads.lifecycle_hooks)
+            .await
     };
     // Load balancers: of the changed groups attached to one.
     let balanced: Vec<&GroupState> = changed

@@ -1353,3 +1353,56 @@ steps:
         ],
     );
 }
+
+#[tokio::test]
+async fn a_run_of_a_saved_plan_leaves_out_the_lifecycle_hooks_and_still_sees_every_other_change() {
+    use crate::plan::observe::{Reads, observe_with};
+    let cloud = seeded();
+    cloud.shape("us-west-2", "api-us-west-2", |g| {
+        g.preflight.hooks.push(crate::state::Hook {
+            name: "warm-up".into(),
+            launching: true,
+            heartbeat_secs: 300,
+        });
+        g.preflight.policies.push("cpu-target".into());
+    });
+    let playbook = load_file(Path::new(BASE), &BTreeMap::new()).expect("valid playbook");
+    let saved = observe(&Accounts::one(&cloud), &playbook)
+        .await
+        .expect("observed");
+    let before = cloud.calls("describe_lifecycle_hooks");
+    let hookless = Reads {
+        lifecycle_hooks: false,
+    };
+    let now = observe_with(&Accounts::one(&cloud), &playbook, hookless)
+        .await
+        .expect("observed");
+    assert_eq!(
+        cloud.calls("describe_lifecycle_hooks"),
+        before,
+        "no hook was read"
+    );
+    // The hooks alone differ: what the run compares is the same.
+    assert_ne!(saved.fingerprint(), now.fingerprint());
+    assert_eq!(
+        saved.fingerprint_without_hooks(),
+        now.fingerprint_without_hooks()
+    );
+    // A change to anything else is still seen.
+    cloud.set_capacity_now(
+        "us-west-2",
+        "api-us-west-2",
+        Capacity {
+            min: 1,
+            desired: 3,
+            max: 12,
+        },
+    );
+    let changed = observe_with(&Accounts::one(&cloud), &playbook, hookless)
+        .await
+        .expect("observed");
+    assert_ne!(
+        saved.fingerprint_without_hooks(),
+        changed.fingerprint_without_hooks()
+    );
+}

@@ -101,6 +101,10 @@ struct Builder<'a> {
     vcpus: BTreeMap<String, BTreeMap<&'static str, u64>>,
     /// Quotas and groups already warned of (as `region/name`): once each.
     warned: BTreeSet<String>,
+    /// What a record's groups serve in a region (by serving groups, region, and
+    /// whether projected), within one shift step: a fleet's records share
+    /// hundreds of groups, and capacity does not change inside a shift.
+    served: std::cell::RefCell<BTreeMap<(Vec<String>, String, bool), traffic::Served>>,
 }
 
 fn finding(step: Option<&str>, resource: Option<String>, message: String) -> Finding {
@@ -135,6 +139,7 @@ pub fn build_with(
         addresses: BTreeMap::new(),
         vcpus: BTreeMap::new(),
         warned: BTreeSet::new(),
+        served: Default::default(),
     };
     b.check_stop_conditions();
     if let Some(window) = &playbook.window
@@ -313,6 +318,7 @@ pub fn build_with(
             })
             .collect(),
         fingerprint: observed.fingerprint(),
+        fingerprint_without_hooks: observed.fingerprint_without_hooks(),
         caller: observed.caller.clone(),
         accounts: playbook
             .accounts

@@ -47,6 +47,8 @@ fn if_unhealthy(health: &SetHealth, weights: &BTreeMap<String, i64>) -> Option<S
 
 impl Builder<'_> {
     pub(super) fn shift_traffic(&mut self, step: &str, s: &ShiftTraffic) -> Built {
+        // Capacity as the steps before this one leave it.
+        self.served.borrow_mut().clear();
         let mode = shift_mode(s);
         let mut changes = Vec::new();
         let mut unlinked: Vec<String> = Vec::new();
@@ -623,7 +625,8 @@ impl Builder<'_> {
 
 /// A record's capacity in one region: the desired capacity of the Auto Scaling
 /// groups that serve it there.
-struct Served {
+#[derive(Clone)]
+pub(super) struct Served {
     region: String,
     groups: Vec<String>,
     capacity: u64,
@@ -633,11 +636,28 @@ impl Builder<'_> {
     /// The groups serving record `name` in `region` and their capacity: as observed
     /// before the drill, or (with `projected`) after the steps planned so far.
     fn served(&self, name: &str, region: &str, projected: bool) -> Served {
+        let key = (
+            self.playbook.serving_groups(name),
+            region.to_owned(),
+            projected,
+        );
+        if let Some(found) = self.served.borrow().get(&key) {
+            return found.clone();
+        }
+        let served = self.served_now(name, region, projected);
+        self.served.borrow_mut().insert(key, served.clone());
+        served
+    }
+
+    /// [`Builder::served`], worked out.
+    fn served_now(&self, name: &str, region: &str, projected: bool) -> Served {
         let mut groups = Vec::new();
+        // A group named twice counts once (a set: fleets have hundreds of groups).
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
         let mut capacity = 0;
         for named in self.playbook.serving_groups(name) {
             for asg in self.observed.resolved(region, &named) {
-                if groups.contains(asg) {
+                if !seen.insert(asg.as_str()) {
                     continue;
                 }
                 let desired = if projected {
