@@ -281,6 +281,7 @@ async fn poll_groups<C: Cloud>(
     .await
     .map_err(step_err(step))?;
     let (mut current, mut total) = (0, 0);
+    let mut arrived = 0usize;
     let mut lagging: Vec<String> = Vec::new();
     // Groups still short of raised capacity: (region, group, InService, desired).
     let mut short: Vec<(&str, &str, u32, u32)> = Vec::new();
@@ -327,6 +328,7 @@ async fn poll_groups<C: Cloud>(
                 Direction::Up => state.reached(*desired),
                 Direction::Down => state.came_down_to(*desired),
             };
+            arrived += usize::from(done);
             if !done {
                 lagging.push(format!(
                     "asg {group} ({region}) wanted {desired} {} InService, last seen {}",
@@ -361,10 +363,17 @@ async fn poll_groups<C: Cloud>(
         passed.borrow_mut().extend(ok);
         lagging.extend(behind);
     }
-    Ok(match lagging.len() {
-        0 => Poll::Done(()),
-        1 => Poll::Waiting(lagging.remove(0)),
-        n => Poll::Waiting(format!("{} ({} more groups lagging)", lagging[0], n - 1)),
+    let last = match lagging.len() {
+        0 => return Ok(Poll::Done(())),
+        1 => lagging.remove(0),
+        n => format!("{} ({} more groups lagging)", lagging[0], n - 1),
+    };
+    // Groups of one wave were changed within seconds of each other: once some have
+    // arrived, the others are due.
+    Ok(if arrived > 0 {
+        Poll::Due(last)
+    } else {
+        Poll::Waiting(last)
     })
 }
 

@@ -198,6 +198,9 @@ pub enum Poll<T> {
     Done(T),
     /// Not yet: what was wanted and what was seen, for the timeout message.
     Waiting(String),
+    /// Not yet, but part of it is done (some groups of a wave are in service): the
+    /// rest is due, and the next poll comes after [`DUE_PAUSE`].
+    Due(String),
 }
 
 /// Polls `probe` until it is done: the first poll at once, the next after
@@ -246,9 +249,10 @@ where
         if interrupt.is_set() {
             return Err(EngineError::Interrupted);
         }
-        let last = match probe().await? {
+        let (last, due) = match probe().await? {
             Poll::Done(value) => return Ok(value),
-            Poll::Waiting(last) => last,
+            Poll::Waiting(last) => (last, false),
+            Poll::Due(last) => (last, true),
         };
         let now = Instant::now();
         if now >= deadline {
@@ -257,9 +261,12 @@ where
                 message: format!("timed out after {}s: {last}", timeout.as_secs()),
             });
         }
-        let sleep = cadence
-            .next(now.duration_since(started), pause)
-            .min(deadline - now);
+        let next = if due {
+            DUE_PAUSE.min(pause.max(DUE_PAUSE))
+        } else {
+            cadence.next(now.duration_since(started), pause)
+        };
+        let sleep = next.min(deadline - now);
         if interrupt.sleep(sleep).await {
             return Err(EngineError::Interrupted);
         }
@@ -294,5 +301,41 @@ mod tests {
             due: None,
         };
         assert_eq!(first.next(s(24), s(5)), s(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_poll_that_finds_part_done_is_followed_within_half_a_second() {
+        use super::{Poll, poll_until};
+        use crate::engine::interrupt::Interrupt;
+        use tokio::time::Instant;
+        let start = Instant::now();
+        let seen = std::cell::RefCell::new(Vec::new());
+        let interrupt = Interrupt::default();
+        poll_until(
+            &interrupt,
+            "scale",
+            Duration::from_secs(600),
+            Instant::now() + Duration::from_secs(600),
+            Duration::from_secs(5),
+            || {
+                let seen = &seen;
+                async move {
+                    let at = start.elapsed();
+                    seen.borrow_mut().push(at);
+                    Ok(match seen.borrow().len() {
+                        n if n < 10 => Poll::Waiting("none yet".to_owned()),
+                        10 => Poll::Due("some groups in service".to_owned()),
+                        _ => Poll::Done(()),
+                    })
+                }
+            },
+        )
+        .await
+        .expect("done");
+        let seen = seen.into_inner();
+        // Backing off: 0.25 s, half again each time, up to 5 s...
+        assert_eq!(seen[9] - seen[8], Duration::from_secs(5));
+        // ...until part is done: the next poll half a second later.
+        assert_eq!(seen[10] - seen[9], DUE_PAUSE);
     }
 }
