@@ -162,6 +162,32 @@ fn the_zone_plan_shows_subnets_instances_and_processes() {
 }
 
 #[test]
+fn a_zone_written_by_its_id_plans_as_the_zone_it_names_in_this_account() {
+    let account = Account::fresh();
+    account.seed();
+    let (code, by_name, _) = evac(&account, &["plan", ZONE]);
+    assert_eq!(code, 0, "{by_name}");
+    // The emulator's account maps us-east-1a to the zone id the plan shows.
+    let id = by_name
+        .split("leaves us-east-1a (")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("the plan shows the zone's id")
+        .to_owned();
+    let (code, by_id, stderr) = evac(&account, &["plan", ZONE, "--var", &format!("zone={id}")]);
+    assert_eq!(code, 0, "{stderr}");
+    // The same groups leave the same subnets, shown by name and id alike.
+    let changes = |plan: &str| -> Vec<String> {
+        plan.lines()
+            .filter(|l| l.contains("leaves ") || l.contains(" subnet "))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert!(!changes(&by_id).is_empty(), "{by_id}");
+    assert_eq!(changes(&by_id), changes(&by_name));
+}
+
+#[test]
 fn a_group_left_without_a_zone_is_a_blocker() {
     let account = Account::fresh();
     account.seed();

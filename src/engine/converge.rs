@@ -92,6 +92,7 @@ pub async fn settle<C: Cloud>(
             - 60,
         round: std::cell::Cell::new(0),
         started: tokio::time::Instant::now(),
+        first_arrival: std::cell::Cell::new(None),
     };
     // Each kind of wait is polled more often once it is due: when the last wait of
     // its kind in this run ended.
@@ -179,7 +180,14 @@ struct Launches {
     round: std::cell::Cell<u32>,
     /// When the wait began.
     started: tokio::time::Instant,
+    /// When a poll first found some of the groups in service and others not.
+    first_arrival: std::cell::Cell<Option<tokio::time::Instant>>,
 }
+
+/// How long after the first groups of a wave arrive in service the others are
+/// polled every [`super::watch::DUE_PAUSE`]: a wave's groups are changed within
+/// seconds of each other, so stragglers past this are slow for another reason.
+const ARRIVALS_DUE_FOR: Duration = Duration::from_secs(30);
 
 /// How long a wait goes on before the groups still short of their desired capacity
 /// have their scaling activities read: launches take minutes, and a wait that ends
@@ -358,6 +366,17 @@ async fn poll_groups<C: Cloud>(
         current,
         wanted: total,
     });
+    // Groups of one wave were changed within seconds of each other: once some have
+    // arrived in service, the others are due, for a while.
+    let short_now = !lagging.is_empty();
+    if arrived > 0 && short_now && launches.first_arrival.get().is_none() {
+        launches.first_arrival.set(Some(tokio::time::Instant::now()));
+    }
+    let due = short_now
+        && launches
+            .first_arrival
+            .get()
+            .is_some_and(|at| at.elapsed() < ARRIVALS_DUE_FOR);
     if lagging.is_empty() && !balanced.is_empty() {
         let (behind, ok) = poll_balancers(cloud, step, &balanced).await?;
         passed.borrow_mut().extend(ok);
@@ -368,9 +387,7 @@ async fn poll_groups<C: Cloud>(
         1 => lagging.remove(0),
         n => format!("{} ({} more groups lagging)", lagging[0], n - 1),
     };
-    // Groups of one wave were changed within seconds of each other: once some have
-    // arrived, the others are due.
-    Ok(if arrived > 0 {
+    Ok(if due {
         Poll::Due(last)
     } else {
         Poll::Waiting(last)
