@@ -370,7 +370,9 @@ async fn poll_groups<C: Cloud>(
     // arrived in service, the others are due, for a while.
     let short_now = !lagging.is_empty();
     if arrived > 0 && short_now && launches.first_arrival.get().is_none() {
-        launches.first_arrival.set(Some(tokio::time::Instant::now()));
+        launches
+            .first_arrival
+            .set(Some(tokio::time::Instant::now()));
     }
     let due = short_now
         && launches

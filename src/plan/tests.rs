@@ -1406,3 +1406,18 @@ async fn a_run_of_a_saved_plan_leaves_out_the_lifecycle_hooks_and_still_sees_eve
         changed.fingerprint_without_hooks()
     );
 }
+
+#[tokio::test]
+async fn a_zone_step_by_id_leaves_the_zone_this_account_names_for_it() {
+    let cloud = seeded();
+    // In this account use1-az3 is us-east-1b.
+    cloud.map_zone("us-east-1b", "use1-az3");
+    let text = "version: 1\nname: zone\ngroups:\n  api: { names: [api-us-east-1] }\nsteps:\n  - id: leave\n    evacuate_zone: { group: api, region: us-east-1, zone: use1-az3 }\n";
+    let plan = plan_text(&cloud, text).await;
+    assert!(plan.blockers.is_empty(), "{}", shown(&plan));
+    assert!(
+        shown(&plan).contains("asg api-us-east-1 (us-east-1) leaves us-east-1b (use1-az3)"),
+        "{}",
+        shown(&plan)
+    );
+}

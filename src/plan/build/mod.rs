@@ -104,8 +104,11 @@ struct Builder<'a> {
     /// What a record's groups serve in a region (by serving groups, region, and
     /// whether projected), within one shift step: a fleet's records share
     /// hundreds of groups, and capacity does not change inside a shift.
-    served: std::cell::RefCell<BTreeMap<(Vec<String>, String, bool), traffic::Served>>,
+    served: std::cell::RefCell<BTreeMap<ServedKey, traffic::Served>>,
 }
+
+/// A record's serving groups, a region, and whether capacity is projected.
+type ServedKey = (Vec<String>, String, bool);
 
 fn finding(step: Option<&str>, resource: Option<String>, message: String) -> Finding {
     Finding {
