@@ -60,6 +60,7 @@ impl S3Store {
                         .with_max_attempts(ATTEMPTS)
                         .with_initial_backoff(std::time::Duration::from_millis(200)),
                 )
+                .timeout_config(super::timeouts())
                 .load()
                 .await;
             let config = match role {

@@ -1,12 +1,17 @@
 //! Stopping a run: Ctrl-C or a stop condition. A flag is checked between calls and
-//! wakes every wait, so the run stops after the call in flight, never in the middle
-//! of one; the reason says which exit code the stop gets.
+//! wakes every wait, so the run stops after the call in flight; a call that has not
+//! answered [`IN_FLIGHT_GRACE`] after the stop is given up, its outcome unknown
+//! (its intent is journaled: resume and rollback read it live). The reason says
+//! which exit code the stop gets.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
+
+/// How long a call in flight is given to answer once the run is stopped.
+pub const IN_FLIGHT_GRACE: Duration = Duration::from_secs(5);
 
 /// Why a run was stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,6 +73,13 @@ impl Interrupt {
             }
             notified.await;
         }
+    }
+
+    /// Completes `grace` after a stop is asked for: how long a call in flight is
+    /// given to answer once the run is stopped.
+    pub async fn stopped_for(&self, grace: Duration) {
+        self.stopped().await;
+        tokio::time::sleep(grace).await;
     }
 
     /// Sleeps for `duration`; returns `true` if a stop was asked for meanwhile.

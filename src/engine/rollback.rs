@@ -407,9 +407,13 @@ async fn restore<C: Cloud>(
                     .collect(),
                 _ => Vec::new(),
             };
-            let change_id = send(cloud, &r.intent.target, &r.value, &sets, Some(now))
-                .await
-                .map_err(step_err("rollback"))?;
+            let call = send(cloud, &r.intent.target, &r.value, &sets, Some(now));
+            let change_id = tokio::select! {
+                answer = call => answer.map_err(step_err("rollback"))?,
+                () = interrupt.stopped_for(super::interrupt::IN_FLIGHT_GRACE) => {
+                    return Err(EngineError::Interrupted);
+                }
+            };
             recorder.log(Event::RollbackApplied {
                 action: action.clone(),
             })?;

@@ -19,6 +19,7 @@ use super::cloud::{Cloud, CloudError};
 use super::converge::{Await, Direction};
 use super::error::{EngineError, step_err};
 use super::execute::{Executor, show, show_target};
+use super::interrupt::IN_FLIGHT_GRACE;
 use super::live::{Reads, Snapshot};
 use crate::journal::{Event, RecordSetDef, Target, Value};
 
@@ -180,9 +181,15 @@ impl<C: Cloud> Executor<'_, '_, C> {
                 if self.interrupt.is_set() {
                     return Err(EngineError::Interrupted);
                 }
-                let change_id = send(self.cloud, &s.target, &s.after, &s.sets, Some(&s.before))
-                    .await
-                    .map_err(step_err(step))?;
+                // A call that never answers must not hold a stopped run: past the
+                // grace, its outcome is unknown and its intent says what to read.
+                let call = send(self.cloud, &s.target, &s.after, &s.sets, Some(&s.before));
+                let change_id = tokio::select! {
+                    answer = call => answer.map_err(step_err(step))?,
+                    () = self.interrupt.stopped_for(IN_FLIGHT_GRACE) => {
+                        return Err(EngineError::Interrupted);
+                    }
+                };
                 self.recorder.log(Event::Applied {
                     action: s.action.clone(),
                     change_id: change_id.clone(),

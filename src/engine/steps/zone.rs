@@ -251,9 +251,16 @@ impl<C: Cloud> Executor<'_, '_, C> {
         self.recorder.log_all(intents)?;
         let results: Vec<Result<(), EngineError>> = futures::stream::iter(items)
             .map(|(action, target, after)| async move {
-                send(self.cloud, &target, &after, &[], None)
-                    .await
-                    .map_err(step_err(&step.id))?;
+                if self.interrupt.is_set() {
+                    return Err(EngineError::Interrupted);
+                }
+                let call = send(self.cloud, &target, &after, &[], None);
+                tokio::select! {
+                    answer = call => answer.map_err(step_err(&step.id))?,
+                    () = self.interrupt.stopped_for(crate::engine::interrupt::IN_FLIGHT_GRACE) => {
+                        return Err(EngineError::Interrupted);
+                    }
+                };
                 self.recorder.log_all(vec![
                     Event::Applied {
                         action: action.clone(),

@@ -1,0 +1,175 @@
+//! Calls AWS never answers, against the local emulator behind a proxy that holds
+//! them: they end by themselves at the call timeout, and the first Ctrl-C ends a run
+//! waiting on one within seconds, leaving a journal from which rollback is exact.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use support::proxy::{Fault, FaultProxy, Rule};
+use support::{Account, exit_within, until};
+
+const BASE: &str = "tests/fixtures/plan/base.yaml";
+
+/// Starts `evac run BASE --yes` through `proxy`, its stderr to `log`.
+fn run_through(
+    account: &Account,
+    proxy: &FaultProxy,
+    state: &Path,
+    log: &Path,
+    env: &[(&str, &str)],
+) -> Child {
+    let mut cmd = account.process();
+    cmd.args(["run", BASE, "--yes", "--state-dir"])
+        .arg(state)
+        .env("AWS_ENDPOINT_URL", &proxy.url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("start the run")
+}
+
+/// Waits until the run's first weight change is journaled and held at the proxy;
+/// returns the run id.
+fn until_the_change_is_held(
+    child: &mut Child,
+    proxy: &FaultProxy,
+    state: &Path,
+    log: &Path,
+) -> String {
+    until("the weight change is sent and held", || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "the run ended ({status}) before its change was held:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        proxy
+            .injected()
+            .get("ChangeResourceRecordSets")
+            .is_some_and(|n| *n >= 1)
+    });
+    support::run_ids(state).pop().expect("a run")
+}
+
+#[test]
+fn the_first_ctrl_c_during_a_call_that_never_answers_ends_the_run_within_15_s() {
+    let account = Account::fresh();
+    account.seed();
+    let seeded = account.world();
+    let proxy = FaultProxy::start(
+        &account.endpoint,
+        vec![Rule::nth(
+            "ChangeResourceRecordSets",
+            Fault::Latency(Duration::from_secs(3600)),
+            1,
+        )],
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (state, log) = (dir.path().join("state"), dir.path().join("run.log"));
+    let mut child = run_through(&account, &proxy, &state, &log, &[]);
+    let id = until_the_change_is_held(&mut child, &proxy, &state, &log);
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    let asked = Instant::now();
+    // SAFETY: sends SIGINT to the child this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let code = exit_within(&mut child, Duration::from_secs(15));
+    let took = asked.elapsed();
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(code, 4, "{stderr}");
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    // The change sent and never answered has its intent and no outcome: resume and
+    // rollback read it live.
+    let journal = support::journal_so_far(&state, &id);
+    let held = journal
+        .iter()
+        .find(|e| e["event"] == "intent" && e["target"]["kind"] == "weights")
+        .and_then(|e| e["action"].as_str())
+        .expect("the held change's intent")
+        .to_owned();
+    assert!(
+        !journal
+            .iter()
+            .any(|e| e["event"] == "applied" && e["action"] == held.as_str()),
+        "the unanswered change is not recorded as applied"
+    );
+    let tail: Vec<&serde_json::Value> = journal.iter().rev().take(2).collect();
+    assert_eq!(tail[1]["event"], "interrupted");
+    assert_eq!(tail[0]["outcome"], "interrupted");
+    // Straight to the emulator now: the rollback restores the seeded world exactly.
+    let output = account
+        .process()
+        .args(["rollback", &id, "--yes", "--state-dir"])
+        .arg(&state)
+        .output()
+        .expect("rollback runs");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(account.world(), seeded);
+}
+
+#[test]
+fn a_call_that_never_answers_ends_by_itself_at_the_call_timeout() {
+    let account = Account::fresh();
+    account.seed();
+    let seeded = account.world();
+    let proxy = FaultProxy::start(
+        &account.endpoint,
+        vec![Rule::from(
+            "ChangeResourceRecordSets",
+            Fault::Latency(Duration::from_secs(3600)),
+            1,
+        )],
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (state, log) = (dir.path().join("state"), dir.path().join("run.log"));
+    let started = Instant::now();
+    let mut child = run_through(
+        &account,
+        &proxy,
+        &state,
+        &log,
+        &[("EVAC_ATTEMPT_TIMEOUT", "1s"), ("EVAC_CALL_TIMEOUT", "3s")],
+    );
+    // Nobody touches it: the call gives up after 3 s, and the run fails (exit 1)
+    // saying AWS did not answer.
+    let code = exit_within(&mut child, Duration::from_secs(60));
+    assert!(
+        proxy
+            .injected()
+            .get("ChangeResourceRecordSets")
+            .is_some_and(|n| *n >= 1),
+        "the change was held"
+    );
+    let id = support::run_ids(&state).pop().expect("a run");
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(stderr.contains("did not answer in time"), "{stderr}");
+    let output = account
+        .process()
+        .args(["rollback", &id, "--yes", "--state-dir"])
+        .arg(&state)
+        .output()
+        .expect("rollback runs");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(account.world(), seeded);
+}
