@@ -407,3 +407,32 @@ fn the_first_ctrl_c_stops_after_the_call_in_flight_and_prints_the_commands() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(d.account.world().weights["api-usw2"], 100);
 }
+
+#[test]
+fn sigterm_sighup_and_sigquit_stop_a_run_as_ctrl_c_does_and_resume_finishes_it() {
+    for signal in [libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+        let d = Drill::new();
+        let child = d.spawn_with(&["run", BASE, "--var", "bake=4s", "--yes"], Stdio::piped());
+        let id = d.wait_for(converged("shift:dns:"));
+        let pid = libc::pid_t::try_from(child.id()).expect("pid");
+        // SAFETY: sends a signal to the child this test started.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+        let output = child.wait_with_output().expect("evac exits");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(4), "signal {signal}: {stderr}");
+        assert!(stderr.contains(&format!("evac resume {id}")), "{stderr}");
+        let journal = d.journal(&id);
+        let tail: Vec<&serde_json::Value> = journal.iter().rev().take(2).collect();
+        assert_eq!(tail[1]["event"], "interrupted", "signal {signal}");
+        assert_eq!(tail[0]["outcome"], "interrupted", "signal {signal}");
+        assert_eq!(
+            d.account.world().weights["api-usw2"],
+            50,
+            "stopped where it was"
+        );
+        // The lock was released: resume takes it at once and finishes.
+        let (code, _, stderr) = d.evac(&["resume", &id, "--yes"]);
+        assert_eq!(code, 0, "signal {signal}: {stderr}");
+        assert_eq!(d.account.world().weights["api-usw2"], 100);
+    }
+}

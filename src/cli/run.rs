@@ -601,7 +601,7 @@ async fn execute(
 ) -> Exit {
     let cloud = Routed::new(clouds, plan.routes.clone());
     let interrupt = Arc::new(Interrupt::default());
-    on_ctrl_c(interrupt.clone(), run_id.to_owned());
+    let target = on_ctrl_c(interrupt.clone(), run_id.to_owned());
     let executor = Executor {
         cloud: &cloud,
         recorder,
@@ -635,6 +635,7 @@ async fn execute(
                         run_id,
                         state_args,
                         Exit::StopCondition,
+                        &target,
                     )
                     .await;
                 }
@@ -670,6 +671,7 @@ async fn execute(
                     run_id,
                     state_args,
                     exit_of(&err),
+                    &target,
                 )
                 .await;
             }
@@ -691,11 +693,15 @@ async fn roll_back_after<C: crate::engine::cloud::Cloud>(
     run_id: &str,
     state: &StateArgs,
     exit: Exit,
+    signals: &super::session::StopTarget,
 ) -> Exit {
     out.say(&format!(
         "rolling back run {run_id} (--rollback-on-failure)"
     ));
-    let fresh = Interrupt::default();
+    // The run's interrupt is set: the rollback gets its own, which stop signals
+    // now reach.
+    let fresh = Arc::new(Interrupt::default());
+    signals.set(fresh.clone());
     match rollback(cloud, recorder, &fresh, options, plan, false).await {
         Ok(report) if report.differences.is_empty() => {
             for g in &report.gone {

@@ -206,22 +206,97 @@ impl RateArgs {
     }
 }
 
-/// Installs Ctrl-C handling: the first stops the engine after the call in flight;
-/// the second exits at once (the journal is consistent at every line).
-pub fn on_ctrl_c(interrupt: Arc<Interrupt>, run_id: String) {
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_err() {
-            return;
+/// What a stop signal stops: the interrupt of the work going on now (the run, then
+/// the rollback `--rollback-on-failure` starts after it).
+#[derive(Clone, Debug)]
+pub struct StopTarget(Arc<std::sync::Mutex<Arc<Interrupt>>>);
+
+impl StopTarget {
+    /// Stops go to `interrupt`.
+    pub fn new(interrupt: Arc<Interrupt>) -> Self {
+        StopTarget(Arc::new(std::sync::Mutex::new(interrupt)))
+    }
+
+    /// From now on, stops go to `interrupt`.
+    pub fn set(&self, interrupt: Arc<Interrupt>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = interrupt;
+    }
+
+    fn get(&self) -> Arc<Interrupt> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// The next stop signal: Ctrl-C (SIGINT), SIGTERM, SIGHUP (the terminal closed) or
+/// SIGQUIT, by name; `None` when none can be listened for.
+struct Signals {
+    #[cfg(unix)]
+    unix: Vec<(tokio::signal::unix::Signal, &'static str)>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let unix = [
+                (SignalKind::terminate(), "SIGTERM"),
+                (SignalKind::hangup(), "SIGHUP"),
+                (SignalKind::quit(), "SIGQUIT"),
+            ]
+            .into_iter()
+            .filter_map(|(kind, name)| signal(kind).ok().map(|s| (s, name)))
+            .collect();
+            Signals { unix }
         }
-        crate::say!("stopping after the call in flight (Ctrl-C again to exit at once)...");
-        interrupt.trigger();
-        if tokio::signal::ctrl_c().await.is_ok() {
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    async fn next(&mut self) -> Option<&'static str> {
+        #[cfg(unix)]
+        {
+            let others = futures::future::select_all(
+                self.unix
+                    .iter_mut()
+                    .map(|(s, name)| Box::pin(async move { s.recv().await.map(|_| *name) })),
+            );
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r.ok().map(|()| "Ctrl-C"),
+                (got, _, _) = others => got,
+            }
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c().await.ok().map(|()| "Ctrl-C")
+    }
+}
+
+/// Installs the handling of stop signals: Ctrl-C, SIGTERM, SIGHUP (a closed
+/// terminal) and SIGQUIT alike. The first stops the work of `target` after the
+/// call in flight, which journals the interruption, releases the lock and exits 4;
+/// a second exits at once (the journal is consistent at every line).
+pub fn on_signals(target: StopTarget, run_id: String) {
+    tokio::spawn(async move {
+        let mut signals = Signals::new();
+        let Some(first) = signals.next().await else {
+            return;
+        };
+        crate::say!("{first}: stopping after the call in flight (Ctrl-C again to exit at once)...");
+        target.get().trigger();
+        if signals.next().await.is_some() {
             crate::say!(
                 "exiting now; the journal is consistent:\n  evac resume {run_id}\n  evac rollback {run_id}"
             );
             std::process::exit(i32::from(Exit::Interrupted.code()));
         }
     });
+}
+
+/// [`on_signals`] for one interrupt.
+pub fn on_ctrl_c(interrupt: Arc<Interrupt>, run_id: String) -> StopTarget {
+    let target = StopTarget::new(interrupt);
+    on_signals(target.clone(), run_id);
+    target
 }
 
 /// The commands that continue or undo a run.
