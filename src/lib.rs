@@ -11,6 +11,7 @@ pub mod cli;
 pub mod engine;
 pub mod exit;
 pub mod journal;
+pub mod limits;
 pub mod notify;
 pub mod plan;
 pub mod playbook;

@@ -57,6 +57,8 @@ impl Team {
         cmd.args(args)
             .env("EVAC_STATE_DIR", self.url(prefix))
             .env("EVAC_LOCK_LEASE", "3s")
+            // A taker also waits out the longest call a holder may have in flight.
+            .env("EVAC_CALL_TIMEOUT", "3s")
             .current_dir(dir)
             .stdin(Stdio::null());
         cmd
@@ -162,8 +164,18 @@ fn a_run_killed_on_one_machine_is_rolled_back_exactly_from_another() {
     );
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("lease ends at"), "{stderr}");
+    assert!(
+        stderr.contains("and 3s more for a call it may have in flight"),
+        "{stderr}"
+    );
     let end = team.lease_end("prod", "plan-fixture").expect("a lease");
-    until("the dead run's lease ends", || jiff::Timestamp::now() > end);
+    // The lease, and then the longest call the dead holder may have sent.
+    let takeover = end
+        .checked_add(jiff::SignedDuration::from_secs(3))
+        .expect("time");
+    until("the dead run's lease and its last call's time end", || {
+        jiff::Timestamp::now() > takeover
+    });
 
     let (code, _, stderr) = team.evac(
         "prod",

@@ -44,34 +44,13 @@ pub struct Settings {
 pub const RETRY_ATTEMPTS: u32 = 6;
 /// The first backoff of a retried call.
 pub const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(500);
-/// The longest one attempt of an AWS call may take before it is given up and tried
-/// again (`EVAC_ATTEMPT_TIMEOUT` changes it).
-pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-/// The longest an AWS call may take with its retries (`EVAC_CALL_TIMEOUT` changes
-/// it): a request AWS never answers ends, and so does the run's wait on it.
-pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
-
 /// The time limits of every AWS call (S3 state included): each attempt within
-/// [`ATTEMPT_TIMEOUT`], the call with its retries within [`CALL_TIMEOUT`], or the
-/// durations in `EVAC_ATTEMPT_TIMEOUT` and `EVAC_CALL_TIMEOUT` (`10s`, `2m`); a
-/// value that does not parse keeps the default, and says so once.
+/// [`crate::limits::attempt_timeout`], the call with its retries within
+/// [`crate::limits::call_timeout`].
 pub fn timeouts() -> aws_config::timeout::TimeoutConfig {
-    let limit = |var: &str, default: std::time::Duration| match std::env::var(var) {
-        Ok(text) if !text.trim().is_empty() => match crate::playbook::HumanDuration::parse(&text) {
-            Ok(d) if !d.0.is_zero() => d.0,
-            _ => {
-                crate::say!(
-                    "warning: {var}={text} is not a duration like `30s`: using {}s",
-                    default.as_secs()
-                );
-                default
-            }
-        },
-        _ => default,
-    };
     aws_config::timeout::TimeoutConfig::builder()
-        .operation_attempt_timeout(limit("EVAC_ATTEMPT_TIMEOUT", ATTEMPT_TIMEOUT))
-        .operation_timeout(limit("EVAC_CALL_TIMEOUT", CALL_TIMEOUT))
+        .operation_attempt_timeout(crate::limits::attempt_timeout())
+        .operation_timeout(crate::limits::call_timeout())
         .build()
 }
 /// The named profile every AWS call of this process uses (`--profile`), when given.

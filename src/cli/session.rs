@@ -343,7 +343,9 @@ pub fn journal_exit(err: &crate::journal::JournalError) -> Exit {
         JournalError::Missing { .. }
         | JournalError::Tampered { .. }
         | JournalError::Corrupt { .. } => Exit::NeedsHuman,
-        JournalError::Io { .. } | JournalError::Remote { .. } => Exit::StepFailed,
+        JournalError::Io { .. } | JournalError::Remote { .. } | JournalError::Unvouched { .. } => {
+            Exit::StepFailed
+        }
         JournalError::Conflict { .. } | JournalError::LockLost { .. } => Exit::NeedsHuman,
     }
 }

@@ -58,6 +58,16 @@ impl<'a> Recorder<'a> {
         Ok(())
     }
 
+    /// Ok when this process may make an AWS call for the run (its lease, with state
+    /// in S3, holds for a margin more): checked right before every write.
+    pub fn vouch(&self) -> Result<(), EngineError> {
+        self.journal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .vouch()
+            .map_err(EngineError::from)
+    }
+
     /// Reads the history of the run so far.
     pub fn history<T>(&self, read: impl FnOnce(&History) -> T) -> T {
         read(&self.history.lock().unwrap_or_else(|p| p.into_inner()))

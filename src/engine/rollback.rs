@@ -396,6 +396,7 @@ async fn restore<C: Cloud>(
             if interrupt.is_set() {
                 return Err(EngineError::Interrupted);
             }
+            recorder.vouch()?;
             let sets: Vec<RecordSetDef> = match &r.value {
                 Value::Weights(wanted) => r
                     .record_sets

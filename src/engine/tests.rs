@@ -2099,3 +2099,31 @@ async fn later_waits_poll_often_when_they_are_due_and_see_aws_finish_within_half
         BTreeMap::from([("east".to_owned(), 0), ("west".to_owned(), 100)])
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_holder_that_cannot_vouch_for_its_lease_makes_no_aws_write() {
+    // State in S3, and a lease that ended while the process was stopped: the run
+    // journals its intents and then stops before the first call.
+    let cloud = cloud(Duration::ZERO, Duration::ZERO);
+    let mut r = new_run();
+    let store: std::sync::Arc<dyn crate::journal::remote::ObjectStore> =
+        std::sync::Arc::new(crate::journal::remote::MemoryStore::default());
+    r.run.remote = Some(crate::journal::state_dir::RemoteRun {
+        store,
+        prefix: "runs/test-run/".into(),
+        lost: None,
+        fence: Some(crate::journal::lease::Fence::until(
+            std::time::SystemTime::now() - Duration::from_secs(30),
+            Duration::from_secs(20),
+        )),
+    });
+    let err = execute(&cloud, &r.run, &Options::default(), &Interrupt::default())
+        .await
+        .expect_err("fenced");
+    assert!(
+        err.to_string().contains("cannot vouch for its lock"),
+        "{err}"
+    );
+    assert_eq!(cloud.mutations(), 0, "no AWS write");
+    assert_eq!(cloud.capacity("us-west-2", "api-west"), Some(cap(1, 2, 12)));
+}

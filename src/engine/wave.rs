@@ -181,6 +181,8 @@ impl<C: Cloud> Executor<'_, '_, C> {
                 if self.interrupt.is_set() {
                     return Err(EngineError::Interrupted);
                 }
+                // Fencing: no write from a process that cannot vouch for its lease.
+                self.recorder.vouch()?;
                 // A call that never answers must not hold a stopped run: past the
                 // grace, its outcome is unknown and its intent says what to read.
                 let call = send(self.cloud, &s.target, &s.after, &s.sets, Some(&s.before));

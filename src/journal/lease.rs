@@ -10,6 +10,10 @@
 //!   host and its process is gone, with If-Match on the ETag read: of two takers,
 //!   exactly one wins.
 //! - Released by deleting it (If-Match), when the lock is dropped.
+//! - Vouched for before every AWS write ([`Fence`]): the holder knows until when its
+//!   last write of the lease holds, by the wall clock, which keeps counting while
+//!   the process is stopped (a closed lid, Ctrl-Z, a paused VM), and makes no call
+//!   once that is less than a margin away.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -19,6 +23,59 @@ use std::time::{Duration, Instant};
 use super::lock::{Lock, LockError, LockHolder};
 use super::remote::{Created, ObjectStore};
 
+/// Whether this process may still act as the lease's holder: checked right before
+/// every AWS write.
+#[derive(Clone, Debug)]
+pub struct Fence {
+    lost: Arc<AtomicBool>,
+    /// Until when the last successful write of the lease holds: its send time by
+    /// the wall clock plus the lease.
+    valid_until: Arc<Mutex<std::time::SystemTime>>,
+    /// How much of the lease must be left for a call to go out.
+    margin: Duration,
+}
+
+impl Fence {
+    /// A fence whose lease holds until `until`, with `margin` (for tests of what a
+    /// stopped holder does).
+    #[cfg(test)]
+    pub(crate) fn until(until: std::time::SystemTime, margin: Duration) -> Self {
+        Fence {
+            lost: Arc::new(AtomicBool::new(false)),
+            valid_until: Arc::new(Mutex::new(until)),
+            margin,
+        }
+    }
+
+    /// The margin a lease of `lease` keeps: a sixth of it, at least a second.
+    pub fn margin_of(lease: Duration) -> Duration {
+        (lease / 6).max(Duration::from_secs(1))
+    }
+
+    /// Ok when the lease is this process's for at least the margin more; else why
+    /// not.
+    pub fn vouch(&self) -> Result<(), String> {
+        if self.lost.load(Ordering::SeqCst) {
+            return Err("its lease was taken over or could not be renewed".to_owned());
+        }
+        let until = *self.valid_until.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::SystemTime::now();
+        let left = until.duration_since(now).unwrap_or_default();
+        if left < self.margin {
+            let shown = |t: std::time::SystemTime| {
+                jiff::Timestamp::try_from(t).map_or_else(|_| "?".to_owned(), |t| format!("{t:.0}"))
+            };
+            return Err(format!(
+                "its lease holds until {} and it is {} now, less than the {}s margin: the process may have been stopped (a closed lid, Ctrl-Z, a paused machine) and another may have taken the run over",
+                shown(until),
+                shown(now),
+                self.margin.as_secs()
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A lease this process holds.
 #[derive(Debug)]
 pub struct Lease {
@@ -27,6 +84,8 @@ pub struct Lease {
     etag: Arc<Mutex<String>>,
     /// Set when the lease was lost: taken over, removed, or not renewed in time.
     pub lost: Arc<AtomicBool>,
+    /// What the holder checks before every AWS write.
+    pub fence: Fence,
     stop: Arc<(Mutex<bool>, Condvar)>,
     renewer: Option<JoinHandle<()>>,
 }
@@ -66,9 +125,10 @@ pub fn acquire(
     };
     // A lock released between our create and our read is simply tried again.
     for _ in 0..3 {
+        let sent = std::time::SystemTime::now();
         if let Created::Yes(etag) = store.create(key, &body(&me, lease)).map_err(remote)? {
             return Ok(Lock::leased(
-                Lease::start(store, key, etag, me, lease),
+                Lease::start(store, key, etag, me, lease, sent),
                 None,
             ));
         }
@@ -82,12 +142,13 @@ pub fn acquire(
         {
             return Err(held(holder));
         }
+        let sent = std::time::SystemTime::now();
         return match store
             .replace(key, &body(&me, lease), &etag)
             .map_err(remote)?
         {
             Some(etag) => Ok(Lock::leased(
-                Lease::start(store, key, etag, me, lease),
+                Lease::start(store, key, etag, me, lease, sent),
                 holder,
             )),
             // Another taker won.
@@ -110,21 +171,27 @@ impl Lease {
         etag: String,
         me: LockHolder,
         lease: Duration,
+        sent: std::time::SystemTime,
     ) -> Self {
         let etag = Arc::new(Mutex::new(etag));
         let lost = Arc::new(AtomicBool::new(false));
+        let fence = Fence {
+            lost: lost.clone(),
+            valid_until: Arc::new(Mutex::new(sent + lease)),
+            margin: Fence::margin_of(lease),
+        };
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let renewer = {
-            let (store, key, etag, lost, stop) = (
+            let (store, key, etag, stop, fence) = (
                 store.clone(),
                 key.to_owned(),
                 etag.clone(),
-                lost.clone(),
                 stop.clone(),
+                fence.clone(),
             );
             std::thread::Builder::new()
                 .name("evac-lease".into())
-                .spawn(move || renew(&*store, &key, &etag, &lost, &stop, &me, lease))
+                .spawn(move || renew(&*store, &key, &etag, &fence, &stop, &me, lease))
                 .ok()
         };
         Lease {
@@ -132,6 +199,7 @@ impl Lease {
             key: key.to_owned(),
             etag,
             lost,
+            fence,
             stop,
             renewer,
         }
@@ -158,11 +226,12 @@ fn renew(
     store: &dyn ObjectStore,
     key: &str,
     etag: &Mutex<String>,
-    lost: &AtomicBool,
+    fence: &Fence,
     stop: &(Mutex<bool>, Condvar),
     me: &LockHolder,
     lease: Duration,
 ) {
+    let lost = &*fence.lost;
     let (stopped, wake) = stop;
     let mut renewed = Instant::now();
     loop {
@@ -175,9 +244,11 @@ fn renew(
         }
         drop(guard);
         let current = etag.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let sent = std::time::SystemTime::now();
         match store.replace(key, &body(me, lease), &current) {
             Ok(Some(new)) => {
                 *etag.lock().unwrap_or_else(|p| p.into_inner()) = new;
+                *fence.valid_until.lock().unwrap_or_else(|p| p.into_inner()) = sent + lease;
                 renewed = Instant::now();
             }
             // Taken over or removed: this process no longer holds the lock.
@@ -257,5 +328,42 @@ mod tests {
         }
         drop(lock);
         assert!(memory.read(KEY).is_some(), "the new holder's object stays");
+    }
+
+    #[test]
+    fn a_lease_is_vouched_for_only_with_its_margin_left_by_the_wall_clock() {
+        let now = std::time::SystemTime::now();
+        let margin = Duration::from_secs(10);
+        assert!(
+            Fence::until(now + Duration::from_secs(60), margin)
+                .vouch()
+                .is_ok()
+        );
+        // A process stopped past its lease wakes with less than the margin left.
+        let why = Fence::until(now + Duration::from_secs(5), margin)
+            .vouch()
+            .expect_err("within the margin");
+        assert!(why.contains("may have been stopped"), "{why}");
+        assert!(
+            Fence::until(now - Duration::from_secs(300), margin)
+                .vouch()
+                .is_err()
+        );
+        // A lease known lost is never vouched for.
+        let lost = Fence::until(now + Duration::from_secs(60), margin);
+        lost.lost.store(true, Ordering::SeqCst);
+        assert!(lost.vouch().is_err());
+    }
+
+    #[test]
+    fn a_taken_lease_holds_from_just_before_its_write() {
+        let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::default());
+        let before = std::time::SystemTime::now();
+        let lock = acquire(store, KEY, "drill", "run-1", Duration::from_secs(60)).expect("lock");
+        let fence = lock.fence().expect("a lease");
+        fence.vouch().expect("fresh");
+        let until = *fence.valid_until.lock().expect("until");
+        assert!(until >= before + Duration::from_secs(60));
+        assert!(until <= std::time::SystemTime::now() + Duration::from_secs(60));
     }
 }

@@ -49,10 +49,20 @@ impl LockHolder {
         }
         match &self.expires {
             None => true,
-            Some(at) => at
-                .parse::<jiff::Timestamp>()
-                .is_ok_and(|at| at > jiff::Timestamp::now()),
+            Some(_) => self
+                .takeover_at()
+                .is_some_and(|at| at > jiff::Timestamp::now()),
         }
+    }
+
+    /// When another host may take the run over: once the lease has ended and a call
+    /// the holder may have sent just before has had the call timeout to end (a
+    /// holder makes no call without the lease's margin, and each call ends within
+    /// the call timeout; see [`crate::limits`]).
+    pub fn takeover_at(&self) -> Option<jiff::Timestamp> {
+        let ends: jiff::Timestamp = self.expires.as_deref()?.parse().ok()?;
+        let grace = jiff::SignedDuration::try_from(crate::limits::call_timeout()).ok()?;
+        ends.checked_add(grace).ok()
     }
 }
 
@@ -101,9 +111,17 @@ fn held_by(holder: Option<&LockHolder>) -> String {
             } else {
                 format!(", by {}", h.user)
             },
-            match &h.expires {
-                Some(at) => format!(" (or, if that host is gone, once its lease ends at {at})"),
-                None => String::new(),
+            match (&h.expires, h.takeover_at()) {
+                (Some(at), Some(from)) => {
+                    let wait = jiff::Timestamp::now().duration_until(from).as_secs().max(0);
+                    format!(
+                        " (or, if that host is gone, once its lease ends at {at} and {}s more for a call it may have in flight: from {from:.0}, in {wait}s)",
+                        crate::limits::call_timeout().as_secs()
+                    )
+                }
+                (Some(at), None) =>
+                    format!(" (or, if that host is gone, once its lease ends at {at})"),
+                _ => String::new(),
             }
         ),
         Some(h) => format!(
@@ -248,6 +266,14 @@ impl Lock {
         Lock {
             kind: Kind::Lease(lease),
             took_over,
+        }
+    }
+
+    /// For a lease: what to check before every AWS write.
+    pub fn fence(&self) -> Option<super::lease::Fence> {
+        match &self.kind {
+            Kind::File(_) => None,
+            Kind::Lease(lease) => Some(lease.fence.clone()),
         }
     }
 

@@ -31,6 +31,8 @@ pub struct RemoteRun {
     pub prefix: String,
     /// Set when this process's lease was lost: nothing more may be written.
     pub lost: Option<Arc<AtomicBool>>,
+    /// What this process checks before every AWS write of the run.
+    pub fence: Option<super::lease::Fence>,
 }
 
 /// A state dir.
@@ -50,6 +52,8 @@ struct Remote {
     lease: Duration,
     /// The lost flag of the lease this process took, for the runs it writes.
     lost: std::sync::Mutex<Option<Arc<AtomicBool>>>,
+    /// The fence of that lease.
+    fence: std::sync::Mutex<Option<super::lease::Fence>>,
     /// Per run fetched: the journal objects read so far and their bytes, so that
     /// reading a run again only reads what was added since.
     fetched: std::sync::Mutex<std::collections::BTreeMap<String, Fetched>>,
@@ -91,6 +95,7 @@ impl StateDir {
                 store,
                 lease,
                 lost: std::sync::Mutex::new(None),
+                fence: std::sync::Mutex::new(None),
                 fetched: Default::default(),
                 _mirror: mirror,
             }),
@@ -121,6 +126,11 @@ impl StateDir {
             prefix: format!("runs/{id}/"),
             lost: remote
                 .lost
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            fence: remote
+                .fence
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
@@ -271,6 +281,7 @@ impl StateDir {
                     remote.lease,
                 )?;
                 *remote.lost.lock().unwrap_or_else(|p| p.into_inner()) = lock.lost();
+                *remote.fence.lock().unwrap_or_else(|p| p.into_inner()) = lock.fence();
                 Ok(lock)
             }
         }

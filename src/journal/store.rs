@@ -63,6 +63,17 @@ pub enum JournalError {
         /// What was found.
         what: String,
     },
+    /// This process cannot vouch for its lease on the playbook's lock: it makes no
+    /// more AWS calls.
+    #[error(
+        "run {run}: this process cannot vouch for its lock ({why}), so it makes no more AWS calls; `evac status {run}` shows who holds the run, `evac resume {run}` goes on from what is live"
+    )]
+    Unvouched {
+        /// The run.
+        run: String,
+        /// Why.
+        why: String,
+    },
     /// This process's lease on the playbook's lock was lost.
     #[error(
         "run {run}: this process lost its lock (another took it over, or it could not be renewed in time), so it changes nothing more; `evac status {run}` shows who holds it"
@@ -358,6 +369,16 @@ pub struct Journal {
 }
 
 impl Journal {
+    /// Ok when this process may make an AWS call for the run: with state in S3, its
+    /// lease holds for a margin more (see [`super::lease::Fence`]); a local state
+    /// dir's lock holds as long as the process lives.
+    pub fn vouch(&self) -> Result<(), JournalError> {
+        match &self.upload {
+            Some(upload) => upload.vouch(),
+            None => Ok(()),
+        }
+    }
+
     /// Opens the journal of `run` for appending, creating it if needed. A torn last
     /// line is cut off first so that the next entry starts on a line of its own.
     pub fn open(run: &RunDir) -> Result<Self, JournalError> {

@@ -54,6 +54,7 @@ pub struct Uploader {
     run: String,
     prefix: String,
     lost: Option<Arc<AtomicBool>>,
+    fence: Option<super::lease::Fence>,
     queue: Option<mpsc::Sender<Batch>>,
     progress: Arc<(Mutex<Progress>, Condvar)>,
     thread: Option<JoinHandle<()>>,
@@ -131,6 +132,7 @@ impl Uploader {
             run: run.to_owned(),
             prefix: remote.prefix.clone(),
             lost: remote.lost.clone(),
+            fence: remote.fence.clone(),
             queue: Some(queue),
             progress,
             thread,
@@ -143,6 +145,17 @@ impl Uploader {
             Failure::Remote(source) => JournalError::Remote { run, source },
             Failure::Conflict(what) => JournalError::Conflict { run, what },
             Failure::LockLost => JournalError::LockLost { run },
+        }
+    }
+
+    /// Ok when this process's lease holds for its margin more.
+    pub fn vouch(&self) -> Result<(), JournalError> {
+        match &self.fence {
+            Some(fence) => fence.vouch().map_err(|why| JournalError::Unvouched {
+                run: self.run.clone(),
+                why,
+            }),
+            None => Ok(()),
         }
     }
 

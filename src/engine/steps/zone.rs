@@ -254,6 +254,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
                 if self.interrupt.is_set() {
                     return Err(EngineError::Interrupted);
                 }
+                self.recorder.vouch()?;
                 let call = send(self.cloud, &target, &after, &[], None);
                 tokio::select! {
                     answer = call => answer.map_err(step_err(&step.id))?,
