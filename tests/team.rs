@@ -360,3 +360,55 @@ fn a_state_store_that_stops_answering_stops_the_run_before_its_next_change() {
     assert_eq!(world.weights["api-usw2"], 100);
     assert_eq!(world.weights["api-use1"], 0);
 }
+
+#[test]
+fn s3_answers_lost_after_they_took_effect_end_as_if_they_had_come() {
+    // Each of the run's first S3 writes, and its lock's delete, takes effect and
+    // its answer is lost; the SDK tries again, S3 answers 412 (or 404 for the
+    // delete), and the run reads the object back: it is its own write.
+    let team = Team::new(true);
+    for (operation, nth) in [
+        ("PutObject", 1),
+        ("PutObject", 2),
+        ("PutObject", 4),
+        ("PutObject", 6),
+        ("DeleteObject", 1),
+    ] {
+        let prefix = format!("lost-{}-{nth}", operation.to_lowercase());
+        let dir = tempfile::tempdir().expect("dir");
+        let proxy = FaultProxy::start(
+            &team.account.endpoint,
+            vec![Rule::nth(operation, support::proxy::Fault::LoseAnswer, nth)],
+        );
+        let mut cmd = team.command(
+            &prefix,
+            dir.path(),
+            None,
+            &["run", BASE, "--var", "bake=0s", "--yes"],
+        );
+        cmd.env("AWS_ENDPOINT_URL_S3", &proxy.url);
+        let output = cmd.output().expect("evac runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{operation} {nth}: {stderr}");
+        assert!(
+            proxy.injected().get(operation).is_some_and(|n| *n == 1),
+            "{operation} {nth}: the answer was lost"
+        );
+        assert_eq!(
+            team.account.world().weights["api-usw2"],
+            100,
+            "{operation} {nth}"
+        );
+        // The lock is gone: the next run starts at once.
+        assert!(
+            team.bucket
+                .get(&format!("{prefix}/locks/plan-fixture.lock"))
+                .is_none(),
+            "{operation} {nth}: the lock was left behind"
+        );
+        // Put the world back for the next round.
+        let id = team.bucket.run_ids(&prefix).pop().expect("the run");
+        let (code, _, stderr) = team.evac(&prefix, dir.path(), None, &["rollback", &id, "--yes"]);
+        assert_eq!(code, 0, "{operation} {nth}: {stderr}");
+    }
+}

@@ -152,13 +152,24 @@ impl Drop for S3Store {
 
 type HttpResponse = aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
-/// Whether an S3 error is a failed precondition (412) or a conflicting concurrent
-/// conditional write (409).
+/// The HTTP status of an S3 error answer.
+fn status<E>(
+    err: &aws_smithy_runtime_api::client::result::SdkError<E, HttpResponse>,
+) -> Option<u16> {
+    err.raw_response().map(|r| r.status().as_u16())
+}
+
+/// Whether an S3 error is a failed precondition (412).
 fn precondition<E>(
     err: &aws_smithy_runtime_api::client::result::SdkError<E, HttpResponse>,
 ) -> bool {
-    err.raw_response()
-        .is_some_and(|r| matches!(r.status().as_u16(), 409 | 412))
+    status(err) == Some(412)
+}
+
+/// Whether an S3 error is a conflicting concurrent conditional request (409): to
+/// be tried again.
+fn conflict<E>(err: &aws_smithy_runtime_api::client::result::SdkError<E, HttpResponse>) -> bool {
+    status(err) == Some(409)
 }
 
 fn etag(tag: Option<&str>) -> String {
@@ -171,41 +182,64 @@ impl ObjectStore for S3Store {
     }
 
     fn create(&self, key: &str, body: &[u8]) -> Result<Created, StoreError> {
-        let request = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.key(key))
-            .if_none_match("*")
-            .body(ByteStream::from(body.to_vec()));
-        match self.wait(request.send())? {
-            Ok(answer) => Ok(Created::Yes(etag(answer.e_tag()))),
-            Err(err) if precondition(&err) => Ok(Created::AlreadyThere),
-            Err(err) => Err(self.fail("create", key, &err)),
+        let request = || {
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(self.key(key))
+                .if_none_match("*")
+                .body(ByteStream::from(body.to_vec()))
+        };
+        for _ in 0..CONFLICT_TRIES {
+            match self.wait(request().send())? {
+                Ok(answer) => return Ok(Created::Yes(etag(answer.e_tag()))),
+                Err(err) if conflict(&err) => continue,
+                // A retried request whose first attempt landed (its answer lost)
+                // finds the object there: it is this write if it holds these bytes.
+                Err(err) if precondition(&err) => {
+                    return Ok(match self.get(key)? {
+                        Some((found, tag)) if found == body => Created::Yes(tag),
+                        _ => Created::AlreadyThere,
+                    });
+                }
+                Err(err) => return Err(self.fail("create", key, &err)),
+            }
         }
+        Err(self.conflicted("create", key))
     }
 
     fn replace(&self, key: &str, body: &[u8], tag: &str) -> Result<Option<String>, StoreError> {
-        let request = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.key(key))
-            .if_match(format!("\"{tag}\""))
-            .body(ByteStream::from(body.to_vec()));
-        match self.wait(request.send())? {
-            Ok(answer) => Ok(Some(etag(answer.e_tag()))),
-            Err(err)
-                if precondition(&err)
-                    || err.as_service_error().is_some_and(|e| {
+        let request = || {
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(self.key(key))
+                .if_match(format!("\"{tag}\""))
+                .body(ByteStream::from(body.to_vec()))
+        };
+        for _ in 0..CONFLICT_TRIES {
+            match self.wait(request().send())? {
+                Ok(answer) => return Ok(Some(etag(answer.e_tag()))),
+                Err(err) if conflict(&err) => continue,
+                // As for a create: this write's first attempt may have landed.
+                Err(err) if precondition(&err) => {
+                    return Ok(match self.get(key)? {
+                        Some((found, tag)) if found == body => Some(tag),
+                        _ => None,
+                    });
+                }
+                Err(err)
+                    if err.as_service_error().is_some_and(|e| {
                         aws_smithy_types::error::metadata::ProvideErrorMetadata::code(e)
                             == Some("NoSuchKey")
                     }) =>
-            {
-                Ok(None)
+                {
+                    return Ok(None);
+                }
+                Err(err) => return Err(self.fail("replace", key, &err)),
             }
-            Err(err) => Err(self.fail("replace", key, &err)),
         }
+        Err(self.conflicted("replace", key))
     }
 
     fn get(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, StoreError> {
@@ -288,10 +322,31 @@ impl ObjectStore for S3Store {
             .bucket(&self.bucket)
             .key(self.key(key))
             .if_match(format!("\"{tag}\""));
-        match self.wait(request.send())? {
-            Ok(_) => Ok(()),
-            Err(err) if precondition(&err) => Ok(()),
-            Err(err) => Err(self.fail("delete", key, &err)),
+        for _ in 0..CONFLICT_TRIES {
+            match self.wait(request.clone().send())? {
+                Ok(_) => return Ok(()),
+                Err(err) if conflict(&err) => continue,
+                // Changed by another (not this process's to delete), or already
+                // gone: a retried delete whose first attempt landed answers 404.
+                Err(err) if precondition(&err) || status(&err) == Some(404) => return Ok(()),
+                Err(err) => return Err(self.fail("delete", key, &err)),
+            }
+        }
+        Err(self.conflicted("delete", key))
+    }
+}
+
+/// How many times a conditional request answered 409 `ConditionalRequestConflict`
+/// (a concurrent conditional request on the key) is sent.
+const CONFLICT_TRIES: u32 = 5;
+
+impl S3Store {
+    fn conflicted(&self, what: &str, key: &str) -> StoreError {
+        StoreError {
+            what: format!("{what} s3://{}/{}", self.bucket, self.key(key)),
+            message: format!(
+                "409 ConditionalRequestConflict {CONFLICT_TRIES} times: another request on the key keeps racing this one"
+            ),
         }
     }
 }

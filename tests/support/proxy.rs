@@ -26,6 +26,9 @@ pub enum Fault {
     Latency(Duration),
     /// Close the connection without an answer.
     Drop,
+    /// Forward the call, then close the connection without passing its answer on:
+    /// it took effect, and the caller never heard.
+    LoseAnswer,
 }
 
 /// When a fault applies.
@@ -378,6 +381,10 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io
                 .write_all(error("503 Service Unavailable", "ServiceUnavailable").as_bytes());
         }
         Some(Fault::Drop) => return Ok(()),
+        Some(Fault::LoseAnswer) => {
+            forward(upstream, &request)?;
+            return Ok(());
+        }
         Some(Fault::Latency(d)) => std::thread::sleep(d),
         None => {}
     }
