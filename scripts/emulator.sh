@@ -41,7 +41,9 @@ emulator_start() {
     fi
     export MOTO_ENABLE_RECORDING=true MOTO_RECORDER_FILEPATH=$EMULATOR_RECORDING
   fi
-  MOTO_EC2_LOAD_DEFAULT_AMIS=false "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  # moto_server, with the Route 53 rules for weighted sets that evac relies on
+  # (scripts/moto_server.py).
+  MOTO_EC2_LOAD_DEFAULT_AMIS=false "$venv/bin/python" "$root/scripts/moto_server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
   EMULATOR_PID=$!
   EMULATOR_URL="http://127.0.0.1:$port"
   trap emulator_stop EXIT
