@@ -97,6 +97,25 @@ pub fn upsert_batches(sets: &[RecordSetDef]) -> Vec<Vec<RecordSetDef>> {
     )
 }
 
+/// [`upsert_batches`] for weight changes sent as a DELETE and a CREATE each, which
+/// cost what an UPSERT costs: each element and character once in each.
+pub fn change_batches(
+    changes: &[crate::engine::cloud::WeightChange],
+) -> Vec<Vec<crate::engine::cloud::WeightChange>> {
+    batches(
+        changes
+            .iter()
+            .map(|c| {
+                (
+                    (c.to.name.clone(), c.to.record_type.clone()),
+                    Cost::of(&c.to),
+                    c.clone(),
+                )
+            })
+            .collect(),
+    )
+}
+
 /// How a weighted set stands for Route 53's choice of answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Health {

@@ -345,3 +345,60 @@ steps:
     );
     assert!(said.contains(&unhealthy), "{said}");
 }
+
+#[test]
+fn a_weight_change_raced_by_a_teammate_is_refused_by_route53_not_applied() {
+    // Route 53 takes a DELETE only of the set as it is: evac deletes each set as it
+    // read it and creates it with its new weight, in one batch. The emulator keeps
+    // that rule (scripts/moto_server.py). The run's first weight change is held at
+    // the test proxy; meanwhile a teammate sets the target to 30.
+    use std::time::Duration;
+    use support::proxy::{Fault, FaultProxy, Rule};
+    let account = Account::fresh();
+    account.seed();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    let proxy = FaultProxy::start(
+        &account.endpoint,
+        vec![Rule::nth(
+            "ChangeResourceRecordSets",
+            Fault::Latency(Duration::from_secs(4)),
+            1,
+        )],
+    );
+    let mut child = account
+        .process()
+        .args([
+            "run",
+            "tests/fixtures/plan/base.yaml",
+            "--var",
+            "bake=0s",
+            "--yes",
+            "--state-dir",
+        ])
+        .arg(&state)
+        .env("AWS_ENDPOINT_URL", &proxy.url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    support::until("the first weight change is held", || {
+        proxy
+            .injected()
+            .get("ChangeResourceRecordSets")
+            .is_some_and(|n| *n >= 1)
+    });
+    account.set_weights(&[("api-usw2", 30)]);
+    let code = support::exit_within(&mut child, Duration::from_secs(120));
+    let mut stderr = String::new();
+    use std::io::Read as _;
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("InvalidChangeBatch"), "{stderr}");
+    // The teammate's weight stands; the run's 50/50 did not land.
+    let world = account.world();
+    assert_eq!(world.weights["api-usw2"], 30);
+    assert_eq!(world.weights["api-use1"], 100);
+}

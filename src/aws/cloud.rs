@@ -265,45 +265,26 @@ impl Cloud for AwsCloud {
         Ok(out)
     }
 
-    async fn upsert_weights(
+    async fn change_weights(
         &self,
         zone_id: &str,
-        sets: &[RecordSetDef],
+        changes: &[crate::engine::cloud::WeightChange],
     ) -> Result<String, CloudError> {
         let mut batch = ChangeBatch::builder().comment("evac: weight shift");
-        for def in sets {
-            let mut set = ResourceRecordSet::builder()
-                .name(&def.name)
-                .r#type(RrType::from(def.record_type.as_str()))
-                .set_identifier(&def.set_identifier)
-                .weight(def.weight)
-                .set_ttl(def.ttl)
-                .set_health_check_id(def.health_check_id.clone());
-            for value in &def.values {
-                set = set.resource_records(
-                    ResourceRecord::builder()
-                        .value(value)
+        for change in changes {
+            // DELETE as it must be now, CREATE as it becomes, atomically.
+            for (action, def) in [
+                (ChangeAction::Delete, &change.from),
+                (ChangeAction::Create, &change.to),
+            ] {
+                batch = batch.changes(
+                    Change::builder()
+                        .action(action)
+                        .resource_record_set(record_set(def)?)
                         .build()
-                        .map_err(build_fail("build a record"))?,
+                        .map_err(build_fail("build a change"))?,
                 );
             }
-            if let Some((zone, dns, evaluate)) = &def.alias {
-                set = set.alias_target(
-                    AliasTarget::builder()
-                        .hosted_zone_id(zone)
-                        .dns_name(dns)
-                        .evaluate_target_health(*evaluate)
-                        .build()
-                        .map_err(build_fail("build an alias target"))?,
-                );
-            }
-            batch = batch.changes(
-                Change::builder()
-                    .action(ChangeAction::Upsert)
-                    .resource_record_set(set.build().map_err(build_fail("build a record set"))?)
-                    .build()
-                    .map_err(build_fail("build a change"))?,
-            );
         }
         let answer = self
             .ctx
@@ -696,6 +677,36 @@ impl AwsCloud {
         }
         Ok((balancer, out))
     }
+}
+
+/// A weighted record set as Route 53 takes it in a change.
+fn record_set(def: &RecordSetDef) -> Result<ResourceRecordSet, CloudError> {
+    let mut set = ResourceRecordSet::builder()
+        .name(&def.name)
+        .r#type(RrType::from(def.record_type.as_str()))
+        .set_identifier(&def.set_identifier)
+        .weight(def.weight)
+        .set_ttl(def.ttl)
+        .set_health_check_id(def.health_check_id.clone());
+    for value in &def.values {
+        set = set.resource_records(
+            ResourceRecord::builder()
+                .value(value)
+                .build()
+                .map_err(build_fail("build a record"))?,
+        );
+    }
+    if let Some((zone, dns, evaluate)) = &def.alias {
+        set = set.alias_target(
+            AliasTarget::builder()
+                .hosted_zone_id(zone)
+                .dns_name(dns)
+                .evaluate_target_health(*evaluate)
+                .build()
+                .map_err(build_fail("build an alias target"))?,
+        );
+    }
+    set.build().map_err(build_fail("build a record set"))
 }
 
 #[cfg(test)]

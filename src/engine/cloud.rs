@@ -55,12 +55,14 @@ pub trait Cloud {
         }
         Ok(out)
     }
-    /// Writes the record sets with their weights in one change batch; returns the
-    /// change id.
-    async fn upsert_weights(
+    /// Changes the weights of record sets in one change batch, each as a DELETE of
+    /// the set as it must be now and a CREATE of it with its new weight: Route 53
+    /// refuses the whole batch (`InvalidChangeBatch`) when any set is no longer as
+    /// expected, so a stale or raced writer changes nothing. Returns the change id.
+    async fn change_weights(
         &self,
         zone_id: &str,
-        sets: &[RecordSetDef],
+        changes: &[WeightChange],
     ) -> Result<String, CloudError>;
     /// Whether a Route 53 change is in sync.
     async fn change_in_sync(&self, change_id: &str) -> Result<bool, CloudError>;
@@ -120,6 +122,16 @@ pub trait Cloud {
         region: &str,
         groups: &[&GroupState],
     ) -> Result<BTreeMap<String, Vec<crate::state::BalancerView>>, CloudError>;
+}
+
+/// One weighted set's change: the set as it must be now, and as it becomes (the same
+/// set, another weight).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WeightChange {
+    /// As it must be now.
+    pub from: RecordSetDef,
+    /// As it becomes.
+    pub to: RecordSetDef,
 }
 
 /// One scaling activity of an Auto Scaling group.

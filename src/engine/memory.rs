@@ -219,6 +219,9 @@ struct World {
     crash: Option<Crash>,
     next_change: u32,
     unhealthy: BTreeSet<String>,
+    /// A teammate's weight change that lands just before the next weight change of
+    /// this cloud's caller: (zone, set identifier, weight).
+    race: Option<(String, String, i64)>,
     /// Zone ids by zone name, where they differ from [`default_zone_id`]'s.
     zone_ids: BTreeMap<String, String>,
     max_out: u32,
@@ -559,6 +562,12 @@ impl MemoryCloud {
         }
     }
 
+    /// Someone else sets the weight of `set_identifier` in `zone` just before the
+    /// next weight change arrives: after the caller read it, before its call.
+    pub fn race_next_change(&self, zone: &str, set_identifier: &str, weight: i64) {
+        self.world().race = Some((zone.into(), set_identifier.into(), weight));
+    }
+
     /// This account's zone `name` is the physical zone `id`.
     pub fn map_zone(&self, name: &str, id: &str) {
         self.world().zone_ids.insert(name.into(), id.into());
@@ -810,19 +819,21 @@ impl Cloud for MemoryCloud {
             .unwrap_or_default())
     }
 
-    async fn upsert_weights(
+    async fn change_weights(
         &self,
         zone_id: &str,
-        sets: &[RecordSetDef],
+        changes: &[super::cloud::WeightChange],
     ) -> Result<String, CloudError> {
         // Route 53 refuses a request past its limits, whole.
-        let cost = sets.iter().fold(crate::route53::Cost::default(), |c, d| {
-            let one = crate::route53::Cost::of(d);
-            crate::route53::Cost {
-                elements: c.elements + one.elements,
-                chars: c.chars + one.chars,
-            }
-        });
+        let cost = changes
+            .iter()
+            .fold(crate::route53::Cost::default(), |c, d| {
+                let one = crate::route53::Cost::of(&d.to);
+                crate::route53::Cost {
+                    elements: c.elements + one.elements,
+                    chars: c.chars + one.chars,
+                }
+            });
         if !cost.fits() {
             return Err(CloudError {
                 what: format!("change weights in hosted zone {zone_id}"),
@@ -835,13 +846,32 @@ impl Cloud for MemoryCloud {
                 ),
             });
         }
-        self.mutation("upsert_weights", |cloud| {
+        self.mutation("change_weights", |cloud| {
             let ready = Instant::now() + cloud.sync;
             let mut world = cloud.world();
+            if let Some((zone, id, weight)) = world.race.take() {
+                for set in world.records.entry(zone).or_default() {
+                    if set.set_identifier == id {
+                        set.weight = weight;
+                    }
+                }
+            }
             let zone = world.records.entry(zone_id.to_owned()).or_default();
-            for set in sets {
-                zone.retain(|s| s.key() != set.key());
-                zone.push(set.clone());
+            // A DELETE must match the set exactly, or the whole batch is refused.
+            for change in changes {
+                if !zone.contains(&change.from) {
+                    return Err(CloudError {
+                        what: format!("change weights in hosted zone {zone_id}"),
+                        message: format!(
+                            "InvalidChangeBatch: Tried to delete resource record set [name='{}', type='{}', set-identifier='{}'] but the values provided do not match the current values",
+                            change.from.name, change.from.record_type, change.from.set_identifier
+                        ),
+                    });
+                }
+            }
+            for change in changes {
+                zone.retain(|s| s.key() != change.to.key());
+                zone.push(change.to.clone());
             }
             world.next_change += 1;
             let id = format!("C{}", world.next_change);

@@ -138,17 +138,17 @@ impl<C: Cloud> Cloud for Routed<C> {
         .await
     }
 
-    async fn upsert_weights(
+    async fn change_weights(
         &self,
         zone_id: &str,
-        sets: &[RecordSetDef],
+        changes: &[super::cloud::WeightChange],
     ) -> Result<String, CloudError> {
         let account = self.routes.zone(zone_id);
         let change = self
             .cloud(account, || {
                 format!("change the weights in hosted zone {zone_id}")
             })?
-            .upsert_weights(zone_id, sets)
+            .change_weights(zone_id, changes)
             .await?;
         if let Some(account) = account {
             self.learned()

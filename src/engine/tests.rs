@@ -219,7 +219,7 @@ async fn a_run_waits_for_slow_instances_and_ends_in_the_planned_state() {
         start.elapsed()
     );
     // One change batch per zone per increment.
-    assert_eq!(cloud.calls("upsert_weights"), 2);
+    assert_eq!(cloud.calls("change_weights"), 2);
     // Every intent comes before its call's record.
     let evs = events(&r.run);
     for (i, e) in evs.iter().enumerate() {
@@ -315,10 +315,10 @@ async fn rollback_is_ramped_idempotent_and_verified() {
         BTreeMap::from([("east".to_owned(), 100), ("west".to_owned(), 0)])
     );
     assert_eq!(cloud.capacity("us-west-2", "api-west"), Some(cap(1, 2, 12)));
-    let writes = cloud.calls("set_capacity") + cloud.calls("upsert_weights");
+    let writes = cloud.calls("set_capacity") + cloud.calls("change_weights");
     let second = roll_back(&cloud, &r.run, false).await;
     assert_eq!(
-        cloud.calls("set_capacity") + cloud.calls("upsert_weights"),
+        cloud.calls("set_capacity") + cloud.calls("change_weights"),
         writes,
         "a second rollback writes nothing"
     );
@@ -352,7 +352,7 @@ async fn an_interrupt_during_a_bake_leaves_a_journal_that_resume_finishes() {
     assert_eq!(cloud.weights("Z1")["west"], 100);
     assert_eq!(cloud.capacity("us-east-1", "api-east"), Some(cap(0, 0, 12)));
     assert_eq!(
-        cloud.calls("upsert_weights"),
+        cloud.calls("change_weights"),
         2,
         "no increment was sent twice"
     );
@@ -458,12 +458,12 @@ async fn a_fast_rollback_puts_weights_back_in_one_change_per_zone() {
     execute(&cloud, &r.run, &Options::default(), &Interrupt::default())
         .await
         .expect("run succeeds");
-    let writes = cloud.calls("upsert_weights");
+    let writes = cloud.calls("change_weights");
     let start = Instant::now();
     let report = roll_back(&cloud, &r.run, true).await;
     assert!(report.differences.is_empty());
     assert_eq!(
-        cloud.calls("upsert_weights") - writes,
+        cloud.calls("change_weights") - writes,
         1,
         "one change for the zone"
     );
@@ -729,7 +729,7 @@ async fn one_increment_over_five_zones_costs_one_sync_wait() {
     assert!(took >= Duration::from_secs(120), "{took:?}");
     assert!(took <= Duration::from_secs(2 * (60 + 2)), "{took:?}");
     assert_eq!(
-        cloud.calls("upsert_weights"),
+        cloud.calls("change_weights"),
         10,
         "one change per zone per increment"
     );
@@ -857,7 +857,7 @@ async fn weights_reset_during_a_bake_stop_the_next_increment_and_are_left_as_set
     let untouched = |cloud: &MemoryCloud| {
         assert_eq!(cloud.weights("Z1")["west"], 0, "left as the person set it");
         assert_eq!(
-            cloud.calls("upsert_weights"),
+            cloud.calls("change_weights"),
             1,
             "the second increment was never sent"
         );
@@ -1394,7 +1394,7 @@ async fn an_alarm_during_a_bake_stops_the_next_increment_even_with_a_long_poll()
         50,
         "the second increment never went out"
     );
-    assert_eq!(cloud.calls("upsert_weights"), 1);
+    assert_eq!(cloud.calls("change_weights"), 1);
 }
 
 /// Runs `plan` to its end in `r` with default options.
@@ -1711,22 +1711,39 @@ async fn the_in_memory_route53_refuses_a_request_past_its_limits() {
         alias: None,
         health_check_id: None,
     };
-    // 500 UPSERTs of one value: 1,000 elements, the most one request holds.
-    let most: Vec<_> = (0..500).map(|r| set(r, "10.0.0.1")).collect();
+    let change = |r: usize, value: &str| super::cloud::WeightChange {
+        from: set(r, value),
+        to: crate::journal::RecordSetDef {
+            weight: 2,
+            ..set(r, value)
+        },
+    };
+    for r in 0..500 {
+        cloud.add_record_values(
+            "Z1",
+            &format!("r{r}.example.com."),
+            &format!("r{r}"),
+            1,
+            &["10.0.0.1"],
+        );
+    }
+    // 500 sets of one value, each a DELETE and a CREATE: 1,000 elements, the most
+    // one request holds.
+    let most: Vec<_> = (0..500).map(|r| change(r, "10.0.0.1")).collect();
     assert!(
-        super::cloud::Cloud::upsert_weights(&cloud, "Z1", &most)
+        super::cloud::Cloud::change_weights(&cloud, "Z1", &most)
             .await
             .is_ok()
     );
-    let over: Vec<_> = (0..501).map(|r| set(r, "10.0.0.1")).collect();
-    let err = super::cloud::Cloud::upsert_weights(&cloud, "Z1", &over)
+    let over: Vec<_> = (0..501).map(|r| change(r, "10.0.0.1")).collect();
+    let err = super::cloud::Cloud::change_weights(&cloud, "Z1", &over)
         .await
         .expect_err("1,002 elements");
     assert!(err.message.starts_with("InvalidChangeBatch"), "{err}");
     // 64 values of 250 characters: 32,000 counted twice.
     let long = "x".repeat(250);
-    let chars: Vec<_> = (0..65).map(|r| set(r, &long)).collect();
-    let err = super::cloud::Cloud::upsert_weights(&cloud, "Z1", &chars)
+    let chars: Vec<_> = (0..65).map(|r| change(r, &long)).collect();
+    let err = super::cloud::Cloud::change_weights(&cloud, "Z1", &chars)
         .await
         .expect_err("32,500 characters");
     assert!(err.message.contains("characters of values"), "{err}");
@@ -1750,7 +1767,7 @@ async fn a_drill_of_300_names_in_one_zone_shifts_every_record_in_batches_within_
     );
     let r = new_run();
     run_plan(&cloud, &r, &plan).await.expect("run");
-    assert_eq!(cloud.calls("upsert_weights"), 4);
+    assert_eq!(cloud.calls("change_weights"), 4);
     let weights = cloud.weights("Z1");
     for n in 0..300 {
         assert_eq!(weights[&format!("r{n}-east")], 0);
@@ -1781,7 +1798,7 @@ async fn a_drill_of_70_names_with_250_character_values_shifts_every_record() {
     );
     let r = new_run();
     run_plan(&cloud, &r, &plan).await.expect("run");
-    assert_eq!(cloud.calls("upsert_weights"), 6);
+    assert_eq!(cloud.calls("change_weights"), 6);
     assert!(
         cloud
             .weights("Z1")
@@ -2126,4 +2143,35 @@ async fn a_holder_that_cannot_vouch_for_its_lease_makes_no_aws_write() {
     );
     assert_eq!(cloud.mutations(), 0, "no AWS write");
     assert_eq!(cloud.capacity("us-west-2", "api-west"), Some(cap(1, 2, 12)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_weight_change_raced_by_someone_else_is_refused_by_route53_not_applied() {
+    let cloud = cloud(Duration::ZERO, Duration::ZERO);
+    cloud.name_zone("Z1", "example.com.");
+    // A teammate sets west to 30 after the run read the weights, before its call.
+    cloud.race_next_change("Z1", "west", 30);
+    let r = new_run();
+    let err = run_plan(&cloud, &r, &plan()).await.expect_err("refused");
+    assert!(err.to_string().contains("InvalidChangeBatch"), "{err}");
+    // The teammate's value stands; the run's 50/50 did not land.
+    assert_eq!(
+        cloud.weights("Z1"),
+        BTreeMap::from([("east".to_owned(), 100), ("west".to_owned(), 30)])
+    );
+    // Its intent has no outcome: a resume or rollback reads the set live.
+    let evs = events(&r.run);
+    let weights_intent = evs.iter().find_map(|e| match e {
+        Event::Intent {
+            action,
+            target: crate::journal::Target::Weights { .. },
+            ..
+        } => Some(action.clone()),
+        _ => None,
+    });
+    let action = weights_intent.expect("the weight change's intent");
+    assert!(
+        !evs.iter()
+            .any(|e| matches!(e, Event::Applied { action: a, .. } if *a == action))
+    );
 }

@@ -15,7 +15,7 @@
 
 use futures::StreamExt;
 
-use super::cloud::{Cloud, CloudError};
+use super::cloud::{Cloud, CloudError, WeightChange};
 use super::converge::{Await, Direction};
 use super::error::{EngineError, step_err};
 use super::execute::{Executor, show, show_target};
@@ -483,7 +483,8 @@ fn missing(step: &str, target: &Target) -> EngineError {
     }
 }
 
-/// The record sets an UPSERT of `item` sends: the live sets with its weights.
+/// The record sets `item` changes its zone's sets into: the live sets with its
+/// weights (each sent as a DELETE of the live set and a CREATE of this one).
 fn upsert(live: &Snapshot, item: &Item) -> Vec<RecordSetDef> {
     match &item.target {
         Target::Weights { zone_id } => live.with_weights(zone_id, &item.after),
@@ -603,13 +604,43 @@ pub async fn send<C: Cloud>(
             if sets.is_empty() {
                 return Err(unfit());
             }
+            // Compare-and-swap: each set is deleted as it was read just before the
+            // intent and created with its new weight, so a set someone changed
+            // since makes Route 53 refuse the batch instead of it landing.
+            let Some(Value::Weights(now)) = live else {
+                return Err(CloudError {
+                    what: format!("change {}", show_target(target)),
+                    message: "the weights read before the change are missing: a weight change is only sent against what it replaces".to_owned(),
+                });
+            };
+            let mut changes = Vec::new();
+            for to in sets {
+                let Some(was) = now.get(&to.key()).copied() else {
+                    return Err(CloudError {
+                        what: format!("change {}", show_target(target)),
+                        message: format!("record set {} was not read before the change", to.key()),
+                    });
+                };
+                if was != to.weight {
+                    changes.push(WeightChange {
+                        from: RecordSetDef {
+                            weight: was,
+                            ..to.clone()
+                        },
+                        to: to.clone(),
+                    });
+                }
+            }
+            if changes.is_empty() {
+                return Ok(None);
+            }
             // Within Route 53's limits on one request: as few as they allow, sent
             // together and waited for together (their ids, space-separated).
-            let batches = crate::route53::upsert_batches(sets);
+            let batches = crate::route53::change_batches(&changes);
             let ids = futures::future::try_join_all(
                 batches
                     .iter()
-                    .map(|batch| cloud.upsert_weights(zone_id, batch)),
+                    .map(|batch| cloud.change_weights(zone_id, batch)),
             )
             .await?;
             Ok(Some(ids.join(" ")))

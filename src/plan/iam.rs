@@ -600,7 +600,9 @@ fn weight_writes(
             Some(json!({
                 "ForAllValues:StringEquals": {
                     "route53:ChangeResourceRecordSetsNormalizedRecordNames": names.into_iter().collect::<Vec<_>>(),
-                    "route53:ChangeResourceRecordSetsActions": ["UPSERT"],
+                    // Each weight change deletes the set as read and creates it
+                    // anew, in one batch (a compare-and-swap).
+                    "route53:ChangeResourceRecordSetsActions": ["CREATE", "DELETE"],
                     "route53:ChangeResourceRecordSetsRecordTypes": types.into_iter().collect::<Vec<_>>(),
                 }
             })),

@@ -76,7 +76,7 @@ async fn the_example_drill_projects_capacity_and_weights() {
     // The plan only read.
     for write in [
         "set_capacity",
-        "upsert_weights",
+        "change_weights",
         "set_subnets",
         "suspend_processes",
     ] {

@@ -52,7 +52,7 @@ impl Builder<'_> {
         let mode = shift_mode(s);
         let mut changes = Vec::new();
         let mut unlinked: Vec<String> = Vec::new();
-        // Per hosted zone: what an increment's UPSERT of each set costs against
+        // Per hosted zone: what an increment's DELETE and CREATE of each set cost against
         // Route 53's limits on one request, by record.
         type Item = ((String, String), crate::route53::Cost, ());
         let mut costs: BTreeMap<String, Vec<Item>> = BTreeMap::new();
