@@ -128,10 +128,11 @@ pub struct DrillReport {
     /// How long the run was stopped (halted, interrupted, declined, failed, or its
     /// process gone) before a resume or rollback took it over.
     pub time_stopped_secs: f64,
-    /// How long approval steps waited for their answer, apart: a wait inside the
-    /// evacuation is also counted in its time to evacuate.
-    #[serde(default)]
-    pub approval_wait_secs: f64,
+    /// How long approval steps waited for their answer, apart (a wait inside the
+    /// evacuation is also counted in its time to evacuate); absent when the run has
+    /// no approval step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_wait_secs: Option<f64>,
     /// From the start of the rollback until it was verified.
     pub time_to_fail_back_secs: Option<f64>,
     /// Steps, increments, bakes, stops and rollback.
@@ -738,7 +739,10 @@ fn build(run: &RunDir, read: &Read) -> DrillReport {
         result: story.result.clone(),
         time_to_evacuate_secs: time_to_evacuate(entries, &read.plan, &story.stops),
         time_stopped_secs,
-        approval_wait_secs: approval_waits(entries, &approvals(&read.plan)),
+        approval_wait_secs: {
+            let approvals = approvals(&read.plan);
+            (!approvals.is_empty()).then(|| approval_waits(entries, &approvals))
+        },
         time_to_fail_back_secs: time_to_fail_back,
         timeline,
         moments: story

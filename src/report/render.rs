@@ -98,11 +98,11 @@ pub fn markdown(report: &DrillReport) -> String {
             secs(report.time_stopped_secs)
         );
     }
-    if report.approval_wait_secs > 0.0 {
+    if let Some(waited) = report.approval_wait_secs {
         let _ = writeln!(
             out,
             "| approval waits | {} (inside the evacuation, counted in its time) |",
-            secs(report.approval_wait_secs)
+            secs(waited)
         );
     }
     if let Some(t) = report.time_to_fail_back_secs {
@@ -355,12 +355,12 @@ td,th{{border:1px solid #cbd5e0;padding:4px 8px;text-align:left;font-size:13px}}
             ),
         );
     }
-    if report.approval_wait_secs > 0.0 {
+    if let Some(waited) = report.approval_wait_secs {
         row(
             "approval waits",
             format!(
                 "{} (inside the evacuation, counted in its time)",
-                secs(report.approval_wait_secs)
+                secs(waited)
             ),
         );
     }
