@@ -171,8 +171,11 @@ fn load_inner(
     }
 
     let params = load_params(fields.remove("params"), vars, diags);
+    // What substitution writes counts against the largest playbook read: a long
+    // parameter used many times cannot grow the playbook without bound.
+    let mut budget = usize::try_from(MAX_PLAYBOOK_BYTES).unwrap_or(usize::MAX);
     for (name, value) in fields.iter_mut() {
-        substitute(value, &root_path.key(name), &params, diags);
+        substitute(value, &root_path.key(name), &params, &mut budget, diags);
     }
 
     let version: Option<u32> = fields

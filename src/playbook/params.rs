@@ -37,33 +37,41 @@ fn is_identifier(name: &str) -> bool {
 /// Replaces every `{{ name }}` in the string scalars of `value` (in place). A string
 /// that is exactly one placeholder takes the parameter's value with its type, so
 /// `to: "{{ drain_to }}"` can be a number. Problems are reported with their path.
+///
+/// `budget` is how many more bytes substitution may write in all (the largest
+/// playbook read); past it, substitution stops with one error at the place it ran
+/// out, so a long parameter used many times cannot exhaust memory.
 pub fn substitute(
     value: &mut Value,
     path: &YamlPath,
     params: &BTreeMap<String, Value>,
+    budget: &mut usize,
     diags: &mut Diagnostics<'_>,
 ) {
     match value {
         Value::String(text) => {
-            if let Some(replacement) = substitute_str(text, path, params, diags) {
+            if let Some(replacement) = substitute_str(text, path, params, budget, diags) {
                 *value = replacement;
             }
         }
         Value::Sequence(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                substitute(item, &path.index(i), params, diags);
+                substitute(item, &path.index(i), params, budget, diags);
             }
         }
         Value::Mapping(map) => {
             for (key, item) in map.iter_mut() {
                 let key = key_text(key);
-                substitute(item, &path.key(key), params, diags);
+                substitute(item, &path.key(key), params, budget, diags);
             }
         }
-        Value::Tagged(tagged) => substitute(&mut tagged.value, path, params, diags),
+        Value::Tagged(tagged) => substitute(&mut tagged.value, path, params, budget, diags),
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
 }
+
+/// The budget's error, said once: at the first place that ran out.
+const SPENT: usize = usize::MAX;
 
 /// The text of a mapping key, for paths.
 pub fn key_text(key: &Value) -> String {
@@ -82,9 +90,10 @@ fn substitute_str(
     text: &str,
     path: &YamlPath,
     params: &BTreeMap<String, Value>,
+    budget: &mut usize,
     diags: &mut Diagnostics<'_>,
 ) -> Option<Value> {
-    if !text.contains("{{") {
+    if !text.contains("{{") || *budget == SPENT {
         return None;
     }
     let mut out = String::new();
@@ -114,10 +123,29 @@ fn substitute_str(
                 .help("a placeholder holds one parameter name, as in `{{ target }}`");
             failed = true;
         } else if let Some(param) = params.get(name) {
+            let text_of = scalar_text(param);
+            if text_of.len() > *budget {
+                diags
+                    .error(
+                        path,
+                        format!(
+                            "substituting parameters makes the playbook larger than {} bytes, the largest playbook read",
+                            super::MAX_PLAYBOOK_BYTES
+                        ),
+                    )
+                    .help(format!(
+                        "parameter `{name}` ({} bytes) is used too often or is too long: shorten it, or use it in fewer places",
+                        text_of.len()
+                    ));
+                diags.mute(path);
+                *budget = SPENT;
+                return None;
+            }
+            *budget -= text_of.len();
             if start == 0 && after[end + 2..].is_empty() && out.is_empty() {
                 whole = Some(param.clone());
             }
-            out.push_str(&scalar_text(param));
+            out.push_str(&text_of);
         } else {
             let known: Vec<&str> = params.keys().map(String::as_str).collect();
             let help = if known.is_empty() {
@@ -175,5 +203,40 @@ mod tests {
         );
         assert!(parse_var("novalue").is_err());
         assert!(parse_var("1x=2").is_err());
+    }
+
+    #[test]
+    fn substitution_stops_with_one_error_once_it_would_pass_the_largest_playbook() {
+        let long = "x".repeat(400_000);
+        let uses: Vec<String> = (0..20_000)
+            .map(|i| format!("  k{i}: \"{{{{ big }}}}\""))
+            .collect();
+        let text = format!(
+            "version: 1\nname: big\nparams:\n  big: {long}\nsteps:\n  - id: w\n    wait: 1s\ndescription:\n{}\n",
+            uses.join("\n")
+        );
+        let err = crate::playbook::load_str("big.yaml", &text, &BTreeMap::new())
+            .expect_err("too large once substituted");
+        let crate::playbook::LoadError::Invalid { diagnostics, .. } = err else {
+            panic!("{err}");
+        };
+        let shown: String = diagnostics
+            .iter()
+            .map(|d| d.render(None))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_eq!(
+            shown
+                .matches("substituting parameters makes the playbook larger than")
+                .count(),
+            1,
+            "{}",
+            &shown[..shown.len().min(2000)]
+        );
+        assert!(
+            shown.contains("parameter `big` (400000 bytes)"),
+            "{}",
+            &shown[..shown.len().min(2000)]
+        );
     }
 }
