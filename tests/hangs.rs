@@ -57,6 +57,24 @@ fn until_the_change_is_held(
     support::run_ids(state).pop().expect("a run")
 }
 
+/// Rolls the run back straight against the emulator and checks it restored `seeded`
+/// exactly.
+fn rolls_back_to(account: &Account, state: &Path, id: &str, seeded: &support::World) {
+    let output = account
+        .process()
+        .args(["rollback", id, "--yes", "--state-dir"])
+        .arg(state)
+        .output()
+        .expect("rollback runs");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(&account.world(), seeded);
+}
+
 #[test]
 fn the_first_ctrl_c_during_a_call_that_never_answers_ends_the_run_within_15_s() {
     let account = Account::fresh();
@@ -102,19 +120,7 @@ fn the_first_ctrl_c_during_a_call_that_never_answers_ends_the_run_within_15_s() 
     assert_eq!(tail[1]["event"], "interrupted");
     assert_eq!(tail[0]["outcome"], "interrupted");
     // Straight to the emulator now: the rollback restores the seeded world exactly.
-    let output = account
-        .process()
-        .args(["rollback", &id, "--yes", "--state-dir"])
-        .arg(&state)
-        .output()
-        .expect("rollback runs");
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(account.world(), seeded);
+    rolls_back_to(&account, &state, &id, &seeded);
 }
 
 #[test]
@@ -159,17 +165,5 @@ fn a_call_that_never_answers_ends_by_itself_at_the_call_timeout() {
         started.elapsed()
     );
     assert!(stderr.contains("did not answer in time"), "{stderr}");
-    let output = account
-        .process()
-        .args(["rollback", &id, "--yes", "--state-dir"])
-        .arg(&state)
-        .output()
-        .expect("rollback runs");
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(account.world(), seeded);
+    rolls_back_to(&account, &state, &id, &seeded);
 }

@@ -473,11 +473,7 @@ impl Cloud for AwsCloud {
                     id: i.instance_id().unwrap_or_default().to_owned(),
                     zone: i.availability_zone().unwrap_or_default().to_owned(),
                     in_service: i.lifecycle_state().map(|s| s.as_str()) == Some("InService"),
-                    weight: i
-                        .weighted_capacity()
-                        .and_then(|w| w.trim().parse::<u32>().ok())
-                        .filter(|w| *w > 0)
-                        .unwrap_or(1),
+                    weight: super::observe::weight_of(i.weighted_capacity()),
                 })
                 .collect();
             out.insert(

@@ -242,12 +242,7 @@ impl Observe for AwsCloud {
 
     async fn health_check_passes(&self, id: &str) -> Result<bool, ObserveError> {
         use crate::engine::cloud::Cloud;
-        self.health_check_healthy(id)
-            .await
-            .map_err(|e| ObserveError {
-                what: e.what,
-                message: e.message,
-            })
+        Ok(self.health_check_healthy(id).await?)
     }
 
     async fn health_check_exists(&self, id: &str) -> Result<bool, ObserveError> {
@@ -380,26 +375,24 @@ pub fn balancers_of(group: &AutoScalingGroup) -> Vec<crate::state::Balancer> {
 /// each InService instance's `WeightedCapacity` (1 when it has none).
 pub fn group_state(group: &AutoScalingGroup) -> GroupState {
     let to_u32 = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
-    let members: Vec<Member> = group
-        .instances()
-        .iter()
-        .filter_map(|i| {
-            Some(Member {
-                id: i.instance_id()?.to_owned(),
-                in_service: i.lifecycle_state().map(|s| s.as_str()) == Some("InService"),
-                weight: weight_of(i.weighted_capacity()),
-            })
-        })
-        .collect();
+    let mut members: Vec<Member> = Vec::new();
     let mut instances_by_zone: BTreeMap<String, u32> = BTreeMap::new();
     let mut in_service = 0u32;
     for instance in group.instances() {
-        if instance.lifecycle_state().map(|s| s.as_str()) == Some("InService") {
-            let weight = weight_of(instance.weighted_capacity());
+        let serving = instance.lifecycle_state().map(|s| s.as_str()) == Some("InService");
+        let weight = weight_of(instance.weighted_capacity());
+        if serving {
             in_service = in_service.saturating_add(weight);
             *instances_by_zone
                 .entry(instance.availability_zone().unwrap_or_default().to_owned())
                 .or_default() += weight;
+        }
+        if let Some(id) = instance.instance_id() {
+            members.push(Member {
+                id: id.to_owned(),
+                in_service: serving,
+                weight,
+            });
         }
     }
     let launch = super::quota::launch_of(group);
@@ -477,7 +470,7 @@ pub fn group_state(group: &AutoScalingGroup) -> GroupState {
 }
 
 /// The units an instance counts: its `WeightedCapacity`, 1 when it has none.
-fn weight_of(weighted: Option<&str>) -> u32 {
+pub(super) fn weight_of(weighted: Option<&str>) -> u32 {
     weighted
         .and_then(|w| w.trim().parse::<u32>().ok())
         .filter(|w| *w > 0)

@@ -194,12 +194,10 @@ impl ObjectStore for S3Store {
             match self.wait(request().send())? {
                 Ok(answer) => return Ok(Created::Yes(etag(answer.e_tag()))),
                 Err(err) if conflict(&err) => continue,
-                // A retried request whose first attempt landed (its answer lost)
-                // finds the object there: it is this write if it holds these bytes.
                 Err(err) if precondition(&err) => {
-                    return Ok(match self.get(key)? {
-                        Some((found, tag)) if found == body => Created::Yes(tag),
-                        _ => Created::AlreadyThere,
+                    return Ok(match self.landed(key, body)? {
+                        Some(tag) => Created::Yes(tag),
+                        None => Created::AlreadyThere,
                     });
                 }
                 Err(err) => return Err(self.fail("create", key, &err)),
@@ -221,13 +219,7 @@ impl ObjectStore for S3Store {
             match self.wait(request().send())? {
                 Ok(answer) => return Ok(Some(etag(answer.e_tag()))),
                 Err(err) if conflict(&err) => continue,
-                // As for a create: this write's first attempt may have landed.
-                Err(err) if precondition(&err) => {
-                    return Ok(match self.get(key)? {
-                        Some((found, tag)) if found == body => Some(tag),
-                        _ => None,
-                    });
-                }
+                Err(err) if precondition(&err) => return self.landed(key, body),
                 Err(err)
                     if err.as_service_error().is_some_and(|e| {
                         aws_smithy_types::error::metadata::ProvideErrorMetadata::code(e)
@@ -341,6 +333,16 @@ impl ObjectStore for S3Store {
 const CONFLICT_TRIES: u32 = 5;
 
 impl S3Store {
+    /// After a conditional write answered 412: its ETag when the object holds
+    /// `body`. A retried request whose first attempt landed (its answer lost)
+    /// finds its own write there; anything else is another writer's.
+    fn landed(&self, key: &str, body: &[u8]) -> Result<Option<String>, StoreError> {
+        Ok(match self.get(key)? {
+            Some((found, tag)) if found == body => Some(tag),
+            _ => None,
+        })
+    }
+
     fn conflicted(&self, what: &str, key: &str) -> StoreError {
         StoreError {
             what: format!("{what} s3://{}/{}", self.bucket, self.key(key)),

@@ -17,6 +17,15 @@ pub struct CloudError {
     pub message: String,
 }
 
+impl From<CloudError> for crate::plan::observe::ObserveError {
+    fn from(err: CloudError) -> Self {
+        crate::plan::observe::ObserveError {
+            what: err.what,
+            message: err.message,
+        }
+    }
+}
+
 /// What the engine needs from AWS. Every write sets absolute values, so repeating
 /// one is harmless.
 // The engine awaits these in its own task and never spawns them, so the futures need

@@ -1107,10 +1107,7 @@ impl Cloud for MemoryCloud {
 }
 
 fn read_err(err: CloudError) -> ObserveError {
-    ObserveError {
-        what: err.what,
-        message: err.message,
-    }
+    err.into()
 }
 
 /// The in-memory cloud as a plan reads it: subnets are named after their zones,
@@ -1213,8 +1210,7 @@ impl Observe for MemoryCloud {
     }
 
     async fn health_check_passes(&self, id: &str) -> Result<bool, ObserveError> {
-        self.enter("health_check_healthy").map_err(read_err)?;
-        Ok(!self.world().unhealthy.contains(id))
+        Ok(Cloud::health_check_healthy(self, id).await?)
     }
 
     async fn preflight(

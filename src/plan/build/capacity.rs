@@ -213,16 +213,7 @@ impl Builder<'_> {
             // set of non-zero weight fails, the zero-weight ones answer.
             let observed_sets = self.observed.records.get(name).cloned().unwrap_or_default();
             let health = self.set_health(&observed_sets);
-            let sets: Vec<(&str, i64, crate::route53::Health)> = weights
-                .iter()
-                .map(|(id, w)| {
-                    let h = health
-                        .get(id)
-                        .map_or(crate::route53::Health::Unchecked, |(_, h)| *h);
-                    (id.as_str(), *w, h)
-                })
-                .collect();
-            let answer = crate::route53::answering(&sets);
+            let answer = crate::route53::answering(&super::traffic::weighed(&health, weights));
             if weight == 0 && answer.sets.iter().any(|s| s == set_id) {
                 self.block(
                     Some(step),

@@ -8,6 +8,21 @@ use crate::route53::{Health, answering};
 /// health check id, `target health`), and how it stood when read.
 pub(super) type SetHealth = BTreeMap<String, (Option<String>, Health)>;
 
+/// Each set of `weights` with its weight and how it stands in `health`: what
+/// [`answering`] decides on.
+pub(super) fn weighed<'w>(
+    health: &SetHealth,
+    weights: &'w BTreeMap<String, i64>,
+) -> Vec<(&'w str, i64, Health)> {
+    weights
+        .iter()
+        .map(|(id, w)| {
+            let h = health.get(id).map_or(Health::Unchecked, |(_, h)| *h);
+            (id.as_str(), *w, h)
+        })
+        .collect()
+}
+
 /// What Route 53 answers with if every set of non-zero weight in `weights` fails its
 /// health check: said for records whose sets have health checks.
 fn if_unhealthy(health: &SetHealth, weights: &BTreeMap<String, i64>) -> Option<String> {
@@ -579,13 +594,7 @@ impl Builder<'_> {
         let mut warned = false;
         let mut previous = before;
         for (k, weights) in increments.iter().enumerate() {
-            let sets: Vec<(&str, i64, Health)> = weights
-                .iter()
-                .map(|(id, w)| {
-                    let h = health.get(id).map_or(Health::Unchecked, |(_, h)| *h);
-                    (id.as_str(), *w, h)
-                })
-                .collect();
+            let sets = weighed(health, weights);
             let answer = answering(&sets);
             for (id, w, h) in &sets {
                 let raised = *w > previous.get(*id).copied().unwrap_or(0);
@@ -644,19 +653,19 @@ impl Builder<'_> {
         if let Some(found) = self.served.borrow().get(&key) {
             return found.clone();
         }
-        let served = self.served_now(name, region, projected);
+        let served = self.served_now(&key.0, region, projected);
         self.served.borrow_mut().insert(key, served.clone());
         served
     }
 
-    /// [`Builder::served`], worked out.
-    fn served_now(&self, name: &str, region: &str, projected: bool) -> Served {
+    /// [`Builder::served`], worked out for the record's serving groups `serving`.
+    fn served_now(&self, serving: &[String], region: &str, projected: bool) -> Served {
         let mut groups = Vec::new();
         // A group named twice counts once (a set: fleets have hundreds of groups).
         let mut seen: BTreeSet<&str> = BTreeSet::new();
         let mut capacity = 0;
-        for named in self.playbook.serving_groups(name) {
-            for asg in self.observed.resolved(region, &named) {
+        for named in serving {
+            for asg in self.observed.resolved(region, named) {
                 if !seen.insert(asg.as_str()) {
                     continue;
                 }
