@@ -412,3 +412,347 @@ fn s3_answers_lost_after_they_took_effect_end_as_if_they_had_come() {
         assert_eq!(code, 0, "{operation} {nth}: {stderr}");
     }
 }
+
+/// The paused-holder trials: which of the holder's writes it is stopped at, and
+/// what the taker does.
+fn trial_plan(i: usize) -> (u32, &'static str) {
+    // The run writes four intents to S3 (scale, the two increments, drain); each
+    // taker kind meets each of them.
+    (
+        1 + (i % 4) as u32,
+        if i.is_multiple_of(2) {
+            "rollback"
+        } else {
+            "resume"
+        },
+    )
+}
+
+/// A holder process that is continued, killed and reaped whatever way its trial
+/// ends.
+struct Holder(Child);
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+/// One trial with S3 state: the holder (host alpha) is stopped right after its
+/// `k`th intent is in S3 and before its AWS call, a teammate (host beta) takes the
+/// run over once the lease and the call time have passed and finishes it by
+/// `taker`, then the holder is continued. Returns what went wrong, if anything.
+fn paused_holder_trial_in_s3(i: usize) -> Result<(), String> {
+    let (k, taker) = trial_plan(i);
+    let team = Team::new(true);
+    let seeded = team.account.world();
+    let prefix = format!("paused-{i}");
+    let (here, there) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let proxy = FaultProxy::start(
+        &team.account.endpoint,
+        vec![
+            Rule::nth("PutObject", support::proxy::Fault::Pause, k).holding("\"event\":\"intent\""),
+        ],
+    );
+    let log = here.path().join("holder.log");
+    // Half the holders wait for their held answer for as long as the stop lasts and
+    // then meet the fence; the other half give up on it after the 3 s call timeout
+    // as they wake: either way they make no AWS write.
+    let patient = (i / 4).is_multiple_of(2);
+    let mut holder = team
+        .command(
+            &prefix,
+            here.path(),
+            Some("alpha"),
+            &["run", BASE, "--var", "bake=0s", "--yes"],
+        )
+        .env("AWS_ENDPOINT_URL_S3", &proxy.url)
+        .env("EVAC_CALL_TIMEOUT", if patient { "60s" } else { "3s" })
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .map(Holder)
+        .expect("the holder starts");
+    let pid = holder.0.id();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while proxy.paused() == 0 {
+        if let Ok(Some(status)) = holder.0.try_wait() {
+            return Err(format!(
+                "trial {i}: the holder ended ({status}) before its intent {k} was held: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            ));
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!("trial {i}: intent {k} never reached S3"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Stopped with its intent in S3 and the answer on its way: a closed lid.
+    signal(pid, "STOP");
+    proxy.release();
+    let id = team
+        .bucket
+        .run_ids(&prefix)
+        .pop()
+        .ok_or(format!("trial {i}: no run in S3"))?;
+    let end = team
+        .lease_end(&prefix, "plan-fixture")
+        .ok_or(format!("trial {i}: no lease"))?;
+    let takeover = end
+        .checked_add(jiff::SignedDuration::from_secs(3))
+        .expect("time");
+    until("the stopped holder's lease and call time end", || {
+        jiff::Timestamp::now() > takeover
+    });
+    let (code, _, stderr) = team.evac(&prefix, there.path(), Some("beta"), &[taker, &id, "--yes"]);
+    if code != 0 {
+        return Err(format!(
+            "trial {i}: {taker} by the taker exited {code}: {stderr}"
+        ));
+    }
+    let left = team.account.world();
+    let expected = if taker == "rollback" {
+        seeded.clone()
+    } else {
+        let mut done = seeded.clone();
+        done.weights.insert("api-use1".into(), 0);
+        done.weights.insert("api-usw2".into(), 100);
+        done
+    };
+    if taker == "rollback" && left != expected {
+        return Err(format!(
+            "trial {i}: the rollback left {left:?}, not {seeded:?}"
+        ));
+    }
+    if taker == "resume" && left.weights != expected.weights {
+        return Err(format!(
+            "trial {i}: the resume left weights {:?}",
+            left.weights
+        ));
+    }
+    let writes = |team: &Team| {
+        team.account
+            .calls()
+            .iter()
+            .filter(|c| c.mutating && c.service != "s3")
+            .count()
+    };
+    let writes_before = writes(&team);
+
+    // The holder wakes.
+    signal(pid, "CONT");
+    let code = support::exit_within(&mut holder.0, Duration::from_secs(60));
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    let refusal = if patient {
+        "cannot vouch for its lock"
+    } else {
+        "did not answer in time"
+    };
+    if code != 1 || !said.contains(refusal) {
+        return Err(format!("trial {i}: the woken holder exited {code}: {said}"));
+    }
+    if writes(&team) != writes_before {
+        return Err(format!("trial {i}: the woken holder wrote to AWS: {said}"));
+    }
+    if team.account.world() != left {
+        return Err(format!("trial {i}: AWS is not as the taker left it"));
+    }
+    // What the team sees is what AWS holds.
+    let (code, stdout, stderr) = team.evac(
+        &prefix,
+        there.path(),
+        Some("beta"),
+        &["status", "--output", "json"],
+    );
+    if code != 0 {
+        return Err(format!("trial {i}: status exited {code}: {stderr}"));
+    }
+    let rows: serde_json::Value = serde_json::from_str(&stdout).expect("status json");
+    let state = rows[0]["state"].as_str().unwrap_or_default().to_owned();
+    let wanted = if taker == "rollback" {
+        "rolled back"
+    } else {
+        "succeeded"
+    };
+    if state != wanted {
+        return Err(format!("trial {i}: status says {state}, not {wanted}"));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_holder_stopped_between_intent_and_call_makes_no_aws_write_once_taken_over_in_s3() {
+    // 20 trials, four at a time.
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let lanes: Vec<_> = (0..4)
+            .map(|lane| {
+                scope.spawn(move || {
+                    (0..20)
+                        .filter(|i| i % 4 == lane)
+                        .filter_map(|i| paused_holder_trial_in_s3(i).err())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        lanes
+            .into_iter()
+            .flat_map(|lane| lane.join().expect("trials run"))
+            .collect()
+    });
+    assert!(
+        failures.is_empty(),
+        "{} of 20 trials failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// One trial with a local state dir: the holder is stopped in the middle of its
+/// `k`th AWS write (sent, its answer held). Nobody can take the run over while the
+/// process exists, stopped or not: a teammate is refused and told the process is
+/// stopped and how to continue or interrupt it. Continued, the holder finishes,
+/// and the teammate's rollback is exact.
+fn paused_holder_trial_local(i: usize) -> Result<(), String> {
+    let (k, _) = trial_plan(i);
+    let account = support::Account::fresh();
+    account.seed();
+    let seeded = account.world();
+    let state = tempfile::tempdir().expect("state dir");
+    let (operation, nth) = match k {
+        1 => ("UpdateAutoScalingGroup", 1),
+        2 => ("ChangeResourceRecordSets", 1),
+        3 => ("ChangeResourceRecordSets", 2),
+        _ => ("UpdateAutoScalingGroup", 2),
+    };
+    let proxy = FaultProxy::start(
+        &account.endpoint,
+        vec![Rule::nth(operation, support::proxy::Fault::Pause, nth)],
+    );
+    let log = state.path().join("holder.log");
+    let mut holder = account
+        .process()
+        .args(["run", BASE, "--var", "bake=0s", "--yes", "--state-dir"])
+        .arg(state.path())
+        .env("AWS_ENDPOINT_URL", &proxy.url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .map(Holder)
+        .expect("the holder starts");
+    let pid = holder.0.id();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while proxy.paused() == 0 {
+        if let Ok(Some(status)) = holder.0.try_wait() {
+            return Err(format!(
+                "trial {i}: the holder ended ({status}) before {operation} {nth} was held: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            ));
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!("trial {i}: {operation} {nth} never came"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    signal(pid, "STOP");
+    proxy.release();
+    let id = support::run_ids(state.path())
+        .pop()
+        .ok_or(format!("trial {i}: no run"))?;
+    let taker = |args: &[&str]| {
+        let output = account
+            .process()
+            .args(args)
+            .arg("--state-dir")
+            .arg(state.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("evac runs");
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = taker(&["rollback", &id, "--yes"]);
+    if code != 3
+        || !stderr.contains("its process is stopped")
+        || !stderr.contains(&format!("kill -CONT {pid}"))
+    {
+        signal(pid, "CONT");
+        return Err(format!(
+            "trial {i}: the teammate was not refused as it should be ({code}): {stderr}"
+        ));
+    }
+    if !support::journal_so_far(state.path(), &id)
+        .iter()
+        .all(|e| e["command"] != "rollback")
+    {
+        return Err(format!(
+            "trial {i}: the refused rollback wrote to the journal"
+        ));
+    }
+    signal(pid, "CONT");
+    let code = support::exit_within(&mut holder.0, Duration::from_secs(60));
+    if code != 0 {
+        return Err(format!(
+            "trial {i}: the continued holder exited {code}: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        ));
+    }
+    let world = account.world();
+    if world.weights["api-usw2"] != 100 || world.weights["api-use1"] != 0 {
+        return Err(format!(
+            "trial {i}: the holder left weights {:?}",
+            world.weights
+        ));
+    }
+    let (code, stderr) = taker(&["rollback", &id, "--yes"]);
+    if code != 0 {
+        return Err(format!("trial {i}: the rollback exited {code}: {stderr}"));
+    }
+    if account.world() != seeded {
+        return Err(format!("trial {i}: the rollback was not exact"));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_holder_stopped_in_a_local_state_dir_is_never_taken_over_and_is_told_apart() {
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let lanes: Vec<_> = (0..4)
+            .map(|lane| {
+                scope.spawn(move || {
+                    (0..20)
+                        .filter(|i| i % 4 == lane)
+                        .filter_map(|i| paused_holder_trial_local(i).err())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        lanes
+            .into_iter()
+            .flat_map(|lane| lane.join().expect("trials run"))
+            .collect()
+    });
+    assert!(
+        failures.is_empty(),
+        "{} of 20 trials failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

@@ -124,11 +124,28 @@ fn held_by(holder: Option<&LockHolder>) -> String {
                 _ => String::new(),
             }
         ),
+        Some(h) if stopped(h.pid) => format!(
+            "run {} (pid {}, since {}); its process is stopped (Ctrl-Z, SIGSTOP, a debugger) and holds the run while it exists: `kill -CONT {}` lets it go on, `kill {}` then `kill -CONT {}` interrupts it cleanly, then `evac resume` or `evac rollback` it",
+            h.run_id, h.pid, h.since, h.pid, h.pid, h.pid
+        ),
         Some(h) => format!(
             "run {} (pid {}, since {}); wait for it, or stop it and `evac resume` or `evac rollback` it",
             h.run_id, h.pid, h.since
         ),
     }
+}
+
+/// Whether a process on this host is stopped (state `T` or `t` in
+/// `/proc/PID/stat`): it keeps its lock, and does nothing, until it is continued.
+fn stopped(pid: u32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the command name, which is in parentheses and may hold any
+    // character: read after the last `)`.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .is_some_and(|state| state == "T" || state == "t")
 }
 
 /// A held lock. In a local state dir, an advisory lock the operating system keeps on

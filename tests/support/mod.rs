@@ -485,7 +485,7 @@ async fn example_zone(
 pub type GroupCapacity = (i32, i32, i32, Vec<String>);
 
 /// Everything a drill touches in the seeded world, read live.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct World {
     /// Every group of us-east-1, us-west-2 and eu-west-1.
     pub groups: std::collections::BTreeMap<String, GroupCapacity>,

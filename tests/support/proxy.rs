@@ -29,6 +29,10 @@ pub enum Fault {
     /// Forward the call, then close the connection without passing its answer on:
     /// it took effect, and the caller never heard.
     LoseAnswer,
+    /// Forward the call, then hold its answer until [`FaultProxy::release`]: the
+    /// call took effect and its caller waits, so a test can stop the caller at
+    /// exactly that point.
+    Pause,
 }
 
 /// When a fault applies.
@@ -46,6 +50,9 @@ pub struct Rule {
     /// With `nth`: on that call and every one after it (a service that stops
     /// answering).
     pub onward: bool,
+    /// Only calls whose request holds these bytes count (a journal write holding an
+    /// intent, not a lease renewal).
+    pub holding: Option<Vec<u8>>,
 }
 
 impl Rule {
@@ -57,6 +64,7 @@ impl Rule {
             percent,
             nth: None,
             onward: false,
+            holding: None,
         }
     }
 
@@ -68,6 +76,15 @@ impl Rule {
             percent: 0,
             nth: Some(n),
             onward: false,
+            holding: None,
+        }
+    }
+
+    /// Counts only the calls whose request holds `bytes`.
+    pub fn holding(self, bytes: &str) -> Self {
+        Rule {
+            holding: Some(bytes.as_bytes().to_vec()),
+            ..self
         }
     }
 
@@ -79,12 +96,19 @@ impl Rule {
         }
     }
 
-    fn applies(&self, operation: &str, n: u32) -> bool {
+    fn counts(&self, operation: &str, request: &[u8]) -> bool {
         (self.operation == "*" || self.operation == operation)
-            && match self.nth {
-                Some(k) => n == k || (self.onward && n > k),
-                None => hits(n, self.percent),
-            }
+            && self
+                .holding
+                .as_ref()
+                .is_none_or(|bytes| find(request, bytes).is_some())
+    }
+
+    fn applies(&self, n: u32) -> bool {
+        match self.nth {
+            Some(k) => n == k || (self.onward && n > k),
+            None => hits(n, self.percent),
+        }
     }
 }
 
@@ -180,6 +204,10 @@ struct State {
     instance_groups: BTreeMap<String, String>,
     /// Targets the model showed `initial` instead of `healthy`.
     held: u32,
+    /// Calls of each rule that counts only some calls (see [`Rule::holding`]).
+    matched: BTreeMap<usize, u32>,
+    /// Answers held by [`Fault::Pause`], and whether they may go.
+    paused: Arc<(Mutex<(u32, bool)>, std::sync::Condvar)>,
 }
 
 impl State {
@@ -254,6 +282,23 @@ impl FaultProxy {
             .lock()
             .map(|s| s.injected.clone())
             .unwrap_or_default()
+    }
+
+    /// Answers held by [`Fault::Pause`] so far (their calls took effect).
+    pub fn paused(&self) -> u32 {
+        let paused = self.state.lock().map(|s| s.paused.clone());
+        paused.map_or(0, |p| p.0.lock().map(|h| h.0).unwrap_or_default())
+    }
+
+    /// Lets every held answer go, and every later one pass at once.
+    pub fn release(&self) {
+        if let Ok(paused) = self.state.lock().map(|s| s.paused.clone()) {
+            let (lock, released) = &*paused;
+            if let Ok(mut held) = lock.lock() {
+                held.1 = true;
+            }
+            released.notify_all();
+        }
     }
 
     /// Targets the timing model showed `initial` (not yet healthy) in a target group.
@@ -345,11 +390,22 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io
         if throttled {
             *s.throttled.entry(operation.clone()).or_default() += 1;
         }
-        let fault = s
-            .rules
-            .iter()
-            .find(|r| r.applies(&operation, n))
-            .map(|r| r.fault);
+        let mut fault = None;
+        for i in 0..s.rules.len() {
+            if !s.rules[i].counts(&operation, &request) {
+                continue;
+            }
+            let nth = if s.rules[i].holding.is_some() {
+                let count = s.matched.entry(i).or_default();
+                *count += 1;
+                *count
+            } else {
+                n
+            };
+            if fault.is_none() && s.rules[i].applies(nth) {
+                fault = Some(s.rules[i].fault);
+            }
+        }
         if fault.is_some() {
             *s.injected.entry(operation.clone()).or_default() += 1;
         }
@@ -384,6 +440,24 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io
         Some(Fault::LoseAnswer) => {
             forward(upstream, &request)?;
             return Ok(());
+        }
+        Some(Fault::Pause) => {
+            let answer = forward(upstream, &request)?;
+            let paused = state
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .paused
+                .clone();
+            let (lock, released) = &*paused;
+            let mut held = lock.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+            held.0 += 1;
+            while !held.1 {
+                held = released
+                    .wait(held)
+                    .map_err(|_| std::io::Error::other("poisoned"))?;
+            }
+            drop(held);
+            return client.write_all(&with_connection_close(&answer));
         }
         Some(Fault::Latency(d)) => std::thread::sleep(d),
         None => {}
