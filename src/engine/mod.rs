@@ -6,6 +6,8 @@
 //!
 //! - [`execute`]: the executor, its options, the step loop;
 //! - [`wave`]: one wave forward (stops, batched live read, reconcile, intents, calls);
+//! - [`write_ahead`]: the one loop every AWS write goes through (intents, fence,
+//!   calls, answers), with one policy for errors and interrupts;
 //! - [`converge`]: waiting for a wave with one batched poller;
 //! - [`steps`]: one file per step kind;
 //! - [`rollback`]: the journal reversed as waves;
@@ -27,6 +29,7 @@ pub mod route;
 mod steps;
 pub mod watch;
 pub mod wave;
+pub mod write_ahead;
 
 #[cfg(test)]
 pub(crate) mod memory;

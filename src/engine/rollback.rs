@@ -12,8 +12,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures::StreamExt;
-
 use super::cloud::Cloud;
 use super::converge::{Await, Direction, settle};
 use super::error::{EngineError, step_err};
@@ -24,6 +22,7 @@ use super::live::{Reads, Snapshot, record_pairs};
 use super::recorder::Recorder;
 use super::watch::hold;
 use super::wave::{await_of, send};
+use super::write_ahead::write_ahead;
 use crate::journal::{Event, Outcome, RecordSetDef, Target, Value};
 use crate::plan::{Change, Plan};
 
@@ -390,13 +389,13 @@ async fn restore<C: Cloud>(
     if calls.is_empty() {
         return Ok(0);
     }
-    recorder.log_all(intents_out)?;
-    let results: Vec<Result<_, EngineError>> = futures::stream::iter(&calls)
-        .map(|(r, action, now)| async move {
-            if interrupt.is_set() {
-                return Err(EngineError::Interrupted);
-            }
-            recorder.vouch()?;
+    let sent = write_ahead(
+        recorder,
+        interrupt,
+        options.concurrency,
+        intents_out,
+        calls.iter().collect(),
+        |(r, action, now)| async move {
             let sets: Vec<RecordSetDef> = match &r.value {
                 Value::Weights(wanted) => r
                     .record_sets
@@ -408,25 +407,19 @@ async fn restore<C: Cloud>(
                     .collect(),
                 _ => Vec::new(),
             };
-            let call = send(cloud, &r.intent.target, &r.value, &sets, Some(now));
-            let change_id = tokio::select! {
-                answer = call => answer.map_err(step_err("rollback"))?,
-                () = interrupt.stopped_for(super::interrupt::IN_FLIGHT_GRACE) => {
-                    return Err(EngineError::Interrupted);
-                }
-            };
-            recorder.log(Event::RollbackApplied {
-                action: action.clone(),
-            })?;
-            Ok(await_of(&r.intent.target, &r.value, now, change_id))
-        })
-        .buffer_unordered(options.concurrency.max(1))
-        .collect()
-        .await;
-    let mut awaits = Vec::new();
-    for result in results {
-        awaits.extend(result?);
-    }
+            let change_id = send(cloud, &r.intent.target, &r.value, &sets, Some(now))
+                .await
+                .map_err(step_err("rollback"))?;
+            Ok((
+                vec![Event::RollbackApplied {
+                    action: action.clone(),
+                }],
+                await_of(&r.intent.target, &r.value, now, change_id),
+            ))
+        },
+    )
+    .await?;
+    let mut awaits: Vec<Await> = sent.into_iter().flatten().collect();
     // Restored capacity is waited for until healthy in its load balancers: traffic
     // comes back to it next. (Capacity taken away needs no deregistration wait:
     // traffic left it before.)

@@ -13,14 +13,12 @@
 //!
 //! The caller then waits for the wave with one batched poller ([`super::converge`]).
 
-use futures::StreamExt;
-
 use super::cloud::{Cloud, CloudError, WeightChange};
 use super::converge::{Await, Direction};
 use super::error::{EngineError, step_err};
 use super::execute::{Executor, show, show_target};
-use super::interrupt::IN_FLIGHT_GRACE;
 use super::live::{Reads, Snapshot};
+use super::write_ahead::write_ahead;
 use crate::journal::{Event, RecordSetDef, Target, Value};
 
 /// One change of a wave.
@@ -175,51 +173,29 @@ impl<C: Cloud> Executor<'_, '_, C> {
             }
         }
         // Every intent of the wave is durable before its first call.
-        self.recorder.log_all(events)?;
-        let results: Vec<Result<Option<Await>, EngineError>> = futures::stream::iter(sends)
-            .map(|s| async move {
-                if self.interrupt.is_set() {
-                    return Err(EngineError::Interrupted);
-                }
-                // Fencing: no write from a process that cannot vouch for its lease.
-                self.recorder.vouch()?;
-                // A call that never answers must not hold a stopped run: past the
-                // grace, its outcome is unknown and its intent says what to read.
-                let call = send(self.cloud, &s.target, &s.after, &s.sets, Some(&s.before));
-                let change_id = tokio::select! {
-                    answer = call => answer.map_err(step_err(step))?,
-                    () = self.interrupt.stopped_for(IN_FLIGHT_GRACE) => {
-                        return Err(EngineError::Interrupted);
-                    }
-                };
-                self.recorder.log(Event::Applied {
+        let sent = write_ahead(
+            self.recorder,
+            self.interrupt,
+            self.options.concurrency,
+            events,
+            sends,
+            |s| async move {
+                let change_id = send(self.cloud, &s.target, &s.after, &s.sets, Some(&s.before))
+                    .await
+                    .map_err(step_err(step))?;
+                let applied = Event::Applied {
                     action: s.action.clone(),
                     change_id: change_id.clone(),
-                })?;
-                Ok(await_of(&s.target, &s.after, &s.before, change_id))
-            })
-            .buffer_unordered(self.options.concurrency.max(1))
-            .collect()
-            .await;
-        let mut first_error = None;
-        for result in results {
-            match result {
-                Ok(a) => awaits.extend(a),
-                Err(err) => {
-                    // A failure outranks an interrupt that came with it.
-                    if first_error
-                        .as_ref()
-                        .is_none_or(|e| matches!(e, EngineError::Interrupted))
-                    {
-                        first_error = Some(err);
-                    }
-                }
-            }
-        }
-        match first_error {
-            Some(err) => Err(err),
-            None => Ok(awaits),
-        }
+                };
+                Ok((
+                    vec![applied],
+                    await_of(&s.target, &s.after, &s.before, change_id),
+                ))
+            },
+        )
+        .await?;
+        awaits.extend(sent.into_iter().flatten());
+        Ok(awaits)
     }
 
     /// Decides what to do with one change given its live value.

@@ -6,8 +6,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures::StreamExt;
-
 use crate::engine::cloud::{Cloud, Instance};
 use crate::engine::error::{EngineError, step_err};
 use crate::engine::execute::{Executor, zone_action};
@@ -15,6 +13,7 @@ use crate::engine::reporter::Progress;
 use crate::engine::steps::processes::Suspend;
 use crate::engine::watch::{CAPACITY_POLL_CAP, Poll, poll_until};
 use crate::engine::wave::{Item, send};
+use crate::engine::write_ahead::write_ahead;
 use crate::journal::{Event, Target, Value};
 use crate::plan::{Change, StepPlan};
 
@@ -248,31 +247,27 @@ impl<C: Cloud> Executor<'_, '_, C> {
                 increment: None,
             })
             .collect();
-        self.recorder.log_all(intents)?;
-        let results: Vec<Result<(), EngineError>> = futures::stream::iter(items)
-            .map(|(action, target, after)| async move {
-                if self.interrupt.is_set() {
-                    return Err(EngineError::Interrupted);
-                }
-                self.recorder.vouch()?;
-                let call = send(self.cloud, &target, &after, &[], None);
-                tokio::select! {
-                    answer = call => answer.map_err(step_err(&step.id))?,
-                    () = self.interrupt.stopped_for(crate::engine::interrupt::IN_FLIGHT_GRACE) => {
-                        return Err(EngineError::Interrupted);
-                    }
-                };
-                self.recorder.log_all(vec![
+        write_ahead(
+            self.recorder,
+            self.interrupt,
+            self.options.concurrency,
+            intents,
+            items,
+            |(action, target, after)| async move {
+                send(self.cloud, &target, &after, &[], None)
+                    .await
+                    .map_err(step_err(&step.id))?;
+                let answered = vec![
                     Event::Applied {
                         action: action.clone(),
                         change_id: None,
                     },
                     Event::Converged { action },
-                ])
-            })
-            .buffer_unordered(self.options.concurrency.max(1))
-            .collect()
-            .await;
-        results.into_iter().collect()
+                ];
+                Ok((answered, ()))
+            },
+        )
+        .await?;
+        Ok(())
     }
 }
