@@ -68,6 +68,15 @@ impl<'a> Recorder<'a> {
             .map_err(EngineError::from)
     }
 
+    /// Marks an AWS write as out until the guard is dropped (see
+    /// [`crate::journal::lease::Fence::busy`]).
+    pub fn busy(&self) -> Option<crate::journal::lease::Busy> {
+        self.journal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .busy()
+    }
+
     /// Reads the history of the run so far.
     pub fn history<T>(&self, read: impl FnOnce(&History) -> T) -> T {
         read(&self.history.lock().unwrap_or_else(|p| p.into_inner()))

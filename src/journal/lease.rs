@@ -28,6 +28,11 @@ use super::remote::{Created, ObjectStore};
 #[derive(Clone, Debug)]
 pub struct Fence {
     lost: Arc<AtomicBool>,
+    /// The calls and writes out now, by number: when each began.
+    busy: Arc<Mutex<std::collections::BTreeMap<u64, Instant>>>,
+    next_busy: Arc<std::sync::atomic::AtomicU64>,
+    /// Why the renewer stopped renewing, when it was for lack of progress.
+    stalled: Arc<Mutex<Option<String>>>,
     /// Until when the last successful write of the lease holds: its send time by
     /// the wall clock plus the lease.
     valid_until: Arc<Mutex<std::time::SystemTime>>,
@@ -40,11 +45,43 @@ impl Fence {
     /// stopped holder does).
     #[cfg(test)]
     pub(crate) fn until(until: std::time::SystemTime, margin: Duration) -> Self {
+        Fence::new(Arc::new(AtomicBool::new(false)), until, margin)
+    }
+
+    fn new(lost: Arc<AtomicBool>, until: std::time::SystemTime, margin: Duration) -> Self {
         Fence {
-            lost: Arc::new(AtomicBool::new(false)),
+            lost,
+            busy: Arc::default(),
+            next_busy: Arc::default(),
+            stalled: Arc::default(),
             valid_until: Arc::new(Mutex::new(until)),
             margin,
         }
+    }
+
+    /// Marks a call or a journal write as out until the guard is dropped: the
+    /// renewer renews the lease only while nothing has been out longer than a call
+    /// can take.
+    pub fn busy(&self) -> Busy {
+        let id = self.next_busy.fetch_add(1, Ordering::SeqCst);
+        self.busy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, Instant::now());
+        Busy {
+            busy: self.busy.clone(),
+            id,
+        }
+    }
+
+    /// How long the oldest call or write still out has been out.
+    fn oldest_busy(&self) -> Option<Duration> {
+        self.busy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .min()
+            .map(Instant::elapsed)
     }
 
     /// The margin a lease of `lease` keeps: a sixth of it, at least a second.
@@ -56,6 +93,9 @@ impl Fence {
     /// not.
     pub fn vouch(&self) -> Result<(), String> {
         if self.lost.load(Ordering::SeqCst) {
+            if let Some(why) = &*self.stalled.lock().unwrap_or_else(|p| p.into_inner()) {
+                return Err(why.clone());
+            }
             return Err("its lease was taken over or could not be renewed".to_owned());
         }
         let until = *self.valid_until.lock().unwrap_or_else(|p| p.into_inner());
@@ -74,6 +114,30 @@ impl Fence {
         }
         Ok(())
     }
+}
+
+/// A call or journal write out now (see [`Fence::busy`]).
+#[derive(Debug)]
+pub struct Busy {
+    busy: Arc<Mutex<std::collections::BTreeMap<u64, Instant>>>,
+    id: u64,
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.busy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
+}
+
+/// How long a call or journal write may be out before the lease is no longer
+/// renewed: the call timeout, which ends every call, and a few seconds. Past it the
+/// process is hung somewhere no timeout reaches, and its lease is left to end so a
+/// teammate can take the run over.
+pub fn stall_limit() -> Duration {
+    crate::limits::call_timeout() + Duration::from_secs(5)
 }
 
 /// A lease this process holds.
@@ -113,6 +177,18 @@ pub fn acquire(
     run_id: &str,
     lease: Duration,
 ) -> Result<Lock, LockError> {
+    acquire_with(store, key, playbook, run_id, lease, stall_limit())
+}
+
+/// [`acquire`], renewing only while no call has been out longer than `stall_after`.
+fn acquire_with(
+    store: Arc<dyn ObjectStore>,
+    key: &str,
+    playbook: &str,
+    run_id: &str,
+    lease: Duration,
+    stall_after: Duration,
+) -> Result<Lock, LockError> {
     let me = LockHolder::me(run_id);
     let remote = |source| LockError::Remote {
         location: format!("{}/{key}", store.location()),
@@ -128,7 +204,7 @@ pub fn acquire(
         let sent = std::time::SystemTime::now();
         if let Created::Yes(etag) = store.create(key, &body(&me, lease)).map_err(remote)? {
             return Ok(Lock::leased(
-                Lease::start(store, key, etag, me, lease, sent),
+                Lease::start(store, key, etag, me, (lease, stall_after), sent),
                 None,
             ));
         }
@@ -148,7 +224,7 @@ pub fn acquire(
             .map_err(remote)?
         {
             Some(etag) => Ok(Lock::leased(
-                Lease::start(store, key, etag, me, lease, sent),
+                Lease::start(store, key, etag, me, (lease, stall_after), sent),
                 holder,
             )),
             // Another taker won.
@@ -170,16 +246,12 @@ impl Lease {
         key: &str,
         etag: String,
         me: LockHolder,
-        lease: Duration,
+        (lease, stall_after): (Duration, Duration),
         sent: std::time::SystemTime,
     ) -> Self {
         let etag = Arc::new(Mutex::new(etag));
         let lost = Arc::new(AtomicBool::new(false));
-        let fence = Fence {
-            lost: lost.clone(),
-            valid_until: Arc::new(Mutex::new(sent + lease)),
-            margin: Fence::margin_of(lease),
-        };
+        let fence = Fence::new(lost.clone(), sent + lease, Fence::margin_of(lease));
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let renewer = {
             let (store, key, etag, stop, fence) = (
@@ -191,7 +263,17 @@ impl Lease {
             );
             std::thread::Builder::new()
                 .name("evac-lease".into())
-                .spawn(move || renew(&*store, &key, &etag, &fence, &stop, &me, lease))
+                .spawn(move || {
+                    renew(
+                        &*store,
+                        &key,
+                        &etag,
+                        &fence,
+                        &stop,
+                        &me,
+                        (lease, stall_after),
+                    );
+                })
                 .ok()
         };
         Lease {
@@ -229,7 +311,7 @@ fn renew(
     fence: &Fence,
     stop: &(Mutex<bool>, Condvar),
     me: &LockHolder,
-    lease: Duration,
+    (lease, stall_after): (Duration, Duration),
 ) {
     let lost = &*fence.lost;
     let (stopped, wake) = stop;
@@ -243,6 +325,17 @@ fn renew(
             return;
         }
         drop(guard);
+        // Work out longer than any call can take is hung where no timeout reaches:
+        // the lease is left to end, so a teammate can take the run over.
+        if let Some(out) = fence.oldest_busy().filter(|out| *out > stall_after) {
+            *fence.stalled.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!(
+                "its lease is no longer renewed: a call or journal write has been out for {}s, longer than any call may take ({}s)",
+                out.as_secs(),
+                stall_after.as_secs()
+            ));
+            lost.store(true, Ordering::SeqCst);
+            return;
+        }
         let current = etag.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let sent = std::time::SystemTime::now();
         match store.replace(key, &body(me, lease), &current) {
@@ -365,5 +458,38 @@ mod tests {
         let until = *fence.valid_until.lock().expect("until");
         assert!(until >= before + Duration::from_secs(60));
         assert!(until <= std::time::SystemTime::now() + Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_lease_is_left_to_end_while_a_call_is_out_longer_than_any_call_may_take() {
+        let memory = Arc::new(MemoryStore::default());
+        let store: Arc<dyn ObjectStore> = memory.clone();
+        let lease = Duration::from_secs(3);
+        let stall = Duration::from_millis(1500);
+        let lock = acquire_with(store, KEY, "drill", "run-1", lease, stall).expect("lock");
+        let fence = lock.fence().expect("a lease");
+        // Calls that end in time keep the lease renewed.
+        for _ in 0..40 {
+            let _out = fence.busy();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(fence.vouch().is_ok(), "renewed while calls end in time");
+        // One that never ends: the renewer stops once it has been out past the
+        // limit, and the process vouches for nothing more.
+        let hung = fence.busy();
+        let start = Instant::now();
+        while fence.vouch().is_ok() {
+            assert!(start.elapsed() < Duration::from_secs(5), "renewed forever");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(start.elapsed() >= stall, "not before the limit");
+        let why = fence.vouch().expect_err("no more calls");
+        assert!(why.contains("no longer renewed"), "{why}");
+        drop(hung);
+        drop(lock);
+        assert!(
+            memory.read(KEY).is_some(),
+            "a hung holder leaves its lock to end by itself"
+        );
     }
 }

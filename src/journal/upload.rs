@@ -78,8 +78,12 @@ impl Uploader {
             Condvar::new(),
         ));
         let thread = {
-            let (store, lost, progress) =
-                (remote.store.clone(), remote.lost.clone(), progress.clone());
+            let (store, lost, progress, fence) = (
+                remote.store.clone(),
+                remote.lost.clone(),
+                progress.clone(),
+                remote.fence.clone(),
+            );
             std::thread::Builder::new()
                 .name("evac-journal-upload".into())
                 .spawn(move || {
@@ -106,6 +110,7 @@ impl Uploader {
                         let result = if lost.as_ref().is_some_and(|l| l.load(Ordering::SeqCst)) {
                             Err(Failure::LockLost)
                         } else {
+                            let _busy = fence.as_ref().map(super::lease::Fence::busy);
                             match store.create(&batch.key, &batch.bytes) {
                                 Ok(Created::Yes(_)) => Ok(()),
                                 Ok(Created::AlreadyThere) => {
@@ -157,6 +162,12 @@ impl Uploader {
             }),
             None => Ok(()),
         }
+    }
+
+    /// Marks an AWS call as out until the guard is dropped (see
+    /// [`super::lease::Fence::busy`]).
+    pub fn busy(&self) -> Option<super::lease::Busy> {
+        self.fence.as_ref().map(super::lease::Fence::busy)
     }
 
     /// Sends entries `first..=last` (`bytes`); with `wait`, returns once they and
