@@ -756,3 +756,63 @@ fn a_holder_stopped_in_a_local_state_dir_is_never_taken_over_and_is_told_apart()
         failures.join("\n")
     );
 }
+
+#[test]
+fn a_journal_write_s3_never_answers_ends_by_itself_and_the_run_is_resumed_from_another_host() {
+    // From the run's second intent write on, S3 holds every journal write with an
+    // intent unanswered for an hour, retries included. With a 3 s call timeout
+    // (1 s per attempt) the write ends by itself, the run stops before the change
+    // that intent announced, and lets go of its lease.
+    let team = Team::new(true);
+    let dir = tempfile::tempdir().expect("dir");
+    let proxy = FaultProxy::start(
+        &team.account.endpoint,
+        vec![
+            Rule::from(
+                "PutObject",
+                support::proxy::Fault::Latency(Duration::from_secs(3600)),
+                2,
+            )
+            .holding("\"event\":\"intent\""),
+        ],
+    );
+    let before = team.account.calls().len();
+    let started = std::time::Instant::now();
+    let output = team
+        .command(
+            "hole",
+            dir.path(),
+            None,
+            &["run", BASE, "--var", "bake=0s", "--yes"],
+        )
+        .env("AWS_ENDPOINT_URL_S3", &proxy.url)
+        .env("EVAC_ATTEMPT_TIMEOUT", "1s")
+        .output()
+        .expect("evac runs");
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("did not answer in time"), "{stderr}");
+    assert!(
+        proxy.injected().get("PutObject").is_some_and(|n| *n >= 1),
+        "{stderr}"
+    );
+    eprintln!("the run ended {:.1}s after it began", took.as_secs_f64());
+
+    // The change the held intent announced was never made: only the first
+    // intent's call reached AWS.
+    let mutating = team.account.calls()[before..]
+        .iter()
+        .filter(|c| c.mutating && c.service != "s3")
+        .count();
+    assert_eq!(mutating, 1, "only the scale-up was sent");
+    assert_eq!(team.account.world().weights["api-usw2"], 0);
+
+    // The run let go of its lease as it stopped: another host goes on at once.
+    let id = team.bucket.run_ids("hole").pop().expect("the run is in S3");
+    let (code, _, stderr) = team.evac("hole", dir.path(), Some("beta"), &["resume", &id, "--yes"]);
+    assert_eq!(code, 0, "{stderr}");
+    let world = team.account.world();
+    assert_eq!(world.weights["api-usw2"], 100);
+    assert_eq!(world.weights["api-use1"], 0);
+}

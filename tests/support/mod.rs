@@ -363,7 +363,9 @@ pub fn recorded_calls() -> Vec<Call> {
         endpoint()
     ))
     .call()
-    .and_then(|mut r| r.body_mut().read_to_string())
+    // The recording holds every request of the test binary's accounts, S3 bodies
+    // included: far past ureq's 10 MiB default.
+    .and_then(|mut r| r.body_mut().with_config().limit(1 << 30).read_to_string())
     .unwrap_or_else(|e| panic!("cannot download the emulator's recording: {e}"));
     let mut calls = Vec::new();
     for entry in recorded_entries(&text) {
