@@ -20,3 +20,4 @@ pub mod report;
 pub mod route53;
 pub mod seed;
 pub mod state;
+pub mod text;

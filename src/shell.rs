@@ -1,7 +1,8 @@
 //! The one way evac prints, after cargo's `Shell`: messages for people go to stderr,
 //! data (plans, reports, JSON events) to stdout, and both go around the progress
 //! bars when they are drawn, so that a redraw never erases a message. Whether
-//! colour is used is decided once, from the terminal and `NO_COLOR`. The engine
+//! colour is used is decided once, from the terminal and `NO_COLOR`. Control
+//! characters from playbooks and AWS are shown escaped ([`crate::text`]). The engine
 //! prints nothing; commands print only through here.
 //!
 //! Use the macros: `say!` (a line for people), `say_error!` and `say_warning!`
@@ -68,6 +69,9 @@ fn around_bars(print: impl FnOnce()) {
 /// Text for stderr, as given (no newline added). A failed write to stderr has
 /// nowhere to be reported and is dropped.
 pub fn err_text(text: &str) {
+    // Nothing from a playbook or from AWS moves the cursor, clears the screen or
+    // sets the title (see [`crate::text`]).
+    let text = crate::text::terminal(text, colour());
     around_bars(|| {
         let mut stderr = std::io::stderr().lock();
         let _ = stderr.write_all(text.as_bytes());
@@ -103,6 +107,7 @@ pub fn warning(text: impl Display) {
 /// that change nothing end quietly on a closed pipe (see
 /// [`crate::cli::quiet_on_closed_pipe`]); a run goes on.
 pub fn out_text(text: &str) {
+    let text = crate::text::terminal(text, colour_out());
     around_bars(|| {
         let mut stdout = std::io::stdout().lock();
         let _ = stdout.write_all(text.as_bytes());

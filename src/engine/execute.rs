@@ -69,19 +69,23 @@ pub fn show(value: &Value) -> String {
 
 /// Readable form of a target.
 pub fn show_target(target: &Target) -> String {
+    // Names come from AWS, where they may hold any character: one line each.
+    let n = |name: &str| crate::text::one_line(name).into_owned();
     match target {
-        Target::Capacity { region, group } => format!("asg {group} ({region})"),
-        Target::Weights { zone_id } => format!("weights in hosted zone {zone_id}"),
-        Target::Subnets { region, group } => format!("subnets of asg {group} ({region})"),
-        Target::Processes { region, group } => format!("processes of asg {group} ({region})"),
+        Target::Capacity { region, group } => format!("asg {} ({region})", n(group)),
+        Target::Weights { zone_id } => format!("weights in hosted zone {}", n(zone_id)),
+        Target::Subnets { region, group } => format!("subnets of asg {} ({region})", n(group)),
+        Target::Processes { region, group } => {
+            format!("processes of asg {} ({region})", n(group))
+        }
         Target::Protection { region, group } => {
-            format!("scale-in protection of asg {group} ({region})")
+            format!("scale-in protection of asg {} ({region})", n(group))
         }
         Target::Instance {
             region,
             group,
             instance,
-        } => format!("instance {instance} of asg {group} ({region})"),
+        } => format!("instance {} of asg {} ({region})", n(instance), n(group)),
     }
 }
 

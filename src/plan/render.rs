@@ -228,6 +228,7 @@ fn write_change(out: &mut String, change: &Change, p: &Palette) {
             reason,
             balancers,
         } => {
+            let group = crate::text::one_line(group);
             let marker = if before == after {
                 p.dim.apply_to("=")
             } else {
@@ -248,6 +249,7 @@ fn write_change(out: &mut String, change: &Change, p: &Palette) {
             group,
             processes,
         } => {
+            let group = crate::text::one_line(group);
             let _ = writeln!(
                 out,
                 "   {} asg {group} ({region})  suspend {} (resumed by rollback)",
@@ -260,6 +262,7 @@ fn write_change(out: &mut String, change: &Change, p: &Palette) {
             group,
             instances,
         } => {
+            let group = crate::text::one_line(group);
             let _ = writeln!(
                 out,
                 "   {} asg {group} ({region})  remove scale-in protection from {} (restored by rollback on those still running)",
@@ -275,6 +278,7 @@ fn write_change(out: &mut String, change: &Change, p: &Palette) {
             if_unhealthy,
             ..
         } => {
+            let name = crate::text::one_line(name);
             let _ = writeln!(
                 out,
                 "   {} record {name} {record_type} (zone {zone_id})",
@@ -311,6 +315,7 @@ fn write_change(out: &mut String, change: &Change, p: &Palette) {
             instances_after,
             ..
         } => {
+            let group = crate::text::one_line(group);
             let _ = writeln!(
                 out,
                 "   {} asg {group} ({region}) leaves {}",
@@ -387,8 +392,8 @@ fn zone_shown(zone: &str, id: &Option<String>) -> String {
 
 fn label(set: &SetWeights) -> String {
     match &set.region {
-        Some(region) => format!("{} ({region})", set.set_identifier),
-        None => set.set_identifier.clone(),
+        Some(region) => format!("{} ({region})", crate::text::one_line(&set.set_identifier)),
+        None => crate::text::one_line(&set.set_identifier).into_owned(),
     }
 }
 

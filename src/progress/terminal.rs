@@ -213,7 +213,9 @@ impl Reporter for TerminalReporter {
                     },
                 );
             }
-            Event::Applied { action, .. } if !self.live => crate::say!("  applied {action}"),
+            Event::Applied { action, .. } if !self.live => {
+                crate::say!("  applied {}", crate::text::one_line(action));
+            }
             Event::RollbackIntent {
                 target,
                 before,
@@ -229,7 +231,11 @@ impl Reporter for TerminalReporter {
             }
             Event::Reconciled {
                 action, decision, ..
-            } => self.line(&format!("  {action}: {decision}")),
+            } => self.line(&format!(
+                "  {}: {}",
+                crate::text::one_line(action),
+                crate::text::one_line(decision)
+            )),
             _ => {}
         }
     }

@@ -85,11 +85,15 @@ fn params(report: &DrillReport) -> String {
 
 /// The Markdown view.
 pub fn markdown(report: &DrillReport) -> String {
+    // Everything in a cell or a line came from a playbook, a journal or AWS: shown
+    // on one line, with HTML, pipes and Markdown's marks escaped.
+    let md = |text: &str| crate::text::markdown(text);
+    let code = |text: &str| crate::text::markdown_code(text);
     let mut out = String::new();
-    let _ = writeln!(out, "# Drill report: {}\n", report.playbook);
+    let _ = writeln!(out, "# Drill report: {}\n", md(&report.playbook));
     let _ = writeln!(out, "| | |\n| --- | --- |");
-    let _ = writeln!(out, "| run | `{}` |", report.run_id);
-    let _ = writeln!(out, "| result | {} |", report.result);
+    let _ = writeln!(out, "| run | {} |", code(&report.run_id));
+    let _ = writeln!(out, "| result | {} |", md(&report.result));
     let _ = writeln!(out, "| time to evacuate | {} |", comparison(report));
     if report.time_stopped_secs > 0.0 {
         let _ = writeln!(
@@ -110,35 +114,40 @@ pub fn markdown(report: &DrillReport) -> String {
     }
     let _ = writeln!(
         out,
-        "| playbook | `{}` (sha256 `{}`) |",
-        report.file,
+        "| playbook | {} (sha256 `{}`) |",
+        code(&report.file),
         &report.playbook_sha256[..12.min(report.playbook_sha256.len())]
     );
-    let _ = writeln!(out, "| params | `{}` |", params(report));
+    let _ = writeln!(out, "| params | {} |", code(&params(report)));
     let _ = writeln!(
         out,
         "| ran by | {} on {}, evac {} |",
-        report.user, report.host, report.version
+        md(&report.user),
+        md(&report.host),
+        md(&report.version)
     );
     if let Some(caller) = &report.caller {
         let _ = writeln!(
             out,
-            "| as | `{}` (account {}) |",
-            caller.arn, caller.account
+            "| as | {} (account {}) |",
+            code(&caller.arn),
+            md(&caller.account)
         );
     }
     for (name, caller) in &report.callers {
         let _ = writeln!(
             out,
-            "| as {name} | `{}` (account {}) |",
-            caller.arn, caller.account
+            "| as {} | {} (account {}) |",
+            md(name),
+            code(&caller.arn),
+            md(&caller.account)
         );
     }
     let _ = writeln!(out, "| started | {} |", report.started_at);
     let _ = writeln!(out, "| ended | {} |", report.ended_at);
     let _ = writeln!(out, "\n## What happened\n");
     for m in &report.moments {
-        let _ = writeln!(out, "- +{}: {}", secs(m.at_secs), m.text);
+        let _ = writeln!(out, "- +{}: {}", secs(m.at_secs), md(&m.text));
     }
     let _ = writeln!(
         out,
@@ -148,12 +157,12 @@ pub fn markdown(report: &DrillReport) -> String {
         let _ = writeln!(
             out,
             "| {} | {} | +{} | +{} | {} | {} |",
-            span.label,
-            span.kind,
+            md(&span.label),
+            md(&span.kind),
             secs(span.start_secs),
             secs(span.end_secs),
             took(span),
-            span.status
+            md(&span.status)
         );
     }
     let _ = writeln!(
@@ -165,10 +174,10 @@ pub fn markdown(report: &DrillReport) -> String {
             out,
             "| +{} | {} | {} | {} | {} | {} |",
             secs(c.at_secs),
-            c.step,
-            c.resource,
-            c.before,
-            c.after,
+            md(&c.step),
+            md(&c.resource),
+            md(&c.before),
+            md(&c.after),
             restore(c.rollback)
         );
     }
