@@ -102,6 +102,44 @@ pub fn load_str(
     text: &str,
     vars: &BTreeMap<String, Value>,
 ) -> Result<Playbook, LoadError> {
+    // A byte-order mark is allowed at the start, and read past.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let early = super::locate::forbidden_character(text)
+        .map(|(c, pos)| {
+            (
+                pos,
+                format!(
+                    "a control character ({}) that YAML does not allow in a file",
+                    crate::text::one_line(&c.to_string())
+                ),
+                "remove it; inside double quotes, write it as an escape such as `\\0` or `\\e`",
+            )
+        })
+        .or_else(|| {
+            super::locate::too_deep(text).map(|pos| {
+                (
+                    pos,
+                    format!(
+                        "nested more than {} levels deep",
+                        super::locate::MAX_NESTING
+                    ),
+                    "a playbook's lists and mappings nest a few levels; look for brackets left open",
+                )
+            })
+        });
+    if let Some((pos, message, help)) = early {
+        // Nothing else is read of such a text: no parser is given it.
+        let map = SourceMap::default();
+        let mut diags = Diagnostics::new(file, &map);
+        diags
+            .error_at(&YamlPath::root(), Some(pos), message)
+            .help(help);
+        return Err(LoadError::Invalid {
+            file: file.to_owned(),
+            text: text.to_owned(),
+            diagnostics: diags.into_sorted(),
+        });
+    }
     let map = SourceMap::build(text);
     let mut diags = Diagnostics::new(file, &map);
     let playbook = load_inner(text, vars, &map, &mut diags);
@@ -130,11 +168,36 @@ fn load_inner(
                 dup.first.line, dup.first.column
             ));
     }
+    if let Some(pos) = map.too_deep {
+        diags
+            .error_at(
+                &YamlPath::root(),
+                Some(pos),
+                format!(
+                    "nested more than {} levels deep",
+                    super::locate::MAX_NESTING
+                ),
+            )
+            .help("a playbook's lists and mappings nest a few levels; look for brackets left open");
+        return None;
+    }
+    for (tag, pos) in &map.tags {
+        diags
+            .error_at(
+                &YamlPath::root(),
+                Some(*pos),
+                format!("unknown YAML tag `{}`", crate::text::one_line(tag)),
+            )
+            .help("playbooks use plain YAML: remove the tag");
+    }
+    if !map.tags.is_empty() {
+        return None;
+    }
     let root: Value = match serde_yaml::from_str(text) {
         Ok(root) => root,
         Err(err) => {
             if map.duplicates.is_empty() {
-                report_syntax_error(&err, map, diags);
+                report_syntax_error(&err, text, map, diags);
             }
             return None;
         }
@@ -308,11 +371,34 @@ fn declared(value: Option<&Value>) -> std::collections::BTreeSet<String> {
 
 /// Reports a serde_yaml parse error at its position, with the path of the last node
 /// before it.
-fn report_syntax_error(err: &serde_yaml::Error, map: &SourceMap, diags: &mut Diagnostics<'_>) {
+fn report_syntax_error(
+    err: &serde_yaml::Error,
+    text: &str,
+    map: &SourceMap,
+    diags: &mut Diagnostics<'_>,
+) {
     let pos = err.location().map(|l| Pos {
         line: l.line(),
         column: l.column(),
     });
+    let at = pos.and_then(|p| {
+        text.lines()
+            .nth(p.line.checked_sub(1)?)?
+            .chars()
+            .nth(p.column.checked_sub(1)?)
+    });
+    if let Some(p) = pos
+        && at == Some('\t')
+    {
+        diags
+            .error_at(
+                &YamlPath::root(),
+                Some(p),
+                "a tab, which YAML does not allow for indentation",
+            )
+            .help("indent with spaces");
+        return;
+    }
     let mut message = err.to_string();
     if let Some(p) = pos {
         // serde_yaml repeats the position in its message; the headline already has it.

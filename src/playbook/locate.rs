@@ -57,6 +57,109 @@ pub struct SourceMap {
     spans: HashMap<YamlPath, Span>,
     /// Keys repeated within one mapping.
     pub duplicates: Vec<DuplicateKey>,
+    /// Where the text nests deeper than [`MAX_NESTING`]: the map stops there.
+    pub too_deep: Option<Pos>,
+    /// Tags other than YAML's core ones (`!evil`, `!!python/object`), shown as
+    /// written, where they are.
+    pub tags: Vec<(String, Pos)>,
+}
+
+/// How deep collections may nest in a playbook: far deeper than any real one (a
+/// step's options sit at depth 5), shallow enough that no input makes reading it
+/// slow or deep.
+pub const MAX_NESTING: usize = 64;
+
+/// Where `text` first nests collections deeper than [`MAX_NESTING`], by a scan
+/// that costs one pass, before any parser sees it: flow brackets (`[`, `{`)
+/// outside quotes and comments, and on each line the block depth its indentation
+/// and leading `- ` items give (two columns a level, as playbooks are written).
+pub fn too_deep(text: &str) -> Option<Pos> {
+    let mut flow = 0usize;
+    let mut quote: Option<char> = None;
+    for (i, line) in text.lines().enumerate() {
+        let mut column = 0;
+        let mut prev = ' ';
+        let mut chars = line.chars().peekable();
+        if quote.is_none() && flow == 0 {
+            let indent = line.len() - line.trim_start_matches(' ').len();
+            let rest = &line[indent..];
+            let dashes = rest
+                .as_bytes()
+                .chunks(2)
+                .take_while(|c| *c == b"- " || *c == b"-")
+                .count();
+            if indent / 2 + dashes > MAX_NESTING {
+                return Some(Pos {
+                    line: i + 1,
+                    column: indent + 1,
+                });
+            }
+        }
+        while let Some(c) = chars.next() {
+            column += 1;
+            match (quote, c) {
+                (Some('"'), '\\') => {
+                    chars.next();
+                    column += 1;
+                }
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '"' | '\'') if matches!(prev, ' ' | '[' | '{' | ',' | ':') => {
+                    quote = Some(c)
+                }
+                (None, '#') if prev == ' ' || column == 1 => break,
+                (None, '[' | '{') => {
+                    flow += 1;
+                    if flow > MAX_NESTING {
+                        return Some(Pos {
+                            line: i + 1,
+                            column,
+                        });
+                    }
+                }
+                (None, ']' | '}') => flow = flow.saturating_sub(1),
+                _ => {}
+            }
+            prev = c;
+        }
+    }
+    None
+}
+
+/// The first character YAML never allows in a file (a control character other
+/// than tab and line breaks), where it is.
+pub fn forbidden_character(text: &str) -> Option<(char, Pos)> {
+    for (i, line) in text.lines().enumerate() {
+        for (column, c) in line.chars().enumerate() {
+            if c.is_control() && c != '\t' && c != '\r' {
+                return Some((
+                    c,
+                    Pos {
+                        line: i + 1,
+                        column: column + 1,
+                    },
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// A tag shown as written, unless it is one of YAML's core schema.
+fn foreign(tag: Option<&yaml_rust2::parser::Tag>) -> Option<String> {
+    let tag = tag?;
+    let core = tag.handle == "tag:yaml.org,2002:"
+        && matches!(
+            tag.suffix.as_str(),
+            "str" | "int" | "bool" | "float" | "null" | "map" | "seq"
+        );
+    if core {
+        return None;
+    }
+    Some(match tag.handle.as_str() {
+        "tag:yaml.org,2002:" => format!("!!{}", tag.suffix),
+        handle => format!("{handle}{}", tag.suffix),
+    })
 }
 
 enum Frame {
@@ -84,8 +187,11 @@ impl SourceMap {
         while let Ok((event, mark)) = parser.next_token() {
             match event {
                 Event::StreamEnd => break,
-                Event::Scalar(text, ..) => {
+                Event::Scalar(text, _, _, tag) => {
                     let pos = Pos::scalar(mark);
+                    if let Some(tag) = foreign(tag.as_ref()) {
+                        map.tags.push((tag, pos));
+                    }
                     if let Some(path) = map.enter(&mut stack, Some(text), pos) {
                         map.record(&stack, path, pos);
                         complete(&mut stack);
@@ -98,8 +204,15 @@ impl SourceMap {
                         complete(&mut stack);
                     }
                 }
-                Event::MappingStart(..) | Event::SequenceStart(..) => {
+                Event::MappingStart(_, ref tag) | Event::SequenceStart(_, ref tag) => {
                     let pos = Pos::scalar(mark);
+                    if let Some(tag) = foreign(tag.as_ref()) {
+                        map.tags.push((tag, pos));
+                    }
+                    if stack.len() >= MAX_NESTING {
+                        map.too_deep = Some(pos);
+                        break;
+                    }
                     let is_map = matches!(event, Event::MappingStart(..));
                     match map.enter(&mut stack, None, pos) {
                         Some(path) => {
@@ -256,5 +369,41 @@ mod tests {
             .find(&YamlPath::root().key("steps").index(0).key("nope"))
             .expect("ancestor");
         assert_eq!(span.value, Pos { line: 2, column: 5 });
+    }
+
+    #[test]
+    fn nesting_past_the_limit_is_found_in_one_pass_where_it_happens() {
+        let flow = format!("steps: {}\n", "[".repeat(100_000));
+        assert_eq!(
+            too_deep(&flow),
+            Some(Pos {
+                line: 1,
+                column: 8 + MAX_NESTING
+            })
+        );
+        let dashes = format!("steps:\n{}x\n", "- ".repeat(100));
+        assert_eq!(too_deep(&dashes).map(|p| p.line), Some(2));
+        // Brackets in quotes and comments are text; a real playbook passes.
+        assert_eq!(
+            too_deep(&format!(
+                "a: \"{}\" # {}\n",
+                "[".repeat(100),
+                "{".repeat(100)
+            )),
+            None
+        );
+        assert_eq!(
+            too_deep("steps:\n  - id: a\n    wait: { x: [1, [2, {y: 3}]] }\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_control_character_is_found_where_it_is() {
+        assert_eq!(
+            forbidden_character("a: 1\nb: x\u{0}y\n").map(|(c, p)| (c, p.line, p.column)),
+            Some(('\u{0}', 2, 5))
+        );
+        assert_eq!(forbidden_character("a:\tb\r\n"), None);
     }
 }
