@@ -3,6 +3,7 @@
 mod close;
 mod house;
 mod iam;
+mod output;
 mod plan;
 mod report;
 mod rollback;

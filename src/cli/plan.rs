@@ -1,6 +1,5 @@
 //! `evac plan`: observe AWS read-only and show what a run would change.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{VarArgs, load_or_report};
@@ -138,14 +137,7 @@ fn save(plan: &Plan, text: &str, path: &Path) -> std::io::Result<()> {
     let mut plan = plan.clone();
     plan.playbook.source = text.to_owned();
     plan.seal();
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    serde_json::to_writer_pretty(&mut file, &plan)?;
-    file.write_all(b"\n")?;
-    file.as_file().sync_all()?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    let mut json = serde_json::to_vec_pretty(&plan)?;
+    json.push(b'\n');
+    super::output::write_out(path, &json)
 }

@@ -1,6 +1,5 @@
 //! `evac report` and `evac history`: drill records from the run folders.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use super::session::StateArgs;
@@ -88,11 +87,13 @@ pub fn run(args: &ReportArgs) -> Exit {
                 crate::say_error!("{err}");
                 return Exit::InvalidInput;
             }
-            if let Err(err) = write_atomically(path, text.as_bytes()) {
+            if let Err(err) = super::output::write_out(path, text.as_bytes()) {
                 crate::say_error!("cannot write {}: {err}", path.display());
                 return Exit::StepFailed;
             }
-            crate::say!("wrote {}", path.display());
+            if path.as_os_str() != "-" {
+                crate::say!("wrote {}", path.display());
+            }
         }
         None => {
             crate::shell::out_text(&text);
@@ -122,20 +123,6 @@ fn inside_state_dir(path: &std::path::Path, state_dir: &StateDir) -> Result<(), 
         )),
         _ => Ok(()),
     }
-}
-
-/// Writes `bytes` to `path` as a whole or not at all: a new file beside it, renamed
-/// over it. A symlink at `path` is replaced, never followed.
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    file.write_all(bytes)?;
-    file.as_file().sync_all()?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 /// `evac history`.
