@@ -101,7 +101,8 @@ impl Rates {
         })
     }
 
-    /// Parses `SERVICE=N` (requests per second, more than 0 and at most 1000).
+    /// Parses `SERVICE=N` (requests per second, at least [`MIN_RATE`] and at most
+    /// 1000).
     pub fn parse_one(text: &str) -> Result<(Service, f64), String> {
         let (service, rate) = text
             .split_once('=')
@@ -114,9 +115,19 @@ impl Rates {
                 "invalid rate `{text}`: give more than 0 and at most 1000 requests per second"
             ));
         }
+        if rate < MIN_RATE {
+            return Err(format!(
+                "invalid rate `{text}`: {rate} requests per second is below the floor of {MIN_RATE} (one call every {}s would make a plan or a run wait longer than any call may take); give at least {MIN_RATE}",
+                1.0 / MIN_RATE
+            ));
+        }
         Ok((service.parse()?, rate))
     }
 }
+
+/// The slowest pace a service may be given: one call every 10 seconds. Slower, a
+/// single plan could wait for minutes between reads.
+pub const MIN_RATE: f64 = 0.1;
 
 /// How many calls may leave at once at `rate` per second: AWS's bucket holds about
 /// one second of requests, and a fifth of a second of them (at least one) is kept

@@ -31,6 +31,17 @@ pub enum JournalError {
     /// No run has this id.
     #[error("no run `{0}` in this state dir; `evac status` lists the runs")]
     UnknownRun(String),
+    /// The run's folder was being made when the run stopped (a full disk, a crash):
+    /// it never wrote its first entry, so it changed nothing.
+    #[error(
+        "run {run} never started: its folder {path} was left half-made (a full disk or a crash while it was being written), before the run's first entry, and a run changes nothing before that entry; nothing to resume or roll back: clear it with `rm -r {path}`"
+    )]
+    HalfMade {
+        /// The run.
+        run: String,
+        /// The half-made folder.
+        path: String,
+    },
     /// The run folder has no journal, or an empty one: nothing says what the run did.
     #[error(
         "{path}: {what}: nothing says what run {run} changed, so it cannot be resumed or rolled back from here; look at the run folder by hand"
@@ -123,6 +134,24 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
+        .map_err(|err| match not_a_folder(dir) {
+            Some(what) => std::io::Error::new(err.kind(), what),
+            None => err,
+        })
+}
+
+/// What stands at `dir`, or on the way to it, instead of a folder: `PATH is a
+/// file, not a folder`.
+fn not_a_folder(dir: &Path) -> Option<String> {
+    dir.ancestors().find_map(|p| {
+        let meta = fs::metadata(p).ok()?;
+        (!meta.is_dir()).then(|| {
+            format!(
+                "{} is a file, not a folder: move it away, or give another --state-dir",
+                p.display()
+            )
+        })
+    })
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
@@ -187,16 +216,30 @@ impl RunDir {
     ) -> Result<Self, JournalError> {
         let path = state_dir.join("runs").join(id);
         create_private_dir(state_dir).map_err(io(state_dir))?;
-        create_private_dir(&path).map_err(io(&path))?;
+        // Made whole under another name, then renamed: a folder left half-made (a
+        // full disk, a crash) is never taken for a run, and is named as such.
+        let making = Self::half_made_path(state_dir, id);
+        create_private_dir(&making).map_err(io(&making))?;
         let dir = RunDir {
             id: id.to_owned(),
-            path,
+            path: making.clone(),
             remote: None,
         };
         write_synced(&dir.playbook_path(), playbook_text.as_bytes())?;
         write_synced(&dir.plan_path(), plan_json.as_bytes())?;
         write_synced(&dir.journal_path(), b"")?;
-        Ok(dir)
+        fs::rename(&making, &path).map_err(io(&path))?;
+        if let Some(runs) = path.parent() {
+            fs::File::open(runs)
+                .and_then(|d| d.sync_all())
+                .map_err(io(runs))?;
+        }
+        Ok(RunDir { path, ..dir })
+    }
+
+    /// Where run `id`'s folder is made before it is renamed into place.
+    fn half_made_path(state_dir: &Path, id: &str) -> PathBuf {
+        state_dir.join("runs").join(format!(".{id}.making"))
     }
 
     /// Opens an existing run.
@@ -204,6 +247,14 @@ impl RunDir {
         let path = state_dir.join("runs").join(id);
         let is_dir = fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
         if id.is_empty() || id.contains('/') || id.starts_with('.') || !is_dir {
+            let making = Self::half_made_path(state_dir, id);
+            let safe = !(id.is_empty() || id.contains('/') || id.starts_with('.'));
+            if safe && fs::symlink_metadata(&making).is_ok_and(|m| m.is_dir()) {
+                return Err(JournalError::HalfMade {
+                    run: id.to_owned(),
+                    path: making.display().to_string(),
+                });
+            }
             return Err(JournalError::UnknownRun(id.to_owned()));
         }
         let dir = RunDir {
@@ -377,6 +428,12 @@ impl Journal {
             Some(upload) => upload.vouch(),
             None => Ok(()),
         }
+    }
+
+    /// Marks an AWS call as out until the guard is dropped: with state in S3, the
+    /// lease is renewed only while nothing has been out longer than a call can take.
+    pub fn busy(&self) -> Option<super::lease::Busy> {
+        self.upload.as_ref().and_then(super::upload::Uploader::busy)
     }
 
     /// Opens the journal of `run` for appending, creating it if needed. A torn last
