@@ -167,3 +167,67 @@ fn a_call_that_never_answers_ends_by_itself_at_the_call_timeout() {
     assert!(stderr.contains("did not answer in time"), "{stderr}");
     rolls_back_to(&account, &state, &id, &seeded);
 }
+
+#[test]
+fn ctrl_c_during_the_rollback_of_rollback_on_failure_is_honoured() {
+    // The run's second weight change is refused, so the run fails and
+    // --rollback-on-failure rolls it back; the rollback's own weight change is
+    // then held unanswered. Ctrl-C there ends the process within
+    // seconds, exit 4, and a later rollback is exact.
+    let account = Account::fresh();
+    account.seed();
+    let seeded = account.world();
+    let op = "ChangeResourceRecordSets";
+    let proxy = FaultProxy::start(
+        &account.endpoint,
+        vec![
+            Rule::nth(op, Fault::Invalid, 2),
+            Rule::from(op, Fault::Latency(Duration::from_secs(3600)), 3),
+        ],
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (state, log) = (dir.path().join("state"), dir.path().join("run.log"));
+    let mut cmd = account.process();
+    cmd.args([
+        "run",
+        BASE,
+        "--yes",
+        "--var",
+        "bake=0s",
+        "--rollback-on-failure",
+        "--state-dir",
+    ])
+    .arg(&state)
+    .env("AWS_ENDPOINT_URL", &proxy.url)
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(&log).expect("log file"));
+    let mut child = cmd.spawn().expect("start the run");
+    until("the rollback's weight change is sent and held", || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "the run ended ({status}) before its rollback's change was held:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        // The refusal, then the rollback's call held.
+        proxy.injected().get(op).is_some_and(|n| *n >= 2)
+            && support::run_ids(&state).pop().is_some_and(|id| {
+                support::journal_so_far(&state, &id)
+                    .iter()
+                    .any(|e| e["event"] == "rollback_intent")
+            })
+    });
+    let id = support::run_ids(&state).pop().expect("a run");
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    let asked = Instant::now();
+    // SAFETY: sends SIGINT to the child this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let code = exit_within(&mut child, Duration::from_secs(15));
+    let took = asked.elapsed();
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(code, 4, "{stderr}");
+    eprintln!("the rollback ended {:.1}s after Ctrl-C", took.as_secs_f64());
+    assert!(stderr.contains("evac rollback"), "{stderr}");
+    rolls_back_to(&account, &state, &id, &seeded);
+}

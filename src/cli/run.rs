@@ -682,7 +682,8 @@ async fn execute(
 }
 
 /// `--rollback-on-failure`: rolls back, then exits with `exit` when live state matches
-/// the originals, 5 when it does not or the rollback failed.
+/// the originals, 4 when the rollback was interrupted (Ctrl-C, a stop signal), 5
+/// when it does not match or the rollback failed.
 #[allow(clippy::too_many_arguments)]
 async fn roll_back_after<C: crate::engine::cloud::Cloud>(
     cloud: &C,
@@ -720,6 +721,13 @@ async fn roll_back_after<C: crate::engine::cloud::Cloud>(
                 "error: rollback finished but live state differs from the originals: a human must look, then run `evac rollback {run_id}` again to restore them"
             ));
             Exit::NeedsHuman
+        }
+        Err(crate::engine::error::EngineError::Interrupted) => {
+            out.say(&format!(
+                "rollback interrupted; run `evac rollback {run_id}` again to go on"
+            ));
+            next_steps(out, run_id, state);
+            Exit::Interrupted
         }
         Err(err) => {
             out.say(&format!("error: rollback failed: {err}"));

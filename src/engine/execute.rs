@@ -51,7 +51,7 @@ pub fn show(value: &Value) -> String {
         Value::Capacity(c) => format!("min {} desired {} max {}", c.min, c.desired, c.max),
         Value::Weights(w) => w
             .iter()
-            .map(|(k, v)| format!("{}={v}", k.rsplit(' ').next().unwrap_or(k)))
+            .map(|(k, v)| format!("{}={v}", set_shown(k)))
             .collect::<Vec<_>>()
             .join(" "),
         Value::Subnets { subnets } => format!("subnets [{}]", subnets.join(", ")),
@@ -64,6 +64,18 @@ pub fn show(value: &Value) -> String {
             format!("protected from scale-in [{}]", protected.join(", "))
         }
         Value::Instance { instance_state } => instance_state.clone(),
+    }
+}
+
+/// The set identifier of a weight key (`name type set-identifier`), whole: one
+/// with spaces or `=` in it is quoted, so `a b=10` cannot be misread.
+fn set_shown(key: &str) -> String {
+    let set = key.splitn(3, ' ').nth(2).unwrap_or(key);
+    let set = crate::text::one_line(set);
+    if set.contains(|c: char| c.is_whitespace() || c == '=' || c == '"') {
+        format!("{set:?}")
+    } else {
+        set.into_owned()
     }
 }
 
@@ -314,5 +326,23 @@ impl<C: Cloud> Executor<'_, '_, C> {
         )
         .await?;
         Ok(rounds.get() > 1)
+    }
+}
+
+#[cfg(test)]
+mod show_tests {
+    use super::*;
+
+    #[test]
+    fn set_identifiers_with_spaces_are_shown_whole() {
+        let weights = Value::Weights(
+            [
+                ("api.example.com. A api use1".to_owned(), 10),
+                ("api.example.com. A api-usw2".to_owned(), 90),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        assert_eq!(show(&weights), "\"api use1\"=10 api-usw2=90");
     }
 }

@@ -22,6 +22,8 @@ pub enum Fault {
     Throttle,
     /// Answer 503 ServiceUnavailable.
     ServerError,
+    /// Answer 400 InvalidInput: refused, and not worth trying again.
+    Invalid,
     /// Forward after a delay.
     Latency(Duration),
     /// Close the connection without an answer.
@@ -435,6 +437,9 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io
         Some(Fault::ServerError) => {
             return client
                 .write_all(error("503 Service Unavailable", "ServiceUnavailable").as_bytes());
+        }
+        Some(Fault::Invalid) => {
+            return client.write_all(error("400 Bad Request", "InvalidInput").as_bytes());
         }
         Some(Fault::Drop) => return Ok(()),
         Some(Fault::LoseAnswer) => {
