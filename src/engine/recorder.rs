@@ -59,22 +59,14 @@ impl<'a> Recorder<'a> {
     }
 
     /// Ok when this process may make an AWS call for the run (its lease, with state
-    /// in S3, holds for a margin more): checked right before every write.
-    pub fn vouch(&self) -> Result<(), EngineError> {
+    /// in S3, holds for a margin more): checked right before every write. Keep the
+    /// guard while the call is out (see [`crate::journal::lease::Fence::busy`]).
+    pub fn vouch(&self) -> Result<Option<crate::journal::lease::Busy>, EngineError> {
         self.journal
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .vouch()
             .map_err(EngineError::from)
-    }
-
-    /// Marks an AWS write as out until the guard is dropped (see
-    /// [`crate::journal::lease::Fence::busy`]).
-    pub fn busy(&self) -> Option<crate::journal::lease::Busy> {
-        self.journal
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .busy()
     }
 
     /// Reads the history of the run so far.

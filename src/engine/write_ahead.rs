@@ -47,9 +47,8 @@ where
             if interrupt.is_set() {
                 return Err(EngineError::Interrupted);
             }
-            recorder.vouch()?;
             // While the call is out, the lease's renewer can tell it from a hang.
-            let _busy = recorder.busy();
+            let _out = recorder.vouch()?;
             let (answered, result) = tokio::select! {
                 answer = send(item) => answer?,
                 () = interrupt.stopped_for(IN_FLIGHT_GRACE) => {

@@ -421,19 +421,15 @@ pub struct Journal {
 
 impl Journal {
     /// Ok when this process may make an AWS call for the run: with state in S3, its
-    /// lease holds for a margin more (see [`super::lease::Fence`]); a local state
+    /// lease holds for a margin more (see [`super::lease::Fence`]), and the guard
+    /// returned marks the call as out until it is dropped, so the lease is renewed
+    /// only while nothing has been out longer than a call can take; a local state
     /// dir's lock holds as long as the process lives.
-    pub fn vouch(&self) -> Result<(), JournalError> {
+    pub fn vouch(&self) -> Result<Option<super::lease::Busy>, JournalError> {
         match &self.upload {
             Some(upload) => upload.vouch(),
-            None => Ok(()),
+            None => Ok(None),
         }
-    }
-
-    /// Marks an AWS call as out until the guard is dropped: with state in S3, the
-    /// lease is renewed only while nothing has been out longer than a call can take.
-    pub fn busy(&self) -> Option<super::lease::Busy> {
-        self.upload.as_ref().and_then(super::upload::Uploader::busy)
     }
 
     /// Opens the journal of `run` for appending, creating it if needed. A torn last

@@ -153,21 +153,22 @@ impl Uploader {
         }
     }
 
-    /// Ok when this process's lease holds for its margin more.
-    pub fn vouch(&self) -> Result<(), JournalError> {
-        match &self.fence {
-            Some(fence) => fence.vouch().map_err(|why| JournalError::Unvouched {
-                run: self.run.clone(),
-                why,
-            }),
-            None => Ok(()),
-        }
-    }
-
-    /// Marks an AWS call as out until the guard is dropped (see
+    /// When this process's lease holds for its margin more: a guard that marks
+    /// the call about to be made as out until it is dropped (see
     /// [`super::lease::Fence::busy`]).
-    pub fn busy(&self) -> Option<super::lease::Busy> {
-        self.fence.as_ref().map(super::lease::Fence::busy)
+    pub fn vouch(&self) -> Result<Option<super::lease::Busy>, JournalError> {
+        match &self.fence {
+            Some(fence) => {
+                fence
+                    .vouch()
+                    .map(|()| Some(fence.busy()))
+                    .map_err(|why| JournalError::Unvouched {
+                        run: self.run.clone(),
+                        why,
+                    })
+            }
+            None => Ok(None),
+        }
     }
 
     /// Sends entries `first..=last` (`bytes`); with `wait`, returns once they and

@@ -115,18 +115,7 @@ pub fn load_str(
                 "remove it; inside double quotes, write it as an escape such as `\\0` or `\\e`",
             )
         })
-        .or_else(|| {
-            super::locate::too_deep(text).map(|pos| {
-                (
-                    pos,
-                    format!(
-                        "nested more than {} levels deep",
-                        super::locate::MAX_NESTING
-                    ),
-                    "a playbook's lists and mappings nest a few levels; look for brackets left open",
-                )
-            })
-        });
+        .or_else(|| super::locate::too_deep(text).map(|pos| (pos, too_deep(), TOO_DEEP_HELP)));
     if let Some((pos, message, help)) = early {
         // Nothing else is read of such a text: no parser is given it.
         let map = SourceMap::default();
@@ -153,6 +142,18 @@ pub fn load_str(
     }
 }
 
+/// Said of a text nested past [`super::locate::MAX_NESTING`], whether the one-pass
+/// scan or the parser found it.
+fn too_deep() -> String {
+    format!(
+        "nested more than {} levels deep",
+        super::locate::MAX_NESTING
+    )
+}
+
+const TOO_DEEP_HELP: &str =
+    "a playbook's lists and mappings nest a few levels; look for brackets left open";
+
 fn load_inner(
     text: &str,
     vars: &BTreeMap<String, Value>,
@@ -170,15 +171,8 @@ fn load_inner(
     }
     if let Some(pos) = map.too_deep {
         diags
-            .error_at(
-                &YamlPath::root(),
-                Some(pos),
-                format!(
-                    "nested more than {} levels deep",
-                    super::locate::MAX_NESTING
-                ),
-            )
-            .help("a playbook's lists and mappings nest a few levels; look for brackets left open");
+            .error_at(&YamlPath::root(), Some(pos), too_deep())
+            .help(TOO_DEEP_HELP);
         return None;
     }
     for (tag, pos) in &map.tags {
