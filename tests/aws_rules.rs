@@ -125,28 +125,23 @@ fn every_describe_alarms_asks_for_composite_alarms_too() {
     }
 }
 
-#[test]
-fn groups_that_scale_themselves_during_a_drill_are_left_so_and_rollback_is_exact() {
-    // Scaling policies move desired within the bounds evac set: the target out as
-    // traffic arrives, the source in as it leaves. The run's first weight change is
-    // held at the test proxy; while it is held the test scales both groups, as their
-    // policies would, then lets it through.
-    use std::time::Duration;
+/// Starts `evac run` of the plan fixture (no bakes) with its state in `state`,
+/// through a proxy that holds its first weight change for `hold`.
+fn run_holding_the_first_weight_change(
+    account: &Account,
+    state: &std::path::Path,
+    hold: std::time::Duration,
+) -> (support::proxy::FaultProxy, std::process::Child) {
     use support::proxy::{Fault, FaultProxy, Rule};
-    let account = Account::fresh();
-    account.seed();
-    let seeded = account.world();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let state = dir.path().join("state");
     let proxy = FaultProxy::start(
         &account.endpoint,
         vec![Rule::nth(
             "ChangeResourceRecordSets",
-            Fault::Latency(Duration::from_secs(5)),
+            Fault::Latency(hold),
             1,
         )],
     );
-    let mut child = account
+    let child = account
         .process()
         .args([
             "run",
@@ -156,12 +151,29 @@ fn groups_that_scale_themselves_during_a_drill_are_left_so_and_rollback_is_exact
             "--yes",
             "--state-dir",
         ])
-        .arg(&state)
+        .arg(state)
         .env("AWS_ENDPOINT_URL", &proxy.url)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run");
+    (proxy, child)
+}
+
+#[test]
+fn groups_that_scale_themselves_during_a_drill_are_left_so_and_rollback_is_exact() {
+    // Scaling policies move desired within the bounds evac set: the target out as
+    // traffic arrives, the source in as it leaves. The run's first weight change is
+    // held at the test proxy; while it is held the test scales both groups, as their
+    // policies would, then lets it through.
+    use std::time::Duration;
+    let account = Account::fresh();
+    account.seed();
+    let seeded = account.world();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    let (_proxy, mut child) =
+        run_holding_the_first_weight_change(&account, &state, Duration::from_secs(5));
     support::until("the first weight change is on its way", || {
         support::run_ids(&state).iter().any(|id| {
             support::journal_so_far(&state, id)
@@ -353,35 +365,12 @@ fn a_weight_change_raced_by_a_teammate_is_refused_by_route53_not_applied() {
     // that rule (scripts/moto_server.py). The run's first weight change is held at
     // the test proxy; meanwhile a teammate sets the target to 30.
     use std::time::Duration;
-    use support::proxy::{Fault, FaultProxy, Rule};
     let account = Account::fresh();
     account.seed();
     let dir = tempfile::tempdir().expect("temp dir");
     let state = dir.path().join("state");
-    let proxy = FaultProxy::start(
-        &account.endpoint,
-        vec![Rule::nth(
-            "ChangeResourceRecordSets",
-            Fault::Latency(Duration::from_secs(4)),
-            1,
-        )],
-    );
-    let mut child = account
-        .process()
-        .args([
-            "run",
-            "tests/fixtures/plan/base.yaml",
-            "--var",
-            "bake=0s",
-            "--yes",
-            "--state-dir",
-        ])
-        .arg(&state)
-        .env("AWS_ENDPOINT_URL", &proxy.url)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run");
+    let (proxy, mut child) =
+        run_holding_the_first_weight_change(&account, &state, Duration::from_secs(4));
     support::until("the first weight change is held", || {
         proxy
             .injected()

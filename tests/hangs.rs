@@ -13,16 +13,18 @@ use support::{Account, exit_within, until};
 
 const BASE: &str = "tests/fixtures/plan/base.yaml";
 
-/// Starts `evac run BASE --yes` through `proxy`, its stderr to `log`.
+/// Starts `evac run BASE --yes ARGS` through `proxy`, its stderr to `log`.
 fn run_through(
     account: &Account,
     proxy: &FaultProxy,
-    state: &Path,
-    log: &Path,
+    (state, log): (&Path, &Path),
+    args: &[&str],
     env: &[(&str, &str)],
 ) -> Child {
     let mut cmd = account.process();
-    cmd.args(["run", BASE, "--yes", "--state-dir"])
+    cmd.args(["run", BASE, "--yes"])
+        .args(args)
+        .arg("--state-dir")
         .arg(state)
         .env("AWS_ENDPOINT_URL", &proxy.url)
         .stdin(Stdio::null())
@@ -55,6 +57,18 @@ fn until_the_change_is_held(
             .is_some_and(|n| *n >= 1)
     });
     support::run_ids(state).pop().expect("a run")
+}
+
+/// Sends Ctrl-C (SIGINT) to `child` and waits at most 15 s for it to end: its
+/// exit code, how long it took, and what it printed to `log`.
+fn ctrl_c(child: &mut Child, log: &Path) -> (i32, Duration, String) {
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    let asked = Instant::now();
+    // SAFETY: sends SIGINT to the child this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let code = exit_within(child, Duration::from_secs(15));
+    let took = asked.elapsed();
+    (code, took, std::fs::read_to_string(log).unwrap_or_default())
 }
 
 /// Rolls the run back straight against the emulator and checks it restored `seeded`
@@ -90,15 +104,9 @@ fn the_first_ctrl_c_during_a_call_that_never_answers_ends_the_run_within_15_s() 
     );
     let dir = tempfile::tempdir().expect("temp dir");
     let (state, log) = (dir.path().join("state"), dir.path().join("run.log"));
-    let mut child = run_through(&account, &proxy, &state, &log, &[]);
+    let mut child = run_through(&account, &proxy, (&state, &log), &[], &[]);
     let id = until_the_change_is_held(&mut child, &proxy, &state, &log);
-    let pid = libc::pid_t::try_from(child.id()).expect("pid");
-    let asked = Instant::now();
-    // SAFETY: sends SIGINT to the child this test started.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
-    let code = exit_within(&mut child, Duration::from_secs(15));
-    let took = asked.elapsed();
-    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    let (code, took, stderr) = ctrl_c(&mut child, &log);
     assert_eq!(code, 4, "{stderr}");
     assert!(took < Duration::from_secs(15), "{took:?}");
     // The change sent and never answered has its intent and no outcome: resume and
@@ -142,8 +150,8 @@ fn a_call_that_never_answers_ends_by_itself_at_the_call_timeout() {
     let mut child = run_through(
         &account,
         &proxy,
-        &state,
-        &log,
+        (&state, &log),
+        &[],
         &[("EVAC_ATTEMPT_TIMEOUT", "1s"), ("EVAC_CALL_TIMEOUT", "3s")],
     );
     // Nobody touches it: the call gives up after 3 s, and the run fails (exit 1)
@@ -187,22 +195,13 @@ fn ctrl_c_during_the_rollback_of_rollback_on_failure_is_honoured() {
     );
     let dir = tempfile::tempdir().expect("temp dir");
     let (state, log) = (dir.path().join("state"), dir.path().join("run.log"));
-    let mut cmd = account.process();
-    cmd.args([
-        "run",
-        BASE,
-        "--yes",
-        "--var",
-        "bake=0s",
-        "--rollback-on-failure",
-        "--state-dir",
-    ])
-    .arg(&state)
-    .env("AWS_ENDPOINT_URL", &proxy.url)
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(std::fs::File::create(&log).expect("log file"));
-    let mut child = cmd.spawn().expect("start the run");
+    let mut child = run_through(
+        &account,
+        &proxy,
+        (&state, &log),
+        &["--var", "bake=0s", "--rollback-on-failure"],
+        &[],
+    );
     until("the rollback's weight change is sent and held", || {
         if let Ok(Some(status)) = child.try_wait() {
             panic!(
@@ -219,13 +218,7 @@ fn ctrl_c_during_the_rollback_of_rollback_on_failure_is_honoured() {
             })
     });
     let id = support::run_ids(&state).pop().expect("a run");
-    let pid = libc::pid_t::try_from(child.id()).expect("pid");
-    let asked = Instant::now();
-    // SAFETY: sends SIGINT to the child this test started.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
-    let code = exit_within(&mut child, Duration::from_secs(15));
-    let took = asked.elapsed();
-    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    let (code, took, stderr) = ctrl_c(&mut child, &log);
     assert_eq!(code, 4, "{stderr}");
     eprintln!("the rollback ended {:.1}s after Ctrl-C", took.as_secs_f64());
     assert!(stderr.contains("evac rollback"), "{stderr}");

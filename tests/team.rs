@@ -442,6 +442,62 @@ impl Drop for Holder {
     }
 }
 
+impl Holder {
+    /// Waits until `proxy` holds the holder's answer to `what`, then stops the
+    /// holder (SIGSTOP) and lets the answer go: it arrives while the holder is
+    /// stopped. Returns the holder's pid.
+    fn stop_when_held(
+        &mut self,
+        proxy: &FaultProxy,
+        log: &Path,
+        what: &str,
+    ) -> Result<u32, String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while proxy.paused() == 0 {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return Err(format!(
+                    "the holder ended ({status}) before {what} was held: {}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                ));
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(format!("{what} never came"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let pid = self.0.id();
+        signal(pid, "STOP");
+        proxy.release();
+        Ok(pid)
+    }
+}
+
+/// Runs `trial` 0..20, four at a time, and fails with every trial that failed.
+fn twenty_trials(trial: fn(usize) -> Result<(), String>) {
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let lanes: Vec<_> = (0..4)
+            .map(|lane| {
+                scope.spawn(move || {
+                    (0..20)
+                        .filter(|i| i % 4 == lane)
+                        .filter_map(|i| trial(i).err())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        lanes
+            .into_iter()
+            .flat_map(|lane| lane.join().expect("trials run"))
+            .collect()
+    });
+    assert!(
+        failures.is_empty(),
+        "{} of 20 trials failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 fn signal(pid: u32, name: &str) {
     let status = Command::new("kill")
         .args([&format!("-{name}"), &pid.to_string()])
@@ -488,23 +544,10 @@ fn paused_holder_trial_in_s3(i: usize) -> Result<(), String> {
         .spawn()
         .map(Holder)
         .expect("the holder starts");
-    let pid = holder.0.id();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while proxy.paused() == 0 {
-        if let Ok(Some(status)) = holder.0.try_wait() {
-            return Err(format!(
-                "trial {i}: the holder ended ({status}) before its intent {k} was held: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            ));
-        }
-        if std::time::Instant::now() > deadline {
-            return Err(format!("trial {i}: intent {k} never reached S3"));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
     // Stopped with its intent in S3 and the answer on its way: a closed lid.
-    signal(pid, "STOP");
-    proxy.release();
+    let pid = holder
+        .stop_when_held(&proxy, &log, &format!("the write of intent {k}"))
+        .map_err(|e| format!("trial {i}: {e}"))?;
     let id = team
         .bucket
         .run_ids(&prefix)
@@ -596,29 +639,7 @@ fn paused_holder_trial_in_s3(i: usize) -> Result<(), String> {
 
 #[test]
 fn a_holder_stopped_between_intent_and_call_makes_no_aws_write_once_taken_over_in_s3() {
-    // 20 trials, four at a time.
-    let failures: Vec<String> = std::thread::scope(|scope| {
-        let lanes: Vec<_> = (0..4)
-            .map(|lane| {
-                scope.spawn(move || {
-                    (0..20)
-                        .filter(|i| i % 4 == lane)
-                        .filter_map(|i| paused_holder_trial_in_s3(i).err())
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        lanes
-            .into_iter()
-            .flat_map(|lane| lane.join().expect("trials run"))
-            .collect()
-    });
-    assert!(
-        failures.is_empty(),
-        "{} of 20 trials failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    twenty_trials(paused_holder_trial_in_s3);
 }
 
 /// One trial with a local state dir: the holder is stopped in the middle of its
@@ -654,22 +675,9 @@ fn paused_holder_trial_local(i: usize) -> Result<(), String> {
         .spawn()
         .map(Holder)
         .expect("the holder starts");
-    let pid = holder.0.id();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while proxy.paused() == 0 {
-        if let Ok(Some(status)) = holder.0.try_wait() {
-            return Err(format!(
-                "trial {i}: the holder ended ({status}) before {operation} {nth} was held: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            ));
-        }
-        if std::time::Instant::now() > deadline {
-            return Err(format!("trial {i}: {operation} {nth} never came"));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    signal(pid, "STOP");
-    proxy.release();
+    let pid = holder
+        .stop_when_held(&proxy, &log, &format!("{operation} {nth}"))
+        .map_err(|e| format!("trial {i}: {e}"))?;
     let id = support::run_ids(state.path())
         .pop()
         .ok_or(format!("trial {i}: no run"))?;
@@ -732,28 +740,7 @@ fn paused_holder_trial_local(i: usize) -> Result<(), String> {
 
 #[test]
 fn a_holder_stopped_in_a_local_state_dir_is_never_taken_over_and_is_told_apart() {
-    let failures: Vec<String> = std::thread::scope(|scope| {
-        let lanes: Vec<_> = (0..4)
-            .map(|lane| {
-                scope.spawn(move || {
-                    (0..20)
-                        .filter(|i| i % 4 == lane)
-                        .filter_map(|i| paused_holder_trial_local(i).err())
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        lanes
-            .into_iter()
-            .flat_map(|lane| lane.join().expect("trials run"))
-            .collect()
-    });
-    assert!(
-        failures.is_empty(),
-        "{} of 20 trials failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    twenty_trials(paused_holder_trial_local);
 }
 
 #[test]
