@@ -133,6 +133,7 @@ fn summary(run: &str, playbook: &str, event: &Event) -> Option<String> {
         Event::RunStarted { user, host, .. } => format!("started by {user} on {host}"),
         Event::StepStarted { step } => format!("step {step} started"),
         Event::StepFinished { step } => format!("step {step} finished"),
+        Event::StepSkipped { step, reason } => format!("step {step} skipped: {reason}"),
         Event::StepFailed { step, error } => format!("step {step} failed: {error}"),
         Event::StopConditionFired { condition, state } => {
             format!("stop condition {condition} fired ({state}): the run halts")

@@ -571,6 +571,41 @@ pub struct Observed {
     /// quotas they fall under.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vcpus: BTreeMap<String, Vcpus>,
+    /// Regions not read live, whose values above come from their last known state
+    /// in the state dir (see [`crate::known`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unread: BTreeMap<String, Unread>,
+}
+
+/// A region not read live.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unread {
+    /// Why.
+    pub why: UnreadWhy,
+    /// When the oldest last known value used was read (RFC 3339); none when the
+    /// state dir knew nothing of what was needed there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_at: Option<String>,
+}
+
+/// Why a region was not read live.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum UnreadWhy {
+    /// The operator said it is down (`--region-down`): nothing is sent to it.
+    Down,
+    /// It did not answer the plan's reads (what happened, said for people).
+    Silent {
+        /// `eu-west-1 is not answering (12 requests unanswered after 10s)`.
+        said: String,
+    },
+}
+
+impl Observed {
+    /// Whether `region` was not read live (down, or silent).
+    pub fn is_unread(&self, region: &str) -> bool {
+        self.unread.contains_key(region)
+    }
 }
 
 /// Which named account of a playbook each resource is in; a resource not listed is

@@ -138,3 +138,39 @@ impl Intercept for UserAgent {
         Ok(())
     }
 }
+
+/// Reports every attempt of the client it is added to, and every answer, to the
+/// process's [`crate::pulse::global`], by the client's region: how a region that
+/// does not answer is named within seconds.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Pulse;
+
+impl Intercept for Pulse {
+    fn name(&self) -> &'static str {
+        "evac::Pulse"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(region) = cfg.load::<SdkRegion>() {
+            crate::pulse::global().sent(region.as_ref());
+        }
+        Ok(())
+    }
+
+    fn read_before_deserialization(
+        &self,
+        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(region) = cfg.load::<SdkRegion>() {
+            crate::pulse::global().answered(region.as_ref());
+        }
+        Ok(())
+    }
+}

@@ -141,7 +141,7 @@ pub async fn assume_role(
         .session_name(session)
         .configure(config);
     if config.region().is_none() {
-        role = role.region(SdkRegion::new(ROUTE53_REGION));
+        role = role.region(SdkRegion::new(home_region(None)));
     }
     if let Some(id) = external_id {
         role = role.external_id(id);
@@ -158,8 +158,57 @@ pub async fn assume_role(
         .build()
 }
 
-/// Route 53 is a global service served from us-east-1.
-const ROUTE53_REGION: &str = "us-east-1";
+/// Route 53 is a global service whose control plane is in us-east-1.
+pub const ROUTE53_REGION: &str = "us-east-1";
+
+/// Regions this process must not call (`--region-down`), and where to go instead.
+static STEER: std::sync::OnceLock<(Vec<String>, Vec<String>)> = std::sync::OnceLock::new();
+
+/// Makes every later AWS context of this process keep away from the regions of
+/// `down`: its home region (STS, credentials) is the configured one unless that is
+/// down, else the first of `instead` that is not.
+pub fn avoid_regions(down: &[String], instead: &[String]) {
+    let _ = STEER.set((down.to_vec(), instead.to_vec()));
+}
+
+/// The region the configuration resolves to (`AWS_REGION`, `AWS_DEFAULT_REGION`,
+/// the profile's `region`), when one is set; never the instance metadata.
+async fn configured_region(profile: Option<&str>) -> Option<String> {
+    use aws_config::meta::region::RegionProviderChain;
+    let mut file = aws_config::profile::ProfileFileRegionProvider::builder();
+    if let Some(name) = profile {
+        file = file.profile_name(name);
+    }
+    let chain = RegionProviderChain::first_try(
+        aws_config::environment::region::EnvironmentVariableRegionProvider::new(),
+    )
+    .or_else(file.build());
+    chain.region().await.map(|r| r.to_string())
+}
+
+/// The region STS and the credential providers are reached in: the configured one,
+/// else us-east-1, unless that is a region this process must keep away from; then
+/// the first region the drill uses that is not (see [`avoid_regions`]). STS answers
+/// in every region: an impaired us-east-1 must not stop every command.
+pub fn home_region(configured: Option<&str>) -> String {
+    let wanted = configured.unwrap_or(ROUTE53_REGION).to_owned();
+    let Some((down, instead)) = STEER.get() else {
+        return wanted;
+    };
+    pick_home(&wanted, down, instead)
+}
+
+/// [`home_region`]'s choice: `wanted` unless it is `down`, else the first of
+/// `instead` (then a few large regions) that is not.
+fn pick_home(wanted: &str, down: &[String], instead: &[String]) -> String {
+    let fallback = ["us-east-1", "us-west-2", "eu-west-1", "eu-central-1"];
+    std::iter::once(wanted)
+        .chain(instead.iter().map(String::as_str))
+        .chain(fallback)
+        .find(|r| !down.iter().any(|d| d == r))
+        .unwrap_or(wanted)
+        .to_owned()
+}
 
 impl AwsContext {
     /// Loads the configuration from the environment. `endpoint_url`, when given,
@@ -181,8 +230,9 @@ impl AwsContext {
         settings: &Settings,
         profile: Option<&str>,
     ) -> Self {
+        let home = home_region(configured_region(profile).await.as_deref());
         let mut loader =
-            aws_config::defaults(BehaviorVersion::latest()).region(SdkRegion::new(ROUTE53_REGION));
+            aws_config::defaults(BehaviorVersion::latest()).region(SdkRegion::new(home));
         if let Some(name) = profile {
             // The profile's own credentials: keys in the environment do not win
             // over a profile named on the command line or in a playbook.
@@ -277,7 +327,7 @@ impl AwsContext {
             "evac-static",
         );
         let base = aws_config::defaults(BehaviorVersion::latest())
-            .region(SdkRegion::new(ROUTE53_REGION))
+            .region(SdkRegion::new(home_region(None)))
             .endpoint_url(endpoint_url)
             .credentials_provider(credentials)
             .load()
@@ -335,6 +385,11 @@ impl AwsContext {
         self.source.as_deref()
     }
 
+    /// The region STS and the credential providers are reached in.
+    pub fn home_region(&self) -> Option<String> {
+        self.base.region().map(ToString::to_string)
+    }
+
     /// The endpoint every client talks to, when one is set.
     pub fn endpoint_url(&self) -> Option<&str> {
         self.base.endpoint_url()
@@ -346,6 +401,7 @@ impl AwsContext {
             .region(SdkRegion::new(region.as_str().to_owned()))
             .interceptor(log::CallLog)
             .interceptor(log::UserAgent)
+            .interceptor(log::Pulse)
             .build();
         aws_sdk_autoscaling::Client::from_conf(config)
     }
@@ -356,6 +412,7 @@ impl AwsContext {
             .region(SdkRegion::new(region.as_str().to_owned()))
             .interceptor(log::CallLog)
             .interceptor(log::UserAgent)
+            .interceptor(log::Pulse)
             .build();
         aws_sdk_ec2::Client::from_conf(config)
     }
@@ -366,6 +423,7 @@ impl AwsContext {
             .region(SdkRegion::new(region.as_str().to_owned()))
             .interceptor(log::CallLog)
             .interceptor(log::UserAgent)
+            .interceptor(log::Pulse)
             .build();
         aws_sdk_elasticloadbalancingv2::Client::from_conf(config)
     }
@@ -376,6 +434,7 @@ impl AwsContext {
             .region(SdkRegion::new(region.as_str().to_owned()))
             .interceptor(log::CallLog)
             .interceptor(log::UserAgent)
+            .interceptor(log::Pulse)
             .build();
         aws_sdk_elasticloadbalancing::Client::from_conf(config)
     }
@@ -386,6 +445,7 @@ impl AwsContext {
             .region(SdkRegion::new(region.as_str().to_owned()))
             .interceptor(log::CallLog)
             .interceptor(log::UserAgent)
+            .interceptor(log::Pulse)
             .build();
         aws_sdk_servicequotas::Client::from_conf(config)
     }
@@ -396,6 +456,7 @@ impl AwsContext {
             .region(SdkRegion::new(region.as_str().to_owned()))
             .interceptor(log::CallLog)
             .interceptor(log::UserAgent)
+            .interceptor(log::Pulse)
             .build();
         aws_sdk_cloudwatch::Client::from_conf(config)
     }
@@ -406,6 +467,7 @@ impl AwsContext {
             .region(SdkRegion::new(region.to_owned()))
             .interceptor(log::CallLog)
             .interceptor(log::UserAgent)
+            .interceptor(log::Pulse)
             .build();
         aws_sdk_sns::Client::from_conf(config)
     }
@@ -416,24 +478,29 @@ impl AwsContext {
             .region(SdkRegion::new(region.to_owned()))
             .interceptor(log::CallLog)
             .interceptor(log::UserAgent)
+            .interceptor(log::Pulse)
             .build();
         aws_sdk_eventbridge::Client::from_conf(config)
     }
 
-    /// The STS client, in the configured region's endpoint (us-east-1).
+    /// The STS client, at the regional endpoint of the home region
+    /// ([`home_region`]).
     pub fn sts(&self) -> aws_sdk_sts::Client {
         let config = aws_sdk_sts::config::Builder::from(&self.base)
             .interceptor(log::CallLog)
             .interceptor(log::UserAgent)
+            .interceptor(log::Pulse)
             .build();
         aws_sdk_sts::Client::from_conf(config)
     }
 
-    /// The Route 53 client (a global service).
+    /// The Route 53 client (a global service, its control plane in us-east-1).
     pub fn route53(&self) -> aws_sdk_route53::Client {
         let config = aws_sdk_route53::config::Builder::from(&self.base)
+            .region(SdkRegion::new(ROUTE53_REGION))
             .interceptor(log::CallLog)
             .interceptor(log::UserAgent)
+            .interceptor(log::Pulse)
             .build();
         aws_sdk_route53::Client::from_conf(config)
     }
@@ -487,6 +554,26 @@ where
             "AWS did not answer in time; check the network, then try again".to_owned()
         }
         _ => DisplayErrorContext(err).to_string(),
+    }
+}
+
+/// Whether an SDK error says the service did not answer, or answered only that it
+/// is failing: a timeout, a lost or refused connection, a 5xx. What a region that
+/// is down does, as opposed to a refusal (denied, invalid, throttled).
+pub fn unanswered<E, R>(err: &SdkError<E, R>) -> bool
+where
+    R: std::fmt::Debug + 'static,
+{
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => {
+            let raw: &dyn std::any::Any = service.raw();
+            raw.downcast_ref::<aws_smithy_runtime_api::client::orchestrator::HttpResponse>()
+                .is_some_and(|r| r.status().is_server_error())
+        }
+        _ => false,
     }
 }
 
@@ -616,5 +703,32 @@ pub async fn list_record(
             return Ok(());
         }
         start_id = page.next_record_identifier().map(str::to_owned);
+    }
+}
+
+#[cfg(test)]
+mod home_tests {
+    use super::pick_home;
+
+    #[test]
+    fn the_home_region_keeps_away_from_a_region_that_is_down() {
+        let down = |r: &[&str]| r.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(pick_home("eu-west-1", &[], &[]), "eu-west-1");
+        assert_eq!(
+            pick_home(
+                "us-east-1",
+                &down(&["us-east-1"]),
+                &down(&["us-east-1", "us-west-2"])
+            ),
+            "us-west-2"
+        );
+        assert_eq!(
+            pick_home("eu-west-1", &down(&["eu-west-1"]), &down(&["eu-central-1"])),
+            "eu-central-1"
+        );
+        assert_eq!(
+            pick_home("us-east-1", &down(&["us-east-1"]), &[]),
+            "us-west-2"
+        );
     }
 }

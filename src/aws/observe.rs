@@ -30,6 +30,7 @@ where
     move |err| ObserveError {
         what,
         message: sdk_error_text(&err),
+        unanswered: super::unanswered(&err),
     }
 }
 
@@ -266,6 +267,14 @@ impl Observe for AwsCloud {
         }
     }
 
+    fn pulse(&self) -> Option<&crate::pulse::Pulse> {
+        Some(crate::pulse::global())
+    }
+
+    fn home_region(&self) -> Option<String> {
+        self.context().home_region()
+    }
+
     async fn caller(&self) -> Result<Option<Caller>, ObserveError> {
         let answer = self
             .context()
@@ -288,10 +297,7 @@ impl Observe for AwsCloud {
     ) -> Result<BTreeMap<String, Vec<crate::state::BalancerView>>, ObserveError> {
         crate::engine::cloud::Cloud::balanced(self, region.as_str(), groups)
             .await
-            .map_err(|e| ObserveError {
-                what: e.what,
-                message: e.message,
-            })
+            .map_err(ObserveError::from)
     }
 
     async fn vcpus(

@@ -35,10 +35,16 @@ impl std::fmt::Debug for S3Store {
 const ATTEMPTS: u32 = 3;
 
 impl S3Store {
-    /// Connects to `bucket` under `prefix`, through `role` when given (a bucket in
-    /// another account; the session is named `evac-state` and renewed before it
-    /// expires).
-    pub fn connect(bucket: &str, prefix: &str, role: Option<&str>) -> Result<Self, String> {
+    /// Connects to `bucket` under `prefix`, in `region` when given (the bucket's
+    /// own: the state stays reachable when the drill's home region is down),
+    /// through `role` when given (a bucket in another account; the session is named
+    /// `evac-state` and renewed before it expires).
+    pub fn connect(
+        bucket: &str,
+        prefix: &str,
+        region: Option<&str>,
+        role: Option<&str>,
+    ) -> Result<Self, String> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("evac-s3")
@@ -49,8 +55,12 @@ impl S3Store {
         let (tx, rx) = std::sync::mpsc::channel();
         let profile = super::profile();
         let role = role.map(str::to_owned);
+        let bucket_region = region.map(str::to_owned);
         runtime.spawn(async move {
             let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+            if let Some(region) = &bucket_region {
+                loader = loader.region(aws_sdk_s3::config::Region::new(region.clone()));
+            }
             if let Some(name) = profile {
                 loader = loader.profile_name(name);
             }
@@ -74,7 +84,7 @@ impl S3Store {
             .map_err(|_| "failed to load the AWS configuration for S3".to_owned())?;
         let mut builder = aws_sdk_s3::config::Builder::from(&config);
         if config.region().is_none() {
-            builder = builder.region(aws_sdk_s3::config::Region::new("us-east-1"));
+            builder = builder.region(aws_sdk_s3::config::Region::new(super::home_region(None)));
         }
         // Local endpoints do not resolve bucket subdomains.
         let custom = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use super::{VarArgs, load_or_report};
 use crate::exit::Exit;
-use crate::plan::observe::observe;
+use crate::plan::observe::Reads;
 use crate::plan::timing::Timing;
 use crate::plan::{Plan, build::build_with, render};
 
@@ -40,7 +40,10 @@ pub struct PlanArgs {
     pub assume: Option<Timing>,
     #[command(flatten)]
     pub rates: super::session::RateArgs,
-    /// Where runs are kept: unfinished runs of the playbook there are blockers.
+    #[command(flatten)]
+    pub regions: super::session::RegionArgs,
+    /// Where runs are kept: unfinished runs of the playbook there are blockers; the
+    /// last known state of each region read is recorded there.
     #[command(flatten)]
     pub state: super::session::StateArgs,
 }
@@ -55,6 +58,9 @@ pub fn run(args: &PlanArgs) -> Exit {
     let Some((playbook, text)) = load_or_report(&args.playbook, &args.vars) else {
         return Exit::InvalidInput;
     };
+    if let Err(exit) = args.regions.check(&playbook) {
+        return exit;
+    }
     let state = match args.state.open() {
         Ok(state) => state,
         Err(exit) => return exit,
@@ -69,7 +75,10 @@ pub fn run(args: &PlanArgs) -> Exit {
     let observed = runtime.block_on(async {
         let ctx = super::session::aws(&args.rates.rates()).await?;
         let clouds = super::session::clouds(ctx, &playbook.accounts, "plan").await;
-        Ok(observe(&clouds, &playbook).await)
+        Ok(
+            super::session::read_world(&clouds, &playbook, Reads::default(), &args.regions, &state)
+                .await,
+        )
     });
     let observed = match observed {
         Err(exit) => return exit,

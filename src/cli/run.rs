@@ -20,7 +20,7 @@ use crate::engine::route::Routed;
 use crate::exit::Exit;
 use crate::journal::{Event, Journal, Outcome, RunDir, new_run_id};
 use crate::notify::Notifier;
-use crate::plan::observe::{Reads, observe_with};
+use crate::plan::observe::Reads;
 use crate::plan::{Plan, build::build, render};
 use crate::playbook::{AlarmRef, HumanDuration, Region, StopCondition};
 
@@ -43,6 +43,8 @@ pub struct RunArgs {
     /// Also halt when this CloudWatch alarm is in ALARM (repeatable), e.g. us-west-2:api-5xx-rate.
     #[arg(long, value_name = "REGION:NAME", value_parser = parse_alarm)]
     pub stop_when_alarm: Vec<(Region, String)>,
+    #[command(flatten)]
+    pub regions: super::session::RegionArgs,
     #[command(flatten)]
     pub exec: ExecArgs,
 }
@@ -152,6 +154,9 @@ pub fn run(args: &RunArgs) -> Exit {
             account: None,
         }));
     }
+    if let Err(exit) = args.regions.check(&playbook) {
+        return exit;
+    }
     let digest = crate::journal::hex_digest(text.as_bytes());
     let saved: Option<Plan> = match &args.plan {
         None => None,
@@ -202,7 +207,7 @@ pub fn run(args: &RunArgs) -> Exit {
                 .as_ref()
                 .is_none_or(|s| s.fingerprint_without_hooks.is_empty()),
         };
-        let observed = match observe_with(&clouds, &playbook, reads).await {
+        let observed = match super::session::read_world(&clouds, &playbook, reads, &args.regions, &state).await {
             Ok(observed) => observed,
             Err(err) => {
                 crate::say_error!("{err}\nnothing was changed");

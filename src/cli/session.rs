@@ -45,6 +45,14 @@ pub struct StateArgs {
     /// account than the drill's credentials
     #[arg(long, env = "EVAC_STATE_ROLE", value_name = "ROLE_ARN", value_parser = parse_role)]
     pub state_role: Option<String>,
+    /// With state in S3: the bucket's region, reached whatever region is down
+    /// [default: AWS_REGION, else the profile's]
+    #[arg(long, env = "EVAC_STATE_REGION", value_name = "REGION", value_parser = parse_region)]
+    pub state_region: Option<String>,
+}
+
+fn parse_region(text: &str) -> Result<String, String> {
+    crate::playbook::Region::parse(text).map(|r| r.to_string())
 }
 
 fn parse_role(text: &str) -> Result<String, String> {
@@ -80,11 +88,16 @@ impl StateArgs {
             Location::Local(path) => return Ok(StateDir::local(path)),
             Location::S3 { bucket, prefix } => (bucket, prefix),
         };
-        let store = crate::aws::s3::S3Store::connect(&bucket, &prefix, self.state_role.as_deref())
-            .map_err(|why| {
-                crate::say_error!("{why}");
-                Exit::StepFailed
-            })?;
+        let store = crate::aws::s3::S3Store::connect(
+            &bucket,
+            &prefix,
+            self.state_region.as_deref(),
+            self.state_role.as_deref(),
+        )
+        .map_err(|why| {
+            crate::say_error!("{why}");
+            Exit::StepFailed
+        })?;
         StateDir::remote(Arc::new(store), self.lock_lease.0).map_err(|err| {
             crate::say_error!("{err}");
             Exit::StepFailed
@@ -100,6 +113,9 @@ impl StateArgs {
             .unwrap_or_default();
         if let Some(role) = &self.state_role {
             flags.push_str(&format!(" --state-role {role}"));
+        }
+        if let Some(region) = &self.state_region {
+            flags.push_str(&format!(" --state-region {region}"));
         }
         flags
     }
@@ -187,6 +203,79 @@ pub async fn aws(rates: &Rates) -> Result<AwsContext, Exit> {
             Err(Exit::StepFailed)
         }
     }
+}
+
+/// Regions that do not answer.
+#[derive(Debug, Default, clap::Args)]
+pub struct RegionArgs {
+    /// A region that is down (repeatable): nothing is read from it or sent to it.
+    /// It is planned from its last known state in the state dir (what `plan` and
+    /// `run` read there last); the steps that would change, or wait on, something
+    /// there are skipped and reported; its stop conditions are not watched
+    #[arg(long = "region-down", value_name = "REGION", value_parser = parse_region)]
+    pub down: Vec<String>,
+}
+
+impl RegionArgs {
+    /// Refuses a region the playbook does not use (a typo would otherwise do
+    /// nothing), and keeps this process's AWS calls away from the regions down.
+    pub fn check(&self, playbook: &crate::playbook::Playbook) -> Result<(), Exit> {
+        let used = playbook.regions();
+        for region in &self.down {
+            if !used.contains(region) {
+                crate::say_error!(
+                    "--region-down {region}: the playbook uses no such region (it uses {}); nothing was changed",
+                    used.iter().cloned().collect::<Vec<_>>().join(", ")
+                );
+                return Err(Exit::InvalidInput);
+            }
+        }
+        let instead: Vec<String> = used.into_iter().collect();
+        crate::aws::avoid_regions(&self.down, &instead);
+        Ok(())
+    }
+}
+
+/// Reads what `playbook` needs: live, except in the regions down; a region that
+/// stays silent past its budget is given up on. Those regions get the values of
+/// their last known state in `state`. What was read live is recorded there as the
+/// newest known state of its region (a failure to record is said, not fatal).
+pub async fn read_world<C: crate::plan::observe::Observe>(
+    clouds: &Accounts<C>,
+    playbook: &crate::playbook::Playbook,
+    reads: crate::plan::observe::Reads,
+    regions: &RegionArgs,
+    state: &StateDir,
+) -> Result<crate::state::Observed, crate::plan::observe::ObserveError> {
+    let reach = crate::plan::observe::Reach {
+        down: regions.down.iter().cloned().collect(),
+        ..Default::default()
+    };
+    let mut observed =
+        crate::plan::observe::observe_reaching(clouds, playbook, reads, &reach).await?;
+    if !observed.unread.is_empty() {
+        let mut records = std::collections::BTreeMap::new();
+        for region in observed.unread.keys() {
+            match crate::known::load(state, region) {
+                Ok(Some(record)) => {
+                    records.insert(region.clone(), record);
+                }
+                Ok(None) => {}
+                Err(err) => crate::say!(
+                    "warning: the last known state of {region} cannot be read from {}: {err}",
+                    state.location()
+                ),
+            }
+        }
+        crate::plan::observe::fill_from_records(&mut observed, playbook, &records, reads).await?;
+    }
+    if let Err(err) = crate::known::save(state, playbook, &observed, jiff::Timestamp::now()) {
+        crate::say!(
+            "warning: what was read was not recorded as the regions' last known state in {}: {err}",
+            state.location()
+        );
+    }
+    Ok(observed)
 }
 
 /// How fast evac may call each AWS API.

@@ -175,7 +175,7 @@ fn one(state_dir: &StateDir, id: &str, output: StatusOutput) -> Exit {
             Event::StepStarted { step } => {
                 started.entry(step.as_str()).or_insert(e.at.as_str());
             }
-            Event::StepFinished { step } => {
+            Event::StepFinished { step } | Event::StepSkipped { step, .. } => {
                 ended.insert(step.as_str(), (e.at.as_str(), true));
             }
             Event::StepFailed { step, .. } => {

@@ -19,10 +19,7 @@ pub struct CloudError {
 
 impl From<CloudError> for crate::plan::observe::ObserveError {
     fn from(err: CloudError) -> Self {
-        crate::plan::observe::ObserveError {
-            what: err.what,
-            message: err.message,
-        }
+        crate::plan::observe::ObserveError::new(err.what, err.message)
     }
 }
 

@@ -149,6 +149,14 @@ impl<C: Cloud> Executor<'_, '_, C> {
             // A condition that fired while the previous step held, however long the
             // poll interval, stops the run before this step changes anything.
             self.checkpoint().await?;
+            if let Some(reason) = &step.skipped {
+                // The operator said the region is down: nothing is sent to it.
+                self.recorder.log(Event::StepSkipped {
+                    step: step.id.clone(),
+                    reason: reason.clone(),
+                })?;
+                continue;
+            }
             self.recorder.log(Event::StepStarted {
                 step: step.id.clone(),
             })?;

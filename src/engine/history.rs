@@ -67,6 +67,8 @@ pub struct History {
     pub converged: BTreeSet<String>,
     /// Steps finished.
     pub finished_steps: BTreeSet<String>,
+    /// Steps left out because a region was down, with why (among the finished).
+    pub skipped_steps: BTreeMap<String, String>,
     /// (step, increment) pairs that baked.
     pub baked: BTreeSet<(String, usize)>,
     /// Steps approved.
@@ -140,6 +142,10 @@ impl History {
                 }
                 Event::StepFinished { step } => {
                     h.finished_steps.insert(step.clone());
+                }
+                Event::StepSkipped { step, reason } => {
+                    h.finished_steps.insert(step.clone());
+                    h.skipped_steps.insert(step.clone(), reason.clone());
                 }
                 Event::Baked { step, increment } => {
                     h.baked.insert((step.clone(), *increment));

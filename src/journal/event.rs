@@ -244,6 +244,14 @@ pub enum Event {
         /// The step.
         step: String,
     },
+    /// A step was left out: it would change, or wait on, something in a region
+    /// that is down (`--region-down`).
+    StepSkipped {
+        /// The step.
+        step: String,
+        /// Why (`eu-west-1 is down`).
+        reason: String,
+    },
     /// A step failed.
     StepFailed {
         /// The step.

@@ -137,6 +137,73 @@ impl StateDir {
         })
     }
 
+    /// A small document of the state dir beside the runs (`known/eu-west-1.json`):
+    /// its bytes, when it exists.
+    pub fn read_doc(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        if let Some(remote) = &self.remote {
+            return remote
+                .store
+                .get(key)
+                .map(|found| found.map(|(body, _)| body))
+                .map_err(|e| e.to_string());
+        }
+        let path = self.path.join(key);
+        match std::fs::read(&path) {
+            Ok(body) => Ok(Some(body)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("{}: {e}", path.display())),
+        }
+    }
+
+    /// Writes the document `key` as `update` makes it from the one there now
+    /// (`None`: there is none). A reader never sees half of it; in S3 it is replaced
+    /// only if nobody wrote it since it was read, and made again from theirs if so.
+    pub fn update_doc(
+        &self,
+        key: &str,
+        update: impl Fn(Option<&[u8]>) -> Vec<u8>,
+    ) -> Result<(), String> {
+        if let Some(remote) = &self.remote {
+            for _ in 0..5 {
+                let written = match remote.store.get(key).map_err(|e| e.to_string())? {
+                    None => matches!(
+                        remote
+                            .store
+                            .create(key, &update(None))
+                            .map_err(|e| e.to_string())?,
+                        Created::Yes(_)
+                    ),
+                    Some((body, etag)) => remote
+                        .store
+                        .replace(key, &update(Some(&body)), &etag)
+                        .map_err(|e| e.to_string())?
+                        .is_some(),
+                };
+                if written {
+                    return Ok(());
+                }
+            }
+            return Err(format!(
+                "{}/{key} was written by others five times while this process wrote it",
+                remote.store.location()
+            ));
+        }
+        let path = self.path.join(key);
+        let failed = |e: std::io::Error| format!("{}: {e}", path.display());
+        let dir = path.parent().unwrap_or(&self.path);
+        super::store::create_private_dir(dir).map_err(failed)?;
+        let now = match std::fs::read(&path) {
+            Ok(body) => Some(body),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(failed(e)),
+        };
+        let mut file = tempfile::NamedTempFile::new_in(dir).map_err(failed)?;
+        std::io::Write::write_all(&mut file, &update(now.as_deref())).map_err(failed)?;
+        file.as_file().sync_all().map_err(failed)?;
+        file.persist(&path).map_err(|e| failed(e.error))?;
+        Ok(())
+    }
+
     /// Creates the folder of a new run, in S3 first when the state is there.
     pub fn create_run(
         &self,

@@ -51,6 +51,10 @@ pub struct Plan {
     /// Which named account each resource of the plan is in.
     #[serde(default, skip_serializing_if = "crate::state::Routes::is_empty")]
     pub routes: crate::state::Routes,
+    /// Regions not read live (down, or silent), planned from their last known
+    /// state: why, and when that state was read.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unread: BTreeMap<String, crate::state::Unread>,
     /// The evac version that made the plan.
     #[serde(default)]
     pub evac_version: String,
@@ -219,6 +223,11 @@ pub struct StepPlan {
     /// have left each (`drain`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub balancers: bool,
+    /// Why the run leaves the step out (`eu-west-1 is down`): it would change, or
+    /// wait on, something in a region that is down. Its changes show what it would
+    /// have done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// One weighted record set's weight before the step and after each increment.

@@ -15,7 +15,8 @@ use crate::playbook::{
     Action, GroupSpec, Names, Playbook, RecordSpec, RecordType, Region, StopCondition,
 };
 use crate::state::{
-    BalancerView, Caller, GroupState, Observed, Preflight, Subnet, Vcpus, WeightedSet, ZoneLookup,
+    BalancerView, Caller, GroupState, Observed, Preflight, Subnet, Unread, UnreadWhy, Vcpus,
+    WeightedSet, ZoneLookup,
 };
 
 /// A read that failed.
@@ -26,6 +27,20 @@ pub struct ObserveError {
     pub what: String,
     /// AWS's answer or the transport error.
     pub message: String,
+    /// Whether the service did not answer, or answered only that it is failing
+    /// (timeouts, lost connections, 5xx): what a region that is down does.
+    pub unanswered: bool,
+}
+
+impl ObserveError {
+    /// A read that failed for a reason of its own (not a silent service).
+    pub fn new(what: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            what: what.into(),
+            message: message.into(),
+            unanswered: false,
+        }
+    }
 }
 
 /// A hosted zone as written in a playbook, looked up.
@@ -103,6 +118,15 @@ pub trait Observe {
     async fn caller(&self) -> Result<Option<Caller>, ObserveError> {
         Ok(None)
     }
+    /// Where the cloud's requests and answers are counted per region, when it
+    /// counts them: how a region that does not answer is named.
+    fn pulse(&self) -> Option<&crate::pulse::Pulse> {
+        None
+    }
+    /// The region the caller is asked in (STS), when the cloud has one.
+    fn home_region(&self) -> Option<String> {
+        None
+    }
     /// The weighted sets of each (record name as written, type) of one hosted zone.
     async fn weighted_sets(
         &self,
@@ -173,6 +197,12 @@ impl<T: Observe> Observe for &T {
     }
     async fn caller(&self) -> Result<Option<Caller>, ObserveError> {
         (**self).caller().await
+    }
+    fn pulse(&self) -> Option<&crate::pulse::Pulse> {
+        (**self).pulse()
+    }
+    fn home_region(&self) -> Option<String> {
+        (**self).home_region()
     }
     async fn weighted_sets(
         &self,
@@ -362,19 +392,55 @@ impl Default for Reads {
     }
 }
 
+/// Which regions are read live, and how long a region may leave the reads
+/// unanswered.
+#[derive(Clone, Debug)]
+pub struct Reach {
+    /// Regions read from their last known state only (`--region-down`): nothing
+    /// is sent to them.
+    pub down: BTreeSet<String>,
+    /// How long a region may leave a request unanswered while answering nothing
+    /// before its reads are given up on ([`crate::limits::region_budget`]).
+    pub budget: std::time::Duration,
+}
+
+impl Default for Reach {
+    fn default() -> Self {
+        Self {
+            down: BTreeSet::new(),
+            budget: crate::limits::region_budget(),
+        }
+    }
+}
+
 /// [`observe`], leaving out what `reads` says.
 pub async fn observe_with<C: Observe>(
     clouds: &Accounts<C>,
     playbook: &Playbook,
     reads: Reads,
 ) -> Result<Observed, ObserveError> {
-    let ambient = observe_in(&clouds.ambient, playbook, None, reads);
+    observe_reaching(clouds, playbook, reads, &Reach::default()).await
+}
+
+/// [`observe_with`], reading nothing in the regions `reach` says are down, and
+/// giving up on a region that stays silent past its budget. Those regions are
+/// listed in [`Observed::unread`], without values: [`fill_from_records`] gives
+/// them their last known ones.
+pub async fn observe_reaching<C: Observe>(
+    clouds: &Accounts<C>,
+    playbook: &Playbook,
+    reads: Reads,
+    reach: &Reach,
+) -> Result<Observed, ObserveError> {
+    let ambient = observe_in(&clouds.ambient, playbook, None, reads, reach);
     let named = try_join_all(playbook.accounts.keys().map(|name| async move {
-        let cloud = clouds.get(Some(name)).ok_or_else(|| ObserveError {
-            what: format!("read in account `{name}`"),
-            message: "no credentials were set up for it".to_owned(),
+        let cloud = clouds.get(Some(name)).ok_or_else(|| {
+            ObserveError::new(
+                format!("read in account `{name}`"),
+                "no credentials were set up for it",
+            )
         })?;
-        observe_in(cloud, playbook, Some(name), reads)
+        observe_in(cloud, playbook, Some(name), reads, reach)
             .await
             .map(|observed| (name, observed))
     }));
@@ -382,7 +448,77 @@ pub async fn observe_with<C: Observe>(
     for (name, part) in named {
         merge(&mut observed, name, part)?;
     }
+    for region in &reach.down {
+        observed.unread.insert(
+            region.clone(),
+            Unread {
+                why: UnreadWhy::Down,
+                read_at: None,
+            },
+        );
+    }
     Ok(observed)
+}
+
+/// Gives every region of [`Observed::unread`] the values of its last known state
+/// (`records`, by region): what each account's reads there found when it was
+/// read. A region with no record gets nothing, and the plan says what is missing.
+pub async fn fill_from_records(
+    observed: &mut Observed,
+    playbook: &Playbook,
+    records: &BTreeMap<String, crate::known::RegionRecord>,
+    reads: Reads,
+) -> Result<(), ObserveError> {
+    let empty = crate::known::RegionRecord::default();
+    let regions: Vec<String> = observed.unread.keys().cloned().collect();
+    for region_name in regions {
+        let Ok(region) = Region::parse(&region_name) else {
+            continue;
+        };
+        let record = records.get(&region_name).unwrap_or(&empty);
+        let mut oldest: Option<String> = None;
+        let accounts =
+            std::iter::once(None).chain(playbook.accounts.keys().map(|n| Some(n.as_str())));
+        for account in accounts {
+            let needs = Needs::of(playbook, account);
+            let recorded = crate::known::Recorded::new(record, account);
+            let (groups, alarms) = read_region(&recorded, &needs, &region, reads).await?;
+            let mut part = Observed::default();
+            put_region(&mut part, &region, groups, alarms);
+            match account {
+                None => absorb(observed, part),
+                Some(name) => merge(observed, name, part)?,
+            }
+            if let Some(at) = recorded.oldest()
+                && oldest.as_ref().is_none_or(|o| at < *o)
+            {
+                oldest = Some(at);
+            }
+        }
+        if let Some(unread) = observed.unread.get_mut(&region_name) {
+            unread.read_at = oldest;
+        }
+    }
+    Ok(())
+}
+
+/// Adds what was read in the ambient account to `into` (no routes to make).
+fn absorb(into: &mut Observed, part: Observed) {
+    for (region, resolved) in part.resolved_groups {
+        into.resolved_groups
+            .entry(region)
+            .or_default()
+            .extend(resolved);
+    }
+    for (region, groups) in part.groups {
+        into.groups.entry(region).or_default().extend(groups);
+    }
+    into.subnet_zones.extend(part.subnet_zones);
+    into.subnet_zone_ids.extend(part.subnet_zone_ids);
+    into.subnet_free.extend(part.subnet_free);
+    for (region, alarms) in part.alarms {
+        into.alarms.entry(region).or_default().extend(alarms);
+    }
 }
 
 /// Adds what was read in the named account `account` to `into`, routing each
@@ -391,6 +527,7 @@ pub async fn observe_with<C: Observe>(
 /// apart, and is an error naming both.
 fn merge(into: &mut Observed, account: &str, part: Observed) -> Result<(), ObserveError> {
     let clash = |what: String, other: Option<&String>| ObserveError {
+        unanswered: false,
         what: format!("tell apart {what}"),
         message: format!(
             "it is read in account `{account}` and in {}; evac reaches it by that name alone, so the playbook must name it in one account only",
@@ -475,6 +612,7 @@ fn merge(into: &mut Observed, account: &str, part: Observed) -> Result<(), Obser
     if let Some(caller) = part.caller {
         into.callers.insert(account.to_owned(), caller);
     }
+    into.unread.extend(part.unread);
     Ok(())
 }
 
@@ -506,47 +644,82 @@ fn merge_regional<T>(
 }
 
 /// Reads everything `playbook` needs in one account through that account's cloud,
-/// the regions and services concurrently.
+/// the regions and services concurrently; nothing in the regions `reach` says are
+/// down, and nothing more of a region that stays silent past its budget.
 async fn observe_in(
     cloud: &impl Observe,
     playbook: &Playbook,
     account: Option<&str>,
     reads: Reads,
+    reach: &Reach,
 ) -> Result<Observed, ObserveError> {
     let needs = Needs::of(playbook, account);
-    let groups = try_join_all(needs.groups.iter().map(|(region, named)| {
-        let with_subnets = needs.subnets.contains(region);
-        let changed = needs.changed.get(region);
-        let scaled = needs.scaled.get(region);
-        async move {
-            region_groups(cloud, region, named, with_subnets, changed, scaled, reads)
-                .await
-                .map(|r| (region.clone(), r))
-        }
+    let budget = reach.budget;
+    let regions: BTreeSet<&Region> = needs
+        .groups
+        .keys()
+        .chain(needs.alarms.keys())
+        .filter(|r| !reach.down.contains(r.as_str()))
+        .collect();
+    let needs_ref = &needs;
+    let regional = try_join_all(regions.into_iter().map(|region| async move {
+        let read = read_region(cloud, needs_ref, region, reads);
+        let said = match crate::pulse::watch(cloud.pulse(), region.as_str(), budget, read).await {
+            Ok(Ok((groups, alarms))) => return Ok((region.clone(), Ok((groups, alarms)))),
+            Ok(Err(err)) if err.unanswered => format!("{region} is failing ({err})"),
+            Ok(Err(err)) => return Err(err),
+            Err(silence) => silence.to_string(),
+        };
+        Ok((region.clone(), Err(said)))
     }));
-    let alarms = try_join_all(needs.alarms.iter().map(|(region, names)| async move {
-        let names: Vec<String> = names.iter().cloned().collect();
-        cloud
-            .alarm_states(region, &names)
-            .await
-            .map(|a| (region.clone(), a))
-    }));
-    let records = records(cloud, &needs.records);
-    let checks = try_join_all(needs.health_checks.iter().map(|id| async move {
-        cloud
-            .health_check_exists(id)
-            .await
-            .map(|exists| (id.clone(), exists))
-    }));
-    let caller = async {
-        if needs.is_empty() {
-            Ok(None)
-        } else {
-            cloud.caller().await
+    // Route 53's control plane is in us-east-1; STS is asked in the home region.
+    let route53 = crate::aws::ROUTE53_REGION;
+    let global = |what: &'static str, region: String, silence: crate::pulse::Silence| {
+        ObserveError {
+            what: what.to_owned(),
+            message: format!(
+                "{silence}; {}",
+                if region == route53 {
+                    "Route 53's control plane is in us-east-1: no traffic can be moved while it does not answer"
+                } else {
+                    "set AWS_REGION to a region that answers"
+                }
+            ),
+            unanswered: true,
         }
     };
-    let (groups, alarms, (zones, records), health_checks, caller) =
-        futures::try_join!(groups, alarms, records, checks, caller)?;
+    let records = async {
+        crate::pulse::watch(
+            cloud.pulse(),
+            route53,
+            budget,
+            records(cloud, &needs.records),
+        )
+        .await
+        .map_err(|s| global("read Route 53", route53.to_owned(), s))?
+    };
+    let checks = async {
+        let checks = try_join_all(needs.health_checks.iter().map(|id| async move {
+            cloud
+                .health_check_exists(id)
+                .await
+                .map(|exists| (id.clone(), exists))
+        }));
+        crate::pulse::watch(cloud.pulse(), route53, budget, checks)
+            .await
+            .map_err(|s| global("read Route 53 health checks", route53.to_owned(), s))?
+    };
+    let caller = async {
+        if needs.is_empty() {
+            return Ok(None);
+        }
+        let home = cloud.home_region().unwrap_or_else(|| route53.to_owned());
+        crate::pulse::watch(cloud.pulse(), &home, budget, cloud.caller())
+            .await
+            .map_err(|s| global("ask STS who the calls are made as", home.clone(), s))?
+    };
+    let (regional, (zones, records), health_checks, caller) =
+        futures::try_join!(regional, records, checks, caller)?;
     // The health checks of the weighted sets the steps change: Route 53 skips a set
     // whose check fails.
     let set_checks: BTreeSet<&String> = records
@@ -570,7 +743,68 @@ async fn observe_in(
         caller,
         ..Observed::default()
     };
-    for (region, found) in groups {
+    for (region, read) in regional {
+        match read {
+            Ok((groups, alarms)) => put_region(&mut observed, &region, groups, alarms),
+            Err(said) => {
+                observed.unread.insert(
+                    region.to_string(),
+                    Unread {
+                        why: UnreadWhy::Silent { said },
+                        read_at: None,
+                    },
+                );
+            }
+        }
+    }
+    Ok(observed)
+}
+
+/// What one region's reads found: its groups (when any are needed there) and the
+/// states of its alarms.
+type RegionRead = (Option<RegionGroups>, Option<BTreeMap<String, String>>);
+
+/// Makes `needs`' reads of one region, its groups and alarms concurrently.
+async fn read_region(
+    cloud: &impl Observe,
+    needs: &Needs<'_>,
+    region: &Region,
+    reads: Reads,
+) -> Result<RegionRead, ObserveError> {
+    let groups = async {
+        let Some(named) = needs.groups.get(region) else {
+            return Ok(None);
+        };
+        region_groups(
+            cloud,
+            region,
+            named,
+            needs.subnets.contains(region),
+            needs.changed.get(region),
+            needs.scaled.get(region),
+            reads,
+        )
+        .await
+        .map(Some)
+    };
+    let alarms = async {
+        let Some(names) = needs.alarms.get(region) else {
+            return Ok(None);
+        };
+        let names: Vec<String> = names.iter().cloned().collect();
+        cloud.alarm_states(region, &names).await.map(Some)
+    };
+    futures::try_join!(groups, alarms)
+}
+
+/// Puts what one region's reads found into `observed`.
+fn put_region(
+    observed: &mut Observed,
+    region: &Region,
+    groups: Option<RegionGroups>,
+    alarms: Option<BTreeMap<String, String>>,
+) {
+    if let Some(found) = groups {
         observed
             .resolved_groups
             .insert(region.to_string(), found.resolved);
@@ -592,10 +826,9 @@ async fn observe_in(
             observed.vcpus.insert(region.to_string(), vcpus);
         }
     }
-    for (region, states) in alarms {
-        observed.alarms.insert(region.to_string(), states);
+    if let Some(alarms) = alarms {
+        observed.alarms.insert(region.to_string(), alarms);
     }
-    Ok(observed)
 }
 
 struct RegionGroups {

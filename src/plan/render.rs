@@ -125,6 +125,15 @@ pub fn human(plan: &Plan, colour: bool) -> String {
     for (name, account) in &plan.accounts {
         let _ = writeln!(out, "  as {name}: {}", account_line(account));
     }
+    for (region, unread) in &plan.unread {
+        let _ = writeln!(
+            out,
+            "  {}: {}",
+            p.warn
+                .apply_to(format!("{region} {}", unread_label(unread))),
+            unread_line(region, unread)
+        );
+    }
     for (i, step) in plan.steps.iter().enumerate() {
         let _ = writeln!(out);
         let _ = writeln!(
@@ -134,6 +143,13 @@ pub fn human(plan: &Plan, colour: bool) -> String {
             p.bold.apply_to(&step.id),
             step.summary
         );
+        if let Some(why) = &step.skipped {
+            let _ = writeln!(
+                out,
+                "   {}",
+                p.warn.apply_to(format!("skipped: {why}; it would change:"))
+            );
+        }
         for change in &step.changes {
             write_change(&mut out, change, &p);
         }
@@ -398,6 +414,28 @@ fn label(set: &SetWeights) -> String {
 }
 
 /// The Markdown view, for a drill ticket.
+/// What a region not read live is: `down` (said so), `silent` (found so).
+fn unread_label(unread: &crate::state::Unread) -> &'static str {
+    match unread.why {
+        crate::state::UnreadWhy::Down => "down",
+        crate::state::UnreadWhy::Silent { .. } => "silent",
+    }
+}
+
+/// A region not read live, said in one line: why, and how old what is known is.
+fn unread_line(region: &str, unread: &crate::state::Unread) -> String {
+    let why = match &unread.why {
+        crate::state::UnreadWhy::Down => {
+            "--region-down: nothing is read from it or sent to it".to_owned()
+        }
+        crate::state::UnreadWhy::Silent { said } => said.clone(),
+    };
+    match &unread.read_at {
+        Some(at) => format!("{why}; planned from its last known state, read {at}"),
+        None => format!("{why}; no last known state of {region} in the state dir"),
+    }
+}
+
 pub fn markdown(plan: &Plan) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# Plan: {}\n", plan.playbook.name);
@@ -448,6 +486,14 @@ pub fn markdown(plan: &Plan) -> String {
     );
     let _ = writeln!(out, "| mutating calls | {} |", calls_line(plan));
     let _ = writeln!(out, "| state fingerprint | `{}` |", plan.fingerprint);
+    for (region, unread) in &plan.unread {
+        let _ = writeln!(
+            out,
+            "| {region} {} | {} |",
+            unread_label(unread),
+            unread_line(region, unread).replace('|', "\\|")
+        );
+    }
     for (i, step) in plan.steps.iter().enumerate() {
         let _ = writeln!(
             out,
@@ -457,6 +503,9 @@ pub fn markdown(plan: &Plan) -> String {
             step.kind,
             step.summary
         );
+        if let Some(why) = &step.skipped {
+            let _ = writeln!(out, "**Skipped: {why}.** What it would change:\n");
+        }
         let capacity: Vec<&Change> = step
             .changes
             .iter()

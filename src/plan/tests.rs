@@ -1421,3 +1421,128 @@ async fn a_zone_step_by_id_leaves_the_zone_this_account_names_for_it() {
         shown(&plan)
     );
 }
+
+/// Plans the example drill with us-east-1 down, from `record` (what was known of
+/// us-east-1), at 2026-11-24T23:00:00Z.
+async fn planned_with_east_down(cloud: &MemoryCloud, record: &crate::known::RegionRecord) -> Plan {
+    let playbook = load_file(
+        Path::new("playbooks/evacuate-region.yaml"),
+        &BTreeMap::new(),
+    )
+    .expect("valid playbook");
+    let reach = super::observe::Reach {
+        down: ["us-east-1".to_owned()].into_iter().collect(),
+        ..Default::default()
+    };
+    let reads = super::observe::Reads::default();
+    let clouds = Accounts::one(cloud);
+    let mut observed = super::observe::observe_reaching(&clouds, &playbook, reads, &reach)
+        .await
+        .expect("observed");
+    let records = [("us-east-1".to_owned(), record.clone())]
+        .into_iter()
+        .collect();
+    super::observe::fill_from_records(&mut observed, &playbook, &records, reads)
+        .await
+        .expect("filled");
+    let now = "2026-11-24T23:00:00Z".parse().expect("timestamp");
+    build(&playbook, &observed, "playbooks/evacuate-region.yaml", now)
+}
+
+/// What a plan of the example drill read of us-east-1, as read at `at`.
+async fn east_known_at(cloud: &MemoryCloud, at: &str) -> crate::known::RegionRecord {
+    let playbook = load_file(
+        Path::new("playbooks/evacuate-region.yaml"),
+        &BTreeMap::new(),
+    )
+    .expect("valid playbook");
+    let observed = observe(&Accounts::one(cloud), &playbook)
+        .await
+        .expect("observed");
+    crate::known::RegionRecord::of(&observed, &playbook, "us-east-1", at)
+}
+
+#[tokio::test]
+async fn a_region_down_is_planned_from_its_last_known_state_and_its_steps_are_skipped() {
+    use crate::engine::cloud::Cloud;
+    let cloud = seeded();
+    let record = east_known_at(&cloud, "2026-11-24T20:00:00Z").await;
+    assert_eq!(record.groups["api-us-east-1"].value.capacity.desired, 6);
+    let weight = record
+        .weights
+        .iter()
+        .find(|(key, _)| key.ends_with(" api.example.com. A api-use1"))
+        .map(|(_, known)| known.value);
+    assert_eq!(weight, Some(100), "{:?}", record.weights.keys());
+    // Since then us-east-1 changed; it is down, so nothing of it is read.
+    cloud
+        .set_capacity(
+            "us-east-1",
+            "api-us-east-1",
+            Capacity {
+                min: 3,
+                desired: 9,
+                max: 12,
+            },
+        )
+        .await
+        .expect("set");
+    let plan = planned_with_east_down(&cloud, &record).await;
+    let text = shown(&plan);
+    assert!(plan.blockers.is_empty(), "{text}");
+    for line in [
+        "us-east-1 down: --region-down: nothing is read from it or sent to it; planned from its last known state, read 2026-11-24T20:00:00Z",
+        // Absorb takes the last known desired, 6, not the live 9.
+        "~ asg api-us-west-2 (us-west-2)  min 1 -> 8  desired 2 -> 8  max 12",
+        "skipped: us-east-1 is down; it would change:",
+        "us-east-1 is down (--region-down): nothing is read from it or sent to it; planned from its last known state, read 3h ago (2026-11-24T20:00:00Z)",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    let drain = plan
+        .steps
+        .iter()
+        .find(|s| s.id == "drain-source")
+        .expect("drain step");
+    assert_eq!(drain.skipped.as_deref(), Some("us-east-1 is down"));
+    assert_eq!(drain.estimate_secs, 0);
+    // The drain's calls are not made.
+    assert_eq!(
+        plan.estimate
+            .mutating_calls
+            .get("autoscaling:UpdateAutoScalingGroup"),
+        Some(&2)
+    );
+    assert!(!text.contains("more than 7d"), "{text}");
+}
+
+#[tokio::test]
+async fn a_last_known_state_older_than_the_limit_warns() {
+    let cloud = seeded();
+    let record = east_known_at(&cloud, "2026-11-16T22:00:00Z").await;
+    let plan = planned_with_east_down(&cloud, &record).await;
+    let warned: Vec<&str> = plan.warnings.iter().map(|w| w.message.as_str()).collect();
+    assert!(
+        warned.contains(
+            &"the last known state of us-east-1 was read 8d ago (2026-11-16T22:00:00Z), more than 7d: its groups may have changed since, and what this plan takes from them (absorb's capacity) with them"
+        ),
+        "{warned:#?}"
+    );
+    assert!(
+        plan.blockers.is_empty(),
+        "an old record warns; it does not block"
+    );
+}
+
+#[tokio::test]
+async fn a_region_down_with_no_last_known_state_blocks_what_needs_it() {
+    let cloud = seeded();
+    let plan = planned_with_east_down(&cloud, &crate::known::RegionRecord::default()).await;
+    assert_blocked(
+        &plan,
+        &[
+            "api-us-west-2 absorbs the capacity of group `api` in us-east-1, which is down, and the last known state of us-east-1 holds none of its groups",
+            "worker-us-west-2 absorbs the capacity of group `worker` in us-east-1, which is down",
+        ],
+    );
+}

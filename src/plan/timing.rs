@@ -102,6 +102,9 @@ impl Timing {
 
     /// The expected duration of one step, in seconds.
     pub fn step(&self, step: &StepPlan) -> f64 {
+        if step.skipped.is_some() {
+            return 0.0;
+        }
         let groups = step
             .changes
             .iter()
@@ -249,6 +252,7 @@ mod tests {
 
     fn shift(zones: usize, ramp: Vec<i64>, bake_secs: u64) -> StepPlan {
         StepPlan {
+            skipped: None,
             id: "shift".into(),
             kind: StepKind::ShiftTraffic,
             summary: String::new(),

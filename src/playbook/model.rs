@@ -247,6 +247,60 @@ impl std::fmt::Display for RecordType {
 }
 
 impl Playbook {
+    /// Every region the playbook names: its steps', its records', its alarms'.
+    pub fn regions(&self) -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        for spec in self.records.values() {
+            out.extend(spec.set_identifiers.keys().map(ToString::to_string));
+        }
+        for condition in &self.stop_when {
+            if let StopCondition::Alarm(a) = condition {
+                out.insert(a.region.to_string());
+            }
+        }
+        for step in &self.steps {
+            match &step.action {
+                Action::ScaleUp(s) => {
+                    out.insert(s.region.to_string());
+                    if let Some(absorb) = &s.absorb {
+                        out.insert(absorb.from.to_string());
+                    }
+                }
+                Action::Drain(d) => {
+                    out.insert(d.region.to_string());
+                }
+                Action::EvacuateZone(z) => {
+                    out.insert(z.region.to_string());
+                }
+                Action::ShiftTraffic(t) => {
+                    out.extend(t.from.iter().map(ToString::to_string));
+                    match &t.to {
+                        Some(ShiftTo::Region(r)) => {
+                            out.insert(r.to_string());
+                        }
+                        Some(ShiftTo::Split(split)) => {
+                            out.extend(split.keys().map(ToString::to_string));
+                        }
+                        None => {}
+                    }
+                }
+                Action::Check(c) => {
+                    out.extend(c.alarm.iter().map(|a| a.region.to_string()));
+                    out.extend(c.metric.iter().map(|m| m.region.to_string()));
+                    if let Some(share) = &c.share {
+                        out.extend(
+                            std::iter::once(&share.of)
+                                .chain(&share.among)
+                                .map(|m| m.region.to_string()),
+                        );
+                    }
+                }
+                Action::Wait(_) | Action::Approve(_) => {}
+            }
+        }
+        out
+    }
+
     /// The groups (under `groups:`) that serve record `name`: its `groups`, else the
     /// group of the same name, else none.
     pub fn serving_groups(&self, name: &str) -> Vec<String> {

@@ -183,6 +183,10 @@ impl Reporter for TerminalReporter {
         match &entry.event {
             Event::StepStarted { step } => self.open(step, "running"),
             Event::StepFinished { step } => self.close(step, format!("✓ {step}: done")),
+            Event::StepSkipped { step, reason } => {
+                self.open(step, "skipped");
+                self.close(step, format!("- {step}: skipped: {reason}"));
+            }
             Event::StepFailed { step, error } => self.close(step, format!("x {step}: {error}")),
             Event::RollbackStarted { fast } => {
                 self.open(

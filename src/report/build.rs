@@ -145,6 +145,13 @@ pub struct DrillReport {
     pub changes: Vec<ChangeRow>,
     /// The previous run of the same playbook that evacuated.
     pub previous: Option<Comparison>,
+    /// The regions the run was made with down (`--region-down`): planned from
+    /// their last known state, read when said, and sent nothing.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub regions_down: BTreeMap<String, String>,
+    /// The steps left out because a region was down, with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<(String, String)>,
 }
 
 use crate::journal::{parse_time as time, secs_between};
@@ -169,10 +176,11 @@ fn time_to_evacuate(entries: &[Entry], plan: &Plan, stops: &[Stop]) -> Option<f6
     if evacuating.is_empty() {
         return None;
     }
+    // A step skipped because its region was down is over too.
     let finished = |step: &str| {
-        entries
-            .iter()
-            .any(|e| matches!(&e.event, Event::StepFinished { step: s } if s == step))
+        entries.iter().any(|e| {
+            matches!(&e.event, Event::StepFinished { step: s } | Event::StepSkipped { step: s, .. } if s == step)
+        })
     };
     if !evacuating.iter().all(|s| finished(s)) {
         return None;
@@ -757,6 +765,25 @@ fn build(run: &RunDir, read: &Read) -> DrillReport {
         stop_conditions,
         changes,
         previous: None,
+        regions_down: read
+            .plan
+            .unread
+            .iter()
+            .map(|(region, unread)| {
+                let known = match &unread.read_at {
+                    Some(at) => format!("planned from its last known state, read {at}"),
+                    None => "no last known state".to_owned(),
+                };
+                (region.clone(), known)
+            })
+            .collect(),
+        skipped: entries
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::StepSkipped { step, reason } => Some((step.clone(), reason.clone())),
+                _ => None,
+            })
+            .collect(),
     }
 }
 

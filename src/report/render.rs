@@ -112,6 +112,17 @@ pub fn markdown(report: &DrillReport) -> String {
     if let Some(t) = report.time_to_fail_back_secs {
         let _ = writeln!(out, "| time to fail back | {} |", secs(t));
     }
+    for (region, known) in &report.regions_down {
+        let _ = writeln!(
+            out,
+            "| region down | {}: nothing sent to it; {} |",
+            md(region),
+            md(known)
+        );
+    }
+    for (step, reason) in &report.skipped {
+        let _ = writeln!(out, "| skipped | {}: {} |", code(step), md(reason));
+    }
     let _ = writeln!(
         out,
         "| playbook | {} (sha256 `{}`) |",
@@ -355,6 +366,15 @@ td,th{{border:1px solid #cbd5e0;padding:4px 8px;text-align:left;font-size:13px}}
     row("run", report.run_id.clone());
     row("result", report.result.clone());
     row("time to evacuate", comparison(report));
+    for (region, known) in &report.regions_down {
+        row(
+            "region down",
+            format!("{region}: nothing sent to it; {known}"),
+        );
+    }
+    for (step, reason) in &report.skipped {
+        row("skipped", format!("{step}: {reason}"));
+    }
     if report.time_stopped_secs > 0.0 {
         row(
             "time stopped",

@@ -35,6 +35,10 @@ pub enum Fault {
     /// call took effect and its caller waits, so a test can stop the caller at
     /// exactly that point.
     Pause,
+    /// Hold the call unanswered, never forwarded, until [`FaultProxy::release`];
+    /// then close it unanswered, and let every later call pass: a region that does
+    /// not answer, then comes back.
+    Hold,
 }
 
 /// When a fault applies.
@@ -55,6 +59,8 @@ pub struct Rule {
     /// Only calls whose request holds these bytes count (a journal write holding an
     /// intent, not a lease renewal).
     pub holding: Option<Vec<u8>>,
+    /// Only calls signed for this region count.
+    pub region: Option<String>,
 }
 
 impl Rule {
@@ -67,6 +73,15 @@ impl Rule {
             nth: None,
             onward: false,
             holding: None,
+            region: None,
+        }
+    }
+
+    /// A fault on every call signed for `region` (Route 53 signs for us-east-1).
+    pub fn region(region: &str, fault: Fault) -> Self {
+        Rule {
+            region: Some(region.to_owned()),
+            ..Self::rate("*", fault, 100)
         }
     }
 
@@ -79,6 +94,7 @@ impl Rule {
             nth: Some(n),
             onward: false,
             holding: None,
+            region: None,
         }
     }
 
@@ -104,6 +120,10 @@ impl Rule {
                 .holding
                 .as_ref()
                 .is_none_or(|bytes| find(request, bytes).is_some())
+            && self
+                .region
+                .as_ref()
+                .is_none_or(|region| scope(request).is_some_and(|(_, signed, _)| &signed == region))
     }
 
     fn applies(&self, n: u32) -> bool {
@@ -210,6 +230,8 @@ struct State {
     matched: BTreeMap<usize, u32>,
     /// Answers held by [`Fault::Pause`], and whether they may go.
     paused: Arc<(Mutex<(u32, bool)>, std::sync::Condvar)>,
+    /// Calls seen per region they are signed for.
+    regions: BTreeMap<String, u32>,
 }
 
 impl State {
@@ -303,6 +325,14 @@ impl FaultProxy {
         }
     }
 
+    /// Calls seen signed for `region`.
+    pub fn calls_in(&self, region: &str) -> u32 {
+        self.state
+            .lock()
+            .map(|s| s.regions.get(region).copied().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
     /// Targets the timing model showed `initial` (not yet healthy) in a target group.
     pub fn held(&self) -> u32 {
         self.state.lock().map(|s| s.held).unwrap_or_default()
@@ -380,6 +410,9 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io
             *count += 1;
             *count
         };
+        if let Some((_, region, _)) = scope(&request) {
+            *s.regions.entry(region).or_default() += 1;
+        }
         let throttled = match (&timing, scope(&request)) {
             (Some(t), Some((key, _, service))) if service == "route53" => {
                 !s.take(format!("route53 {key}"), t.route53_rate)
@@ -442,6 +475,25 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io
             return client.write_all(error("400 Bad Request", "InvalidInput").as_bytes());
         }
         Some(Fault::Drop) => return Ok(()),
+        Some(Fault::Hold) => {
+            let paused = state
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .paused
+                .clone();
+            let (lock, released) = &*paused;
+            let mut held = lock.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+            if !held.1 {
+                while !held.1 {
+                    held = released
+                        .wait(held)
+                        .map_err(|_| std::io::Error::other("poisoned"))?;
+                }
+                // Held through the outage: closed unanswered.
+                return Ok(());
+            }
+            // Released: the region answers again.
+        }
         Some(Fault::LoseAnswer) => {
             forward(upstream, &request)?;
             return Ok(());

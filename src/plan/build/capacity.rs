@@ -48,6 +48,16 @@ impl Builder<'_> {
                     });
                     let source = match paired {
                         Ok(source) => source,
+                        Err(_) if candidates.is_empty() && self.observed.is_unread(from) => {
+                            self.block(
+                                Some(step),
+                                resource,
+                                format!(
+                                    "{target} absorbs the capacity of group `{named}` in {from}, which is down, and the last known state of {from} holds none of its groups: `evac plan` records each group it reads while its region answers; give this step `desired:` instead of `absorb` to go on without it"
+                                ),
+                            );
+                            continue;
+                        }
                         Err(message) => {
                             self.block(Some(step), resource, message);
                             continue;

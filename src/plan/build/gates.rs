@@ -90,6 +90,8 @@ impl Builder<'_> {
     pub(super) fn check_stop_conditions(&mut self) {
         for condition in &self.playbook.stop_when {
             match condition {
+                // Not watched: the region is down (the plan warns).
+                StopCondition::Alarm(a) if self.observed.is_unread(a.region.as_str()) => {}
                 StopCondition::Alarm(a) => {
                     let resource = Some(format!("alarm {} ({})", a.name, a.region));
                     match self.observed.alarms.get(a.region.as_str()).and_then(|m| m.get(&a.name)) {

@@ -59,6 +59,7 @@ impl<'a> Projection<'a> {
 }
 
 mod capacity;
+mod down;
 mod gates;
 mod traffic;
 mod zone;
@@ -145,6 +146,7 @@ pub fn build_with(
         served: Default::default(),
     };
     b.check_stop_conditions();
+    b.check_unread(now);
     if let Some(window) = &playbook.window
         && let Err(local) = crate::playbook::window::inside(window, now)
     {
@@ -177,6 +179,10 @@ pub fn build_with(
             Action::EvacuateZone(z) => z.timeout.0.as_secs(),
             Action::Check(c) => c.timeout.0.as_secs(),
         };
+        // A skipped step is still built, to show what it would have changed; its
+        // blockers do not stop the run, and its calls are not made.
+        let skipped = b.skipped_because(&step.action);
+        let (blockers, calls) = (b.blockers.len(), b.calls.clone());
         let Built {
             kind,
             summary,
@@ -214,6 +220,10 @@ pub fn build_with(
             && changes
                 .iter()
                 .any(|c| matches!(c, Change::Capacity { balancers, .. } if !balancers.is_empty()));
+        if skipped.is_some() {
+            b.blockers.truncate(blockers);
+            b.calls = calls;
+        }
         let mut plan = StepPlan {
             id: id.to_owned(),
             kind,
@@ -222,6 +232,7 @@ pub fn build_with(
             estimate_secs: 0,
             timeout_secs,
             balancers,
+            skipped,
         };
         plan.estimate_secs = timing.step(&plan).round() as u64;
         steps.push(plan);
@@ -289,6 +300,11 @@ pub fn build_with(
         stop_conditions: playbook
             .stop_when
             .iter()
+            .filter(|c| match c {
+                // Not watched: its region is down (the plan warns).
+                StopCondition::Alarm(a) => !observed.is_unread(a.region.as_str()),
+                StopCondition::HealthCheck(_) => true,
+            })
             .map(|c| match c {
                 StopCondition::Alarm(a) => StopRef::Alarm {
                     region: a.region.to_string(),
@@ -301,6 +317,10 @@ pub fn build_with(
             .stop_when
             .iter()
             .map(|c| match c {
+                StopCondition::Alarm(a) if observed.is_unread(a.region.as_str()) => (
+                    format!("alarm {} ({})", a.name, a.region),
+                    format!("unreadable: {} is down", a.region),
+                ),
                 StopCondition::Alarm(a) => (
                     format!("alarm {} ({})", a.name, a.region),
                     observed
@@ -337,6 +357,7 @@ pub fn build_with(
             })
             .collect(),
         routes: observed.routes.clone(),
+        unread: observed.unread.clone(),
         notify: playbook.notify.clone(),
         evac_version: String::new(),
         digest: String::new(),
@@ -393,16 +414,32 @@ impl Builder<'_> {
                     ),
                 );
             }
+            let unread = self.observed.is_unread(region);
             if let Some(wanted) = spec.names_in(region) {
                 for missing in wanted.iter().filter(|w| !found.contains(w)) {
+                    let message = if unread {
+                        format!(
+                            "Auto Scaling group {missing} (group `{name}`) is not in the last known state of {region}, which is down: `evac plan` records each group it reads while its region answers"
+                        )
+                    } else {
+                        format!(
+                            "Auto Scaling group {missing} (group `{name}`) not found in {region}"
+                        )
+                    };
                     self.block(
                         Some(step),
                         Some(format!("asg {missing} ({region})")),
-                        format!(
-                            "Auto Scaling group {missing} (group `{name}`) not found in {region}"
-                        ),
+                        message,
                     );
                 }
+            } else if found.is_empty() && unread {
+                self.block(
+                    Some(step),
+                    Some(format!("group {name} ({region})")),
+                    format!(
+                        "group `{name}` matches no Auto Scaling group in the last known state of {region}, which is down: `evac plan` records each group it reads while its region answers"
+                    ),
+                );
             } else if found.is_empty() {
                 let selector = spec
                     .tags
