@@ -197,8 +197,45 @@ fn a_region_that_does_not_answer_is_named_then_evacuated_from_its_last_known_sta
         "{report}"
     );
 
-    // us-west-2 answers again: the rollback fails back, exactly.
+    // us-west-2 answers again. A plain resume changes nothing and says what was
+    // skipped; `resume --skipped` drains it, reading it live first.
     proxy.release();
+    let (mut cmd, log) = through(
+        &account,
+        &proxy,
+        &state,
+        &["resume", &run_id, "--yes"],
+        "resume",
+    );
+    let code = exit_within(
+        &mut cmd.spawn().expect("start the resume"),
+        Duration::from_secs(60),
+    );
+    let err = read(&log, "err");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("with 1 step(s) skipped (drain-source: us-west-2 is down)")
+            && err.contains(&format!("`evac resume {run_id} --skipped`")),
+        "{err}"
+    );
+    assert_eq!(account.world(), after);
+    let (mut cmd, log) = through(
+        &account,
+        &proxy,
+        &state,
+        &["resume", &run_id, "--skipped", "--yes"],
+        "resume-skipped",
+    );
+    let code = exit_within(
+        &mut cmd.spawn().expect("start the resume"),
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, 0, "{}\n{}", read(&log, "out"), read(&log, "err"));
+    let drained = account.world();
+    assert_eq!(desired(&drained, "api-us-west-2"), 0);
+    assert_eq!(desired(&drained, "worker-us-west-2"), 0);
+
+    // The rollback fails back, exactly: the drain too.
     let (mut cmd, log) = through(
         &account,
         &proxy,

@@ -308,16 +308,16 @@ fn an_expired_lease_is_taken_over_by_exactly_one_of_two_takers() {
 fn a_state_store_that_stops_answering_stops_the_run_before_its_next_change() {
     let team = Team::new(true);
     let dir = tempfile::tempdir().expect("dir");
-    // S3 through a proxy that fails every write from the 6th on: the lock, the
-    // playbook, the plan, the first wave's intent and what followed it get
-    // through; the run's last write is its 8th or later. The lease is long, so no
-    // renewal moves the count.
+    // S3 through a proxy that fails every write from the 8th on: the lock, the
+    // last known state of the two regions read, the playbook, the plan, the first
+    // wave's intent and what followed it get through; the run's last write is its
+    // 10th or later. The lease is long, so no renewal moves the count.
     let proxy = FaultProxy::start(
         &team.account.endpoint,
         vec![Rule::from(
             "PutObject",
             support::proxy::Fault::ServerError,
-            6,
+            8,
         )],
     );
     let before = team.account.calls().len();

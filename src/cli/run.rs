@@ -61,6 +61,10 @@ pub struct ResumeArgs {
     /// Accept live values that drifted from the journal instead of stopping.
     #[arg(long)]
     pub force: bool,
+    /// Run the steps the run skipped because a region was down (`--region-down`),
+    /// now that it answers: each reads the region live first, and stops on drift
+    #[arg(long)]
+    pub skipped: bool,
     #[command(flatten)]
     pub exec: ExecArgs,
 }
@@ -96,6 +100,7 @@ impl ExecArgs {
             stops: plan.stop_conditions.clone(),
             stop_poll: self.stop_poll.0,
             operator: crate::journal::user_name(),
+            finish_skipped: false,
         }
     }
 }
@@ -354,8 +359,29 @@ pub fn resume(args: &ResumeArgs) -> Exit {
             );
             return Exit::InvalidInput;
         }
-        if history.outcome == Some(Outcome::Succeeded) {
-            crate::say!("run {} already finished; nothing to resume", args.run_id);
+        if args.skipped && history.skipped_steps.is_empty() {
+            crate::say!(
+                "run {} skipped no step; nothing to resume with --skipped",
+                args.run_id
+            );
+            return Exit::Success;
+        }
+        if history.outcome == Some(Outcome::Succeeded) && !args.skipped {
+            let skipped = &history.skipped_steps;
+            if skipped.is_empty() {
+                crate::say!("run {} already finished; nothing to resume", args.run_id);
+            } else {
+                crate::say!(
+                    "run {id} already finished, with {} step(s) skipped ({}); once their region answers, `evac resume {id} --skipped` runs them",
+                    skipped.len(),
+                    skipped
+                        .iter()
+                        .map(|(step, why)| format!("{step}: {why}"))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    id = args.run_id
+                );
+            }
             return Exit::Success;
         }
         // Said once the run is this process's: another holder's run is not described.
@@ -386,7 +412,8 @@ pub fn resume(args: &ResumeArgs) -> Exit {
         if let Err(exit) = super::session::attached(&recorder, "resume") {
             return exit;
         }
-        let options = args.exec.options(args.yes, args.force, &plan);
+        let mut options = args.exec.options(args.yes, args.force, &plan);
+        options.finish_skipped = args.skipped;
         let clouds = match aws(&args.exec.rates.rates()).await {
             Ok(ctx) => super::session::clouds(ctx, plan.account_specs(), &args.run_id).await,
             Err(exit) => return exit,

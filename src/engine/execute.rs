@@ -30,6 +30,8 @@ pub struct Options {
     pub stop_poll: Duration,
     /// Who answers approvals on the terminal, for the journal.
     pub operator: String,
+    /// Resume `--skipped`: run the steps skipped because a region was down.
+    pub finish_skipped: bool,
 }
 
 impl Default for Options {
@@ -41,6 +43,7 @@ impl Default for Options {
             stops: Vec::new(),
             stop_poll: Duration::from_secs(5),
             operator: "terminal".to_owned(),
+            finish_skipped: false,
         }
     }
 }
@@ -140,16 +143,19 @@ impl<C: Cloud> Executor<'_, '_, C> {
 
     async fn run_steps(&self, plan: &Plan) -> Result<(), EngineError> {
         for step in &plan.steps {
-            if self
-                .recorder
-                .history(|h| h.finished_steps.contains(&step.id))
-            {
+            let finish = self.options.finish_skipped;
+            if self.recorder.history(|h| {
+                h.finished_steps.contains(&step.id)
+                    && !(finish && h.skipped_steps.contains_key(&step.id))
+            }) {
                 continue;
             }
             // A condition that fired while the previous step held, however long the
             // poll interval, stops the run before this step changes anything.
             self.checkpoint().await?;
-            if let Some(reason) = &step.skipped {
+            if let Some(reason) = &step.skipped
+                && !self.options.finish_skipped
+            {
                 // The operator said the region is down: nothing is sent to it.
                 self.recorder.log(Event::StepSkipped {
                     step: step.id.clone(),

@@ -142,6 +142,8 @@ impl History {
                 }
                 Event::StepFinished { step } => {
                     h.finished_steps.insert(step.clone());
+                    // A skipped step run later (`resume --skipped`) is done.
+                    h.skipped_steps.remove(step);
                 }
                 Event::StepSkipped { step, reason } => {
                     h.finished_steps.insert(step.clone());

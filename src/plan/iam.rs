@@ -365,6 +365,7 @@ pub fn policy(p: &PolicyFor<'_>) -> Document {
                 None,
             )),
             (true, Some(state), None) => statements.extend(state_statements(state)),
+            (false, Some(state), None) => statements.extend(plan_state_statements(state)),
             _ => {}
         }
     }
@@ -455,6 +456,37 @@ fn state_statements((bucket, prefix): (&str, &str)) -> Vec<Statement> {
             "KeepJournalsAndLocksInTheStateBucket",
             &actions(&["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]),
             vec![format!("arn:aws:s3:::{bucket}/{under}*")],
+            None,
+        ),
+    ]
+}
+
+/// What `plan` does in the state dir: lists and reads the runs (an unfinished one
+/// is a blocker), and records each region's last known state under `known/`.
+fn plan_state_statements((bucket, prefix): (&str, &str)) -> Vec<Statement> {
+    let under = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}/")
+    };
+    vec![
+        statement(
+            "ListRunsInTheStateBucket",
+            &actions(&["s3:ListBucket"]),
+            vec![format!("arn:aws:s3:::{bucket}")],
+            (!under.is_empty())
+                .then(|| json!({ "StringLike": { "s3:prefix": [format!("{under}*")] } })),
+        ),
+        statement(
+            "ReadRunsAndKnownStateInTheStateBucket",
+            &actions(&["s3:GetObject"]),
+            vec![format!("arn:aws:s3:::{bucket}/{under}*")],
+            None,
+        ),
+        statement(
+            "RecordEachRegionsLastKnownState",
+            &actions(&["s3:PutObject"]),
+            vec![format!("arn:aws:s3:::{bucket}/{under}known/*")],
             None,
         ),
     ]
@@ -716,7 +748,8 @@ mod tests {
             ambient.statement[9].resource,
             ["arn:aws:s3:::drills/evac/*"]
         );
-        // A plan neither writes nor keeps state.
+        // A plan changes nothing in AWS: in the state dir it reads the runs and
+        // records each region's last known state, under `known/` only.
         let plan = of(None, Purpose::Plan);
         let sids: Vec<&str> = plan.statement.iter().map(|s| s.sid.as_str()).collect();
         assert_eq!(
@@ -728,8 +761,15 @@ mod tests {
                 "ReadAppliedVcpuQuotas",
                 "ReadSubnetsForZonesAndFreeAddresses",
                 "ReadStopAndCheckAlarms",
-                "AssumeThePlaybooksAccountRoles"
+                "AssumeThePlaybooksAccountRoles",
+                "ListRunsInTheStateBucket",
+                "ReadRunsAndKnownStateInTheStateBucket",
+                "RecordEachRegionsLastKnownState",
             ]
+        );
+        assert_eq!(
+            plan.statement[9].resource,
+            ["arn:aws:s3:::drills/evac/known/*"]
         );
     }
 

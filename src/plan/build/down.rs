@@ -157,7 +157,7 @@ impl Builder<'_> {
                 Some(step.id.as_str()),
                 Some("Route 53".to_owned()),
                 format!(
-                    "this drill leaves {home}, and its traffic changes depend on {home}: Route 53 changes records (ChangeResourceRecordSets, GetChange) through its control plane there, so if {home} is impaired they may fail; Route 53 keeps answering DNS queries from everywhere. Routing controls (ARC) or Global Accelerator traffic dials would not depend on it; evac does not drive them yet"
+                    "this drill leaves {home}, where Route 53's control plane is: its traffic changes (ChangeResourceRecordSets, GetChange) depend on the region it leaves, and may fail if {home} is impaired (DNS answers do not). ARC routing controls or Global Accelerator traffic dials would not depend on it; evac does not drive them yet"
                 ),
             );
         }
