@@ -185,6 +185,17 @@ fn a_region_that_does_not_answer_is_named_then_evacuated_from_its_last_known_sta
     eprintln!("first change {to_first:#} after the run started");
     assert!(to_first.as_secs() < 30, "{to_first:#}");
 
+    // So does status.
+    let status = account
+        .evac_in(&state, &["status", &run_id])
+        .output()
+        .expect("status");
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("  skipped  drain-source [drain]"),
+        "{status}"
+    );
+
     // The report says the run was made with a region down, and what was skipped.
     let report = account
         .evac_in(&state, &["report", &run_id])
@@ -247,4 +258,43 @@ fn a_region_that_does_not_answer_is_named_then_evacuated_from_its_last_known_sta
     let code = exit_within(&mut child, Duration::from_secs(120));
     assert_eq!(code, 0, "{}\n{}", read(&log, "out"), read(&log, "err"));
     assert_eq!(account.world(), before);
+}
+
+#[test]
+fn a_region_that_answers_only_with_errors_is_named_with_them() {
+    let account = Account::fresh();
+    account.seed();
+    account.set_weights(&[
+        ("api-usw2", 100),
+        ("api-use1", 0),
+        ("www-usw2", 100),
+        ("www-use1", 0),
+    ]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    // Every request to us-west-2 is answered 503 ServiceUnavailable: an answer,
+    // so not silence, and a failure every retry meets.
+    let proxy = FaultProxy::start(
+        &account.endpoint,
+        vec![Rule::region(DOWN, Fault::ServerError)],
+    );
+    let (mut cmd, log) = through(
+        &account,
+        &proxy,
+        &state,
+        &[&["plan", DRILL][..], &VARS].concat(),
+        "plan",
+    );
+    let mut child = cmd.spawn().expect("start the plan");
+    let code = exit_within(&mut child, Duration::from_secs(90));
+    let (out, err) = (read(&log, "out"), read(&log, "err"));
+    assert_eq!(code, 3, "{out}\n{err}");
+    assert!(
+        out.contains("us-west-2 is failing (failed to ")
+            && out.contains("ServiceUnavailable")
+            && out.contains("--region-down us-west-2"),
+        "{out}"
+    );
+    // No earlier plan: nothing is known of us-west-2 to plan it from.
+    assert!(out.contains("and there is no last known state"), "{out}");
 }

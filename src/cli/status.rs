@@ -175,7 +175,7 @@ fn one(state_dir: &StateDir, id: &str, output: StatusOutput) -> Exit {
             Event::StepStarted { step } => {
                 started.entry(step.as_str()).or_insert(e.at.as_str());
             }
-            Event::StepFinished { step } | Event::StepSkipped { step, .. } => {
+            Event::StepFinished { step } => {
                 ended.insert(step.as_str(), (e.at.as_str(), true));
             }
             Event::StepFailed { step, .. } => {
@@ -191,6 +191,8 @@ fn one(state_dir: &StateDir, id: &str, output: StatusOutput) -> Exit {
             let state = match (started.get(s.id.as_str()), ended.get(s.id.as_str())) {
                 (_, Some((_, true))) => "done",
                 (_, Some((_, false))) => "failed",
+                // Skipped because its region was down (until `resume --skipped`).
+                _ if history.skipped_steps.contains_key(&s.id) => "skipped",
                 (Some(_), None) => "started",
                 (None, None) => "pending",
             };

@@ -414,11 +414,11 @@ fn label(set: &SetWeights) -> String {
 }
 
 /// The Markdown view, for a drill ticket.
-/// What a region not read live is: `down` (said so), `silent` (found so).
+/// What a region not read live is: `down` (said so), `not read` (found so).
 fn unread_label(unread: &crate::state::Unread) -> &'static str {
     match unread.why {
         crate::state::UnreadWhy::Down => "down",
-        crate::state::UnreadWhy::Silent { .. } => "silent",
+        crate::state::UnreadWhy::Silent { .. } => "not read",
     }
 }
 

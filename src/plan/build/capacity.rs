@@ -53,7 +53,8 @@ impl Builder<'_> {
                                 Some(step),
                                 resource,
                                 format!(
-                                    "{target} absorbs the capacity of group `{named}` in {from}, which is down, and the last known state of {from} holds none of its groups: `evac plan` records each group it reads while its region answers; give this step `desired:` instead of `absorb` to go on without it"
+                                    "{target} absorbs the capacity of group `{named}` in {from}, which {}, and the last known state of {from} holds none of its groups: `evac plan` records each group it reads while its region answers; give this step `desired:` instead of `absorb` to go on without it",
+                                    self.unread_said(from)
                                 ),
                             );
                             continue;

@@ -9,6 +9,15 @@ use crate::state::UnreadWhy;
 use super::Builder;
 
 impl Builder<'_> {
+    /// What a region not read live is, said after `which`: `is down` (the
+    /// operator said so), `does not answer` (found so).
+    pub(super) fn unread_said(&self, region: &str) -> &'static str {
+        match self.observed.unread.get(region).map(|u| &u.why) {
+            Some(UnreadWhy::Silent { .. }) => "does not answer",
+            _ => "is down",
+        }
+    }
+
     /// Why the step `action` is skipped: it changes something in a region not read
     /// live, or waits on something there. `None`: it runs.
     pub(super) fn skipped_because(&self, action: &Action) -> Option<String> {

@@ -419,7 +419,8 @@ impl Builder<'_> {
                 for missing in wanted.iter().filter(|w| !found.contains(w)) {
                     let message = if unread {
                         format!(
-                            "Auto Scaling group {missing} (group `{name}`) is not in the last known state of {region}, which is down: `evac plan` records each group it reads while its region answers"
+                            "Auto Scaling group {missing} (group `{name}`) is not in the last known state of {region}, which {}: `evac plan` records each group it reads while its region answers",
+                            self.unread_said(region)
                         )
                     } else {
                         format!(
@@ -437,7 +438,8 @@ impl Builder<'_> {
                     Some(step),
                     Some(format!("group {name} ({region})")),
                     format!(
-                        "group `{name}` matches no Auto Scaling group in the last known state of {region}, which is down: `evac plan` records each group it reads while its region answers"
+                        "group `{name}` matches no Auto Scaling group in the last known state of {region}, which {}: `evac plan` records each group it reads while its region answers",
+                        self.unread_said(region)
                     ),
                 );
             } else if found.is_empty() {
