@@ -802,3 +802,53 @@ fn a_journal_write_s3_never_answers_ends_by_itself_and_the_run_is_resumed_from_a
     assert_eq!(world.weights["api-usw2"], 100);
     assert_eq!(world.weights["api-use1"], 0);
 }
+
+#[test]
+fn the_state_bucket_is_reached_in_its_own_region_and_keeps_each_regions_last_known_state() {
+    let team = Team::new(true);
+    let dir = tempfile::tempdir().expect("dir");
+    // us-west-2 holds every request signed for it, S3's too; the bucket is in
+    // us-east-1, and the configured region is us-west-2.
+    let proxy = FaultProxy::start(
+        &team.account.endpoint,
+        vec![Rule::region("us-west-2", support::proxy::Fault::Hold)],
+    );
+    let plan = |extra: &[&str]| {
+        let mut cmd = team.command(
+            "prod",
+            dir.path(),
+            None,
+            &[&["plan", BASE][..], extra].concat(),
+        );
+        cmd.env("AWS_ENDPOINT_URL_S3", &proxy.url)
+            .env("AWS_REGION", "us-west-2");
+        cmd.output().expect("evac runs")
+    };
+    let output = plan(&["--state-region", "us-east-1"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(proxy.calls_in("us-west-2"), 0, "{stderr}");
+    let known: serde_json::Value = serde_json::from_slice(
+        &team
+            .bucket
+            .get("prod/known/us-east-1.json")
+            .expect("us-east-1's last known state in the bucket"),
+    )
+    .expect("JSON");
+    assert_eq!(
+        known["groups"]["api-us-east-1"]["value"]["capacity"]["desired"],
+        6
+    );
+    assert!(team.bucket.get("prod/known/us-west-2.json").is_some());
+
+    // Without it, S3 is asked in the configured region, which holds it: the plan
+    // cannot look for unfinished runs, and says so.
+    let output = plan(&[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(proxy.calls_in("us-west-2") > 0, "{stderr}");
+    assert!(
+        stdout.contains("unfinished runs of this playbook were not looked for"),
+        "{stdout}\n{stderr}"
+    );
+}

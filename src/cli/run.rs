@@ -207,10 +207,13 @@ pub fn run(args: &RunArgs) -> Exit {
         // A saved plan read the lifecycle hooks (one call per group, the slowest read
         // at fleet size, and only ever a warning) and showed them: its run does not
         // read them again, and compares the rest.
+        // With a region down, the run is the real day's: it does not spend one call
+        // per changed group on hooks that only ever warn (`plan` reads them).
         let reads = Reads {
-            lifecycle_hooks: saved
-                .as_ref()
-                .is_none_or(|s| s.fingerprint_without_hooks.is_empty()),
+            lifecycle_hooks: match &saved {
+                Some(s) => s.fingerprint_without_hooks.is_empty(),
+                None => args.regions.down.is_empty(),
+            },
         };
         let observed = match super::session::read_world(&clouds, &playbook, reads, &args.regions, &state).await {
             Ok(observed) => observed,
