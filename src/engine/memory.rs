@@ -44,6 +44,9 @@ struct Group {
     /// desired by less than one weight, as AWS's may.
     unit: crate::state::Unit,
     weight: u32,
+    /// When a zoned group was added: its instances from then are serving, in its
+    /// load balancer too.
+    seeded_at: Option<Instant>,
 }
 
 /// A load balancer a group is attached to: new instances pass its health checks
@@ -83,6 +86,7 @@ impl Group {
             own: Vec::new(),
             unit: crate::state::Unit::Instances,
             weight: 1,
+            seeded_at: None,
         }
     }
 
@@ -96,6 +100,26 @@ impl Group {
     fn balancer_view(&self, now: Instant, launch: Duration) -> Option<crate::state::BalancerView> {
         let lb = self.balancer.as_ref()?;
         let desired = self.capacity.desired;
+        // A zoned group's instances each pass its health checks `healthy` after
+        // they are InService.
+        if !self.instances.is_empty() && self.moved.is_none() {
+            let count = |f: &dyn Fn(Instant) -> bool| {
+                u32::try_from(
+                    self.instances
+                        .iter()
+                        .filter(|(_, _, ready)| f(*ready))
+                        .count(),
+                )
+                .unwrap_or(u32::MAX)
+            };
+            let seeded = |ready: Instant| self.seeded_at.is_some_and(|at| ready <= at);
+            return Some(crate::state::BalancerView {
+                balancer: lb.balancer.clone(),
+                healthy: count(&|ready| seeded(ready) || ready + lb.healthy <= now),
+                registered: count(&|ready| ready <= now),
+                leaving: 0,
+            });
+        }
         let (healthy, registered, leaving) = match self.moved {
             None => (desired, desired, 0),
             Some((at, before)) => {
@@ -225,6 +249,9 @@ struct World {
     /// Zone ids by zone name, where they differ from [`default_zone_id`]'s.
     zone_ids: BTreeMap<String, String>,
     max_out: u32,
+    /// The most instances of one group not yet serving (not InService, or not yet
+    /// healthy in its load balancer) when a replacement was started.
+    max_not_serving: u32,
     next_instance: u32,
     /// How many times each group's load balancer was read.
     balancer_reads: BTreeMap<String, u32>,
@@ -413,6 +440,7 @@ impl MemoryCloud {
             Group {
                 instances,
                 subnets: per_zone.iter().map(|(z, _)| (*z).to_owned()).collect(),
+                seeded_at: Some(now),
                 ..Group::new(capacity)
             },
         );
@@ -491,7 +519,13 @@ impl MemoryCloud {
         cloud
     }
 
-    /// The most instances of one group that were out of service at once.
+    /// The most instances of one group not serving at once (not InService, or
+    /// not yet healthy in its load balancer), as replacements were started.
+    pub fn max_not_serving(&self) -> u32 {
+        self.world().max_not_serving
+    }
+
+    /// The most instances of one group replaced at once (not yet InService).
     pub fn max_out(&self) -> u32 {
         self.world().max_out
     }
@@ -1081,7 +1115,7 @@ impl Cloud for MemoryCloud {
             let mut world = cloud.world();
             world.next_instance += 1;
             let id = format!("i-new-{}", world.next_instance);
-            let mut out_now = 0;
+            let (mut out_now, mut not_serving) = (0, 0);
             for ((r, _), g) in world.groups.iter_mut() {
                 if r != region {
                     continue;
@@ -1097,9 +1131,17 @@ impl Cloud for MemoryCloud {
                         .unwrap_or_default();
                     g.instances.push((id.clone(), zone, ready));
                     out_now = g.instances.iter().filter(|(_, _, r)| *r > now).count() as u32;
+                    let healthy = g.balancer.as_ref().map_or(Duration::ZERO, |b| b.healthy);
+                    let seeded = g.seeded_at;
+                    not_serving = g
+                        .instances
+                        .iter()
+                        .filter(|(_, _, r)| seeded.is_none_or(|at| *r > at) && *r + healthy > now)
+                        .count() as u32;
                 }
             }
             world.max_out = world.max_out.max(out_now);
+            world.max_not_serving = world.max_not_serving.max(not_serving);
             Ok(())
         })
         .await

@@ -2175,3 +2175,80 @@ async fn a_weight_change_raced_by_someone_else_is_refused_by_route53_not_applied
             .any(|e| matches!(e, Event::Applied { action: a, .. } if *a == action))
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_zone_batch_starts_only_once_the_one_before_is_healthy_in_the_load_balancer() {
+    let text = "version: 1\nname: zone\ngroups:\n  api: { names: [api-east] }\nsteps:\n  - id: leave\n    evacuate_zone: { group: api, region: us-east-1, zone: us-east-1a, max_out_percent: 25 }\n";
+    let playbook =
+        crate::playbook::load_str("zone.yaml", text, &BTreeMap::new()).expect("valid playbook");
+    let zones = ["us-east-1a", "us-east-1b", "us-east-1c"];
+    let mut state = group("api-east", cap(8, 8, 12));
+    state.subnets = zones.iter().map(|z| (*z).to_owned()).collect();
+    state.instances_by_zone = [
+        ("us-east-1a".to_owned(), 4),
+        ("us-east-1b".to_owned(), 2),
+        ("us-east-1c".to_owned(), 2),
+    ]
+    .into();
+    let mut observed = Observed::default();
+    observed.resolved_groups.insert(
+        "us-east-1".into(),
+        [("api".to_owned(), vec!["api-east".to_owned()])].into(),
+    );
+    observed
+        .groups
+        .insert("us-east-1".into(), [("api-east".to_owned(), state)].into());
+    observed.subnet_zones = zones
+        .iter()
+        .map(|z| ((*z).to_owned(), (*z).to_owned()))
+        .collect();
+    let plan = build(
+        &playbook,
+        &observed,
+        "zone.yaml",
+        jiff::Timestamp::UNIX_EPOCH,
+    );
+    assert!(plan.blockers.is_empty(), "{:?}", plan.blockers);
+
+    // New instances come InService after 60 s, and pass the load balancer's
+    // health checks 90 s after that.
+    let cloud = MemoryCloud::new(Duration::from_secs(60), Duration::ZERO);
+    cloud.add_zoned_group(
+        "us-east-1",
+        "api-east",
+        cap(8, 8, 12),
+        &[("us-east-1a", 4), ("us-east-1b", 2), ("us-east-1c", 2)],
+    );
+    cloud.attach(
+        "us-east-1",
+        "api-east",
+        crate::state::Balancer::TargetGroup {
+            arn: "arn:aws:elasticloadbalancing:us-east-1:111111111111:targetgroup/api/1".into(),
+        },
+        Duration::from_secs(90),
+        Duration::ZERO,
+    );
+    let r = new_run();
+    let start = Instant::now();
+    let mut journal = Journal::open(&r.run).expect("journal");
+    let recorder = Recorder::new(&mut journal, History::default(), &Silent);
+    let (options, interrupt) = (Options::default(), Interrupt::default());
+    let executor = Executor {
+        cloud: &cloud,
+        recorder: &recorder,
+        options: &options,
+        interrupt: &interrupt,
+    };
+    executor.run(&plan).await.expect("the zone is evacuated");
+    // Two at a time, and never two more while the two before are not healthy.
+    assert_eq!(cloud.max_not_serving(), 2, "25% of 8 not serving at most");
+    assert!(
+        start.elapsed() >= Duration::from_secs(2 * 150),
+        "two batches of 60 s InService + 90 s healthy: {:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        cloud.zones("us-east-1", "api-east"),
+        BTreeMap::from([("us-east-1b".to_owned(), 4), ("us-east-1c".to_owned(), 4)])
+    );
+}

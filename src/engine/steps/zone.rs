@@ -133,6 +133,40 @@ impl<C: Cloud> Executor<'_, '_, C> {
                 members.insert((region.to_string(), name), m);
             }
         }
+        // Serving capacity must not dip by more than a batch: a group's next batch
+        // waits until its replacements pass the health checks of every load
+        // balancer of the group, not only until they are InService.
+        let mut unhealthy: BTreeMap<(String, String), String> = BTreeMap::new();
+        for (region, names) in &by_region {
+            let states = self
+                .cloud
+                .groups(region, names)
+                .await
+                .map_err(step_err(&step.id))?;
+            let balanced: Vec<&crate::state::GroupState> = states
+                .values()
+                .filter(|s| !s.balancers.is_empty())
+                .collect();
+            if balanced.is_empty() {
+                continue;
+            }
+            let views = self
+                .cloud
+                .balanced(region, &balanced)
+                .await
+                .map_err(step_err(&step.id))?;
+            for (name, views) in views {
+                if let Some(v) = views.iter().find(|v| v.healthy < v.registered) {
+                    unhealthy.insert(
+                        (region.to_string(), name),
+                        format!(
+                            "{} of {} healthy in {}",
+                            v.healthy, v.registered, v.balancer
+                        ),
+                    );
+                }
+            }
+        }
         let (mut current, mut wanted) = (0, 0);
         let mut lagging = Vec::new();
         let mut batch: Vec<(&Group, Instance)> = Vec::new();
@@ -153,7 +187,17 @@ impl<C: Cloud> Executor<'_, '_, C> {
                 .sum();
             current = in_service.min(m.desired).saturating_add(current);
             wanted = m.desired.saturating_add(wanted);
-            if in_zone.is_empty() && in_service >= m.desired {
+            let not_healthy = unhealthy.get(&(g.region.to_owned(), g.group.to_owned()));
+            if in_zone.is_empty() && in_service >= m.desired && not_healthy.is_none() {
+                continue;
+            }
+            if let Some(why) = not_healthy
+                && in_service >= m.desired
+            {
+                lagging.push(format!(
+                    "asg {} ({}): replacements InService, {why}",
+                    g.group, g.region
+                ));
                 continue;
             }
             lagging.push(format!(
