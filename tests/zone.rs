@@ -247,3 +247,96 @@ fn a_group_left_without_a_zone_is_a_blocker() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_zone_left_without_keeping_capacity_lowers_desired_by_its_instances_and_rolls_back_exactly() {
+    let account = Account::fresh();
+    account.seed();
+    // The emulator puts every instance in us-east-1a: leaving it without
+    // replacing them takes each group to 0, which its min must allow.
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            let ctx = account.context().await;
+            let autoscaling = ctx.autoscaling(&Region::parse("us-east-1").expect("region"));
+            for group in ["api-us-east-1", "worker-us-east-1"] {
+                autoscaling
+                    .update_auto_scaling_group()
+                    .auto_scaling_group_name(group)
+                    .min_size(0)
+                    .send()
+                    .await
+                    .expect("min lowered");
+            }
+        });
+    let seeded = view(&account, "us-east-1");
+    let dir = tempfile::tempdir().expect("dir");
+    let playbook = dir.path().join("leave.yaml");
+    std::fs::write(
+        &playbook,
+        std::fs::read_to_string(ZONE)
+            .expect("the zone playbook")
+            .replace("keep_capacity: true", "keep_capacity: false"),
+    )
+    .expect("playbook written");
+    let playbook = playbook.display().to_string();
+    // Named by its zone id, as the plan shows it for us-east-1a.
+    let (code, by_name, _) = evac(&account, &["plan", ZONE]);
+    assert_eq!(code, 0, "{by_name}");
+    let id = by_name
+        .split("leaves us-east-1a (")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("the plan shows the zone's id")
+        .to_owned();
+    let zone = format!("zone={id}");
+    let (code, plan, stderr) = evac(&account, &["plan", &playbook, "--var", &zone]);
+    assert_eq!(code, 0, "{plan}\n{stderr}");
+    assert!(
+        plan.contains("remove 6 without replacing them: us-east-1a=6 -> us-east-1b=0 us-east-1c=0; desired -> 0 (min 0 max 12)"),
+        "{plan}"
+    );
+
+    let state = dir.path().join("state");
+    let state_arg = state.display().to_string();
+    let (code, _, stderr) = evac(
+        &account,
+        &[
+            "run",
+            &playbook,
+            "--var",
+            &zone,
+            "--var",
+            "steady_for=1s",
+            "--yes",
+            "--state-dir",
+            &state_arg,
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let after = view(&account, "us-east-1");
+    for (group, had) in [("api-us-east-1", 6), ("worker-us-east-1", 4)] {
+        let (subnets, _, desired, zones) = &after[group];
+        assert_eq!(
+            *desired,
+            seeded[group].2 - had,
+            "{group}: desired lowered by its {had}"
+        );
+        assert!(zones.is_empty(), "{group}: nothing replaced: {zones:?}");
+        assert_eq!(subnets.len(), 2, "{group}: the zone's subnet removed");
+    }
+    let run_id = support::run_ids(&state).pop().expect("a run");
+    let (code, _, stderr) = evac(
+        &account,
+        &["rollback", &run_id, "--yes", "--state-dir", &state_arg],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let restored = view(&account, "us-east-1");
+    for group in ["api-us-east-1", "worker-us-east-1"] {
+        let (subnets, suspended, desired, _) = &restored[group];
+        let (seed_subnets, seed_suspended, seed_desired, _) = &seeded[group];
+        assert_eq!(subnets, seed_subnets, "{group}: subnets restored in order");
+        assert_eq!(suspended, seed_suspended, "{group}: processes restored");
+        assert_eq!(desired, seed_desired, "{group}: desired restored");
+    }
+}

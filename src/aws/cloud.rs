@@ -562,6 +562,20 @@ impl Cloud for AwsCloud {
         Ok(())
     }
 
+    async fn remove_instance(&self, region_name: &str, instance: &str) -> Result<(), CloudError> {
+        self.ctx
+            .autoscaling(&region(region_name)?)
+            .terminate_instance_in_auto_scaling_group()
+            .instance_id(instance)
+            .should_decrement_desired_capacity(true)
+            .send()
+            .await
+            .map_err(fail(format!(
+                "remove instance {instance} from its group in {region_name}"
+            )))?;
+        Ok(())
+    }
+
     /// SetInstanceProtection, 50 instances a call (the API's most).
     async fn set_protection(
         &self,

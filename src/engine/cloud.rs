@@ -117,6 +117,9 @@ pub trait Cloud {
     ) -> Result<(), CloudError>;
     /// Terminates an instance of a group without lowering desired: the group replaces it.
     async fn replace_instance(&self, region: &str, instance: &str) -> Result<(), CloudError>;
+    /// Terminates an instance of a group and lowers its desired capacity by it: the
+    /// group does not replace it.
+    async fn remove_instance(&self, region: &str, instance: &str) -> Result<(), CloudError>;
     /// The group's recent scaling activities (DescribeScalingActivities), newest
     /// first: why its instances did or did not come.
     async fn activities(&self, region: &str, group: &str) -> Result<Vec<Activity>, CloudError>;

@@ -1108,6 +1108,24 @@ impl Cloud for MemoryCloud {
         .await
     }
 
+    async fn remove_instance(&self, region: &str, instance: &str) -> Result<(), CloudError> {
+        self.mutation("remove_instance", |cloud| {
+            let mut world = cloud.world();
+            for ((r, _), g) in world.groups.iter_mut() {
+                if r != region {
+                    continue;
+                }
+                if let Some(pos) = g.instances.iter().position(|(i, _, _)| i == instance) {
+                    g.instances.remove(pos);
+                    g.capacity.desired = g.capacity.desired.saturating_sub(g.weight);
+                    g.in_service = g.in_service.saturating_sub(g.weight);
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn replace_instance(&self, region: &str, instance: &str) -> Result<(), CloudError> {
         self.mutation("replace_instance", |cloud| {
             let now = Instant::now();

@@ -265,6 +265,15 @@ impl<C: Cloud> Cloud for Routed<C> {
         .await
     }
 
+    async fn remove_instance(&self, region: &str, instance: &str) -> Result<(), CloudError> {
+        let account = self.learned().instances.get(instance).cloned();
+        self.cloud(account.as_deref(), || {
+            format!("remove instance {instance} in {region}")
+        })?
+        .remove_instance(region, instance)
+        .await
+    }
+
     async fn set_protection(
         &self,
         region: &str,

@@ -339,6 +339,13 @@ pub enum Change {
         instances_before: BTreeMap<String, u32>,
         /// Expected in-service instances per zone afterwards.
         instances_after: BTreeMap<String, u32>,
+        /// With `keep_capacity: false`: the group's capacity before the step.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        capacity_before: Option<Capacity>,
+        /// With `keep_capacity: false`: the group's capacity once the zone's
+        /// instances are gone and not replaced (desired lowered by them).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        capacity_after: Option<Capacity>,
     },
     /// A fixed hold.
     Wait {

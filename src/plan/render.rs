@@ -329,6 +329,7 @@ fn write_change(out: &mut String, change: &Change, p: &Palette) {
             batch_size,
             instances_before,
             instances_after,
+            capacity_after,
             ..
         } => {
             let group = crate::text::one_line(group);
@@ -350,13 +351,29 @@ fn write_change(out: &mut String, change: &Change, p: &Palette) {
                     .collect::<Vec<_>>()
                     .join(" ")
             };
-            let _ = writeln!(
-                out,
-                "       replace {instances_to_replace} instance{} ({batch_size} at a time): {} -> {}",
-                if *instances_to_replace == 1 { "" } else { "s" },
-                zones(instances_before),
-                zones(instances_after)
-            );
+            match capacity_after {
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "       replace {instances_to_replace} instance{} ({batch_size} at a time): {} -> {}",
+                        if *instances_to_replace == 1 { "" } else { "s" },
+                        zones(instances_before),
+                        zones(instances_after)
+                    );
+                }
+                Some(after) => {
+                    let gone = instances_before.get(zone).copied().unwrap_or(0);
+                    let _ = writeln!(
+                        out,
+                        "       remove {gone} without replacing them: {} -> {}; desired -> {} (min {} max {})",
+                        zones(instances_before),
+                        zones(instances_after),
+                        after.desired,
+                        after.min,
+                        after.max
+                    );
+                }
+            }
         }
         Change::Wait { secs } => {
             let _ = writeln!(out, "   {} wait {}", p.dim.apply_to("."), duration(*secs));
@@ -598,11 +615,21 @@ pub fn markdown(plan: &Plan) -> String {
                     subnets_removed,
                     instances_to_replace,
                     batch_size,
+                    capacity_after,
                     ..
                 } => {
+                    let what = match capacity_after {
+                        None => format!(
+                            "replaces {instances_to_replace} instance(s), {batch_size} at a time"
+                        ),
+                        Some(after) => format!(
+                            "removes its instances there without replacing them: desired -> {}",
+                            after.desired
+                        ),
+                    };
                     let _ = writeln!(
                         out,
-                        "- {group} ({region}) leaves {}: removes {}; replaces {instances_to_replace} instance(s), {batch_size} at a time",
+                        "- {group} ({region}) leaves {}: removes {}; {what}",
                         zone_shown(zone, zone_id),
                         if subnets_removed.is_empty() {
                             "no subnet".to_owned()

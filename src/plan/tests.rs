@@ -119,21 +119,40 @@ async fn plan_text(cloud: &MemoryCloud, text: &str) -> Plan {
 }
 
 #[tokio::test]
-async fn blocker_zone_evacuation_without_keeping_capacity() {
-    let plan = plan_text(
-        &seeded(),
-        &ZONE.replace(
-            "zone: us-east-1a }",
-            "zone: us-east-1a, keep_capacity: false }",
-        ),
-    )
-    .await;
-    let text = shown(&plan);
-    assert!(
-        text.contains("x leave: asg api-us-east-1 (us-east-1): `keep_capacity: false` is not supported yet: evac evacuates a zone by replacing its 2 instance(s) of api-us-east-1 in the other zones; set `keep_capacity: true` (the default) or leave it out"),
-        "{text}"
+async fn a_zone_left_without_keeping_capacity_lowers_desired_by_its_instances_there() {
+    use crate::engine::cloud::Cloud;
+    let text = ZONE.replace(
+        "zone: us-east-1a }",
+        "zone: us-east-1a, keep_capacity: false }",
     );
-    assert!(text.contains("Blocked:"), "{text}");
+    let cloud = seeded();
+    let plan = plan_text(&cloud, &text).await;
+    let shown_plan = shown(&plan);
+    assert!(plan.blockers.is_empty(), "{shown_plan}");
+    assert!(
+        shown_plan.contains("remove 2 without replacing them: us-east-1a=2 us-east-1b=2 us-east-1c=2 -> us-east-1b=2 us-east-1c=2; desired -> 4 (min 3 max 12)"),
+        "{shown_plan}"
+    );
+    // Below the group's min, it is a blocker.
+    cloud
+        .set_capacity(
+            "us-east-1",
+            "api-us-east-1",
+            Capacity {
+                min: 5,
+                desired: 6,
+                max: 12,
+            },
+        )
+        .await
+        .expect("set");
+    let plan = plan_text(&cloud, &text).await;
+    assert_blocked(
+        &plan,
+        &[
+            "x leave: asg api-us-east-1 (us-east-1): leaving us-east-1a without replacing its 2 of api-us-east-1's capacity takes desired from 6 to 4, below its min 5: lower min first, or keep capacity",
+        ],
+    );
 }
 
 #[tokio::test]

@@ -763,7 +763,8 @@ pub struct EvacuateZone {
     pub region: Region,
     /// The zone to leave.
     pub zone: Zone,
-    /// Replace the zone's instances in the remaining zones.
+    /// Replace the zone's instances in the remaining zones; false: remove them,
+    /// lowering each group's desired by what it had in the zone.
     #[serde(default = "yes")]
     #[schemars(schema_with = "super::schema::templated::<bool>")]
     pub keep_capacity: bool,

@@ -16,6 +16,7 @@ use crate::engine::wave::{Item, send};
 use crate::engine::write_ahead::write_ahead;
 use crate::journal::{Event, Target, Value};
 use crate::plan::{Change, StepPlan};
+use crate::state::Capacity;
 
 /// One group of the step.
 struct Group<'a> {
@@ -26,6 +27,9 @@ struct Group<'a> {
     suspend: &'a [String],
     batch_size: u32,
     replace: bool,
+    /// With `keep_capacity: false`: capacity before, and after the zone's
+    /// instances are removed.
+    shrink: Option<(Capacity, Capacity)>,
 }
 
 impl<C: Cloud> Executor<'_, '_, C> {
@@ -42,6 +46,8 @@ impl<C: Cloud> Executor<'_, '_, C> {
                     suspend_processes,
                     batch_size,
                     instances_to_replace,
+                    capacity_before,
+                    capacity_after,
                     ..
                 } => Some(Group {
                     region,
@@ -51,6 +57,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
                     suspend: suspend_processes,
                     batch_size: (*batch_size).max(1),
                     replace: *instances_to_replace > 0,
+                    shrink: capacity_before.zip(*capacity_after),
                 }),
                 _ => None,
             })
@@ -86,7 +93,12 @@ impl<C: Cloud> Executor<'_, '_, C> {
             })
             .collect();
         self.zone_wave(step, subnets).await?;
-        // 3. Instances: batches replaced in the other zones, waiting for capacity between.
+        // 3. Without keeping capacity: the zone's instances removed, desired with them.
+        let shrinking: Vec<&Group> = groups.iter().filter(|g| g.shrink.is_some()).collect();
+        if !shrinking.is_empty() {
+            self.shrink(step, &shrinking).await?;
+        }
+        // 4. Instances: batches replaced in the other zones, waiting for capacity between.
         let replacing: Vec<&Group> = groups.iter().filter(|g| g.replace).collect();
         if replacing.is_empty() {
             return Ok(());
@@ -100,6 +112,164 @@ impl<C: Cloud> Executor<'_, '_, C> {
             || self.replace_batch(step, &replacing),
         )
         .await
+    }
+
+    /// Removes every instance the groups have in their zone, lowering each group's
+    /// desired with it (TerminateInstanceInAutoScalingGroup, decrementing): one
+    /// capacity change per group, journaled with the capacity before and after, so
+    /// that rollback restores desired exactly. Before its first call a group must
+    /// be as the plan saw it (drift otherwise); a resumed group whose change was
+    /// recorded but not answered removes what is left in the zone.
+    async fn shrink(&self, step: &StepPlan, groups: &[&Group<'_>]) -> Result<(), EngineError> {
+        self.checkpoint().await?;
+        let mut fresh = Vec::new();
+        let mut again = Vec::new();
+        for g in groups {
+            let Some((before, after)) = g.shrink else {
+                continue;
+            };
+            let action = zone_action(&step.id, g.region, g.group, "capacity");
+            let (applied, recorded) = self.recorder.history(|h| {
+                (
+                    h.applied.contains_key(&action),
+                    h.intents.iter().any(|i| i.action == action),
+                )
+            });
+            if applied {
+                continue;
+            }
+            if recorded {
+                again.push((*g, action, after));
+                continue;
+            }
+            let live = self
+                .cloud
+                .groups(g.region, &[g.group.to_owned()])
+                .await
+                .map_err(step_err(&step.id))?
+                .remove(g.group)
+                .map(|s| s.capacity);
+            if live != Some(before) && !self.options.force {
+                return Err(EngineError::Drift {
+                    action,
+                    target: crate::engine::execute::show_target(&Target::Capacity {
+                        region: g.region.to_owned(),
+                        group: g.group.to_owned(),
+                    }),
+                    expected: crate::engine::execute::show(&Value::Capacity(before)),
+                    after: crate::engine::execute::show(&Value::Capacity(after)),
+                    live: live.map_or("absent".to_owned(), |c| {
+                        crate::engine::execute::show(&Value::Capacity(c))
+                    }),
+                });
+            }
+            fresh.push((*g, action, live.unwrap_or(before), after));
+        }
+        for (g, action, after) in again {
+            self.remove_zone_instances(step, g, after).await?;
+            self.recorder.log_all(vec![
+                Event::Applied {
+                    action: action.clone(),
+                    change_id: None,
+                },
+                Event::Converged { action },
+            ])?;
+        }
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let intents = fresh
+            .iter()
+            .map(|(g, action, before, after)| Event::Intent {
+                action: action.clone(),
+                step: step.id.clone(),
+                target: Target::Capacity {
+                    region: g.region.to_owned(),
+                    group: g.group.to_owned(),
+                },
+                before: Value::Capacity(*before),
+                after: Value::Capacity(*after),
+                record_sets: Vec::new(),
+                increment: None,
+            })
+            .collect();
+        let items: Vec<(&Group, String, Capacity)> = fresh
+            .into_iter()
+            .map(|(g, action, _, after)| (g, action, after))
+            .collect();
+        write_ahead(
+            self.recorder,
+            self.interrupt,
+            self.options.concurrency,
+            intents,
+            items,
+            |(g, action, after)| async move {
+                self.remove_zone_instances(step, g, after).await?;
+                let answered = vec![
+                    Event::Applied {
+                        action: action.clone(),
+                        change_id: None,
+                    },
+                    Event::Converged { action },
+                ];
+                Ok((answered, ()))
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Removes the instances `g` has in its zone, lowering desired with each; then
+    /// checks that desired is what the plan said.
+    async fn remove_zone_instances(
+        &self,
+        step: &StepPlan,
+        g: &Group<'_>,
+        after: Capacity,
+    ) -> Result<(), EngineError> {
+        let members = self
+            .cloud
+            .instances(g.region, &[g.group.to_owned()])
+            .await
+            .map_err(step_err(&step.id))?;
+        let in_zone: Vec<String> = members
+            .get(g.group)
+            .map(|m| {
+                m.instances
+                    .iter()
+                    .filter(|i| i.zone == g.zone)
+                    .map(|i| i.id.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for id in &in_zone {
+            self.cloud
+                .remove_instance(g.region, id)
+                .await
+                .map_err(step_err(&step.id))?;
+        }
+        let live = self
+            .cloud
+            .groups(g.region, &[g.group.to_owned()])
+            .await
+            .map_err(step_err(&step.id))?
+            .remove(g.group)
+            .map(|s| s.capacity.desired);
+        if live != Some(after.desired) {
+            return Err(EngineError::Step {
+                step: step.id.clone(),
+                message: format!(
+                    "asg {} ({}) has desired {} after its {} instance(s) in {} were removed, where the plan expected {}; look at it, then `evac rollback` restores what the run recorded",
+                    g.group,
+                    g.region,
+                    live.map_or("absent".to_owned(), |d| d.to_string()),
+                    in_zone.len(),
+                    g.zone,
+                    after.desired
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// A wave of processes or subnets changes: no wait, they take effect at once.

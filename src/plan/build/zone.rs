@@ -73,19 +73,33 @@ impl Builder<'_> {
                     format!("{group} does not use {zone}: nothing to evacuate"),
                 );
             }
-            if !z.keep_capacity {
-                // Until it is built, a zone is left only with its capacity replaced
-                // elsewhere: say so at plan time, not when the run starts.
-                self.block(
-                    Some(step),
-                    resource.clone(),
-                    format!(
-                        "`keep_capacity: false` is not supported yet: evac evacuates a zone by replacing its {in_zone} instance(s) of {group} in the other zones; set `keep_capacity: true` (the default) or leave it out"
-                    ),
-                );
-                continue;
-            }
-            let replace = in_zone;
+            // Without keeping capacity, the zone's instances go and desired falls by
+            // them (in the group's unit, as desired counts).
+            let capacity_before = self.projection.capacity(region, &group);
+            let capacity_after = if z.keep_capacity {
+                None
+            } else {
+                let before = self
+                    .projection
+                    .capacity(region, &group)
+                    .unwrap_or(state.capacity);
+                let desired = before.desired.saturating_sub(in_zone);
+                if desired < before.min {
+                    self.block(
+                        Some(step),
+                        resource.clone(),
+                        format!(
+                            "leaving {zone} without replacing its {in_zone} of {group}'s capacity takes desired from {} to {desired}, below its min {}: lower min first, or keep capacity",
+                            before.desired, before.min
+                        ),
+                    );
+                    continue;
+                }
+                let after = Capacity { desired, ..before };
+                self.projection.set_capacity(region, &group, after);
+                Some(after)
+            };
+            let replace = if z.keep_capacity { in_zone } else { 0 };
             let batch_size = u32::try_from(
                 u64::from(state.capacity.desired) * u64::from(z.max_out_percent.get()) / 100,
             )
@@ -120,7 +134,7 @@ impl Builder<'_> {
                 "autoscaling:UpdateAutoScalingGroup",
                 u32::from(!removed.is_empty()),
             );
-            self.count("autoscaling:TerminateInstanceInAutoScalingGroup", replace);
+            self.count("autoscaling:TerminateInstanceInAutoScalingGroup", in_zone);
             changes.push(Change::ZoneEvacuation {
                 region: region.to_owned(),
                 group,
@@ -133,6 +147,8 @@ impl Builder<'_> {
                 batch_size,
                 instances_before: state.instances_by_zone.clone(),
                 instances_after: after,
+                capacity_before: capacity_after.and(capacity_before),
+                capacity_after,
             });
         }
         let summary = format!(
@@ -141,7 +157,7 @@ impl Builder<'_> {
             if z.keep_capacity {
                 ", keeping capacity"
             } else {
-                ""
+                ", without replacing its capacity"
             }
         );
         Built::new(StepKind::EvacuateZone, summary, changes)
