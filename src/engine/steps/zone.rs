@@ -18,6 +18,11 @@ use crate::journal::{Event, Target, Value};
 use crate::plan::{Change, StepPlan};
 use crate::state::Capacity;
 
+/// Per group (region, name): the instances it had when they were last seen healthy
+/// in every load balancer of the group.
+type SeenHealthy =
+    std::cell::RefCell<BTreeMap<(String, String), std::collections::BTreeSet<String>>>;
+
 /// One group of the step.
 struct Group<'a> {
     region: &'a str,
@@ -100,6 +105,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
         }
         // 4. Instances: batches replaced in the other zones, waiting for capacity between.
         let replacing: Vec<&Group> = groups.iter().filter(|g| g.replace).collect();
+        let seen_healthy = SeenHealthy::default();
         if replacing.is_empty() {
             return Ok(());
         }
@@ -109,7 +115,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
             timeout,
             deadline,
             CAPACITY_POLL_CAP,
-            || self.replace_batch(step, &replacing),
+            || self.replace_batch(step, &replacing, &seen_healthy),
         )
         .await
     }
@@ -284,6 +290,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
         &self,
         step: &StepPlan,
         groups: &[&Group<'_>],
+        seen_healthy: &SeenHealthy,
     ) -> Result<Poll<()>, EngineError> {
         let mut by_region: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for g in groups {
@@ -305,9 +312,34 @@ impl<C: Cloud> Executor<'_, '_, C> {
         }
         // Serving capacity must not dip by more than a batch: a group's next batch
         // waits until its replacements pass the health checks of every load
-        // balancer of the group, not only until they are InService.
+        // balancer of the group, not only until they are InService. Only groups
+        // with replacements of this step, all InService by now, are read there
+        // (the reads are paced: one call per target group).
+        let mut settled: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for g in groups {
+            let replaced = zone_action(&step.id, g.region, g.group, "replace:");
+            let has_replacements = self
+                .recorder
+                .history(|h| h.applied.keys().any(|a| a.starts_with(&replaced)));
+            let key = (g.region.to_owned(), g.group.to_owned());
+            let Some(m) = members.get(&key) else {
+                continue;
+            };
+            let all_in = has_replacements
+                && m.instances.iter().all(|i| i.in_service)
+                && m.instances.iter().map(|i| i.weight).sum::<u32>() >= m.desired;
+            // Instances already seen healthy in every load balancer are not read again.
+            let ids: std::collections::BTreeSet<String> =
+                m.instances.iter().map(|i| i.id.clone()).collect();
+            if all_in && seen_healthy.borrow().get(&key) != Some(&ids) {
+                settled
+                    .entry(g.region)
+                    .or_default()
+                    .push(g.group.to_owned());
+            }
+        }
         let mut unhealthy: BTreeMap<(String, String), String> = BTreeMap::new();
-        for (region, names) in &by_region {
+        for (region, names) in &settled {
             let states = self
                 .cloud
                 .groups(region, names)
@@ -325,6 +357,20 @@ impl<C: Cloud> Executor<'_, '_, C> {
                 .balanced(region, &balanced)
                 .await
                 .map_err(step_err(&step.id))?;
+            for name in names {
+                let healthy = views
+                    .get(name)
+                    .is_none_or(|v| v.iter().all(|v| v.healthy >= v.registered));
+                let key = (region.to_string(), name.clone());
+                if let Some(m) = members.get(&key)
+                    && healthy
+                {
+                    // Healthy everywhere (or behind no load balancer): remembered with
+                    // the instances it has now.
+                    let ids = m.instances.iter().map(|i| i.id.clone()).collect();
+                    seen_healthy.borrow_mut().insert(key, ids);
+                }
+            }
             for (name, views) in views {
                 if let Some(v) = views.iter().find(|v| v.healthy < v.registered) {
                     unhealthy.insert(
