@@ -40,6 +40,7 @@ fn redactions() -> insta::Settings {
     settings.add_filter(r"\b[0-9A-Z]{18,32}\b", "[ZONE_ID]");
     settings.add_filter(r"\b[0-9a-f]{64}\b", "[SHA-256]");
     settings.add_filter(r"\b[0-9]{12}\b", "[ACCOUNT]");
+    settings.add_filter(r"http://127\.0\.0\.1:[0-9]+", "[ENDPOINT]");
     settings
 }
 

@@ -258,10 +258,18 @@ impl AwsCloud {
                     .send()
                     .await
                     .map_err(|e| {
-                        format!(
-                            "no applied value, and AWS's default could not be read: {}",
-                            sdk_error_text(&e)
-                        )
+                        let endpoint = self.context().endpoint_url();
+                        match (endpoint, unserved(&e)) {
+                            // What a local emulator answers for a call it does not
+                            // implement: not an outage.
+                            (Some(url), true) => format!(
+                                "no applied value, and the endpoint {url} (AWS_ENDPOINT_URL) does not serve AWS's default: GetAWSDefaultServiceQuota answered HTTP 500 with no error code, as a local emulator does for a call it does not implement; against AWS it is read"
+                            ),
+                            _ => format!(
+                                "no applied value, and AWS's default could not be read: {}",
+                                sdk_error_text(&e)
+                            ),
+                        }
                     })?
                     .quota()
                     .and_then(|q| q.value())
@@ -273,6 +281,23 @@ impl AwsCloud {
             .map(|v| v.floor() as u64)
             .ok_or_else(|| "Service Quotas gave no value".to_owned())
     }
+}
+
+/// Whether an SDK error is an HTTP 500 with no error code: what a local emulator
+/// answers for a call it does not implement.
+fn unserved<E, R>(err: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> bool
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
+    R: std::fmt::Debug + 'static,
+{
+    let aws_smithy_runtime_api::client::result::SdkError::ServiceError(service) = err else {
+        return false;
+    };
+    let raw: &dyn std::any::Any = service.raw();
+    service.err().code().is_none()
+        && raw
+            .downcast_ref::<aws_smithy_runtime_api::client::orchestrator::HttpResponse>()
+            .is_some_and(|r| r.status().as_u16() == 500)
 }
 
 /// The size of an instance type.

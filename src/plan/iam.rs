@@ -147,9 +147,10 @@ pub fn policy(p: &PolicyFor<'_>) -> Document {
             None,
         ));
     }
-    if !needs.changed.is_empty() {
+    if !needs.changed.is_empty() || (run && !needs.subnets.is_empty()) {
         // How the changed groups stand in their load balancers: the plan shows it,
-        // the run waits on it. These reads take no resource-level permissions.
+        // the run waits on it (a zone evacuation between its batches). These reads
+        // take no resource-level permissions.
         statements.push(statement(
             "ReadLoadBalancerHealth",
             &actions(&[
