@@ -377,7 +377,12 @@ fn unknown_run_ids_are_invalid_input() {
     ] {
         let (code, _, stderr) = d.evac(&command);
         assert_eq!(code, 2, "{command:?}: {stderr}");
-        assert!(stderr.contains("no run `no-such-run`"), "{stderr}");
+        let state = d.state.path().display().to_string();
+        assert!(
+            stderr.contains(&format!("no run `no-such-run` in state dir {state}"))
+                && stderr.contains("--state-dir DIR|s3://BUCKET/PREFIX"),
+            "{stderr}"
+        );
     }
 }
 

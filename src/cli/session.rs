@@ -428,7 +428,7 @@ pub fn settle(
 pub fn journal_exit(err: &crate::journal::JournalError) -> Exit {
     use crate::journal::JournalError;
     match err {
-        JournalError::UnknownRun(_) | JournalError::HalfMade { .. } => Exit::InvalidInput,
+        JournalError::UnknownRun { .. } | JournalError::HalfMade { .. } => Exit::InvalidInput,
         JournalError::Missing { .. }
         | JournalError::Tampered { .. }
         | JournalError::Corrupt { .. } => Exit::NeedsHuman,

@@ -237,7 +237,10 @@ impl StateDir {
     /// Opens a run: in S3 mode, fetched afresh, so what is read is what S3 holds.
     pub fn open_run(&self, id: &str) -> Result<RunDir, JournalError> {
         if self.remote.is_some() && !self.fetch_run(id)? {
-            return Err(JournalError::UnknownRun(id.to_owned()));
+            return Err(JournalError::UnknownRun {
+                run: id.to_owned(),
+                state_dir: self.location(),
+            });
         }
         let mut run = RunDir::open(&self.path, id)?;
         run.remote = self.remote_run(id);
@@ -534,7 +537,7 @@ mod tests {
         assert_eq!(b.runs().expect("runs").len(), 1);
         assert!(matches!(
             b.open_run("nope"),
-            Err(JournalError::UnknownRun(_))
+            Err(JournalError::UnknownRun { .. })
         ));
     }
 

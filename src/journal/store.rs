@@ -29,8 +29,15 @@ pub enum JournalError {
         message: String,
     },
     /// No run has this id.
-    #[error("no run `{0}` in this state dir; `evac status` lists the runs")]
-    UnknownRun(String),
+    #[error(
+        "no run `{run}` in state dir {state_dir}: `evac status` lists its runs; a run kept elsewhere is reached with --state-dir DIR|s3://BUCKET/PREFIX (or EVAC_STATE_DIR)"
+    )]
+    UnknownRun {
+        /// The id asked for.
+        run: String,
+        /// Where it was looked for.
+        state_dir: String,
+    },
     /// The run's folder was being made when the run stopped (a full disk, a crash):
     /// it never wrote its first entry, so it changed nothing.
     #[error(
@@ -255,7 +262,10 @@ impl RunDir {
                     path: making.display().to_string(),
                 });
             }
-            return Err(JournalError::UnknownRun(id.to_owned()));
+            return Err(JournalError::UnknownRun {
+                run: id.to_owned(),
+                state_dir: state_dir.display().to_string(),
+            });
         }
         let dir = RunDir {
             id: id.to_owned(),
