@@ -469,3 +469,47 @@ fn notifications_need_a_topic_arn_and_one_webhook_url() {
         ],
     );
 }
+
+#[test]
+fn a_var_file_sets_parameters_and_each_var_wins_over_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let vars = dir.path().join("failback.yaml");
+    std::fs::write(&vars, "source: us-west-2\ntarget: us-east-9x\n").expect("written");
+    let vars = vars.display().to_string();
+    // The file's target is not a region: the playbook says so where it is used.
+    let output = evac()
+        .args([
+            "validate",
+            "playbooks/evacuate-region.yaml",
+            "--var-file",
+            &vars,
+        ])
+        .output()
+        .expect("evac runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("us-east-9x"), "{stderr}");
+    // --var wins over the file.
+    let (code, lines) = headlines(
+        "playbooks/evacuate-region.yaml",
+        &["--var-file", &vars, "--var", "target=us-east-1"],
+    );
+    assert_eq!((code, lines), (0, vec![]));
+    // A value that is not a scalar is refused, naming the file and the name.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "source: [us-west-2]\n").expect("written");
+    let output = evac()
+        .args(["validate", "playbooks/evacuate-region.yaml", "--var-file"])
+        .arg(&bad)
+        .output()
+        .expect("evac runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "--var-file {}: `source` is not a string, a number or true/false",
+            bad.display()
+        )),
+        "{stderr}"
+    );
+}

@@ -84,12 +84,22 @@ pub struct VarArgs {
     /// Override a playbook parameter (repeatable), e.g. --var target=us-east-1.
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, serde_yaml::Value)>,
+    /// Override playbook parameters from a YAML file of `NAME: VALUE` lines
+    /// (repeatable; a later file wins, and --var wins over every file)
+    #[arg(long = "var-file", value_name = "FILE", value_parser = crate::playbook::parse_var_file)]
+    pub var_files: Vec<Vec<(String, serde_yaml::Value)>>,
 }
 
 impl VarArgs {
-    /// The overrides as a map; a later --var for the same name wins.
+    /// The overrides as a map: the files in order, then each --var; a later value
+    /// for the same name wins.
     pub fn to_map(&self) -> std::collections::BTreeMap<String, serde_yaml::Value> {
-        self.vars.iter().cloned().collect()
+        self.var_files
+            .iter()
+            .flatten()
+            .chain(&self.vars)
+            .cloned()
+            .collect()
     }
 }
 

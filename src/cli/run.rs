@@ -38,7 +38,7 @@ pub struct RunArgs {
     /// Run this plan (saved by `evac plan --save`) with the playbook and params it was
     /// made with; refused when the live state has changed since it was made. A
     /// PLAYBOOK given too must be the one planned.
-    #[arg(long, value_name = "FILE", conflicts_with = "vars")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["vars", "var_files"])]
     pub plan: Option<PathBuf>,
     /// Also halt when this CloudWatch alarm is in ALARM (repeatable), e.g. us-west-2:api-5xx-rate.
     #[arg(long, value_name = "REGION:NAME", value_parser = parse_alarm)]

@@ -18,7 +18,7 @@ pub mod window;
 pub use diagnostic::Diagnostic;
 pub use load::{LoadError, MAX_PLAYBOOK_BYTES, load_file, load_str, read_playbook};
 pub use model::*;
-pub use params::parse_var;
+pub use params::{parse_var, parse_var_file};
 pub use path::{Segment, YamlPath};
 pub use schema::{SCHEMA_FILE, playbook_schema};
 pub use types::{HumanDuration, MAX_DURATION, Names, Percent, Region, StepId, Zone};

@@ -26,6 +26,38 @@ pub fn parse_var(arg: &str) -> Result<(String, Value), String> {
     Ok((name.to_owned(), parsed))
 }
 
+/// The parameters of a `--var-file`: a YAML mapping of parameter names to
+/// strings, numbers or booleans, read whole (at most 1 MiB, a regular file).
+pub fn parse_var_file(path: &str) -> Result<Vec<(String, Value)>, String> {
+    let text = super::read_playbook(std::path::Path::new(path))
+        .map_err(|e| format!("cannot read --var-file {path}: {e}"))?;
+    let map: serde_yaml::Mapping = serde_yaml::from_str(&text).map_err(|e| {
+        format!("--var-file {path} is not a YAML mapping of `NAME: VALUE` lines: {e}")
+    })?;
+    let mut out = Vec::new();
+    for (key, value) in map {
+        let Value::String(name) = key else {
+            return Err(format!(
+                "--var-file {path}: a key is not a parameter name: write `NAME: VALUE` lines"
+            ));
+        };
+        if !is_identifier(&name) {
+            return Err(format!(
+                "--var-file {path}: `{name}` is not a parameter name (letters, digits and `_`, not starting with a digit)"
+            ));
+        }
+        match value {
+            v @ (Value::Bool(_) | Value::Number(_) | Value::String(_)) => out.push((name, v)),
+            _ => {
+                return Err(format!(
+                    "--var-file {path}: `{name}` is not a string, a number or true/false"
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     chars
