@@ -71,6 +71,14 @@ fn every_man_page_renders() {
         );
         let title = page.map_or("evac".to_owned(), |p| format!("evac-{p}"));
         assert!(text.contains(&title) && text.contains("SYNOPSIS"), "{text}");
+        assert!(
+            text.contains("EXIT STATUS") && text.contains("EXAMPLES"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("evac {}", env!("CARGO_PKG_VERSION"))),
+            "the version in the footer: {text}"
+        );
     }
     let (code, _, stderr) = evac(&["man", "nope"]);
     assert_eq!(code, 2);

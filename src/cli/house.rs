@@ -41,10 +41,13 @@ pub fn completions(args: &CompletionsArgs) -> Exit {
 pub fn man(args: &ManArgs) -> Exit {
     let mut command = super::Cli::command();
     command.build();
+    let source = format!("evac {}", env!("CARGO_PKG_VERSION"));
     let page = match &args.command {
-        None => clap_mangen::Man::new(command),
+        None => clap_mangen::Man::new(command).source(source),
         Some(name) => match command.find_subcommand(name) {
-            Some(sub) => clap_mangen::Man::new(sub.clone()).title(format!("evac-{name}")),
+            Some(sub) => clap_mangen::Man::new(sub.clone())
+                .title(format!("evac-{name}"))
+                .source(source),
             None => {
                 let names: Vec<String> = command
                     .get_subcommands()
@@ -64,6 +67,77 @@ pub fn man(args: &ManArgs) -> Exit {
         crate::say_error!("failed to render the man page: {err}");
         return Exit::StepFailed;
     }
+    roff.extend_from_slice(exit_status_and_examples(args.command.as_deref()).as_bytes());
     crate::shell::out_text(&String::from_utf8_lossy(&roff));
     Exit::Success
+}
+
+/// The EXIT STATUS and EXAMPLES sections of a man page (roff), for `command`
+/// (`None`: evac itself).
+fn exit_status_and_examples(command: Option<&str>) -> String {
+    use crate::exit::Exit;
+    let mut out = String::from(".SH \"EXIT STATUS\"\n");
+    for (exit, meaning) in [
+        (Exit::Success, "success (plan: no blockers)"),
+        (
+            Exit::StepFailed,
+            "a step failed; the run is stopped (and rolled back if asked); a plan that cannot read AWS",
+        ),
+        (
+            Exit::InvalidInput,
+            "invalid input: playbook, arguments, unknown run id",
+        ),
+        (
+            Exit::Blocked,
+            "the plan found blockers, a lock is held by another run, or a saved plan is stale; nothing was changed",
+        ),
+        (
+            Exit::Interrupted,
+            "stopped by a person (Ctrl-C, or an approval answered no); resumable",
+        ),
+        (
+            Exit::NeedsHuman,
+            "rollback failed, drift found, or capacity an earlier step gave is gone: a human must look",
+        ),
+        (
+            Exit::StopCondition,
+            "a stop condition fired (alarm); the run was halted",
+        ),
+    ] {
+        out.push_str(&format!(".TP\n{}\n{meaning}\n", exit as i32));
+    }
+    let examples: &[&str] = match command {
+        Some("validate") => &[
+            "evac validate playbooks/evacuate-region.yaml --var source=us-west-2 --var target=us-east-1",
+        ],
+        Some("plan") => &[
+            "evac plan playbooks/evacuate-region.yaml",
+            "evac plan playbooks/evacuate-region.yaml --save drill.plan.json --output markdown",
+            "evac plan playbooks/evacuate-region.yaml --region-down us-east-1",
+        ],
+        Some("run") => &[
+            "evac run playbooks/evacuate-region.yaml",
+            "evac run --plan drill.plan.json --yes --output json",
+            "evac run playbooks/evacuate-region.yaml --region-down us-east-1 --yes",
+        ],
+        Some("resume") => &["evac resume RUN_ID", "evac resume RUN_ID --skipped --yes"],
+        Some("rollback") => &[
+            "evac rollback RUN_ID",
+            "evac rollback RUN_ID --yes --fast --state-dir s3://drills/evac",
+        ],
+        Some("status") => &["evac status", "evac status RUN_ID --output json"],
+        Some("report") => &["evac report RUN_ID --format html --out drill.html"],
+        _ => &[
+            "evac validate playbooks/evacuate-region.yaml",
+            "evac plan playbooks/evacuate-region.yaml",
+            "evac run playbooks/evacuate-region.yaml",
+            "evac rollback RUN_ID",
+        ],
+    };
+    out.push_str(".SH EXAMPLES\n");
+    for example in examples {
+        // Roff: a leading dot or quote would be a request; hyphens are minus signs.
+        out.push_str(&format!(".PP\n.nf\n{}\n.fi\n", example.replace('-', "\\-")));
+    }
+    out
 }
