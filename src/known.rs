@@ -82,30 +82,14 @@ impl RegionRecord {
                 .groups
                 .insert(name.clone(), known(at, account, state.clone()));
             for id in &state.subnets {
-                let (Some(zone), free) = (
-                    observed.subnet_zones.get(id),
-                    observed.subnet_free.get(id).copied(),
-                ) else {
-                    if let Some(free) = observed.subnet_free.get(id) {
-                        record.subnets.insert(
-                            id.clone(),
-                            known(
-                                at,
-                                account,
-                                Subnet {
-                                    zone: String::new(),
-                                    zone_id: None,
-                                    free: *free,
-                                },
-                            ),
-                        );
-                    }
+                let (zone, free) = (observed.subnet_zones.get(id), observed.subnet_free.get(id));
+                if zone.is_none() && free.is_none() {
                     continue;
-                };
+                }
                 let subnet = Subnet {
-                    zone: zone.clone(),
+                    zone: zone.cloned().unwrap_or_default(),
                     zone_id: observed.subnet_zone_ids.get(id).cloned(),
-                    free: free.unwrap_or(0),
+                    free: free.copied().unwrap_or(0),
                 };
                 record
                     .subnets

@@ -440,19 +440,9 @@ fn capacity_writes(suspend: &[crate::playbook::ScalingProcess]) -> &'static [&'s
 /// Listing, reading, writing and deleting a run's journal objects and locks under
 /// the state dir's prefix.
 fn state_statements((bucket, prefix): (&str, &str)) -> Vec<Statement> {
-    let under = if prefix.is_empty() {
-        String::new()
-    } else {
-        format!("{prefix}/")
-    };
+    let under = state_under(prefix);
     vec![
-        statement(
-            "ListRunsInTheStateBucket",
-            &actions(&["s3:ListBucket"]),
-            vec![format!("arn:aws:s3:::{bucket}")],
-            (!under.is_empty())
-                .then(|| json!({ "StringLike": { "s3:prefix": [format!("{under}*")] } })),
-        ),
+        list_runs_statement(bucket, &under),
         statement(
             "KeepJournalsAndLocksInTheStateBucket",
             &actions(&["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]),
@@ -462,22 +452,32 @@ fn state_statements((bucket, prefix): (&str, &str)) -> Vec<Statement> {
     ]
 }
 
-/// What `plan` does in the state dir: lists and reads the runs (an unfinished one
-/// is a blocker), and records each region's last known state under `known/`.
-fn plan_state_statements((bucket, prefix): (&str, &str)) -> Vec<Statement> {
-    let under = if prefix.is_empty() {
+/// The state dir's prefix as keys start with it: `PREFIX/`, or nothing.
+fn state_under(prefix: &str) -> String {
+    if prefix.is_empty() {
         String::new()
     } else {
         format!("{prefix}/")
-    };
+    }
+}
+
+/// Listing the runs (and everything else) under the state dir's prefix.
+fn list_runs_statement(bucket: &str, under: &str) -> Statement {
+    statement(
+        "ListRunsInTheStateBucket",
+        &actions(&["s3:ListBucket"]),
+        vec![format!("arn:aws:s3:::{bucket}")],
+        (!under.is_empty())
+            .then(|| json!({ "StringLike": { "s3:prefix": [format!("{under}*")] } })),
+    )
+}
+
+/// What `plan` does in the state dir: lists and reads the runs (an unfinished one
+/// is a blocker), and records each region's last known state under `known/`.
+fn plan_state_statements((bucket, prefix): (&str, &str)) -> Vec<Statement> {
+    let under = state_under(prefix);
     vec![
-        statement(
-            "ListRunsInTheStateBucket",
-            &actions(&["s3:ListBucket"]),
-            vec![format!("arn:aws:s3:::{bucket}")],
-            (!under.is_empty())
-                .then(|| json!({ "StringLike": { "s3:prefix": [format!("{under}*")] } })),
-        ),
+        list_runs_statement(bucket, &under),
         statement(
             "ReadRunsAndKnownStateInTheStateBucket",
             &actions(&["s3:GetObject"]),

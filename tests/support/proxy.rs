@@ -475,45 +475,17 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io
             return client.write_all(error("400 Bad Request", "InvalidInput").as_bytes());
         }
         Some(Fault::Drop) => return Ok(()),
-        Some(Fault::Hold) => {
-            let paused = state
-                .lock()
-                .map_err(|_| std::io::Error::other("poisoned"))?
-                .paused
-                .clone();
-            let (lock, released) = &*paused;
-            let mut held = lock.lock().map_err(|_| std::io::Error::other("poisoned"))?;
-            if !held.1 {
-                while !held.1 {
-                    held = released
-                        .wait(held)
-                        .map_err(|_| std::io::Error::other("poisoned"))?;
-                }
-                // Held through the outage: closed unanswered.
-                return Ok(());
-            }
-            // Released: the region answers again.
-        }
+        // Held through the outage: closed unanswered.
+        Some(Fault::Hold) if until_released(state, false)? => return Ok(()),
+        // Released: the region answers again.
+        Some(Fault::Hold) => {}
         Some(Fault::LoseAnswer) => {
             forward(upstream, &request)?;
             return Ok(());
         }
         Some(Fault::Pause) => {
             let answer = forward(upstream, &request)?;
-            let paused = state
-                .lock()
-                .map_err(|_| std::io::Error::other("poisoned"))?
-                .paused
-                .clone();
-            let (lock, released) = &*paused;
-            let mut held = lock.lock().map_err(|_| std::io::Error::other("poisoned"))?;
-            held.0 += 1;
-            while !held.1 {
-                held = released
-                    .wait(held)
-                    .map_err(|_| std::io::Error::other("poisoned"))?;
-            }
-            drop(held);
+            until_released(state, true)?;
             return client.write_all(&with_connection_close(&answer));
         }
         Some(Fault::Latency(d)) => std::thread::sleep(d),
@@ -588,6 +560,28 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io
     };
     drop(s);
     client.write_all(&with_connection_close(&answer))
+}
+
+/// Waits until [`FaultProxy::release`] (counting the wait among the held answers
+/// when `count`); returns whether it had to wait.
+fn until_released(state: &Mutex<State>, count: bool) -> std::io::Result<bool> {
+    let paused = state
+        .lock()
+        .map_err(|_| std::io::Error::other("poisoned"))?
+        .paused
+        .clone();
+    let (lock, released) = &*paused;
+    let mut held = lock.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+    if count {
+        held.0 += 1;
+    }
+    let waited = !held.1;
+    while !held.1 {
+        held = released
+            .wait(held)
+            .map_err(|_| std::io::Error::other("poisoned"))?;
+    }
+    Ok(waited)
 }
 
 /// Sends one request upstream and reads the whole answer.

@@ -23,6 +23,17 @@ use crate::state::Capacity;
 type SeenHealthy =
     std::cell::RefCell<BTreeMap<(String, String), std::collections::BTreeSet<String>>>;
 
+/// What a zone change's answer records: AWS took it, and it took effect at once.
+fn taken_effect(action: String) -> Vec<Event> {
+    vec![
+        Event::Applied {
+            action: action.clone(),
+            change_id: None,
+        },
+        Event::Converged { action },
+    ]
+}
+
 /// One group of the step.
 struct Group<'a> {
     region: &'a str,
@@ -173,13 +184,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
         }
         for (g, action, after) in again {
             self.remove_zone_instances(step, g, after).await?;
-            self.recorder.log_all(vec![
-                Event::Applied {
-                    action: action.clone(),
-                    change_id: None,
-                },
-                Event::Converged { action },
-            ])?;
+            self.recorder.log_all(taken_effect(action))?;
         }
         if fresh.is_empty() {
             return Ok(());
@@ -211,14 +216,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
             items,
             |(g, action, after)| async move {
                 self.remove_zone_instances(step, g, after).await?;
-                let answered = vec![
-                    Event::Applied {
-                        action: action.clone(),
-                        change_id: None,
-                    },
-                    Event::Converged { action },
-                ];
-                Ok((answered, ()))
+                Ok((taken_effect(action), ()))
             },
         )
         .await?;
@@ -517,14 +515,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
                 send(self.cloud, &target, &after, &[], None)
                     .await
                     .map_err(step_err(&step.id))?;
-                let answered = vec![
-                    Event::Applied {
-                        action: action.clone(),
-                        change_id: None,
-                    },
-                    Event::Converged { action },
-                ];
-                Ok((answered, ()))
+                Ok((taken_effect(action), ()))
             },
         )
         .await?;
