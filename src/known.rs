@@ -414,6 +414,8 @@ mod tests {
             balancers: vec![],
             launch: None,
             members: vec![],
+            arn: None,
+            zonal_shift: None,
         };
         let known = |at: &str, value| Known {
             read_at: at.to_owned(),

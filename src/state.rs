@@ -65,6 +65,65 @@ pub struct GroupState {
     /// a plan).
     #[serde(skip)]
     pub members: Vec<Member>,
+    /// Its ARN, when read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    /// With zonal shift enabled (`AvailabilityZoneImpairmentPolicy`): its impaired-zone
+    /// health check behaviour (`ReplaceUnhealthy`, `IgnoreUnhealthy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zonal_shift: Option<String>,
+}
+
+/// A resource ARC zonal shift can move (a load balancer, a group with zonal shift
+/// enabled), as `GetManagedResource` describes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Managed {
+    /// Its name.
+    pub name: String,
+    /// The customer zonal shifts active on it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shifts: Vec<ShiftSeen>,
+    /// Zone ids a zonal autoshift moves its traffic away from now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub autoshifts: Vec<String>,
+    /// Whether zonal autoshift is enabled on it.
+    #[serde(default)]
+    pub autoshift_enabled: bool,
+    /// Whether it has a practice run configuration (weekly practice runs).
+    #[serde(default)]
+    pub practice_runs: bool,
+}
+
+/// A zonal shift active on a resource.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShiftSeen {
+    /// Its id.
+    pub id: String,
+    /// The zone id it moves traffic away from.
+    pub away_from: String,
+    /// Its comment.
+    pub comment: String,
+    /// When it expires (seconds since the epoch).
+    pub expires: i64,
+}
+
+/// What the plan read of a resource a zone step would shift.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ManagedRead {
+    /// ARC manages it.
+    Found(Managed),
+    /// ARC cannot shift it: why, as AWS said.
+    Unshiftable(String),
+}
+
+/// The zonal shift reads of one region's zone steps.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Shiftable {
+    /// Per group: the load balancers (ARNs) its target groups belong to.
+    pub balancers: BTreeMap<String, Vec<String>>,
+    /// Per resource ARN: what ARC says of it.
+    pub managed: BTreeMap<String, ManagedRead>,
 }
 
 /// One instance of a group as read with it.
@@ -571,6 +630,13 @@ pub struct Observed {
     /// quotas they fall under.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vcpus: BTreeMap<String, Vcpus>,
+    /// Per region, per group a zone step moves out of a zone with zonal shift: the
+    /// load balancers (ARNs) of its target groups.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub shift_balancers: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    /// Per resource a zone step would shift: what ARC says of it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub managed: BTreeMap<String, ManagedRead>,
     /// Regions not read live, whose values above come from their last known state
     /// in the state dir (see [`crate::known`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -625,6 +691,9 @@ pub struct Routes {
     /// Per Route 53 health check id: its account.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub health_checks: BTreeMap<String, String>,
+    /// Per resource a zonal shift moves (load balancer or group ARN): its account.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub shifts: BTreeMap<String, String>,
 }
 
 impl Routes {
@@ -634,6 +703,7 @@ impl Routes {
             && self.zones.is_empty()
             && self.alarms.is_empty()
             && self.health_checks.is_empty()
+            && self.shifts.is_empty()
     }
 
     /// The account of an Auto Scaling group (`None`: the ambient one).
@@ -654,6 +724,11 @@ impl Routes {
     /// The account of a health check.
     pub fn health_check(&self, id: &str) -> Option<&str> {
         self.health_checks.get(id).map(String::as_str)
+    }
+
+    /// The account of a resource a zonal shift moves.
+    pub fn shift(&self, resource: &str) -> Option<&str> {
+        self.shifts.get(resource).map(String::as_str)
     }
 }
 

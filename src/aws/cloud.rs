@@ -10,7 +10,7 @@ use aws_sdk_route53::types::{
 };
 
 use super::{AwsContext, sdk_error_text};
-use crate::engine::cloud::{Cloud, CloudError, Instance, Members};
+use crate::engine::cloud::{ActiveShift, Cloud, CloudError, Instance, Members};
 use crate::journal::RecordSetDef;
 use crate::playbook::Region;
 use crate::state::{Balancer, BalancerView, Capacity, GroupState};
@@ -635,6 +635,106 @@ impl Cloud for AwsCloud {
             })
             .collect())
     }
+
+    async fn zonal_shifts(
+        &self,
+        region_name: &str,
+        resource: &str,
+    ) -> Result<Vec<ActiveShift>, CloudError> {
+        let region = region(region_name)?;
+        let answer = self
+            .ctx
+            .arc(&region)
+            .get_managed_resource()
+            .resource_identifier(resource)
+            .send()
+            .await
+            .map_err(fail(format!("read the zonal shifts of {resource}")))?;
+        Ok(active_shifts(answer.zonal_shifts()))
+    }
+
+    async fn start_shift(
+        &self,
+        region_name: &str,
+        resource: &str,
+        away_from: &str,
+        comment: &str,
+        minutes: u32,
+    ) -> Result<String, CloudError> {
+        let region = region(region_name)?;
+        let answer = self
+            .ctx
+            .arc(&region)
+            .start_zonal_shift()
+            .resource_identifier(resource)
+            .away_from(away_from)
+            .comment(comment)
+            .expires_in(crate::plan::shift::expires_in(minutes))
+            .send()
+            .await
+            .map_err(fail(format!(
+                "start a zonal shift of {resource} away from {away_from}"
+            )))?;
+        Ok(answer.zonal_shift_id().to_owned())
+    }
+
+    async fn extend_shift(
+        &self,
+        region_name: &str,
+        _resource: &str,
+        id: &str,
+        minutes: u32,
+    ) -> Result<(), CloudError> {
+        let region = region(region_name)?;
+        self.ctx
+            .arc(&region)
+            .update_zonal_shift()
+            .zonal_shift_id(id)
+            .expires_in(crate::plan::shift::expires_in(minutes))
+            .send()
+            .await
+            .map_err(fail(format!("extend zonal shift {id}")))?;
+        Ok(())
+    }
+
+    async fn cancel_shift(
+        &self,
+        region_name: &str,
+        _resource: &str,
+        id: &str,
+    ) -> Result<(), CloudError> {
+        let region = region(region_name)?;
+        self.ctx
+            .arc(&region)
+            .cancel_zonal_shift()
+            .zonal_shift_id(id)
+            .send()
+            .await
+            .map_err(fail(format!("cancel zonal shift {id}")))?;
+        Ok(())
+    }
+}
+
+/// The customer zonal shifts of a managed resource (not zonal autoshifts or their
+/// practice runs: those are ARC's, and a customer shift overrides them).
+pub(crate) fn active_shifts(
+    shifts: &[aws_sdk_arczonalshift::types::ZonalShiftInResource],
+) -> Vec<ActiveShift> {
+    use aws_sdk_arczonalshift::types::{AppliedStatus, ShiftType};
+    shifts
+        .iter()
+        .filter(|s| {
+            s.shift_type()
+                .is_none_or(|t| matches!(t, ShiftType::ZonalShift | ShiftType::FisExperiment))
+        })
+        .map(|s| ActiveShift {
+            id: s.zonal_shift_id().to_owned(),
+            away_from: s.away_from().to_owned(),
+            comment: s.comment().to_owned(),
+            expires: s.expiry_time().secs(),
+            applied: *s.applied_status() == AppliedStatus::Applied,
+        })
+        .collect()
 }
 
 impl AwsCloud {

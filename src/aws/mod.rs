@@ -428,6 +428,17 @@ impl AwsContext {
         aws_sdk_elasticloadbalancingv2::Client::from_conf(config)
     }
 
+    /// An ARC zonal shift client for `region`.
+    pub fn arc(&self, region: &Region) -> aws_sdk_arczonalshift::Client {
+        let config = aws_sdk_arczonalshift::config::Builder::from(&self.base)
+            .region(SdkRegion::new(region.as_str().to_owned()))
+            .interceptor(log::CallLog)
+            .interceptor(log::UserAgent)
+            .interceptor(log::Pulse)
+            .build();
+        aws_sdk_arczonalshift::Client::from_conf(config)
+    }
+
     /// A Classic Load Balancer client for `region`.
     pub fn elb(&self, region: &Region) -> aws_sdk_elasticloadbalancing::Client {
         let config = aws_sdk_elasticloadbalancing::config::Builder::from(&self.base)

@@ -308,6 +308,15 @@ impl Observe for AwsCloud {
         self.read_vcpus(region, groups).await
     }
 
+    async fn shiftable(
+        &self,
+        region: &Region,
+        groups: &[&GroupState],
+        named: &[String],
+    ) -> Result<crate::state::Shiftable, ObserveError> {
+        self.read_shiftable(region, groups, named).await
+    }
+
     async fn hosted_zones(
         &self,
         written: &BTreeSet<&str>,
@@ -472,6 +481,14 @@ pub fn group_state(group: &AutoScalingGroup) -> GroupState {
         balancers: balancers_of(group),
         launch: Some(launch),
         members,
+        arn: group.auto_scaling_group_arn().map(str::to_owned),
+        zonal_shift: group
+            .availability_zone_impairment_policy()
+            .filter(|p| p.zonal_shift_enabled() == Some(true))
+            .map(|p| {
+                p.impaired_zone_health_check_behavior()
+                    .map_or("ReplaceUnhealthy".to_owned(), |b| b.as_str().to_owned())
+            }),
     }
 }
 
@@ -641,6 +658,131 @@ async fn list_zone_records(
         }
     }
     Ok(out)
+}
+
+/// The most target groups one DescribeTargetGroups names.
+const TARGET_GROUP_PAGE: usize = 20;
+
+impl AwsCloud {
+    /// See [`Observe::shiftable`]: one DescribeTargetGroups per 20 target groups,
+    /// then one GetManagedResource per resource, concurrently.
+    async fn read_shiftable(
+        &self,
+        region: &Region,
+        groups: &[&GroupState],
+        named: &[String],
+    ) -> Result<crate::state::Shiftable, ObserveError> {
+        use crate::state::{Balancer, ManagedRead, Shiftable};
+        let target_groups: Vec<String> = groups
+            .iter()
+            .flat_map(|g| &g.balancers)
+            .filter_map(|b| match b {
+                Balancer::TargetGroup { arn } => Some(arn.clone()),
+                Balancer::Classic { .. } => None,
+            })
+            .collect::<BTreeSet<String>>()
+            .into_iter()
+            .collect();
+        let elbv2 = self.context().elbv2(region);
+        let pages =
+            futures::future::try_join_all(target_groups.chunks(TARGET_GROUP_PAGE).map(|chunk| {
+                let elbv2 = elbv2.clone();
+                async move {
+                    elbv2
+                        .describe_target_groups()
+                        .set_target_group_arns(Some(chunk.to_vec()))
+                        .send()
+                        .await
+                        .map_err(read_err(format!(
+                            "describe the target groups of the zone step's groups in {region}"
+                        )))
+                }
+            }))
+            .await?;
+        let mut lbs_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for page in &pages {
+            for tg in page.target_groups() {
+                if let Some(arn) = tg.target_group_arn() {
+                    lbs_of.insert(arn.to_owned(), tg.load_balancer_arns().to_vec());
+                }
+            }
+        }
+        let mut out = Shiftable::default();
+        let mut resources: BTreeSet<String> = named.iter().cloned().collect();
+        for g in groups {
+            let mut lbs: Vec<String> = g
+                .balancers
+                .iter()
+                .filter_map(|b| match b {
+                    Balancer::TargetGroup { arn } => lbs_of.get(arn),
+                    Balancer::Classic { .. } => None,
+                })
+                .flatten()
+                .cloned()
+                .collect::<BTreeSet<String>>()
+                .into_iter()
+                .collect();
+            resources.extend(lbs.iter().cloned());
+            if g.zonal_shift.is_some()
+                && let Some(arn) = &g.arn
+            {
+                resources.insert(arn.clone());
+            }
+            lbs.sort();
+            out.balancers.insert(g.name.clone(), lbs);
+        }
+        let arc = self.context().arc(region);
+        let reads = futures::future::try_join_all(resources.into_iter().map(|arn| {
+            let arc = arc.clone();
+            async move {
+                match arc
+                    .get_managed_resource()
+                    .resource_identifier(&arn)
+                    .send()
+                    .await
+                {
+                    Ok(answer) => {
+                        use aws_sdk_arczonalshift::types::{
+                            AutoshiftAppliedStatus, ZonalAutoshiftStatus,
+                        };
+                        let managed = crate::state::Managed {
+                            name: answer.name().unwrap_or(&arn).to_owned(),
+                            shifts: super::cloud::active_shifts(answer.zonal_shifts())
+                                .into_iter()
+                                .map(|s| crate::state::ShiftSeen {
+                                    id: s.id,
+                                    away_from: s.away_from,
+                                    comment: s.comment,
+                                    expires: s.expires,
+                                })
+                                .collect(),
+                            autoshifts: answer
+                                .autoshifts()
+                                .iter()
+                                .filter(|a| *a.applied_status() == AutoshiftAppliedStatus::Applied)
+                                .map(|a| a.away_from().to_owned())
+                                .collect(),
+                            autoshift_enabled: answer.zonal_autoshift_status()
+                                == Some(&ZonalAutoshiftStatus::Enabled),
+                            practice_runs: answer.practice_run_configuration().is_some(),
+                        };
+                        Ok((arn, ManagedRead::Found(managed)))
+                    }
+                    Err(err)
+                        if err.as_service_error().is_some_and(|e| {
+                            e.is_resource_not_found_exception() || e.is_validation_exception()
+                        }) =>
+                    {
+                        Ok((arn, ManagedRead::Unshiftable(sdk_error_text(&err))))
+                    }
+                    Err(err) => Err(read_err(format!("read zonal shift resource {arn}"))(err)),
+                }
+            }
+        }))
+        .await?;
+        out.managed = reads.into_iter().collect();
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

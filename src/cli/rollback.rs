@@ -99,6 +99,7 @@ pub fn run(args: &RollbackArgs) -> Exit {
         let interrupt = Arc::new(Interrupt::default());
         on_ctrl_c(interrupt.clone(), args.run_id.clone());
         let options = Options {
+            run_id: args.run_id.clone(),
             concurrency: args.concurrency.into(),
             ..Options::default()
         };

@@ -92,8 +92,9 @@ pub struct ExecArgs {
 
 impl ExecArgs {
     /// The engine options for a plan.
-    fn options(&self, yes: bool, force: bool, plan: &Plan) -> Options {
+    fn options(&self, yes: bool, force: bool, plan: &Plan, run_id: &str) -> Options {
         Options {
+            run_id: run_id.to_owned(),
             yes,
             force,
             concurrency: self.concurrency.into(),
@@ -315,7 +316,7 @@ pub fn run(args: &RunArgs) -> Exit {
             None => run.journal_path().display().to_string(),
         };
         out.say(&format!("run {run_id} (journal: {journal_at})"));
-        let options = args.exec.options(args.yes, false, &plan);
+        let options = args.exec.options(args.yes, false, &plan, &run_id);
         let exit = execute(clouds, &recorder, &plan, &options, args.exec.rollback_on_failure, &out, &run_id, &args.exec.state).await;
         let exit = super::session::settle(&mut journal, exit, &out, &run_id, &args.exec.state);
         notifier.finish();
@@ -415,7 +416,7 @@ pub fn resume(args: &ResumeArgs) -> Exit {
         if let Err(exit) = super::session::attached(&recorder, "resume") {
             return exit;
         }
-        let mut options = args.exec.options(args.yes, args.force, &plan);
+        let mut options = args.exec.options(args.yes, args.force, &plan, &args.run_id);
         options.finish_skipped = args.skipped;
         let clouds = match aws(&args.exec.rates.rates()).await {
             Ok(ctx) => super::session::clouds(ctx, plan.account_specs(), &args.run_id).await,

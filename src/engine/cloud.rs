@@ -131,6 +131,48 @@ pub trait Cloud {
         region: &str,
         groups: &[&GroupState],
     ) -> Result<BTreeMap<String, Vec<crate::state::BalancerView>>, CloudError>;
+    /// The customer zonal shifts active on a resource (a load balancer's or an Auto
+    /// Scaling group's ARN), with whether each has taken effect.
+    async fn zonal_shifts(
+        &self,
+        region: &str,
+        resource: &str,
+    ) -> Result<Vec<ActiveShift>, CloudError>;
+    /// Starts a zonal shift of `resource` away from the zone id `away_from`, expiring
+    /// after `minutes`; returns its id.
+    async fn start_shift(
+        &self,
+        region: &str,
+        resource: &str,
+        away_from: &str,
+        comment: &str,
+        minutes: u32,
+    ) -> Result<String, CloudError>;
+    /// Sets a zonal shift of `resource` to expire `minutes` from now.
+    async fn extend_shift(
+        &self,
+        region: &str,
+        resource: &str,
+        id: &str,
+        minutes: u32,
+    ) -> Result<(), CloudError>;
+    /// Cancels a zonal shift of `resource`: traffic returns to the zone.
+    async fn cancel_shift(&self, region: &str, resource: &str, id: &str) -> Result<(), CloudError>;
+}
+
+/// A customer zonal shift active on a resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActiveShift {
+    /// Its id.
+    pub id: String,
+    /// The zone id traffic is moved away from.
+    pub away_from: String,
+    /// Its comment.
+    pub comment: String,
+    /// When it expires, in seconds since the epoch.
+    pub expires: i64,
+    /// Whether it has taken effect (ARC's `appliedStatus` `APPLIED`).
+    pub applied: bool,
 }
 
 /// One weighted set's change: the set as it must be now, and as it becomes (the same

@@ -47,6 +47,16 @@ pub enum Await {
         /// several requests (Route 53's limits on one).
         id: String,
     },
+    /// A zonal shift having taken effect (ARC's `appliedStatus` `APPLIED`): the
+    /// zone receives no more new traffic through the resource.
+    Shift {
+        /// The region.
+        region: String,
+        /// The shifted resource.
+        resource: String,
+        /// The shift's comment, which names the run and step that started it.
+        comment: String,
+    },
 }
 
 /// Waits until everything in `awaits` has taken effect, or `timeout` passes.
@@ -64,6 +74,7 @@ pub async fn settle<C: Cloud>(
     let deadline = crate::engine::watch::deadline(timeout);
     let mut groups: BTreeMap<&str, Vec<Wanted<'_>>> = BTreeMap::new();
     let mut changes: Vec<&str> = Vec::new();
+    let mut shifts: Vec<(&str, &str, &str)> = Vec::new();
     for a in awaits {
         match a {
             Await::Capacity {
@@ -80,6 +91,11 @@ pub async fn settle<C: Cloud>(
             }),
             // A zone's increment may take several requests: each id is waited for.
             Await::Change { id } => changes.extend(id.split_whitespace()),
+            Await::Shift {
+                region,
+                resource,
+                comment,
+            } => shifts.push((region.as_str(), resource.as_str(), comment.as_str())),
         }
     }
     // Groups found healthy in (or gone from) their load balancers: not read again.
@@ -168,7 +184,52 @@ pub async fn settle<C: Cloud>(
         recorder.timings.learn(WaitKind::Sync, started.elapsed());
         Ok(())
     };
-    futures::try_join!(capacity, dns)?;
+    let shifted = async {
+        if shifts.is_empty() {
+            return Ok::<(), EngineError>(());
+        }
+        let left = std::cell::RefCell::new(shifts.clone());
+        let of = shifts.len();
+        let cadence = Cadence {
+            cap: CHANGE_POLL_CAP,
+            due: recorder.timings.due(WaitKind::Shift),
+        };
+        poll_on(interrupt, step, timeout, deadline, cadence, || {
+            let left = &left;
+            async move {
+                let pending = left.borrow().clone();
+                let seen = try_join_all(pending.iter().map(|(region, resource, comment)| async move {
+                    let active = cloud.zonal_shifts(region, resource).await?;
+                    let applied = active.iter().any(|s| s.comment == *comment && s.applied);
+                    Ok::<_, super::cloud::CloudError>(((*region, *resource, *comment), applied))
+                }))
+                .await
+                .map_err(step_err(step))?;
+                let still: Vec<(&str, &str, &str)> = seen
+                    .into_iter()
+                    .filter(|(_, applied)| !applied)
+                    .map(|(s, _)| s)
+                    .collect();
+                *left.borrow_mut() = still.clone();
+                recorder.progress(Progress::Shifting {
+                    step: step.to_owned(),
+                    applied: of - still.len(),
+                    of,
+                });
+                match still.first() {
+                    None => Ok(Poll::Done(())),
+                    Some((_, resource, _)) => Ok(Poll::Waiting(format!(
+                        "zonal shift of {resource} wanted applied, last seen not yet ({} of {of} shifts pending)",
+                        still.len()
+                    ))),
+                }
+            }
+        })
+        .await?;
+        recorder.timings.learn(WaitKind::Shift, started.elapsed());
+        Ok(())
+    };
+    futures::try_join!(capacity, dns, shifted)?;
     Ok(())
 }
 

@@ -18,6 +18,8 @@ use crate::plan::{Plan, StepKind, StepPlan, StopRef};
 /// How the engine behaves.
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// The run: named in the comment of each zonal shift it starts.
+    pub run_id: String,
     /// Answer approvals with yes.
     pub yes: bool,
     /// At most this many calls of one wave in flight at once.
@@ -37,6 +39,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
+            run_id: String::new(),
             yes: false,
             concurrency: 8,
             force: false,
@@ -67,6 +70,21 @@ pub fn show(value: &Value) -> String {
             format!("protected from scale-in [{}]", protected.join(", "))
         }
         Value::Instance { instance_state } => instance_state.clone(),
+        Value::ZonalShift { zonal_shift: None } => "no zonal shift".to_owned(),
+        Value::ZonalShift {
+            zonal_shift: Some(shift),
+        } => {
+            let expires = shift
+                .expires
+                .and_then(|at| jiff::Timestamp::from_second(at).ok())
+                .map(|at| format!(", expires {at}"))
+                .unwrap_or_default();
+            format!(
+                "zonal shift away from {} ({:?}){expires}",
+                shift.away_from,
+                crate::text::one_line(&shift.comment)
+            )
+        }
     }
 }
 
@@ -101,7 +119,15 @@ pub fn show_target(target: &Target) -> String {
             group,
             instance,
         } => format!("instance {} of asg {} ({region})", n(instance), n(group)),
+        Target::ZonalShift { region, resource } => {
+            format!("zonal shift of {} ({region})", n(resource))
+        }
     }
+}
+
+/// The id of a zone step's zonal shift of one resource.
+pub fn shift_action(step: &str, region: &str, resource: &str) -> String {
+    format!("{step}:shift:{region}:{resource}")
 }
 
 /// The id of a capacity action: stable across resumes.
@@ -142,7 +168,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
     }
 
     async fn run_steps(&self, plan: &Plan) -> Result<(), EngineError> {
-        for step in &plan.steps {
+        for (index, step) in plan.steps.iter().enumerate() {
             let finish = self.options.finish_skipped;
             if self.recorder.history(|h| {
                 h.finished_steps.contains(&step.id)
@@ -153,6 +179,8 @@ impl<C: Cloud> Executor<'_, '_, C> {
             // A condition that fired while the previous step held, however long the
             // poll interval, stops the run before this step changes anything.
             self.checkpoint().await?;
+            // The run's zonal shifts last until the drill ends.
+            self.keep_shifts(plan, index).await?;
             if let Some(reason) = &step.skipped
                 && !self.options.finish_skipped
             {

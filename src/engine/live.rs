@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::try_join_all;
 
-use super::cloud::{Cloud, CloudError};
-use crate::journal::{RecordSetDef, Target, Value};
+use super::cloud::{ActiveShift, Cloud, CloudError};
+use crate::journal::{RecordSetDef, Shift, Target, Value};
 use crate::state::GroupState;
 
 /// The live state of a set of targets, read at one moment.
@@ -17,6 +17,8 @@ pub struct Snapshot {
     pub groups: BTreeMap<(String, String), GroupState>,
     /// Per hosted zone: the weighted record sets read.
     pub zones: BTreeMap<String, Vec<RecordSetDef>>,
+    /// Per (region, resource): its active customer zonal shifts.
+    pub shifts: BTreeMap<(String, String), Vec<ActiveShift>>,
 }
 
 /// What to read.
@@ -24,6 +26,7 @@ pub struct Snapshot {
 pub struct Reads {
     groups: BTreeMap<String, BTreeSet<String>>,
     zones: BTreeMap<String, BTreeSet<(String, String)>>,
+    shifts: BTreeSet<(String, String)>,
 }
 
 impl Reads {
@@ -46,6 +49,9 @@ impl Reads {
                     .or_default()
                     .extend(records);
             }
+            Target::ZonalShift { region, resource } => {
+                self.shifts.insert((region.clone(), resource.clone()));
+            }
         }
     }
 
@@ -59,7 +65,7 @@ impl Reads {
 
     /// Whether there is nothing to read.
     pub fn is_empty(&self) -> bool {
-        self.groups.is_empty() && self.zones.is_empty()
+        self.groups.is_empty() && self.zones.is_empty() && self.shifts.is_empty()
     }
 
     /// Reads everything at once.
@@ -79,10 +85,15 @@ impl Reads {
             let sets = cloud.zone_record_sets(zone_id, &pairs).await?;
             Ok::<_, CloudError>((zone_id.clone(), sets))
         }));
-        let (groups, zones) = futures::try_join!(groups, zones)?;
+        let shifts = try_join_all(self.shifts.iter().map(|(region, resource)| async move {
+            let active = cloud.zonal_shifts(region, resource).await?;
+            Ok::<_, CloudError>(((region.clone(), resource.clone()), active))
+        }));
+        let (groups, zones, shifts) = futures::try_join!(groups, zones, shifts)?;
         Ok(Snapshot {
             groups: groups.into_iter().flatten().collect(),
             zones: zones.into_iter().collect(),
+            shifts: shifts.into_iter().collect(),
         })
     }
 }
@@ -117,6 +128,16 @@ impl Snapshot {
                 })
             }
             Target::Instance { .. } => Some(like.clone()),
+            Target::ZonalShift { region, resource } => {
+                let active = self.shifts.get(&(region.clone(), resource.clone()))?;
+                Some(Value::ZonalShift {
+                    zonal_shift: active.first().map(|s| Shift {
+                        away_from: s.away_from.clone(),
+                        comment: s.comment.clone(),
+                        expires: Some(s.expires),
+                    }),
+                })
+            }
             Target::Weights { zone_id } => {
                 let sets = self.zones.get(zone_id)?;
                 let Value::Weights(wanted) = like else {

@@ -47,6 +47,8 @@ struct Group {
     /// When a zoned group was added: its instances from then are serving, in its
     /// load balancer too.
     seeded_at: Option<Instant>,
+    /// With zonal shift enabled: its impaired-zone health check behaviour.
+    zonal_shift: Option<String>,
 }
 
 /// A load balancer a group is attached to: new instances pass its health checks
@@ -87,6 +89,7 @@ impl Group {
             unit: crate::state::Unit::Instances,
             weight: 1,
             seeded_at: None,
+            zonal_shift: None,
         }
     }
 
@@ -207,7 +210,38 @@ impl Group {
                 },
             }),
             members: Vec::new(),
+            arn: Some(group_arn(name)),
+            zonal_shift: self.zonal_shift.clone(),
         }
+    }
+}
+
+/// The ARN the in-memory cloud gives a group.
+pub fn group_arn(name: &str) -> String {
+    format!(
+        "arn:aws:autoscaling:memory:000000000000:autoScalingGroup:0:autoScalingGroupName/{name}"
+    )
+}
+
+/// A zonal shift in the in-memory cloud.
+#[derive(Clone, Debug)]
+pub struct MemoryShift {
+    pub id: String,
+    pub region: String,
+    pub resource: String,
+    pub away_from: String,
+    pub comment: String,
+    /// Seconds since the epoch.
+    pub expires: i64,
+    /// When it started: it applies after the cloud's shift delay.
+    pub started: Instant,
+    /// Cancelled.
+    pub cancelled: bool,
+}
+
+impl MemoryShift {
+    fn active(&self) -> bool {
+        !self.cancelled && self.expires > jiff::Timestamp::now().as_second()
     }
 }
 
@@ -257,6 +291,12 @@ struct World {
     balancer_reads: BTreeMap<String, u32>,
     /// vCPU quotas set, per (region, quota code); others are 10,000 vCPUs.
     quotas: BTreeMap<(String, String), Result<u64, String>>,
+    /// Zonal shifts started, oldest first.
+    shifts: Vec<MemoryShift>,
+    /// How long a zonal shift takes to apply.
+    shift_delay: Duration,
+    /// The load balancer of each target group in front of one.
+    load_balancers: BTreeMap<String, String>,
 }
 
 /// The vCPUs of the instance types the in-memory cloud knows.
@@ -384,6 +424,70 @@ impl MemoryCloud {
             *world.balancer_reads.entry(name.clone()).or_default() += 1;
         }
         views
+    }
+
+    /// Puts the load balancer `arn` in front of a group's target group (attach one
+    /// first): ARC can shift it.
+    pub fn front(&self, region: &str, name: &str, arn: &str) {
+        let mut world = self.world();
+        let tg = world
+            .groups
+            .get(&(region.to_owned(), name.to_owned()))
+            .and_then(|g| g.balancer.as_ref())
+            .and_then(|b| match &b.balancer {
+                crate::state::Balancer::TargetGroup { arn } => Some(arn.clone()),
+                crate::state::Balancer::Classic { .. } => None,
+            });
+        if let Some(tg) = tg {
+            world.load_balancers.insert(tg, arn.to_owned());
+        }
+    }
+
+    /// Enables zonal shift on a group, with its impaired-zone health check behaviour.
+    pub fn enable_zonal_shift(&self, region: &str, name: &str, behaviour: &str) {
+        if let Some(g) = self
+            .world()
+            .groups
+            .get_mut(&(region.to_owned(), name.to_owned()))
+        {
+            g.zonal_shift = Some(behaviour.to_owned());
+        }
+    }
+
+    /// Zonal shifts take `delay` to apply.
+    pub fn set_shift_delay(&self, delay: Duration) {
+        self.world().shift_delay = delay;
+    }
+
+    /// Every zonal shift started, oldest first.
+    pub fn shifts(&self) -> Vec<MemoryShift> {
+        self.world().shifts.clone()
+    }
+
+    /// Someone else starts a zonal shift.
+    pub fn start_shift_as(&self, region: &str, resource: &str, away_from: &str, comment: &str) {
+        let mut world = self.world();
+        let id = format!("shift-{}", world.shifts.len() + 1);
+        world.shifts.push(MemoryShift {
+            id,
+            region: region.to_owned(),
+            resource: resource.to_owned(),
+            away_from: away_from.to_owned(),
+            comment: comment.to_owned(),
+            expires: jiff::Timestamp::now().as_second() + 3600,
+            started: Instant::now(),
+            cancelled: false,
+        });
+    }
+
+    /// Whether ARC manages `resource` here: a load balancer in front of a target
+    /// group, or a group with zonal shift enabled.
+    fn managed(world: &World, resource: &str) -> bool {
+        world.load_balancers.values().any(|lb| lb == resource)
+            || world
+                .groups
+                .iter()
+                .any(|((_, name), g)| g.zonal_shift.is_some() && group_arn(name) == resource)
     }
 
     /// How many times a group's load balancer was read.
@@ -1134,16 +1238,36 @@ impl Cloud for MemoryCloud {
             world.next_instance += 1;
             let id = format!("i-new-{}", world.next_instance);
             let (mut out_now, mut not_serving) = (0, 0);
-            for ((r, _), g) in world.groups.iter_mut() {
+            let delay = world.shift_delay;
+            let shifted: Vec<(String, String)> = world
+                .shifts
+                .iter()
+                .filter(|s| s.active() && s.started + delay <= now)
+                .map(|s| (s.resource.clone(), s.away_from.clone()))
+                .collect();
+            let zone_ids = world.zone_ids.clone();
+            for ((r, name), g) in world.groups.iter_mut() {
                 if r != region {
                     continue;
                 }
                 if let Some(pos) = g.instances.iter().position(|(i, _, _)| i == instance) {
                     g.instances.remove(pos);
-                    // The replacement goes to the allowed zone with the fewest instances.
+                    // The replacement goes to the allowed zone with the fewest
+                    // instances; a group with zonal shift enabled launches nowhere
+                    // its shift moves it away from.
+                    let arn = group_arn(name);
+                    let away = |z: &String| {
+                        let id = zone_ids
+                            .get(z)
+                            .cloned()
+                            .unwrap_or_else(|| default_zone_id(z));
+                        g.zonal_shift.is_some()
+                            && shifted.iter().any(|(res, from)| *res == arn && *from == id)
+                    };
                     let zone = g
                         .subnets
                         .iter()
+                        .filter(|z| !away(z))
                         .min_by_key(|z| g.instances.iter().filter(|(_, iz, _)| iz == *z).count())
                         .cloned()
                         .unwrap_or_default();
@@ -1164,6 +1288,121 @@ impl Cloud for MemoryCloud {
         })
         .await
     }
+
+    async fn zonal_shifts(
+        &self,
+        region: &str,
+        resource: &str,
+    ) -> Result<Vec<super::cloud::ActiveShift>, CloudError> {
+        self.enter("zonal_shifts")?;
+        let world = self.world();
+        if !Self::managed(&world, resource) {
+            return Err(CloudError {
+                what: format!("read the zonal shifts of {resource}"),
+                message: "ResourceNotFoundException".into(),
+            });
+        }
+        let now = Instant::now();
+        Ok(world
+            .shifts
+            .iter()
+            .filter(|s| s.region == region && s.resource == resource && s.active())
+            .map(|s| super::cloud::ActiveShift {
+                id: s.id.clone(),
+                away_from: s.away_from.clone(),
+                comment: s.comment.clone(),
+                expires: s.expires,
+                applied: s.started + world.shift_delay <= now,
+            })
+            .collect())
+    }
+
+    async fn start_shift(
+        &self,
+        region: &str,
+        resource: &str,
+        away_from: &str,
+        comment: &str,
+        minutes: u32,
+    ) -> Result<String, CloudError> {
+        self.mutation("start_shift", |cloud| {
+            let mut world = cloud.world();
+            if !Self::managed(&world, resource) {
+                return Err(CloudError {
+                    what: format!("start a zonal shift of {resource}"),
+                    message: "ResourceNotFoundException".into(),
+                });
+            }
+            if world
+                .shifts
+                .iter()
+                .any(|s| s.resource == resource && s.active())
+            {
+                return Err(CloudError {
+                    what: format!("start a zonal shift of {resource}"),
+                    message: "ConflictException: a zonal shift is already active".into(),
+                });
+            }
+            let id = format!("shift-{}", world.shifts.len() + 1);
+            world.shifts.push(MemoryShift {
+                id: id.clone(),
+                region: region.to_owned(),
+                resource: resource.to_owned(),
+                away_from: away_from.to_owned(),
+                comment: comment.to_owned(),
+                expires: jiff::Timestamp::now().as_second() + i64::from(minutes) * 60,
+                started: Instant::now(),
+                cancelled: false,
+            });
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn extend_shift(
+        &self,
+        _region: &str,
+        _resource: &str,
+        id: &str,
+        minutes: u32,
+    ) -> Result<(), CloudError> {
+        self.mutation("extend_shift", |cloud| {
+            let mut world = cloud.world();
+            match world.shifts.iter_mut().find(|s| s.id == id && s.active()) {
+                Some(s) => {
+                    s.expires = jiff::Timestamp::now().as_second() + i64::from(minutes) * 60;
+                    Ok(())
+                }
+                None => Err(CloudError {
+                    what: format!("extend zonal shift {id}"),
+                    message: "ConflictException: not active".into(),
+                }),
+            }
+        })
+        .await
+    }
+
+    async fn cancel_shift(
+        &self,
+        _region: &str,
+        _resource: &str,
+        id: &str,
+    ) -> Result<(), CloudError> {
+        self.mutation("cancel_shift", |cloud| {
+            let mut world = cloud.world();
+            match world.shifts.iter_mut().find(|s| s.id == id && s.active()) {
+                Some(s) => {
+                    s.cancelled = true;
+                    Ok(())
+                }
+                None => Err(CloudError {
+                    what: format!("cancel zonal shift {id}"),
+                    message: "ConflictException: not active".into(),
+                }),
+            }
+        })
+        .await
+    }
 }
 
 fn read_err(err: CloudError) -> ObserveError {
@@ -1173,6 +1412,61 @@ fn read_err(err: CloudError) -> ObserveError {
 /// The in-memory cloud as a plan reads it: subnets are named after their zones,
 /// hosted zones are found by id or by the name given with [`MemoryCloud::name_zone`].
 impl Observe for MemoryCloud {
+    async fn shiftable(
+        &self,
+        _region: &Region,
+        groups: &[&GroupState],
+        named: &[String],
+    ) -> Result<crate::state::Shiftable, ObserveError> {
+        use crate::state::{Managed, ManagedRead, ShiftSeen, Shiftable};
+        self.enter("shiftable").map_err(read_err)?;
+        let world = self.world();
+        let mut out = Shiftable::default();
+        let mut resources: BTreeSet<String> = named.iter().cloned().collect();
+        for g in groups {
+            let lbs: Vec<String> = g
+                .balancers
+                .iter()
+                .filter_map(|b| match b {
+                    crate::state::Balancer::TargetGroup { arn } => {
+                        world.load_balancers.get(arn).cloned()
+                    }
+                    crate::state::Balancer::Classic { .. } => None,
+                })
+                .collect();
+            resources.extend(lbs.iter().cloned());
+            if g.zonal_shift.is_some() {
+                resources.extend(g.arn.clone());
+            }
+            out.balancers.insert(g.name.clone(), lbs);
+        }
+        for arn in resources {
+            let read = if Self::managed(&world, &arn) {
+                ManagedRead::Found(Managed {
+                    name: arn.rsplit('/').next().unwrap_or(&arn).to_owned(),
+                    shifts: world
+                        .shifts
+                        .iter()
+                        .filter(|s| s.resource == arn && s.active())
+                        .map(|s| ShiftSeen {
+                            id: s.id.clone(),
+                            away_from: s.away_from.clone(),
+                            comment: s.comment.clone(),
+                            expires: s.expires,
+                        })
+                        .collect(),
+                    ..Managed::default()
+                })
+            } else {
+                ManagedRead::Unshiftable(format!(
+                    "ResourceNotFoundException: {arn} is not a managed resource"
+                ))
+            };
+            out.managed.insert(arn, read);
+        }
+        Ok(out)
+    }
+
     async fn groups_named(
         &self,
         region: &Region,

@@ -34,6 +34,15 @@ pub enum Progress {
         /// Changes in all.
         of: usize,
     },
+    /// Waiting for the zonal shifts of a wave to take effect.
+    Shifting {
+        /// The step.
+        step: String,
+        /// Shifts applied so far.
+        applied: usize,
+        /// Shifts in all.
+        of: usize,
+    },
     /// Holding between increments, or a fixed wait.
     Holding {
         /// The step.

@@ -139,16 +139,22 @@ pub async fn rollback<C: Cloud>(
     Ok(report)
 }
 
-/// The wave a forward intent belongs to: its step, and for weights its increment.
-fn wave_key(intent: &Intent) -> (String, Option<usize>) {
-    (intent.step.clone(), intent.increment)
+/// The wave a forward intent belongs to: its step, for weights its increment, and
+/// whether it is a zonal shift. A zone step's shifts went first, so, backwards, they
+/// are cancelled last: traffic returns to the zone once its capacity is back.
+fn wave_key(intent: &Intent) -> (String, Option<usize>, bool) {
+    (
+        intent.step.clone(),
+        intent.increment,
+        matches!(intent.target, Target::ZonalShift { .. }),
+    )
 }
 
 /// The run backwards: waves newest first, each restoring its intents to their
 /// `before`.
 fn ramped_waves<'a>(pending: &[&'a Intent], bakes: &BTreeMap<&str, u64>) -> Vec<Wave<'a>> {
-    let mut order: Vec<(String, Option<usize>)> = Vec::new();
-    let mut members: BTreeMap<(String, Option<usize>), Vec<&'a Intent>> = BTreeMap::new();
+    let mut order: Vec<(String, Option<usize>, bool)> = Vec::new();
+    let mut members: BTreeMap<(String, Option<usize>, bool), Vec<&'a Intent>> = BTreeMap::new();
     for intent in pending {
         let key = wave_key(intent);
         if !members.contains_key(&key) {
@@ -179,7 +185,8 @@ fn ramped_waves<'a>(pending: &[&'a Intent], bakes: &BTreeMap<&str, u64>) -> Vec<
 }
 
 /// Three waves, traffic kept safe: capacity the run took away comes back first (with
-/// subnets and processes), then every weight, then capacity the run added goes.
+/// subnets and processes), then every weight and zonal shift, then capacity the run
+/// added goes.
 fn fast_waves<'a>(pending: &[&'a Intent]) -> Vec<Wave<'a>> {
     let restores = collapse(pending);
     let mut back: Vec<Restore> = Vec::new();
@@ -191,7 +198,7 @@ fn fast_waves<'a>(pending: &[&'a Intent]) -> Vec<Wave<'a>> {
             _ => true,
         };
         match (&r.intent.target, raises) {
-            (Target::Weights { .. }, _) => weights.push(r),
+            (Target::Weights { .. } | Target::ZonalShift { .. }, _) => weights.push(r),
             (Target::Capacity { .. }, false) => down.push(r),
             _ => back.push(r),
         }
@@ -344,6 +351,22 @@ fn matches(live: &Value, wanted: &Value) -> bool {
     }
 }
 
+/// Whether `live` is a zonal shift the run did not start (another took the place of
+/// the run's since): rollback never cancels it; the check afterwards reports it.
+fn someone_elses_shift(live: &Value, r: &Restore<'_>) -> bool {
+    match (live, &r.intent.after) {
+        (
+            Value::ZonalShift {
+                zonal_shift: Some(live),
+            },
+            Value::ZonalShift {
+                zonal_shift: Some(ours),
+            },
+        ) => live.comment != ours.comment,
+        _ => false,
+    }
+}
+
 /// Runs one rollback wave: live read at once, intents journaled together, calls
 /// concurrently, one wait for all. Returns how many restores needed a call.
 async fn restore<C: Cloud>(
@@ -364,7 +387,7 @@ async fn restore<C: Cloud>(
                 step: "rollback".into(),
                 message: format!("{} not found", show_target(&r.intent.target)),
             })?;
-        if matches(&now, &r.value) {
+        if matches(&now, &r.value) || someone_elses_shift(&now, r) {
             done.extend(r.covers.iter().cloned());
             continue;
         }

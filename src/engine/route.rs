@@ -309,4 +309,53 @@ impl<C: Cloud> Cloud for Routed<C> {
         .await?;
         Ok(parts.into_iter().flatten().collect())
     }
+
+    async fn zonal_shifts(
+        &self,
+        region: &str,
+        resource: &str,
+    ) -> Result<Vec<super::cloud::ActiveShift>, CloudError> {
+        self.cloud(self.routes.shift(resource), || {
+            format!("read the zonal shifts of {resource}")
+        })?
+        .zonal_shifts(region, resource)
+        .await
+    }
+
+    async fn start_shift(
+        &self,
+        region: &str,
+        resource: &str,
+        away_from: &str,
+        comment: &str,
+        minutes: u32,
+    ) -> Result<String, CloudError> {
+        self.cloud(self.routes.shift(resource), || {
+            format!("start a zonal shift of {resource}")
+        })?
+        .start_shift(region, resource, away_from, comment, minutes)
+        .await
+    }
+
+    async fn extend_shift(
+        &self,
+        region: &str,
+        resource: &str,
+        id: &str,
+        minutes: u32,
+    ) -> Result<(), CloudError> {
+        self.cloud(self.routes.shift(resource), || {
+            format!("extend zonal shift {id}")
+        })?
+        .extend_shift(region, resource, id, minutes)
+        .await
+    }
+
+    async fn cancel_shift(&self, region: &str, resource: &str, id: &str) -> Result<(), CloudError> {
+        self.cloud(self.routes.shift(resource), || {
+            format!("cancel zonal shift {id}")
+        })?
+        .cancel_shift(region, resource, id)
+        .await
+    }
 }

@@ -60,6 +60,8 @@ fn group(name: &str, capacity: Capacity) -> GroupState {
         balancers: vec![],
         launch: None,
         members: vec![],
+        arn: None,
+        zonal_shift: None,
     }
 }
 
@@ -2252,3 +2254,5 @@ async fn a_zone_batch_starts_only_once_the_one_before_is_healthy_in_the_load_bal
         BTreeMap::from([("us-east-1b".to_owned(), 4), ("us-east-1c".to_owned(), 4)])
     );
 }
+
+mod shifts;

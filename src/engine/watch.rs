@@ -39,6 +39,8 @@ pub enum WaitKind {
     Down,
     /// Route 53 changes in sync.
     Sync,
+    /// Zonal shifts applied.
+    Shift,
 }
 
 /// How long each kind of wait took last in this run: when the next one is due.

@@ -492,6 +492,16 @@ pub fn await_of(
         (Target::Weights { .. }, _) => change_id
             .filter(|id| !id.is_empty())
             .map(|id| Await::Change { id }),
+        (
+            Target::ZonalShift { region, resource },
+            Value::ZonalShift {
+                zonal_shift: Some(shift),
+            },
+        ) => Some(Await::Shift {
+            region: region.clone(),
+            resource: resource.clone(),
+            comment: shift.comment.clone(),
+        }),
         _ => None,
     }
 }
@@ -628,6 +638,40 @@ pub async fn send<C: Cloud>(
             Value::Instance { .. },
         ) => {
             cloud.replace_instance(region, instance).await?;
+            Ok(None)
+        }
+        (
+            Target::ZonalShift { region, resource },
+            Value::ZonalShift {
+                zonal_shift: Some(shift),
+            },
+        ) => {
+            let now = jiff::Timestamp::now().as_second();
+            let secs = shift.expires.map_or(0, |at| at.saturating_sub(now));
+            let minutes = u32::try_from((secs.max(0) as u64).div_ceil(60))
+                .unwrap_or(crate::plan::shift::MAX_MINUTES)
+                .clamp(
+                    crate::plan::shift::MIN_MINUTES,
+                    crate::plan::shift::MAX_MINUTES,
+                );
+            let id = cloud
+                .start_shift(region, resource, &shift.away_from, &shift.comment, minutes)
+                .await?;
+            Ok(Some(id))
+        }
+        (Target::ZonalShift { region, resource }, Value::ZonalShift { zonal_shift: None }) => {
+            // Only the shift read live is cancelled, found by its comment: never
+            // another that took its place since.
+            let Some(Value::ZonalShift {
+                zonal_shift: Some(live),
+            }) = live
+            else {
+                return Ok(None);
+            };
+            let active = cloud.zonal_shifts(region, resource).await?;
+            for shift in active.iter().filter(|s| s.comment == live.comment) {
+                cloud.cancel_shift(region, resource, &shift.id).await?;
+            }
             Ok(None)
         }
         _ => Err(unfit()),

@@ -53,6 +53,14 @@ pub enum Target {
         /// The instance id.
         instance: String,
     },
+    /// The ARC zonal shift of a load balancer or an Auto Scaling group: its traffic
+    /// (a group: its launches) moved away from one availability zone.
+    ZonalShift {
+        /// The region.
+        region: String,
+        /// The resource's ARN.
+        resource: String,
+    },
 }
 
 /// A value of a [`Target`].
@@ -83,6 +91,31 @@ pub enum Value {
     },
     /// Weight per record set.
     Weights(BTreeMap<String, i64>),
+    /// The customer zonal shift active on a resource, if any.
+    ZonalShift {
+        /// The shift; none when the resource has no active one.
+        zonal_shift: Option<Shift>,
+    },
+}
+
+/// An active zonal shift, as evac starts and compares it. Two shifts with the same
+/// zone and comment are the same shift whatever their expiry: extending one does
+/// not change what it does.
+#[derive(Clone, Debug, Eq, Serialize, Deserialize)]
+pub struct Shift {
+    /// The availability zone id traffic is moved away from (`use1-az1`).
+    pub away_from: String,
+    /// Its comment: the run and step that started it.
+    pub comment: String,
+    /// When it expires, in seconds since the epoch (when known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<i64>,
+}
+
+impl PartialEq for Shift {
+    fn eq(&self, other: &Self) -> bool {
+        self.away_from == other.away_from && self.comment == other.comment
+    }
 }
 
 /// A full weighted record set, as needed to write it back (an UPSERT replaces the

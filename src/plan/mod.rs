@@ -9,6 +9,7 @@ pub mod iam;
 mod model;
 pub mod observe;
 pub mod render;
+pub mod shift;
 pub mod timing;
 
 #[cfg(test)]

@@ -346,6 +346,30 @@ pub enum Change {
         /// instances are gone and not replaced (desired lowered by them).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         capacity_after: Option<Capacity>,
+        /// The group has zonal shift enabled: its own zonal shift keeps its
+        /// launches out of the zone, and its subnets stay as they are.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        by_shift: bool,
+    },
+    /// An ARC zonal shift moving a resource's traffic (a load balancer) or launches
+    /// (a group with zonal shift enabled) away from a zone, started before any
+    /// capacity moves and cancelled by rollback once capacity is back.
+    ZonalShift {
+        /// The resource's region.
+        region: String,
+        /// The resource's ARN.
+        resource: String,
+        /// Its name, as ARC gives it.
+        name: String,
+        /// The zone left, by name.
+        zone: String,
+        /// The zone id the shift moves away from.
+        zone_id: String,
+        /// How long the shift lasts before it expires by itself: the drill's
+        /// estimate from this step on, plus a margin.
+        minutes: u32,
+        /// The step's groups behind it.
+        groups: Vec<String>,
     },
     /// A fixed hold.
     Wait {

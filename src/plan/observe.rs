@@ -109,6 +109,17 @@ pub trait Observe {
     /// and the region's On-Demand vCPU quotas those fall under, with what they count
     /// now. A quota that cannot be read says why; it does not fail the read.
     async fn vcpus(&self, region: &Region, groups: &[&GroupState]) -> Result<Vcpus, ObserveError>;
+    /// What a zone step's zonal shifts would move: the load balancers of the groups'
+    /// target groups, and what ARC says of each of them, of each group with zonal
+    /// shift enabled and of each resource in `named`. A cloud without ARC has none.
+    async fn shiftable(
+        &self,
+        _region: &Region,
+        _groups: &[&GroupState],
+        _named: &[String],
+    ) -> Result<crate::state::Shiftable, ObserveError> {
+        Ok(crate::state::Shiftable::default())
+    }
     /// Looks up hosted zones as written in a playbook: ids or names.
     async fn hosted_zones(
         &self,
@@ -186,6 +197,14 @@ impl<T: Observe> Observe for &T {
     ) -> Result<BTreeMap<String, Vec<BalancerView>>, ObserveError> {
         (**self).balancers(region, groups).await
     }
+    async fn shiftable(
+        &self,
+        region: &Region,
+        groups: &[&GroupState],
+        named: &[String],
+    ) -> Result<crate::state::Shiftable, ObserveError> {
+        (**self).shiftable(region, groups, named).await
+    }
     async fn vcpus(&self, region: &Region, groups: &[&GroupState]) -> Result<Vcpus, ObserveError> {
         (**self).vcpus(region, groups).await
     }
@@ -242,6 +261,11 @@ pub struct Needs<'a> {
     pub alarms: BTreeMap<Region, BTreeSet<String>>,
     /// Route 53 health check ids.
     pub health_checks: BTreeSet<String>,
+    /// Per region, the named groups an `evacuate_zone` step moves out with zonal
+    /// shift: their load balancers and ARC's view of them are read.
+    pub shifted: BTreeMap<Region, BTreeSet<String>>,
+    /// Per region, resources `evacuate_zone` steps name to shift (`load_balancers`).
+    pub shift_named: BTreeMap<Region, BTreeSet<String>>,
 }
 
 impl<'a> Needs<'a> {
@@ -312,8 +336,23 @@ impl<'a> Needs<'a> {
                     }
                 }
                 Action::EvacuateZone(z) => {
-                    add_groups(&mut needs, &z.region, &z.group);
+                    let added = add_groups(&mut needs, &z.region, &z.group);
                     needs.subnets.insert(z.region.clone());
+                    if z.zonal_shift {
+                        needs
+                            .shifted
+                            .entry(z.region.clone())
+                            .or_default()
+                            .extend(added);
+                        // Named resources are read with the ambient account's groups.
+                        if account.is_none() && !z.load_balancers.is_empty() {
+                            needs
+                                .shift_named
+                                .entry(z.region.clone())
+                                .or_default()
+                                .extend(z.load_balancers.iter().cloned());
+                        }
+                    }
                 }
                 Action::ShiftTraffic(s) => {
                     for name in s.record.iter() {
@@ -592,6 +631,16 @@ fn merge(into: &mut Observed, account: &str, part: Observed) -> Result<(), Obser
     for (region, groups) in part.balancers {
         into.balancers.entry(region).or_default().extend(groups);
     }
+    for (region, groups) in part.shift_balancers {
+        into.shift_balancers
+            .entry(region)
+            .or_default()
+            .extend(groups);
+    }
+    for (arn, read) in part.managed {
+        into.routes.shifts.insert(arn.clone(), account.to_owned());
+        into.managed.insert(arn, read);
+    }
     for (region, vcpus) in part.vcpus {
         let into = into.vcpus.entry(region).or_default();
         into.groups.extend(vcpus.groups);
@@ -775,17 +824,9 @@ async fn read_region(
         let Some(named) = needs.groups.get(region) else {
             return Ok(None);
         };
-        region_groups(
-            cloud,
-            region,
-            named,
-            needs.subnets.contains(region),
-            needs.changed.get(region),
-            needs.scaled.get(region),
-            reads,
-        )
-        .await
-        .map(Some)
+        region_groups(cloud, region, named, needs, reads)
+            .await
+            .map(Some)
     };
     let alarms = async {
         let Some(names) = needs.alarms.get(region) else {
@@ -825,6 +866,12 @@ fn put_region(
         if let Some(vcpus) = found.vcpus {
             observed.vcpus.insert(region.to_string(), vcpus);
         }
+        if !found.shiftable.balancers.is_empty() {
+            observed
+                .shift_balancers
+                .insert(region.to_string(), found.shiftable.balancers);
+        }
+        observed.managed.extend(found.shiftable.managed);
     }
     if let Some(alarms) = alarms {
         observed.alarms.insert(region.to_string(), alarms);
@@ -840,6 +887,7 @@ struct RegionGroups {
     preflight: BTreeMap<String, Preflight>,
     balancers: BTreeMap<String, Vec<BalancerView>>,
     vcpus: Option<Vcpus>,
+    shiftable: crate::state::Shiftable,
 }
 
 /// The groups of one region: every explicit name in one read, and one read per set
@@ -849,11 +897,12 @@ async fn region_groups(
     cloud: &impl Observe,
     region: &Region,
     named: &BTreeMap<String, &GroupSpec>,
-    with_subnets: bool,
-    changed: Option<&BTreeSet<String>>,
-    scaled: Option<&BTreeSet<String>>,
+    needs: &Needs<'_>,
     reads: Reads,
 ) -> Result<RegionGroups, ObserveError> {
+    let with_subnets = needs.subnets.contains(region);
+    let changed = needs.changed.get(region);
+    let scaled = needs.scaled.get(region);
     let mut found: BTreeMap<String, GroupState> = BTreeMap::new();
     let names: BTreeSet<&String> = named
         .values()
@@ -955,8 +1004,24 @@ async fn region_groups(
         }
         cloud.vcpus(region, &raised).await.map(Some)
     };
-    let (subnets, preflight, balancers, vcpus) =
-        futures::try_join!(subnets, preflight, balancers, vcpus)?;
+    // Zonal shifts: the load balancers of the shifted groups, and ARC's view.
+    let shifted_names = members(needs.shifted.get(region));
+    let shifted: Vec<&GroupState> = shifted_names.iter().filter_map(|g| found.get(g)).collect();
+    let shift_named: Vec<String> = needs
+        .shift_named
+        .get(region)
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    let shiftable = async {
+        if shifted.is_empty() && shift_named.is_empty() {
+            return Ok(crate::state::Shiftable::default());
+        }
+        cloud.shiftable(region, &shifted, &shift_named).await
+    };
+    let (subnets, preflight, balancers, vcpus, shiftable) =
+        futures::try_join!(subnets, preflight, balancers, vcpus, shiftable)?;
     let mut subnet_zones = BTreeMap::new();
     let mut subnet_zone_ids = BTreeMap::new();
     let mut subnet_free = BTreeMap::new();
@@ -978,6 +1043,7 @@ async fn region_groups(
         preflight,
         balancers,
         vcpus,
+        shiftable,
     })
 }
 

@@ -330,6 +330,7 @@ fn write_change(out: &mut String, change: &Change, p: &Palette) {
             instances_before,
             instances_after,
             capacity_after,
+            by_shift,
             ..
         } => {
             let group = crate::text::one_line(group);
@@ -339,6 +340,12 @@ fn write_change(out: &mut String, change: &Change, p: &Palette) {
                 p.change.apply_to("~"),
                 zone_shown(zone, zone_id)
             );
+            if *by_shift {
+                let _ = writeln!(
+                    out,
+                    "       zonal shift enabled: its shift keeps launches out of the zone; subnets stay"
+                );
+            }
             for subnet in subnets_removed {
                 let _ = writeln!(out, "       {} subnet {subnet}", p.bad.apply_to("-"));
             }
@@ -373,6 +380,28 @@ fn write_change(out: &mut String, change: &Change, p: &Palette) {
                         after.max
                     );
                 }
+            }
+        }
+        Change::ZonalShift {
+            region,
+            resource,
+            name,
+            zone,
+            zone_id,
+            minutes,
+            groups,
+        } => {
+            let _ = writeln!(
+                out,
+                "   {} zonal shift {} ({region}) away from {}, expiring after {}",
+                p.change.apply_to("~"),
+                crate::text::one_line(name),
+                zone_shown(zone, &Some(zone_id.clone())),
+                duration(u64::from(*minutes) * 60)
+            );
+            let _ = writeln!(out, "       {}", crate::text::one_line(resource));
+            if !groups.is_empty() {
+                let _ = writeln!(out, "       in front of {}", groups.join(", "));
             }
         }
         Change::Wait { secs } => {
@@ -606,6 +635,21 @@ pub fn markdown(plan: &Plan) -> String {
                         );
                     }
                     let _ = writeln!(out);
+                }
+                Change::ZonalShift {
+                    region,
+                    name,
+                    zone,
+                    zone_id,
+                    minutes,
+                    ..
+                } => {
+                    let _ = writeln!(
+                        out,
+                        "- zonal shift of `{name}` ({region}) away from {}, expiring after {}, cancelled by rollback once capacity is back\n",
+                        zone_shown(zone, &Some(zone_id.clone())),
+                        duration(u64::from(*minutes) * 60)
+                    );
                 }
                 Change::ZoneEvacuation {
                     group,

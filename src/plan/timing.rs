@@ -29,6 +29,8 @@ pub struct Timing {
     pub deregister: Duration,
     /// One AWS call, there and back.
     pub latency: Duration,
+    /// A zonal shift takes effect: its resource sends the zone no new traffic.
+    pub shift: Duration,
     /// The paced request rates.
     pub rates: Rates,
 }
@@ -42,13 +44,14 @@ impl Default for Timing {
             healthy: Duration::from_secs(150),
             deregister: Duration::from_secs(300),
             latency: Duration::from_millis(50),
+            shift: Duration::from_secs(60),
             rates: Rates::default(),
         }
     }
 }
 
 impl Timing {
-    /// Applies `launch=3m,sync=60s,drain=0s,healthy=1m,deregister=30s,latency=40ms`
+    /// Applies `launch=3m,sync=60s,drain=0s,healthy=1m,deregister=30s,latency=40ms,shift=1m`
     /// (any subset).
     pub fn assume(mut self, text: &str) -> Result<Self, String> {
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -66,9 +69,10 @@ impl Timing {
                 "healthy" => self.healthy = value,
                 "deregister" => self.deregister = value,
                 "latency" => self.latency = value,
+                "shift" => self.shift = value,
                 other => {
                     return Err(format!(
-                        "unknown assumption `{other}`: use launch, sync, drain, healthy, deregister or latency"
+                        "unknown assumption `{other}`: use launch, sync, drain, healthy, deregister, latency or shift"
                     ));
                 }
             }
@@ -195,7 +199,18 @@ impl Timing {
                     })
                     .max()
                     .unwrap_or(0);
-                self.latency(4) + f64::from(batches) * self.launch.as_secs_f64()
+                let shifts = step
+                    .changes
+                    .iter()
+                    .filter(|c| matches!(c, Change::ZonalShift { .. }))
+                    .count();
+                // Traffic first: every shift started at once, then one wait for all.
+                let traffic = if shifts > 0 {
+                    self.latency(2) + self.shift.as_secs_f64()
+                } else {
+                    0.0
+                };
+                traffic + self.latency(4) + f64::from(batches) * self.launch.as_secs_f64()
             }
             StepKind::Wait => step
                 .changes
@@ -228,6 +243,7 @@ impl Timing {
                 show(self.launch)
             ),
             format!("a Route 53 change is in sync within {}", show(self.sync)),
+            format!("a zonal shift takes effect in {}", show(self.shift)),
             format!("a drain completes in {}", show(self.drain)),
             format!(
                 "load balancers pass new instances in {} and hold leaving ones {}",

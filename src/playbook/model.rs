@@ -768,6 +768,15 @@ pub struct EvacuateZone {
     #[serde(default = "yes")]
     #[schemars(schema_with = "super::schema::templated::<bool>")]
     pub keep_capacity: bool,
+    /// Move the load balancers' traffic (and groups with zonal shift enabled)
+    /// out of the zone first with ARC zonal shift; false: edit subnets and
+    /// replace instances only, as before zonal shift.
+    #[serde(default = "yes")]
+    #[schemars(schema_with = "super::schema::templated::<bool>")]
+    pub zonal_shift: bool,
+    /// Load balancers (ARNs) to shift besides those of the groups' target groups.
+    #[serde(default)]
+    pub load_balancers: Vec<String>,
     /// The largest share of a group replaced at once.
     #[serde(default = "default_max_out")]
     pub max_out_percent: Percent,

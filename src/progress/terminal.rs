@@ -296,6 +296,18 @@ impl Reporter for TerminalReporter {
                     crate::say!("  rollback {what}");
                 }
             }
+            Progress::Shifting { step, applied, of } => {
+                if self.live {
+                    let key = self.key(step);
+                    self.main_message(&key, "moving traffic out of the zone".into());
+                    self.detail(
+                        &key,
+                        (*of as u64).max(1),
+                        *applied as u64,
+                        "zonal shifts applied".into(),
+                    );
+                }
+            }
             Progress::Syncing { step, in_sync, of } => {
                 if self.live {
                     let key = self.key(step);

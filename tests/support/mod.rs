@@ -1,6 +1,7 @@
 //! Shared test support: the evac binaries, and fresh accounts in the local emulator.
 #![allow(dead_code)]
 
+pub mod arc;
 pub mod proxy;
 pub mod pty;
 pub mod shapes;

@@ -808,6 +808,11 @@ fn hits(n: u32, percent: u32) -> bool {
     n > 0 && step(n) > step(n - 1)
 }
 
+/// Reads one HTTP request (head and body, by its Content-Length) from `stream`.
+pub fn read_message(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    read_request(stream)
+}
+
 fn read_request(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     let mut data = Vec::new();
     let mut buf = [0u8; 8192];

@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use crate::engine::cloud::{Cloud, Instance};
 use crate::engine::error::{EngineError, step_err};
-use crate::engine::execute::{Executor, zone_action};
+use crate::engine::execute::{Executor, shift_action, zone_action};
 use crate::engine::reporter::Progress;
 use crate::engine::steps::processes::Suspend;
 use crate::engine::watch::{CAPACITY_POLL_CAP, Poll, poll_until};
 use crate::engine::wave::{Item, send};
 use crate::engine::write_ahead::write_ahead;
-use crate::journal::{Event, Target, Value};
-use crate::plan::{Change, StepPlan};
+use crate::journal::{Event, Shift, Target, Value};
+use crate::plan::{Change, Plan, StepPlan};
 use crate::state::Capacity;
 
 /// Per group (region, name): the instances it had when they were last seen healthy
@@ -80,6 +80,9 @@ impl<C: Cloud> Executor<'_, '_, C> {
             .collect();
         let timeout = Duration::from_secs(step.timeout_secs);
         let deadline = crate::engine::watch::deadline(timeout);
+        // 0. Traffic: every zonal shift started at once, then waited for until the
+        // zone receives no new traffic, before any capacity moves.
+        self.shift_wave(step, timeout).await?;
         // 1. Processes: no group may move instances back into the zone.
         let suspends: Vec<Suspend> = groups
             .iter()
@@ -129,6 +132,169 @@ impl<C: Cloud> Executor<'_, '_, C> {
             || self.replace_batch(step, &replacing, &seen_healthy),
         )
         .await
+    }
+
+    /// Starts the step's zonal shifts (each expiring after the drill's estimate from
+    /// here plus a margin, with a comment naming the run and step) as one wave, and
+    /// waits until each has taken effect. A resource found with another shift is
+    /// drift: ARC allows one per resource, and that one is not the run's.
+    async fn shift_wave(&self, step: &StepPlan, timeout: Duration) -> Result<(), EngineError> {
+        let now = jiff::Timestamp::now().as_second();
+        let comment = crate::plan::shift::comment(&self.options.run_id, &step.id);
+        let items: Vec<Item> = step
+            .changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::ZonalShift {
+                    region,
+                    resource,
+                    zone_id,
+                    minutes,
+                    ..
+                } => Some(Item {
+                    action: shift_action(&step.id, region, resource),
+                    target: Target::ZonalShift {
+                        region: region.clone(),
+                        resource: resource.clone(),
+                    },
+                    after: Value::ZonalShift {
+                        zonal_shift: Some(Shift {
+                            away_from: zone_id.clone(),
+                            comment: comment.clone(),
+                            expires: Some(now + i64::from(*minutes) * 60),
+                        }),
+                    },
+                    planned_before: Some(Value::ZonalShift { zonal_shift: None }),
+                    records: Vec::new(),
+                    increment: None,
+                }),
+                _ => None,
+            })
+            .collect();
+        if items.is_empty() {
+            return Ok(());
+        }
+        let actions = items.iter().map(|i| i.action.clone()).collect();
+        let awaits = self.wave(&step.id, items).await?;
+        self.settle_wave(&step.id, &awaits, actions, timeout).await
+    }
+
+    /// Keeps the run's zonal shifts from expiring before the drill ends: before each
+    /// step (and so on resume), every shift the run started and has not rolled back
+    /// whose recorded expiry comes before the estimate of the steps left (plus a
+    /// margin) is read live and, if it is still the run's, extended, journaled
+    /// first like any change. A shift that is gone (expired, or cancelled by
+    /// someone) stops the run: traffic is back in the zone.
+    pub(crate) async fn keep_shifts(&self, plan: &Plan, from: usize) -> Result<(), EngineError> {
+        let left: Vec<crate::engine::history::Intent> = self.recorder.history(|h| {
+            let mut last: BTreeMap<&Target, &crate::engine::history::Intent> = BTreeMap::new();
+            for i in &h.intents {
+                if matches!(i.target, Target::ZonalShift { .. })
+                    && h.applied.contains_key(&i.action)
+                    && !h.rolled_back.contains(&i.action)
+                {
+                    last.insert(&i.target, i);
+                }
+            }
+            last.values().map(|i| (*i).clone()).collect()
+        });
+        if left.is_empty() {
+            return Ok(());
+        }
+        let remaining: u64 = plan
+            .steps
+            .iter()
+            .skip(from)
+            .filter(|s| !self.recorder.history(|h| h.finished_steps.contains(&s.id)))
+            .map(|s| s.estimate_secs)
+            .sum();
+        let now = jiff::Timestamp::now().as_second();
+        // Extended when it would expire within the steps left plus half the margin;
+        // then to the steps left plus the whole margin.
+        let needed = now
+            + i64::try_from(remaining + crate::plan::shift::MARGIN_SECS / 2)
+                .unwrap_or(i64::MAX / 2);
+        let minutes = crate::plan::shift::minutes_for(remaining);
+        for intent in left {
+            let Value::ZonalShift {
+                zonal_shift: Some(ours),
+            } = &intent.after
+            else {
+                continue;
+            };
+            if ours.expires.is_some_and(|at| at >= needed) {
+                continue;
+            }
+            let Target::ZonalShift { region, resource } = &intent.target else {
+                continue;
+            };
+            let live = self
+                .cloud
+                .zonal_shifts(region, resource)
+                .await
+                .map_err(step_err(&intent.step))?;
+            let Some(shift) = live.iter().find(|s| s.comment == ours.comment) else {
+                return Err(EngineError::Step {
+                    step: intent.step.clone(),
+                    message: format!(
+                        "the zonal shift of {resource} ({region}) away from {} that this run started is no longer active (expired, or cancelled by someone): {} receives traffic again; see who, then `evac resume` to go on or `evac rollback` to undo the run",
+                        ours.away_from, ours.away_from
+                    ),
+                });
+            };
+            if shift.expires >= needed {
+                continue;
+            }
+            let extended = Shift {
+                expires: Some(now + i64::from(minutes) * 60),
+                ..ours.clone()
+            };
+            let n = self.recorder.history(|h| {
+                h.intents
+                    .iter()
+                    .filter(|i| i.target == intent.target)
+                    .count()
+            });
+            let action = format!(
+                "{}:extend:{n}",
+                shift_action(&intent.step, region, resource)
+            );
+            let before = Value::ZonalShift {
+                zonal_shift: Some(Shift {
+                    expires: Some(shift.expires),
+                    ..ours.clone()
+                }),
+            };
+            let intent_event = Event::Intent {
+                action: action.clone(),
+                step: intent.step.clone(),
+                target: intent.target.clone(),
+                before,
+                after: Value::ZonalShift {
+                    zonal_shift: Some(extended),
+                },
+                record_sets: Vec::new(),
+                increment: None,
+            };
+            let id = shift.id.clone();
+            let step_id = intent.step.as_str();
+            write_ahead(
+                self.recorder,
+                self.interrupt,
+                1,
+                vec![intent_event],
+                vec![(action, id)],
+                |(action, id)| async move {
+                    self.cloud
+                        .extend_shift(region, resource, &id, minutes)
+                        .await
+                        .map_err(step_err(step_id))?;
+                    Ok((taken_effect(action), ()))
+                },
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Removes every instance the groups have in their zone, lowering each group's

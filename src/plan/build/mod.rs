@@ -274,6 +274,18 @@ pub fn build_with(
         }
     }
     let duration_secs = elapsed.round() as u64;
+    // A zone step's shifts last the drill's estimate from that step on, plus a
+    // margin: they expire by themselves if the drill's process dies.
+    let mut after: f64 = steps.iter().map(|s| timing.step(s)).sum();
+    for step in &mut steps {
+        let from_here = after;
+        after -= timing.step(step);
+        for change in &mut step.changes {
+            if let Change::ZonalShift { minutes, .. } = change {
+                *minutes = crate::plan::shift::minutes_for(from_here.max(0.0).round() as u64);
+            }
+        }
+    }
     let traffic_gone_secs = evacuated.map(|at| at.max(elapsed).round() as u64);
     Plan {
         format: PLAN_FORMAT,
