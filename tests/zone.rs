@@ -340,3 +340,257 @@ fn a_zone_left_without_keeping_capacity_lowers_desired_by_its_instances_and_roll
         assert_eq!(desired, seed_desired, "{group}: desired restored");
     }
 }
+
+/// `evac ARGS` for `account`, reaching the fake ARC service at `arc`.
+fn evac_arc(
+    account: &Account,
+    arc: &support::arc::FakeArc,
+    args: &[&str],
+) -> (i32, String, String) {
+    let output = account
+        .command("evac")
+        .env("AWS_ENDPOINT_URL_ARC_ZONAL_SHIFT", &arc.url)
+        .args(args)
+        .output()
+        .expect("evac runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The seeded account with an ALB in front of both groups of us-east-1, which the
+/// fake ARC service manages: (account, fake, ALB ARN).
+fn fronted() -> (Account, support::arc::FakeArc, String) {
+    let account = Account::fresh();
+    account.seed();
+    let (alb, zone_ids) =
+        account.alb_in_front("us-east-1", &["api-us-east-1", "worker-us-east-1"], "front");
+    let arc = support::arc::FakeArc::start(std::time::Duration::ZERO);
+    let ids: Vec<&str> = zone_ids.iter().map(String::as_str).collect();
+    arc.add_resource(&alb, "app/front/1", &ids);
+    (account, arc, alb)
+}
+
+/// Where the first journal entry `what` holds is, by its place in the journal.
+fn place(journal: &[serde_json::Value], what: impl Fn(&serde_json::Value) -> bool) -> usize {
+    journal
+        .iter()
+        .position(what)
+        .unwrap_or_else(|| panic!("no such entry in {journal:#?}"))
+}
+
+fn action_has(e: &serde_json::Value, event: &str, part: &str) -> bool {
+    e["event"] == event && e["action"].as_str().is_some_and(|a| a.contains(part))
+}
+
+#[test]
+fn a_zone_drill_behind_an_alb_shifts_it_away_from_the_zone_id_first_and_rollback_cancels_it_once_capacity_is_back()
+ {
+    let (account, arc, alb) = fronted();
+    let state = tempfile::tempdir().expect("state dir");
+    let state_arg = state.path().display().to_string();
+    let (code, plan, stderr) = evac_arc(&account, &arc, &["plan", ZONE]);
+    assert_eq!(code, 0, "{plan}\n{stderr}");
+    let id = plan
+        .split("leaves us-east-1a (")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("the plan shows the zone's id")
+        .to_owned();
+    assert!(
+        plan.contains(&format!(
+            "zonal shift app/front/1 (us-east-1) away from us-east-1a ({id}), expiring after"
+        )) && plan.contains("in front of api-us-east-1, worker-us-east-1"),
+        "{plan}"
+    );
+
+    let (code, _, stderr) = evac_arc(
+        &account,
+        &arc,
+        &[
+            "run",
+            ZONE,
+            "--var",
+            "steady_for=1s",
+            "--yes",
+            "--state-dir",
+            &state_arg,
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let run_id = support::run_ids(state.path()).pop().expect("a run");
+    let shifts = arc.shifts();
+    assert_eq!(
+        shifts.len(),
+        1,
+        "one shift for the ALB both groups sit behind: {shifts:#?}"
+    );
+    assert_eq!(shifts[0].resource, alb);
+    assert_eq!(shifts[0].away_from, id, "away from the zone's id");
+    assert_eq!(
+        shifts[0].comment,
+        format!("evac run {run_id} step leave-zone")
+    );
+    assert_eq!(shifts[0].status, "ACTIVE");
+    assert!(
+        shifts[0].expiry - shifts[0].start >= 30.0 * 60.0,
+        "estimate plus margin"
+    );
+    let journal = support::journal_so_far(state.path(), &run_id);
+    let shifted = place(&journal, |e| action_has(e, "converged", ":shift:"));
+    let first_subnets = place(&journal, |e| action_has(e, "intent", ":subnets"));
+    let first_replacement = place(&journal, |e| action_has(e, "intent", ":replace:"));
+    assert!(
+        shifted < first_subnets && shifted < first_replacement,
+        "the zone's traffic left before any capacity moved"
+    );
+    let after = view(&account, "us-east-1");
+    assert!(!after["api-us-east-1"].3.contains_key("us-east-1a"));
+
+    let (code, _, stderr) = evac_arc(
+        &account,
+        &arc,
+        &["rollback", &run_id, "--yes", "--state-dir", &state_arg],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        arc.shifts()[0].status,
+        "CANCELED",
+        "rollback cancels the shift"
+    );
+    let journal = support::journal_so_far(state.path(), &run_id);
+    let cancelled = place(&journal, |e| {
+        e["event"] == "rollback_intent" && e["target"]["kind"] == "zonal_shift"
+    });
+    let subnets_back = place(&journal, |e| {
+        action_has(e, "rollback_converged", ":subnets")
+    });
+    assert!(
+        subnets_back < cancelled,
+        "cancelled once the capacity is back"
+    );
+    let cancels = arc
+        .calls()
+        .iter()
+        .filter(|c| c.operation == "CancelZonalShift")
+        .count();
+    assert_eq!(cancels, 1);
+}
+
+#[test]
+fn a_second_active_shift_on_the_load_balancer_blocks_the_plan() {
+    let (account, arc, alb) = fronted();
+    let (code, plan, _) = evac_arc(&account, &arc, &["plan", ZONE]);
+    assert_eq!(code, 0, "{plan}");
+    let other = arc.start_shift(&alb, "use1-az2", "storage team: az2 maintenance", 60);
+    let (code, plan, stderr) = evac_arc(&account, &arc, &["plan", ZONE]);
+    assert_eq!(code, 3, "{plan}\n{stderr}");
+    assert!(
+        plan.contains(&format!(
+            "app/front/1 already has zonal shift {other} away from use1-az2 (\"storage team: az2 maintenance\")"
+        )) && plan.contains("ARC allows one active shift per resource"),
+        "{plan}"
+    );
+    assert!(
+        !arc.calls().iter().any(|c| c.operation == "StartZonalShift"),
+        "a plan starts nothing"
+    );
+}
+
+#[test]
+fn a_resumed_run_extends_a_shift_near_its_expiry() {
+    let (account, arc, _) = fronted();
+    let dir = tempfile::tempdir().expect("dir");
+    let playbook = dir.path().join("leave-and-hold.yaml");
+    let text = std::fs::read_to_string(ZONE).expect("the zone playbook");
+    let cut = text.find("  # 2. The service").expect("the second step");
+    std::fs::write(
+        &playbook,
+        format!("{}  - id: hold\n    wait: 1h\n", &text[..cut]),
+    )
+    .expect("playbook written");
+    let playbook = playbook.display().to_string();
+    let state = dir.path().join("state");
+    let state_arg = state.display().to_string();
+    let log = dir.path().join("evac.log");
+    let spawn = |args: &[&str]| {
+        support::process(
+            account
+                .command("evac")
+                .env("AWS_ENDPOINT_URL_ARC_ZONAL_SHIFT", &arc.url),
+        )
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("evac starts")
+    };
+    let said = || std::fs::read_to_string(&log).unwrap_or_default();
+    // The run dies in its hold, after the zone is left.
+    let mut child = spawn(&["run", &playbook, "--yes", "--state-dir", &state_arg]);
+    support::until("the hold", || {
+        assert!(
+            child.try_wait().ok().flatten().is_none(),
+            "the run ended: {}",
+            said()
+        );
+        support::run_ids(&state).pop().is_some_and(|run| {
+            support::journal_so_far(&state, &run)
+                .iter()
+                .any(|e| e["event"] == "step_started" && e["step"] == "hold")
+        })
+    });
+    child.kill().expect("kill -9");
+    child.wait().expect("reaped");
+    let run_id = support::run_ids(&state).pop().expect("a run");
+    // Meanwhile its shift came close to its expiry.
+    let shift = arc.shifts().remove(0);
+    let soon = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64()
+        + 60.0;
+    arc.set_expiry(&shift.id, soon);
+    let mut child = spawn(&["resume", &run_id, "--yes", "--state-dir", &state_arg]);
+    support::until("the extension", || {
+        assert!(
+            child.try_wait().ok().flatten().is_none(),
+            "the resume ended: {}",
+            said()
+        );
+        support::journal_so_far(&state, &run_id)
+            .iter()
+            .any(|e| action_has(e, "converged", ":extend:"))
+    });
+    child.kill().expect("kill -9");
+    child.wait().expect("reaped");
+    let extended = arc.shifts().remove(0);
+    assert_eq!(extended.id, shift.id, "the same shift");
+    assert_eq!(extended.status, "ACTIVE");
+    assert!(
+        extended.expiry >= soon + 3600.0,
+        "extended past the hour's hold: {} vs {soon}",
+        extended.expiry
+    );
+    let journal = support::journal_so_far(&state, &run_id);
+    let intent = journal
+        .iter()
+        .find(|e| action_has(e, "intent", ":extend:"))
+        .expect("the extension journaled");
+    assert_eq!(
+        intent["before"]["zonal_shift"]["expires"]
+            .as_f64()
+            .map(|s| s as i64),
+        Some(soon as i64),
+        "with the expiry it replaces"
+    );
+    let (code, _, stderr) = evac_arc(
+        &account,
+        &arc,
+        &["rollback", &run_id, "--yes", "--state-dir", &state_arg],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(arc.shifts()[0].status, "CANCELED");
+}

@@ -168,6 +168,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
     }
 
     async fn run_steps(&self, plan: &Plan) -> Result<(), EngineError> {
+        let mut first = true;
         for (index, step) in plan.steps.iter().enumerate() {
             let finish = self.options.finish_skipped;
             if self.recorder.history(|h| {
@@ -180,7 +181,8 @@ impl<C: Cloud> Executor<'_, '_, C> {
             // poll interval, stops the run before this step changes anything.
             self.checkpoint().await?;
             // The run's zonal shifts last until the drill ends.
-            self.keep_shifts(plan, index).await?;
+            self.keep_shifts(plan, index, first).await?;
+            first = false;
             if let Some(reason) = &step.skipped
                 && !self.options.finish_skipped
             {

@@ -234,16 +234,16 @@ impl Timing {
         }
     }
 
-    /// What the estimate assumes, for people.
-    pub fn assumptions(&self) -> Vec<String> {
+    /// What the estimate assumes, for people; `shifts`: the plan starts zonal
+    /// shifts.
+    pub fn assumptions(&self, shifts: bool) -> Vec<String> {
         let show = |d: Duration| crate::playbook::HumanDuration(d).to_string();
-        vec![
+        let mut out = vec![
             format!(
                 "instances launch and come InService in {}",
                 show(self.launch)
             ),
             format!("a Route 53 change is in sync within {}", show(self.sync)),
-            format!("a zonal shift takes effect in {}", show(self.shift)),
             format!("a drain completes in {}", show(self.drain)),
             format!(
                 "load balancers pass new instances in {} and hold leaving ones {}",
@@ -257,7 +257,14 @@ impl Timing {
                 self.rates.of(Service::AutoScaling)
             ),
             "approvals take no time".to_owned(),
-        ]
+        ];
+        if shifts {
+            out.insert(
+                2,
+                format!("a zonal shift takes effect in {}", show(self.shift)),
+            );
+        }
+        out
     }
 }
 

@@ -286,6 +286,94 @@ impl Account {
             });
     }
 
+    /// An Application Load Balancer `name` in the subnets of `groups`' first group,
+    /// forwarding to one target group attached to every group of `groups`; returns
+    /// its ARN and the zone ids of its subnets.
+    pub fn alb_in_front(&self, region: &str, groups: &[&str], name: &str) -> (String, Vec<String>) {
+        let region = evac::playbook::Region::parse(region).expect("region");
+        tokio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(async {
+                use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, ProtocolEnum};
+                let ctx = self.context().await;
+                let autoscaling = ctx.autoscaling(&region);
+                let described = autoscaling
+                    .describe_auto_scaling_groups()
+                    .auto_scaling_group_names(groups[0])
+                    .send()
+                    .await
+                    .expect("describe the group");
+                let subnet_ids: Vec<String> = described.auto_scaling_groups()[0]
+                    .vpc_zone_identifier()
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::to_owned)
+                    .collect();
+                let subnets = ctx
+                    .ec2(&region)
+                    .describe_subnets()
+                    .set_subnet_ids(Some(subnet_ids.clone()))
+                    .send()
+                    .await
+                    .expect("subnets");
+                let vpc = subnets.subnets()[0].vpc_id().expect("vpc").to_owned();
+                let zone_ids = subnets
+                    .subnets()
+                    .iter()
+                    .filter_map(|s| s.availability_zone_id().map(str::to_owned))
+                    .collect();
+                let elbv2 = ctx.elbv2(&region);
+                let lb = elbv2
+                    .create_load_balancer()
+                    .name(name)
+                    .set_subnets(Some(subnet_ids))
+                    .send()
+                    .await
+                    .expect("load balancer");
+                let lb_arn = lb.load_balancers()[0]
+                    .load_balancer_arn()
+                    .expect("arn")
+                    .to_owned();
+                let tg = elbv2
+                    .create_target_group()
+                    .name(format!("{name}-tg"))
+                    .protocol(ProtocolEnum::Http)
+                    .port(80)
+                    .vpc_id(vpc)
+                    .send()
+                    .await
+                    .expect("target group");
+                let tg_arn = tg.target_groups()[0]
+                    .target_group_arn()
+                    .expect("arn")
+                    .to_owned();
+                elbv2
+                    .create_listener()
+                    .load_balancer_arn(&lb_arn)
+                    .protocol(ProtocolEnum::Http)
+                    .port(80)
+                    .default_actions(
+                        Action::builder()
+                            .r#type(ActionTypeEnum::Forward)
+                            .target_group_arn(&tg_arn)
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .expect("listener");
+                for group in groups {
+                    autoscaling
+                        .attach_load_balancer_target_groups()
+                        .auto_scaling_group_name(*group)
+                        .target_group_arns(&tg_arn)
+                        .send()
+                        .await
+                        .expect("attach the target group");
+                }
+                (lb_arn, zone_ids)
+            })
+    }
+
     /// A Classic Load Balancer `name`, attached to `group`.
     pub fn attach_classic(&self, region: &str, group: &str, name: &str) {
         let region = evac::playbook::Region::parse(region).expect("region");

@@ -185,7 +185,16 @@ impl<C: Cloud> Executor<'_, '_, C> {
     /// margin) is read live and, if it is still the run's, extended, journaled
     /// first like any change. A shift that is gone (expired, or cancelled by
     /// someone) stops the run: traffic is back in the zone.
-    pub(crate) async fn keep_shifts(&self, plan: &Plan, from: usize) -> Result<(), EngineError> {
+    ///
+    /// `live`: read every shift live whatever the journal says (the first step a
+    /// process runs: on resume, while the run's process was away, anyone may have
+    /// changed a shift, and the journal cannot say).
+    pub(crate) async fn keep_shifts(
+        &self,
+        plan: &Plan,
+        from: usize,
+        live: bool,
+    ) -> Result<(), EngineError> {
         let left: Vec<crate::engine::history::Intent> = self.recorder.history(|h| {
             let mut last: BTreeMap<&Target, &crate::engine::history::Intent> = BTreeMap::new();
             for i in &h.intents {
@@ -222,7 +231,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
             else {
                 continue;
             };
-            if ours.expires.is_some_and(|at| at >= needed) {
+            if !live && ours.expires.is_some_and(|at| at >= needed) {
                 continue;
             }
             let Target::ZonalShift { region, resource } = &intent.target else {

@@ -274,6 +274,11 @@ pub fn build_with(
         }
     }
     let duration_secs = elapsed.round() as u64;
+    let shifts = steps.iter().any(|s| {
+        s.changes
+            .iter()
+            .any(|c| matches!(c, Change::ZonalShift { .. }))
+    });
     // A zone step's shifts last the drill's estimate from that step on, plus a
     // margin: they expire by themselves if the drill's process dies.
     let mut after: f64 = steps.iter().map(|s| timing.step(s)).sum();
@@ -307,7 +312,7 @@ pub fn build_with(
             duration_secs,
             traffic_gone_secs,
             mutating_calls: b.calls,
-            assumptions: timing.assumptions(),
+            assumptions: timing.assumptions(shifts),
         },
         stop_conditions: playbook
             .stop_when
