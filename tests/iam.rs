@@ -217,6 +217,9 @@ impl Request {
                     match operator.as_str() {
                         "StringEquals" => got.len() == 1 && wanted.contains(&got[0]),
                         "ForAllValues:StringEquals" => got.iter().all(|g| wanted.contains(g)),
+                        "StringLike" => {
+                            !got.is_empty() && got.iter().all(|g| wanted.iter().any(|w| glob(w, g)))
+                        }
                         other => panic!("a condition operator this test does not know: {other}"),
                     }
                 })
@@ -280,13 +283,31 @@ fn fleet(account: &Account) -> Fleet {
         })
 }
 
+/// An ARC zonal shift call the fake answered, as IAM authorizes it: by the
+/// resource it names.
+fn arc_request(call: &support::arc::ArcCall) -> Request {
+    Request {
+        action: format!("arc-zonal-shift:{}", call.operation),
+        resources: vec!["*".to_owned()],
+        keys: BTreeMap::from([(
+            "arc-zonal-shift:ResourceIdentifier".to_owned(),
+            vec![call.resource.clone()],
+        )]),
+    }
+}
+
 /// Plans, runs and rolls back `playbook`; checks every call against the policies.
 fn every_call_is_allowed_and_every_action_called(playbook: &str, vars: &[&str]) {
-    let account = Account::fresh();
+    let mut account = Account::fresh();
     account.seed();
-    // The groups a drill changes sit behind load balancers of both kinds.
+    // The groups a drill changes sit behind load balancers of both kinds; in
+    // us-east-1 an ALB (which ARC manages) is in front of worker-us-east-1 too.
     account.attach_target_group("us-west-2", "api-us-west-2", "api-usw2");
     account.attach_classic("us-east-1", "api-us-east-1", "api-use1");
+    account.alb_in_front("us-east-1", &["worker-us-east-1"], "front");
+    let arc = support::arc::FakeArc::start(std::time::Duration::ZERO);
+    arc.any_load_balancer();
+    account.arc = Some(arc.url.clone());
     let fleet = fleet(&account);
     let for_plan = policy(&account, playbook, vars, "plan");
     let for_run = policy(&account, playbook, vars, "run");
@@ -306,6 +327,7 @@ fn every_call_is_allowed_and_every_action_called(playbook: &str, vars: &[&str]) 
         .assert()
         .success();
     let planned = account.calls().split_off(start);
+    let arc_planned = arc.calls();
     account
         .command("evac")
         .args(with_vars(&["run", playbook, "--yes"]))
@@ -320,10 +342,17 @@ fn every_call_is_allowed_and_every_action_called(playbook: &str, vars: &[&str]) 
         .success();
     let all = account.calls().split_off(start);
 
-    for (policy, calls, purpose) in [(&for_plan, &planned, "plan"), (&for_run, &all, "run")] {
+    let arc_all = arc.calls();
+    for (policy, calls, arc_calls, purpose) in [
+        (&for_plan, &planned, &arc_planned, "plan"),
+        (&for_run, &all, &arc_all, "run"),
+    ] {
         let mut called = BTreeSet::new();
-        for call in calls.iter() {
-            let request = Request::of(call, &account.id, &fleet);
+        let requests = calls
+            .iter()
+            .map(|call| Request::of(call, &account.id, &fleet))
+            .chain(arc_calls.iter().map(arc_request));
+        for request in requests {
             called.insert(request.action.clone());
             // AWS allows GetCallerIdentity to everyone; the policy leaves it out.
             if request.action == "sts:GetCallerIdentity" {
@@ -347,6 +376,11 @@ fn every_call_is_allowed_and_every_action_called(playbook: &str, vars: &[&str]) 
                 // Read only while a scale-up's instances lag, which they never do
                 // in the instant emulator (engine tests cover it).
                 if action == "autoscaling:DescribeScalingActivities" {
+                    continue;
+                }
+                // Called only when a shift would expire before the drill ends
+                // (tests/zone.rs covers it).
+                if action == "arc-zonal-shift:UpdateZonalShift" {
                     continue;
                 }
                 // Read only for weighted sets that carry a health check, which the

@@ -161,6 +161,69 @@ pub fn policy(p: &PolicyFor<'_>) -> Document {
             None,
         ));
     }
+    if !needs.shifted.is_empty() || !needs.shift_named.is_empty() {
+        // Zone steps' zonal shifts: the load balancers of the groups' target groups
+        // are found by reading the target groups; ARC is asked about each, and a
+        // run starts, extends and cancels their shifts. ARC scopes these by the
+        // resource a call names (`arc-zonal-shift:ResourceIdentifier`): the
+        // Application and Network Load Balancers of the step's region and account,
+        // the groups with zonal shift enabled, and the load balancers a step names.
+        statements.push(statement(
+            "FindTheLoadBalancersOfZoneStepGroups",
+            &actions(&["elasticloadbalancing:DescribeTargetGroups"]),
+            vec!["*".to_owned()],
+            None,
+        ));
+        let mut shifted: BTreeSet<String> = BTreeSet::new();
+        for region in needs.shifted.keys().chain(needs.shift_named.keys()) {
+            for kind in ["app", "net"] {
+                shifted.insert(format!(
+                    "arn:aws:elasticloadbalancing:{region}:{account_id}:loadbalancer/{kind}/*"
+                ));
+            }
+        }
+        for (region, names) in &needs.shifted {
+            for name in names {
+                let by_name = playbook
+                    .groups
+                    .get(name)
+                    .and_then(|g| g.names_in(region.as_str()));
+                match by_name {
+                    Some(groups) => shifted.extend(groups.iter().map(|g| {
+                        format!("arn:aws:autoscaling:{region}:{account_id}:autoScalingGroup:*:autoScalingGroupName/{g}")
+                    })),
+                    None => {
+                        shifted.insert(format!(
+                            "arn:aws:autoscaling:{region}:{account_id}:autoScalingGroup:*:autoScalingGroupName/*"
+                        ));
+                    }
+                }
+            }
+        }
+        shifted.extend(needs.shift_named.values().flatten().cloned());
+        let mut verbs = vec!["arc-zonal-shift:GetManagedResource"];
+        if run {
+            verbs.extend([
+                "arc-zonal-shift:StartZonalShift",
+                "arc-zonal-shift:UpdateZonalShift",
+                "arc-zonal-shift:CancelZonalShift",
+            ]);
+        }
+        statements.push(statement(
+            if run {
+                "ShiftZoneStepResourcesAwayFromTheZone"
+            } else {
+                "ReadZoneStepResourcesInArc"
+            },
+            &actions(&verbs),
+            vec!["*".to_owned()],
+            Some(serde_json::json!({
+                "StringLike": {
+                    "arc-zonal-shift:ResourceIdentifier": shifted.into_iter().collect::<Vec<_>>()
+                }
+            })),
+        ));
+    }
     if run {
         statements.extend(group_writes(playbook, p.account, &account_id));
     }
@@ -413,10 +476,27 @@ fn in_partition(mut document: Document, partition: &str) -> Document {
     if partition == "aws" {
         return document;
     }
+    let rewrite = |arn: &mut String| {
+        if let Some(rest) = arn.strip_prefix("arn:aws:") {
+            *arn = format!("arn:{partition}:{rest}");
+        }
+    };
     for statement in &mut document.statement {
-        for resource in &mut statement.resource {
-            if let Some(rest) = resource.strip_prefix("arn:aws:") {
-                *resource = format!("arn:{partition}:{rest}");
+        statement.resource.iter_mut().for_each(rewrite);
+        // ARNs in conditions (the resources a zonal shift may name).
+        if let Some(Value::Object(tests)) = &mut statement.condition {
+            for keys in tests.values_mut() {
+                if let Value::Object(keys) = keys {
+                    for values in keys.values_mut() {
+                        if let Value::Array(values) = values {
+                            for v in values {
+                                if let Value::String(arn) = v {
+                                    rewrite(arn);
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
     }

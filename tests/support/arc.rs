@@ -39,6 +39,8 @@ pub struct FakeShift {
 #[derive(Clone, Debug)]
 pub struct ArcCall {
     pub operation: String,
+    /// The resource it names (a shift's, for calls that name a shift).
+    pub resource: String,
     pub at: SystemTime,
 }
 
@@ -235,7 +237,12 @@ fn error(status: u16, kind: &'static str, message: String) -> Answer {
     (status, Some(kind), json!({ "message": message }))
 }
 
-fn handle(state: &Mutex<State>, method: &str, target: &str, body: &[u8]) -> (String, Answer) {
+fn handle(
+    state: &Mutex<State>,
+    method: &str,
+    target: &str,
+    body: &[u8],
+) -> (String, String, Answer) {
     let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
     expire(&mut state);
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
@@ -252,7 +259,25 @@ fn handle(state: &Mutex<State>, method: &str, target: &str, body: &[u8]) -> (Str
             .to_owned()
     };
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match (method, segments.as_slice()) {
+    let resource = match segments.as_slice() {
+        ["managedresources", arn] => decode(arn),
+        ["zonalshifts", id] => {
+            let id = decode(id);
+            state
+                .shifts
+                .iter()
+                .find(|s| s.id == id)
+                .map(|s| s.resource.clone())
+                .unwrap_or_default()
+        }
+        _ => body
+            .get("resourceIdentifier")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| query.get("resourceIdentifier").cloned())
+            .unwrap_or_default(),
+    };
+    let (operation, answer) = match (method, segments.as_slice()) {
         ("POST", ["zonalshifts"]) => {
             let resource = text("resourceIdentifier");
             let answer = if managed(&state, &resource).is_none() {
@@ -418,7 +443,8 @@ fn handle(state: &Mutex<State>, method: &str, target: &str, body: &[u8]) -> (Str
                 format!("no operation at {method} {path}"),
             ),
         ),
-    }
+    };
+    (operation, resource, answer)
 }
 
 fn serve(mut client: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
@@ -433,13 +459,14 @@ fn serve(mut client: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         first.next().unwrap_or_default(),
         first.next().unwrap_or_default(),
     );
-    let (operation, (status, kind, answer)) = handle(state, method, target, body);
+    let (operation, resource, (status, kind, answer)) = handle(state, method, target, body);
     state
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .calls
         .push(ArcCall {
             operation,
+            resource,
             at: SystemTime::now(),
         });
     let body = answer.to_string();

@@ -107,6 +107,8 @@ pub struct Account {
     pub access_key: String,
     /// Its secret.
     pub secret_key: String,
+    /// The fake ARC zonal shift service its evac commands reach, if any.
+    pub arc: Option<String>,
 }
 
 static NEXT_ACCOUNT: AtomicU32 = AtomicU32::new(0);
@@ -152,6 +154,7 @@ impl Account {
             secret_key: field("SecretAccessKey"),
             id,
             endpoint,
+            arc: None,
         }
     }
 
@@ -170,6 +173,9 @@ impl Account {
             .env("AWS_CONFIG_FILE", "/dev/null")
             .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
             .env("AWS_EC2_METADATA_DISABLED", "true");
+        if let Some(url) = &self.arc {
+            cmd.env("AWS_ENDPOINT_URL_ARC_ZONAL_SHIFT", url);
+        }
         cmd
     }
 
