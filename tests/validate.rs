@@ -260,6 +260,17 @@ fn zones_must_belong_to_the_step_region() {
 }
 
 #[test]
+fn a_zone_step_shifts_only_load_balancers_of_its_region_by_arn() {
+    assert_invalid(
+        "zone-load-balancers",
+        &[
+            "13:11: steps[0].evacuate_zone.load_balancers[0]: arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/api/0123456789abcdef is not the ARN of an Application or Network Load Balancer",
+            "14:11: steps[0].evacuate_zone.load_balancers[1]: load balancer arn:aws:elasticloadbalancing:us-west-2:123456789012:loadbalancer/app/api/0123456789abcdef is in us-west-2, not in the step's region us-east-1",
+        ],
+    );
+}
+
+#[test]
 fn human_output_shows_the_source_line_and_a_caret() {
     let output = evac()
         .args(["validate", "tests/fixtures/invalid/five-mistakes.yaml"])

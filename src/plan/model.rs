@@ -350,6 +350,10 @@ pub enum Change {
         /// launches out of the zone, and its subnets stay as they are.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         by_shift: bool,
+        /// With `by_shift`: the group's impaired-zone health check behaviour
+        /// (`ReplaceUnhealthy`, `IgnoreUnhealthy`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        impaired_zone: Option<String>,
     },
     /// An ARC zonal shift moving a resource's traffic (a load balancer) or launches
     /// (a group with zonal shift enabled) away from a zone, started before any

@@ -338,6 +338,23 @@ impl<'a> Needs<'a> {
                 Action::EvacuateZone(z) => {
                     let added = add_groups(&mut needs, &z.region, &z.group);
                     needs.subnets.insert(z.region.clone());
+                    // Without keeping capacity, the records the region serves must
+                    // still be carried: their weights, and the groups serving them in
+                    // every region they serve, are read.
+                    if !z.keep_capacity {
+                        for (name, spec) in &playbook.records {
+                            if !spec.set_identifiers.contains_key(&z.region) {
+                                continue;
+                            }
+                            if spec.account.as_deref() == account {
+                                needs.records.insert(name.clone(), spec);
+                            }
+                            let serving = Names(playbook.serving_groups(name));
+                            for region in spec.set_identifiers.keys() {
+                                add_groups(&mut needs, region, &serving);
+                            }
+                        }
+                    }
                     if z.zonal_shift {
                         needs
                             .shifted

@@ -331,6 +331,7 @@ fn write_change(out: &mut String, change: &Change, p: &Palette) {
             instances_after,
             capacity_after,
             by_shift,
+            impaired_zone,
             ..
         } => {
             let group = crate::text::one_line(group);
@@ -341,9 +342,18 @@ fn write_change(out: &mut String, change: &Change, p: &Palette) {
                 zone_shown(zone, zone_id)
             );
             if *by_shift {
+                let during = match impaired_zone.as_deref() {
+                    Some("IgnoreUnhealthy") => {
+                        "; IgnoreUnhealthy: its instances in the zone failing health checks stay until replaced here"
+                    }
+                    Some(_) => {
+                        "; ReplaceUnhealthy: its unhealthy instances in the zone are replaced elsewhere"
+                    }
+                    None => "",
+                };
                 let _ = writeln!(
                     out,
-                    "       zonal shift enabled: its shift keeps launches out of the zone; subnets stay"
+                    "       zonal shift enabled: its shift keeps launches out of the zone, subnets stay{during}"
                 );
             }
             for subnet in subnets_removed {

@@ -156,6 +156,43 @@ async fn a_zone_left_without_keeping_capacity_lowers_desired_by_its_instances_th
 }
 
 #[tokio::test]
+async fn a_zone_left_without_its_capacity_must_still_carry_the_records_it_serves() {
+    // us-east-1 serves all of `api` on api-us-east-1's 6; leaving us-east-1a without
+    // replacing its 2 leaves 4 to carry it.
+    let text = |margin: u32| {
+        format!(
+            "version: 1
+name: zone
+capacity_margin: {margin}
+groups:
+  api:
+    tags: {{ \"evac:service\": api }}
+records:
+  api:
+    zone: example.com.
+    name: api.example.com.
+    type: A
+    set_identifiers: {{ us-east-1: api-use1, us-west-2: api-usw2 }}
+steps:
+  - id: leave
+    evacuate_zone: {{ group: api, region: us-east-1, zone: us-east-1a, keep_capacity: false }}
+"
+        )
+    };
+    let cloud = seeded();
+    let plan = plan_text(&cloud, &text(0)).await;
+    assert_blocked(
+        &plan,
+        &[
+            "x leave: record api (us-east-1): leaving us-east-1a without replacing its capacity leaves 100% of `api`'s traffic in us-east-1 on a capacity of 4 (api-us-east-1); it needs at least 6 to carry no more per instance than us-east-1 carries now (100% on 6): keep capacity, shift `api` away first, or raise capacity_margin",
+        ],
+    );
+    // Half as much again per instance is allowed: 4 carry what 6 did.
+    let plan = plan_text(&cloud, &text(50)).await;
+    assert!(plan.blockers.is_empty(), "{}", shown(&plan));
+}
+
+#[tokio::test]
 async fn blocker_zone_evacuation_that_leaves_no_zone() {
     let cloud = seeded();
     let one = Capacity {

@@ -421,6 +421,29 @@ fn check_action(action: &Action, path: &YamlPath, parts: &Parts<'_>, diags: &mut
                         z.region.short()
                     ));
             }
+            // Load balancers to shift: an Application or Network Load Balancer of
+            // the step's region, by ARN.
+            for (i, arn) in z.load_balancers.iter().enumerate() {
+                let parts: Vec<&str> = arn.splitn(6, ':').collect();
+                let fits = parts.len() == 6
+                    && parts[0] == "arn"
+                    && parts[2] == "elasticloadbalancing"
+                    && (parts[5].starts_with("loadbalancer/app/")
+                        || parts[5].starts_with("loadbalancer/net/"));
+                let at = path.key("load_balancers").index(i);
+                if !fits {
+                    diags.error(&at, format!("{arn} is not the ARN of an Application or Network Load Balancer"))
+                        .help("zonal shift moves those: write arn:aws:elasticloadbalancing:REGION:ACCOUNT:loadbalancer/app/NAME/ID");
+                } else if parts[3] != z.region.as_str() {
+                    diags.error(
+                        &at,
+                        format!(
+                            "load balancer {arn} is in {}, not in the step's region {}",
+                            parts[3], z.region
+                        ),
+                    );
+                }
+            }
         }
         Action::Check(c) => {
             let path = path.key("check");

@@ -272,7 +272,8 @@ async fn a_group_with_zonal_shift_enabled_is_shifted_instead_of_losing_its_subne
     )));
     assert!(plan.steps[0].changes.iter().any(|c| matches!(
         c,
-        Change::ZoneEvacuation { by_shift: true, subnets_removed, .. } if subnets_removed.is_empty()
+        Change::ZoneEvacuation { by_shift: true, subnets_removed, impaired_zone, .. }
+            if subnets_removed.is_empty() && impaired_zone.as_deref() == Some("ReplaceUnhealthy")
     )));
     let r = new_run();
     execute_plan(&cloud, &r.run, &Options::default(), &plan)

@@ -685,23 +685,11 @@ impl Builder<'_> {
         }
     }
 
-    /// Capacity follows traffic: no increment of a shift may ask a region to carry
-    /// more of record `name`'s traffic per unit of capacity than the most loaded
-    /// region carries before the drill (plus `capacity_margin` percent). Capacity is
-    /// the desired capacity of the groups serving the record there, after the steps
-    /// before this one. Records with no group linked are named in one warning by the caller.
-    pub(super) fn capacity_follows(
-        &mut self,
-        step: &str,
-        name: &str,
-        spec: &RecordSpec,
-        before: &BTreeMap<String, i64>,
-        increments: &[BTreeMap<String, i64>],
-    ) {
-        let resource = Some(format!("record {name}"));
-        // The most loaded region now: the largest share of the record's weight per
-        // unit of capacity, as weight w of total t on capacity c (compared as
-        // fractions, w1 * t2 * c2 > w2 * t1 * c1).
+    /// The most loaded region of record `name` before the drill: the largest share
+    /// of its weight per unit of capacity, as weight w0 of total t0 on capacity c0
+    /// (compared as fractions, w1 * t2 * c2 > w2 * t1 * c1); none when no region
+    /// serving it has capacity.
+    fn most_loaded(&self, name: &str, spec: &RecordSpec) -> Option<(i128, i128, i128, Served)> {
         let observed: BTreeMap<String, i64> = self
             .observed
             .records
@@ -727,7 +715,88 @@ impl Builder<'_> {
                 load = Some((i128::from(weight), i128::from(served.capacity), served));
             }
         }
-        let Some((w0, c0, base)) = load else {
+        load.map(|(w0, c0, base)| (w0, c0, i128::from(total_now.max(1)), base))
+    }
+
+    /// Capacity follows traffic when a zone's capacity goes without replacement
+    /// (`keep_capacity: false`): each record served in `region` must still be
+    /// carried there at no more per unit of capacity than the most loaded region
+    /// carries before the drill (plus `capacity_margin`), at its weights as the
+    /// steps before leave them. A shortfall is a blocker.
+    pub(super) fn capacity_holds_without_zone(&mut self, step: &str, region: &str, zone: &str) {
+        self.served.borrow_mut().clear();
+        let margin = 100 + i128::from(self.playbook.capacity_margin);
+        let records: Vec<(String, RecordSpec)> = self
+            .playbook
+            .records
+            .iter()
+            .filter(|(_, spec)| spec.set_identifiers.keys().any(|r| r.as_str() == region))
+            .map(|(n, s)| (n.clone(), s.clone()))
+            .collect();
+        for (name, spec) in records {
+            let Some(id) = spec
+                .set_identifiers
+                .iter()
+                .find(|(r, _)| r.as_str() == region)
+                .map(|(_, id)| id.clone())
+            else {
+                continue;
+            };
+            let weights = self
+                .projection
+                .weights
+                .get(&name)
+                .cloned()
+                .unwrap_or_default();
+            let weight = weights.get(&id).copied().unwrap_or(0);
+            let total = i128::from(weights.values().sum::<i64>().max(1));
+            let (before, after) = (
+                self.served(&name, region, false),
+                self.served(&name, region, true),
+            );
+            if weight <= 0 || after.capacity >= before.capacity {
+                continue;
+            }
+            let Some((w0, c0, t0, base)) = self.most_loaded(&name, &spec) else {
+                continue;
+            };
+            let num = i128::from(weight) * t0 * c0 * 100;
+            let den = margin * w0 * total;
+            let needed = (num + den - 1) / den;
+            if i128::from(after.capacity) >= needed {
+                continue;
+            }
+            let share = i128::from(weight) * 100 / total;
+            let base_share = w0 * 100 / t0;
+            self.block(
+                Some(step),
+                Some(format!("record {name} ({region})")),
+                format!(
+                    "leaving {zone} without replacing its capacity leaves {share}% of `{name}`'s traffic in {region} on a capacity of {} ({}); it needs at least {needed} to carry no more per instance than {} carries now ({base_share}% on {c0}): keep capacity, shift `{name}` away first, or raise capacity_margin",
+                    after.capacity,
+                    after.groups.join(", "),
+                    base.region,
+                ),
+            );
+        }
+        self.served.borrow_mut().clear();
+    }
+
+    /// Capacity follows traffic: no increment of a shift may ask a region to carry
+    /// more of record `name`'s traffic per unit of capacity than the most loaded
+    /// region carries before the drill (plus `capacity_margin` percent). Capacity is
+    /// the desired capacity of the groups serving the record there, after the steps
+    /// before this one. Records with no group linked are named in one warning by the caller.
+    pub(super) fn capacity_follows(
+        &mut self,
+        step: &str,
+        name: &str,
+        spec: &RecordSpec,
+        before: &BTreeMap<String, i64>,
+        increments: &[BTreeMap<String, i64>],
+    ) {
+        let resource = Some(format!("record {name}"));
+        let Some((w0, c0, t0, base)) = self.most_loaded(name, spec) else {
             self.warn(
                 Some(step),
                 resource,
@@ -737,7 +806,6 @@ impl Builder<'_> {
             );
             return;
         };
-        let t0 = i128::from(total_now.max(1));
         let margin = 100 + i128::from(self.playbook.capacity_margin);
         let mut blocked: BTreeSet<String> = BTreeSet::new();
         let mut prev = before;

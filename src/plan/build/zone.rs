@@ -189,6 +189,7 @@ impl Builder<'_> {
                 capacity_before: capacity_after.and(capacity_before),
                 capacity_after,
                 by_shift,
+                impaired_zone: state.zonal_shift.clone().filter(|_| by_shift),
             });
         }
         for resource in &z.load_balancers {
@@ -217,6 +218,9 @@ impl Builder<'_> {
                 None,
                 format!("zonal_shift: false: the load balancers keep sending {written} traffic until the zone's instances go; without it, serving capacity and traffic leave the zone together"),
             );
+        }
+        if !z.keep_capacity {
+            self.capacity_holds_without_zone(step, region, written);
         }
         self.count(
             "arc-zonal-shift:StartZonalShift",
