@@ -17,6 +17,8 @@ pub struct CloseArgs {
     #[arg(long)]
     pub yes: bool,
     #[command(flatten)]
+    pub latest: super::session::LatestArgs,
+    #[command(flatten)]
     pub state: StateArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = RunOutput::Human)]

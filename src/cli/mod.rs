@@ -175,6 +175,22 @@ pub fn main() -> Exit {
     ) {
         quiet_on_closed_pipe();
     }
+    let mut cli = cli;
+    // `latest` as a run id: the newest run of the state dir (of --playbook NAME).
+    let resolved = match &mut cli.command {
+        Command::Resume(a) => session::resolve_run(&a.exec.state, &mut a.run_id, &a.latest),
+        Command::Rollback(a) => session::resolve_run(&a.state, &mut a.run_id, &a.latest),
+        Command::Close(a) => session::resolve_run(&a.state, &mut a.run_id, &a.latest),
+        Command::Report(a) => session::resolve_run(&a.state, &mut a.run_id, &a.latest),
+        Command::Status(a) => match &mut a.run_id {
+            Some(id) => session::resolve_run(&a.state, id, &a.latest),
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    };
+    if let Err(exit) = resolved {
+        return exit;
+    }
     match cli.command {
         Command::Validate(args) => validate::run(&args.playbooks, &args.vars, args.output),
         Command::Plan(args) => plan::run(&args),

@@ -32,6 +32,8 @@ pub struct ReportArgs {
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     #[command(flatten)]
+    pub latest: super::session::LatestArgs,
+    #[command(flatten)]
     pub state: StateArgs,
 }
 

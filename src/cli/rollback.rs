@@ -29,6 +29,8 @@ pub struct RollbackArgs {
     #[command(flatten)]
     pub rates: RateArgs,
     #[command(flatten)]
+    pub latest: super::session::LatestArgs,
+    #[command(flatten)]
     pub state: StateArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = RunOutput::Human)]

@@ -67,6 +67,8 @@ pub struct ResumeArgs {
     pub skipped: bool,
     #[command(flatten)]
     pub exec: ExecArgs,
+    #[command(flatten)]
+    pub latest: super::session::LatestArgs,
 }
 
 /// What `run` and `resume` share: how the steps are executed and reported.

@@ -428,7 +428,9 @@ pub fn settle(
 pub fn journal_exit(err: &crate::journal::JournalError) -> Exit {
     use crate::journal::JournalError;
     match err {
-        JournalError::UnknownRun { .. } | JournalError::HalfMade { .. } => Exit::InvalidInput,
+        JournalError::UnknownRun { .. }
+        | JournalError::NoRuns { .. }
+        | JournalError::HalfMade { .. } => Exit::InvalidInput,
         JournalError::Missing { .. }
         | JournalError::Tampered { .. }
         | JournalError::Corrupt { .. } => Exit::NeedsHuman,
@@ -578,6 +580,41 @@ pub fn unfinished_runs(
 /// An existing run to take over (`resume`, `rollback`, `close`): its state dir, its
 /// folder, and its plan, which names the playbook whose lock is taken first. Its
 /// journal is read only once the lock is held ([`attach`]).
+/// Which run `latest` stands for.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct LatestArgs {
+    /// With `latest` as the run id: the newest run of this playbook (its `name:`),
+    /// not of the whole state dir
+    #[arg(long = "playbook", value_name = "NAME")]
+    pub playbook: Option<String>,
+}
+
+/// Puts the run id `run_id` stands for in its place: `latest` becomes the newest
+/// run of the state dir (of `--playbook NAME`). Exit 2, said, when there is none.
+pub fn resolve_run(
+    state: &StateArgs,
+    run_id: &mut String,
+    latest: &LatestArgs,
+) -> Result<(), Exit> {
+    if run_id != crate::journal::state_dir::LATEST {
+        if latest.playbook.is_some() {
+            crate::say_error!(
+                "--playbook picks which run `latest` is: give `latest` as the run id, or leave --playbook out"
+            );
+            return Err(Exit::InvalidInput);
+        }
+        return Ok(());
+    }
+    let dir = state.open()?;
+    *run_id = dir
+        .resolve(run_id, latest.playbook.as_deref())
+        .map_err(|err| {
+            crate::say_error!("{err}");
+            journal_exit(&err)
+        })?;
+    Ok(())
+}
+
 pub fn existing_run(
     state: &StateArgs,
     run_id: &str,

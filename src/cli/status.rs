@@ -27,6 +27,8 @@ pub struct StatusArgs {
     #[arg(value_name = "RUN_ID")]
     pub run_id: Option<String>,
     #[command(flatten)]
+    pub latest: super::session::LatestArgs,
+    #[command(flatten)]
     pub state: StateArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = StatusOutput::Human)]

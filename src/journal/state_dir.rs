@@ -247,6 +247,29 @@ impl StateDir {
         Ok(run)
     }
 
+    /// The run id `written` stands for: itself, or for `latest` the newest run of the
+    /// state dir (of playbook `playbook`, when given). Only the runs' ids are listed:
+    /// they begin with their start time, so the newest sorts last.
+    pub fn resolve(&self, written: &str, playbook: Option<&str>) -> Result<String, JournalError> {
+        if written != LATEST {
+            return Ok(written.to_owned());
+        }
+        let ids: Vec<String> = match &self.remote {
+            Some(remote) => remote.store.children("runs/").map_err(store_err("*"))?,
+            None => super::store::list_runs(&self.path)?
+                .into_iter()
+                .map(|r| r.id)
+                .collect(),
+        };
+        ids.into_iter()
+            .filter(|id| playbook.is_none_or(|name| playbook_of(id) == Some(name)))
+            .max()
+            .ok_or_else(|| JournalError::NoRuns {
+                state_dir: self.location(),
+                playbook: playbook.map(str::to_owned),
+            })
+    }
+
     /// Every run, oldest first (fetched afresh in S3 mode), for reading.
     pub fn runs(&self) -> Result<Vec<RunDir>, JournalError> {
         if let Some(remote) = &self.remote {
@@ -460,8 +483,27 @@ pub fn parse_s3_url(text: &str) -> Option<Result<(String, String), String>> {
     Some(Ok((bucket.to_owned(), prefix.to_owned())))
 }
 
+/// What a run id may be written as to mean the newest run.
+pub const LATEST: &str = "latest";
+
+/// The playbook name in a run id (`STAMP-NAME-XXXX`).
+pub fn playbook_of(id: &str) -> Option<&str> {
+    let (_, rest) = id.split_once('-')?;
+    let (name, _) = rest.rsplit_once('-')?;
+    Some(name)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_run_ids_playbook_is_between_its_start_time_and_its_suffix() {
+        assert_eq!(
+            super::playbook_of("20261205T010313.072Z-fleet-zone-90eb"),
+            Some("fleet-zone")
+        );
+        assert_eq!(super::playbook_of("nonsense"), None);
+    }
+
     use super::*;
     use crate::journal::remote::MemoryStore;
     use crate::journal::{Event, Journal};

@@ -38,6 +38,17 @@ pub enum JournalError {
         /// Where it was looked for.
         state_dir: String,
     },
+    /// `latest` was asked for, and there is no run to be it.
+    #[error(
+        "no run{} in state dir {state_dir}, so none is `latest`: a run kept elsewhere is reached with --state-dir DIR|s3://BUCKET/PREFIX (or EVAC_STATE_DIR)",
+        playbook.as_deref().map(|p| format!(" of playbook `{p}`")).unwrap_or_default()
+    )]
+    NoRuns {
+        /// Where runs were looked for.
+        state_dir: String,
+        /// The playbook asked for (`--playbook`).
+        playbook: Option<String>,
+    },
     /// The run's folder was being made when the run stopped (a full disk, a crash):
     /// it never wrote its first entry, so it changed nothing.
     #[error(
