@@ -735,3 +735,104 @@ fn a_declined_approval_and_its_resume_show_who_answered() {
     let shot = Screenshot::of(&dir.path().join("report.html"));
     assert!(shot.count((0xa0, 0xae, 0xc0)) > 20, "the stop is drawn");
 }
+
+#[test]
+fn a_drill_is_scored_against_its_rto_with_its_phases() {
+    let account = Account::fresh();
+    account.seed();
+    let state = tempfile::tempdir().expect("state dir");
+    let dir = tempfile::tempdir().expect("dir");
+    let text = std::fs::read_to_string("playbooks/evacuate-region.yaml").expect("playbook");
+    let with_rto = |rto: &str| {
+        let path = dir.path().join(format!("rto-{rto}.yaml"));
+        std::fs::write(
+            &path,
+            text.replacen("\ngroups:", &format!("\nrto: {rto}\n\ngroups:"), 1),
+        )
+        .expect("written");
+        path.display().to_string()
+    };
+    // The plan scores its estimate: the seeded drill takes minutes (2m bakes, a 60 s
+    // TTL), well over 1s and within 1h.
+    let (code, plan, _) = evac(&account, state.path(), &["plan", &with_rto("1s")]);
+    assert_eq!(code, 0, "{plan}");
+    assert!(
+        plan.contains("RTO: 1s; estimated time to evacuate") && plan.contains("over it by"),
+        "{plan}"
+    );
+    assert!(plan.contains("is over the rto of 1s by"), "{plan}");
+    let playbook = with_rto("1h");
+    let (code, plan, _) = evac(&account, state.path(), &["plan", &playbook]);
+    assert_eq!(code, 0, "{plan}");
+    assert!(
+        plan.contains("RTO: 1h; estimated time to evacuate") && plan.contains("within it by"),
+        "{plan}"
+    );
+
+    let (code, _, stderr) = evac(
+        &account,
+        state.path(),
+        &["run", &playbook, "--var", "bake=1s", "--yes"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let (code, json, stderr) = evac(
+        &account,
+        state.path(),
+        &["report", "latest", "--format", "json"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&json).expect("report JSON");
+    let tte = report["time_to_evacuate_secs"].as_f64().expect("evacuated");
+    assert_eq!(report["rto"]["rto_secs"], 3600.0);
+    assert_eq!(report["rto"]["met"], true);
+    let by = report["rto"]["by_secs"].as_f64().expect("by");
+    assert!(
+        (by - (3600.0 - tte)).abs() < 0.001,
+        "{by} to spare of {tte}"
+    );
+    // The phases: the scale-up, the shifts (the last one's 60 s TTL included), the
+    // drain; each as long as its steps.
+    let phases: Vec<(String, f64)> = report["phases"]
+        .as_array()
+        .expect("phases")
+        .iter()
+        .map(|p| {
+            (
+                p["phase"].as_str().unwrap_or_default().to_owned(),
+                p["duration_secs"].as_f64().unwrap_or(-1.0),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = phases.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["capacity", "traffic", "drain"], "{phases:?}");
+    let step = |id: &str| {
+        report["timeline"]
+            .as_array()
+            .expect("timeline")
+            .iter()
+            .find(|s| s["kind"] == "step" && s["label"] == id)
+            .map(|s| {
+                s["end_secs"].as_f64().unwrap_or(0.0) - s["start_secs"].as_f64().unwrap_or(0.0)
+            })
+            .expect("the step's span")
+    };
+    assert!(
+        (phases[0].1 - step("scale-target")).abs() < 0.001,
+        "{phases:?}"
+    );
+    assert!(
+        (phases[1].1 - (step("shift-traffic") + 60.0)).abs() < 0.001,
+        "{phases:?}"
+    );
+    assert!(
+        (phases[2].1 - step("drain-source")).abs() < 0.001,
+        "{phases:?}"
+    );
+    let (code, markdown, _) = evac(&account, state.path(), &["report", "latest"]);
+    assert_eq!(code, 0);
+    assert!(markdown.contains("| rto | 60m00s: met, "), "{markdown}");
+    assert!(markdown.contains("| phases | capacity "), "{markdown}");
+    let (code, history, _) = evac(&account, state.path(), &["history"]);
+    assert_eq!(code, 0);
+    assert!(history.contains("met (60m00s)"), "{history}");
+}

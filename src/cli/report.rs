@@ -153,12 +153,13 @@ pub fn list(args: &HistoryArgs) -> Exit {
                 .unwrap_or(3)
                 .max(3);
             crate::out!(
-                "{:width$}  {:24}  {:20}  {:22}  {:>10}  CHANGE",
+                "{:width$}  {:24}  {:20}  {:22}  {:>10}  {:14}  CHANGE",
                 "RUN",
                 "STARTED",
                 "PLAYBOOK",
                 "RESULT",
-                "EVACUATION"
+                "EVACUATION",
+                "RTO"
             );
             for r in &rows {
                 let tte = r
@@ -170,13 +171,19 @@ pub fn list(args: &HistoryArgs) -> Exit {
                     Some(d) => format!("{} slower", drill::secs(d)),
                     None => "-".into(),
                 };
+                let rto = match &r.rto {
+                    None => "-".to_owned(),
+                    Some(score) if score.met => format!("met ({})", drill::secs(score.rto_secs)),
+                    Some(score) => format!("missed ({})", drill::secs(score.rto_secs)),
+                };
                 crate::out!(
-                    "{:width$}  {:24}  {:20}  {:22}  {:>10}  {delta}",
+                    "{:width$}  {:24}  {:20}  {:22}  {:>10}  {:14}  {delta}",
                     r.run_id,
                     r.started_at,
                     r.playbook,
                     r.result,
-                    tte
+                    tte,
+                    rto
                 );
             }
         }

@@ -24,6 +24,9 @@ pub struct Plan {
     pub warnings: Vec<Finding>,
     /// Expected duration and API calls.
     pub estimate: Estimate,
+    /// The playbook's recovery time objective (`rto:`), in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto_secs: Option<u64>,
     /// Conditions that halt the run when they fire.
     #[serde(default)]
     pub stop_conditions: Vec<StopRef>,

@@ -10,7 +10,7 @@ use super::model::{Change, Finding, Plan, SetWeights};
 use crate::playbook::HumanDuration;
 use crate::state::Capacity;
 
-fn duration(secs: u64) -> String {
+pub fn duration(secs: u64) -> String {
     HumanDuration(Duration::from_secs(secs)).to_string()
 }
 
@@ -199,6 +199,23 @@ pub fn human(plan: &Plan, colour: bool) -> String {
             _ => String::new(),
         }
     );
+    if let Some(rto) = plan.rto_secs {
+        let evacuates = plan
+            .estimate
+            .traffic_gone_secs
+            .unwrap_or(plan.estimate.duration_secs);
+        let _ = writeln!(
+            out,
+            "RTO: {}; estimated time to evacuate {}: {}",
+            duration(rto),
+            duration(evacuates),
+            if evacuates <= rto {
+                format!("within it by {}", duration(rto - evacuates))
+            } else {
+                format!("over it by {}", duration(evacuates - rto))
+            }
+        );
+    }
     let _ = writeln!(out, "Mutating calls: {}", calls_line(plan));
     let _ = writeln!(
         out,

@@ -17,7 +17,7 @@ use super::types::{HumanDuration, Percent, StepId, check_name};
 use super::validate;
 
 /// The top-level fields of a playbook.
-const TOP_LEVEL: [&str; 13] = [
+const TOP_LEVEL: [&str; 14] = [
     "version",
     "name",
     "description",
@@ -28,6 +28,7 @@ const TOP_LEVEL: [&str; 13] = [
     "stop_when",
     "max_increment",
     "capacity_margin",
+    "rto",
     "window",
     "notify",
     "steps",
@@ -290,6 +291,10 @@ fn load_inner(
         Some(v) => decode(v, &root_path.key("capacity_margin"), diags),
         None => Some(0),
     };
+    let rto: Option<Option<HumanDuration>> = match fields.get("rto") {
+        Some(v) => decode::<HumanDuration>(v, &root_path.key("rto"), diags).map(Some),
+        None => Some(None),
+    };
     let window: Option<Window> = match fields.get("window") {
         Some(v) => {
             let window = decode::<Window>(v, &root_path.key("window"), diags);
@@ -346,6 +351,7 @@ fn load_inner(
         stop_when: stop_when.into_iter().map(|(_, c)| c).collect(),
         max_increment: max_increment?,
         capacity_margin: capacity_margin?,
+        rto: rto?,
         window,
         notify,
         steps: steps

@@ -34,6 +34,9 @@ pub struct Playbook {
     /// weight may be asked to carry than the most loaded region carries before the
     /// drill; 0 unless set.
     pub capacity_margin: u16,
+    /// The recovery time objective: how long the evacuation may take. The plan's
+    /// estimate, and each drill's time to evacuate, are scored against it.
+    pub rto: Option<HumanDuration>,
     /// When drills are meant to run; outside it the plan warns.
     pub window: Option<Window>,
     /// Where the drill's events are sent besides the terminal.

@@ -172,6 +172,10 @@ impl JsonSchema for Playbook {
                     "maximum": 65535,
                     "description": "How much more traffic per unit of capacity, in percent, a region receiving weight may be asked to carry than the most loaded region carries before the drill; 0 unless set."
                 },
+                "rto": {
+                    "type": "string",
+                    "description": "The recovery time objective (`15m`): the plan's estimate and each drill's time to evacuate are scored against it."
+                },
                 "window": generator.subschema_for::<Window>(),
                 "steps": {
                     "type": "array",

@@ -152,6 +152,105 @@ pub struct DrillReport {
     /// The steps left out because a region was down, with why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<(String, String)>,
+    /// The time to evacuate scored against the playbook's `rto:`, when it sets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto: Option<RtoScore>,
+    /// Where the time went, by phase: `capacity` (scale-ups, until healthy),
+    /// `traffic` (the shifts, the last one's TTL included), `drain`, `zone`,
+    /// `checks and waits`; each without the time the run was stopped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<Phase>,
+}
+
+/// A drill's time to evacuate against its recovery time objective.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RtoScore {
+    /// The objective, in seconds.
+    pub rto_secs: f64,
+    /// Whether the time to evacuate was within it; false when the run did not
+    /// evacuate.
+    pub met: bool,
+    /// By how much: time to spare when met, time over when missed (absent when the
+    /// run did not evacuate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_secs: Option<f64>,
+}
+
+/// How long one phase of a drill took.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Phase {
+    /// `capacity`, `traffic`, `drain`, `zone` or `checks and waits`.
+    pub phase: String,
+    /// Seconds, without the time the run was stopped.
+    pub duration_secs: f64,
+}
+
+/// The phases of a drill from its step spans (see [`DrillReport::phases`]).
+fn phases(timeline: &[Span], plan: &Plan) -> Vec<Phase> {
+    use crate::plan::StepKind;
+    let mut by: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut last_shift: Option<(f64, &str)> = None;
+    for span in timeline.iter().filter(|s| s.kind == "step") {
+        let Some(step) = plan.steps.iter().find(|s| s.id == span.label) else {
+            continue;
+        };
+        let phase = match step.kind {
+            StepKind::ScaleUp => "capacity",
+            StepKind::ShiftTraffic => "traffic",
+            StepKind::Drain => "drain",
+            StepKind::EvacuateZone => "zone",
+            StepKind::Check | StepKind::Wait => "checks and waits",
+            StepKind::Approve => continue,
+        };
+        *by.entry(phase).or_default() +=
+            (span.end_secs - span.start_secs - span.stopped_secs).max(0.0);
+        if step.kind == StepKind::ShiftTraffic
+            && last_shift.is_none_or(|(end, _)| span.end_secs >= end)
+        {
+            last_shift = Some((span.end_secs, step.id.as_str()));
+        }
+    }
+    // Resolvers keep the last shift's old answers for its TTL: traffic moves then.
+    if let Some((_, id)) = last_shift {
+        let ttl = plan
+            .steps
+            .iter()
+            .filter(|s| s.id == id)
+            .flat_map(|s| &s.changes)
+            .filter_map(|c| match c {
+                crate::plan::Change::Weights { ttl_secs, .. } => Some(*ttl_secs),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        *by.entry("traffic").or_default() += ttl as f64;
+    }
+    ["capacity", "traffic", "drain", "zone", "checks and waits"]
+        .into_iter()
+        .filter_map(|phase| {
+            by.get(phase).map(|secs| Phase {
+                phase: phase.to_owned(),
+                duration_secs: *secs,
+            })
+        })
+        .collect()
+}
+
+/// `time` scored against `rto_secs`.
+fn score(rto_secs: Option<u64>, time: Option<f64>) -> Option<RtoScore> {
+    let rto = rto_secs? as f64;
+    Some(match time {
+        Some(t) => RtoScore {
+            rto_secs: rto,
+            met: t <= rto,
+            by_secs: Some((rto - t).abs()),
+        },
+        None => RtoScore {
+            rto_secs: rto,
+            met: false,
+            by_secs: None,
+        },
+    })
 }
 
 use crate::journal::{parse_time as time, secs_between};
@@ -725,6 +824,7 @@ fn build(run: &RunDir, read: &Read) -> DrillReport {
         .iter()
         .map(|s| secs_between(&s.from, &s.to))
         .sum();
+    let time_to_evacuate_secs = time_to_evacuate(entries, &read.plan, &story.stops);
     DrillReport {
         format: 2,
         run_id: run.id.clone(),
@@ -745,7 +845,9 @@ fn build(run: &RunDir, read: &Read) -> DrillReport {
         started_at: start.clone(),
         ended_at: end,
         result: story.result.clone(),
-        time_to_evacuate_secs: time_to_evacuate(entries, &read.plan, &story.stops),
+        time_to_evacuate_secs,
+        rto: score(read.plan.rto_secs, time_to_evacuate_secs),
+        phases: phases(&timeline, &read.plan),
         time_stopped_secs,
         approval_wait_secs: {
             let approvals = approvals(&read.plan);
@@ -881,6 +983,9 @@ pub struct HistoryRow {
     /// Against the previous run of the same playbook, content and params that
     /// evacuated.
     pub delta_secs: Option<f64>,
+    /// Its time to evacuate against the playbook's `rto:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto: Option<RtoScore>,
 }
 
 /// Every run in `state_dir`, oldest first, optionally of one playbook.
@@ -911,6 +1016,7 @@ pub fn history(state_dir: &Path, playbook: Option<&str>) -> Result<Vec<HistoryRo
                 result: report.result,
                 time_to_evacuate_secs: report.time_to_evacuate_secs,
                 delta_secs: delta,
+                rto: report.rto,
             });
         }
     }

@@ -95,6 +95,22 @@ pub fn markdown(report: &DrillReport) -> String {
     let _ = writeln!(out, "| run | {} |", code(&report.run_id));
     let _ = writeln!(out, "| result | {} |", md(&report.result));
     let _ = writeln!(out, "| time to evacuate | {} |", comparison(report));
+    if let Some(score) = &report.rto {
+        let verdict = match (score.met, score.by_secs) {
+            (true, Some(by)) => format!("met, {} to spare", secs(by)),
+            (false, Some(by)) => format!("missed by {}", secs(by)),
+            (_, None) => "missed: the run did not evacuate".to_owned(),
+        };
+        let _ = writeln!(out, "| rto | {}: {verdict} |", secs(score.rto_secs));
+    }
+    if !report.phases.is_empty() {
+        let phases: Vec<String> = report
+            .phases
+            .iter()
+            .map(|p| format!("{} {}", p.phase, secs(p.duration_secs)))
+            .collect();
+        let _ = writeln!(out, "| phases | {} |", phases.join(" · "));
+    }
     if report.time_stopped_secs > 0.0 {
         let _ = writeln!(
             out,

@@ -292,6 +292,24 @@ pub fn build_with(
         }
     }
     let traffic_gone_secs = evacuated.map(|at| at.max(elapsed).round() as u64);
+    // Scored against the recovery time objective: the time until traffic is gone
+    // (the run's end when no shift moves it).
+    let rto_secs = playbook.rto.map(|d| d.0.as_secs());
+    if let Some(rto) = rto_secs {
+        let evacuates = traffic_gone_secs.unwrap_or(duration_secs);
+        if evacuates > rto {
+            b.warn(
+                None,
+                None,
+                format!(
+                    "the estimate to evacuate, {}, is over the rto of {} by {}: speed the drill up (fewer or shorter bakes, capacity kept ready), or the rto is not met",
+                    crate::plan::render::duration(evacuates),
+                    crate::plan::render::duration(rto),
+                    crate::plan::render::duration(evacuates - rto)
+                ),
+            );
+        }
+    }
     Plan {
         format: PLAN_FORMAT,
         playbook: PlaybookRef {
@@ -308,6 +326,7 @@ pub fn build_with(
         steps,
         blockers: b.blockers,
         warnings: b.warnings,
+        rto_secs,
         estimate: Estimate {
             duration_secs,
             traffic_gone_secs,
