@@ -357,6 +357,11 @@ fn a_saved_plan_is_refused_once_the_state_changed() {
     let (code, _, stderr) = d.evac(&["run", BASE, "--plan", plan, "--yes"]);
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("the saved plan is stale"), "{stderr}");
+    // It names the value that changed.
+    assert!(
+        stderr.contains("before.desired was 2 when planned, 3 now"),
+        "{stderr}"
+    );
     assert_eq!(
         d.account.world(),
         expected,

@@ -139,6 +139,28 @@ fn a_zone_evacuation_empties_the_zone_keeps_capacity_and_rolls_back_exactly() {
         stderr.contains("10 replaced instance(s) left in their new zones"),
         "{stderr}"
     );
+    // The counts agree: two groups' subnets and processes listed, then restored;
+    // a second rollback finds them all in place.
+    assert!(
+        stderr.contains(&format!(
+            "run {run_id}: 4 to restore (10 replaced instance(s) stay in their new zones), newest first"
+        ))
+            && stderr.contains(&format!(
+                "run {run_id} rolled back: 4 restored, 10 replaced"
+            )),
+        "{stderr}"
+    );
+    let (code, _, stderr) = evac(
+        &account,
+        &["rollback", &run_id, "--yes", "--state-dir", &state_arg],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "run {run_id} rolled back: all 4 already in place;"
+        )),
+        "{stderr}"
+    );
     let restored = view(&account, "us-east-1");
     for group in ["api-us-east-1", "worker-us-east-1"] {
         let (subnets, suspended, desired, _) = &restored[group];

@@ -59,13 +59,28 @@ pub fn run(args: &RollbackArgs) -> Exit {
             Err(exit) => return exit,
         };
         let restores = to_restore(&history);
+        // Resources, as listed: replaced instances stay where they are.
+        let to_do = restores.iter().filter(|l| l.starts_with('~')).count();
+        // Every resource the run changed, rolled back already or not.
+        let touched = crate::engine::rollback::pending(&crate::engine::history::History {
+            rolled_back: Default::default(),
+            ..history.clone()
+        })
+        .iter()
+        .filter(|p| !matches!(p.target, crate::journal::Target::Instance { .. }))
+        .count();
         if restores.is_empty() {
             out.say(&format!("run {}: nothing recorded is left to restore; checking live state against the originals", args.run_id));
         } else {
+            let staying = restores.len() - to_do;
             out.say(&format!(
-                "run {}: {} to restore, newest first (recorded value -> original):",
+                "run {}: {to_do} to restore{}, newest first (recorded value -> original):",
                 args.run_id,
-                restores.len()
+                if staying > 0 {
+                    format!(" ({staying} replaced instance(s) stay in their new zones)")
+                } else {
+                    String::new()
+                }
             ));
             for line in &restores {
                 out.say(&format!("  {line}"));
@@ -75,7 +90,7 @@ pub fn run(args: &RollbackArgs) -> Exit {
             let question = format!(
                 "Roll back run {}: restore {} resource(s) as listed?",
                 args.run_id,
-                restores.len()
+                to_do
             );
             if let Some(exit) = super::session::confirm(
                 &question,
@@ -110,12 +125,23 @@ pub fn run(args: &RollbackArgs) -> Exit {
                 for g in &report.gone {
                     out.say(&format!("not restored: {g}"));
                 }
+                let replaced = if report.replaced > 0 {
+                    format!(", {} replaced instance(s) left in their new zones", report.replaced)
+                } else {
+                    String::new()
+                };
+                // The same count as the list above: resources, each restored once
+                // whatever number of waves it took.
+                let done = if to_do == 0 {
+                    format!("all {touched} already in place")
+                } else if report.restored == 0 {
+                    format!("{to_do} restored (all were already in place)")
+                } else {
+                    format!("{to_do} restored")
+                };
                 out.say(&format!(
-                    "run {} rolled back: {} change(s) restored, {} already in place{}; live state matches the recorded originals",
+                    "run {} rolled back: {done}{replaced}; live state matches the recorded originals",
                     args.run_id,
-                    report.restored,
-                    report.already,
-                    if report.replaced > 0 { format!(", {} replaced instance(s) left in their new zones", report.replaced) } else { String::new() }
                 ));
                 Exit::Success
             }

@@ -239,8 +239,11 @@ pub fn run(args: &RunArgs) -> Exit {
                     (&saved.fingerprint_without_hooks, &now.fingerprint_without_hooks)
                 };
                 if was != is {
+                    let what = crate::plan::first_difference(&saved, &now)
+                        .map(|d| format!(" ({d})"))
+                        .unwrap_or_default();
                     crate::say_error!(
-                        "the saved plan is stale: a value it shows has changed since it was made; run `evac plan --save` again\nnothing was changed"
+                        "the saved plan is stale: a value it shows has changed since it was made{what}; run `evac plan --save` again\nnothing was changed"
                     );
                     return Exit::Blocked;
                 }

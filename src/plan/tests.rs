@@ -268,7 +268,7 @@ async fn blocker_set_identifier_not_found() {
     assert_blocked(
         &plan,
         &[
-            "x shift: record api (api-west): set identifier api-west (us-west-2) of api.example.com. A not found in zone example.com.",
+            "x shift: record api (api-west): set identifier api-west (us-west-2) of api.example.com. A not found in zone example.com.; its set identifiers are api-use1, api-usw2 (did you mean api-usw2?)",
             // Without that set, the drained region keeps all the weight.
             "x drain: record api (api-use1): drain of us-east-1 while record `api` still sends it weight 100 of 100 (100%): shift the traffic away first",
         ],

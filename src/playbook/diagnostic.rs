@@ -270,7 +270,7 @@ impl Diagnostic {
 }
 
 /// The candidate closest to `got`, when one is close enough to be a likely typo.
-pub(super) fn closest<'a>(got: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub fn closest<'a>(got: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .map(|c| (strsim::jaro_winkler(got, c), c))
         .filter(|(score, _)| *score >= 0.8)

@@ -15,7 +15,7 @@ mod types;
 mod validate;
 pub mod window;
 
-pub use diagnostic::Diagnostic;
+pub use diagnostic::{Diagnostic, closest};
 pub use load::{LoadError, MAX_PLAYBOOK_BYTES, load_file, load_str, read_playbook};
 pub use model::*;
 pub use params::{parse_var, parse_var_file};

@@ -288,7 +288,12 @@ impl Reporter for TerminalReporter {
                 restores,
             } => {
                 self.stage(ROLLBACK, Some((*wave, *of)));
-                let what = format!("wave {wave}/{of}: restoring {restores} of step {step}");
+                // A fast rollback's waves are not a step's: they say what they restore.
+                let what = if step == ROLLBACK {
+                    format!("wave {wave}/{of}: restoring {restores} resource(s)")
+                } else {
+                    format!("wave {wave}/{of}: restoring {restores} of step {step}")
+                };
                 if self.live {
                     self.main_message(ROLLBACK, "restoring".into());
                     self.detail(ROLLBACK, *of as u64, wave.saturating_sub(1) as u64, what);

@@ -118,14 +118,22 @@ impl Builder<'_> {
                 continue;
             }
             let mut missing = false;
+            // What the name has, to say beside what it lacks.
+            let present: Vec<&str> = observed.iter().map(|s| s.set_identifier.as_str()).collect();
             for (region, id) in &spec.set_identifiers {
                 if !observed.iter().any(|s| &s.set_identifier == id) {
+                    let close = crate::playbook::closest(id, present.iter().copied())
+                        .map(|c| format!(" (did you mean {c}?)"))
+                        .unwrap_or_default();
                     self.block(
                         Some(step),
                         Some(format!("record {name} ({id})")),
                         format!(
-                            "set identifier {id} ({region}) of {} {} not found in zone {}",
-                            spec.name, spec.record_type, spec.zone
+                            "set identifier {id} ({region}) of {} {} not found in zone {}; its set identifiers are {}{close}",
+                            spec.name,
+                            spec.record_type,
+                            spec.zone,
+                            present.join(", ")
                         ),
                     );
                     missing = true;
