@@ -125,3 +125,43 @@ fn latest_is_the_newest_run_of_the_state_dir_or_of_one_playbook() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("give `latest` as the run id"), "{stderr}");
 }
+
+#[test]
+fn status_and_history_keep_their_columns_aligned_whatever_the_names() {
+    let dir = tempfile::tempdir().expect("dir");
+    let state = dir.path().join("state").display().to_string();
+    let short = drill(dir.path(), "a");
+    let long = drill(
+        dir.path(),
+        "a-playbook-name-far-longer-than-twenty-characters",
+    );
+    for playbook in [&short, &long] {
+        let (code, _, stderr) = out(&["run", playbook, "--yes", "--state-dir", &state]);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    for command in ["status", "history"] {
+        let (code, stdout, stderr) = out(&[command, "--state-dir", &state]);
+        assert_eq!(code, 0, "{stderr}");
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 3, "{stdout}");
+        // Every column starts where its heading does (the time to evacuate, a
+        // number, ends where its heading does).
+        let header = lines[0];
+        for heading in header.split_whitespace().skip(1) {
+            let at = header.find(heading).expect("heading");
+            for row in &lines[1..] {
+                let aligned = if heading == "EVACUATION" {
+                    let end = at + heading.len();
+                    row.get(end - 1..end).is_some_and(|c| c != " ")
+                        && row.get(end..end + 2) == Some("  ")
+                } else {
+                    row[..at.min(row.len())].ends_with("  ") && !row[at..].starts_with(' ')
+                };
+                assert!(
+                    aligned,
+                    "{command}: column {heading} at {at} misaligned in:\n{stdout}"
+                );
+            }
+        }
+    }
+}

@@ -146,45 +146,72 @@ pub fn list(args: &HistoryArgs) -> Exit {
             serde_json::to_string_pretty(&rows).unwrap_or_default()
         ),
         HistoryOutput::Human => {
-            let width = rows
+            let cells: Vec<[String; 7]> = rows
                 .iter()
-                .map(|r| r.run_id.len())
-                .max()
-                .unwrap_or(3)
-                .max(3);
-            crate::out!(
-                "{:width$}  {:24}  {:20}  {:22}  {:>10}  {:14}  CHANGE",
+                .map(|r| {
+                    let tte = r
+                        .time_to_evacuate_secs
+                        .map(drill::secs)
+                        .unwrap_or_else(|| "-".into());
+                    let delta = match r.delta_secs {
+                        Some(d) if d <= 0.0 => format!("{} faster", drill::secs(-d)),
+                        Some(d) => format!("{} slower", drill::secs(d)),
+                        None => "-".into(),
+                    };
+                    let rto = match &r.rto {
+                        None => "-".to_owned(),
+                        Some(score) if score.met => {
+                            format!("met ({})", drill::secs(score.rto_secs))
+                        }
+                        Some(score) => format!("missed ({})", drill::secs(score.rto_secs)),
+                    };
+                    [
+                        r.run_id.clone(),
+                        r.started_at.clone(),
+                        r.playbook.clone(),
+                        r.result.clone(),
+                        tte,
+                        rto,
+                        delta,
+                    ]
+                })
+                .collect();
+            let head = [
                 "RUN",
                 "STARTED",
                 "PLAYBOOK",
                 "RESULT",
                 "EVACUATION",
-                "RTO"
-            );
-            for r in &rows {
-                let tte = r
-                    .time_to_evacuate_secs
-                    .map(drill::secs)
-                    .unwrap_or_else(|| "-".into());
-                let delta = match r.delta_secs {
-                    Some(d) if d <= 0.0 => format!("{} faster", drill::secs(-d)),
-                    Some(d) => format!("{} slower", drill::secs(d)),
-                    None => "-".into(),
-                };
-                let rto = match &r.rto {
-                    None => "-".to_owned(),
-                    Some(score) if score.met => format!("met ({})", drill::secs(score.rto_secs)),
-                    Some(score) => format!("missed ({})", drill::secs(score.rto_secs)),
-                };
-                crate::out!(
-                    "{:width$}  {:24}  {:20}  {:22}  {:>10}  {:14}  {delta}",
-                    r.run_id,
-                    r.started_at,
-                    r.playbook,
-                    r.result,
-                    tte,
-                    rto
-                );
+                "RTO",
+                "CHANGE",
+            ];
+            // Each column as wide as its widest cell: results and names vary.
+            let widths: Vec<usize> = (0..head.len())
+                .map(|i| {
+                    cells
+                        .iter()
+                        .map(|c| c[i].chars().count())
+                        .chain([head[i].len()])
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect();
+            let line = |row: [&str; 7]| {
+                let mut out = String::new();
+                for (i, cell) in row.iter().enumerate() {
+                    if i + 1 == row.len() {
+                        out.push_str(cell);
+                    } else if i == 4 {
+                        out.push_str(&format!("{cell:>w$}  ", w = widths[i]));
+                    } else {
+                        out.push_str(&format!("{cell:w$}  ", w = widths[i]));
+                    }
+                }
+                out
+            };
+            crate::out!("{}", line(head));
+            for c in &cells {
+                crate::out!("{}", line(c.each_ref().map(String::as_str)));
             }
         }
     }

@@ -133,9 +133,22 @@ fn list(state_dir: &StateDir, output: StatusOutput) -> Exit {
             crate::out!("no runs in {}", state_dir.location())
         }
         StatusOutput::Human => {
-            let width = rows.iter().map(|r| r.run_id.len()).max().unwrap_or(6);
+            // Each column as wide as its widest cell: names and states vary.
+            let wide = |cells: &mut dyn Iterator<Item = usize>, head: &str| {
+                cells.max().unwrap_or(0).max(head.chars().count())
+            };
+            let w_run = wide(&mut rows.iter().map(|r| r.run_id.chars().count()), "RUN");
+            let w_book = wide(
+                &mut rows.iter().map(|r| r.playbook.chars().count()),
+                "PLAYBOOK",
+            );
+            let w_state = wide(&mut rows.iter().map(|r| r.state.chars().count()), "STATE");
+            let w_start = wide(
+                &mut rows.iter().map(|r| r.started.chars().count()),
+                "STARTED",
+            );
             crate::out!(
-                "{:width$}  {:20}  {:22}  {:24}  DURATION",
+                "{:w_run$}  {:w_book$}  {:w_state$}  {:w_start$}  DURATION",
                 "RUN",
                 "PLAYBOOK",
                 "STATE",
@@ -143,7 +156,7 @@ fn list(state_dir: &StateDir, output: StatusOutput) -> Exit {
             );
             for r in &rows {
                 crate::out!(
-                    "{:width$}  {:20}  {:22}  {:24}  {}s",
+                    "{:w_run$}  {:w_book$}  {:w_state$}  {:w_start$}  {}s",
                     r.run_id,
                     r.playbook,
                     r.state,
