@@ -446,3 +446,30 @@ fn sigterm_sighup_and_sigquit_stop_a_run_as_ctrl_c_does_and_resume_finishes_it()
         assert_eq!(d.account.world().weights["api-usw2"], 100);
     }
 }
+
+#[test]
+fn output_without_a_terminal_names_steps_and_resources_never_internal_ids() {
+    let d = Drill::new();
+    let (code, _, stderr) = d.evac(&[
+        "run",
+        "playbooks/evacuate-region.yaml",
+        "--var",
+        "bake=0s",
+        "--yes",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    // Each change is said by its step (and increment), resource and value.
+    assert!(
+        stderr.contains(
+            "  step scale-target: asg api-us-west-2 (us-west-2) -> min 8 desired 8 max 12"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("  step shift-traffic increment 1: weights in hosted zone "),
+        "{stderr}"
+    );
+    for internal in [":asg:", ":dns:", "  applied "] {
+        assert!(!stderr.contains(internal), "{internal} in:\n{stderr}");
+    }
+}

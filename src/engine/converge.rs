@@ -349,7 +349,7 @@ async fn poll_groups<C: Cloud>(
     }))
     .await
     .map_err(step_err(step))?;
-    let (mut current, mut total) = (0, 0);
+    let (mut current, mut total, mut leaving) = (0, 0, 0u32);
     let mut arrived = 0usize;
     let mut lagging: Vec<String> = Vec::new();
     // Groups still short of raised capacity: (region, group, InService, desired).
@@ -390,6 +390,12 @@ async fn poll_groups<C: Cloud>(
             }
             current = state.in_service.min(*desired).saturating_add(current);
             total = desired.saturating_add(total);
+            if *direction == Direction::Down {
+                leaving = state
+                    .in_service
+                    .saturating_sub(*desired)
+                    .saturating_add(leaving);
+            }
             // In the group's unit: a group counted in vCPUs, memory or weights
             // is done when the weights of its InService instances reach desired,
             // and, going down, when less than one instance's weight is left above it.
@@ -426,6 +432,7 @@ async fn poll_groups<C: Cloud>(
         step: step.to_owned(),
         current,
         wanted: total,
+        leaving,
     });
     // Groups of one wave were changed within seconds of each other: once some have
     // arrived in service, the others are due, for a while.

@@ -15,6 +15,10 @@ pub enum Progress {
         current: u32,
         /// Wanted.
         wanted: u32,
+        /// Of groups going down: what is still in service above what they keep
+        /// (a drain waits for it to leave).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        leaving: u32,
     },
     /// A ramp increment is being sent to every hosted zone of the step.
     Increment {
@@ -100,4 +104,8 @@ impl Reporter for Silent {
     fn ask(&self, _: &str) -> Option<tokio::sync::oneshot::Receiver<bool>> {
         None
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

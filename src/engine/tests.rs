@@ -2256,3 +2256,55 @@ async fn a_zone_batch_starts_only_once_the_one_before_is_healthy_in_the_load_bal
 }
 
 mod shifts;
+
+/// Every progress report, kept.
+#[derive(Default)]
+struct Watching(std::sync::Mutex<Vec<super::reporter::Progress>>);
+
+impl super::reporter::Reporter for Watching {
+    fn entry(&self, _: &crate::journal::Entry) {}
+    fn progress(&self, progress: &super::reporter::Progress) {
+        self.0.lock().expect("lock").push(progress.clone());
+    }
+    fn ask(&self, _: &str) -> Option<tokio::sync::oneshot::Receiver<bool>> {
+        None
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drain_is_waited_for_as_capacity_leaving_service() {
+    let cloud = cloud(Duration::from_secs(60), Duration::from_secs(1));
+    let r = new_run();
+    let mut journal = Journal::open(&r.run).expect("journal");
+    let watching = Watching::default();
+    let recorder = Recorder::new(&mut journal, History::default(), &watching);
+    let (options, interrupt) = (Options::default(), Interrupt::default());
+    Executor {
+        cloud: &cloud,
+        recorder: &recorder,
+        options: &options,
+        interrupt: &interrupt,
+    }
+    .run(&plan())
+    .await
+    .expect("the drill runs");
+    let seen = watching.0.lock().expect("lock").clone();
+    let drain: Vec<&super::reporter::Progress> = seen
+        .iter()
+        .filter(
+            |p| matches!(p, super::reporter::Progress::InService { step, .. } if step == "drain"),
+        )
+        .collect();
+    assert!(
+        drain.iter().any(|p| matches!(
+            p,
+            super::reporter::Progress::InService { leaving, wanted: 0, .. } if *leaving > 0
+        )),
+        "the drain says what is still leaving: {drain:?}"
+    );
+    // A scale-up leaves nothing.
+    assert!(seen.iter().all(|p| !matches!(
+        p,
+        super::reporter::Progress::InService { step, leaving, .. } if step == "scale" && *leaving > 0
+    )));
+}

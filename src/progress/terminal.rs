@@ -33,6 +33,9 @@ struct State {
     rolling_back: bool,
     /// Bakes already announced in plain mode: (step, stage).
     announced: BTreeSet<(String, usize)>,
+    /// In plain mode, per action: its step, resource, value and increment, from its
+    /// intent, so that its answer is said in those words.
+    intents: std::collections::BTreeMap<String, (String, String, String, Option<usize>)>,
     /// Finished lines, kept alive: a dropped bar is wiped from the screen at the
     /// next message (indicatif's "zombie" lines), and a step's verdict must stay.
     finished: Vec<ProgressBar>,
@@ -217,8 +220,30 @@ impl Reporter for TerminalReporter {
                     },
                 );
             }
+            Event::Intent {
+                action,
+                step,
+                target,
+                after,
+                increment,
+                ..
+            } => {
+                self.state().intents.insert(
+                    action.clone(),
+                    (step.clone(), show_target(target), show(after), *increment),
+                );
+            }
             Event::Applied { action, .. } if !self.live => {
-                crate::say!("  applied {}", crate::text::one_line(action));
+                let known = self.state().intents.get(action).cloned();
+                match known {
+                    Some((step, target, after, increment)) => {
+                        let at = increment
+                            .map(|n| format!(" increment {n}"))
+                            .unwrap_or_default();
+                        crate::say!("  step {step}{at}: {target} -> {after}");
+                    }
+                    None => crate::say!("  applied {}", crate::text::one_line(action)),
+                }
             }
             Event::RollbackIntent {
                 target,
@@ -235,11 +260,14 @@ impl Reporter for TerminalReporter {
             }
             Event::Reconciled {
                 action, decision, ..
-            } => self.line(&format!(
-                "  {}: {}",
-                crate::text::one_line(action),
-                crate::text::one_line(decision)
-            )),
+            } => {
+                let known = self.state().intents.get(action).cloned();
+                let what = match known {
+                    Some((step, target, _, _)) => format!("step {step}: {target}"),
+                    None => crate::text::one_line(action).into_owned(),
+                };
+                self.line(&format!("  {what}: {}", crate::text::one_line(decision)));
+            }
             _ => {}
         }
     }
@@ -248,8 +276,24 @@ impl Reporter for TerminalReporter {
         match progress {
             Progress::InService {
                 step,
+                current: _,
+                wanted: _,
+                leaving,
+            } if *leaving > 0 => {
+                // Going down: what is waited for is capacity leaving service.
+                if self.live {
+                    let key = self.key(step);
+                    self.main_message(
+                        &key,
+                        format!("waiting for {leaving} unit(s) to leave service"),
+                    );
+                }
+            }
+            Progress::InService {
+                step,
                 current,
                 wanted,
+                ..
             } => {
                 if self.live {
                     let key = self.key(step);

@@ -623,6 +623,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
             step: step.id.clone(),
             current,
             wanted,
+            leaving: 0,
         });
         if lagging.is_empty() {
             return Ok(Poll::Done(()));
