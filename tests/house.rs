@@ -180,3 +180,22 @@ fn every_valid_playbook_matches_the_schema_and_wrong_fields_or_types_do_not() {
         );
     }
 }
+
+#[test]
+fn every_command_that_prints_takes_output_with_the_same_values() {
+    for command in [
+        "validate", "plan", "run", "resume", "rollback", "close", "status", "report", "history",
+    ] {
+        let output = support::evac()
+            .args([command, "--help"])
+            .output()
+            .expect("evac runs");
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(help.contains("--output <OUTPUT>"), "{command}:\n{help}");
+        assert!(
+            help.contains("human") && help.contains("json"),
+            "{command} --output takes human and json:\n{help}"
+        );
+        assert!(!help.contains("--format"), "{command}:\n{help}");
+    }
+}

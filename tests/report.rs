@@ -94,7 +94,7 @@ fn drill() -> (Account, tempfile::TempDir, String) {
 #[test]
 fn report_figures_match_the_journal() {
     let (account, state, id) = drill();
-    let (code, json, stderr) = evac(&account, state.path(), &["report", &id, "--format", "json"]);
+    let (code, json, stderr) = evac(&account, state.path(), &["report", &id, "--output", "json"]);
     assert_eq!(code, 0, "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&json).expect("report JSON");
     let entries = journal(state.path(), &id);
@@ -185,7 +185,7 @@ fn redactions() -> insta::Settings {
 fn markdown_and_json_reports_snapshot() {
     let (account, state, id) = drill();
     let (_, markdown, _) = evac(&account, state.path(), &["report", &id]);
-    let (_, json, _) = evac(&account, state.path(), &["report", &id, "--format", "json"]);
+    let (_, json, _) = evac(&account, state.path(), &["report", &id, "--output", "json"]);
     // The groups of a step are updated concurrently, so their changes can be
     // journaled in either order: the changes are sorted before the snapshot, and the
     // Markdown is snapshotted up to its changes table.
@@ -335,7 +335,7 @@ fn the_html_report_is_self_contained_and_draws_its_timeline_in_chromium() {
         &[
             "report",
             &id,
-            "--format",
+            "--output",
             "html",
             "--out",
             page.to_str().expect("path"),
@@ -457,7 +457,7 @@ fn reports(
     state: &Path,
     id: &str,
 ) -> (serde_json::Value, String, String, tempfile::TempDir) {
-    let (code, json, stderr) = evac(account, state, &["report", id, "--format", "json"]);
+    let (code, json, stderr) = evac(account, state, &["report", id, "--output", "json"]);
     assert_eq!(code, 0, "{stderr}");
     let (code, markdown, stderr) = evac(account, state, &["report", id]);
     assert_eq!(code, 0, "{stderr}");
@@ -469,7 +469,7 @@ fn reports(
         &[
             "report",
             id,
-            "--format",
+            "--output",
             "html",
             "--out",
             page.to_str().expect("path"),
@@ -778,7 +778,7 @@ fn a_drill_is_scored_against_its_rto_with_its_phases() {
     let (code, json, stderr) = evac(
         &account,
         state.path(),
-        &["report", "latest", "--format", "json"],
+        &["report", "latest", "--output", "json"],
     );
     assert_eq!(code, 0, "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&json).expect("report JSON");

@@ -216,7 +216,7 @@ fn a_run_killed_on_one_machine_is_rolled_back_exactly_from_another() {
         "prod",
         there.path(),
         None,
-        &["report", &id, "--format", "json"],
+        &["report", &id, "--output", "json"],
     );
     assert_eq!(code, 0, "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("report json");

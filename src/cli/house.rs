@@ -126,7 +126,7 @@ fn exit_status_and_examples(command: Option<&str>) -> String {
             "evac rollback RUN_ID --yes --fast --state-dir s3://drills/evac",
         ],
         Some("status") => &["evac status", "evac status RUN_ID --output json"],
-        Some("report") => &["evac report RUN_ID --format html --out drill.html"],
+        Some("report") => &["evac report RUN_ID --output html --out drill.html"],
         _ => &[
             "evac validate playbooks/evacuate-region.yaml",
             "evac plan playbooks/evacuate-region.yaml",

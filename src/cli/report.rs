@@ -8,11 +8,12 @@ use crate::journal::JournalError;
 use crate::journal::StateDir;
 use crate::report::{self as drill, history, report};
 
-/// Report formats.
+/// Report formats: `--output`, as on every command (`human` is the Markdown).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ReportFormat {
-    /// For a drill ticket.
-    Markdown,
+pub enum ReportOutput {
+    /// Markdown, for people and a drill ticket.
+    #[value(alias = "markdown")]
+    Human,
     /// The report document.
     Json,
     /// One self-contained page with a timeline chart.
@@ -26,8 +27,8 @@ pub struct ReportArgs {
     #[arg(value_name = "RUN_ID")]
     pub run_id: String,
     /// Format.
-    #[arg(long, value_enum, default_value_t = ReportFormat::Markdown)]
-    pub format: ReportFormat,
+    #[arg(long, value_enum, default_value_t = ReportOutput::Human)]
+    pub output: ReportOutput,
     /// Write to FILE instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -78,10 +79,10 @@ pub fn run(args: &ReportArgs) -> Exit {
         Ok(report) => report,
         Err(err) => return failed(&err),
     };
-    let text = match args.format {
-        ReportFormat::Markdown => drill::markdown(&report),
-        ReportFormat::Html => drill::html(&report),
-        ReportFormat::Json => serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
+    let text = match args.output {
+        ReportOutput::Human => drill::markdown(&report),
+        ReportOutput::Html => drill::html(&report),
+        ReportOutput::Json => serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
     };
     match &args.out {
         Some(path) => {
