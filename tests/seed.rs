@@ -196,3 +196,51 @@ fn seeding_refuses_disguised_endpoints_naming_the_real_host() {
         assert!(stderr.contains(host), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn evac_seed_lists_every_record_tag_and_alarm_it_created() {
+    let account = Account::fresh();
+    let output = account
+        .command("evac-seed")
+        .output()
+        .expect("evac-seed runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let world: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let records = world["records"].as_array().expect("records");
+    let listed: Vec<(String, String, String, String)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or_default().to_owned(),
+                r["type"].as_str().unwrap_or_default().to_owned(),
+                r["set_identifiers"]["us-east-1"][0]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                r["set_identifiers"]["us-west-2"][0]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let own = |a: &str, b: &str, c: &str, d: &str| {
+        (a.to_owned(), b.to_owned(), c.to_owned(), d.to_owned())
+    };
+    assert_eq!(
+        listed,
+        [
+            own("api.example.com.", "A", "api-use1", "api-usw2"),
+            own("www.example.com.", "CNAME", "www-use1", "www-usw2"),
+        ]
+    );
+    assert_eq!(records[0]["set_identifiers"]["us-east-1"][1], 100);
+    assert_eq!(records[0]["ttl"], 60);
+    assert_eq!(world["alarms"]["us-west-2"][0], "api-5xx-rate");
+    assert_eq!(world["group_tags"]["evac:drill"], "zone");
+    assert_eq!(world["group_tags"]["evac:fleet"], "demo");
+}

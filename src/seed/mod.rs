@@ -214,8 +214,30 @@ pub struct World {
     pub hosted_zones: BTreeMap<String, String>,
     /// The created Auto Scaling group names per region.
     pub groups: BTreeMap<Region, Vec<String>>,
+    /// The tags every group carries (`evac:service` is the group's service).
+    pub group_tags: BTreeMap<String, String>,
     /// The subnet ids per region, in zone order a, b, c.
     pub subnets: BTreeMap<Region, Vec<String>>,
+    /// The weighted records: what a playbook's `records:` names.
+    pub records: Vec<SeededRecord>,
+    /// The CloudWatch alarms per region (state INSUFFICIENT_DATA until set).
+    pub alarms: BTreeMap<Region, Vec<String>>,
+}
+
+/// One weighted record as created.
+#[derive(Clone, Debug, Serialize)]
+pub struct SeededRecord {
+    /// Its hosted zone.
+    pub zone: String,
+    /// Its name.
+    pub name: String,
+    /// `A` or `CNAME`.
+    #[serde(rename = "type")]
+    pub record_type: String,
+    /// Per region: its set identifier and weight.
+    pub set_identifiers: BTreeMap<Region, (String, i64)>,
+    /// Its TTL in seconds.
+    pub ttl: i64,
 }
 
 /// Checks that `url` points at this machine: parsed as a URL (so that user info,
@@ -282,10 +304,46 @@ pub async fn seed(ctx: &AwsContext, spec: &WorldSpec) -> Result<World, SeedError
     for zone in &spec.zones {
         hosted_zones.insert(zone.name.clone(), seed_zone(ctx, spec, zone).await?);
     }
+    let records = spec
+        .zones
+        .iter()
+        .flat_map(|zone| {
+            zone.records.iter().map(|record| SeededRecord {
+                zone: zone.name.clone(),
+                name: format!("{}.{}", record.label, zone.name),
+                record_type: if record.cname { "CNAME" } else { "A" }.to_owned(),
+                set_identifiers: spec
+                    .regions
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.region.clone(),
+                            (format!("{}-{}", record.label, r.region.short()), r.weight),
+                        )
+                    })
+                    .collect(),
+                ttl: spec.ttl,
+            })
+        })
+        .collect();
     Ok(World {
         hosted_zones,
         groups,
+        group_tags: BTreeMap::from([
+            (
+                "evac:service".to_owned(),
+                "SERVICE (api, worker)".to_owned(),
+            ),
+            ("evac:drill".to_owned(), "zone".to_owned()),
+            ("evac:fleet".to_owned(), spec.fleet.clone()),
+        ]),
         subnets,
+        records,
+        alarms: spec
+            .regions
+            .iter()
+            .map(|r| (r.region.clone(), vec!["api-5xx-rate".to_owned()]))
+            .collect(),
     })
 }
 
