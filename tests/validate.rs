@@ -524,3 +524,33 @@ fn a_var_file_sets_parameters_and_each_var_wins_over_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_region_aws_does_not_have_is_named_unknown_and_nothing_else_is_blamed() {
+    let file = "playbooks/evacuate-region.yaml";
+    let (code, lines) = headlines(file, &["--var", "target=us-west-3"]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "{file}:46:22: stop_when[0].alarm.region: unknown region `us-west-3`: AWS has no region by that name (did you mean `us-west-2`?); if AWS has opened it since this evac was built, set EVAC_EXTRA_REGIONS=us-west-3"
+            ),
+            format!(
+                "{file}:53:15: steps[0].scale_up.region: unknown region `us-west-3`: AWS has no region by that name (did you mean `us-west-2`?); if AWS has opened it since this evac was built, set EVAC_EXTRA_REGIONS=us-west-3"
+            ),
+            format!(
+                "{file}:62:11: steps[1].shift_traffic.to: unknown region `us-west-3`: AWS has no region by that name (did you mean `us-west-2`?); if AWS has opened it since this evac was built, set EVAC_EXTRA_REGIONS=us-west-3; `to` is a region, or a split like `{{ us-west-2: 60, eu-west-1: 40 }}`"
+            ),
+        ],
+        "no second, wrong error about the stop condition"
+    );
+    // A region opened since is accepted when named.
+    let output = evac()
+        .env("EVAC_EXTRA_REGIONS", "us-west-3")
+        .args(["validate", file, "--var", "target=us-west-3"])
+        .output()
+        .expect("evac runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("unknown region"), "{stderr}");
+}

@@ -512,6 +512,14 @@ fn decode_partial<T: DeserializeOwned>(
             // An artefact of leaving the field out: its own problem is reported.
             return None;
         }
+        if !removed.is_empty()
+            && relative.segments().is_empty()
+            && !message.starts_with("missing field")
+        {
+            // A whole-value check (a stop condition is exactly one of ...) failing
+            // only because a field with a problem of its own was left out.
+            return None;
+        }
         report_decode_error(&path.join(&relative), &message, diags);
         let first_key = match relative.segments().first() {
             Some(super::path::Segment::Key(key)) => key.clone(),

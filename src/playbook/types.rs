@@ -14,6 +14,58 @@ use serde::{Deserialize, Serialize, Serializer};
 #[serde(transparent)]
 pub struct Region(String);
 
+/// The regions AWS has (commercial, GovCloud, China, the European Sovereign Cloud),
+/// as of this evac's release. A region opened since is accepted when named in
+/// `EVAC_EXTRA_REGIONS` (comma-separated).
+pub const KNOWN_REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "cn-north-1",
+    "cn-northwest-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eusc-de-east-1",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-gov-east-1",
+    "us-gov-west-1",
+    "us-west-1",
+    "us-west-2",
+];
+
+/// Whether `name` is a region AWS has, or one `EVAC_EXTRA_REGIONS` names.
+fn is_known_region(name: &str) -> bool {
+    KNOWN_REGIONS.contains(&name)
+        || std::env::var("EVAC_EXTRA_REGIONS")
+            .is_ok_and(|extra| extra.split(',').any(|r| r.trim() == name))
+}
+
 impl Region {
     /// Parses a region name, rejecting anything not shaped like `us-east-1`.
     pub fn parse(text: &str) -> Result<Self, String> {
@@ -27,13 +79,24 @@ impl Region {
             && parts
                 .last()
                 .is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
-        if shaped {
-            Ok(Self(text.to_owned()))
-        } else {
-            Err(format!(
+        if !shaped {
+            return Err(format!(
                 "invalid region name `{text}`: expected a name like `us-east-1`"
-            ))
+            ));
         }
+        if !is_known_region(text) {
+            let close = KNOWN_REGIONS
+                .iter()
+                .map(|r| (strsim::jaro_winkler(text, r), *r))
+                .filter(|(score, _)| *score >= 0.85)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, r)| format!(" (did you mean `{r}`?)"))
+                .unwrap_or_default();
+            return Err(format!(
+                "unknown region `{text}`: AWS has no region by that name{close}; if AWS has opened it since this evac was built, set EVAC_EXTRA_REGIONS={text}"
+            ));
+        }
+        Ok(Self(text.to_owned()))
     }
 
     /// The region name.
