@@ -600,6 +600,9 @@ pub struct Observed {
     pub zones: BTreeMap<String, ZoneLookup>,
     /// Per playbook record name: its weighted record sets.
     pub records: BTreeMap<String, Vec<WeightedSet>>,
+    /// Per playbook record found under no set of its type: the types its name has.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub record_types: BTreeMap<String, Vec<String>>,
     /// Per region, per alarm name: its state (`OK`, `ALARM`, `INSUFFICIENT_DATA`).
     /// A missing alarm has no entry.
     pub alarms: BTreeMap<String, BTreeMap<String, String>>,

@@ -317,6 +317,29 @@ impl Observe for AwsCloud {
         self.read_shiftable(region, groups, named).await
     }
 
+    async fn record_types(&self, zone_id: &str, name: &str) -> Result<Vec<String>, ObserveError> {
+        let answer = self
+            .context()
+            .route53()
+            .list_resource_record_sets()
+            .hosted_zone_id(zone_id)
+            .start_record_name(name)
+            .max_items(20)
+            .send()
+            .await
+            .map_err(read_err(format!("list the record sets named {name}")))?;
+        let wanted = super::normalize_name(name);
+        let mut types: Vec<String> = answer
+            .resource_record_sets()
+            .iter()
+            .filter(|set| super::normalize_name(set.name()) == wanted)
+            .map(|set| set.r#type().as_str().to_owned())
+            .collect();
+        types.sort();
+        types.dedup();
+        Ok(types)
+    }
+
     async fn hosted_zones(
         &self,
         written: &BTreeSet<&str>,

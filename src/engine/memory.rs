@@ -1412,6 +1412,21 @@ fn read_err(err: CloudError) -> ObserveError {
 /// The in-memory cloud as a plan reads it: subnets are named after their zones,
 /// hosted zones are found by id or by the name given with [`MemoryCloud::name_zone`].
 impl Observe for MemoryCloud {
+    async fn record_types(&self, zone_id: &str, name: &str) -> Result<Vec<String>, ObserveError> {
+        let world = self.world();
+        let mut types: Vec<String> = world
+            .records
+            .get(zone_id)
+            .into_iter()
+            .flatten()
+            .filter(|d| d.name == name)
+            .map(|d| d.record_type.clone())
+            .collect();
+        types.sort();
+        types.dedup();
+        Ok(types)
+    }
+
     async fn shiftable(
         &self,
         _region: &Region,

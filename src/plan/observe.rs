@@ -120,6 +120,11 @@ pub trait Observe {
     ) -> Result<crate::state::Shiftable, ObserveError> {
         Ok(crate::state::Shiftable::default())
     }
+    /// The types of the record sets named `name` in hosted zone `zone_id` (a CNAME
+    /// where an A was asked): said when the wanted type has none.
+    async fn record_types(&self, _zone_id: &str, _name: &str) -> Result<Vec<String>, ObserveError> {
+        Ok(Vec::new())
+    }
     /// Looks up hosted zones as written in a playbook: ids or names.
     async fn hosted_zones(
         &self,
@@ -207,6 +212,9 @@ impl<T: Observe> Observe for &T {
     }
     async fn vcpus(&self, region: &Region, groups: &[&GroupState]) -> Result<Vcpus, ObserveError> {
         (**self).vcpus(region, groups).await
+    }
+    async fn record_types(&self, zone_id: &str, name: &str) -> Result<Vec<String>, ObserveError> {
+        (**self).record_types(zone_id, name).await
     }
     async fn hosted_zones(
         &self,
@@ -622,6 +630,7 @@ fn merge(into: &mut Observed, account: &str, part: Observed) -> Result<(), Obser
         into.zones.insert(written, lookup);
     }
     into.records.extend(part.records);
+    into.record_types.extend(part.record_types);
     merge_regional(
         &mut into.alarms,
         &mut into.routes.alarms,
@@ -784,7 +793,7 @@ async fn observe_in(
             .await
             .map_err(|s| global("ask STS who the calls are made as", home.clone(), s))?
     };
-    let (regional, (zones, records), health_checks, caller) =
+    let (regional, (zones, records, record_types), health_checks, caller) =
         futures::try_join!(regional, records, checks, caller)?;
     // The health checks of the weighted sets the steps change: Route 53 skips a set
     // whose check fails.
@@ -804,6 +813,7 @@ async fn observe_in(
     let mut observed = Observed {
         zones,
         records,
+        record_types,
         health_checks: health_checks.into_iter().collect(),
         set_health: set_health.into_iter().collect(),
         caller,
@@ -1073,6 +1083,7 @@ async fn records(
     (
         BTreeMap<String, ZoneLookup>,
         BTreeMap<String, Vec<WeightedSet>>,
+        BTreeMap<String, Vec<String>>,
     ),
     ObserveError,
 > {
@@ -1112,20 +1123,37 @@ async fn records(
         listed.into_iter().collect();
 
     let mut out = BTreeMap::new();
+    let mut missing: Vec<(String, String, String)> = Vec::new();
     for (name, spec) in records {
         let sets = match zones.get(&spec.zone).map(|z| &z.lookup) {
-            Some(ZoneLookup::Found { id, .. }) => listed
-                .get(id)
-                .and_then(|by_name| by_name.get(&(spec.name.clone(), spec.record_type)))
-                .cloned()
-                .unwrap_or_default(),
+            Some(ZoneLookup::Found { id, .. }) => {
+                let sets = listed
+                    .get(id)
+                    .and_then(|by_name| by_name.get(&(spec.name.clone(), spec.record_type)))
+                    .cloned()
+                    .unwrap_or_default();
+                if sets.is_empty() {
+                    missing.push((name.clone(), id.clone(), spec.name.clone()));
+                }
+                sets
+            }
             _ => Vec::new(),
         };
         out.insert(name.clone(), sets);
     }
+    // A record not found under its type: which types its name has, to say so.
+    let others = try_join_all(missing.iter().map(|(record, zone_id, dns)| async move {
+        cloud
+            .record_types(zone_id, dns)
+            .await
+            .map(|types| (record.clone(), types))
+    }))
+    .await?;
+    let others: BTreeMap<String, Vec<String>> =
+        others.into_iter().filter(|(_, t)| !t.is_empty()).collect();
     let lookups = zones
         .into_iter()
         .map(|(written, zone)| (written, zone.lookup))
         .collect();
-    Ok((lookups, out))
+    Ok((lookups, out, others))
 }

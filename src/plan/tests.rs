@@ -285,6 +285,17 @@ async fn blocker_record_not_found() {
 }
 
 #[tokio::test]
+async fn a_record_asked_as_a_when_its_name_is_a_cname_says_so() {
+    let plan = plan(&seeded(), BASE, &["record_name=www.example.com."]).await;
+    assert_blocked(
+        &plan,
+        &[
+            "x shift: record api: record www.example.com. A not found in zone example.com.; www.example.com. has CNAME record sets there: set `type: CNAME` under records.api",
+        ],
+    );
+}
+
+#[tokio::test]
 async fn blocker_no_matching_source_group_for_absorb() {
     let cloud = seeded();
     let empty = Capacity {

@@ -107,11 +107,20 @@ impl Builder<'_> {
                 .map(|(r, id)| (id.as_str(), r.as_str()))
                 .collect();
             if observed.is_empty() {
+                let has = match self.observed.record_types.get(name) {
+                    Some(types) if !types.is_empty() => format!(
+                        "; {} has {} record sets there: set `type: {}` under records.{name}",
+                        spec.name,
+                        types.join(", "),
+                        types[0]
+                    ),
+                    _ => String::new(),
+                };
                 self.block(
                     Some(step),
                     resource,
                     format!(
-                        "record {} {} not found in zone {}",
+                        "record {} {} not found in zone {}{has}",
                         spec.name, spec.record_type, spec.zone
                     ),
                 );
