@@ -363,35 +363,18 @@ fn a_zone_left_without_keeping_capacity_lowers_desired_by_its_instances_and_roll
     }
 }
 
-/// `evac ARGS` for `account`, reaching the fake ARC service at `arc`.
-fn evac_arc(
-    account: &Account,
-    arc: &support::arc::FakeArc,
-    args: &[&str],
-) -> (i32, String, String) {
-    let output = account
-        .command("evac")
-        .env("AWS_ENDPOINT_URL_ARC_ZONAL_SHIFT", &arc.url)
-        .args(args)
-        .output()
-        .expect("evac runs");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 /// The seeded account with an ALB in front of both groups of us-east-1, which the
-/// fake ARC service manages: (account, fake, ALB ARN).
+/// fake ARC service manages, its evac commands reaching the fake: (account, fake,
+/// ALB ARN).
 fn fronted() -> (Account, support::arc::FakeArc, String) {
-    let account = Account::fresh();
+    let mut account = Account::fresh();
     account.seed();
     let (alb, zone_ids) =
         account.alb_in_front("us-east-1", &["api-us-east-1", "worker-us-east-1"], "front");
     let arc = support::arc::FakeArc::start(std::time::Duration::ZERO);
     let ids: Vec<&str> = zone_ids.iter().map(String::as_str).collect();
     arc.add_resource(&alb, "app/front/1", &ids);
+    account.arc = Some(arc.url.clone());
     (account, arc, alb)
 }
 
@@ -413,7 +396,7 @@ fn a_zone_drill_behind_an_alb_shifts_it_away_from_the_zone_id_first_and_rollback
     let (account, arc, alb) = fronted();
     let state = tempfile::tempdir().expect("state dir");
     let state_arg = state.path().display().to_string();
-    let (code, plan, stderr) = evac_arc(&account, &arc, &["plan", ZONE]);
+    let (code, plan, stderr) = evac(&account, &["plan", ZONE]);
     assert_eq!(code, 0, "{plan}\n{stderr}");
     let id = plan
         .split("leaves us-east-1a (")
@@ -428,9 +411,8 @@ fn a_zone_drill_behind_an_alb_shifts_it_away_from_the_zone_id_first_and_rollback
         "{plan}"
     );
 
-    let (code, _, stderr) = evac_arc(
+    let (code, _, stderr) = evac(
         &account,
-        &arc,
         &[
             "run",
             ZONE,
@@ -471,9 +453,8 @@ fn a_zone_drill_behind_an_alb_shifts_it_away_from_the_zone_id_first_and_rollback
     let after = view(&account, "us-east-1");
     assert!(!after["api-us-east-1"].3.contains_key("us-east-1a"));
 
-    let (code, _, stderr) = evac_arc(
+    let (code, _, stderr) = evac(
         &account,
-        &arc,
         &["rollback", &run_id, "--yes", "--state-dir", &state_arg],
     );
     assert_eq!(code, 0, "{stderr}");
@@ -504,10 +485,10 @@ fn a_zone_drill_behind_an_alb_shifts_it_away_from_the_zone_id_first_and_rollback
 #[test]
 fn a_second_active_shift_on_the_load_balancer_blocks_the_plan() {
     let (account, arc, alb) = fronted();
-    let (code, plan, _) = evac_arc(&account, &arc, &["plan", ZONE]);
+    let (code, plan, _) = evac(&account, &["plan", ZONE]);
     assert_eq!(code, 0, "{plan}");
     let other = arc.start_shift(&alb, "use1-az2", "storage team: az2 maintenance", 60);
-    let (code, plan, stderr) = evac_arc(&account, &arc, &["plan", ZONE]);
+    let (code, plan, stderr) = evac(&account, &["plan", ZONE]);
     assert_eq!(code, 3, "{plan}\n{stderr}");
     assert!(
         plan.contains(&format!(
@@ -538,16 +519,12 @@ fn a_resumed_run_extends_a_shift_near_its_expiry() {
     let state_arg = state.display().to_string();
     let log = dir.path().join("evac.log");
     let spawn = |args: &[&str]| {
-        support::process(
-            account
-                .command("evac")
-                .env("AWS_ENDPOINT_URL_ARC_ZONAL_SHIFT", &arc.url),
-        )
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("evac starts")
+        support::process(&account.command("evac"))
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("evac starts")
     };
     let said = || std::fs::read_to_string(&log).unwrap_or_default();
     // The run dies in its hold, after the zone is left.
@@ -608,9 +585,8 @@ fn a_resumed_run_extends_a_shift_near_its_expiry() {
         Some(soon as i64),
         "with the expiry it replaces"
     );
-    let (code, _, stderr) = evac_arc(
+    let (code, _, stderr) = evac(
         &account,
-        &arc,
         &["rollback", &run_id, "--yes", "--state-dir", &state_arg],
     );
     assert_eq!(code, 0, "{stderr}");

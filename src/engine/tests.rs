@@ -160,16 +160,7 @@ async fn execute<C: super::cloud::Cloud>(
     options: &Options,
     interrupt: &Interrupt,
 ) -> Result<(), EngineError> {
-    let history = History::from_entries(&run.read().expect("journal"));
-    let mut journal = Journal::open(run).expect("journal");
-    let recorder = Recorder::new(&mut journal, history, &Silent);
-    let executor = Executor {
-        cloud,
-        recorder: &recorder,
-        options,
-        interrupt,
-    };
-    executor.run(&plan()).await
+    execute_plan(cloud, run, &plan(), options, interrupt).await
 }
 
 async fn roll_back<C: super::cloud::Cloud>(
@@ -177,19 +168,23 @@ async fn roll_back<C: super::cloud::Cloud>(
     run: &RunDir,
     fast: bool,
 ) -> super::rollback::RollbackReport {
+    roll_back_plan(cloud, run, &Options::default(), &plan(), fast).await
+}
+
+/// Rolls back `run` of `plan`.
+async fn roll_back_plan<C: super::cloud::Cloud>(
+    cloud: &C,
+    run: &RunDir,
+    options: &Options,
+    plan: &Plan,
+    fast: bool,
+) -> super::rollback::RollbackReport {
     let history = History::from_entries(&run.read().expect("journal"));
     let mut journal = Journal::open(run).expect("journal");
     let recorder = Recorder::new(&mut journal, history, &Silent);
-    rollback(
-        cloud,
-        &recorder,
-        &Interrupt::default(),
-        &Options::default(),
-        &plan(),
-        fast,
-    )
-    .await
-    .expect("rollback")
+    rollback(cloud, &recorder, &Interrupt::default(), options, plan, fast)
+        .await
+        .expect("rollback")
 }
 
 fn events(run: &RunDir) -> Vec<Event> {

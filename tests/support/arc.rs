@@ -237,6 +237,24 @@ fn error(status: u16, kind: &'static str, message: String) -> Answer {
     (status, Some(kind), json!({ "message": message }))
 }
 
+/// The active shift `id`, or ARC's answer when there is none: 404 for an unknown
+/// id, 409 for one that expired or was cancelled.
+fn active<'s>(state: &'s mut State, id: &str) -> Result<&'s mut FakeShift, Answer> {
+    match state.shifts.iter_mut().find(|s| s.id == id) {
+        None => Err(error(
+            404,
+            "ResourceNotFoundException",
+            format!("no zonal shift {id}"),
+        )),
+        Some(s) if s.status != "ACTIVE" => Err(error(
+            409,
+            "ConflictException",
+            format!("zonal shift {id} is {}", s.status),
+        )),
+        Some(s) => Ok(s),
+    }
+}
+
 fn handle(
     state: &Mutex<State>,
     method: &str,
@@ -332,51 +350,31 @@ fn handle(
             )
         }
         ("PATCH", ["zonalshifts", id]) => {
-            let id = decode(id);
             let secs = body
                 .get("expiresIn")
                 .and_then(Value::as_str)
                 .map(expires_in);
-            let answer = match state.shifts.iter_mut().find(|s| s.id == id) {
-                None => error(
-                    404,
-                    "ResourceNotFoundException",
-                    format!("no zonal shift {id}"),
-                ),
-                Some(s) if s.status != "ACTIVE" => error(
-                    409,
-                    "ConflictException",
-                    format!("zonal shift {id} is {}", s.status),
-                ),
-                Some(s) => match secs {
-                    Some(None) => error(400, "ValidationException", "invalid expiresIn".to_owned()),
-                    other => {
-                        if let Some(Some(secs)) = other {
-                            s.expiry = now() + secs;
-                        }
-                        if let Some(c) = body.get("comment").and_then(Value::as_str) {
-                            s.comment = c.to_owned();
-                        }
-                        (200, None, shift_json(s))
+            let answer = match active(&mut state, &decode(id)) {
+                Err(answer) => answer,
+                Ok(_) if secs == Some(None) => {
+                    error(400, "ValidationException", "invalid expiresIn".to_owned())
+                }
+                Ok(s) => {
+                    if let Some(Some(secs)) = secs {
+                        s.expiry = now() + secs;
                     }
-                },
+                    if let Some(c) = body.get("comment").and_then(Value::as_str) {
+                        s.comment = c.to_owned();
+                    }
+                    (200, None, shift_json(s))
+                }
             };
             ("UpdateZonalShift".to_owned(), answer)
         }
         ("DELETE", ["zonalshifts", id]) => {
-            let id = decode(id);
-            let answer = match state.shifts.iter_mut().find(|s| s.id == id) {
-                None => error(
-                    404,
-                    "ResourceNotFoundException",
-                    format!("no zonal shift {id}"),
-                ),
-                Some(s) if s.status != "ACTIVE" => error(
-                    409,
-                    "ConflictException",
-                    format!("zonal shift {id} is {}", s.status),
-                ),
-                Some(s) => {
+            let answer = match active(&mut state, &decode(id)) {
+                Err(answer) => answer,
+                Ok(s) => {
                     s.status = "CANCELED".to_owned();
                     (200, None, shift_json(s))
                 }

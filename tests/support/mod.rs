@@ -248,47 +248,10 @@ impl Account {
             .expect("runtime")
             .block_on(async {
                 let ctx = self.context().await;
-                let autoscaling = ctx.autoscaling(&region);
-                let described = autoscaling
-                    .describe_auto_scaling_groups()
-                    .auto_scaling_group_names(group)
-                    .send()
-                    .await
-                    .expect("describe the group");
-                let subnet = described.auto_scaling_groups()[0]
-                    .vpc_zone_identifier()
-                    .and_then(|s| s.split(',').next())
-                    .expect("a subnet")
-                    .to_owned();
-                let subnets = ctx
-                    .ec2(&region)
-                    .describe_subnets()
-                    .subnet_ids(subnet)
-                    .send()
-                    .await
-                    .expect("subnets");
-                let vpc = subnets.subnets()[0].vpc_id().expect("vpc").to_owned();
-                let created = ctx
-                    .elbv2(&region)
-                    .create_target_group()
-                    .name(name)
-                    .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
-                    .port(80)
-                    .vpc_id(vpc)
-                    .send()
-                    .await
-                    .expect("target group");
-                let arn = created.target_groups()[0]
-                    .target_group_arn()
-                    .expect("arn")
-                    .to_owned();
-                autoscaling
-                    .attach_load_balancer_target_groups()
-                    .auto_scaling_group_name(group)
-                    .target_group_arns(arn)
-                    .send()
-                    .await
-                    .expect("attach the target group");
+                let subnets = group_subnets(&ctx, &region, group).await;
+                let vpc = subnets[0].vpc_id().expect("vpc");
+                let arn = target_group(&ctx, &region, vpc, name).await;
+                attach(&ctx, &region, group, &arn).await;
             });
     }
 
@@ -302,29 +265,9 @@ impl Account {
             .block_on(async {
                 use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, ProtocolEnum};
                 let ctx = self.context().await;
-                let autoscaling = ctx.autoscaling(&region);
-                let described = autoscaling
-                    .describe_auto_scaling_groups()
-                    .auto_scaling_group_names(groups[0])
-                    .send()
-                    .await
-                    .expect("describe the group");
-                let subnet_ids: Vec<String> = described.auto_scaling_groups()[0]
-                    .vpc_zone_identifier()
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(str::to_owned)
-                    .collect();
-                let subnets = ctx
-                    .ec2(&region)
-                    .describe_subnets()
-                    .set_subnet_ids(Some(subnet_ids.clone()))
-                    .send()
-                    .await
-                    .expect("subnets");
-                let vpc = subnets.subnets()[0].vpc_id().expect("vpc").to_owned();
+                let subnets = group_subnets(&ctx, &region, groups[0]).await;
+                let vpc = subnets[0].vpc_id().expect("vpc");
                 let zone_ids = subnets
-                    .subnets()
                     .iter()
                     .filter_map(|s| s.availability_zone_id().map(str::to_owned))
                     .collect();
@@ -332,7 +275,12 @@ impl Account {
                 let lb = elbv2
                     .create_load_balancer()
                     .name(name)
-                    .set_subnets(Some(subnet_ids))
+                    .set_subnets(Some(
+                        subnets
+                            .iter()
+                            .filter_map(|s| s.subnet_id().map(str::to_owned))
+                            .collect(),
+                    ))
                     .send()
                     .await
                     .expect("load balancer");
@@ -340,19 +288,7 @@ impl Account {
                     .load_balancer_arn()
                     .expect("arn")
                     .to_owned();
-                let tg = elbv2
-                    .create_target_group()
-                    .name(format!("{name}-tg"))
-                    .protocol(ProtocolEnum::Http)
-                    .port(80)
-                    .vpc_id(vpc)
-                    .send()
-                    .await
-                    .expect("target group");
-                let tg_arn = tg.target_groups()[0]
-                    .target_group_arn()
-                    .expect("arn")
-                    .to_owned();
+                let tg_arn = target_group(&ctx, &region, vpc, &format!("{name}-tg")).await;
                 elbv2
                     .create_listener()
                     .load_balancer_arn(&lb_arn)
@@ -368,13 +304,7 @@ impl Account {
                     .await
                     .expect("listener");
                 for group in groups {
-                    autoscaling
-                        .attach_load_balancer_target_groups()
-                        .auto_scaling_group_name(*group)
-                        .target_group_arns(&tg_arn)
-                        .send()
-                        .await
-                        .expect("attach the target group");
+                    attach(&ctx, &region, group, &tg_arn).await;
                 }
                 (lb_arn, zone_ids)
             })
@@ -820,4 +750,67 @@ pub async fn all_weights(
         }
     }
     weights
+}
+
+/// The subnets of `group`'s VPCZoneIdentifier, as EC2 describes them.
+async fn group_subnets(
+    ctx: &AwsContext,
+    region: &evac::playbook::Region,
+    group: &str,
+) -> Vec<aws_sdk_ec2::types::Subnet> {
+    let described = ctx
+        .autoscaling(region)
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(group)
+        .send()
+        .await
+        .expect("describe the group");
+    let ids: Vec<String> = described.auto_scaling_groups()[0]
+        .vpc_zone_identifier()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    ctx.ec2(region)
+        .describe_subnets()
+        .set_subnet_ids(Some(ids))
+        .send()
+        .await
+        .expect("subnets")
+        .subnets()
+        .to_vec()
+}
+
+/// A target group `name` (HTTP, port 80) in `vpc`; its ARN.
+async fn target_group(
+    ctx: &AwsContext,
+    region: &evac::playbook::Region,
+    vpc: &str,
+    name: &str,
+) -> String {
+    let created = ctx
+        .elbv2(region)
+        .create_target_group()
+        .name(name)
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(80)
+        .vpc_id(vpc)
+        .send()
+        .await
+        .expect("target group");
+    created.target_groups()[0]
+        .target_group_arn()
+        .expect("arn")
+        .to_owned()
+}
+
+/// Attaches target group `arn` to `group`.
+async fn attach(ctx: &AwsContext, region: &evac::playbook::Region, group: &str, arn: &str) {
+    ctx.autoscaling(region)
+        .attach_load_balancer_target_groups()
+        .auto_scaling_group_name(group)
+        .target_group_arns(arn)
+        .send()
+        .await
+        .expect("attach the target group");
 }

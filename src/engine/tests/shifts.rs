@@ -81,7 +81,7 @@ async fn a_zone_drill_shifts_its_load_balancer_first_and_rollback_cancels_it_onc
         run_id: "zone-20261204-1".into(),
         ..Options::default()
     };
-    execute_plan(&cloud, &r.run, &options, &plan)
+    execute_plan(&cloud, &r.run, &plan, &options, &Interrupt::default())
         .await
         .expect("the zone is left");
     let started = cloud.shifts();
@@ -112,19 +112,7 @@ async fn a_zone_drill_shifts_its_load_balancer_first_and_rollback_cancels_it_onc
     );
     assert!(shifted < first_subnets && shifted < first_replacement);
 
-    let history = History::from_entries(&r.run.read().expect("journal"));
-    let mut journal = Journal::open(&r.run).expect("journal");
-    let recorder = Recorder::new(&mut journal, history, &Silent);
-    let report = rollback(
-        &cloud,
-        &recorder,
-        &Interrupt::default(),
-        &options,
-        &plan,
-        false,
-    )
-    .await
-    .expect("rollback");
+    let report = roll_back_plan(&cloud, &r.run, &options, &plan, false).await;
     assert!(report.differences.is_empty(), "{:?}", report.differences);
     assert!(cloud.shifts()[0].cancelled, "rollback cancels the shift");
     // Cancelled after the subnets are back: traffic returns once capacity may.
@@ -165,13 +153,13 @@ async fn a_resumed_run_extends_a_shift_that_would_expire_before_the_drill_ends()
     // The process dies in the zone step, once the shift has taken effect.
     let died = tokio::time::timeout(
         Duration::from_secs(50),
-        execute_plan(&cloud, &r.run, &options, &plan),
+        execute_plan(&cloud, &r.run, &plan, &options, &Interrupt::default()),
     )
     .await;
     assert!(died.is_err(), "still in the zone step");
     let soon = cloud.shifts()[0].expires;
     assert!(soon <= jiff::Timestamp::now().as_second() + 5 * 60);
-    execute_plan(&cloud, &r.run, &options, &plan)
+    execute_plan(&cloud, &r.run, &plan, &options, &Interrupt::default())
         .await
         .expect("resumed");
     let shift = &cloud.shifts()[0];
@@ -206,19 +194,7 @@ async fn a_resumed_run_extends_a_shift_that_would_expire_before_the_drill_ends()
     assert!(expires(&extension.1) > Some(soon));
     assert_eq!(cloud.calls("extend_shift"), 1);
     // Rollback cancels the one shift, extended or not.
-    let history = History::from_entries(&r.run.read().expect("journal"));
-    let mut journal = Journal::open(&r.run).expect("journal");
-    let recorder = Recorder::new(&mut journal, history, &Silent);
-    let report = rollback(
-        &cloud,
-        &recorder,
-        &Interrupt::default(),
-        &options,
-        &plan,
-        true,
-    )
-    .await
-    .expect("rollback");
+    let report = roll_back_plan(&cloud, &r.run, &options, &plan, true).await;
     assert!(report.differences.is_empty(), "{:?}", report.differences);
     assert!(cloud.shifts()[0].cancelled);
     assert_eq!(cloud.calls("cancel_shift"), 1);
@@ -242,9 +218,15 @@ async fn another_active_shift_on_the_load_balancer_blocks_the_plan_and_stops_a_r
     let plan = observed_plan(&quiet, ZONE_DRILL).await;
     quiet.start_shift_as("us-east-1", ALB, "use1-az2", "teammate: az2 maintenance");
     let r = new_run();
-    let err = execute_plan(&quiet, &r.run, &Options::default(), &plan)
-        .await
-        .expect_err("drift");
+    let err = execute_plan(
+        &quiet,
+        &r.run,
+        &plan,
+        &Options::default(),
+        &Interrupt::default(),
+    )
+    .await
+    .expect_err("drift");
     assert!(
         err.to_string().contains("teammate: az2 maintenance"),
         "{err}"
@@ -276,9 +258,15 @@ async fn a_group_with_zonal_shift_enabled_is_shifted_instead_of_losing_its_subne
             if subnets_removed.is_empty() && impaired_zone.as_deref() == Some("ReplaceUnhealthy")
     )));
     let r = new_run();
-    execute_plan(&cloud, &r.run, &Options::default(), &plan)
-        .await
-        .expect("left");
+    execute_plan(
+        &cloud,
+        &r.run,
+        &plan,
+        &Options::default(),
+        &Interrupt::default(),
+    )
+    .await
+    .expect("left");
     let zones = cloud.zones("us-east-1", "api-east");
     assert!(!zones.contains_key("us-east-1a"), "{zones:?}");
     assert_eq!(zones.values().sum::<u32>(), 4);
@@ -315,24 +303,4 @@ async fn zonal_shift_false_keeps_the_old_way_and_says_so() {
         plan.warnings
     );
     assert_eq!(cloud.calls("shiftable"), 0, "nothing of ARC is read");
-}
-
-async fn execute_plan(
-    cloud: &MemoryCloud,
-    run: &RunDir,
-    options: &Options,
-    plan: &Plan,
-) -> Result<(), EngineError> {
-    let history = History::from_entries(&run.read().expect("journal"));
-    let mut journal = Journal::open(run).expect("journal");
-    let recorder = Recorder::new(&mut journal, history, &Silent);
-    let interrupt = Interrupt::default();
-    Executor {
-        cloud,
-        recorder: &recorder,
-        options,
-        interrupt: &interrupt,
-    }
-    .run(plan)
-    .await
 }
