@@ -122,6 +122,42 @@ pub fn markdown_code(text: &str) -> String {
     }
 }
 
+/// Lines of a table for a terminal: each column as wide as its widest cell (the
+/// heading included), two spaces between columns, the columns in `right` aligned
+/// right, the last column not padded.
+pub fn columns<const N: usize>(
+    head: [&str; N],
+    rows: &[[String; N]],
+    right: &[usize],
+) -> Vec<String> {
+    let widths: Vec<usize> = (0..N)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([head[i].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: [&str; N]| {
+        let mut out = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            let w = widths[i];
+            if i + 1 == N {
+                out.push_str(cell);
+            } else if right.contains(&i) {
+                out.push_str(&format!("{cell:>w$}  "));
+            } else {
+                out.push_str(&format!("{cell:w$}  "));
+            }
+        }
+        out
+    };
+    std::iter::once(line(head))
+        .chain(rows.iter().map(|r| line(r.each_ref().map(String::as_str))))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

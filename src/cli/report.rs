@@ -177,42 +177,22 @@ pub fn list(args: &HistoryArgs) -> Exit {
                     ]
                 })
                 .collect();
-            let head = [
-                "RUN",
-                "STARTED",
-                "PLAYBOOK",
-                "RESULT",
-                "EVACUATION",
-                "RTO",
-                "CHANGE",
-            ];
-            // Each column as wide as its widest cell: results and names vary.
-            let widths: Vec<usize> = (0..head.len())
-                .map(|i| {
-                    cells
-                        .iter()
-                        .map(|c| c[i].chars().count())
-                        .chain([head[i].len()])
-                        .max()
-                        .unwrap_or(0)
-                })
-                .collect();
-            let line = |row: [&str; 7]| {
-                let mut out = String::new();
-                for (i, cell) in row.iter().enumerate() {
-                    if i + 1 == row.len() {
-                        out.push_str(cell);
-                    } else if i == 4 {
-                        out.push_str(&format!("{cell:>w$}  ", w = widths[i]));
-                    } else {
-                        out.push_str(&format!("{cell:w$}  ", w = widths[i]));
-                    }
-                }
-                out
-            };
-            crate::out!("{}", line(head));
-            for c in &cells {
-                crate::out!("{}", line(c.each_ref().map(String::as_str)));
+            // Each column as wide as its widest cell: results and names vary; the
+            // time to evacuate is aligned right.
+            for line in crate::text::columns(
+                [
+                    "RUN",
+                    "STARTED",
+                    "PLAYBOOK",
+                    "RESULT",
+                    "EVACUATION",
+                    "RTO",
+                    "CHANGE",
+                ],
+                &cells,
+                &[4],
+            ) {
+                crate::out!("{line}");
             }
         }
     }

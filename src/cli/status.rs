@@ -134,35 +134,24 @@ fn list(state_dir: &StateDir, output: StatusOutput) -> Exit {
         }
         StatusOutput::Human => {
             // Each column as wide as its widest cell: names and states vary.
-            let wide = |cells: &mut dyn Iterator<Item = usize>, head: &str| {
-                cells.max().unwrap_or(0).max(head.chars().count())
-            };
-            let w_run = wide(&mut rows.iter().map(|r| r.run_id.chars().count()), "RUN");
-            let w_book = wide(
-                &mut rows.iter().map(|r| r.playbook.chars().count()),
-                "PLAYBOOK",
-            );
-            let w_state = wide(&mut rows.iter().map(|r| r.state.chars().count()), "STATE");
-            let w_start = wide(
-                &mut rows.iter().map(|r| r.started.chars().count()),
-                "STARTED",
-            );
-            crate::out!(
-                "{:w_run$}  {:w_book$}  {:w_state$}  {:w_start$}  DURATION",
-                "RUN",
-                "PLAYBOOK",
-                "STATE",
-                "STARTED"
-            );
-            for r in &rows {
-                crate::out!(
-                    "{:w_run$}  {:w_book$}  {:w_state$}  {:w_start$}  {}s",
-                    r.run_id,
-                    r.playbook,
-                    r.state,
-                    r.started,
-                    r.duration_secs
-                );
+            let cells: Vec<[String; 5]> = rows
+                .iter()
+                .map(|r| {
+                    [
+                        r.run_id.clone(),
+                        r.playbook.clone(),
+                        r.state.clone(),
+                        r.started.clone(),
+                        format!("{}s", r.duration_secs),
+                    ]
+                })
+                .collect();
+            for line in crate::text::columns(
+                ["RUN", "PLAYBOOK", "STATE", "STARTED", "DURATION"],
+                &cells,
+                &[],
+            ) {
+                crate::out!("{line}");
             }
         }
     }
