@@ -30,11 +30,6 @@ pub fn comment(run_id: &str, step: &str) -> String {
     full.chars().take(128).collect()
 }
 
-/// Whether a shift's comment names the run `run_id`.
-pub fn is_of_run(comment: &str, run_id: &str) -> bool {
-    comment.starts_with(&format!("evac run {run_id} step "))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,8 +46,6 @@ mod tests {
     fn a_comment_names_its_run_and_step_within_128_characters() {
         let c = comment("drill-20261204-1", "leave-az");
         assert_eq!(c, "evac run drill-20261204-1 step leave-az");
-        assert!(is_of_run(&c, "drill-20261204-1"));
-        assert!(!is_of_run(&c, "drill-20261204"));
         assert!(comment("r", &"s".repeat(300)).chars().count() <= 128);
     }
 }
