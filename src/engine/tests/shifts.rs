@@ -304,3 +304,44 @@ async fn zonal_shift_false_keeps_the_old_way_and_says_so() {
     );
     assert_eq!(cloud.calls("shiftable"), 0, "nothing of ARC is read");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_extends_its_shift_before_a_later_step_that_would_outlast_it() {
+    let cloud = fronted();
+    let text = format!("{ZONE_DRILL}  - id: hold\n    wait: 2h\n");
+    let mut plan = observed_plan(&cloud, &text).await;
+    for change in &mut plan.steps[0].changes {
+        if let Change::ZonalShift { minutes, .. } = change {
+            *minutes = 5;
+        }
+    }
+    let r = new_run();
+    // One process, no resume: the hold step finds the shift's recorded expiry too
+    // close and extends it before holding.
+    execute_plan(
+        &cloud,
+        &r.run,
+        &plan,
+        &Options::default(),
+        &Interrupt::default(),
+    )
+    .await
+    .expect("the drill runs");
+    assert_eq!(cloud.calls("extend_shift"), 1);
+    let shift = &cloud.shifts()[0];
+    assert!(
+        shift.expires >= jiff::Timestamp::now().as_second() + 2 * 3600,
+        "extended past the hold: expires {}",
+        shift.expires
+    );
+    let events = events(&r.run);
+    let extended = position(
+        &events,
+        |e| matches!(e, Event::Intent { action, .. } if action.contains(":extend:")),
+    );
+    let hold = position(
+        &events,
+        |e| matches!(e, Event::StepStarted { step } if step == "hold"),
+    );
+    assert!(extended < hold, "extended before the hold step starts");
+}
