@@ -138,7 +138,7 @@ fn summary(run: &str, playbook: &str, event: &Event) -> Option<String> {
         Event::StopConditionFired { condition, state } => {
             format!("stop condition {condition} fired ({state}): the run halts")
         }
-        Event::RunFinished { outcome } => format!("run ended: {}", outcome_word(outcome)),
+        Event::RunFinished { outcome, .. } => format!("run ended: {}", outcome_word(outcome)),
         Event::RollbackStarted { fast } => {
             format!("rollback started{}", if *fast { " (fast)" } else { "" })
         }
@@ -197,6 +197,10 @@ impl Reporter for Notifier<'_> {
 
     fn asked(&self) {
         self.inner.asked();
+    }
+
+    fn recall(&self, history: &crate::engine::history::History) {
+        self.inner.recall(history);
     }
 }
 

@@ -33,6 +33,52 @@ fn feed(program: &str, args: &[&str], input: &str) -> std::process::Output {
     child.wait_with_output().expect("output")
 }
 
+/// What bash offers for the words typed, through the script `evac completions bash`
+/// prints, sourced in a real bash, with evac found on PATH as a user's would be.
+fn bash_completes(words: &[&str], env: &[(&str, &str)], dir: &std::path::Path) -> Vec<String> {
+    let (code, script, stderr) = evac(&["completions", "bash"]);
+    assert_eq!(code, 0, "{stderr}");
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_evac"))
+        .parent()
+        .expect("the binary's folder");
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let program = format!(
+        "{script}\nCOMP_WORDS=({words})\nCOMP_CWORD={cword}\nCOMP_TYPE=9\n_clap_complete_evac evac '{current}' '{previous}'\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+        words = quoted.join(" "),
+        cword = words.len() - 1,
+        current = words[words.len() - 1],
+        previous = words[words.len().saturating_sub(2)],
+    );
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg("--norc")
+        .arg("-c")
+        .arg(&program)
+        .current_dir(dir)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env_remove("EVAC_STATE_DIR");
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let output = cmd.output().expect("bash runs");
+    assert!(
+        output.status.success(),
+        "bash: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 #[test]
 fn the_bash_completion_script_parses_and_completes_every_command() {
     let (code, script, stderr) = evac(&["completions", "bash"]);
@@ -43,16 +89,85 @@ fn the_bash_completion_script_parses_and_completes_every_command() {
         "bash -n: {}",
         String::from_utf8_lossy(&check.stderr)
     );
-    for command in [
-        "validate", "plan", "run", "resume", "rollback", "status", "report", "history",
-    ] {
-        assert!(script.contains(command), "{command} is completed");
-    }
+    // Every command the parser has, each exactly once, and nothing else that is
+    // not an option.
+    use clap::CommandFactory;
+    let mut expected: Vec<String> = evac::cli::Cli::command()
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .map(|c| c.get_name().to_owned())
+        .chain(["help".to_owned()])
+        .collect();
+    expected.sort();
+    expected.dedup();
+    let dir = tempfile::tempdir().expect("dir");
+    let mut offered: Vec<String> = bash_completes(&["evac", ""], &[], dir.path())
+        .into_iter()
+        .filter(|w| !w.starts_with('-'))
+        .collect();
+    offered.sort();
+    assert_eq!(offered, expected);
+    assert_eq!(
+        bash_completes(&["evac", "roll"], &[], dir.path()),
+        ["rollback"]
+    );
     for shell in ["zsh", "fish", "powershell", "elvish"] {
-        let (code, script, _) = evac(&["completions", shell]);
-        assert_eq!(code, 0);
-        assert!(script.contains("rollback"), "{shell}");
+        let (code, script, stderr) = evac(&["completions", shell]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            script.contains("COMPLETE") && script.contains("evac"),
+            "{shell} asks evac: {script}"
+        );
     }
+}
+
+/// Run ids complete from the state dir (EVAC_STATE_DIR, else `.evac`), newest
+/// first, with `latest`, for every command that takes one.
+#[test]
+fn run_ids_complete_from_the_state_dir() {
+    let dir = tempfile::tempdir().expect("dir");
+    let playbook = dir.path().join("hold.yaml");
+    std::fs::write(
+        &playbook,
+        "version: 1\nname: hold\nsteps:\n  - id: hold\n    wait: 0s\n",
+    )
+    .expect("playbook");
+    for _ in 0..2 {
+        let status = support::evac()
+            .current_dir(dir.path())
+            .env("AWS_ACCESS_KEY_ID", "none")
+            .env("AWS_SECRET_ACCESS_KEY", "none")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .env_remove("EVAC_STATE_DIR")
+            .args(["run", "hold.yaml", "--yes"])
+            .output()
+            .expect("evac runs");
+        assert!(status.status.success());
+    }
+    let ids = support::run_ids(&dir.path().join(".evac"));
+    assert_eq!(ids.len(), 2);
+    let newest_first = vec![ids[1].clone(), ids[0].clone()];
+    for command in ["resume", "rollback", "close", "status", "report", "watch"] {
+        let offered = bash_completes(&["evac", command, "2"], &[], dir.path());
+        assert_eq!(offered, newest_first, "evac {command} 2<TAB>");
+    }
+    assert_eq!(
+        bash_completes(&["evac", "watch", "la"], &[], dir.path()),
+        ["latest"]
+    );
+    // The state dir the environment names, from anywhere.
+    let elsewhere = tempfile::tempdir().expect("dir");
+    let state = dir.path().join(".evac");
+    assert_eq!(
+        bash_completes(
+            &["evac", "report", "2"],
+            &[("EVAC_STATE_DIR", state.to_str().expect("utf-8"))],
+            elsewhere.path()
+        ),
+        newest_first
+    );
+    assert!(bash_completes(&["evac", "report", "2"], &[], elsewhere.path()).is_empty());
 }
 
 #[test]

@@ -85,6 +85,31 @@ fn latest_is_the_newest_run_of_the_state_dir_or_of_one_playbook() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains(second_id.as_str()), "{stdout}");
 
+    // A finished run: watch shows it whole and ends at once, as the run ended.
+    let (code, stdout, stderr) = out(&[
+        "watch",
+        "latest",
+        "--playbook",
+        "first",
+        "--state-dir",
+        &state,
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(
+        events,
+        support::journal_so_far(std::path::Path::new(&state), first_id)
+    );
+    assert!(
+        stderr.contains(&format!("run {first_id} succeeded (exit 0)")),
+        "{stderr}"
+    );
+
     let (code, _, stderr) = out(&[
         "rollback",
         "latest",

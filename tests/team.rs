@@ -852,3 +852,108 @@ fn the_state_bucket_is_reached_in_its_own_region_and_keeps_each_regions_last_kno
         "{stdout}\n{stderr}"
     );
 }
+
+/// `evac watch latest` from another folder (state in S3) follows a drill to its end:
+/// every entry of the run's journal in its JSON, in order, every step started and
+/// finished, the run's own exit code, and an end that comes from the run releasing
+/// its lock (the lease here is a minute: waiting it out would show).
+#[test]
+fn watch_latest_follows_a_drill_in_s3_from_another_folder_to_its_end() {
+    let team = Team::new(true);
+    let (here, there) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let mut run = team
+        .command(
+            "prod",
+            here.path(),
+            None,
+            &["run", BASE, "--var", "bake=2s", "--yes"],
+        )
+        .env("EVAC_LOCK_LEASE", "60s")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("evac starts");
+    until("the run is in S3", || {
+        !team.bucket.run_ids("prod").is_empty()
+    });
+    let watch = team
+        .command(
+            "prod",
+            there.path(),
+            None,
+            &["watch", "latest", "--output", "json", "--every", "200ms"],
+        )
+        .env("EVAC_LOCK_LEASE", "60s")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("evac watch starts");
+    let run_code = support::exit_within(&mut run, Duration::from_secs(120));
+    let run_ended = std::time::Instant::now();
+    let output = watch.wait_with_output().expect("watch ends");
+    let lag = run_ended.elapsed();
+    eprintln!("watch ended {lag:?} after the run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(run_code, 0, "the drill succeeds");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        lag < Duration::from_secs(30),
+        "watch ended {lag:?} after the run: it waited for the lease, not the run"
+    );
+    let id = team.bucket.run_ids("prod").pop().expect("the run");
+    assert!(
+        stderr.contains(&format!("run {id} succeeded (exit 0)")),
+        "{stderr}"
+    );
+
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let entries: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l["event"] != "progress").collect();
+    assert_eq!(
+        entries.into_iter().cloned().collect::<Vec<_>>(),
+        team.bucket.journal("prod", &id),
+        "every journal entry, once, in order"
+    );
+    for step in ["scale", "shift", "drain"] {
+        for event in ["step_started", "step_finished"] {
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l["event"] == event && l["step"] == step),
+                "{event} {step}"
+            );
+        }
+    }
+    for increment in [1, 2] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["progress"]["progress"] == "increment"
+                    && l["progress"]["increment"] == increment
+                    && l["progress"]["of"] == 2),
+            "increment {increment}/2 is shown"
+        );
+    }
+    assert_eq!(
+        lines
+            .iter()
+            .rev()
+            .find(|l| l["event"] != "progress")
+            .map(|l| l["exit"].clone()),
+        Some(0.into()),
+        "the run's end, with its exit code"
+    );
+    assert!(
+        std::fs::read_dir(there.path())
+            .expect("dir")
+            .next()
+            .is_none(),
+        "watch wrote nothing where it ran"
+    );
+}

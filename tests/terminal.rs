@@ -104,3 +104,43 @@ fn ctrl_c_shows_what_it_does_on_the_final_screen() {
         "{screen}"
     );
 }
+
+/// `evac watch latest` on a terminal of its own shows the runner's display (steps,
+/// increments and the bake countdown, the stop condition) as the run goes, and ends
+/// with the run and with its exit code.
+#[test]
+fn watch_shows_the_runners_display_on_its_own_terminal_and_ends_with_the_run() {
+    let mut run_pty = Pty::open();
+    let (account, state, mut run) = drill_on_terminal(&mut run_pty);
+    until("the run exists", || {
+        !support::run_ids(state.path()).is_empty()
+    });
+    let mut watch_pty = Pty::open();
+    let mut cmd = account.process();
+    cmd.env("TERM", "xterm-256color").args([
+        "watch",
+        "latest",
+        "--every",
+        "200ms",
+        "--state-dir",
+        state.path().to_str().expect("utf-8"),
+    ]);
+    let mut watch = watch_pty.spawn(cmd);
+    until("the watcher shows the first bake counting down", || {
+        let screen = watch_pty.screen();
+        screen.contains("increment 1/2 in sync; baking") && screen.contains("✓ scale: done")
+    });
+    account.set_alarm(aws_sdk_cloudwatch::types::StateValue::Alarm);
+    let run_code = exit_within(&mut run, Duration::from_secs(60));
+    let watch_code = exit_within(&mut watch, Duration::from_secs(30));
+    let screen = watch_pty.screen();
+    assert_eq!(run_code, 6);
+    assert_eq!(watch_code, 6, "the run's own exit code:\n{screen}");
+    for shown in [
+        "✓ scale: done",
+        "stop condition fired: alarm api-5xx-rate (us-west-2) is ALARM",
+        "was halted by a stop condition (exit 6)",
+    ] {
+        assert!(screen.contains(shown), "{shown}:\n{screen}");
+    }
+}

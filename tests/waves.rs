@@ -216,6 +216,17 @@ fn a_target_scaled_down_during_a_bake_moves_no_more_traffic_and_drains_nothing()
         0,
         "--force goes on and never hangs"
     );
+    let mut stderr = String::new();
+    let _ = child
+        .stderr
+        .take()
+        .map(|mut s| s.read_to_string(&mut stderr));
+    // The change an earlier process recorded is said in its words, not by its id.
+    assert!(
+        stderr.contains("step scale: asg api-us-west-2 (us-west-2): --force: accepted live"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("scale:asg:"), "{stderr}");
     let done = d.account.world();
     assert_eq!(done.weights["api-usw2"], 100);
     assert_eq!(done.groups["api-us-east-1"].1, 0);

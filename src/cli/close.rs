@@ -8,7 +8,7 @@ use crate::journal::Event;
 #[derive(Debug, clap::Args)]
 pub struct CloseArgs {
     /// The run to close (see `evac status`).
-    #[arg(value_name = "RUN_ID")]
+    #[arg(value_name = "RUN_ID", add = super::complete::run_id())]
     pub run_id: String,
     /// Why it is closed, kept in its journal.
     #[arg(long, value_name = "TEXT", default_value = "")]

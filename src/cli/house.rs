@@ -28,11 +28,28 @@ pub fn schema() -> Exit {
     Exit::Success
 }
 
-/// Writes the completion script to stdout.
+/// Writes the completion script to stdout: it asks evac what to complete (commands,
+/// options, and run ids from the state dir), so it never goes out of date.
 pub fn completions(args: &CompletionsArgs) -> Exit {
-    let mut command = super::Cli::command();
+    use clap_complete::env::EnvCompleter;
+    let shell: &dyn EnvCompleter = match args.shell {
+        clap_complete::Shell::Bash => &clap_complete::env::Bash,
+        clap_complete::Shell::Zsh => &clap_complete::env::Zsh,
+        clap_complete::Shell::Fish => &clap_complete::env::Fish,
+        clap_complete::Shell::Elvish => &clap_complete::env::Elvish,
+        clap_complete::Shell::PowerShell => &clap_complete::env::Powershell,
+        other => {
+            crate::say_error!(
+                "no completion for {other}: bash, zsh, fish, elvish and powershell have one"
+            );
+            return Exit::InvalidInput;
+        }
+    };
     let mut script = Vec::new();
-    clap_complete::generate(args.shell, &mut command, "evac", &mut script);
+    if let Err(err) = shell.write_registration("COMPLETE", "evac", "evac", "evac", &mut script) {
+        crate::say_error!("cannot write the completion script: {err}");
+        return Exit::StepFailed;
+    }
     crate::shell::out_text(&String::from_utf8_lossy(&script));
     Exit::Success
 }
@@ -126,6 +143,10 @@ fn exit_status_and_examples(command: Option<&str>) -> String {
             "evac rollback RUN_ID --yes --fast --state-dir s3://drills/evac",
         ],
         Some("status") => &["evac status", "evac status RUN_ID --output json"],
+        Some("watch") => &[
+            "evac watch latest --state-dir s3://drills/evac",
+            "evac watch RUN_ID --output json",
+        ],
         Some("report") => &["evac report RUN_ID --output html --out drill.html"],
         _ => &[
             "evac validate playbooks/evacuate-region.yaml",

@@ -1,6 +1,7 @@
 //! The command line: clap definitions and one thin module per command.
 
 mod close;
+mod complete;
 mod house;
 mod iam;
 mod output;
@@ -11,10 +12,11 @@ mod run;
 mod session;
 mod status;
 mod validate;
+mod watch;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::exit::Exit;
 use crate::playbook::parse_var;
@@ -55,6 +57,8 @@ enum Command {
     Close(close::CloseArgs),
     /// Show every run, or one run's steps and changes.
     Status(status::StatusArgs),
+    /// Follow a run live from its state dir (local or S3), from any machine, to its end.
+    Watch(watch::WatchArgs),
     /// A drill's record: timeline, time to evacuate, changes, against the last run.
     Report(report::ReportArgs),
     /// Every run with its result and time to evacuate, against the previous one.
@@ -156,6 +160,8 @@ fn init_logging(verbose: u8) {
 
 /// Parses the command line, runs the command and returns how it ended.
 pub fn main() -> Exit {
+    // A shell asking what to complete (`COMPLETE=bash evac -- ...`): answer, and end.
+    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     if let Some(name) = &cli.profile {
@@ -166,6 +172,7 @@ pub fn main() -> Exit {
         Command::Validate(_)
             | Command::Plan(_)
             | Command::Status(_)
+            | Command::Watch(_)
             | Command::Report(_)
             | Command::History(_)
             | Command::Schema
@@ -182,6 +189,7 @@ pub fn main() -> Exit {
         Command::Rollback(a) => session::resolve_run(&a.state, &mut a.run_id, &a.latest),
         Command::Close(a) => session::resolve_run(&a.state, &mut a.run_id, &a.latest),
         Command::Report(a) => session::resolve_run(&a.state, &mut a.run_id, &a.latest),
+        Command::Watch(a) => session::resolve_run(&a.state, &mut a.run_id, &a.latest),
         Command::Status(a) => match &mut a.run_id {
             Some(id) => session::resolve_run(&a.state, id, &a.latest),
             None => Ok(()),
@@ -199,6 +207,7 @@ pub fn main() -> Exit {
         Command::Rollback(args) => rollback::run(&args),
         Command::Close(args) => close::run(&args),
         Command::Status(args) => status::run(&args),
+        Command::Watch(args) => watch::run(&args),
         Command::Report(args) => report::run(&args),
         Command::History(args) => report::list(&args),
         Command::Schema => house::schema(),

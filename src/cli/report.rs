@@ -24,7 +24,7 @@ pub enum ReportOutput {
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
     /// The run to report on.
-    #[arg(value_name = "RUN_ID")]
+    #[arg(value_name = "RUN_ID", add = super::complete::run_id())]
     pub run_id: String,
     /// Format.
     #[arg(long, value_enum, default_value_t = ReportOutput::Human)]

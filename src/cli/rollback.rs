@@ -15,7 +15,7 @@ use crate::exit::Exit;
 #[derive(Debug, clap::Args)]
 pub struct RollbackArgs {
     /// The run to roll back (see `evac status`).
-    #[arg(value_name = "RUN_ID")]
+    #[arg(value_name = "RUN_ID", add = super::complete::run_id())]
     pub run_id: String,
     /// Roll back without asking.
     #[arg(long)]

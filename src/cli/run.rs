@@ -53,7 +53,7 @@ pub struct RunArgs {
 #[derive(Debug, clap::Args)]
 pub struct ResumeArgs {
     /// The run to continue (see `evac status`).
-    #[arg(value_name = "RUN_ID")]
+    #[arg(value_name = "RUN_ID", add = super::complete::run_id())]
     pub run_id: String,
     /// Resume without asking, and answer every remaining `approve` step.
     #[arg(long)]
@@ -650,10 +650,15 @@ async fn execute(
         interrupt: &interrupt,
     };
     let result = executor.run(plan).await;
-    let finish = |outcome| recorder.log(Event::RunFinished { outcome });
+    let finish = |outcome, exit: Exit| {
+        recorder.log(Event::RunFinished {
+            outcome,
+            exit: Some(exit.code()),
+        })
+    };
     match result {
         Ok(()) => {
-            if let Err(err) = finish(Outcome::Succeeded) {
+            if let Err(err) = finish(Outcome::Succeeded, Exit::Success) {
                 out.say(&format!("error: {err}"));
                 return Exit::StepFailed;
             }
@@ -662,7 +667,7 @@ async fn execute(
         }
         Err(EngineError::Interrupted) => match interrupt.reason() {
             Some(Reason::StopCondition { condition, state }) => {
-                let _ = finish(Outcome::Halted);
+                let _ = finish(Outcome::Halted, Exit::StopCondition);
                 out.say(&format!(
                     "error: stop condition fired: {condition} is {state}; the run was halted"
                 ));
@@ -685,7 +690,7 @@ async fn execute(
             }
             _ => {
                 let _ = recorder.log(Event::Interrupted);
-                let _ = finish(Outcome::Interrupted);
+                let _ = finish(Outcome::Interrupted, Exit::Interrupted);
                 out.say(&format!(
                     "run {run_id} interrupted; the journal is consistent"
                 ));
@@ -694,14 +699,14 @@ async fn execute(
             }
         },
         Err(err @ EngineError::Declined { .. }) => {
-            let _ = finish(Outcome::Declined);
+            let _ = finish(Outcome::Declined, Exit::Interrupted);
             out.say(&format!("run {run_id} stopped: {err}"));
             next_steps(out, run_id, state_args);
             Exit::Interrupted
         }
         Err(err) => {
             out.say(&format!("error: {err}"));
-            let _ = finish(Outcome::Failed);
+            let _ = finish(Outcome::Failed, exit_of(&err));
             if rollback_on_failure && !matches!(err, EngineError::Journal(_)) {
                 return roll_back_after(
                     &cloud,

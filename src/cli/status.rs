@@ -24,7 +24,7 @@ pub enum StatusOutput {
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
     /// One run to show in detail; without it, every run.
-    #[arg(value_name = "RUN_ID")]
+    #[arg(value_name = "RUN_ID", add = super::complete::run_id())]
     pub run_id: Option<String>,
     #[command(flatten)]
     pub latest: super::session::LatestArgs,

@@ -81,6 +81,8 @@ pub struct History {
     pub rolled_back: BTreeSet<String>,
     /// The last run outcome.
     pub outcome: Option<Outcome>,
+    /// The exit code the run's process recorded with its outcome.
+    pub exit: Option<u8>,
     /// Whether a rollback started, and how the last one ended.
     pub rollback_started: bool,
     /// `Some(verified)` once a rollback finished.
@@ -159,7 +161,10 @@ impl History {
                 Event::ApprovalDeclined { step, .. } => {
                     h.declined.insert(step.clone());
                 }
-                Event::RunFinished { outcome } => h.outcome = Some(*outcome),
+                Event::RunFinished { outcome, exit } => {
+                    h.outcome = Some(*outcome);
+                    h.exit = *exit;
+                }
                 Event::RollbackStarted { .. } => {
                     // A rollback that ended with live state still differing is tried
                     // again in full: restores already in place cost no call.

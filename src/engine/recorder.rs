@@ -21,6 +21,7 @@ impl<'a> Recorder<'a> {
     /// Records to `journal`, whose entries so far add up to `history`, showing each
     /// new entry on `reporter`.
     pub fn new(journal: &'a mut Journal, history: History, reporter: &'a dyn Reporter) -> Self {
+        reporter.recall(&history);
         Self {
             journal: Mutex::new(journal),
             history: Mutex::new(history),

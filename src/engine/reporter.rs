@@ -92,6 +92,10 @@ pub trait Reporter {
     fn ask(&self, question: &str) -> Option<tokio::sync::oneshot::Receiver<bool>>;
     /// The question is over, answered or not: the display comes back.
     fn asked(&self) {}
+    /// What the journal held before this process attached (a resume, a rollback):
+    /// the changes earlier processes recorded, so that answers about them are said
+    /// in their words.
+    fn recall(&self, _history: &crate::engine::history::History) {}
 }
 
 /// A reporter that shows nothing and has nobody to ask.

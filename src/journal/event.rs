@@ -305,6 +305,10 @@ pub enum Event {
     RunFinished {
         /// How.
         outcome: Outcome,
+        /// The exit code the run's process ended with (see the README's table), so
+        /// that whoever watches the run from elsewhere ends with the same code.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit: Option<u8>,
     },
     /// A group the run waits on or changes scaled itself (its scaling policies, a
     /// scheduled action): desired moved between the bounds the run set, and is left

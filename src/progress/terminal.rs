@@ -272,6 +272,21 @@ impl Reporter for TerminalReporter {
         }
     }
 
+    fn recall(&self, history: &crate::engine::history::History) {
+        let mut state = self.state();
+        for intent in &history.intents {
+            state.intents.insert(
+                intent.action.clone(),
+                (
+                    intent.step.clone(),
+                    show_target(&intent.target),
+                    show(&intent.after),
+                    intent.increment,
+                ),
+            );
+        }
+    }
+
     fn progress(&self, progress: &Progress) {
         match progress {
             Progress::InService {

@@ -484,7 +484,7 @@ fn story(entries: &[Entry]) -> Story {
                 declined = Some(format!("approval of step {step} declined by {by}"));
             }
             Event::Interrupted => moment("interrupted", "interrupted (Ctrl-C)".into()),
-            Event::RunFinished { outcome } => {
+            Event::RunFinished { outcome, .. } => {
                 let (kind, what) = match outcome {
                     Outcome::Succeeded => ("succeeded", "succeeded".to_owned()),
                     Outcome::Failed => (
