@@ -27,7 +27,8 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Notification {
     /// Always `evac`.
     pub source: &'static str,
-    /// The run.
+    /// The run (none for `evac check`).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub run_id: String,
     /// The playbook's name.
     pub playbook: String,
@@ -106,6 +107,11 @@ impl<'a> Notifier<'a> {
                 kind: kind.to_owned(),
             });
         }
+    }
+
+    /// Sends one notification that is not a journal entry's (`evac check`'s).
+    pub fn send_one(&self, kind: &str, summary: String, event: Option<serde_json::Value>) {
+        self.send(kind, summary, event);
     }
 
     /// Waits (a bounded time) for the notifications still queued to be sent; what

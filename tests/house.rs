@@ -172,7 +172,14 @@ fn run_ids_complete_from_the_state_dir() {
 
 #[test]
 fn every_man_page_renders() {
-    for page in [None, Some("run"), Some("rollback"), Some("plan")] {
+    for page in [
+        None,
+        Some("run"),
+        Some("rollback"),
+        Some("plan"),
+        Some("check"),
+        Some("watch"),
+    ] {
         let mut args = vec!["man"];
         args.extend(page);
         let (code, roff, stderr) = evac(&args);
@@ -198,7 +205,7 @@ fn every_man_page_renders() {
     let (code, _, stderr) = evac(&["man", "nope"]);
     assert_eq!(code, 2);
     assert!(
-        stderr.contains("no command `nope`: a man page exists for validate, plan, run"),
+        stderr.contains("no command `nope`: a man page exists for validate, plan, check, run"),
         "{stderr}"
     );
 }

@@ -4,47 +4,9 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::mpsc;
-
-use support::Account;
+use support::{Account, webhook};
 
 const DRILL: &str = "tests/fixtures/notify/notify.yaml";
-
-/// A webhook on loopback answering every POST with `status`; the bodies it got
-/// arrive on the receiver.
-fn webhook(status: u16) -> (String, mpsc::Receiver<serde_json::Value>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            if let Ok(value) = serde_json::from_slice(&body) {
-                let _ = tx.send(value);
-            }
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-            );
-        }
-    });
-    (url, rx)
-}
 
 /// Creates an SNS topic in the account; its ARN.
 fn topic(account: &Account) -> String {

@@ -143,6 +143,10 @@ fn exit_status_and_examples(command: Option<&str>) -> String {
             "evac rollback RUN_ID --yes --fast --state-dir s3://drills/evac",
         ],
         Some("status") => &["evac status", "evac status RUN_ID --output json"],
+        Some("check") => &[
+            "evac check playbooks/*.yaml --state-dir s3://drills/evac",
+            "evac check playbooks/evacuate-region.yaml --output json",
+        ],
         Some("watch") => &[
             "evac watch latest --state-dir s3://drills/evac",
             "evac watch RUN_ID --output json",

@@ -1,5 +1,6 @@
 //! The command line: clap definitions and one thin module per command.
 
+mod check;
 mod close;
 mod complete;
 mod house;
@@ -47,6 +48,8 @@ enum Command {
     Validate(ValidateArgs),
     /// Preview a run against live AWS state, read-only: every change, blockers, estimates.
     Plan(plan::PlanArgs),
+    /// Plan playbooks read-only for cron and CI: one line each, then what is new since the last check.
+    Check(check::CheckArgs),
     /// Run a playbook: plan, confirm, then execute step by step with a durable journal.
     Run(run::RunArgs),
     /// Continue an interrupted or failed run from its journal.
@@ -171,6 +174,7 @@ pub fn main() -> Exit {
         cli.command,
         Command::Validate(_)
             | Command::Plan(_)
+            | Command::Check(_)
             | Command::Status(_)
             | Command::Watch(_)
             | Command::Report(_)
@@ -202,6 +206,7 @@ pub fn main() -> Exit {
     match cli.command {
         Command::Validate(args) => validate::run(&args.playbooks, &args.vars, args.output),
         Command::Plan(args) => plan::run(&args),
+        Command::Check(args) => check::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Resume(args) => run::resume(&args),
         Command::Rollback(args) => rollback::run(&args),

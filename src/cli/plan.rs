@@ -55,66 +55,25 @@ fn parse_assume(text: &str) -> Result<Timing, String> {
 /// Plans the playbook: exit 0 without blockers, 3 with, 2 for invalid input, 1 when
 /// AWS could not be read.
 pub fn run(args: &PlanArgs) -> Exit {
-    let Some((playbook, text)) = load_or_report(&args.playbook, &args.vars) else {
-        return Exit::InvalidInput;
-    };
-    if let Err(exit) = args.regions.check(&playbook) {
-        return exit;
-    }
     let state = match args.state.open() {
         Ok(state) => state,
         Err(exit) => return exit,
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            crate::say_error!("failed to start the async runtime: {err}");
-            return Exit::StepFailed;
-        }
-    };
-    let observed = runtime.block_on(async {
-        let ctx = super::session::aws(&args.rates.rates()).await?;
-        let clouds = super::session::clouds(ctx, &playbook.accounts, "plan").await;
-        Ok(
-            super::session::read_world(&clouds, &playbook, Reads::default(), &args.regions, &state)
-                .await,
-        )
-    });
-    let observed = match observed {
-        Err(exit) => return exit,
-        Ok(Ok(observed)) => observed,
-        Ok(Err(err)) => {
-            crate::say_error!("{err}");
-            crate::say!(
-                "nothing was changed; check credentials, region access and the endpoint, then plan again"
-            );
-            return Exit::StepFailed;
-        }
     };
     let timing = Timing {
         rates: args.rates.rates(),
         ..args.assume.clone().unwrap_or_default()
     };
-    let mut plan = build_with(
-        &playbook,
-        &observed,
-        &args.playbook.display().to_string(),
-        jiff::Timestamp::now(),
+    let (plan, text) = match make(
+        &args.playbook,
+        &args.vars,
+        &args.regions,
+        &state,
+        &args.state.flag(),
         &timing,
-    );
-    match super::session::unfinished_runs(&state, &playbook.name, &args.state.flag()) {
-        Ok(found) => plan.blockers.extend(found),
-        Err(err) => plan.warnings.push(crate::plan::Finding {
-            step: None,
-            resource: Some(format!("state dir {}", state.location())),
-            message: format!(
-                "unfinished runs of this playbook were not looked for: {err}; `evac run` will refuse until it can read them"
-            ),
-        }),
-    }
-    // The playbook's hash ties a saved plan to it.
-    plan.playbook.sha256 = crate::journal::hex_digest(text.as_bytes());
-    plan.seal();
+    ) {
+        Ok(made) => made,
+        Err(exit) => return exit,
+    };
     if let Some(path) = &args.save
         && let Err(err) = save(&plan, &text, path)
     {
@@ -138,6 +97,62 @@ pub fn run(args: &PlanArgs) -> Exit {
     } else {
         Exit::Success
     }
+}
+
+/// Loads a playbook and plans it against live AWS state, read-only, with the
+/// playbook's unfinished runs in `state` as blockers: the sealed plan and the
+/// playbook's text. Exit 2 for an invalid playbook (its problems said), 1 when AWS
+/// could not be read.
+pub fn make(
+    path: &Path,
+    vars: &VarArgs,
+    regions: &super::session::RegionArgs,
+    state: &crate::journal::StateDir,
+    state_flag: &str,
+    timing: &Timing,
+) -> Result<(Plan, String), Exit> {
+    let Some((playbook, text)) = load_or_report(path, vars) else {
+        return Err(Exit::InvalidInput);
+    };
+    regions.check(&playbook)?;
+    let runtime = super::session::runtime()?;
+    let observed = runtime.block_on(async {
+        let ctx = super::session::aws(&timing.rates).await?;
+        let clouds = super::session::clouds(ctx, &playbook.accounts, "plan").await;
+        Ok(super::session::read_world(&clouds, &playbook, Reads::default(), regions, state).await)
+    });
+    let observed = match observed {
+        Err(exit) => return Err(exit),
+        Ok(Ok(observed)) => observed,
+        Ok(Err(err)) => {
+            crate::say_error!("{err}");
+            crate::say!(
+                "nothing was changed; check credentials, region access and the endpoint, then plan again"
+            );
+            return Err(Exit::StepFailed);
+        }
+    };
+    let mut plan = build_with(
+        &playbook,
+        &observed,
+        &path.display().to_string(),
+        jiff::Timestamp::now(),
+        timing,
+    );
+    match super::session::unfinished_runs(state, &playbook.name, state_flag) {
+        Ok(found) => plan.blockers.extend(found),
+        Err(err) => plan.warnings.push(crate::plan::Finding {
+            step: None,
+            resource: Some(format!("state dir {}", state.location())),
+            message: format!(
+                "unfinished runs of this playbook were not looked for: {err}; `evac run` will refuse until it can read them"
+            ),
+        }),
+    }
+    // The playbook's hash ties a saved plan to it.
+    plan.playbook.sha256 = crate::journal::hex_digest(text.as_bytes());
+    plan.seal();
+    Ok((plan, text))
 }
 
 /// Writes the plan, with the playbook's text so that `evac run --plan FILE` needs

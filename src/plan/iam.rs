@@ -570,6 +570,12 @@ fn plan_state_statements((bucket, prefix): (&str, &str)) -> Vec<Statement> {
             vec![format!("arn:aws:s3:::{bucket}/{under}known/*")],
             None,
         ),
+        statement(
+            "KeepWhatEachCheckFound",
+            &actions(&["s3:PutObject"]),
+            vec![format!("arn:aws:s3:::{bucket}/{under}checks/*")],
+            None,
+        ),
     ]
 }
 
@@ -846,11 +852,16 @@ mod tests {
                 "ListRunsInTheStateBucket",
                 "ReadRunsAndKnownStateInTheStateBucket",
                 "RecordEachRegionsLastKnownState",
+                "KeepWhatEachCheckFound",
             ]
         );
         assert_eq!(
             plan.statement[9].resource,
             ["arn:aws:s3:::drills/evac/known/*"]
+        );
+        assert_eq!(
+            plan.statement[10].resource,
+            ["arn:aws:s3:::drills/evac/checks/*"]
         );
     }
 
