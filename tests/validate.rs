@@ -532,18 +532,29 @@ fn a_region_aws_does_not_have_is_named_unknown_and_nothing_else_is_blamed() {
     assert_eq!(code, 2);
     assert_eq!(
         lines,
-        [
-            format!(
-                "{file}:46:22: stop_when[0].alarm.region: unknown region `us-west-3`: AWS has no region by that name (did you mean `us-west-2`?); if AWS has opened it since this evac was built, set EVAC_EXTRA_REGIONS=us-west-3"
-            ),
-            format!(
-                "{file}:53:15: steps[0].scale_up.region: unknown region `us-west-3`: AWS has no region by that name (did you mean `us-west-2`?); if AWS has opened it since this evac was built, set EVAC_EXTRA_REGIONS=us-west-3"
-            ),
-            format!(
-                "{file}:62:11: steps[1].shift_traffic.to: unknown region `us-west-3`: AWS has no region by that name (did you mean `us-west-2`?); if AWS has opened it since this evac was built, set EVAC_EXTRA_REGIONS=us-west-3; `to` is a region, or a split like `{{ us-west-2: 60, eu-west-1: 40 }}`"
-            ),
-        ],
-        "no second, wrong error about the stop condition"
+        [format!(
+            "{file}:17:11: params.target: unknown region `us-west-3`: AWS has no region by that name (did you mean `us-west-2`?); if AWS has opened it since this evac was built, set EVAC_EXTRA_REGIONS=us-west-3 (parameter `target`, set by target=us-west-3 on the command line, used at stop_when[0].alarm.region)"
+        )],
+        "once, at the params line, and no second, wrong error about the stop condition"
+    );
+    // A typo in the file's params: said once, at its line, with the likely region.
+    let dir = tempfile::tempdir().expect("dir");
+    let typo = dir.path().join("typo.yaml");
+    std::fs::write(
+        &typo,
+        std::fs::read_to_string(file)
+            .expect("example")
+            .replace("  target: us-west-2", "  target: us-wset-2"),
+    )
+    .expect("written");
+    let typo = typo.display().to_string();
+    let (code, lines) = headlines(&typo, &[]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        lines,
+        [format!(
+            "{typo}:17:11: params.target: unknown region `us-wset-2`: AWS has no region by that name (did you mean `us-west-2`?); if AWS has opened it since this evac was built, set EVAC_EXTRA_REGIONS=us-wset-2 (parameter `target`, used at stop_when[0].alarm.region)"
+        )]
     );
     // A region opened since is accepted when named.
     let output = evac()

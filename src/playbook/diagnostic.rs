@@ -147,6 +147,13 @@ pub struct Diagnostics<'a> {
     muted: Vec<YamlPath>,
     /// Where problems under a muted path are written and forgotten.
     scratch: Diagnostic,
+    /// Values that are one parameter's value in whole (`to: "{{ target }}"`): a
+    /// problem there is the parameter's, said once, at its line under `params:`.
+    from_params: Vec<(YamlPath, String)>,
+    /// Parameters set on the command line, with what set them (`--var target=...`).
+    set_by: std::collections::BTreeMap<String, String>,
+    /// Parameters whose problem is said already.
+    said: std::collections::BTreeSet<String>,
 }
 
 impl<'a> Diagnostics<'a> {
@@ -168,7 +175,20 @@ impl<'a> Diagnostics<'a> {
             items: Vec::new(),
             muted: Vec::new(),
             scratch,
+            from_params: Vec::new(),
+            set_by: Default::default(),
+            said: Default::default(),
         }
+    }
+
+    /// The value at `path` is parameter `name`'s value in whole.
+    pub fn is_param(&mut self, path: &YamlPath, name: &str) {
+        self.from_params.push((path.clone(), name.to_owned()));
+    }
+
+    /// Parameter `name` was set by `by` (`--var target=us-west-3`), not by the file.
+    pub fn set_by(&mut self, name: &str, by: String) {
+        self.set_by.insert(name.to_owned(), by);
     }
 
     /// Stops reporting problems at or below `path` from now on.
@@ -209,12 +229,46 @@ impl<'a> Diagnostics<'a> {
         &mut self.items[last]
     }
 
+    /// Records a value that is not what its place takes (not a region, not a
+    /// duration): when the value is a parameter's in whole, the problem is the
+    /// parameter's, said once at its line under `params:`.
+    pub fn bad_value(&mut self, path: &YamlPath, message: impl Into<String>) -> &mut Diagnostic {
+        let param = self
+            .from_params
+            .iter()
+            .find(|(at, _)| path.starts_with(at))
+            .map(|(_, name)| name.clone());
+        match param {
+            Some(name) => self.at_param(path, &name, message.into()),
+            None => self.error(path, message),
+        }
+    }
+
     fn push(&mut self, path: &YamlPath, anchor: Anchor, message: String) -> &mut Diagnostic {
         let pos = self.map.find(path).map(|span| match anchor {
             Anchor::Key => span.key.unwrap_or(span.value),
             Anchor::Value => span.value,
         });
         self.error_at(path, pos, message)
+    }
+
+    /// A problem of a value that is a parameter's in whole, said once per parameter
+    /// at its line under `params:` (where it is fixed), naming where it was used.
+    fn at_param(&mut self, used: &YamlPath, name: &str, message: String) -> &mut Diagnostic {
+        if self.muted.iter().any(|m| used.starts_with(m)) || !self.said.insert(name.to_owned()) {
+            return &mut self.scratch;
+        }
+        let declared = YamlPath::root().key("params").key(name);
+        let pos = self.map.find(&declared).map(|span| span.value);
+        let by = match self.set_by.get(name) {
+            Some(by) => format!(", set by {by}"),
+            None => String::new(),
+        };
+        self.error_at(
+            &declared,
+            pos,
+            format!("{message} (parameter `{name}`{by}, used at {used})"),
+        )
     }
 
     /// Where the value at `path` is in the source, when known.

@@ -453,6 +453,20 @@ fn load_params(
     for (name, value) in vars {
         if params.contains_key(name) {
             params.insert(name.clone(), value.clone());
+            let shown = match value {
+                Value::String(s) => s.clone(),
+                other => serde_yaml::to_string(other)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned(),
+            };
+            diags.set_by(
+                name,
+                format!(
+                    "{name}={} on the command line",
+                    crate::text::one_line(&shown)
+                ),
+            );
         } else {
             let known: Vec<&str> = params.keys().map(String::as_str).collect();
             diags
@@ -542,13 +556,13 @@ fn report_decode_error(full: &YamlPath, message: &str, diags: &mut Diagnostics<'
         let diag = if message.starts_with("unknown field") {
             diags.error_at_key(full, message)
         } else {
-            diags.error(full, message)
+            diags.bad_value(full, message)
         };
         if let Some(guess) = closest(&got, expected.iter().map(String::as_str)) {
             diag.help(format!("did you mean `{guess}`?"));
         }
     } else {
-        diags.error(full, message);
+        diags.bad_value(full, message);
     }
 }
 

@@ -176,6 +176,7 @@ fn substitute_str(
             *budget -= text_of.len();
             if start == 0 && after[end + 2..].is_empty() && out.is_empty() {
                 whole = Some(param.clone());
+                diags.is_param(path, name);
             }
             out.push_str(&text_of);
         } else {
