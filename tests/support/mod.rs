@@ -48,12 +48,14 @@ pub fn process(cmd: &Command) -> std::process::Command {
     out
 }
 
-/// The run ids in a state dir, oldest first; none when it has no runs folder.
+/// The run ids in a state dir, oldest first; none when it has no runs folder. A
+/// run folder still being made (`.making-...`, renamed once whole) is not a run.
 pub fn run_ids(state: &std::path::Path) -> Vec<String> {
     let mut ids: Vec<String> = std::fs::read_dir(state.join("runs"))
         .map(|d| {
             d.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| !name.starts_with('.'))
                 .collect()
         })
         .unwrap_or_default();
