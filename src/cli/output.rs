@@ -25,17 +25,7 @@ pub fn write_out(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
             stream.write_all(bytes)?;
             stream.flush()
         }
-        _ => {
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let mut file = tempfile::NamedTempFile::new_in(dir)?;
-            file.write_all(bytes)?;
-            file.as_file().sync_all()?;
-            file.persist(path).map_err(|e| e.error)?;
-            Ok(())
-        }
+        _ => crate::journal::replace_file(path, bytes),
     }
 }
 

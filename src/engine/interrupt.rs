@@ -1,4 +1,5 @@
-//! Stopping a run: Ctrl-C or a stop condition. A flag is checked between calls and
+//! Stopping a run: Ctrl-C, a stop signal (SIGTERM, SIGHUP, SIGQUIT) or a stop
+//! condition. A flag is checked between calls and
 //! wakes every wait, so the run stops after the call in flight; a call that has not
 //! answered [`IN_FLIGHT_GRACE`] after the stop is given up, its outcome unknown
 //! (its intent is journaled: resume and rollback read it live). The reason says
@@ -16,7 +17,8 @@ pub const IN_FLIGHT_GRACE: Duration = Duration::from_secs(5);
 /// Why a run was stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reason {
-    /// The user pressed Ctrl-C (or declined an approval).
+    /// A person stopped it: Ctrl-C, or a stop signal. (A declined approval is not
+    /// an interrupt: the engine ends with `EngineError::Declined`.)
     User,
     /// A stop condition fired.
     StopCondition {
@@ -36,7 +38,7 @@ pub struct Interrupt {
 }
 
 impl Interrupt {
-    /// Asks the run to stop (Ctrl-C).
+    /// Asks the run to stop (Ctrl-C or a stop signal).
     pub fn trigger(&self) {
         self.stop(Reason::User);
     }

@@ -1,6 +1,7 @@
 //! Reading live AWS for a wave: every target in batched calls (one
-//! DescribeAutoScalingGroups per region per 100 groups, one listing per hosted zone),
-//! all regions and zones at once.
+//! DescribeAutoScalingGroups per region per 100 groups, one listing per hosted zone,
+//! one GetManagedResource per shifted resource), all regions, zones and resources at
+//! once.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,5 +1,7 @@
-//! What the engine tells the outside world. Only the terminal reporter knows about
-//! progress bars.
+//! What the engine tells the outside world: each journal entry as it is written,
+//! live progress that is not journaled, and the questions of approval gates. The
+//! reporters (terminal, JSON lines) are in `crate::progress`; notifications wrap one
+//! (`crate::notify`); `evac watch` drives the same reporters from the journal.
 
 use crate::journal::Entry;
 

@@ -168,7 +168,7 @@ enum Kind {
 
 /// This machine's host name.
 pub fn host_name() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname")
+    whoami::fallible::hostname()
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .map(|h| h.trim().to_owned())

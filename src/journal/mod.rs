@@ -20,5 +20,5 @@ pub use event::*;
 pub use lock::{Lock, LockError, LockHolder, alive, host_name, user_name};
 pub use store::{
     Journal, JournalError, RunDir, create_private_dir, list_runs, new_run_id, parse_time,
-    read_nofollow, secs_between,
+    read_nofollow, replace_file, secs_between,
 };

@@ -197,11 +197,7 @@ impl StateDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(failed(e)),
         };
-        let mut file = tempfile::NamedTempFile::new_in(dir).map_err(failed)?;
-        std::io::Write::write_all(&mut file, &update(now.as_deref())).map_err(failed)?;
-        file.as_file().sync_all().map_err(failed)?;
-        file.persist(&path).map_err(|e| failed(e.error))?;
-        Ok(())
+        super::store::replace_file(&path, &update(now.as_deref())).map_err(failed)
     }
 
     /// Creates the folder of a new run, in S3 first when the state is there.

@@ -200,16 +200,35 @@ pub fn now() -> String {
     format!("{:.3}", jiff::Timestamp::now())
 }
 
+/// Replaces the file at `path` with `bytes` as a whole: written to a file beside it,
+/// synced, then renamed over it, so a reader never sees half of it and a symlink
+/// there is replaced, never followed.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    file.write_all(bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
 /// A new run id: sortable by time (to the millisecond, so that runs started in the
 /// same second still sort in order), readable, unique:
 /// `20261126T113500.123Z-evacuate-region-3f2a`.
 pub fn new_run_id(playbook: &str) -> String {
     let stamp = format!("{:.3}", jiff::Timestamp::now()).replace(['-', ':'], "");
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let suffix = (nanos ^ std::process::id().rotate_left(16)) & 0xffff;
+    // Random, so that two runs started in the same millisecond on two machines do
+    // not meet on one id; the clock's nanoseconds only if the system has no random.
+    let random = getrandom::u32().unwrap_or_else(|_| {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    });
+    let suffix = random & 0xffff;
     format!("{stamp}-{playbook}-{suffix:04x}")
 }
 
@@ -776,8 +795,35 @@ mod tests {
 
     #[test]
     fn run_ids_sort_by_time_and_name_the_playbook() {
-        let id = new_run_id("evacuate-region");
-        assert!(id.contains("-evacuate-region-"), "{id}");
-        assert!(id.starts_with("20"), "{id}");
+        let first = new_run_id("evacuate-region");
+        // The stamp to the millisecond, the playbook, four hex digits.
+        let (stamp, rest) = first.split_once('-').expect("a stamp");
+        let at: jiff::Timestamp = format!(
+            "{}-{}-{}T{}:{}:{}",
+            &stamp[0..4],
+            &stamp[4..6],
+            &stamp[6..8],
+            &stamp[9..11],
+            &stamp[11..13],
+            &stamp[13..]
+        )
+        .parse()
+        .unwrap_or_else(|e| panic!("{first}: {e}"));
+        assert!(at <= jiff::Timestamp::now(), "{first}");
+        let suffix = rest.strip_prefix("evacuate-region-").expect("the playbook");
+        assert!(
+            suffix.len() == 4 && suffix.chars().all(|c| c.is_ascii_hexdigit()),
+            "{first}"
+        );
+        // A run started a millisecond later sorts after, whatever the suffixes.
+        let mut later = new_run_id("evacuate-region");
+        while later.split_once('-').map(|(s, _)| s) == Some(stamp) {
+            later = new_run_id("evacuate-region");
+        }
+        assert!(first < later, "{first} then {later}");
+        // Two runs of one millisecond do not meet on an id (random suffixes: all
+        // 64 equal would be one chance in 2^(16*63)).
+        let same: std::collections::BTreeSet<String> = (0..64).map(|_| new_run_id("x")).collect();
+        assert!(same.len() > 1, "{same:?}");
     }
 }
