@@ -106,6 +106,6 @@ pub fn run(args: &CloseArgs) -> Exit {
                 Exit::StepFailed
             }
         };
-        super::session::settle(&mut journal, exit, &out, &args.run_id, &args.state)
+        super::session::flush_journal(&mut journal, exit, &out, &args.run_id, &args.state)
     })
 }

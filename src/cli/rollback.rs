@@ -164,7 +164,7 @@ pub fn run(args: &RollbackArgs) -> Exit {
                 Exit::NeedsHuman
             }
         };
-        let exit = super::session::settle(&mut journal, exit, &out, &args.run_id, &args.state);
+        let exit = super::session::flush_journal(&mut journal, exit, &out, &args.run_id, &args.state);
         notifier.finish();
         exit
     })

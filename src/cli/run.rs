@@ -77,7 +77,8 @@ pub struct ExecArgs {
     /// Roll the run back automatically when a step fails or a stop condition fires.
     #[arg(long)]
     pub rollback_on_failure: bool,
-    /// At most this many Auto Scaling groups updated at once.
+    /// At most this many changes of one wave in flight at once (group updates, hosted
+    /// zone changes, zonal shifts, instance replacements)
     #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
     /// How often stop conditions are polled while the run waits or bakes.
@@ -323,7 +324,7 @@ pub fn run(args: &RunArgs) -> Exit {
         out.say(&format!("run {run_id} (journal: {journal_at})"));
         let options = args.exec.options(args.yes, false, &plan, &run_id);
         let exit = execute(clouds, &recorder, &plan, &options, args.exec.rollback_on_failure, &out, &run_id, &args.exec.state).await;
-        let exit = super::session::settle(&mut journal, exit, &out, &run_id, &args.exec.state);
+        let exit = super::session::flush_journal(&mut journal, exit, &out, &run_id, &args.exec.state);
         notifier.finish();
         exit
     })
@@ -438,7 +439,7 @@ pub fn resume(args: &ResumeArgs) -> Exit {
             &args.exec.state,
         )
         .await;
-        let exit = super::session::settle(&mut journal, exit, &out, &args.run_id, &args.exec.state);
+        let exit = super::session::flush_journal(&mut journal, exit, &out, &args.run_id, &args.exec.state);
         notifier.finish();
         exit
     })

@@ -399,7 +399,7 @@ pub fn next_steps(out: &Out, run_id: &str, state: &StateArgs) {
 /// than intents are sent behind the run's back; when the last of them cannot be,
 /// the record there ends early: say so, and that a resume or rollback completes it
 /// from live state (exit 1 instead of 0).
-pub fn settle(
+pub fn flush_journal(
     journal: &mut crate::journal::Journal,
     exit: Exit,
     out: &Out,

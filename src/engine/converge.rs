@@ -63,7 +63,7 @@ pub enum Await {
 ///
 /// A group whose desired capacity changes under the wait is drift: the goal is no
 /// longer the wave's, so waiting for it could last forever; it stops the run.
-pub async fn settle<C: Cloud>(
+pub async fn await_effect<C: Cloud>(
     cloud: &C,
     recorder: &Recorder<'_>,
     interrupt: &Interrupt,

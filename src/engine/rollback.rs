@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::cloud::Cloud;
-use super::converge::{Await, Direction, settle};
+use super::converge::{Await, Direction, await_effect};
 use super::error::{EngineError, step_err};
 use super::execute::{Options, show, show_target};
 use super::history::{History, Intent};
@@ -30,7 +30,7 @@ use crate::plan::{Change, Plan};
 pub const ROLLBACK_WAIT: Duration = Duration::from_secs(15 * 60);
 
 /// One restore: a target back to a value, covering one or more forward actions.
-struct Restore<'a> {
+struct Undo<'a> {
     covers: Vec<String>,
     /// The first intent on the target.
     intent: &'a Intent,
@@ -42,7 +42,7 @@ struct Restore<'a> {
 /// Restores made together, and the bake after them (ramped weights).
 struct Wave<'a> {
     step: String,
-    restores: Vec<Restore<'a>>,
+    restores: Vec<Undo<'a>>,
     bake: Duration,
 }
 
@@ -189,9 +189,9 @@ fn ramped_waves<'a>(pending: &[&'a Intent], bakes: &BTreeMap<&str, u64>) -> Vec<
 /// added goes.
 fn fast_waves<'a>(pending: &[&'a Intent]) -> Vec<Wave<'a>> {
     let restores = collapse(pending);
-    let mut back: Vec<Restore> = Vec::new();
-    let mut weights: Vec<Restore> = Vec::new();
-    let mut down: Vec<Restore> = Vec::new();
+    let mut back: Vec<Undo> = Vec::new();
+    let mut weights: Vec<Undo> = Vec::new();
+    let mut down: Vec<Undo> = Vec::new();
     for r in restores {
         let raises = match (&r.value, &r.intent.after) {
             (Value::Capacity(original), Value::Capacity(set)) => original.desired > set.desired,
@@ -218,7 +218,7 @@ fn fast_waves<'a>(pending: &[&'a Intent]) -> Vec<Wave<'a>> {
 /// intent on it. Weights are restored record set by record set: each set to the
 /// `before` of the first intent that changed it, so that two steps (or two
 /// increments) over sets of one hosted zone restore every set each touched.
-fn collapse<'a>(intents: &[&'a Intent]) -> Vec<Restore<'a>> {
+fn collapse<'a>(intents: &[&'a Intent]) -> Vec<Undo<'a>> {
     let mut order: Vec<&Target> = Vec::new();
     let mut by_target: BTreeMap<&Target, Vec<&'a Intent>> = BTreeMap::new();
     for intent in intents {
@@ -236,7 +236,7 @@ fn collapse<'a>(intents: &[&'a Intent]) -> Vec<Restore<'a>> {
                 Value::Weights(_) => first_weights(all),
                 before => (before.clone(), first.record_sets.clone()),
             };
-            Some(Restore {
+            Some(Undo {
                 covers: all.iter().map(|i| i.action.clone()).collect(),
                 intent: first,
                 value,
@@ -289,7 +289,7 @@ pub fn pending(history: &History) -> Vec<Pending> {
         .iter()
         .filter(|i| !history.rolled_back.contains(&i.action))
         .collect();
-    let newest = |r: &Restore<'_>| {
+    let newest = |r: &Undo<'_>| {
         r.covers
             .iter()
             .filter_map(|a| intents.iter().position(|i| &i.action == a))
@@ -329,7 +329,7 @@ pub fn pending(history: &History) -> Vec<Pending> {
 }
 
 /// Reads every target of `restores` at once.
-async fn read<C: Cloud>(cloud: &C, restores: &[Restore<'_>]) -> Result<Snapshot, EngineError> {
+async fn read<C: Cloud>(cloud: &C, restores: &[Undo<'_>]) -> Result<Snapshot, EngineError> {
     let mut reads = Reads::default();
     for r in restores {
         reads.add(&r.intent.target, record_pairs(&r.record_sets));
@@ -353,7 +353,7 @@ fn matches(live: &Value, wanted: &Value) -> bool {
 
 /// Whether `live` is a zonal shift the run did not start (another took the place of
 /// the run's since): rollback never cancels it; the check afterwards reports it.
-fn someone_elses_shift(live: &Value, r: &Restore<'_>) -> bool {
+fn someone_elses_shift(live: &Value, r: &Undo<'_>) -> bool {
     match (live, &r.intent.after) {
         (
             Value::ZonalShift {
@@ -456,7 +456,7 @@ async fn restore<C: Cloud>(
             *balancers = true;
         }
     }
-    settle(
+    await_effect(
         cloud,
         recorder,
         interrupt,

@@ -1,6 +1,6 @@
 //! A wave: every change that may happen at once (all groups of a capacity step, all
-//! hosted zones of one ramp increment, one batch of a zone evacuation), made the same
-//! way forward and in rollback:
+//! hosted zones of one ramp increment, the zonal shifts of a zone step, one batch of
+//! a zone evacuation), made the same way forward and in rollback:
 //!
 //! 1. the stop conditions are checked (forward only: a rollback is the remedy);
 //! 2. the live state of every target is read in batched calls;
@@ -40,7 +40,7 @@ pub struct Item {
 }
 
 /// A change whose call is to be made.
-struct Send {
+struct Call {
     action: String,
     target: Target,
     after: Value,
@@ -154,7 +154,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
                         record_sets: sets,
                         increment: item.increment,
                     });
-                    sends.push(Send {
+                    sends.push(Call {
                         sets: upsert(&live, &item),
                         action: item.action,
                         target: item.target,

@@ -44,7 +44,7 @@ pub struct Moment {
 /// What rollback did with a change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Restore {
+pub enum AfterRollback {
     /// Put back to its before value.
     Restored,
     /// Not (yet) put back.
@@ -70,7 +70,7 @@ pub struct ChangeRow {
     /// Whether a rollback restored it.
     pub rolled_back: bool,
     /// What rollback did with it.
-    pub rollback: Restore,
+    pub rollback: AfterRollback,
 }
 
 /// This run against the previous run of the same playbook.
@@ -809,9 +809,9 @@ fn build(run: &RunDir, read: &Read) -> DrillReport {
                     after: show(after),
                     rolled_back: restored && !matches!(target, Target::Instance { .. }),
                     rollback: match target {
-                        Target::Instance { .. } => Restore::Replaced,
-                        _ if restored => Restore::Restored,
-                        _ => Restore::NotRestored,
+                        Target::Instance { .. } => AfterRollback::Replaced,
+                        _ if restored => AfterRollback::Restored,
+                        _ => AfterRollback::NotRestored,
                     },
                 })
             }

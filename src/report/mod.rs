@@ -6,6 +6,6 @@ mod build;
 mod render;
 
 pub use build::{
-    ChangeRow, Comparison, DrillReport, HistoryRow, Moment, Restore, Span, history, report,
+    AfterRollback, ChangeRow, Comparison, DrillReport, HistoryRow, Moment, Span, history, report,
 };
 pub use render::{html, markdown, secs};

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::build::{DrillReport, Restore, Span};
+use super::build::{AfterRollback, DrillReport, Span};
 
 /// Seconds for people: `12.3s`, `4m05s`.
 pub fn secs(s: f64) -> String {
@@ -62,11 +62,11 @@ fn took(span: &Span) -> String {
 }
 
 /// What rollback did with a change, for people.
-fn restore(r: Restore) -> &'static str {
+fn restore(r: AfterRollback) -> &'static str {
     match r {
-        Restore::Restored => "restored",
-        Restore::NotRestored => "not restored",
-        Restore::Replaced => "replaced instance, left in its new zone",
+        AfterRollback::Restored => "restored",
+        AfterRollback::NotRestored => "not restored",
+        AfterRollback::Replaced => "replaced instance, left in its new zone",
     }
 }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::engine::cloud::Cloud;
 use crate::engine::converge::Await;
-use crate::engine::converge::settle;
+use crate::engine::converge::await_effect;
 use crate::engine::error::EngineError;
 use crate::engine::execute::{Executor, capacity_action};
 use crate::engine::steps::processes::{Suspend, Unprotect};
@@ -93,7 +93,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
             }
         }
         if step.timeout_secs > 0 {
-            self.settle_wave(&step.id, &awaits, actions, timeout).await
+            self.await_wave(&step.id, &awaits, actions, timeout).await
         } else {
             self.converged(actions)
         }
@@ -108,20 +108,20 @@ impl<C: Cloud> Executor<'_, '_, C> {
     ) -> Result<(), EngineError> {
         let actions: Vec<String> = items.iter().map(|i| i.action.clone()).collect();
         let awaits = self.wave(step, items).await?;
-        self.settle_wave(step, &awaits, actions, Duration::ZERO)
+        self.await_wave(step, &awaits, actions, Duration::ZERO)
             .await
     }
 
     /// Waits until a wave's changes have taken effect (or `timeout` passes), then
     /// records them converged with one fsync.
-    pub(crate) async fn settle_wave(
+    pub(crate) async fn await_wave(
         &self,
         step: &str,
         awaits: &[Await],
         actions: Vec<String>,
         timeout: Duration,
     ) -> Result<(), EngineError> {
-        settle(
+        await_effect(
             self.cloud,
             self.recorder,
             self.interrupt,

@@ -58,13 +58,13 @@ impl<C: Cloud> Executor<'_, '_, C> {
             });
         };
         // Whatever ends the wait, the display comes back.
-        struct Restore<'a>(&'a dyn crate::engine::reporter::Reporter);
-        impl Drop for Restore<'_> {
+        struct DisplayBack<'a>(&'a dyn crate::engine::reporter::Reporter);
+        impl Drop for DisplayBack<'_> {
             fn drop(&mut self) {
                 self.0.asked();
             }
         }
-        let _restore = Restore(reporter);
+        let _display_back = DisplayBack(reporter);
         let yes = tokio::select! {
             answer = answer => answer.unwrap_or(false),
             () = self.interrupt.stopped() => return Err(EngineError::Interrupted),

@@ -86,8 +86,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
             // Traffic moves only onto capacity that is there now.
             let guard = self.check_capacity(&step.id, timeout);
             let awaits = self.guarded_wave(&step.id, items, guard).await?;
-            self.settle_wave(&step.id, &awaits, actions, timeout)
-                .await?;
+            self.await_wave(&step.id, &awaits, actions, timeout).await?;
             hold(
                 self.recorder,
                 self.interrupt,

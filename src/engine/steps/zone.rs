@@ -176,7 +176,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
         }
         let actions = items.iter().map(|i| i.action.clone()).collect();
         let awaits = self.wave(&step.id, items).await?;
-        self.settle_wave(&step.id, &awaits, actions, timeout).await
+        self.await_wave(&step.id, &awaits, actions, timeout).await
     }
 
     /// Keeps the run's zonal shifts from expiring before the drill ends: before each
