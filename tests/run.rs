@@ -280,7 +280,15 @@ fn a_second_concurrent_run_is_refused_with_the_holder() {
     let d = Drill::new();
     let mut first = d.spawn(&["run", BASE, "--var", "bake=30s", "--yes"]);
     let id = d.wait_for(is("run_started"));
+    // In its first 30 s bake, the first run changes nothing for a while.
+    d.wait_for(converged("shift:dns:"));
+    let before = d.account.world();
     let (code, _, stderr) = d.evac(&["run", BASE, "--var", "bake=30s", "--yes"]);
+    assert_eq!(
+        d.account.world(),
+        before,
+        "the refused run changed nothing in AWS"
+    );
     first.kill().expect("stop the first run");
     first.wait().expect("reaped");
     assert_eq!(code, 3, "{stderr}");

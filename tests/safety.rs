@@ -164,6 +164,7 @@ fn an_alarm_with_rollback_on_failure_restores_the_seeded_state_exactly() {
 fn a_check_that_never_turns_ok_fails_at_its_timeout() {
     let d = Drill::new();
     d.set_alarm(aws_sdk_cloudwatch::types::StateValue::Alarm);
+    let seeded = d.account.world();
     let state = d.state_arg();
     let (code, _, stderr) = d.evac(&[
         "run",
@@ -179,11 +180,13 @@ fn a_check_that_never_turns_ok_fails_at_its_timeout() {
         ),
         "{stderr}"
     );
+    assert_eq!(d.account.world(), seeded, "a check changes nothing");
 }
 
 #[test]
 fn a_stop_alarm_given_on_the_command_line_is_checked_before_the_run() {
     let d = Drill::new();
+    let seeded = d.account.world();
     let state = d.state_arg();
     let (code, _, stderr) = d.evac(&[
         "run",
@@ -213,6 +216,7 @@ fn a_stop_alarm_given_on_the_command_line_is_checked_before_the_run() {
         stderr.contains("invalid region name `us-west2`"),
         "{stderr}"
     );
+    assert_eq!(d.account.world(), seeded, "neither run changed anything");
 }
 
 #[test]
@@ -275,6 +279,7 @@ fn resume_watches_the_stop_conditions_too() {
 #[test]
 fn a_stop_alarm_given_on_the_command_line_applies_to_a_saved_plan() {
     let d = Drill::new();
+    let seeded = d.account.world();
     let state = d.state_arg();
     let hold = "tests/fixtures/integrity/hold.yaml";
     let saved = d.state.path().join("saved.json");
@@ -310,5 +315,10 @@ fn a_stop_alarm_given_on_the_command_line_applies_to_a_saved_plan() {
     assert_eq!(
         plan["plan"]["stop_conditions"],
         serde_json::json!([{ "kind": "alarm", "region": "us-west-2", "name": "api-5xx-rate" }])
+    );
+    assert_eq!(
+        d.account.world(),
+        seeded,
+        "a drill that only waits changes nothing"
     );
 }

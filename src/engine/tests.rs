@@ -1254,83 +1254,215 @@ mod extremes {
         ]
     }
 
-    /// How many cases got as far as the engine.
-    static ENGINE_RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    /// One case: durations and capacities, as written or as AWS holds them.
+    #[derive(Clone, Debug)]
+    struct Extremes {
+        bake: String,
+        timeout: String,
+        wait: String,
+        desired: u32,
+        drain_to: u32,
+        live_desired: u32,
+        live_max: u32,
+        source_desired: u32,
+        percent: u8,
+    }
+
+    fn extremes() -> impl Strategy<Value = Extremes> {
+        (
+            (duration(), duration(), duration()),
+            (capacity(), capacity(), capacity(), capacity(), capacity()),
+            1u8..=100,
+        )
+            .prop_map(
+                |(
+                    (bake, timeout, wait),
+                    (desired, drain_to, live_desired, live_max, source_desired),
+                    percent,
+                )| {
+                    Extremes {
+                        bake,
+                        timeout,
+                        wait,
+                        desired,
+                        drain_to,
+                        live_desired,
+                        live_max,
+                        source_desired,
+                        percent,
+                    }
+                },
+            )
+    }
+
+    /// Plans and runs one case. A playbook refused with located diagnostics, or a
+    /// plan with blockers, is what validation and planning are for: `Ok(false)`.
+    /// A run must end (done, timed out or failed); a run that succeeded must leave
+    /// all traffic on the target; and whatever it did, its rollback must put every
+    /// group and weight back exactly as it found them. `Ok(true)`: the case reached
+    /// the engine and held.
+    fn run_extremes(x: &Extremes) -> Result<bool, TestCaseError> {
+        let Extremes {
+            bake,
+            timeout,
+            wait,
+            desired,
+            drain_to,
+            live_desired,
+            live_max,
+            source_desired,
+            percent,
+        } = x;
+        let text = format!(
+            "version: 1\nname: extreme\ngroups:\n  api: {{ names: [api-west] }}\n  src: {{ names: [api-east] }}\nrecords:\n  api:\n    zone: Z1\n    name: api.example.com.\n    type: A\n    set_identifiers: {{ us-east-1: east, us-west-2: west }}\nsteps:\n  - id: scale\n    scale_up: {{ group: api, region: us-west-2, desired: {desired}, timeout: {timeout}, raise_max: true }}\n  - id: absorb\n    scale_up: {{ group: api, region: us-west-2, absorb: {{ from: us-east-1, percent: {percent} }}, raise_max: true, wait: none }}\n  - id: hold\n    wait: {wait}\n  - id: shift\n    shift_traffic: {{ record: api, to: us-west-2, ramp: [50, 100], bake: {bake}, timeout: {timeout} }}\n  - id: drain\n    drain: {{ group: src, region: us-east-1, to: {drain_to}, timeout: {timeout} }}\n"
+        );
+        let Ok(playbook) = crate::playbook::load_str("extreme.yaml", &text, &BTreeMap::new())
+        else {
+            return Ok(false);
+        };
+        let mut observed = Observed::default();
+        let west = cap(0, (*live_desired).min(*live_max), *live_max);
+        let east = cap(0, *source_desired, *source_desired);
+        observed.resolved_groups.insert(
+            "us-west-2".into(),
+            [("api".to_owned(), vec!["api-west".to_owned()])].into(),
+        );
+        // `api` in us-east-1 is what `absorb` takes its share of.
+        observed.resolved_groups.insert(
+            "us-east-1".into(),
+            [
+                ("src".to_owned(), vec!["api-east".to_owned()]),
+                ("api".to_owned(), vec!["api-east".to_owned()]),
+            ]
+            .into(),
+        );
+        observed.groups.insert(
+            "us-west-2".into(),
+            [("api-west".to_owned(), group("api-west", west))].into(),
+        );
+        observed.groups.insert(
+            "us-east-1".into(),
+            [("api-east".to_owned(), group("api-east", east))].into(),
+        );
+        observed.zones.insert(
+            "Z1".into(),
+            ZoneLookup::Found {
+                id: "Z1".into(),
+                name: "example.com.".into(),
+            },
+        );
+        observed.records.insert(
+            "api".into(),
+            vec![
+                WeightedSet {
+                    set_identifier: "east".into(),
+                    weight: Some(100),
+                    ttl: Some(60),
+                    ..Default::default()
+                },
+                WeightedSet {
+                    set_identifier: "west".into(),
+                    weight: Some(0),
+                    ttl: Some(60),
+                    ..Default::default()
+                },
+            ],
+        );
+        let plan = build(
+            &playbook,
+            &observed,
+            "extreme.yaml",
+            jiff::Timestamp::UNIX_EPOCH,
+        );
+        let shown = crate::plan::render::human(&plan, false);
+        prop_assert!(shown.contains("extreme"), "the plan renders: {shown}");
+        if plan.is_blocked() {
+            return Ok(false);
+        }
+        let cloud = MemoryCloud::new(Duration::from_secs(60), Duration::from_secs(5));
+        cloud.add_group("us-west-2", "api-west", west);
+        cloud.add_group("us-east-1", "api-east", east);
+        cloud.add_record("Z1", "api.example.com.", "east", 100);
+        cloud.add_record("Z1", "api.example.com.", "west", 0);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("runtime");
+        let r = new_run();
+        let options = Options {
+            yes: true,
+            ..Options::default()
+        };
+        let ended = runtime.block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(10 * 24 * 3600),
+                execute_plan(&cloud, &r.run, &plan, &options, &Interrupt::default()),
+            )
+            .await
+        });
+        let Ok(result) = ended else {
+            return Err(TestCaseError::fail("the run did not end within ten days"));
+        };
+        if result.is_ok() {
+            let weights = cloud.weights("Z1");
+            prop_assert_eq!(
+                (weights["east"], weights["west"]),
+                (0, 100),
+                "a run that succeeded moved all traffic"
+            );
+        }
+        let report = runtime.block_on(roll_back_plan(
+            &cloud,
+            &r.run,
+            &Options::default(),
+            &plan,
+            false,
+        ));
+        prop_assert!(report.differences.is_empty(), "{:?}", report.differences);
+        prop_assert_eq!(cloud.capacity("us-west-2", "api-west"), Some(west));
+        prop_assert_eq!(cloud.capacity("us-east-1", "api-east"), Some(east));
+        let weights = cloud.weights("Z1");
+        prop_assert_eq!(
+            (weights["east"], weights["west"]),
+            (100, 0),
+            "rollback put the traffic back"
+        );
+        Ok(true)
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
 
         #[test]
-        fn durations_and_capacities_never_panic(
-            bake in duration(),
-            timeout in duration(),
-            wait in duration(),
-            desired in capacity(),
-            drain_to in capacity(),
-            live_desired in capacity(),
-            live_max in capacity(),
-            source_desired in capacity(),
-            percent in 1u8..=100,
-        ) {
-            let text = format!(
-                "version: 1\nname: extreme\ngroups:\n  api: {{ names: [api-west] }}\n  src: {{ names: [api-east] }}\nrecords:\n  api:\n    zone: Z1\n    name: api.example.com.\n    type: A\n    set_identifiers: {{ us-east-1: east, us-west-2: west }}\nsteps:\n  - id: scale\n    scale_up: {{ group: api, region: us-west-2, desired: {desired}, timeout: {timeout}, raise_max: true }}\n  - id: absorb\n    scale_up: {{ group: api, region: us-west-2, absorb: {{ from: us-east-1, percent: {percent} }}, raise_max: true, wait: none }}\n  - id: hold\n    wait: {wait}\n  - id: shift\n    shift_traffic: {{ record: api, to: us-west-2, ramp: [50, 100], bake: {bake}, timeout: {timeout} }}\n  - id: drain\n    drain: {{ group: src, region: us-east-1, to: {drain_to}, timeout: {timeout} }}\n"
-            );
-            let Ok(playbook) = crate::playbook::load_str("extreme.yaml", &text, &BTreeMap::new()) else {
-                // Refused with located diagnostics: what validation is for.
-                return Ok(());
-            };
-            let mut observed = Observed::default();
-            let west = cap(0, live_desired.min(live_max), live_max);
-            let east = cap(0, source_desired, source_desired);
-            observed.resolved_groups.insert("us-west-2".into(), [("api".to_owned(), vec!["api-west".to_owned()])].into());
-            // `api` in us-east-1 is what `absorb` takes its share of.
-            observed.resolved_groups.insert("us-east-1".into(), [
-                ("src".to_owned(), vec!["api-east".to_owned()]),
-                ("api".to_owned(), vec!["api-east".to_owned()]),
-            ].into());
-            observed.groups.insert("us-west-2".into(), [("api-west".to_owned(), group("api-west", west))].into());
-            observed.groups.insert("us-east-1".into(), [("api-east".to_owned(), group("api-east", east))].into());
-            observed.zones.insert("Z1".into(), ZoneLookup::Found { id: "Z1".into(), name: "example.com.".into() });
-            observed.records.insert("api".into(), vec![
-                WeightedSet { set_identifier: "east".into(), weight: Some(100), ttl: Some(60), ..Default::default() },
-                WeightedSet { set_identifier: "west".into(), weight: Some(0), ttl: Some(60), ..Default::default() },
-            ]);
-            let plan = build(&playbook, &observed, "extreme.yaml", jiff::Timestamp::UNIX_EPOCH);
-            let _ = crate::plan::render::human(&plan, false);
-            if plan.is_blocked() {
-                return Ok(());
-            }
-            let cloud = MemoryCloud::new(Duration::from_secs(60), Duration::from_secs(5));
-            cloud.add_group("us-west-2", "api-west", west);
-            cloud.add_group("us-east-1", "api-east", east);
-            cloud.add_record("Z1", "api.example.com.", "east", 100);
-            cloud.add_record("Z1", "api.example.com.", "west", 0);
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .start_paused(true)
-                .build()
-                .expect("runtime");
-            let r = new_run();
-            // Ends one way or another (done, timed out, failed): never a panic, never
-            // a wait beyond the bounded durations.
-            let options = Options { yes: true, ..Options::default() };
-            let ended = runtime.block_on(async {
-                tokio::time::timeout(
-                    Duration::from_secs(10 * 24 * 3600),
-                    execute_plan(&cloud, &r.run, &plan, &options, &Interrupt::default()),
-                )
-                .await
-            });
-            prop_assert!(ended.is_ok(), "the run did not end");
-            ENGINE_RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        fn extreme_durations_and_capacities_end_and_roll_back_exactly(x in extremes()) {
+            run_extremes(&x)?;
         }
     }
 
+    /// The generator is worth its cases: most of them get past validation and the
+    /// plan to the engine (counted in this test's own run of 64 cases).
     #[test]
     fn the_extremes_reach_the_engine_often() {
-        durations_and_capacities_never_panic();
-        let runs = ENGINE_RUNS.load(std::sync::atomic::Ordering::Relaxed);
-        assert!(runs >= 16, "only {runs} of 64 cases ran the engine");
+        use proptest::test_runner::{Config, TestRunner};
+        let mut runner = TestRunner::new(Config {
+            cases: 64,
+            ..Config::default()
+        });
+        let reached = std::cell::Cell::new(0u32);
+        runner
+            .run(&extremes(), |x| {
+                if run_extremes(&x)? {
+                    reached.set(reached.get() + 1);
+                }
+                Ok(())
+            })
+            .expect("every case holds");
+        assert!(
+            reached.get() >= 16,
+            "only {} of 64 cases ran the engine",
+            reached.get()
+        );
     }
 }
 
