@@ -17,7 +17,7 @@ use super::types::{HumanDuration, Percent, StepId, check_name};
 use super::validate;
 
 /// The top-level fields of a playbook.
-const TOP_LEVEL: [&str; 14] = [
+pub(crate) const TOP_LEVEL: [&str; 14] = [
     "version",
     "name",
     "description",

@@ -7,7 +7,9 @@ use std::borrow::Cow;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 
-use super::model::{AccountSpec, GroupSpec, Playbook, RecordSpec, Step, StopCondition, Window};
+use super::model::{
+    AccountSpec, GroupSpec, Notify, Playbook, RecordSpec, Step, StopCondition, Window,
+};
 use super::types::{HumanDuration, Names, Percent, Region, StepId, Zone};
 
 /// Where the committed copy lives, relative to the repository.
@@ -177,6 +179,7 @@ impl JsonSchema for Playbook {
                     "description": "The recovery time objective (`15m`): the plan's estimate and each drill's time to evacuate are scored against it."
                 },
                 "window": generator.subschema_for::<Window>(),
+                "notify": generator.subschema_for::<Notify>(),
                 "steps": {
                     "type": "array",
                     "description": "The ordered steps.",
@@ -267,5 +270,26 @@ impl schemars::JsonSchema for Names {
                 { "type": "array", "items": { "type": "string" }, "minItems": 1 }
             ]
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The schema's top-level fields are exactly those the loader reads: a field
+    /// added to one and not the other fails here.
+    #[test]
+    fn the_schema_has_every_top_level_field_the_loader_reads() {
+        let schema: serde_json::Value =
+            serde_json::from_str(&super::playbook_schema()).expect("schema JSON");
+        let mut in_schema: Vec<&str> = schema["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        in_schema.sort_unstable();
+        let mut read = super::super::load::TOP_LEVEL.to_vec();
+        read.sort_unstable();
+        assert_eq!(in_schema, read);
     }
 }
