@@ -743,9 +743,11 @@ pub struct Check {
     pub state: Option<CheckState>,
     /// For a metric or share: the value must be above this.
     #[serde(default)]
+    #[schemars(schema_with = "super::schema::templated::<Option<f64>>")]
     pub above: Option<f64>,
     /// For a metric or share: the value must be below this.
     #[serde(default)]
+    #[schemars(schema_with = "super::schema::templated::<Option<f64>>")]
     pub below: Option<f64>,
     /// How long the state must hold.
     #[serde(default, rename = "for")]
