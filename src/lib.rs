@@ -11,15 +11,17 @@ pub mod cli;
 pub mod engine;
 pub mod exit;
 pub mod journal;
-pub mod known;
 pub mod limits;
 pub mod notify;
 pub mod plan;
 pub mod playbook;
 pub mod progress;
 pub mod pulse;
+pub mod rates;
 pub mod report;
 pub mod route53;
 pub mod seed;
 pub mod state;
+#[cfg(test)]
+mod testing;
 pub mod text;

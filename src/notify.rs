@@ -159,7 +159,20 @@ fn summary(run: &str, playbook: &str, event: &Event) -> Option<String> {
                 "; live state differs from the originals"
             }
         ),
-        _ => return None,
+        Event::Attached { .. }
+        | Event::Intent { .. }
+        | Event::Applied { .. }
+        | Event::Converged { .. }
+        | Event::Reconciled { .. }
+        | Event::Baked { .. }
+        | Event::ApprovalDeclined { .. }
+        | Event::Approved { .. }
+        | Event::Interrupted
+        | Event::ScaledItself { .. }
+        | Event::Closed { .. }
+        | Event::RollbackIntent { .. }
+        | Event::RollbackApplied { .. }
+        | Event::RollbackConverged { .. } => return None,
     };
     Some(format!("{playbook} run {run}: {what}"))
 }
@@ -205,7 +218,7 @@ impl Reporter for Notifier<'_> {
         self.inner.asked();
     }
 
-    fn recall(&self, history: &crate::engine::history::History) {
+    fn recall(&self, history: &crate::journal::history::History) {
         self.inner.recall(history);
     }
 }

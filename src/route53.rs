@@ -11,6 +11,19 @@
 
 use crate::journal::RecordSetDef;
 
+/// Route 53 is a global service whose control plane is in us-east-1.
+pub const REGION: &str = "us-east-1";
+
+/// One weighted set's change: the set as it must be now, and as it becomes (the same
+/// set, another weight).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WeightChange {
+    /// As it must be now.
+    pub from: RecordSetDef,
+    /// As it becomes.
+    pub to: RecordSetDef,
+}
+
 /// The most ResourceRecord elements one request may hold.
 pub const MAX_ELEMENTS: u64 = 1000;
 /// The most characters all the Value elements of one request may hold.
@@ -99,9 +112,7 @@ pub fn upsert_batches(sets: &[RecordSetDef]) -> Vec<Vec<RecordSetDef>> {
 
 /// [`upsert_batches`] for weight changes sent as a DELETE and a CREATE each, which
 /// cost what an UPSERT costs: each element and character once in each.
-pub fn change_batches(
-    changes: &[crate::engine::cloud::WeightChange],
-) -> Vec<Vec<crate::engine::cloud::WeightChange>> {
+pub fn change_batches(changes: &[WeightChange]) -> Vec<Vec<WeightChange>> {
     batches(
         changes
             .iter()

@@ -641,7 +641,7 @@ pub struct Observed {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub managed: BTreeMap<String, ManagedRead>,
     /// Regions not read live, whose values above come from their last known state
-    /// in the state dir (see [`crate::known`]).
+    /// in the state dir (see [`crate::plan::known`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unread: BTreeMap<String, Unread>,
 }

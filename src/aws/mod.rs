@@ -159,7 +159,7 @@ pub async fn assume_role(
 }
 
 /// Route 53 is a global service whose control plane is in us-east-1.
-pub const ROUTE53_REGION: &str = "us-east-1";
+pub use crate::route53::REGION as ROUTE53_REGION;
 
 /// Regions this process must not call (`--region-down`), and where to go instead.
 static STEER: std::sync::OnceLock<(Vec<String>, Vec<String>)> = std::sync::OnceLock::new();

@@ -65,8 +65,8 @@ pub fn run(args: &CloseArgs) -> Exit {
         for p in &left {
             out.say(&format!(
                 "  = {}: {}",
-                crate::engine::execute::show_target(&p.target),
-                crate::engine::execute::show(&p.left)
+                crate::journal::show_target(&p.target),
+                crate::journal::show(&p.left)
             ));
         }
         if !args.yes

@@ -62,7 +62,7 @@ pub fn run(args: &RollbackArgs) -> Exit {
         // Resources, as listed: replaced instances stay where they are.
         let to_do = restores.iter().filter(|l| l.starts_with('~')).count();
         // Every resource the run changed, rolled back already or not.
-        let touched = crate::engine::rollback::pending(&crate::engine::history::History {
+        let touched = crate::engine::rollback::pending(&crate::journal::history::History {
             rolled_back: Default::default(),
             ..history.clone()
         })
@@ -174,9 +174,9 @@ pub fn run(args: &RollbackArgs) -> Exit {
 /// the run left (or `--force` accepted) -> the original, the `before` of the run's
 /// first change to it (weights: to each record set). Replaced instances are said to
 /// stay where they are.
-fn to_restore(history: &crate::engine::history::History) -> Vec<String> {
-    use crate::engine::execute::{show, show_target};
+fn to_restore(history: &crate::journal::history::History) -> Vec<String> {
     use crate::journal::Target;
+    use crate::journal::{show, show_target};
     crate::engine::rollback::pending(history)
         .into_iter()
         .map(|p| {

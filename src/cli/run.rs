@@ -11,13 +11,13 @@ use crate::accounts::Accounts;
 use crate::aws::cloud::AwsCloud;
 use crate::engine::error::EngineError;
 use crate::engine::execute::{Executor, Options};
-use crate::engine::history::History;
 use crate::engine::interrupt::Interrupt;
 use crate::engine::interrupt::Reason;
 use crate::engine::recorder::Recorder;
 use crate::engine::rollback::rollback;
 use crate::engine::route::Routed;
 use crate::exit::Exit;
+use crate::journal::history::History;
 use crate::journal::{Event, Journal, Outcome, RunDir, new_run_id};
 use crate::notify::Notifier;
 use crate::plan::observe::Reads;
@@ -301,6 +301,7 @@ pub fn run(args: &RunArgs) -> Exit {
                 return Exit::StepFailed;
             }
         };
+        journal.on_unsent(super::session::say_unsent);
         let notifier = Notifier::new(out.reporter(), plan.notify.as_ref(), &run_id, &plan.playbook.name);
         let recorder = Recorder::new(&mut journal, History::default(), &notifier);
         let started = recorder.log(Event::RunStarted {

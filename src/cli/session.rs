@@ -256,7 +256,7 @@ pub async fn read_world<C: crate::plan::observe::Observe>(
     if !observed.unread.is_empty() {
         let mut records = std::collections::BTreeMap::new();
         for region in observed.unread.keys() {
-            match crate::known::load(state, region) {
+            match crate::plan::known::load(state, region) {
                 Ok(Some(record)) => {
                     records.insert(region.clone(), record);
                 }
@@ -269,7 +269,7 @@ pub async fn read_world<C: crate::plan::observe::Observe>(
         }
         crate::plan::observe::fill_from_records(&mut observed, playbook, &records, reads).await?;
     }
-    if let Err(err) = crate::known::save(state, playbook, &observed, jiff::Timestamp::now()) {
+    if let Err(err) = crate::plan::known::save(state, playbook, &observed, jiff::Timestamp::now()) {
         crate::say!(
             "warning: what was read was not recorded as the regions' last known state in {}: {err}",
             state.location()
@@ -433,6 +433,7 @@ pub fn journal_exit(err: &crate::journal::JournalError) -> Exit {
         | JournalError::HalfMade { .. } => Exit::InvalidInput,
         JournalError::Missing { .. }
         | JournalError::Tampered { .. }
+        | JournalError::OutOfOrder { .. }
         | JournalError::Corrupt { .. } => Exit::NeedsHuman,
         JournalError::Io { .. } | JournalError::Remote { .. } | JournalError::Unvouched { .. } => {
             Exit::StepFailed
@@ -448,6 +449,11 @@ pub fn exit_of(err: &EngineError) -> Exit {
         EngineError::Interrupted | EngineError::Declined { .. } => Exit::Interrupted,
         EngineError::Drift { .. } | EngineError::CapacityLost { .. } => Exit::NeedsHuman,
     }
+}
+
+/// Said when a journal is dropped before its last entries reached S3.
+pub fn say_unsent(err: &crate::journal::JournalError) {
+    crate::say_warning!("the last journal entries may not be in S3: {err}");
 }
 
 /// Takes the playbook's lock for `run_id`: a live holder is exit 3, a dead one is
@@ -490,7 +496,7 @@ pub fn attach(
     (
         crate::journal::Lock,
         crate::journal::Journal,
-        crate::engine::history::History,
+        crate::journal::history::History,
     ),
     Exit,
 > {
@@ -512,14 +518,15 @@ pub fn attach(
         crate::say_error!("{err}");
         journal_exit(&err)
     })?;
-    let journal = crate::journal::Journal::open(&run).map_err(|err| {
+    let mut journal = crate::journal::Journal::open(&run).map_err(|err| {
         crate::say_error!("{err}");
         Exit::StepFailed
     })?;
+    journal.on_unsent(say_unsent);
     Ok((
         lock,
         journal,
-        crate::engine::history::History::from_entries(&entries),
+        crate::journal::history::History::from_entries(&entries),
     ))
 }
 
@@ -562,7 +569,7 @@ pub fn unfinished_runs(
         if !of_playbook {
             continue;
         }
-        let history = crate::engine::history::History::from_entries(&entries);
+        let history = crate::journal::history::History::from_entries(&entries);
         if let Some(why) = history.unfinished() {
             let id = &run.id;
             found.push(crate::plan::Finding {

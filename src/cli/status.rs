@@ -6,10 +6,10 @@ use serde::Serialize;
 
 use super::run::read_run;
 use super::session::StateArgs;
-use crate::engine::execute::{show, show_target};
-use crate::engine::history::History;
 use crate::exit::Exit;
+use crate::journal::history::History;
 use crate::journal::{Entry, Event, Outcome, RunDir, StateDir};
+use crate::journal::{show, show_target};
 
 /// Output of `evac status`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -59,7 +59,7 @@ fn secs(from: &str, to: &str) -> u64 {
 
 /// The state of a run in one word or two.
 fn state_of(state_dir: &StateDir, run_id: &str, playbook: &str, history: &History) -> String {
-    use crate::engine::history::Standing;
+    use crate::journal::history::Standing;
     match history.standing() {
         Standing::Closed => "closed".into(),
         Standing::RolledBack => "rolled back".into(),
@@ -185,7 +185,26 @@ fn one(state_dir: &StateDir, id: &str, output: StatusOutput) -> Exit {
             Event::StepFailed { step, .. } => {
                 ended.insert(step.as_str(), (e.at.as_str(), false));
             }
-            _ => {}
+            Event::RunStarted { .. }
+            | Event::Attached { .. }
+            | Event::Intent { .. }
+            | Event::Applied { .. }
+            | Event::Converged { .. }
+            | Event::Reconciled { .. }
+            | Event::Baked { .. }
+            | Event::ApprovalDeclined { .. }
+            | Event::Approved { .. }
+            | Event::StepSkipped { .. }
+            | Event::Interrupted
+            | Event::StopConditionFired { .. }
+            | Event::RunFinished { .. }
+            | Event::ScaledItself { .. }
+            | Event::Closed { .. }
+            | Event::RollbackStarted { .. }
+            | Event::RollbackIntent { .. }
+            | Event::RollbackApplied { .. }
+            | Event::RollbackConverged { .. }
+            | Event::RollbackFinished { .. } => {}
         }
     }
     let steps: Vec<StepStatus> = plan

@@ -16,9 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::session::{LatestArgs, Out, RunOutput, StateArgs};
-use crate::engine::history::{History, Standing};
 use crate::engine::reporter::{Progress, Reporter};
 use crate::exit::Exit;
+use crate::journal::history::{History, Standing};
 use crate::journal::{Entry, Event, Outcome, StateDir};
 use crate::plan::{Change, Plan};
 use crate::playbook::HumanDuration;
@@ -282,7 +282,22 @@ impl Follower {
             | Event::RunFinished { .. }
             | Event::StopConditionFired { .. }
             | Event::Interrupted => self.baking = None,
-            _ => {}
+            Event::RunStarted { .. }
+            | Event::Attached { .. }
+            | Event::StepStarted { .. }
+            | Event::Intent { .. }
+            | Event::Applied { .. }
+            | Event::Reconciled { .. }
+            | Event::ApprovalDeclined { .. }
+            | Event::Approved { .. }
+            | Event::StepSkipped { .. }
+            | Event::ScaledItself { .. }
+            | Event::Closed { .. }
+            | Event::RollbackStarted { .. }
+            | Event::RollbackIntent { .. }
+            | Event::RollbackApplied { .. }
+            | Event::RollbackConverged { .. }
+            | Event::RollbackFinished { .. } => {}
         }
         Vec::new()
     }
@@ -305,7 +320,26 @@ fn said(event: &Event) -> Option<String> {
                 format!(", by {user}")
             }
         )),
-        _ => None,
+        Event::RunStarted { .. }
+        | Event::Attached { .. }
+        | Event::StepStarted { .. }
+        | Event::Intent { .. }
+        | Event::Applied { .. }
+        | Event::Converged { .. }
+        | Event::Reconciled { .. }
+        | Event::Baked { .. }
+        | Event::Approved { .. }
+        | Event::StepFinished { .. }
+        | Event::StepSkipped { .. }
+        | Event::StepFailed { .. }
+        | Event::RunFinished { .. }
+        | Event::ScaledItself { .. }
+        | Event::Closed { .. }
+        | Event::RollbackStarted { .. }
+        | Event::RollbackIntent { .. }
+        | Event::RollbackApplied { .. }
+        | Event::RollbackConverged { .. }
+        | Event::RollbackFinished { .. } => None,
     }
 }
 

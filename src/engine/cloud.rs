@@ -175,15 +175,7 @@ pub struct ActiveShift {
     pub applied: bool,
 }
 
-/// One weighted set's change: the set as it must be now, and as it becomes (the same
-/// set, another weight).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WeightChange {
-    /// As it must be now.
-    pub from: RecordSetDef,
-    /// As it becomes.
-    pub to: RecordSetDef,
-}
+pub use crate::route53::WeightChange;
 
 /// One scaling activity of an Auto Scaling group.
 #[derive(Clone, Debug, PartialEq, Eq)]

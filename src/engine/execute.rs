@@ -12,7 +12,7 @@ use super::interrupt::Interrupt;
 use super::live::Reads;
 use super::recorder::Recorder;
 use super::watch::{CAPACITY_POLL_CAP, Poll, poll_until, watch_stops};
-use crate::journal::{Event, Target, Value};
+use crate::journal::{Event, Value, show};
 use crate::plan::{Plan, StepKind, StepPlan, StopRef};
 
 /// How the engine behaves.
@@ -51,80 +51,6 @@ impl Default for Options {
     }
 }
 
-/// Readable form of a value, for messages.
-pub fn show(value: &Value) -> String {
-    match value {
-        Value::Capacity(c) => format!("min {} desired {} max {}", c.min, c.desired, c.max),
-        Value::Weights(w) => w
-            .iter()
-            .map(|(k, v)| format!("{}={v}", set_shown(k)))
-            .collect::<Vec<_>>()
-            .join(" "),
-        Value::Subnets { subnets } => format!("subnets [{}]", subnets.join(", ")),
-        Value::Processes { suspended } if suspended.is_empty() => "no process suspended".to_owned(),
-        Value::Processes { suspended } => format!("suspended [{}]", suspended.join(", ")),
-        Value::Protection { protected } if protected.is_empty() => {
-            "no instance protected from scale-in".to_owned()
-        }
-        Value::Protection { protected } => {
-            format!("protected from scale-in [{}]", protected.join(", "))
-        }
-        Value::Instance { instance_state } => instance_state.clone(),
-        Value::ZonalShift { zonal_shift: None } => "no zonal shift".to_owned(),
-        Value::ZonalShift {
-            zonal_shift: Some(shift),
-        } => {
-            let expires = shift
-                .expires
-                .and_then(|at| jiff::Timestamp::from_second(at).ok())
-                .map(|at| format!(", expires {at}"))
-                .unwrap_or_default();
-            format!(
-                "zonal shift away from {} ({:?}){expires}",
-                shift.away_from,
-                crate::text::one_line(&shift.comment)
-            )
-        }
-    }
-}
-
-/// The set identifier of a weight key (`name type set-identifier`), whole: one
-/// with spaces or `=` in it is quoted, so `a b=10` cannot be misread.
-fn set_shown(key: &str) -> String {
-    let set = key.splitn(3, ' ').nth(2).unwrap_or(key);
-    let set = crate::text::one_line(set);
-    if set.contains(|c: char| c.is_whitespace() || c == '=' || c == '"') {
-        format!("{set:?}")
-    } else {
-        set.into_owned()
-    }
-}
-
-/// Readable form of a target.
-pub fn show_target(target: &Target) -> String {
-    // Names come from AWS, where they may hold any character: one line each.
-    let n = |name: &str| crate::text::one_line(name).into_owned();
-    match target {
-        Target::Capacity { region, group } => format!("asg {} ({region})", n(group)),
-        Target::Weights { zone_id } => format!("weights in hosted zone {}", n(zone_id)),
-        Target::Subnets { region, group } => format!("subnets of asg {} ({region})", n(group)),
-        Target::Processes { region, group } => {
-            format!("processes of asg {} ({region})", n(group))
-        }
-        Target::Protection { region, group } => {
-            format!("scale-in protection of asg {} ({region})", n(group))
-        }
-        Target::Instance {
-            region,
-            group,
-            instance,
-        } => format!("instance {} of asg {} ({region})", n(instance), n(group)),
-        Target::ZonalShift { region, resource } => {
-            format!("zonal shift of {} ({region})", n(resource))
-        }
-    }
-}
-
 /// The id of a zone step's zonal shift of one resource.
 pub fn shift_action(step: &str, region: &str, resource: &str) -> String {
     format!("{step}:shift:{region}:{resource}")
@@ -159,11 +85,13 @@ pub struct Executor<'a, 'r, C: Cloud> {
 }
 
 impl<C: Cloud> Executor<'_, '_, C> {
-    /// Runs every step not yet finished, with the stop conditions watched beside it.
+    /// Runs every step not yet finished, with the stop conditions watched beside it:
+    /// a condition that fires stops the run through the interrupt, so the steps end
+    /// (the watcher itself never does).
     pub async fn run(&self, plan: &Plan) -> Result<(), EngineError> {
         tokio::select! {
             result = self.run_steps(plan) => result,
-            () = watch_stops(self.cloud, self.recorder, self.interrupt, &self.options.stops, self.options.stop_poll) => Err(EngineError::Interrupted),
+            never = watch_stops(self.cloud, self.recorder, self.interrupt, &self.options.stops, self.options.stop_poll) => match never {},
         }
     }
 

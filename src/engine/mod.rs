@@ -19,7 +19,6 @@ pub mod cloud;
 pub mod converge;
 pub mod error;
 pub mod execute;
-pub mod history;
 pub mod interrupt;
 pub mod live;
 pub mod recorder;
@@ -31,8 +30,6 @@ pub mod watch;
 pub mod wave;
 pub mod write_ahead;
 
-#[cfg(test)]
-pub(crate) mod memory;
 #[cfg(test)]
 mod shapes_tests;
 #[cfg(test)]

@@ -4,8 +4,8 @@
 use std::sync::Mutex;
 
 use super::error::EngineError;
-use super::history::History;
 use super::reporter::{Progress, Reporter};
+use crate::journal::history::History;
 use crate::journal::{Event, Journal};
 
 /// Writes journal entries, keeps the [`History`] they add up to, and shows them.

@@ -97,7 +97,7 @@ pub trait Reporter {
     /// What the journal held before this process attached (a resume, a rollback):
     /// the changes earlier processes recorded, so that answers about them are said
     /// in their words.
-    fn recall(&self, _history: &crate::engine::history::History) {}
+    fn recall(&self, _history: &crate::journal::history::History) {}
 }
 
 /// A reporter that shows nothing and has nobody to ask.

@@ -15,15 +15,16 @@ use std::time::Duration;
 use super::cloud::Cloud;
 use super::converge::{Await, Direction, await_effect};
 use super::error::{EngineError, step_err};
-use super::execute::{Options, show, show_target};
-use super::history::{History, Intent};
+use super::execute::Options;
 use super::interrupt::Interrupt;
 use super::live::{Reads, Snapshot, record_pairs};
 use super::recorder::Recorder;
 use super::watch::hold;
 use super::wave::{await_of, send};
 use super::write_ahead::write_ahead;
+use crate::journal::history::{History, Intent};
 use crate::journal::{Event, Outcome, RecordSetDef, Target, Value};
+use crate::journal::{show, show_target};
 use crate::plan::{Change, Plan};
 
 /// How long a rollback wave waits for its changes to take effect.

@@ -13,15 +13,15 @@ use std::time::Duration;
 
 use super::error::EngineError;
 use super::execute::{Executor, Options};
-use super::history::History;
 use super::interrupt::Interrupt;
-use super::memory::{Crash, MemoryCloud};
 use super::recorder::Recorder;
 use super::reporter::Silent;
 use super::rollback::rollback;
+use crate::journal::history::History;
 use crate::journal::{Event, Journal, RunDir};
 use crate::plan::{Change, Plan, build::build};
 use crate::state::Capacity;
+use crate::testing::memory::{Crash, MemoryCloud};
 
 #[path = "../../tests/support/shapes.rs"]
 mod shapes;

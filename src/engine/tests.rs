@@ -8,15 +8,15 @@ use tokio::time::Instant;
 
 use super::error::EngineError;
 use super::execute::{Executor, Options};
-use super::history::History;
 use super::interrupt::Interrupt;
-use super::memory::MemoryCloud;
 use super::recorder::Recorder;
 use super::reporter::Silent;
 use super::rollback::rollback;
+use crate::journal::history::History;
 use crate::journal::{Event, Journal, RunDir};
 use crate::plan::{Plan, build::build};
 use crate::state::{Capacity, GroupState, Observed, WeightedSet, ZoneLookup};
+use crate::testing::memory::MemoryCloud;
 
 const PLAYBOOK: &str = r#"
 version: 1
@@ -2434,4 +2434,36 @@ async fn a_drain_is_waited_for_as_capacity_leaving_service() {
         p,
         super::reporter::Progress::InService { step, leaving, .. } if step == "scale" && *leaving > 0
     )));
+}
+
+/// A check step whose plan gives it nothing to watch (an edited plan, another
+/// evac's) fails instead of passing without looking.
+#[tokio::test(start_paused = true)]
+async fn a_check_step_with_nothing_to_watch_fails_instead_of_passing() {
+    let mut plan = gate_plan();
+    plan.steps.truncate(0);
+    plan.steps.push(crate::plan::StepPlan {
+        id: "healthy".into(),
+        kind: crate::plan::StepKind::Check,
+        summary: "check".into(),
+        changes: Vec::new(),
+        estimate_secs: 0,
+        timeout_secs: 60,
+        balancers: false,
+        skipped: None,
+    });
+    let cloud = cloud(Duration::ZERO, Duration::ZERO);
+    let r = new_run();
+    let options = Options {
+        yes: true,
+        ..Options::default()
+    };
+    let err = execute_plan(&cloud, &r.run, &plan, &options, &Interrupt::default())
+        .await
+        .expect_err("nothing to watch");
+    assert!(
+        err.to_string()
+            .contains("gives this check step nothing to watch"),
+        "{err}"
+    );
 }

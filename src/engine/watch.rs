@@ -149,14 +149,16 @@ pub async fn check_stops<C: Cloud>(
 }
 
 /// Polls the stop conditions every `every` until one fires or the run is stopped
-/// otherwise; meant to run beside the executor, so it never completes.
+/// otherwise (a condition that fires stops the run through `interrupt`, which every
+/// wait of the executor sees); meant to run beside the executor, so it never
+/// completes: its type says so.
 pub async fn watch_stops<C: Cloud>(
     cloud: &C,
     recorder: &Recorder<'_>,
     interrupt: &Interrupt,
     stops: &[StopRef],
     every: Duration,
-) {
+) -> std::convert::Infallible {
     if !stops.is_empty() {
         loop {
             if interrupt.sleep(every).await {

@@ -16,10 +16,11 @@
 use super::cloud::{Cloud, CloudError, WeightChange};
 use super::converge::{Await, Direction};
 use super::error::{EngineError, step_err};
-use super::execute::{Executor, show, show_target};
+use super::execute::Executor;
 use super::live::{Reads, Snapshot};
 use super::write_ahead::write_ahead;
 use crate::journal::{Event, RecordSetDef, Target, Value};
+use crate::journal::{show, show_target};
 
 /// One change of a wave.
 #[derive(Clone, Debug)]

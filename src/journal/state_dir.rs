@@ -557,7 +557,11 @@ mod tests {
         let run = a.create_run("r1", "version: 1", "{}").expect("run");
         let mut journal = Journal::open(&run).expect("journal");
         journal
-            .append_all(vec![started("a"), started("b")])
+            .append_all(vec![
+                crate::testing::run_started(),
+                started("a"),
+                started("b"),
+            ])
             .expect("wave 1");
         journal.append(started("c")).expect("wave 2");
         journal.finish().expect("all in S3");
@@ -571,7 +575,15 @@ mod tests {
             .into_iter()
             .map(|e| e.event)
             .collect();
-        assert_eq!(steps, vec![started("a"), started("b"), started("c")]);
+        assert_eq!(
+            steps,
+            vec![
+                crate::testing::run_started(),
+                started("a"),
+                started("b"),
+                started("c")
+            ]
+        );
         assert_eq!(b.runs().expect("runs").len(), 1);
         assert!(matches!(
             b.open_run("nope"),
@@ -607,7 +619,9 @@ mod tests {
         let (memory, a, b) = two_machines();
         let run = a.create_run("r1", "version: 1", "{}").expect("run");
         let mut first = Journal::open(&run).expect("journal");
-        first.append(intent(1)).expect("first");
+        first
+            .append_all(vec![crate::testing::run_started(), intent(1)])
+            .expect("first");
         let mut second = Journal::open(&b.open_run("r1").expect("open")).expect("journal");
         first.append(intent(2)).expect("first again");
         // An intent waits for S3, so the second writer learns it before any call.
@@ -617,11 +631,11 @@ mod tests {
             .finish()
             .expect("the first writer's entries are all in S3");
         let read = a.open_run("r1").expect("open").read().expect("read");
-        assert_eq!(read.len(), 2, "the journal is the first writer's alone");
+        assert_eq!(read.len(), 3, "the journal is the first writer's alone");
         // Entries that are not intents are sent behind the run's back, in order;
         // a conflict among them fails the next append or the end.
         let mut late = Journal::open(&b.open_run("r1").expect("open")).expect("journal");
-        memory.put("runs/r1/journal/0000000003.jsonl", b"");
+        memory.put("runs/r1/journal/0000000004.jsonl", b"");
         let _ = late.append(started("x"));
         assert!(matches!(late.finish(), Err(JournalError::Conflict { .. })));
     }
@@ -631,6 +645,9 @@ mod tests {
         let (memory, a, b) = two_machines();
         let run = a.create_run("r1", "version: 1", "{}").expect("run");
         let mut journal = Journal::open(&run).expect("journal");
+        journal
+            .append(crate::testing::run_started())
+            .expect("started");
         for n in 1..=3 {
             journal.append(intent(n)).expect("in S3 before it returns");
         }
@@ -639,10 +656,12 @@ mod tests {
         assert!(matches!(err, JournalError::Remote { .. }), "{err}");
         assert_eq!(
             run.read().expect("local mirror").len(),
-            3,
+            4,
             "not written locally either"
         );
-        memory.remove("runs/r1/journal/0000000002.jsonl");
+        // One object of the journal's, the second, gone: a gap.
+        let parts = memory.list("runs/r1/journal/").expect("list");
+        memory.remove(&parts[1]);
         let err = b.open_run("r1").expect("open").read().expect_err("a gap");
         assert!(matches!(err, JournalError::Tampered { .. }), "{err}");
     }

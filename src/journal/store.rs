@@ -124,6 +124,20 @@ pub enum JournalError {
         /// What is wrong.
         message: String,
     },
+    /// An entry the run could not have written where it stands (an answer to a
+    /// change never announced, a value of another kind than its target). Nothing is
+    /// acted upon.
+    #[error(
+        "{path}:{line}: {message}; a run does not write its journal in this order, so nothing is acted upon: a human must look"
+    )]
+    OutOfOrder {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// Opens a file of a run folder for reading without following a symlink: a run
@@ -348,6 +362,11 @@ impl RunDir {
                 what: "empty",
             });
         }
+        super::order::check(&entries).map_err(|(line, message)| JournalError::OutOfOrder {
+            path: self.journal_path().display().to_string(),
+            line,
+            message,
+        })?;
         Ok(entries)
     }
 
@@ -457,6 +476,9 @@ pub struct Journal {
     prev: String,
     /// In S3 mode: what sends the entries there.
     upload: Option<super::upload::Uploader>,
+    /// Told, when the journal is dropped unfinished, why its last entries did not
+    /// reach S3: the journal says nothing itself, its owner does.
+    unsent: Option<fn(&JournalError)>,
 }
 
 impl Journal {
@@ -519,6 +541,7 @@ impl Journal {
                 .remote
                 .as_ref()
                 .map(|remote| super::upload::Uploader::start(&run.id, remote, next - 1)),
+            unsent: None,
         })
     }
 
@@ -576,10 +599,20 @@ impl Journal {
     }
 }
 
+impl Journal {
+    /// What to do when the journal is dropped before [`Journal::finish`] and its last
+    /// entries could not be sent.
+    pub fn on_unsent(&mut self, tell: fn(&JournalError)) {
+        self.unsent = Some(tell);
+    }
+}
+
 impl Drop for Journal {
     fn drop(&mut self) {
-        if let Err(err) = self.finish() {
-            crate::say_warning!("the last journal entries may not be in S3: {err}");
+        if let Err(err) = self.finish()
+            && let Some(tell) = &self.unsent
+        {
+            tell(&err);
         }
     }
 }
@@ -619,7 +652,7 @@ mod tests {
         let run = RunDir::create(dir.path(), "r1", "version: 1", "{}").expect("run dir");
         let mut journal = Journal::open(&run).expect("journal");
         journal
-            .append(Event::StepStarted { step: "a".into() })
+            .append(crate::testing::run_started())
             .expect("append");
         drop(journal);
         let mut file = OpenOptions::new()
@@ -635,7 +668,7 @@ mod tests {
         );
         let mut journal = Journal::open(&run).expect("reopen");
         journal
-            .append(Event::StepFinished { step: "a".into() })
+            .append(Event::StepStarted { step: "a".into() })
             .expect("append");
         let events: Vec<Event> = run
             .read()
@@ -646,8 +679,8 @@ mod tests {
         assert_eq!(
             events,
             vec![
-                Event::StepStarted { step: "a".into() },
-                Event::StepFinished { step: "a".into() }
+                crate::testing::run_started(),
+                Event::StepStarted { step: "a".into() }
             ]
         );
     }
@@ -671,14 +704,18 @@ mod tests {
     fn four(dir: &Path) -> (RunDir, Vec<String>) {
         let run = RunDir::create(dir, "r1", "version: 1", "{\"plan\":1}").expect("run dir");
         let mut journal = Journal::open(&run).expect("journal");
-        for step in ["a", "b"] {
-            journal
-                .append_all(vec![
-                    Event::StepStarted { step: step.into() },
-                    Event::StepFinished { step: step.into() },
-                ])
-                .expect("append");
-        }
+        journal
+            .append_all(vec![
+                crate::testing::run_started(),
+                Event::StepStarted { step: "a".into() },
+            ])
+            .expect("append");
+        journal
+            .append_all(vec![
+                Event::StepFinished { step: "a".into() },
+                Event::StepStarted { step: "b".into() },
+            ])
+            .expect("append");
         let text = fs::read_to_string(run.journal_path()).expect("read");
         (run, text.lines().map(str::to_owned).collect())
     }

@@ -6,6 +6,7 @@
 
 pub mod build;
 pub mod iam;
+pub mod known;
 mod model;
 pub mod observe;
 pub mod render;

@@ -530,10 +530,10 @@ pub async fn observe_reaching<C: Observe>(
 pub async fn fill_from_records(
     observed: &mut Observed,
     playbook: &Playbook,
-    records: &BTreeMap<String, crate::known::RegionRecord>,
+    records: &BTreeMap<String, crate::plan::known::RegionRecord>,
     reads: Reads,
 ) -> Result<(), ObserveError> {
-    let empty = crate::known::RegionRecord::default();
+    let empty = crate::plan::known::RegionRecord::default();
     let regions: Vec<String> = observed.unread.keys().cloned().collect();
     for region_name in regions {
         let Ok(region) = Region::parse(&region_name) else {
@@ -545,7 +545,7 @@ pub async fn fill_from_records(
             std::iter::once(None).chain(playbook.accounts.keys().map(|n| Some(n.as_str())));
         for account in accounts {
             let needs = Needs::of(playbook, account);
-            let recorded = crate::known::Recorded::new(record, account);
+            let recorded = crate::plan::known::Recorded::new(record, account);
             let (groups, alarms) = read_region(&recorded, &needs, &region, reads).await?;
             let mut part = Observed::default();
             put_region(&mut part, &region, groups, alarms);
@@ -748,7 +748,7 @@ async fn observe_in(
         Ok((region.clone(), Err(said)))
     }));
     // Route 53's control plane is in us-east-1; STS is asked in the home region.
-    let route53 = crate::aws::ROUTE53_REGION;
+    let route53 = crate::route53::REGION;
     let global = |what: &'static str, region: String, silence: crate::pulse::Silence| {
         ObserveError {
             what: what.to_owned(),

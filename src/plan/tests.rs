@@ -10,10 +10,10 @@ use super::build::build;
 use super::observe::observe;
 use super::render;
 use crate::accounts::Accounts;
-use crate::engine::memory::MemoryCloud;
 use crate::playbook::{load_file, load_str, parse_var};
 use crate::seed::WorldSpec;
 use crate::state::Capacity;
+use crate::testing::memory::MemoryCloud;
 
 const BASE: &str = "tests/fixtures/plan/base.yaml";
 
@@ -1491,7 +1491,10 @@ async fn a_zone_step_by_id_leaves_the_zone_this_account_names_for_it() {
 
 /// Plans the example drill with us-east-1 down, from `record` (what was known of
 /// us-east-1), at 2026-11-24T23:00:00Z.
-async fn planned_with_east_down(cloud: &MemoryCloud, record: &crate::known::RegionRecord) -> Plan {
+async fn planned_with_east_down(
+    cloud: &MemoryCloud,
+    record: &crate::plan::known::RegionRecord,
+) -> Plan {
     let playbook = load_file(
         Path::new("playbooks/evacuate-region.yaml"),
         &BTreeMap::new(),
@@ -1517,7 +1520,7 @@ async fn planned_with_east_down(cloud: &MemoryCloud, record: &crate::known::Regi
 }
 
 /// What a plan of the example drill read of us-east-1, as read at `at`.
-async fn east_known_at(cloud: &MemoryCloud, at: &str) -> crate::known::RegionRecord {
+async fn east_known_at(cloud: &MemoryCloud, at: &str) -> crate::plan::known::RegionRecord {
     let playbook = load_file(
         Path::new("playbooks/evacuate-region.yaml"),
         &BTreeMap::new(),
@@ -1526,7 +1529,7 @@ async fn east_known_at(cloud: &MemoryCloud, at: &str) -> crate::known::RegionRec
     let observed = observe(&Accounts::one(cloud), &playbook)
         .await
         .expect("observed");
-    crate::known::RegionRecord::of(&observed, &playbook, "us-east-1", at)
+    crate::plan::known::RegionRecord::of(&observed, &playbook, "us-east-1", at)
 }
 
 #[tokio::test]
@@ -1604,7 +1607,7 @@ async fn a_last_known_state_older_than_the_limit_warns() {
 #[tokio::test]
 async fn a_region_down_with_no_last_known_state_blocks_what_needs_it() {
     let cloud = seeded();
-    let plan = planned_with_east_down(&cloud, &crate::known::RegionRecord::default()).await;
+    let plan = planned_with_east_down(&cloud, &crate::plan::known::RegionRecord::default()).await;
     assert_blocked(
         &plan,
         &[

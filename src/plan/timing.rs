@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::aws::pace::{Rates, Service};
+use crate::rates::{Rates, Service};
 
 use super::model::{Change, StepKind, StepPlan};
 
@@ -84,7 +84,7 @@ impl Timing {
     /// one every `1 / rate`).
     fn paced(&self, n: usize, service: Service) -> f64 {
         let rate = self.rates.of(service);
-        (n as f64 - crate::aws::pace::burst(rate)).max(0.0) / rate
+        (n as f64 - crate::rates::burst(rate)).max(0.0) / rate
     }
 
     fn latency(&self, calls: u32) -> f64 {

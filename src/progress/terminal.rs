@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::engine::execute::{show, show_target};
 use crate::engine::reporter::{Progress, Reporter};
 use crate::journal::{Entry, Event};
+use crate::journal::{show, show_target};
 
 /// The key of the rollback's line.
 const ROLLBACK: &str = "rollback";
@@ -268,11 +268,24 @@ impl Reporter for TerminalReporter {
                 };
                 self.line(&format!("  {what}: {}", crate::text::one_line(decision)));
             }
-            _ => {}
+            Event::RunStarted { .. }
+            | Event::Attached { .. }
+            | Event::Applied { .. }
+            | Event::Converged { .. }
+            | Event::Baked { .. }
+            | Event::ApprovalDeclined { .. }
+            | Event::Approved { .. }
+            | Event::Interrupted
+            | Event::StopConditionFired { .. }
+            | Event::RunFinished { .. }
+            | Event::ScaledItself { .. }
+            | Event::Closed { .. }
+            | Event::RollbackApplied { .. }
+            | Event::RollbackConverged { .. } => {}
         }
     }
 
-    fn recall(&self, history: &crate::engine::history::History) {
+    fn recall(&self, history: &crate::journal::history::History) {
         let mut state = self.state();
         for intent in &history.intents {
             state.intents.insert(

@@ -6,9 +6,9 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::engine::execute::{show, show_target};
-use crate::engine::history::History;
+use crate::journal::history::History;
 use crate::journal::{Entry, Event, JournalError, Outcome, RunDir, Target, list_runs};
+use crate::journal::{show, show_target};
 use crate::plan::{Plan, StepKind};
 
 /// One bar of the timeline, in seconds from the start of the run.
@@ -569,7 +569,17 @@ fn story(entries: &[Entry]) -> Story {
                 rollback_open = false;
                 state = State::Done;
             }
-            _ => {}
+            Event::StepStarted { .. }
+            | Event::Intent { .. }
+            | Event::Applied { .. }
+            | Event::Converged { .. }
+            | Event::Reconciled { .. }
+            | Event::Baked { .. }
+            | Event::StepFinished { .. }
+            | Event::StepSkipped { .. }
+            | Event::RollbackIntent { .. }
+            | Event::RollbackApplied { .. }
+            | Event::RollbackConverged { .. } => {}
         }
         previous_at = e.at.clone();
     }
@@ -754,7 +764,20 @@ fn build(run: &RunDir, read: &Read) -> DrillReport {
                     }
                 }
             }
-            _ => {}
+            Event::Attached { .. }
+            | Event::Intent { .. }
+            | Event::Applied { .. }
+            | Event::Reconciled { .. }
+            | Event::ApprovalDeclined { .. }
+            | Event::Approved { .. }
+            | Event::StepSkipped { .. }
+            | Event::Interrupted
+            | Event::RunFinished { .. }
+            | Event::ScaledItself { .. }
+            | Event::Closed { .. }
+            | Event::RollbackIntent { .. }
+            | Event::RollbackApplied { .. }
+            | Event::RollbackConverged { .. } => {}
         }
     }
     for ((step, n), from) in &increment_start {

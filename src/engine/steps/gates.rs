@@ -121,7 +121,25 @@ impl<C: Cloud> Executor<'_, '_, C> {
                 ),
                 *hold_secs,
             ),
-            _ => return Ok(()),
+            // A check with nothing to watch would pass without looking: refused.
+            other => {
+                return Err(EngineError::Step {
+                    step: step.id.clone(),
+                    message: format!(
+                        "the plan gives this check step {} to watch, not one alarm, health check or metric: the plan was edited or made by another evac; make a new plan",
+                        match other {
+                            None => "nothing".to_owned(),
+                            Some(change) => format!(
+                                "a `{}` change",
+                                serde_json::to_value(change)
+                                    .ok()
+                                    .and_then(|v| v["type"].as_str().map(str::to_owned))
+                                    .unwrap_or_default()
+                            ),
+                        }
+                    ),
+                });
+            }
         };
         let timeout = Duration::from_secs(step.timeout_secs);
         let hold_for = Duration::from_secs(hold_secs);

@@ -195,8 +195,8 @@ impl<C: Cloud> Executor<'_, '_, C> {
         from: usize,
         live: bool,
     ) -> Result<(), EngineError> {
-        let left: Vec<crate::engine::history::Intent> = self.recorder.history(|h| {
-            let mut last: BTreeMap<&Target, &crate::engine::history::Intent> = BTreeMap::new();
+        let left: Vec<crate::journal::history::Intent> = self.recorder.history(|h| {
+            let mut last: BTreeMap<&Target, &crate::journal::history::Intent> = BTreeMap::new();
             for i in &h.intents {
                 if matches!(i.target, Target::ZonalShift { .. })
                     && h.applied.contains_key(&i.action)
@@ -344,14 +344,14 @@ impl<C: Cloud> Executor<'_, '_, C> {
             if live != Some(before) && !self.options.force {
                 return Err(EngineError::Drift {
                     action,
-                    target: crate::engine::execute::show_target(&Target::Capacity {
+                    target: crate::journal::show_target(&Target::Capacity {
                         region: g.region.to_owned(),
                         group: g.group.to_owned(),
                     }),
-                    expected: crate::engine::execute::show(&Value::Capacity(before)),
-                    after: crate::engine::execute::show(&Value::Capacity(after)),
+                    expected: crate::journal::show(&Value::Capacity(before)),
+                    after: crate::journal::show(&Value::Capacity(after)),
                     live: live.map_or("absent".to_owned(), |c| {
-                        crate::engine::execute::show(&Value::Capacity(c))
+                        crate::journal::show(&Value::Capacity(c))
                     }),
                 });
             }

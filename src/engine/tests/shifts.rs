@@ -247,7 +247,7 @@ async fn a_group_with_zonal_shift_enabled_is_shifted_instead_of_losing_its_subne
     cloud.enable_zonal_shift("us-east-1", "api-east", "ReplaceUnhealthy");
     let text = "version: 1\nname: zone\ngroups:\n  api: { names: [api-east] }\nsteps:\n  - id: leave\n    evacuate_zone: { group: api, region: us-east-1, zone: us-east-1a }\n";
     let plan = observed_plan(&cloud, text).await;
-    let arn = crate::engine::memory::group_arn("api-east");
+    let arn = crate::testing::memory::group_arn("api-east");
     assert!(plan.steps[0].changes.iter().any(|c| matches!(
         c,
         Change::ZonalShift { resource, zone_id, .. } if *resource == arn && zone_id == "use1-az1"

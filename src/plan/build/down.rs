@@ -59,7 +59,7 @@ impl Builder<'_> {
             let age = unread
                 .read_at
                 .as_deref()
-                .and_then(|at| crate::known::age(at, now).map(|(d, said)| (at, d, said)));
+                .and_then(|at| crate::plan::known::age(at, now).map(|(d, said)| (at, d, said)));
             let known = match &age {
                 Some((at, _, said)) => format!("its last known state, read {said} ago ({at})"),
                 None => {
@@ -146,7 +146,7 @@ impl Builder<'_> {
     /// Route 53 changes records through its control plane in us-east-1: a drill
     /// that leaves us-east-1 and moves traffic depends on the region it leaves.
     fn check_route53_home(&mut self) {
-        let home = crate::aws::ROUTE53_REGION;
+        let home = crate::route53::REGION;
         let shifts = self
             .playbook
             .steps

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::journal::{Entry, Event, Outcome, RecordSetDef, Target, Value};
+use super::event::{Entry, Event, Outcome, RecordSetDef, Target, Value};
 use crate::state::Capacity;
 
 /// A recorded intent.
@@ -184,7 +184,14 @@ impl History {
                 } => {
                     h.scaled_itself.insert((region.clone(), group.clone()), *to);
                 }
-                _ => {}
+                Event::RunStarted { .. }
+                | Event::Attached { .. }
+                | Event::StepStarted { .. }
+                | Event::StepFailed { .. }
+                | Event::Interrupted
+                | Event::StopConditionFired { .. }
+                | Event::RollbackIntent { .. }
+                | Event::RollbackApplied { .. } => {}
             }
         }
     }

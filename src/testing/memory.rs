@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::cloud::{Cloud, CloudError};
+use crate::engine::cloud::{Cloud, CloudError};
 use crate::journal::RecordSetDef;
 use crate::plan::observe::{HostedZone, Observe, ObserveError, RecordKey};
 use crate::playbook::Region;
@@ -38,7 +38,7 @@ struct Group {
     /// comes, and each launch attempt is a failed scaling activity.
     launch_failure: Option<String>,
     /// The scaling activities of its own scaling, newest first.
-    own: Vec<super::cloud::Activity>,
+    own: Vec<crate::engine::cloud::Activity>,
     /// What its desired capacity counts, and the units each of its instances counts:
     /// desired D brings ceil(D / weight) instances, so InService (in units) may pass
     /// desired by less than one weight, as AWS's may.
@@ -804,7 +804,7 @@ impl MemoryCloud {
             let from = g.capacity.desired;
             g.own.insert(
                 0,
-                super::cloud::Activity {
+                crate::engine::cloud::Activity {
                     status: "Successful".into(),
                     message: String::new(),
                     description: if desired > from {
@@ -960,7 +960,7 @@ impl Cloud for MemoryCloud {
     async fn change_weights(
         &self,
         zone_id: &str,
-        changes: &[super::cloud::WeightChange],
+        changes: &[crate::engine::cloud::WeightChange],
     ) -> Result<String, CloudError> {
         // Route 53 refuses a request past its limits, whole.
         let cost = changes
@@ -1048,7 +1048,7 @@ impl Cloud for MemoryCloud {
         &self,
         region: &str,
         group: &str,
-    ) -> Result<Vec<super::cloud::Activity>, CloudError> {
+    ) -> Result<Vec<crate::engine::cloud::Activity>, CloudError> {
         self.enter("activities")?;
         let now = Instant::now();
         let world = self.world();
@@ -1065,7 +1065,7 @@ impl Cloud for MemoryCloud {
         let since = now.duration_since(at).as_secs();
         Ok((0..=since / 10)
             .rev()
-            .map(|k| super::cloud::Activity {
+            .map(|k| crate::engine::cloud::Activity {
                 status: "Failed".into(),
                 message: why.clone(),
                 description: format!("Launching a new EC2 instance. Status Reason: {why}"),
@@ -1084,7 +1084,7 @@ impl Cloud for MemoryCloud {
         &self,
         region: &str,
         groups: &[String],
-    ) -> Result<BTreeMap<String, super::cloud::Members>, CloudError> {
+    ) -> Result<BTreeMap<String, crate::engine::cloud::Members>, CloudError> {
         self.enter("instances")?;
         let now = Instant::now();
         let world = self.world();
@@ -1095,7 +1095,7 @@ impl Cloud for MemoryCloud {
                 let instances = g
                     .instances
                     .iter()
-                    .map(|(id, zone, ready)| super::cloud::Instance {
+                    .map(|(id, zone, ready)| crate::engine::cloud::Instance {
                         id: id.clone(),
                         zone: zone.clone(),
                         in_service: *ready <= now,
@@ -1104,7 +1104,7 @@ impl Cloud for MemoryCloud {
                     .collect();
                 Some((
                     name.clone(),
-                    super::cloud::Members {
+                    crate::engine::cloud::Members {
                         desired: g.capacity.desired,
                         instances,
                     },
@@ -1293,7 +1293,7 @@ impl Cloud for MemoryCloud {
         &self,
         region: &str,
         resource: &str,
-    ) -> Result<Vec<super::cloud::ActiveShift>, CloudError> {
+    ) -> Result<Vec<crate::engine::cloud::ActiveShift>, CloudError> {
         self.enter("zonal_shifts")?;
         let world = self.world();
         if !Self::managed(&world, resource) {
@@ -1307,7 +1307,7 @@ impl Cloud for MemoryCloud {
             .shifts
             .iter()
             .filter(|s| s.region == region && s.resource == resource && s.active())
-            .map(|s| super::cloud::ActiveShift {
+            .map(|s| crate::engine::cloud::ActiveShift {
                 id: s.id.clone(),
                 away_from: s.away_from.clone(),
                 comment: s.comment.clone(),
