@@ -140,7 +140,7 @@ fn summary(run: &str, playbook: &str, event: &Event) -> Option<String> {
         Event::StepStarted { step } => format!("step {step} started"),
         Event::StepFinished { step } => format!("step {step} finished"),
         Event::StepSkipped { step, reason } => format!("step {step} skipped: {reason}"),
-        Event::StepFailed { step, error } => format!("step {step} failed: {error}"),
+        Event::StepFailed { step, error, .. } => format!("step {step} failed: {error}"),
         Event::StopConditionFired { condition, state } => {
             format!("stop condition {condition} fired ({state}): the run halts")
         }

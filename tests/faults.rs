@@ -198,3 +198,42 @@ fn verbose_logs_each_aws_call_with_its_retries_and_no_credentials() {
         .expect("evac runs");
     assert!(!String::from_utf8_lossy(&quiet.stderr).contains("evac::aws"));
 }
+
+/// A step AWS keeps refusing ends with AWS's error code and its kind in the journal
+/// and the JSON output, so automation decides on `kind`, never on the text.
+#[test]
+fn a_step_aws_keeps_throttling_fails_with_its_code_and_kind_in_the_json() {
+    let account = Account::fresh();
+    account.seed();
+    let proxy = FaultProxy::start(
+        &account.endpoint,
+        vec![Rule::rate("UpdateAutoScalingGroup", Fault::Throttle, 100)],
+    );
+    let state = tempfile::tempdir().expect("state dir");
+    let output = account
+        .command("evac")
+        .env("AWS_ENDPOINT_URL", &proxy.url)
+        .args([
+            "run",
+            "playbooks/evacuate-region.yaml",
+            "--var",
+            "bake=0s",
+            "--yes",
+            "--output",
+            "json",
+            "--state-dir",
+        ])
+        .arg(state.path())
+        .output()
+        .expect("evac runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let failed: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "step_failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{stderr}");
+    assert_eq!(failed[0]["code"], "Throttling", "{}", failed[0]);
+    assert_eq!(failed[0]["kind"], "throttled", "{}", failed[0]);
+}

@@ -101,9 +101,29 @@ where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
 {
     let what = what.into();
-    move |err| CloudError {
-        what,
-        message: sdk_error_text(&err),
+    move |err| {
+        use crate::engine::cloud::ErrorKind;
+        use aws_smithy_runtime_api::client::result::SdkError;
+        let code = match &err {
+            SdkError::ServiceError(service) => service.err().code().map(str::to_owned),
+            _ => None,
+        };
+        let kind = match (&err, code.as_deref()) {
+            (SdkError::TimeoutError(_), _) => ErrorKind::TimedOut,
+            (SdkError::DispatchFailure(failure), _) if failure.is_timeout() => ErrorKind::TimedOut,
+            (SdkError::DispatchFailure(_) | SdkError::ResponseError(_), _) => {
+                ErrorKind::Unreachable
+            }
+            _ if crate::aws::unanswered(&err) => ErrorKind::Unreachable,
+            (_, Some(code)) => ErrorKind::of_code(code),
+            _ => ErrorKind::Other,
+        };
+        CloudError {
+            what,
+            message: sdk_error_text(&err),
+            code,
+            kind,
+        }
     }
 }
 
@@ -115,17 +135,11 @@ pub fn healthy_as_route53_decides(healthy: usize, checkers: usize) -> bool {
 }
 
 fn region(name: &str) -> Result<Region, CloudError> {
-    Region::parse(name).map_err(|message| CloudError {
-        what: "choose a region".into(),
-        message,
-    })
+    Region::parse(name).map_err(|message| CloudError::new("choose a region", message))
 }
 
 fn build_fail(what: &str) -> impl FnOnce(aws_sdk_route53::error::BuildError) -> CloudError + '_ {
-    move |err| CloudError {
-        what: what.to_owned(),
-        message: err.to_string(),
-    }
+    move |err| CloudError::new(what.to_owned(), err.to_string())
 }
 
 /// A weighted record set as the journal keeps it.
@@ -433,10 +447,10 @@ impl Cloud for AwsCloud {
             };
             return match self.metric(&query).await? {
                 Some(value) => Ok(value >= 1.0),
-                None => Err(CloudError {
-                    what: format!("read calculated health check {id}"),
-                    message: "its CloudWatch metric AWS/Route53 HealthCheckStatus has no datapoint in the last 3 minutes".into(),
-                }),
+                None => Err(CloudError::new(
+                    format!("read calculated health check {id}"),
+                    "its CloudWatch metric AWS/Route53 HealthCheckStatus has no datapoint in the last 3 minutes",
+                )),
             };
         }
         let answer = self

@@ -7,7 +7,6 @@ use crate::engine::error::EngineError;
 use crate::engine::execute::Options;
 use crate::engine::interrupt::Interrupt;
 use crate::engine::recorder::Recorder;
-use crate::engine::rollback::rollback;
 use crate::engine::route::Routed;
 use crate::exit::Exit;
 
@@ -120,7 +119,13 @@ pub fn run(args: &RollbackArgs) -> Exit {
             concurrency: args.concurrency.into(),
             ..Options::default()
         };
-        let exit = match rollback(&cloud, &recorder, &interrupt, &options, &plan, args.fast).await {
+        let executor = crate::engine::execute::Executor {
+            cloud: &cloud,
+            recorder: &recorder,
+            options: &options,
+            interrupt: &interrupt,
+        };
+        let exit = match executor.rollback(&plan, args.fast).await {
             Ok(report) if report.differences.is_empty() => {
                 for g in &report.gone {
                     out.say(&format!("not restored: {g}"));

@@ -14,7 +14,6 @@ use crate::engine::execute::{Executor, Options};
 use crate::engine::interrupt::Interrupt;
 use crate::engine::interrupt::Reason;
 use crate::engine::recorder::Recorder;
-use crate::engine::rollback::rollback;
 use crate::engine::route::Routed;
 use crate::exit::Exit;
 use crate::journal::history::History;
@@ -751,7 +750,13 @@ async fn roll_back_after<C: crate::engine::cloud::Cloud>(
     // now reach.
     let fresh = Arc::new(Interrupt::default());
     signals.set(fresh.clone());
-    match rollback(cloud, recorder, &fresh, options, plan, false).await {
+    let executor = crate::engine::execute::Executor {
+        cloud,
+        recorder,
+        options,
+        interrupt: &fresh,
+    };
+    match executor.rollback(plan, false).await {
         Ok(report) if report.differences.is_empty() => {
             for g in &report.gone {
                 out.say(&format!("not restored: {g}"));

@@ -445,7 +445,9 @@ pub fn journal_exit(err: &crate::journal::JournalError) -> Exit {
 /// The exit code of an engine error.
 pub fn exit_of(err: &EngineError) -> Exit {
     match err {
-        EngineError::Step { .. } | EngineError::Journal(_) => Exit::StepFailed,
+        EngineError::Step { .. } | EngineError::Aws { .. } | EngineError::Journal(_) => {
+            Exit::StepFailed
+        }
         EngineError::Interrupted | EngineError::Declined { .. } => Exit::Interrupted,
         EngineError::Drift { .. } | EngineError::CapacityLost { .. } => Exit::NeedsHuman,
     }

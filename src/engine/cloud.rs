@@ -13,8 +13,120 @@ use crate::state::{Capacity, GroupState};
 pub struct CloudError {
     /// What was being done.
     pub what: String,
-    /// AWS's answer or the transport error.
+    /// AWS's answer or the transport error, for people.
     pub message: String,
+    /// AWS's error code (`Throttling`, `AccessDenied`, ...), when AWS answered.
+    pub code: Option<String>,
+    /// What kind of failure it is, for whoever decides what to do about it.
+    pub kind: ErrorKind,
+}
+
+/// What kind of failure an AWS call ended in: decided from AWS's error code or the
+/// transport's failure, never from a message's text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// AWS kept throttling past the retries.
+    Throttled,
+    /// What the call names does not exist.
+    NotFound,
+    /// The credentials may not do it.
+    Denied,
+    /// AWS refused the request as it is (a validation error, a conflict).
+    Invalid,
+    /// No answer in time.
+    TimedOut,
+    /// AWS could not be reached, or answered only that it is failing (5xx).
+    Unreachable,
+    /// Anything else (evac's own refusal before any call, among others).
+    Other,
+}
+
+impl ErrorKind {
+    /// Its name, as the journal and JSON output write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Denied => "denied",
+            ErrorKind::Invalid => "invalid",
+            ErrorKind::TimedOut => "timed_out",
+            ErrorKind::Unreachable => "unreachable",
+            ErrorKind::Other => "other",
+        }
+    }
+
+    /// The kind of an error AWS answered with, by its code.
+    pub fn of_code(code: &str) -> Self {
+        match code {
+            "Throttling"
+            | "ThrottlingException"
+            | "ThrottledException"
+            | "RequestLimitExceeded"
+            | "TooManyRequestsException"
+            | "PriorRequestNotComplete"
+            | "SlowDown" => ErrorKind::Throttled,
+            "AccessDenied"
+            | "AccessDeniedException"
+            | "UnauthorizedOperation"
+            | "ExpiredToken"
+            | "ExpiredTokenException"
+            | "InvalidClientTokenId"
+            | "UnrecognizedClientException"
+            | "SignatureDoesNotMatch"
+            | "AuthFailure" => ErrorKind::Denied,
+            "ResourceNotFoundException"
+            | "NoSuchHostedZone"
+            | "NoSuchHealthCheck"
+            | "NoSuchKey"
+            | "NoSuchBucket"
+            | "LoadBalancerNotFound"
+            | "TargetGroupNotFound" => ErrorKind::NotFound,
+            code if code.ends_with(".NotFound") || code.ends_with("NotFoundException") => {
+                ErrorKind::NotFound
+            }
+            "ValidationError"
+            | "ValidationException"
+            | "InvalidChangeBatch"
+            | "InvalidInput"
+            | "InvalidParameterValue"
+            | "InvalidParameterCombination"
+            | "ConflictException"
+            | "ResourceContention"
+            | "ScalingActivityInProgress" => ErrorKind::Invalid,
+            "InternalFailure" | "InternalError" | "ServiceUnavailable" | "InternalServerError" => {
+                ErrorKind::Unreachable
+            }
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+impl CloudError {
+    /// A failure that is not an answer of AWS's (evac refused before calling).
+    pub fn new(what: impl Into<String>, message: impl Into<String>) -> Self {
+        CloudError {
+            what: what.into(),
+            message: message.into(),
+            code: None,
+            kind: ErrorKind::Other,
+        }
+    }
+
+    /// A failure AWS answered with `code`: the message says `CODE: message`.
+    pub fn answered(what: impl Into<String>, code: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        CloudError {
+            what: what.into(),
+            message: if message.is_empty() {
+                code.to_owned()
+            } else {
+                format!("{code}: {message}")
+            },
+            code: Some(code.to_owned()),
+            kind: ErrorKind::of_code(code),
+        }
+    }
 }
 
 impl From<CloudError> for crate::plan::observe::ObserveError {
@@ -220,4 +332,27 @@ pub struct Members {
     pub desired: u32,
     /// Its instances.
     pub instances: Vec<Instance>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorKind;
+
+    #[test]
+    fn the_kind_comes_from_aws_error_code() {
+        for (code, kind) in [
+            ("Throttling", ErrorKind::Throttled),
+            ("PriorRequestNotComplete", ErrorKind::Throttled),
+            ("AccessDenied", ErrorKind::Denied),
+            ("ResourceNotFoundException", ErrorKind::NotFound),
+            ("InvalidInstanceID.NotFound", ErrorKind::NotFound),
+            ("NoSuchHostedZone", ErrorKind::NotFound),
+            ("InvalidChangeBatch", ErrorKind::Invalid),
+            ("ValidationError", ErrorKind::Invalid),
+            ("InternalFailure", ErrorKind::Unreachable),
+            ("SomethingNew", ErrorKind::Other),
+        ] {
+            assert_eq!(ErrorKind::of_code(code), kind, "{code}");
+        }
+    }
 }

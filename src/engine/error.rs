@@ -59,6 +59,15 @@ pub enum EngineError {
         /// Live InService.
         in_service: u32,
     },
+    /// An AWS call of the step failed after its retries: AWS's error, with its code
+    /// and kind.
+    #[error("step {step} failed: {error}")]
+    Aws {
+        /// The step.
+        step: String,
+        /// The call's failure.
+        error: CloudError,
+    },
     /// The journal could not be written: nothing more is changed.
     #[error("cannot write the journal: {0}")]
     Journal(#[from] JournalError),
@@ -66,8 +75,8 @@ pub enum EngineError {
 
 /// Turns an AWS failure into the failure of `step`.
 pub fn step_err(step: &str) -> impl Fn(CloudError) -> EngineError + '_ {
-    move |err| EngineError::Step {
+    move |error| EngineError::Aws {
         step: step.to_owned(),
-        message: err.to_string(),
+        error,
     }
 }

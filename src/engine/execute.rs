@@ -128,10 +128,18 @@ impl<C: Cloud> Executor<'_, '_, C> {
                 Ok(()) => self.recorder.log(Event::StepFinished {
                     step: step.id.clone(),
                 })?,
-                Err(err @ EngineError::Step { .. }) => {
+                Err(err @ (EngineError::Step { .. } | EngineError::Aws { .. })) => {
+                    let (code, kind) = match &err {
+                        EngineError::Aws { error, .. } => {
+                            (error.code.clone(), Some(error.kind.name().to_owned()))
+                        }
+                        _ => (None, None),
+                    };
                     self.recorder.log(Event::StepFailed {
                         step: step.id.clone(),
                         error: err.to_string(),
+                        code,
+                        kind,
                     })?;
                     return Err(err);
                 }

@@ -63,8 +63,23 @@ pub struct RollbackReport {
     pub gone: Vec<String>,
 }
 
-/// Rolls back every change `history` records that is not rolled back yet.
-pub async fn rollback<C: Cloud>(
+impl<C: Cloud> super::execute::Executor<'_, '_, C> {
+    /// Rolls back every change the journal records that is not rolled back yet.
+    pub async fn rollback(&self, plan: &Plan, fast: bool) -> Result<RollbackReport, EngineError> {
+        rollback(
+            self.cloud,
+            self.recorder,
+            self.interrupt,
+            self.options,
+            plan,
+            fast,
+        )
+        .await
+    }
+}
+
+/// [`Executor::rollback`](super::execute::Executor::rollback), its parts spelled out.
+async fn rollback<C: Cloud>(
     cloud: &C,
     recorder: &Recorder<'_>,
     interrupt: &Interrupt,

@@ -42,13 +42,13 @@ impl<C: Cloud> Routed<C> {
         account: Option<&str>,
         what: impl FnOnce() -> String,
     ) -> Result<&C, CloudError> {
-        self.clouds.get(account).ok_or_else(|| CloudError {
-            what: what(),
-            message: format!(
+        self.clouds.get(account).ok_or_else(|| CloudError::new(
+            what(),
+            format!(
                 "the plan puts it in account `{}`, and no credentials were set up for that account",
                 account.unwrap_or_default()
             ),
-        })
+        ))
     }
 
     fn learned(&self) -> std::sync::MutexGuard<'_, Learned> {

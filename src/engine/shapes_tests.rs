@@ -16,7 +16,6 @@ use super::execute::{Executor, Options};
 use super::interrupt::Interrupt;
 use super::recorder::Recorder;
 use super::reporter::Silent;
-use super::rollback::rollback;
 use crate::journal::history::History;
 use crate::journal::{Event, Journal, RunDir};
 use crate::plan::{Change, Plan, build::build};
@@ -27,6 +26,25 @@ use crate::testing::memory::{Crash, MemoryCloud};
 mod shapes;
 
 use shapes::Shape;
+
+/// Rolls back as `evac rollback` does: through an executor of these parts.
+async fn rollback<C: super::cloud::Cloud>(
+    cloud: &C,
+    recorder: &Recorder<'_>,
+    interrupt: &Interrupt,
+    options: &Options,
+    plan: &Plan,
+    fast: bool,
+) -> Result<super::rollback::RollbackReport, EngineError> {
+    Executor {
+        cloud,
+        recorder,
+        options,
+        interrupt,
+    }
+    .rollback(plan, fast)
+    .await
+}
 
 /// What the test compares: every group's capacity and every record set's weight.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -11,12 +11,30 @@ use super::execute::{Executor, Options};
 use super::interrupt::Interrupt;
 use super::recorder::Recorder;
 use super::reporter::Silent;
-use super::rollback::rollback;
 use crate::journal::history::History;
 use crate::journal::{Event, Journal, RunDir};
 use crate::plan::{Plan, build::build};
 use crate::state::{Capacity, GroupState, Observed, WeightedSet, ZoneLookup};
 use crate::testing::memory::MemoryCloud;
+
+/// Rolls back as `evac rollback` does: through an executor of these parts.
+async fn rollback<C: super::cloud::Cloud>(
+    cloud: &C,
+    recorder: &Recorder<'_>,
+    interrupt: &Interrupt,
+    options: &Options,
+    plan: &Plan,
+    fast: bool,
+) -> Result<super::rollback::RollbackReport, EngineError> {
+    Executor {
+        cloud,
+        recorder,
+        options,
+        interrupt,
+    }
+    .rollback(plan, fast)
+    .await
+}
 
 const PLAYBOOK: &str = r#"
 version: 1
@@ -278,6 +296,22 @@ async fn a_5xx_that_does_not_clear_fails_the_step_and_rollback_restores_everythi
             err.to_string(),
             "step drain failed: failed to set_capacity: InternalFailure (500)",
             "reported with AWS's answer"
+        );
+        // AWS's code and the failure's kind reach the journal (and so the JSON
+        // output and notifications) for automation to decide on, no text parsed.
+        let failed = events(&r.run).into_iter().find_map(|e| match e {
+            Event::StepFailed {
+                step, code, kind, ..
+            } => Some((step, code, kind)),
+            _ => None,
+        });
+        assert_eq!(
+            failed,
+            Some((
+                "drain".to_owned(),
+                Some("InternalFailure".to_owned()),
+                Some("unreachable".to_owned())
+            ))
         );
     }
     cloud.fail("set_capacity", 0);

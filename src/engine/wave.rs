@@ -516,9 +516,11 @@ pub async fn send<C: Cloud>(
     sets: &[RecordSetDef],
     live: Option<&Value>,
 ) -> Result<Option<String>, CloudError> {
-    let unfit = || CloudError {
-        what: format!("change {}", show_target(target)),
-        message: format!("the value {} does not fit it", show(value)),
+    let unfit = || {
+        CloudError::new(
+            format!("change {}", show_target(target)),
+            format!("the value {} does not fit it", show(value)),
+        )
     };
     match (target, value) {
         (Target::Capacity { region, group }, Value::Capacity(capacity)) => {
@@ -595,18 +597,18 @@ pub async fn send<C: Cloud>(
             // intent and created with its new weight, so a set someone changed
             // since makes Route 53 refuse the batch instead of it landing.
             let Some(Value::Weights(now)) = live else {
-                return Err(CloudError {
-                    what: format!("change {}", show_target(target)),
-                    message: "the weights read before the change are missing: a weight change is only sent against what it replaces".to_owned(),
-                });
+                return Err(CloudError::new(
+                    format!("change {}", show_target(target)),
+                    "the weights read before the change are missing: a weight change is only sent against what it replaces".to_owned(),
+                ));
             };
             let mut changes = Vec::new();
             for to in sets {
                 let Some(was) = now.get(&to.key()).copied() else {
-                    return Err(CloudError {
-                        what: format!("change {}", show_target(target)),
-                        message: format!("record set {} was not read before the change", to.key()),
-                    });
+                    return Err(CloudError::new(
+                        format!("change {}", show_target(target)),
+                        format!("record set {} was not read before the change", to.key()),
+                    ));
                 };
                 if was != to.weight {
                     changes.push(WeightChange {

@@ -291,6 +291,14 @@ pub enum Event {
         step: String,
         /// Why.
         error: String,
+        /// When an AWS call failed it: AWS's error code.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+        /// When an AWS call failed it: what kind of failure (`throttled`,
+        /// `not_found`, `denied`, `invalid`, `timed_out`, `unreachable`, `other`),
+        /// for automation that decides on it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kind: Option<String>,
     },
     /// The run stopped on Ctrl-C.
     Interrupted,

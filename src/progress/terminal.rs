@@ -190,7 +190,7 @@ impl Reporter for TerminalReporter {
                 self.open(step, "skipped");
                 self.close(step, format!("- {step}: skipped: {reason}"));
             }
-            Event::StepFailed { step, error } => self.close(step, format!("x {step}: {error}")),
+            Event::StepFailed { step, error, .. } => self.close(step, format!("x {step}: {error}")),
             Event::RollbackStarted { fast } => {
                 self.open(
                     ROLLBACK,

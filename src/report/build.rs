@@ -472,7 +472,7 @@ fn story(entries: &[Entry]) -> Story {
                 moment("stop_condition", format!("stop condition: {what}"));
                 fired = Some(what);
             }
-            Event::StepFailed { step, error } => {
+            Event::StepFailed { step, error, .. } => {
                 moment("failed", error.clone());
                 failed = Some(format!("at step {step}"));
             }

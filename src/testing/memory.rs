@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::engine::cloud::{Cloud, CloudError};
+use crate::engine::cloud::{Cloud, CloudError, ErrorKind};
 use crate::journal::RecordSetDef;
 use crate::plan::observe::{HostedZone, Observe, ObserveError, RecordKey};
 use crate::playbook::Region;
@@ -884,10 +884,11 @@ impl MemoryCloud {
             && *left > 0
         {
             *left -= 1;
-            return Err(CloudError {
-                what: operation.to_owned(),
-                message: "InternalFailure (500)".into(),
-            });
+            return Err(aws_err(
+                operation.to_owned(),
+                "InternalFailure",
+                "InternalFailure (500)".into(),
+            ));
         }
         Ok(())
     }
@@ -923,9 +924,12 @@ impl Cloud for MemoryCloud {
             let entry = world
                 .groups
                 .get_mut(&(region.to_owned(), group.to_owned()))
-                .ok_or_else(|| CloudError {
-                    what: format!("update {group}"),
-                    message: "ValidationError: group not found".into(),
+                .ok_or_else(|| {
+                    aws_err(
+                        format!("update {group}"),
+                        "ValidationError",
+                        "ValidationError: group not found".into(),
+                    )
                 })?;
             if entry.capacity.desired != capacity.desired {
                 entry.moved = Some((Instant::now(), entry.capacity.desired));
@@ -973,16 +977,17 @@ impl Cloud for MemoryCloud {
                 }
             });
         if !cost.fits() {
-            return Err(CloudError {
-                what: format!("change weights in hosted zone {zone_id}"),
-                message: format!(
+            return Err(aws_err(
+                format!("change weights in hosted zone {zone_id}"),
+                "InvalidChangeBatch",
+                format!(
                     "InvalidChangeBatch: {} ResourceRecord elements and {} characters of values counted, past Route 53's {} and {} in one request",
                     cost.elements,
                     cost.chars,
                     crate::route53::MAX_ELEMENTS,
                     crate::route53::MAX_VALUE_CHARS
                 ),
-            });
+            ));
         }
         self.mutation("change_weights", |cloud| {
             let ready = Instant::now() + cloud.sync;
@@ -998,13 +1003,14 @@ impl Cloud for MemoryCloud {
             // A DELETE must match the set exactly, or the whole batch is refused.
             for change in changes {
                 if !zone.contains(&change.from) {
-                    return Err(CloudError {
-                        what: format!("change weights in hosted zone {zone_id}"),
-                        message: format!(
+                    return Err(aws_err(
+                        format!("change weights in hosted zone {zone_id}"),
+                        "InvalidChangeBatch",
+                        format!(
                             "InvalidChangeBatch: Tried to delete resource record set [name='{}', type='{}', set-identifier='{}'] but the values provided do not match the current values",
                             change.from.name, change.from.record_type, change.from.set_identifier
                         ),
-                    });
+                    ));
                 }
             }
             for change in changes {
@@ -1297,10 +1303,11 @@ impl Cloud for MemoryCloud {
         self.enter("zonal_shifts")?;
         let world = self.world();
         if !Self::managed(&world, resource) {
-            return Err(CloudError {
-                what: format!("read the zonal shifts of {resource}"),
-                message: "ResourceNotFoundException".into(),
-            });
+            return Err(aws_err(
+                format!("read the zonal shifts of {resource}"),
+                "ResourceNotFoundException",
+                "ResourceNotFoundException".into(),
+            ));
         }
         let now = Instant::now();
         Ok(world
@@ -1328,20 +1335,22 @@ impl Cloud for MemoryCloud {
         self.mutation("start_shift", |cloud| {
             let mut world = cloud.world();
             if !Self::managed(&world, resource) {
-                return Err(CloudError {
-                    what: format!("start a zonal shift of {resource}"),
-                    message: "ResourceNotFoundException".into(),
-                });
+                return Err(aws_err(
+                    format!("start a zonal shift of {resource}"),
+                    "ResourceNotFoundException",
+                    "ResourceNotFoundException".into(),
+                ));
             }
             if world
                 .shifts
                 .iter()
                 .any(|s| s.resource == resource && s.active())
             {
-                return Err(CloudError {
-                    what: format!("start a zonal shift of {resource}"),
-                    message: "ConflictException: a zonal shift is already active".into(),
-                });
+                return Err(aws_err(
+                    format!("start a zonal shift of {resource}"),
+                    "ConflictException",
+                    "ConflictException: a zonal shift is already active".into(),
+                ));
             }
             let id = format!("shift-{}", world.shifts.len() + 1);
             world.shifts.push(MemoryShift {
@@ -1373,10 +1382,11 @@ impl Cloud for MemoryCloud {
                     s.expires = jiff::Timestamp::now().as_second() + i64::from(minutes) * 60;
                     Ok(())
                 }
-                None => Err(CloudError {
-                    what: format!("extend zonal shift {id}"),
-                    message: "ConflictException: not active".into(),
-                }),
+                None => Err(aws_err(
+                    format!("extend zonal shift {id}"),
+                    "ConflictException",
+                    "ConflictException: not active".into(),
+                )),
             }
         })
         .await
@@ -1395,10 +1405,11 @@ impl Cloud for MemoryCloud {
                     s.cancelled = true;
                     Ok(())
                 }
-                None => Err(CloudError {
-                    what: format!("cancel zonal shift {id}"),
-                    message: "ConflictException: not active".into(),
-                }),
+                None => Err(aws_err(
+                    format!("cancel zonal shift {id}"),
+                    "ConflictException",
+                    "ConflictException: not active".into(),
+                )),
             }
         })
         .await
@@ -1764,5 +1775,15 @@ impl Observe for MemoryCloud {
                 (key.clone(), found)
             })
             .collect())
+    }
+}
+
+/// A failure the model answers as AWS would: its code, and the message as shown.
+fn aws_err(what: String, code: &str, message: String) -> CloudError {
+    CloudError {
+        what,
+        message,
+        code: Some(code.to_owned()),
+        kind: ErrorKind::of_code(code),
     }
 }
