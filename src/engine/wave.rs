@@ -13,8 +13,10 @@
 //!
 //! The caller then waits for the wave with one batched poller ([`super::converge`]).
 
+use std::time::Duration;
+
 use super::cloud::{Cloud, CloudError, WeightChange};
-use super::converge::{Await, Direction};
+use super::converge::{Await, Direction, await_effect};
 use super::error::{EngineError, step_err};
 use super::execute::Executor;
 use super::live::{Reads, Snapshot};
@@ -50,6 +52,53 @@ struct Call {
 }
 
 impl<C: Cloud> Executor<'_, '_, C> {
+    /// Runs a wave of changes that take effect at once (processes, protection,
+    /// subnets): nothing is waited for; they are recorded converged with one fsync.
+    pub(crate) async fn instant_wave(
+        &self,
+        step: &str,
+        items: Vec<Item>,
+    ) -> Result<(), EngineError> {
+        let actions: Vec<String> = items.iter().map(|i| i.action.clone()).collect();
+        let awaits = self.wave(step, items).await?;
+        self.await_wave(step, &awaits, actions, Duration::ZERO)
+            .await
+    }
+
+    /// Waits until a wave's changes have taken effect (or `timeout` passes), then
+    /// records them converged with one fsync.
+    pub(crate) async fn await_wave(
+        &self,
+        step: &str,
+        awaits: &[Await],
+        actions: Vec<String>,
+        timeout: Duration,
+    ) -> Result<(), EngineError> {
+        await_effect(
+            self.cloud,
+            self.recorder,
+            self.interrupt,
+            step,
+            awaits,
+            timeout,
+        )
+        .await?;
+        self.converged(actions)
+    }
+
+    /// Records every action not yet converged as converged, with one fsync.
+    pub(crate) fn converged(&self, actions: Vec<String>) -> Result<(), EngineError> {
+        let events = actions
+            .into_iter()
+            .filter(|a| {
+                self.recorder
+                    .history(|h| !h.converged.contains(a) && h.intent(a).is_some())
+            })
+            .map(|action| Event::Converged { action })
+            .collect();
+        self.recorder.log_all(events)
+    }
+
     /// Stops the run when asked to, or when a stop condition fires now.
     pub async fn checkpoint(&self) -> Result<(), EngineError> {
         if super::watch::check_stops(

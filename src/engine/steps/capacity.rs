@@ -4,12 +4,11 @@ use std::time::Duration;
 
 use crate::engine::cloud::Cloud;
 use crate::engine::converge::Await;
-use crate::engine::converge::await_effect;
 use crate::engine::error::EngineError;
 use crate::engine::execute::{Executor, capacity_action};
 use crate::engine::steps::processes::{Suspend, Unprotect};
 use crate::engine::wave::Item;
-use crate::journal::{Event, Target, Value};
+use crate::journal::{Target, Value};
 use crate::plan::{Change, StepKind, StepPlan};
 
 impl<C: Cloud> Executor<'_, '_, C> {
@@ -97,52 +96,5 @@ impl<C: Cloud> Executor<'_, '_, C> {
         } else {
             self.converged(actions)
         }
-    }
-
-    /// Runs a wave of changes that take effect at once (processes, protection,
-    /// subnets): nothing is waited for; they are recorded converged with one fsync.
-    pub(crate) async fn instant_wave(
-        &self,
-        step: &str,
-        items: Vec<Item>,
-    ) -> Result<(), EngineError> {
-        let actions: Vec<String> = items.iter().map(|i| i.action.clone()).collect();
-        let awaits = self.wave(step, items).await?;
-        self.await_wave(step, &awaits, actions, Duration::ZERO)
-            .await
-    }
-
-    /// Waits until a wave's changes have taken effect (or `timeout` passes), then
-    /// records them converged with one fsync.
-    pub(crate) async fn await_wave(
-        &self,
-        step: &str,
-        awaits: &[Await],
-        actions: Vec<String>,
-        timeout: Duration,
-    ) -> Result<(), EngineError> {
-        await_effect(
-            self.cloud,
-            self.recorder,
-            self.interrupt,
-            step,
-            awaits,
-            timeout,
-        )
-        .await?;
-        self.converged(actions)
-    }
-
-    /// Records every action not yet converged as converged, with one fsync.
-    pub(crate) fn converged(&self, actions: Vec<String>) -> Result<(), EngineError> {
-        let events = actions
-            .into_iter()
-            .filter(|a| {
-                self.recorder
-                    .history(|h| !h.converged.contains(a) && h.intent(a).is_some())
-            })
-            .map(|action| Event::Converged { action })
-            .collect();
-        self.recorder.log_all(events)
     }
 }

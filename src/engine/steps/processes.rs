@@ -19,6 +19,15 @@ pub(crate) struct Suspend<'a> {
     pub action: String,
 }
 
+/// Instances of one group to take scale-in protection from.
+pub(crate) struct Unprotect<'a> {
+    pub region: &'a str,
+    pub group: &'a str,
+    /// The instances protected when the plan was made.
+    pub instances: &'a [String],
+    pub action: String,
+}
+
 impl<C: Cloud> Executor<'_, '_, C> {
     /// Suspends each group's processes (those already suspended stay so) in one
     /// wave; takes effect at once, so nothing is waited for.
@@ -63,18 +72,7 @@ impl<C: Cloud> Executor<'_, '_, C> {
             .collect();
         self.instant_wave(&step.id, items).await
     }
-}
 
-/// Instances of one group to take scale-in protection from.
-pub(crate) struct Unprotect<'a> {
-    pub region: &'a str,
-    pub group: &'a str,
-    /// The instances protected when the plan was made.
-    pub instances: &'a [String],
-    pub action: String,
-}
-
-impl<C: Cloud> Executor<'_, '_, C> {
     /// Removes the scale-in protection of every group's instances in one wave. The
     /// instances protected live must be those the plan showed: others are drift.
     pub(crate) async fn unprotect_wave(
