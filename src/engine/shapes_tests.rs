@@ -27,24 +27,7 @@ mod shapes;
 
 use shapes::Shape;
 
-/// Rolls back as `evac rollback` does: through an executor of these parts.
-async fn rollback<C: super::cloud::Cloud>(
-    cloud: &C,
-    recorder: &Recorder<'_>,
-    interrupt: &Interrupt,
-    options: &Options,
-    plan: &Plan,
-    fast: bool,
-) -> Result<super::rollback::RollbackReport, EngineError> {
-    Executor {
-        cloud,
-        recorder,
-        options,
-        interrupt,
-    }
-    .rollback(plan, fast)
-    .await
-}
+use super::tests::rollback;
 
 /// What the test compares: every group's capacity and every record set's weight.
 #[derive(Clone, Debug, PartialEq, Eq)]

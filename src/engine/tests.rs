@@ -18,7 +18,7 @@ use crate::state::{Capacity, GroupState, Observed, WeightedSet, ZoneLookup};
 use crate::testing::memory::MemoryCloud;
 
 /// Rolls back as `evac rollback` does: through an executor of these parts.
-async fn rollback<C: super::cloud::Cloud>(
+pub(super) async fn rollback<C: super::cloud::Cloud>(
     cloud: &C,
     recorder: &Recorder<'_>,
     interrupt: &Interrupt,
