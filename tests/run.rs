@@ -364,7 +364,12 @@ fn a_saved_plan_is_refused_once_the_state_changed() {
     assert_eq!(d.account.world(), expected, "the test's own change is live");
     let (code, _, stderr) = d.evac(&["run", BASE, "--plan", plan, "--yes"]);
     assert_eq!(code, 3, "{stderr}");
-    assert!(stderr.contains("the saved plan is stale"), "{stderr}");
+    // The printed plan shows why it is refused: a blocker, like any other.
+    assert!(
+        stderr.contains("x saved plan: the saved plan is stale")
+            && stderr.contains("the plan has blockers; nothing was changed"),
+        "{stderr}"
+    );
     // It names the value that changed.
     assert!(
         stderr.contains("before.desired was 2 when planned, 3 now"),

@@ -195,10 +195,17 @@ pub fn run(args: &RunArgs) -> Exit {
             Err(exit) => return exit,
         };
         // Read with the lock held: no run of this playbook can start or end meanwhile.
-        let unfinished = match super::session::unfinished_runs(&state, &playbook.name, &args.exec.state.flag()) {
+        let unfinished = match super::session::unfinished_runs(
+            &state,
+            &playbook.name,
+            &args.exec.state.flag(),
+        ) {
             Ok(found) => found,
             Err(err) => {
-                crate::say_error!("cannot look for unfinished runs of {}: {err}\nnothing was changed", playbook.name);
+                crate::say_error!(
+                    "cannot look for unfinished runs of {}: {err}\nnothing was changed",
+                    playbook.name
+                );
                 return Exit::StepFailed;
             }
         };
@@ -218,47 +225,48 @@ pub fn run(args: &RunArgs) -> Exit {
                 None => args.regions.down.is_empty(),
             },
         };
-        let observed = match super::session::read_world(&clouds, &playbook, reads, &args.regions, &state).await {
+        let observed = match super::session::read_world(
+            &clouds,
+            &playbook,
+            reads,
+            &args.regions,
+            &state,
+        )
+        .await
+        {
             Ok(observed) => observed,
             Err(err) => {
                 crate::say_error!("{err}\nnothing was changed");
                 return Exit::StepFailed;
             }
         };
-        let mut fresh = build(&playbook, &observed, &playbook_path.display().to_string(), jiff::Timestamp::now());
+        let fresh = build(
+            &playbook,
+            &observed,
+            &playbook_path.display().to_string(),
+            jiff::Timestamp::now(),
+        );
         let mut plan = match saved {
-            Some(mut saved) => {
+            Some(saved) => {
                 // What the saved plan depends on, observed now: the playbook as it was
                 // planned, without this command line's stop conditions.
                 let mut planned = playbook.clone();
-                planned.stop_when.truncate(planned.stop_when.len() - args.stop_when_alarm.len());
-                let now = build(&planned, &without_alarms(&observed, &planned, &args.stop_when_alarm), &playbook_path.display().to_string(), jiff::Timestamp::now());
-                let (was, is) = if reads.lifecycle_hooks {
-                    (&saved.fingerprint, &now.fingerprint)
-                } else {
-                    (&saved.fingerprint_without_hooks, &now.fingerprint_without_hooks)
-                };
-                if was != is {
-                    let what = crate::plan::first_difference(&saved, &now)
-                        .map(|d| format!(" ({d})"))
-                        .unwrap_or_default();
-                    crate::say_error!(
-                        "the saved plan is stale: a value it shows has changed since it was made{what}; run `evac plan --save` again\nnothing was changed"
-                    );
-                    return Exit::Blocked;
-                }
-                // This command line's stop conditions apply to the saved plan too; the
-                // fresh plan says whether they can be watched.
-                for stop in &fresh.stop_conditions {
-                    if !saved.stop_conditions.contains(stop) {
-                        saved.stop_conditions.push(stop.clone());
-                    }
-                }
-                saved.stop_live = fresh.stop_live.clone();
-                saved.blockers.extend(fresh.blockers.drain(..).filter(|b| {
-                    b.resource.as_ref().is_some_and(|r| args.stop_when_alarm.iter().any(|(region, name)| r == &format!("alarm {name} ({region})")))
-                }));
-                saved
+                planned
+                    .stop_when
+                    .truncate(planned.stop_when.len() - args.stop_when_alarm.len());
+                let now = build(
+                    &planned,
+                    &without_alarms(&observed, &planned, &args.stop_when_alarm),
+                    &playbook_path.display().to_string(),
+                    jiff::Timestamp::now(),
+                );
+                from_saved(
+                    saved,
+                    &now,
+                    fresh,
+                    reads.lifecycle_hooks,
+                    &args.stop_when_alarm,
+                )
             }
             None => fresh,
         };
@@ -277,7 +285,11 @@ pub fn run(args: &RunArgs) -> Exit {
         }
         if !args.yes
             && let Some(exit) = super::session::confirm(
-                &format!("Run {} step(s) of {} against AWS now?", plan.steps.len(), plan.playbook.name),
+                &format!(
+                    "Run {} step(s) of {} against AWS now?",
+                    plan.steps.len(),
+                    plan.playbook.name
+                ),
                 "run",
                 "the run on",
                 "rerun with --yes to run without asking",
@@ -301,7 +313,12 @@ pub fn run(args: &RunArgs) -> Exit {
             }
         };
         journal.on_unsent(super::session::say_unsent);
-        let notifier = Notifier::new(out.reporter(), plan.notify.as_ref(), &run_id, &plan.playbook.name);
+        let notifier = Notifier::new(
+            out.reporter(),
+            plan.notify.as_ref(),
+            &run_id,
+            &plan.playbook.name,
+        );
         let recorder = Recorder::new(&mut journal, History::default(), &notifier);
         let started = recorder.log(Event::RunStarted {
             run_id: run_id.clone(),
@@ -313,7 +330,13 @@ pub fn run(args: &RunArgs) -> Exit {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             caller: plan.caller.clone(),
         });
-        if let Err(err) = started.and_then(|()| recorder.log(Event::Attached { pid: std::process::id(), command: "run".into(), user: crate::journal::user_name() })) {
+        if let Err(err) = started.and_then(|()| {
+            recorder.log(Event::Attached {
+                pid: std::process::id(),
+                command: "run".into(),
+                user: crate::journal::user_name(),
+            })
+        }) {
             crate::say_error!("{err}\nnothing was changed");
             return Exit::StepFailed;
         }
@@ -323,8 +346,19 @@ pub fn run(args: &RunArgs) -> Exit {
         };
         out.say(&format!("run {run_id} (journal: {journal_at})"));
         let options = args.exec.options(args.yes, false, &plan, &run_id);
-        let exit = execute(clouds, &recorder, &plan, &options, args.exec.rollback_on_failure, &out, &run_id, &args.exec.state).await;
-        let exit = super::session::flush_journal(&mut journal, exit, &out, &run_id, &args.exec.state);
+        let exit = execute(
+            clouds,
+            &recorder,
+            &plan,
+            &options,
+            args.exec.rollback_on_failure,
+            &out,
+            &run_id,
+            &args.exec.state,
+        )
+        .await;
+        let exit =
+            super::session::flush_journal(&mut journal, exit, &out, &run_id, &args.exec.state);
         notifier.finish();
         exit
     })
@@ -604,6 +638,53 @@ fn without_alarms(
         }
     }
     out
+}
+
+/// The plan a run of a saved plan goes by: the saved one, with this command line's
+/// stop conditions (the fresh plan says whether they can be watched), and blocked,
+/// as the printed plan then shows, when a value it shows has changed since it was
+/// made (`now` is the playbook as planned, observed now).
+fn from_saved(
+    mut saved: Plan,
+    now: &Plan,
+    mut fresh: Plan,
+    hooks_read: bool,
+    alarms: &[(Region, String)],
+) -> Plan {
+    let (was, is) = if hooks_read {
+        (&saved.fingerprint, &now.fingerprint)
+    } else {
+        (
+            &saved.fingerprint_without_hooks,
+            &now.fingerprint_without_hooks,
+        )
+    };
+    if was != is {
+        let what = crate::plan::first_difference(&saved, now)
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        saved.blockers.push(crate::plan::Finding {
+            step: None,
+            resource: Some("saved plan".into()),
+            message: format!(
+                "the saved plan is stale: a value it shows has changed since it was made{what}; run `evac plan --save` again"
+            ),
+        });
+    }
+    for stop in &fresh.stop_conditions {
+        if !saved.stop_conditions.contains(stop) {
+            saved.stop_conditions.push(stop.clone());
+        }
+    }
+    saved.stop_live = fresh.stop_live.clone();
+    saved.blockers.extend(fresh.blockers.drain(..).filter(|b| {
+        b.resource.as_ref().is_some_and(|r| {
+            alarms
+                .iter()
+                .any(|(region, name)| r == &format!("alarm {name} ({region})"))
+        })
+    }));
+    saved
 }
 
 /// Reads a run's history and plan.
