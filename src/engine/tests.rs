@@ -83,10 +83,10 @@ fn group(name: &str, capacity: Capacity) -> GroupState {
     }
 }
 
-/// The plan of PLAYBOOK against a world where east serves everything.
-fn plan() -> Plan {
-    let playbook = crate::playbook::load_str("engine.yaml", PLAYBOOK, &BTreeMap::new())
-        .expect("valid playbook");
+/// The world the engine tests plan against: group `api` (`api-west`) in us-west-2
+/// with `west`, group `src` (`api-east`) in us-east-1 with `east`, and record `api`
+/// in zone Z1 at east 100, west 0.
+fn two_regions(west: Capacity, east: Capacity) -> Observed {
     let mut observed = Observed::default();
     observed.resolved_groups.insert(
         "us-west-2".into(),
@@ -98,11 +98,11 @@ fn plan() -> Plan {
     );
     observed.groups.insert(
         "us-west-2".into(),
-        [("api-west".to_owned(), group("api-west", cap(1, 2, 12)))].into(),
+        [("api-west".to_owned(), group("api-west", west))].into(),
     );
     observed.groups.insert(
         "us-east-1".into(),
-        [("api-east".to_owned(), group("api-east", cap(3, 6, 12)))].into(),
+        [("api-east".to_owned(), group("api-east", east))].into(),
     );
     observed.zones.insert(
         "Z1".into(),
@@ -128,6 +128,14 @@ fn plan() -> Plan {
             },
         ],
     );
+    observed
+}
+
+/// The plan of PLAYBOOK against a world where east serves everything.
+fn plan() -> Plan {
+    let playbook = crate::playbook::load_str("engine.yaml", PLAYBOOK, &BTreeMap::new())
+        .expect("valid playbook");
+    let observed = two_regions(cap(1, 2, 12), cap(3, 6, 12));
     let plan = build(
         &playbook,
         &observed,
@@ -1354,54 +1362,15 @@ mod extremes {
         else {
             return Ok(false);
         };
-        let mut observed = Observed::default();
         let west = cap(0, (*live_desired).min(*live_max), *live_max);
         let east = cap(0, *source_desired, *source_desired);
-        observed.resolved_groups.insert(
-            "us-west-2".into(),
-            [("api".to_owned(), vec!["api-west".to_owned()])].into(),
-        );
+        let mut observed = two_regions(west, east);
         // `api` in us-east-1 is what `absorb` takes its share of.
-        observed.resolved_groups.insert(
-            "us-east-1".into(),
-            [
-                ("src".to_owned(), vec!["api-east".to_owned()]),
-                ("api".to_owned(), vec!["api-east".to_owned()]),
-            ]
-            .into(),
-        );
-        observed.groups.insert(
-            "us-west-2".into(),
-            [("api-west".to_owned(), group("api-west", west))].into(),
-        );
-        observed.groups.insert(
-            "us-east-1".into(),
-            [("api-east".to_owned(), group("api-east", east))].into(),
-        );
-        observed.zones.insert(
-            "Z1".into(),
-            ZoneLookup::Found {
-                id: "Z1".into(),
-                name: "example.com.".into(),
-            },
-        );
-        observed.records.insert(
-            "api".into(),
-            vec![
-                WeightedSet {
-                    set_identifier: "east".into(),
-                    weight: Some(100),
-                    ttl: Some(60),
-                    ..Default::default()
-                },
-                WeightedSet {
-                    set_identifier: "west".into(),
-                    weight: Some(0),
-                    ttl: Some(60),
-                    ..Default::default()
-                },
-            ],
-        );
+        observed
+            .resolved_groups
+            .entry("us-east-1".into())
+            .or_default()
+            .insert("api".to_owned(), vec!["api-east".to_owned()]);
         let plan = build(
             &playbook,
             &observed,
