@@ -27,6 +27,21 @@ impl Exit {
     pub fn code(self) -> u8 {
         self as u8
     }
+
+    /// The exit a numeric code stands for (a code a run recorded in its journal).
+    pub fn from_code(code: u8) -> Option<Exit> {
+        [
+            Exit::Success,
+            Exit::StepFailed,
+            Exit::InvalidInput,
+            Exit::Blocked,
+            Exit::Interrupted,
+            Exit::NeedsHuman,
+            Exit::StopCondition,
+        ]
+        .into_iter()
+        .find(|e| e.code() == code)
+    }
 }
 
 impl From<Exit> for ExitCode {

@@ -70,10 +70,8 @@ fn state_of(state_dir: &StateDir, run_id: &str, playbook: &str, history: &Histor
         Standing::Ended(Outcome::Interrupted) => "interrupted".into(),
         Standing::Ended(Outcome::Halted) => "halted (stop condition)".into(),
         Standing::Ended(Outcome::Declined) => "stopped (approval declined)".into(),
-        Standing::Unended => match state_dir.holder(playbook) {
-            Some(h) if h.run_id == run_id && h.is_live() => "running".into(),
-            _ => "stopped (process gone)".into(),
-        },
+        Standing::Unended if state_dir.is_running(playbook, run_id) => "running".into(),
+        Standing::Unended => "stopped (process gone)".into(),
     }
 }
 

@@ -67,12 +67,17 @@ pub fn run(args: &WatchArgs) -> Exit {
     ));
     let mut follower = Follower::default();
     let mut plan: Option<Plan> = None;
+    // The journal as last read.
+    let mut entries: Vec<Entry> = Vec::new();
     loop {
         // Whether the run's process held the run before this read: when it did not,
         // this read is the last, and holds everything the run wrote.
         let holding = holds(&state, &args.run_id);
         match read(&state, &args.run_id, &mut plan) {
-            Ok((entries, plan)) => follower.show(&entries, plan, out.reporter()),
+            Ok((read, plan)) => {
+                follower.show(&read, plan, out.reporter());
+                entries = read;
+            }
             // A run being created has no plan or no entry yet.
             Err(Unready::Young) if holding => {}
             Err(Unready::Young) => {
@@ -85,7 +90,6 @@ pub fn run(args: &WatchArgs) -> Exit {
             Err(Unready::Failed(exit)) => return exit,
         }
         if !holding {
-            let entries = follower.entries;
             let history = History::from_entries(&entries);
             let exit = exit_of(&history);
             out.say(&ending(&args.run_id, &history, exit));
@@ -136,14 +140,10 @@ fn read<'p>(
     Ok((entries, plan))
 }
 
-/// Whether the run's own process holds its playbook's lock and is alive.
+/// Whether the run's own process holds the run and is alive.
 fn holds(state: &StateDir, run_id: &str) -> bool {
-    let Some(playbook) = crate::journal::state_dir::playbook_of(run_id) else {
-        return false;
-    };
-    state
-        .holder(playbook)
-        .is_some_and(|h| h.run_id == run_id && h.is_live())
+    crate::journal::state_dir::playbook_of(run_id)
+        .is_some_and(|playbook| state.is_running(playbook, run_id))
 }
 
 /// How the watched run ended, as an exit code: the one its process recorded, else
@@ -152,7 +152,7 @@ pub fn exit_of(history: &History) -> Exit {
     let recorded = || {
         history
             .exit
-            .and_then(exit_from_code)
+            .and_then(Exit::from_code)
             .or_else(|| history.outcome.map(exit_of_outcome))
     };
     match history.standing() {
@@ -171,20 +171,6 @@ fn exit_of_outcome(outcome: Outcome) -> Exit {
         Outcome::Interrupted | Outcome::Declined => Exit::Interrupted,
         Outcome::Halted => Exit::StopCondition,
     }
-}
-
-fn exit_from_code(code: u8) -> Option<Exit> {
-    [
-        Exit::Success,
-        Exit::StepFailed,
-        Exit::InvalidInput,
-        Exit::Blocked,
-        Exit::Interrupted,
-        Exit::NeedsHuman,
-        Exit::StopCondition,
-    ]
-    .into_iter()
-    .find(|e| e.code() == code)
 }
 
 /// The watcher's last line.
@@ -211,32 +197,30 @@ fn ending(run_id: &str, history: &History, exit: Exit) -> String {
 /// What the watcher has shown so far.
 #[derive(Default)]
 struct Follower {
-    /// Entries shown.
-    entries: Vec<Entry>,
+    /// How many entries are shown.
+    seen: usize,
     /// Increments announced: (step, increment).
     increments: BTreeSet<(String, usize)>,
-    /// Per action of a ramp: its step and increment.
-    ramp: BTreeMap<String, (String, usize)>,
-    /// The bake under way: step, increment, when it ends (seconds since the epoch).
-    baking: Option<(String, usize, i64)>,
+    /// Per action of a ramp: its step.
+    ramp: BTreeMap<String, String>,
+    /// The bake under way: its step, and when it ends (seconds since the epoch).
+    baking: Option<(String, i64)>,
 }
 
 impl Follower {
     /// Shows the entries not shown yet, and the progress they imply.
     fn show(&mut self, entries: &[Entry], plan: &Plan, reporter: &dyn Reporter) {
-        for entry in entries.iter().skip(self.entries.len()) {
+        for entry in entries.iter().skip(self.seen) {
             reporter.entry(entry);
             if let Some(line) = said(&entry.event) {
                 crate::say!("{line}");
             }
-            for progress in self.progress(entry, plan) {
+            if let Some(progress) = self.progress(entry, plan) {
                 reporter.progress(&progress);
             }
         }
-        if entries.len() > self.entries.len() {
-            self.entries = entries.to_vec();
-        }
-        if let Some((step, _, ends)) = &self.baking {
+        self.seen = self.seen.max(entries.len());
+        if let Some((step, ends)) = &self.baking {
             let now = jiff::Timestamp::now().as_second();
             let remaining_secs = u64::try_from(ends - now).unwrap_or(0);
             reporter.progress(&Progress::Holding {
@@ -246,8 +230,8 @@ impl Follower {
         }
     }
 
-    /// The progress the runner showed when it wrote `entry`.
-    fn progress(&mut self, entry: &Entry, plan: &Plan) -> Vec<Progress> {
+    /// The progress the runner showed when it wrote `entry`, if any.
+    fn progress(&mut self, entry: &Entry, plan: &Plan) -> Option<Progress> {
         match &entry.event {
             Event::Intent {
                 action,
@@ -255,24 +239,24 @@ impl Follower {
                 increment: Some(increment),
                 ..
             } => {
-                self.ramp.insert(action.clone(), (step.clone(), *increment));
+                self.ramp.insert(action.clone(), step.clone());
                 if self.increments.insert((step.clone(), *increment)) {
                     self.baking = None;
-                    return vec![Progress::Increment {
+                    return Some(Progress::Increment {
                         step: step.clone(),
                         increment: *increment,
                         of: increments_of(plan, step),
-                    }];
+                    });
                 }
             }
             Event::Converged { action, .. } => {
-                if let Some((step, increment)) = self.ramp.get(action).cloned() {
+                if let Some(step) = self.ramp.get(action).cloned() {
                     let bake = bake_of(plan, &step);
                     let at = crate::journal::parse_time(&entry.at)
                         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                         .map_or(0, |d| d.as_secs() as i64);
                     if bake > 0 {
-                        self.baking = Some((step, increment, at + bake as i64));
+                        self.baking = Some((step, at + bake as i64));
                     }
                 }
             }
@@ -299,7 +283,7 @@ impl Follower {
             | Event::RollbackConverged { .. }
             | Event::RollbackFinished { .. } => {}
         }
-        Vec::new()
+        None
     }
 }
 

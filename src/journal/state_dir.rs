@@ -376,6 +376,13 @@ impl StateDir {
         }
     }
 
+    /// Whether run `run_id`'s own process holds `playbook`'s lock and is alive: the
+    /// run is going on now.
+    pub fn is_running(&self, playbook: &str, run_id: &str) -> bool {
+        self.holder(playbook)
+            .is_some_and(|h| h.run_id == run_id && h.is_live())
+    }
+
     /// Who wrote that they hold `playbook`'s lock, if anyone (information only).
     pub fn holder(&self, playbook: &str) -> Option<LockHolder> {
         match &self.remote {
