@@ -108,15 +108,11 @@ where
             SdkError::ServiceError(service) => service.err().code().map(str::to_owned),
             _ => None,
         };
-        let kind = match (&err, code.as_deref()) {
-            (SdkError::TimeoutError(_), _) => ErrorKind::TimedOut,
-            (SdkError::DispatchFailure(failure), _) if failure.is_timeout() => ErrorKind::TimedOut,
-            (SdkError::DispatchFailure(_) | SdkError::ResponseError(_), _) => {
-                ErrorKind::Unreachable
-            }
+        let kind = match &err {
+            SdkError::TimeoutError(_) => ErrorKind::TimedOut,
+            SdkError::DispatchFailure(failure) if failure.is_timeout() => ErrorKind::TimedOut,
             _ if crate::aws::unanswered(&err) => ErrorKind::Unreachable,
-            (_, Some(code)) => ErrorKind::of_code(code),
-            _ => ErrorKind::Other,
+            _ => code.as_deref().map_or(ErrorKind::Other, ErrorKind::of_code),
         };
         CloudError {
             what,

@@ -23,8 +23,7 @@ pub struct CloudError {
 
 /// What kind of failure an AWS call ended in: decided from AWS's error code or the
 /// transport's failure, never from a message's text.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
     /// AWS kept throttling past the retries.
     Throttled,
@@ -113,16 +112,11 @@ impl CloudError {
         }
     }
 
-    /// A failure AWS answered with `code`: the message says `CODE: message`.
+    /// A failure AWS answered with `code`; `message` is what people are shown.
     pub fn answered(what: impl Into<String>, code: &str, message: impl Into<String>) -> Self {
-        let message = message.into();
         CloudError {
             what: what.into(),
-            message: if message.is_empty() {
-                code.to_owned()
-            } else {
-                format!("{code}: {message}")
-            },
+            message: message.into(),
             code: Some(code.to_owned()),
             kind: ErrorKind::of_code(code),
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::engine::cloud::{Cloud, CloudError, ErrorKind};
+use crate::engine::cloud::{Cloud, CloudError};
 use crate::journal::RecordSetDef;
 use crate::plan::observe::{HostedZone, Observe, ObserveError, RecordKey};
 use crate::playbook::Region;
@@ -884,10 +884,10 @@ impl MemoryCloud {
             && *left > 0
         {
             *left -= 1;
-            return Err(aws_err(
+            return Err(CloudError::answered(
                 operation.to_owned(),
                 "InternalFailure",
-                "InternalFailure (500)".into(),
+                "InternalFailure (500)",
             ));
         }
         Ok(())
@@ -925,10 +925,10 @@ impl Cloud for MemoryCloud {
                 .groups
                 .get_mut(&(region.to_owned(), group.to_owned()))
                 .ok_or_else(|| {
-                    aws_err(
+                    CloudError::answered(
                         format!("update {group}"),
                         "ValidationError",
-                        "ValidationError: group not found".into(),
+                        "ValidationError: group not found",
                     )
                 })?;
             if entry.capacity.desired != capacity.desired {
@@ -977,7 +977,7 @@ impl Cloud for MemoryCloud {
                 }
             });
         if !cost.fits() {
-            return Err(aws_err(
+            return Err(CloudError::answered(
                 format!("change weights in hosted zone {zone_id}"),
                 "InvalidChangeBatch",
                 format!(
@@ -1003,7 +1003,7 @@ impl Cloud for MemoryCloud {
             // A DELETE must match the set exactly, or the whole batch is refused.
             for change in changes {
                 if !zone.contains(&change.from) {
-                    return Err(aws_err(
+                    return Err(CloudError::answered(
                         format!("change weights in hosted zone {zone_id}"),
                         "InvalidChangeBatch",
                         format!(
@@ -1303,10 +1303,10 @@ impl Cloud for MemoryCloud {
         self.enter("zonal_shifts")?;
         let world = self.world();
         if !Self::managed(&world, resource) {
-            return Err(aws_err(
+            return Err(CloudError::answered(
                 format!("read the zonal shifts of {resource}"),
                 "ResourceNotFoundException",
-                "ResourceNotFoundException".into(),
+                "ResourceNotFoundException",
             ));
         }
         let now = Instant::now();
@@ -1335,10 +1335,10 @@ impl Cloud for MemoryCloud {
         self.mutation("start_shift", |cloud| {
             let mut world = cloud.world();
             if !Self::managed(&world, resource) {
-                return Err(aws_err(
+                return Err(CloudError::answered(
                     format!("start a zonal shift of {resource}"),
                     "ResourceNotFoundException",
-                    "ResourceNotFoundException".into(),
+                    "ResourceNotFoundException",
                 ));
             }
             if world
@@ -1346,10 +1346,10 @@ impl Cloud for MemoryCloud {
                 .iter()
                 .any(|s| s.resource == resource && s.active())
             {
-                return Err(aws_err(
+                return Err(CloudError::answered(
                     format!("start a zonal shift of {resource}"),
                     "ConflictException",
-                    "ConflictException: a zonal shift is already active".into(),
+                    "ConflictException: a zonal shift is already active",
                 ));
             }
             let id = format!("shift-{}", world.shifts.len() + 1);
@@ -1382,10 +1382,10 @@ impl Cloud for MemoryCloud {
                     s.expires = jiff::Timestamp::now().as_second() + i64::from(minutes) * 60;
                     Ok(())
                 }
-                None => Err(aws_err(
+                None => Err(CloudError::answered(
                     format!("extend zonal shift {id}"),
                     "ConflictException",
-                    "ConflictException: not active".into(),
+                    "ConflictException: not active",
                 )),
             }
         })
@@ -1405,10 +1405,10 @@ impl Cloud for MemoryCloud {
                     s.cancelled = true;
                     Ok(())
                 }
-                None => Err(aws_err(
+                None => Err(CloudError::answered(
                     format!("cancel zonal shift {id}"),
                     "ConflictException",
-                    "ConflictException: not active".into(),
+                    "ConflictException: not active",
                 )),
             }
         })
@@ -1775,15 +1775,5 @@ impl Observe for MemoryCloud {
                 (key.clone(), found)
             })
             .collect())
-    }
-}
-
-/// A failure the model answers as AWS would: its code, and the message as shown.
-fn aws_err(what: String, code: &str, message: String) -> CloudError {
-    CloudError {
-        what,
-        message,
-        code: Some(code.to_owned()),
-        kind: ErrorKind::of_code(code),
     }
 }
