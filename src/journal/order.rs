@@ -56,13 +56,11 @@ pub fn check(entries: &[Entry]) -> Result<(), (usize, String)> {
                 if ended {
                     return bad(after_end());
                 }
-                for value in [before, after] {
-                    if !fits(target, value) {
-                        return bad(format!(
-                            "sets {} to a value of another kind",
-                            target_kind(target)
-                        ));
-                    }
+                if !fit(target, [before, after]) {
+                    return bad(format!(
+                        "sets {} to a value of another kind",
+                        target_kind(target)
+                    ));
                 }
                 intents.insert(action);
             }
@@ -84,15 +82,13 @@ pub fn check(entries: &[Entry]) -> Result<(), (usize, String)> {
                 after,
             } => {
                 if !in_rollback {
-                    return bad("is outside a rollback: rollback_started is not before it".into());
+                    return bad(OUTSIDE.into());
                 }
-                for value in [before, after] {
-                    if !fits(target, value) {
-                        return bad(format!(
-                            "restores {} to a value of another kind",
-                            target_kind(target)
-                        ));
-                    }
+                if !fit(target, [before, after]) {
+                    return bad(format!(
+                        "restores {} to a value of another kind",
+                        target_kind(target)
+                    ));
                 }
                 rollback_intents.insert(action);
             }
@@ -103,14 +99,10 @@ pub fn check(entries: &[Entry]) -> Result<(), (usize, String)> {
                     ));
                 }
             }
-            Event::RollbackConverged { .. } | Event::RollbackFinished { .. } => {
-                if !in_rollback {
-                    return bad("is outside a rollback: rollback_started is not before it".into());
-                }
-                if matches!(entry.event, Event::RollbackFinished { .. }) {
-                    in_rollback = false;
-                }
-            }
+            Event::RollbackConverged { .. } if !in_rollback => return bad(OUTSIDE.into()),
+            Event::RollbackConverged { .. } => {}
+            Event::RollbackFinished { .. } if !in_rollback => return bad(OUTSIDE.into()),
+            Event::RollbackFinished { .. } => in_rollback = false,
             Event::Baked { .. }
             | Event::Approved { .. }
             | Event::ApprovalDeclined { .. }
@@ -124,22 +116,27 @@ pub fn check(entries: &[Entry]) -> Result<(), (usize, String)> {
     Ok(())
 }
 
+/// Said of a rollback entry with no rollback under way.
+const OUTSIDE: &str = "is outside a rollback: rollback_started is not before it";
+
 fn after_end() -> String {
     "follows the run's end with no process attached since".into()
 }
 
-/// Whether `value` is of the kind `target` takes.
-fn fits(target: &Target, value: &Value) -> bool {
-    matches!(
-        (target, value),
-        (Target::Capacity { .. }, Value::Capacity(_))
-            | (Target::Weights { .. }, Value::Weights(_))
-            | (Target::Subnets { .. }, Value::Subnets { .. })
-            | (Target::Processes { .. }, Value::Processes { .. })
-            | (Target::Protection { .. }, Value::Protection { .. })
-            | (Target::Instance { .. }, Value::Instance { .. })
-            | (Target::ZonalShift { .. }, Value::ZonalShift { .. })
-    )
+/// Whether every one of `values` is of the kind `target` takes.
+fn fit(target: &Target, values: [&Value; 2]) -> bool {
+    values.iter().all(|value| {
+        matches!(
+            (target, value),
+            (Target::Capacity { .. }, Value::Capacity(_))
+                | (Target::Weights { .. }, Value::Weights(_))
+                | (Target::Subnets { .. }, Value::Subnets { .. })
+                | (Target::Processes { .. }, Value::Processes { .. })
+                | (Target::Protection { .. }, Value::Protection { .. })
+                | (Target::Instance { .. }, Value::Instance { .. })
+                | (Target::ZonalShift { .. }, Value::ZonalShift { .. })
+        )
+    })
 }
 
 fn target_kind(target: &Target) -> &'static str {
