@@ -224,7 +224,11 @@ fn check_one(state: &crate::journal::StateDir, path: &std::path::Path, plan: &Pl
         .collect();
     findings.sort();
     findings.dedup();
-    let blocked = plan.is_blocked();
+    let (word, exit) = if plan.is_blocked() {
+        ("blocked", Exit::Blocked)
+    } else {
+        ("ready", Exit::Success)
+    };
     let last: Option<Record> = match state.read_doc(&key) {
         Ok(body) => body.and_then(|b| serde_json::from_slice(&b).ok()),
         Err(why) => {
@@ -241,7 +245,7 @@ fn check_one(state: &crate::journal::StateDir, path: &std::path::Path, plan: &Pl
     let record = Record {
         checked_at: jiff::Timestamp::now().to_string(),
         file: path.display().to_string(),
-        state: if blocked { "blocked" } else { "ready" }.to_owned(),
+        state: word.to_owned(),
         findings: findings.clone(),
     };
     if let Ok(body) = serde_json::to_vec_pretty(&record)
@@ -258,13 +262,8 @@ fn check_one(state: &crate::journal::StateDir, path: &std::path::Path, plan: &Pl
     Checked {
         file: path.display().to_string(),
         playbook: Some(name),
-        state: if blocked { "blocked" } else { "ready" },
-        exit: if blocked {
-            Exit::Blocked
-        } else {
-            Exit::Success
-        }
-        .code(),
+        state: word,
+        exit: exit.code(),
         blockers: plan.blockers.len(),
         warnings: plan.warnings.len(),
         estimate_secs: Some(
@@ -295,13 +294,9 @@ fn human(checked: &Checked) -> String {
         n => format!("{n} {what}s"),
     };
     let mut out = match checked.state {
-        "ready" => format!(
-            "ready     {name}: {}, {}",
-            counts(checked.blockers, "blocker"),
-            counts(checked.warnings, "warning")
-        ),
-        "blocked" => format!(
-            "blocked   {name}: {}, {}",
+        "ready" | "blocked" => format!(
+            "{:<10}{name}: {}, {}",
+            checked.state,
             counts(checked.blockers, "blocker"),
             counts(checked.warnings, "warning")
         ),
