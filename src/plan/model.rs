@@ -233,6 +233,21 @@ pub struct StepPlan {
     pub skipped: Option<String>,
 }
 
+impl StepPlan {
+    /// How long resolvers may keep the old answers after the step's last weight
+    /// change is in sync: the largest TTL of its records; none for a step that
+    /// changes no weights.
+    pub fn ttl_secs(&self) -> Option<u64> {
+        self.changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Weights { ttl_secs, .. } => Some(*ttl_secs),
+                _ => None,
+            })
+            .max()
+    }
+}
+
 /// One weighted record set's weight before the step and after each increment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetWeights {

@@ -189,7 +189,7 @@ pub struct Phase {
 fn phases(timeline: &[Span], plan: &Plan) -> Vec<Phase> {
     use crate::plan::StepKind;
     let mut by: BTreeMap<&str, f64> = BTreeMap::new();
-    let mut last_shift: Option<(f64, &str)> = None;
+    let mut last_shift: Option<(f64, &crate::plan::StepPlan)> = None;
     for span in timeline.iter().filter(|s| s.kind == "step") {
         let Some(step) = plan.steps.iter().find(|s| s.id == span.label) else {
             continue;
@@ -207,23 +207,12 @@ fn phases(timeline: &[Span], plan: &Plan) -> Vec<Phase> {
         if step.kind == StepKind::ShiftTraffic
             && last_shift.is_none_or(|(end, _)| span.end_secs >= end)
         {
-            last_shift = Some((span.end_secs, step.id.as_str()));
+            last_shift = Some((span.end_secs, step));
         }
     }
     // Resolvers keep the last shift's old answers for its TTL: traffic moves then.
-    if let Some((_, id)) = last_shift {
-        let ttl = plan
-            .steps
-            .iter()
-            .filter(|s| s.id == id)
-            .flat_map(|s| &s.changes)
-            .filter_map(|c| match c {
-                crate::plan::Change::Weights { ttl_secs, .. } => Some(*ttl_secs),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0);
-        *by.entry("traffic").or_default() += ttl as f64;
+    if let Some((_, step)) = last_shift {
+        *by.entry("traffic").or_default() += step.ttl_secs().unwrap_or(0) as f64;
     }
     ["capacity", "traffic", "drain", "zone", "checks and waits"]
         .into_iter()

@@ -261,15 +261,7 @@ pub fn build_with(
     let mut evacuated: Option<f64> = None;
     for step in &steps {
         elapsed += timing.step(step);
-        let tail = step
-            .changes
-            .iter()
-            .filter_map(|c| match c {
-                Change::Weights { ttl_secs, .. } => Some(*ttl_secs),
-                _ => None,
-            })
-            .max();
-        if let Some(ttl) = tail {
+        if let Some(ttl) = step.ttl_secs() {
             evacuated = Some(elapsed + ttl as f64);
         }
     }
